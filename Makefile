@@ -1,0 +1,23 @@
+# SINR for QGIS. `make setup` is idempotent; every target that needs it runs it first.
+PY := .venv/bin/python
+export QT_QPA_PLATFORM ?= offscreen
+SPECIES ?= Acer rubrum
+
+.PHONY: setup test test-fast demo lint clean
+
+setup: .venv/.setup-done
+.venv/.setup-done: scripts/setup.sh requirements.txt
+	bash scripts/setup.sh
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(PY) -m ruff check sinr_qgis training tests
+
+clean:
+	rm -rf build zip_build .pytest_cache

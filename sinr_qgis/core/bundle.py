@@ -1,0 +1,275 @@
+"""The model bundle: one ``.sinr`` zip holding a trained SINR model (the contract every part uses).
+
+Members:
+- ``model.json``: format name/version, architecture, encoding (covariate names, means, stds),
+  number of species, training configuration, data provenance, licence and citation.
+- ``species.csv``: ``index,code,name,n_train[,threshold]`` in head order.
+- ``encoder.onnx``: ``lonlat`` float32 [N, 2] (+ ``env`` float32 [N, k] raw values) -> ``embedding``.
+- ``weights.npz``: ``head`` [n_species, D] plus encoder weights (names in ``network.py``).
+A species' logit at a location is ``embedding . head[i]``; its probability is the sigmoid.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import network
+from .atomic import atomic_path
+from .encoding import ENCODINGS, input_dim
+from .errors import BundleError, SpeciesNotFoundError
+
+FORMAT_NAME = "sinr-qgis-model"
+FORMAT_VERSION = 1
+MEMBERS = ("model.json", "species.csv", "encoder.onnx", "weights.npz")
+SPECIES_COLUMNS = ("index", "code", "name", "n_train")
+EXTENSION = ".sinr"
+
+
+@dataclass
+class Species:
+    """One species of the model's head, in head order."""
+
+    index: int
+    code: str
+    name: str
+    n_train: int
+    threshold: float | None = None  # LPT-R probability threshold, if computed at export
+
+    @property
+    def label(self) -> str:
+        """Human label: 'Scientific name (code)'."""
+        return f"{self.name} ({self.code})" if self.name and self.name != self.code else self.code
+
+
+@dataclass
+class ModelBundle:
+    """A loaded, validated model bundle."""
+
+    meta: dict[str, Any]
+    species: list[Species]
+    weights: dict[str, np.ndarray]
+    onnx_bytes: bytes
+    path: Path | None = None
+    sha256: str = ""
+    _lookup: dict[str, int] = field(default_factory=dict, repr=False)
+
+    # ---- identity and shape -------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or (self.path.stem if self.path else "model"))
+
+    @property
+    def encoding(self) -> str:
+        return self.meta["encoding"]["name"]
+
+    @property
+    def covariates(self) -> list[dict[str, Any]]:
+        """Covariate descriptions (name, mean, std) in input order; empty for coords-only."""
+        return list(self.meta["encoding"].get("covariates", []))
+
+    @property
+    def covariate_names(self) -> list[str]:
+        return [c["name"] for c in self.covariates]
+
+    @property
+    def head(self) -> np.ndarray:
+        return self.weights[network.HEAD]
+
+    @property
+    def n_species(self) -> int:
+        return len(self.species)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.head.shape[1])
+
+    # ---- species lookup -----------------------------------------------------------------
+    def find_species(self, query: str) -> Species:
+        """A species by code or scientific name (case-insensitive, surrounding spaces ignored)."""
+        if not self._lookup:
+            for s in self.species:
+                self._lookup.setdefault(s.code.strip().lower(), s.index)
+                self._lookup.setdefault(s.name.strip().lower(), s.index)
+                self._lookup.setdefault(s.label.lower(), s.index)
+        key = str(query).strip().lower()
+        if key in self._lookup:
+            return self.species[self._lookup[key]]
+        close = [s.label for s in self.species if key and key in s.label.lower()][:5]
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise SpeciesNotFoundError(
+            f"Species {query!r} is not in model {self.name!r} ({self.n_species} species).{hint} "
+            "Use a code or scientific name from the model's species list.")
+
+    def find_species_list(self, queries: str | list[str]) -> list[Species]:
+        """Several species from a comma-separated string or a list; duplicates removed."""
+        if isinstance(queries, str):
+            queries = [q for q in queries.split(",")]
+        items = [q.strip() for q in queries if str(q).strip()]
+        if not items:
+            raise SpeciesNotFoundError("No species given. Enter one or more codes or names, comma-separated.")
+        out: list[Species] = []
+        for q in items:
+            s = self.find_species(q)
+            if s not in out:
+                out.append(s)
+        return out
+
+    # ---- I/O ----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelBundle":
+        """Read and validate a bundle; raise ``BundleError`` saying what is wrong."""
+        p = Path(path)
+        if not p.is_file():
+            raise BundleError(f"Model file {p} does not exist. Choose a .sinr model bundle.")
+        data = p.read_bytes()
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile:
+            raise BundleError(f"{p.name} is not a SINR model bundle (not a zip file). "
+                              "Choose a .sinr file made by the plugin or its training CLI.") from None
+        with zf:
+            missing = [m for m in MEMBERS if m not in zf.namelist()]
+            if missing:
+                raise BundleError(f"{p.name} is not a complete SINR model bundle: missing {', '.join(missing)}.")
+            try:
+                meta = json.loads(zf.read("model.json").decode("utf-8"))
+                species = _parse_species(zf.read("species.csv").decode("utf-8"))
+                with np.load(io.BytesIO(zf.read("weights.npz")), allow_pickle=False) as npz:
+                    weights = {k: np.asarray(npz[k], dtype=np.float32) for k in npz.files}
+                onnx_bytes = zf.read("encoder.onnx")
+            except BundleError as exc:
+                raise BundleError(f"{p.name}: {exc}") from None
+            except (ValueError, KeyError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+                raise BundleError(f"{p.name} is damaged and cannot be read ({exc}). "
+                                  "Re-export or re-download the model.") from None
+        bundle = cls(meta=meta, species=species, weights=weights, onnx_bytes=onnx_bytes,
+                     path=p, sha256=hashlib.sha256(data).hexdigest())
+        bundle.validate()
+        return bundle
+
+    def validate(self) -> None:
+        """Check the schema and that all shapes agree; raise ``BundleError`` if not."""
+        who = self.path.name if self.path else "model bundle"
+        m = self.meta
+        if m.get("format") != FORMAT_NAME:
+            raise BundleError(f"{who}: model.json format is {m.get('format')!r}, expected {FORMAT_NAME!r}.")
+        if int(m.get("format_version", -1)) > FORMAT_VERSION:
+            raise BundleError(f"{who}: format version {m.get('format_version')} is newer than this plugin "
+                              f"understands ({FORMAT_VERSION}). Update the plugin.")
+        for key in ("architecture", "encoding", "n_species"):
+            if key not in m:
+                raise BundleError(f"{who}: model.json lacks {key!r}.")
+        enc = m["encoding"].get("name")
+        if enc not in ENCODINGS:
+            raise BundleError(f"{who}: unknown encoding {enc!r}; expected one of {ENCODINGS}.")
+        for key in (network.HEAD, network.INPUT_W, network.INPUT_B):
+            if key not in self.weights:
+                raise BundleError(f"{who}: weights.npz lacks {key!r}.")
+        n = len(self.species)
+        if int(m["n_species"]) != n or self.head.shape[0] != n:
+            raise BundleError(f"{who}: species count disagrees: model.json {m['n_species']}, "
+                              f"species.csv {n}, head rows {self.head.shape[0]}.")
+        if [s.index for s in self.species] != list(range(n)):
+            raise BundleError(f"{who}: species.csv indices must be 0..{n - 1} in head order.")
+        n_cov = len(self.covariates)
+        d_in = input_dim(enc, n_cov)
+        if self.weights[network.INPUT_W].shape[1] != d_in:
+            raise BundleError(f"{who}: input layer takes {self.weights[network.INPUT_W].shape[1]} "
+                              f"features but encoding {enc!r} with {n_cov} covariates gives {d_in}.")
+        if enc != "sin_cos":
+            for key in (network.ENV_MEAN, network.ENV_STD):
+                if key not in self.weights or self.weights[key].shape != (n_cov,):
+                    raise BundleError(f"{who}: weights.npz lacks {key!r} of length {n_cov}.")
+        dim = self.weights[network.INPUT_W].shape[0]
+        for i in range(network.count_blocks(self.weights)):
+            for key in network.block_keys(i):
+                if key not in self.weights:
+                    raise BundleError(f"{who}: weights.npz lacks {key!r}.")
+        if self.head.shape[1] != dim:
+            raise BundleError(f"{who}: head width {self.head.shape[1]} != embedding width {dim}.")
+        if not self.onnx_bytes:
+            raise BundleError(f"{who}: encoder.onnx is empty.")
+
+    def write(self, path: str | Path) -> Path:
+        """Write the bundle atomically to ``path`` (a temporary name, then a rename)."""
+        self.validate()
+        final = Path(path)
+        buf = io.BytesIO()
+        np.savez(buf, **self.weights)
+        with atomic_path(final) as tmp:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("model.json", json.dumps(self.meta, indent=2, sort_keys=False))
+                zf.writestr("species.csv", species_csv(self.species))
+                zf.writestr("encoder.onnx", self.onnx_bytes)
+                zf.writestr("weights.npz", buf.getvalue())
+        self.path = final
+        self.sha256 = hashlib.sha256(final.read_bytes()).hexdigest()
+        return final
+
+    def card(self) -> str:
+        """A short human-readable summary (model card) of the bundle."""
+        m = self.meta
+        data = m.get("data", {})
+        train = m.get("training", {})
+        lines = [f"Model: {self.name}", f"Species: {self.n_species}",
+                 f"Encoding: {self.encoding}"
+                 + (f" ({', '.join(self.covariate_names)})" if self.covariates else ""),
+                 f"Loss: {train.get('loss', '?')}, epochs {train.get('epochs', '?')}, "
+                 f"cap {train.get('cap', '?')}",
+                 f"Trained on: {data.get('file', '?')} ({data.get('n_records_used', '?')} records)",
+                 f"Created: {m.get('created', '?')}"]
+        if m.get("evaluation"):
+            lines.append(f"Evaluation: {m['evaluation']}")
+        if m.get("licence"):
+            lines.append(f"Licence: {m['licence']}")
+        if m.get("citation"):
+            lines.append(f"Cite: {m['citation']}")
+        return "\n".join(lines)
+
+
+def _parse_species(text: str) -> list[Species]:
+    reader = csv.DictReader(io.StringIO(text))
+    cols = reader.fieldnames or []
+    missing = [c for c in SPECIES_COLUMNS if c not in cols]
+    if missing:
+        raise BundleError(f"species.csv lacks column(s) {', '.join(missing)}")
+    out = []
+    for row in reader:
+        thr = row.get("threshold")
+        out.append(Species(index=int(row["index"]), code=row["code"], name=row["name"],
+                           n_train=int(row["n_train"] or 0),
+                           threshold=float(thr) if thr not in (None, "") else None))
+    return out
+
+
+def species_csv(species: list[Species]) -> str:
+    """``species.csv`` text; the ``threshold`` column is written when any species has one."""
+    buf = io.StringIO()
+    with_thr = any(s.threshold is not None for s in species)
+    cols = list(SPECIES_COLUMNS) + (["threshold"] if with_thr else [])
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for s in species:
+        row = [s.index, s.code, s.name, s.n_train]
+        if with_thr:
+            row.append("" if s.threshold is None or math.isnan(s.threshold) else f"{s.threshold:.6g}")
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,37 @@
+"""Typed errors a user can cause. Each message says what was wrong and what to do about it.
+
+Processing algorithms turn them into ``QgsProcessingException``; tasks store them and report
+them in ``finished()``.
+"""
+
+
+class SinrError(Exception):
+    """Base class for every error a user can cause with bad input."""
+
+
+class BundleError(SinrError):
+    """A model bundle (.sinr) is missing, unreadable or breaks the format contract."""
+
+
+class OccurrenceError(SinrError):
+    """An observation file or layer cannot be read into usable records."""
+
+
+class SpeciesNotFoundError(SinrError):
+    """A species code or name is not in the model."""
+
+
+class GridError(SinrError):
+    """A prediction or evaluation grid (extent, CRS, pixel size) is invalid."""
+
+
+class CovariateError(SinrError):
+    """Covariate rasters do not match the model or do not cover the locations."""
+
+
+class OutputError(SinrError):
+    """An output file cannot be written."""
+
+
+class CancelledError(SinrError):
+    """The user cancelled a long operation."""

@@ -1,0 +1,59 @@
+"""The SINR location encoder in plain numpy (the fallback when onnxruntime is missing).
+
+Weights come from a bundle's ``weights.npz`` (names below). The forward pass mirrors the torch
+``ResidualFCNet`` in ``training/model.py``: Linear+ReLU, then ``depth`` residual blocks
+h <- h + ReLU(W2 ReLU(W1 h + b1) + b2) (dropout is off at inference).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .encoding import encode
+
+INPUT_W, INPUT_B = "encoder.input.weight", "encoder.input.bias"
+HEAD = "head"
+ENV_MEAN, ENV_STD = "encoder.env_mean", "encoder.env_std"
+
+
+def block_keys(i: int) -> tuple[str, str, str, str]:
+    """Weight names of residual block ``i``: (w1, b1, w2, b2)."""
+    p = f"encoder.blocks.{i}."
+    return p + "w1.weight", p + "w1.bias", p + "w2.weight", p + "w2.bias"
+
+
+def count_blocks(weights: Mapping[str, np.ndarray]) -> int:
+    """Number of residual blocks stored in ``weights``."""
+    n = 0
+    while block_keys(n)[0] in weights:
+        n += 1
+    return n
+
+
+def embed_features(weights: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Encoded input features [N, d_in] -> embedding [N, D] (float32)."""
+    h = x.astype(np.float32, copy=False) @ weights[INPUT_W].T
+    h += weights[INPUT_B]
+    np.maximum(h, 0, out=h)
+    for i in range(count_blocks(weights)):
+        w1, b1, w2, b2 = (weights[k] for k in block_keys(i))
+        t = h @ w1.T
+        t += b1
+        np.maximum(t, 0, out=t)
+        t2 = t @ w2.T
+        t2 += b2
+        np.maximum(t2, 0, out=t2)
+        h += t2
+    return h
+
+
+def embed(weights: Mapping[str, np.ndarray], encoding: str, lonlat: np.ndarray,
+          env: np.ndarray | None = None) -> np.ndarray:
+    """(lon, lat) degrees [N, 2] (+ raw covariates [N, k]) -> embedding [N, D]."""
+    lonlat = np.asarray(lonlat, dtype=np.float32)
+    mean = weights.get(ENV_MEAN)
+    std = weights.get(ENV_STD)
+    feats = encode(encoding, lonlat, None if env is None else np.asarray(env, np.float32),
+                   mean, std, np)
+    return embed_features(weights, feats.astype(np.float32, copy=False))

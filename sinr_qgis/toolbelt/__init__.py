@@ -1,0 +1,1 @@
+"""Small plugin-wide utilities: logging to QgsMessageLog, settings, resource paths."""
