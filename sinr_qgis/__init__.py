@@ -1,7 +1,7 @@
 """SINR species range mapping for QGIS. Only ``classFactory`` here: nothing heavy at import."""
 
 
-def classFactory(iface):  # noqa: N802 (QGIS API name)
+def classFactory(iface):
     """QGIS entry point."""
     from .plugin import SinrPlugin
 

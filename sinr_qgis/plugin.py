@@ -15,11 +15,11 @@ class SinrPlugin:
         self.provider: SinrProvider | None = None
         setup_logging()
 
-    def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
+    def initProcessing(self) -> None:
         self.provider = SinrProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
 
-    def initGui(self) -> None:  # noqa: N802
+    def initGui(self) -> None:
         self.initProcessing()
 
     def unload(self) -> None:

@@ -125,7 +125,7 @@ class ModelBundle:
 
     # ---- I/O ----------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path) -> "ModelBundle":
+    def load(cls, path: str | Path) -> ModelBundle:
         """Read and validate a bundle; raise ``BundleError`` saying what is wrong."""
         p = Path(path)
         if not p.is_file():

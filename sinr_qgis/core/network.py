@@ -6,7 +6,7 @@ h <- h + ReLU(W2 ReLU(W1 h + b1) + b2) (dropout is off at inference).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -12,22 +12,22 @@ PROVIDER_ID = "sinr"
 class SinrProvider(QgsProcessingProvider):
     """Species range mapping with SINR models."""
 
-    def id(self) -> str:  # noqa: A003 (QGIS API name)
+    def id(self) -> str:
         return PROVIDER_ID
 
     def name(self) -> str:
         return "SINR species ranges"
 
-    def longName(self) -> str:  # noqa: N802
+    def longName(self) -> str:
         return self.name()
 
     def icon(self) -> QIcon:
         return QIcon(icon_path("sinr.svg"))
 
-    def svgIconPath(self) -> str:  # noqa: N802
+    def svgIconPath(self) -> str:
         return icon_path("sinr.svg")
 
-    def loadAlgorithms(self) -> None:  # noqa: N802
+    def loadAlgorithms(self) -> None:
         for alg in available_algorithms():
             self.addAlgorithm(alg)
 

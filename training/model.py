@@ -1,0 +1,90 @@
+"""SINR's residual fully connected location encoder and bias-free species head (PyTorch)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sinr_qgis.core import encoding as enc
+from sinr_qgis.core import network
+
+
+class ResidualBlock(nn.Module):
+    """h <- h + ReLU(W2 Dropout(ReLU(W1 h + b1)) + b2): ReLU before the add, as the reference."""
+
+    def __init__(self, width: int, dropout: float) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(width, width)
+        self.drop = nn.Dropout(dropout)
+        self.w2 = nn.Linear(width, width)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + torch.relu(self.w2(self.drop(torch.relu(self.w1(h)))))
+
+
+class LocationEncoder(nn.Module):
+    """Input features [N, d_in] -> embedding [N, width]: Linear+ReLU then ``depth`` blocks."""
+
+    def __init__(self, d_in: int, width: int = 256, depth: int = 4, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.input = nn.Linear(d_in, width)
+        self.blocks = nn.ModuleList(ResidualBlock(width, dropout) for _ in range(depth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.input(x))
+        for block in self.blocks:
+            h = block(h)
+        return h
+
+
+class SinrModel(nn.Module):
+    """Encoder + bias-free linear head; ``forward`` returns logits [N, n_species]."""
+
+    def __init__(self, n_species: int, encoding: str = "sin_cos", n_covariates: int = 0,
+                 width: int = 256, depth: int = 4, dropout: float = 0.5) -> None:
+        super().__init__()
+        if encoding not in enc.ENCODINGS:
+            raise ValueError(f"unknown encoding {encoding!r}")
+        self.encoding = encoding
+        self.n_covariates = n_covariates
+        self.config = {"width": width, "depth": depth, "dropout": dropout}
+        self.encoder = LocationEncoder(enc.input_dim(encoding, n_covariates), width, depth, dropout)
+        self.head = nn.Linear(width, n_species, bias=False)
+        # covariate standardisation, stored with the model (identity for coords-only)
+        self.register_buffer("env_mean", torch.zeros(n_covariates))
+        self.register_buffer("env_std", torch.ones(n_covariates))
+
+    def features(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoded input features from degrees and raw covariates (the shared core formula)."""
+        return enc.encode(self.encoding, lonlat, env, self.env_mean, self.env_std, xp=torch)
+
+    def embed(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(self.features(lonlat, env))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits from already-encoded features (the trainer pre-encodes its data)."""
+        return self.head(self.encoder(x))
+
+    def numpy_weights(self) -> dict:
+        """Plain float32 arrays under the bundle's ``weights.npz`` names."""
+        sd = {k: v.detach().cpu().float().numpy() for k, v in self.state_dict().items()}
+        out = {network.INPUT_W: sd["encoder.input.weight"], network.INPUT_B: sd["encoder.input.bias"],
+               network.HEAD: sd["head.weight"]}
+        for i in range(len(self.encoder.blocks)):
+            w1, b1, w2, b2 = network.block_keys(i)
+            p = f"encoder.blocks.{i}."
+            out[w1], out[b1] = sd[p + "w1.weight"], sd[p + "w1.bias"]
+            out[w2], out[b2] = sd[p + "w2.weight"], sd[p + "w2.bias"]
+        if self.encoding != "sin_cos":
+            out[network.ENV_MEAN], out[network.ENV_STD] = sd["env_mean"], sd["env_std"]
+        return out
+
+
+class EncoderGraph(nn.Module):
+    """What goes into ``encoder.onnx``: degrees (+ raw covariates) -> embedding, encoding inside."""
+
+    def __init__(self, model: SinrModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.embed(lonlat, env)
