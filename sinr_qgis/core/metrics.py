@@ -1,0 +1,197 @@
+"""Range-map metrics: average precision (as scikit-learn defines it) and thresholded scores.
+
+Shared by the plugin's evaluation algorithms and the training benchmarks, so both report the
+same numbers. numpy only.
+
+Conventions:
+- ``labels`` are 0/1 (or bool) per location, ``scores`` any real numbers where higher means
+  "more likely present" (logits or probabilities: AP depends only on their order).
+- ``weights`` are optional non-negative sample weights (e.g. cell areas on a lon/lat grid);
+  locations with weight 0 are ignored, as scikit-learn does.
+- A location is predicted present at threshold ``t`` when ``score >= t`` (as SINR's maps).
+- Where a quantity is undefined (AP without any positive location) the result is NaN, so a
+  mean over species can skip it. Ratios with an empty denominator (precision when nothing is
+  predicted present, ...) are 0, like scikit-learn's ``zero_division=0``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def _prepare(labels: np.ndarray, scores: np.ndarray,
+             weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    y = np.asarray(labels).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"labels and scores differ in length ({y.size} vs {s.size})")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contain NaN or infinite values; mask those locations out first")
+    y = y.astype(bool) if y.dtype == bool else (y > 0)
+    w = None
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        if w.shape != s.shape:
+            raise ValueError(f"weights and scores differ in length ({w.size} vs {s.size})")
+        if np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise ValueError("weights must be finite and non-negative")
+        keep = w != 0
+        if not keep.all():
+            y, s, w = y[keep], s[keep], w[keep]
+    return y, s, w
+
+
+def _binary_curve(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False/true positive totals at each distinct score, highest score first.
+
+    Returns ``(fps, tps, thresholds)``: at index k the (weighted) numbers of negatives and
+    positives whose score is >= ``thresholds[k]``. Tied scores form one threshold.
+    """
+    y, s, w = _prepare(labels, scores, weights)
+    order = np.argsort(s, kind="mergesort")[::-1]
+    s = s[order]
+    y = y[order]
+    # index of the last element of each run of equal scores, plus the end of the array
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1] if s.size else np.empty(0, np.int64)
+    if w is None:
+        tps = np.cumsum(y, dtype=np.float64)[last]
+        fps = 1.0 + last - tps
+    else:
+        w = w[order]
+        tps = np.cumsum(y * w, dtype=np.float64)[last]
+        fps = np.cumsum(~y * w, dtype=np.float64)[last]
+    return fps, tps, s[last]
+
+
+def precision_recall_curve(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision and recall at every distinct score, as scikit-learn's ``precision_recall_curve``.
+
+    Returns ``(precision, recall, thresholds)`` with thresholds increasing; ``precision`` and
+    ``recall`` have one more element, the end point (precision 1, recall 0). Without positives
+    recall is all NaN.
+    """
+    fps, tps, thresholds = _binary_curve(labels, scores, weights)
+    predicted = tps + fps
+    precision = np.divide(tps, predicted, out=np.zeros_like(tps), where=predicted != 0)
+    recall = tps / tps[-1] if tps.size and tps[-1] > 0 else np.full_like(tps, np.nan)
+    return (np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0], thresholds[::-1])
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Average precision, identical to scikit-learn's ``average_precision_score``.
+
+    AP = sum_k (R_k - R_{k-1}) P_k over the distinct score thresholds (step-wise, no
+    interpolation; all locations sharing a score enter together). NaN when there is no
+    positive location (scikit-learn returns 0 with a warning there; NaN lets a mean skip it).
+    """
+    fps, tps, _ = _binary_curve(labels, scores, weights)
+    if tps.size == 0 or tps[-1] <= 0:
+        return float("nan")
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    # same summation order as scikit-learn (from the lowest threshold up) so the floats agree
+    ap = -np.sum(np.diff(np.r_[recall[::-1], 0.0]) * precision[::-1])
+    return float(max(0.0, ap))
+
+
+def mean_average_precision(per_species: Mapping[str, float]) -> float:
+    """Unweighted mean of per-species AP, skipping NaN (undefined) entries; NaN if none is left."""
+    values = np.array([v for v in per_species.values() if v is not None], dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
+# ---- thresholded metrics ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ThresholdMetrics:
+    """Binary agreement between a thresholded prediction and reference labels."""
+
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+    tss: float  # true skill statistic: sensitivity + specificity - 1
+    iou: float  # intersection over union of predicted and reference presence (Jaccard)
+    tp: float
+    fp: float
+    fn: float
+    tn: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den > 0 else 0.0
+
+
+def _from_counts(threshold: float, tp: float, fp: float, fn: float, tn: float) -> ThresholdMetrics:
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    specificity = _ratio(tn, tn + fp)
+    return ThresholdMetrics(
+        threshold=float(threshold), precision=precision, recall=recall,
+        f1=_ratio(2 * tp, 2 * tp + fp + fn), tss=recall + specificity - 1.0,
+        iou=_ratio(tp, tp + fp + fn), tp=float(tp), fp=float(fp), fn=float(fn), tn=float(tn))
+
+
+def confusion_at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float,
+                           weights: np.ndarray | None = None) -> tuple[float, float, float, float]:
+    """(Weighted) ``(tp, fp, fn, tn)`` when locations with ``score >= threshold`` are called present."""
+    y, s, w = _prepare(labels, scores, weights)
+    if w is None:
+        w = np.ones(s.size)
+    pred = s >= threshold
+    tp = float(w[pred & y].sum())
+    fp = float(w[pred & ~y].sum())
+    fn = float(w[~pred & y].sum())
+    tn = float(w[~pred & ~y].sum())
+    return tp, fp, fn, tn
+
+
+def metrics_at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float,
+                         weights: np.ndarray | None = None) -> ThresholdMetrics:
+    """Precision, recall, F1, TSS and IoU of the map ``score >= threshold`` against ``labels``."""
+    return _from_counts(threshold, *confusion_at_threshold(labels, scores, threshold, weights))
+
+
+def fixed_threshold(value: float) -> float:
+    """The 'fixed' strategy: one threshold for every species (e.g. probability 0.5)."""
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError("a fixed threshold must be a finite number")
+    return value
+
+
+def lpt_r_threshold(presence_scores: np.ndarray, percentile: float = 5.0) -> float:
+    """LPT-R (robust lowest presence threshold): the ``percentile``-th percentile of the
+    predictions at locations with presence records (iNat ``make_thresholds.py``; p = 0 is the
+    classic lowest presence threshold). NaN when there are no presence scores."""
+    s = np.asarray(presence_scores, dtype=np.float64).ravel()
+    s = s[np.isfinite(s)]
+    if not 0.0 <= percentile <= 100.0:
+        raise ValueError(f"percentile must be within 0..100, got {percentile}")
+    return float(np.percentile(s, percentile)) if s.size else float("nan")
+
+
+def f1_optimal_threshold(labels: np.ndarray, scores: np.ndarray,
+                         weights: np.ndarray | None = None) -> ThresholdMetrics:
+    """The threshold (one of the scores) that maximises F1 against ``labels``, with its metrics.
+
+    Ties in F1 go to the highest threshold (the smallest predicted range). Without positives
+    the result has a NaN threshold and zero scores.
+    """
+    fps, tps, thresholds = _binary_curve(labels, scores, weights)
+    if tps.size == 0 or tps[-1] <= 0:
+        total_neg = float(fps[-1]) if fps.size else 0.0
+        return _from_counts(float("nan"), 0.0, 0.0, 0.0, total_neg)
+    f1 = 2 * tps / (tps + fps + tps[-1])  # 2TP / (2TP + FP + FN), FN = P - TP
+    k = int(np.argmax(f1))
+    tp, fp = float(tps[k]), float(fps[k])
+    fn, tn = float(tps[-1] - tp), float(fps[-1] - fp)
+    return _from_counts(float(thresholds[k]), tp, fp, fn, tn)

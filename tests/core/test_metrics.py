@@ -1,0 +1,138 @@
+"""core.metrics against scikit-learn (a test-only dependency) and against known answers."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from sinr_qgis.core import metrics
+
+
+def _random_case(seed: int, n: int, decimals: int | None, weighted: bool):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < rng.uniform(0.05, 0.6)).astype(int)
+    y[rng.integers(n)] = 1  # at least one positive
+    s = rng.normal(size=n) + 0.8 * y
+    if decimals is not None:
+        s = np.round(s, decimals)  # many tied scores
+    w = rng.uniform(0.1, 3.0, n) if weighted else None
+    if weighted:
+        w[rng.random(n) < 0.1] = 0.0  # zero weights are dropped, as sklearn does
+    return y, s, w
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("decimals", [None, 1, 0])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_average_precision_matches_sklearn(seed, decimals, weighted):
+    y, s, w = _random_case(seed, 300 + 37 * seed, decimals, weighted)
+    expected = skm.average_precision_score(y, s, sample_weight=w)
+    assert metrics.average_precision(y, s, w) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("weighted", [False, True])
+def test_precision_recall_curve_matches_sklearn(seed, weighted):
+    y, s, w = _random_case(seed, 200, 1, weighted)
+    p, r, t = metrics.precision_recall_curve(y, s, w)
+    ep, er, et = skm.precision_recall_curve(y, s, sample_weight=w)
+    np.testing.assert_allclose(p, ep, atol=1e-12)
+    np.testing.assert_allclose(r, er, atol=1e-12)
+    np.testing.assert_array_equal(t, et)
+
+
+def test_known_average_precision_answers():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    perfect = y + 0.5 * np.arange(6) / 6
+    assert metrics.average_precision(y, perfect) == 1.0
+    # inverted: positives have the lowest scores; AP = mean over positives of k/(rank)
+    inverted = -perfect
+    assert metrics.average_precision(y, inverted) == pytest.approx((1 / 4 + 2 / 5 + 3 / 6) / 3)
+    # constant scores: one threshold, precision = prevalence
+    assert metrics.average_precision(y, np.full(6, 0.3)) == pytest.approx(0.5)
+    # sklearn's documented example
+    assert metrics.average_precision([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.8333333333)
+    # no positives: undefined
+    assert math.isnan(metrics.average_precision([0, 0, 0], [0.1, 0.2, 0.3]))
+
+
+def test_weights_act_as_repeats():
+    y = np.array([1, 0, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.8, 0.3, 0.1])
+    w = np.array([2, 1, 3, 1, 0])
+    repeated = np.repeat(np.arange(5), w)
+    assert metrics.average_precision(y, s, w) == pytest.approx(metrics.average_precision(y[repeated], s[repeated]))
+
+
+def test_mean_average_precision_skips_nan():
+    assert metrics.mean_average_precision({"a": 0.5, "b": float("nan"), "c": 1.0}) == pytest.approx(0.75)
+    assert math.isnan(metrics.mean_average_precision({"a": float("nan")}))
+    assert math.isnan(metrics.mean_average_precision({}))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_metrics_at_threshold_match_sklearn(weighted):
+    y, s, w = _random_case(3, 400, 1, weighted)
+    for t in (-0.5, 0.0, 0.7):
+        m = metrics.metrics_at_threshold(y, s, t, w)
+        pred = (s >= t).astype(int)
+        assert m.precision == pytest.approx(skm.precision_score(y, pred, sample_weight=w, zero_division=0))
+        assert m.recall == pytest.approx(skm.recall_score(y, pred, sample_weight=w))
+        assert m.f1 == pytest.approx(skm.f1_score(y, pred, sample_weight=w))
+        assert m.iou == pytest.approx(skm.jaccard_score(y, pred, sample_weight=w))
+        spec = skm.recall_score(1 - y, 1 - pred, sample_weight=w)
+        assert m.tss == pytest.approx(m.recall + spec - 1)
+
+
+def test_threshold_metrics_known_case():
+    y = np.array([1, 1, 0, 0, 1, 0, 0, 0])
+    s = np.array([0.9, 0.6, 0.6, 0.2, 0.1, 0.05, 0.0, 0.0])
+    m = metrics.metrics_at_threshold(y, s, 0.5)
+    # tp 2, fp 1, fn 1, tn 4
+    assert (m.tp, m.fp, m.fn, m.tn) == (2, 1, 1, 4)
+    assert m.precision == pytest.approx(2 / 3)
+    assert m.recall == pytest.approx(2 / 3)
+    assert m.f1 == pytest.approx(2 / 3)
+    assert m.tss == pytest.approx(2 / 3 + 4 / 5 - 1)
+    assert m.iou == pytest.approx(2 / 4)
+    # nothing predicted present: ratios are 0, not errors
+    none = metrics.metrics_at_threshold(y, s, 2.0)
+    assert (none.precision, none.recall, none.f1, none.iou, none.tss) == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("weighted", [False, True])
+def test_f1_optimal_threshold_is_the_best_score(seed, weighted):
+    y, s, w = _random_case(seed, 250, 1, weighted)
+    best = metrics.f1_optimal_threshold(y, s, w)
+    # brute force over every candidate threshold with sklearn's f1
+    f1s = {t: skm.f1_score(y, (s >= t).astype(int), sample_weight=w) for t in np.unique(s)}
+    top = max(f1s.values())
+    assert best.f1 == pytest.approx(top)
+    assert best.threshold == max(t for t, v in f1s.items() if np.isclose(v, top))
+    again = metrics.metrics_at_threshold(y, s, best.threshold, w)
+    assert again.f1 == pytest.approx(best.f1)
+    assert (again.tp, again.fp) == pytest.approx((best.tp, best.fp))
+
+
+def test_lpt_r_and_fixed_thresholds():
+    presence = np.arange(101, dtype=float)  # 0..100
+    assert metrics.lpt_r_threshold(presence, 5) == pytest.approx(5.0)
+    assert metrics.lpt_r_threshold(presence, 0) == 0.0
+    assert math.isnan(metrics.lpt_r_threshold(np.array([]), 5))
+    assert metrics.fixed_threshold(0.5) == 0.5
+    with pytest.raises(ValueError):
+        metrics.lpt_r_threshold(presence, 150)
+    with pytest.raises(ValueError):
+        metrics.fixed_threshold(float("nan"))
+
+
+def test_input_validation():
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics.average_precision([0, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.average_precision([0, 1], [0.1, float("nan")])
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.average_precision([0, 1], [0.1, 0.2], [1, -1])
