@@ -1,0 +1,568 @@
+"""Supervise a training run in a child process: the one place that starts, reads and stops it.
+
+PyTorch never runs inside QGIS. The plugin starts the project's training CLI
+(``python -m training train ... --jsonl``) with an interpreter that has torch, reads its JSON
+lines (progress events and a final ``done``), and stops it on cancel. The QgsTask of the dock
+and the ``sinr:train_model`` Processing algorithm both call :func:`run_training`, so the logic
+exists once.
+
+- Cancel: SIGTERM to the child's whole process group, then SIGKILL after a grace period, so no
+  worker or grandchild survives (on Windows: terminate, then kill).
+- Crash: :class:`TrainingCrashError` with the tail of the child's stderr.
+- User error (exit status 2): :class:`TrainingInputError` with the CLI's one-line message.
+- Outputs: the CLI writes the bundle atomically; leftover temporary ``.part`` files of a killed
+  child are removed; a lock file refuses a second training to the same output while one runs.
+
+Pure Python (no qgis, no torch).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import check_writable
+from .encoding import ENCODINGS
+from .errors import CancelledError, OutputError, SinrError
+
+LOSSES = ("an_full", "an_ssdl", "an_slds", "me_full", "me_ssdl", "gp")
+LOSS_LABELS = {
+    "an_full": "Assume negative, full (AN-full)",
+    "an_ssdl": "Assume negative, same species (AN-SSDL)",
+    "an_slds": "Assume negative, same location (AN-SLDS)",
+    "me_full": "Maximum entropy, full (ME-full)",
+    "me_ssdl": "Maximum entropy, same species (ME-SSDL)",
+    "gp": "Generative / pseudo-absence (GP)",
+}
+# What the dialog and the algorithm show before the user changes anything (the paper's set-up,
+# scaled to a desktop): the CLI has its own defaults; these are passed explicitly.
+DEFAULTS: dict[str, Any] = {"loss": "an_full", "cap": 1000, "epochs": 10, "width": 256, "depth": 4,
+                            "seed": 0, "min_records": 10, "batch_size": 2048}
+TERM_GRACE_S = 5.0
+STDERR_TAIL_LINES = 20
+TORCH_INSTALL_HELP = (
+    "Install PyTorch for that interpreter, e.g. `{python} -m pip install torch` "
+    "(CPU only, smaller: `{python} -m pip install torch --index-url https://download.pytorch.org/whl/cpu`), "
+    "or choose another Python interpreter that has torch in the SINR training settings.")
+
+
+class TrainingError(SinrError):
+    """Training could not start or did not finish."""
+
+
+class TrainingInputError(TrainingError):
+    """The training CLI refused its input (exit status 2) or the options are invalid."""
+
+
+class TrainingCrashError(TrainingError):
+    """The training process died unexpectedly; the message carries its stderr tail."""
+
+
+class TrainingEnvironmentError(TrainingError):
+    """The Python interpreter for training is missing or lacks torch."""
+
+
+class OutputBusyError(OutputError):
+    """Another training is writing to the same output right now."""
+
+
+# ---- options and command ---------------------------------------------------------------------
+@dataclass
+class TrainOptions:
+    """What one training run needs. ``None`` leaves an option to the CLI's default."""
+
+    data: str
+    out: str
+    loss: str = DEFAULTS["loss"]
+    cap: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    width: int | None = None
+    depth: int | None = None
+    seed: int | None = None
+    min_records: int | None = None
+    encoding: str | None = None
+    covariates: str | None = None
+    species_column: str | None = None
+    lat_column: str | None = None
+    lon_column: str | None = None
+    source_column: str | None = None
+    name: str | None = None
+    resume: bool = False
+
+    def check(self) -> None:
+        """Refuse invalid options up front with a message that says what to change."""
+        if self.loss not in LOSSES:
+            raise TrainingInputError(f"Unknown loss {self.loss!r}. Choose one of {', '.join(LOSSES)}.")
+        for key, low in (("cap", 1), ("epochs", 1), ("batch_size", 1), ("width", 1), ("depth", 0),
+                         ("seed", 0), ("min_records", 1)):
+            v = getattr(self, key)
+            if v is not None and (int(v) != v or v < low):
+                raise TrainingInputError(f"{key.replace('_', ' ').capitalize()} must be a whole number "
+                                         f">= {low}; got {v}.")
+        if self.encoding is not None and self.encoding not in ENCODINGS:
+            raise TrainingInputError(f"Unknown encoding {self.encoding!r}. Choose one of {', '.join(ENCODINGS)}.")
+        if self.encoding in ("env", "sin_cos_env") and not self.covariates:
+            raise TrainingInputError(f"Encoding {self.encoding!r} needs covariate rasters. Add them or "
+                                     "choose the coordinates-only encoding 'sin_cos'.")
+        if not Path(self.data).is_file():
+            raise TrainingInputError(f"Observation file {self.data} does not exist.")
+        if self.covariates and not Path(self.covariates).is_file():
+            raise TrainingInputError(f"Covariate raster {self.covariates} does not exist.")
+        if not str(self.out).strip():
+            raise OutputError("No output file given. Choose where to save the model (.sinr).")
+        check_writable(self.out)
+
+
+def cli_arguments(opts: TrainOptions) -> list[str]:
+    """``train`` and its flags for ``opts`` (always ``--jsonl``: the supervisor reads JSON lines)."""
+    args = ["train", "--data", str(opts.data), "--out", str(opts.out), "--loss", opts.loss]
+    flags = (("cap", "--cap"), ("epochs", "--epochs"), ("batch_size", "--batch-size"),
+             ("width", "--width"), ("depth", "--depth"), ("seed", "--seed"),
+             ("min_records", "--min-records"), ("encoding", "--encoding"),
+             ("covariates", "--covariates"), ("species_column", "--species-column"),
+             ("lat_column", "--lat-column"), ("lon_column", "--lon-column"),
+             ("source_column", "--source-column"), ("name", "--name"))
+    for key, flag in flags:
+        v = getattr(opts, key)
+        if v is not None and v != "":
+            args += [flag, str(v)]
+    args.append("--jsonl")
+    if opts.resume:
+        args.append("--resume")
+    return args
+
+
+def training_root() -> Path:
+    """The folder holding the ``training`` package (the repository, or the plugin folder)."""
+    plugin_dir = Path(__file__).resolve().parent.parent
+    for root in (plugin_dir.parent, plugin_dir):
+        if (root / "training" / "__init__.py").is_file():
+            return root
+    raise TrainingEnvironmentError(
+        f"The training code (package 'training') was not found next to the plugin ({plugin_dir}). "
+        "Training needs the full SINR for QGIS source; install the plugin from the repository.")
+
+
+def build_command(python: str, opts: TrainOptions, entry: list[str] | None = None) -> list[str]:
+    """The child's argv: ``python -m training train ...`` (``entry`` replaces ``-m training``)."""
+    return [str(python), "-u", *(entry if entry is not None else ["-m", "training"]), *cli_arguments(opts)]
+
+
+def child_environment(root: Path | None) -> dict[str, str]:
+    """The child's environment: unbuffered, and ``root`` first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONHOME", None)  # QGIS's embedded Python may set it; it would break another interpreter
+    if root is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(root), *[p for p in [env.get("PYTHONPATH", "")] if p]])
+    return env
+
+
+# ---- the interpreter -------------------------------------------------------------------------
+def candidate_pythons(repo_root: Path | None = None) -> list[str]:
+    """Interpreters worth trying, best first: the repository's venv, this Python, python3 on PATH."""
+    out: list[str] = []
+    if repo_root is not None:
+        for rel in (".venv/bin/python", ".venv/Scripts/python.exe"):
+            p = repo_root / rel
+            if p.is_file():
+                out.append(str(p))
+    exe = Path(sys.executable or "")
+    # Inside QGIS sys.executable is often the qgis binary, not a Python: only take a real python.
+    if exe.name.lower().startswith("python") and exe.is_file():
+        out.append(str(exe))
+    for name in ("python3", "python"):
+        found = shutil.which(name)
+        if found:
+            out.append(found)
+    seen: list[str] = []
+    for p in out:
+        if p not in seen:
+            seen.append(p)
+    return seen
+
+
+def default_python(repo_root: Path | None = None) -> str:
+    """A sensible default interpreter for training (the first candidate), or ``python3``."""
+    cands = candidate_pythons(repo_root)
+    return cands[0] if cands else "python3"
+
+
+_PROBE = ("import json, sys\n"
+          "info = {'python': sys.version.split()[0], 'executable': sys.executable}\n"
+          "try:\n"
+          "    import torch\n"
+          "    info['torch'] = torch.__version__\n"
+          "except Exception as exc:\n"
+          "    info['error'] = f'{type(exc).__name__}: {exc}'\n"
+          "print(json.dumps(info))\n")
+
+
+def check_python(python: str, timeout: float = 120.0) -> dict[str, str]:
+    """Check that ``python`` runs and imports torch; return its versions or raise with install help."""
+    python = str(python or "").strip()
+    if not python:
+        raise TrainingEnvironmentError("No Python interpreter is set for training. "
+                                       + TORCH_INSTALL_HELP.format(python="python3"))
+    resolved = shutil.which(python) or (python if Path(python).is_file() else None)
+    if resolved is None:
+        raise TrainingEnvironmentError(
+            f"The Python interpreter {python!r} for training was not found. Choose the path of a Python 3 "
+            "executable that has PyTorch (e.g. /usr/bin/python3), then "
+            + TORCH_INSTALL_HELP.format(python=python).lower())
+    try:
+        proc = subprocess.run([resolved, "-c", _PROBE], capture_output=True, text=True, timeout=timeout,
+                              env=child_environment(None))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TrainingEnvironmentError(f"Could not run the Python interpreter {python!r} ({exc}). "
+                                       "Choose another interpreter in the SINR training settings.") from None
+    info: dict[str, str] = {}
+    for line in proc.stdout.splitlines()[::-1]:
+        with contextlib.suppress(ValueError):
+            info = json.loads(line)
+            break
+    if not info:
+        tail = " ".join(proc.stderr.strip().splitlines()[-3:])
+        raise TrainingEnvironmentError(f"{python!r} did not run as a Python 3 interpreter ({tail or 'no output'}). "
+                                       "Choose a Python 3 executable in the SINR training settings.")
+    if "torch" not in info:
+        raise TrainingEnvironmentError(
+            f"PyTorch is missing: the Python interpreter {python} (Python {info.get('python', '?')}) cannot "
+            f"import torch ({info.get('error', 'unknown error')}). "
+            + TORCH_INSTALL_HELP.format(python=python))
+    return info
+
+
+# ---- one output at a time --------------------------------------------------------------------
+_RUNNING: set[str] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def lock_path(out: str | Path) -> Path:
+    p = Path(out)
+    return p.with_name(f".{p.name}.lock")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def output_busy_message(out: str | Path) -> str | None:
+    """Why ``out`` cannot be trained now (another training writes it), or ``None`` if it is free."""
+    key = str(Path(out).resolve())
+    with _RUNNING_LOCK:
+        if key in _RUNNING:
+            return (f"A training is already writing {Path(out).name}. Wait for it to finish or cancel it, "
+                    "or choose another output file.")
+    lp = lock_path(out)
+    try:
+        info = json.loads(lp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if _pid_alive(int(info.get("pid", -1))):
+        return (f"A training is already writing {Path(out).name} (process {info.get('pid')}, started "
+                f"{info.get('started', '?')}). Wait for it to finish or cancel it, or choose another output file.")
+    return None
+
+
+@contextlib.contextmanager
+def output_lock(out: str | Path) -> Iterator[Path]:
+    """Hold ``out`` for this training: refused with :class:`OutputBusyError` while another holds it."""
+    key = str(Path(out).resolve())
+    msg = output_busy_message(out)
+    if msg:
+        raise OutputBusyError(msg)
+    with _RUNNING_LOCK:
+        if key in _RUNNING:
+            raise OutputBusyError(f"A training is already writing {Path(out).name}. Wait for it to finish "
+                                  "or cancel it, or choose another output file.")
+        _RUNNING.add(key)
+    lp = lock_path(out)
+    try:
+        with contextlib.suppress(OSError):  # a read-only folder is reported by the output check
+            lp.write_text(json.dumps({"pid": os.getpid(), "started": _now()}), encoding="utf-8")
+        yield lp
+    finally:
+        with contextlib.suppress(OSError):
+            lp.unlink()
+        with _RUNNING_LOCK:
+            _RUNNING.discard(key)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def remove_partial_outputs(out: str | Path) -> list[Path]:
+    """Delete temporary ``.part`` files a killed writer left beside ``out`` (never ``out`` itself)."""
+    p = Path(out)
+    removed = []
+    if p.parent.is_dir():
+        for tmp in p.parent.glob(f".{p.name}.*.part*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+# ---- the child process -----------------------------------------------------------------------
+class TrainingProcess:
+    """One running child: JSON lines from stdout, a bounded stderr tail, group-wide stop."""
+
+    def __init__(self, command: list[str], cwd: str | Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.command = list(command)
+        self.cwd = cwd
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: deque[str] = deque(maxlen=200)
+        self._threads: list[threading.Thread] = []
+        self.other_output: deque[str] = deque(maxlen=50)  # non-JSON lines on stdout
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        kwargs: dict[str, Any] = {}
+        if os.name == "posix":
+            kwargs["start_new_session"] = True  # own process group: a cancel reaches every descendant
+        else:
+            kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
+                subprocess, "CREATE_NO_WINDOW", 0)
+        try:
+            self.proc = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         encoding="utf-8", errors="replace", bufsize=1, **kwargs)
+        except OSError as exc:
+            raise TrainingEnvironmentError(f"Could not start the training process {self.command[0]!r}: {exc}. "
+                                           "Check the Python interpreter in the SINR training settings.") from None
+        out = threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True)
+        err = threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True)
+        self._threads = [out, err]
+        out.start()
+        err.start()
+
+    def _pump(self, stream: Any, is_stdout: bool) -> None:
+        try:
+            for line in stream:
+                if is_stdout:
+                    self._lines.put(line)
+                else:
+                    self._stderr.append(line.rstrip("\n"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            if is_stdout:
+                self._lines.put(None)
+
+    def events(self, is_cancelled: Callable[[], bool] | None = None,
+               poll_s: float = 0.1) -> Iterator[dict[str, Any]]:
+        """JSON events as they come; raises :class:`CancelledError` (after stopping) on cancel."""
+        while True:
+            if is_cancelled is not None and is_cancelled():
+                self.stop()
+                raise CancelledError("Training was cancelled; no model was written.")
+            try:
+                line = self._lines.get(timeout=poll_s)
+            except queue.Empty:
+                continue
+            if line is None:
+                return
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                event = json.loads(text)
+            except ValueError:
+                self.other_output.append(text)
+                continue
+            if isinstance(event, dict):
+                yield event
+            else:
+                self.other_output.append(text)
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self.proc is not None
+        rc = self.proc.wait(timeout)
+        for t in self._threads:
+            t.join(timeout=2.0)
+        return rc
+
+    def stderr_tail(self, n: int = STDERR_TAIL_LINES) -> str:
+        return "\n".join(list(self._stderr)[-n:])
+
+    def last_error_line(self) -> str:
+        for line in reversed(self._stderr):
+            if line.strip():
+                return line.strip()
+        return ""
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Terminate the child and its process group; kill whatever is left after ``grace_s``."""
+        if self.proc is None:
+            return
+        grace_s = TERM_GRACE_S if grace_s is None else grace_s
+        self._signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(grace_s)
+        # SIGKILL the group even when the leader has exited: a grandchild may have ignored SIGTERM
+        self._signal(getattr(signal, "SIGKILL", signal.SIGTERM))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(grace_s)
+        for t in self._threads:
+            t.join(timeout=1.0)
+
+    def _signal(self, sig: int) -> None:
+        assert self.proc is not None
+        if os.name == "posix":
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)  # pgid == pid: start_new_session made it the leader
+        elif self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                if sig == signal.SIGTERM:
+                    self.proc.terminate()
+                else:
+                    self.proc.kill()
+
+
+# ---- one training run ------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """A finished training: the bundle path, the CLI's ``done`` event and the wall time."""
+
+    path: Path
+    done: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    pid: int | None = None
+
+    def summary(self) -> str:
+        """One paragraph for the log: records used/dropped, species, final loss, time."""
+        return training_summary(self.done, self.path, self.seconds)
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = round(float(seconds))
+    m, s = divmod(seconds, 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{s}s")
+
+
+def training_summary(done: dict[str, Any], path: str | Path, seconds: float) -> str:
+    """Human summary of a ``done`` event (keys it lacks are left out)."""
+    used = done.get("records_used", done.get("n_records_used", done.get("n_records")))
+    dropped = done.get("records_dropped", done.get("n_records_dropped", done.get("n_dropped")))
+    species = done.get("species", done.get("n_species"))
+    loss = done.get("final_loss", done.get("loss"))
+    epochs = done.get("epochs", done.get("epoch"))
+    secs = done.get("seconds", done.get("elapsed_s", seconds))
+    parts = [f"Trained {Path(path).name}"]
+    if species is not None:
+        parts.append(f"{species} species")
+    if used is not None:
+        parts.append(f"{used} records used" + (f", {dropped} dropped" if dropped is not None else ""))
+    if epochs is not None:
+        parts.append(f"{epochs} epochs")
+    if isinstance(loss, (int, float)) and math.isfinite(loss):
+        parts.append(f"final loss {loss:.4f}")
+    parts.append(f"time {_fmt_duration(secs or 0)}")
+    text = ": ".join([parts[0], ", ".join(parts[1:])])
+    reasons = done.get("dropped_reasons") or done.get("drops")
+    if isinstance(reasons, dict) and reasons:
+        text += " (dropped: " + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ")"
+    return text + "."
+
+
+def event_progress(event: dict[str, Any]) -> float | None:
+    """Percent done (0-100) of a progress event, or ``None`` when it carries none."""
+    p = event.get("progress")
+    if isinstance(p, (int, float)) and math.isfinite(p):
+        return max(0.0, min(100.0, float(p) * 100.0 if p <= 1.0 else float(p)))
+    step, total = event.get("step"), event.get("steps_total")
+    if isinstance(step, (int, float)) and isinstance(total, (int, float)) and total > 0:
+        return max(0.0, min(100.0, 100.0 * step / total))
+    return None
+
+
+def run_training(opts: TrainOptions, python: str, *,
+                 on_event: Callable[[dict[str, Any]], None] | None = None,
+                 on_progress: Callable[[float], None] | None = None,
+                 is_cancelled: Callable[[], bool] | None = None,
+                 on_start: Callable[[TrainingProcess], None] | None = None,
+                 entry: list[str] | None = None, cwd: str | Path | None = None) -> TrainResult:
+    """Train ``opts`` in a child process and return the written bundle's path and summary.
+
+    ``entry`` and ``cwd`` replace ``-m training`` and the repository root (tests use a fake CLI).
+    Raises :class:`CancelledError`, :class:`TrainingInputError`, :class:`TrainingCrashError`,
+    :class:`OutputBusyError` or :class:`TrainingEnvironmentError`; never leaves a partial bundle.
+    """
+    opts.check()
+    root = Path(cwd) if cwd is not None else training_root()
+    started = time.monotonic()
+    with output_lock(opts.out):
+        proc = TrainingProcess(build_command(python, opts, entry), cwd=root, env=child_environment(root))
+        proc.start()
+        if on_start is not None:
+            on_start(proc)
+        done: dict[str, Any] | None = None
+        error_event: dict[str, Any] | None = None
+        try:
+            for event in proc.events(is_cancelled):
+                kind = event.get("event")
+                if kind == "done":
+                    done = event
+                elif kind == "error":
+                    error_event = event
+                if on_event is not None:
+                    on_event(event)
+                pct = event_progress(event)
+                if pct is not None and on_progress is not None:
+                    on_progress(pct)
+            rc = proc.wait()
+        except BaseException:
+            proc.stop()
+            remove_partial_outputs(opts.out)
+            raise
+        if rc != 0 or done is None:
+            remove_partial_outputs(opts.out)
+            if error_event is not None and error_event.get("message"):
+                raise (TrainingInputError if rc == 2 else TrainingCrashError)(str(error_event["message"]))
+            if rc == 2:
+                raise TrainingInputError(proc.last_error_line() or "The training CLI refused its input.")
+            if rc is not None and rc < 0:
+                why = f"was killed by signal {-rc}"
+            else:
+                why = f"exited with status {rc}" if rc != 0 else "ended without reporting a finished model"
+            tail = proc.stderr_tail() or "\n".join(proc.other_output) or "(no error output)"
+            raise TrainingCrashError(f"The training process {why}. Last lines of its error output:\n{tail}")
+        path = Path(str(done.get("path") or done.get("out") or opts.out))
+        if not path.is_file():
+            raise TrainingCrashError(f"The training process reported success but {path} does not exist.\n"
+                                     + proc.stderr_tail())
+        return TrainResult(path=path, done=done, seconds=time.monotonic() - started, pid=proc.pid)

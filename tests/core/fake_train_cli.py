@@ -1,0 +1,85 @@
+"""A tiny stand-in for ``python -m training train --jsonl`` used to test the supervisor.
+
+Usage: ``fake_train_cli.py [--mode MODE] [--delay S] [--pid-file F] train --out OUT --epochs N ...``
+Modes: ok, user_error (exit 2), crash (traceback, exit 1), grandchild (spawns a sleeping
+grandchild, writes both pids to --pid-file), stubborn (ignores SIGTERM, leaves a .part file),
+error_event (an {"event": "error"} line then exit 2), silent_ok (exit 0 without ``done``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STEPS = 4
+
+
+def emit(**event):
+    print(json.dumps(event), flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", default="ok")
+    ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--pid-file")
+    ap.add_argument("command")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--jsonl", action="store_true")
+    args, _ = ap.parse_known_args()
+    out = Path(args.out)
+    ckpt = out.with_name(out.name + ".ckpt.json")
+
+    if args.mode == "user_error":
+        print("warming up", file=sys.stderr)
+        print("error: too few records: 3 records, at least 20 are needed", file=sys.stderr)
+        return 2
+    if args.mode == "error_event":
+        emit(event="error", message="Species column 'sp' has one value only.")
+        return 2
+    if args.mode == "silent_ok":
+        return 0
+    if args.mode == "grandchild":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        Path(args.pid_file).write_text(f"{os.getpid()} {child.pid}")
+    if args.mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        out.with_name(f".{out.name}.abc123.part.sinr").write_bytes(b"half")
+        if args.pid_file:
+            Path(args.pid_file).write_text(str(os.getpid()))
+
+    start_epoch = 0
+    if args.resume and ckpt.is_file():
+        start_epoch = json.loads(ckpt.read_text())["epoch"]
+        emit(event="resume", epoch=start_epoch)
+    total = args.epochs * STEPS
+    emit(event="start", epochs=args.epochs, steps_total=total, start_epoch=start_epoch)
+    for epoch in range(start_epoch, args.epochs):
+        for s in range(STEPS):
+            step = epoch * STEPS + s + 1
+            if args.mode == "crash" and step == 3:
+                print("Traceback (most recent call last):", file=sys.stderr)
+                print("RuntimeError: CUDA out of memory (fake)", file=sys.stderr)
+                return 1
+            emit(event="step", epoch=epoch + 1, step=step, steps_total=total, loss=1.0 / step,
+                 progress=step / total)
+            print("not json, ignored", flush=True)
+            time.sleep(args.delay)
+        ckpt.write_text(json.dumps({"epoch": epoch + 1}))
+    tmp = out.with_name(f".{out.name}.xyz.part.sinr")
+    tmp.write_bytes(b"model")
+    os.replace(tmp, out)
+    emit(event="done", path=str(out), records_used=120, records_dropped=3, species=4, final_loss=0.25,
+         epochs=args.epochs, start_epoch=start_epoch, seconds=1.5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

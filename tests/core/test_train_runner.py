@@ -1,0 +1,245 @@
+"""The training supervisor against a fake CLI: events, progress, cancel, crash, locks, partials."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sinr_qgis.core import train_runner as tr
+from sinr_qgis.core.errors import CancelledError, OutputError
+
+FAKE = str(Path(__file__).with_name("fake_train_cli.py"))
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (read from /proc, no psutil)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.is_file():
+        try:
+            return stat.read_text().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def opts(tmp_path: Path) -> tr.TrainOptions:
+    data = tmp_path / "obs.csv"
+    data.write_text("species,latitude,longitude\na,1,2\n")
+    return tr.TrainOptions(data=str(data), out=str(tmp_path / "model.sinr"), epochs=2)
+
+
+def _run(opts, mode="ok", delay=0.0, extra=(), **kw):
+    entry = [FAKE, "--mode", mode, "--delay", str(delay), *extra]
+    return tr.run_training(opts, sys.executable, entry=entry, cwd=Path(FAKE).parent, **kw)
+
+
+def test_command_carries_every_option(tmp_path):
+    o = tr.TrainOptions(data="d.csv", out="m.sinr", loss="me_ssdl", cap=50, epochs=3, batch_size=64, width=32,
+                        depth=1, seed=7, min_records=5, encoding="sin_cos_env", covariates="c.tif",
+                        species_column="sp", lat_column="y", lon_column="x", source_column="src",
+                        name="My model", resume=True)
+    cmd = tr.build_command("/usr/bin/python3", o)
+    assert cmd[:5] == ["/usr/bin/python3", "-u", "-m", "training", "train"]
+    pairs = dict(zip(cmd[5::2], cmd[6::2]))
+    assert pairs == {"--data": "d.csv", "--out": "m.sinr", "--loss": "me_ssdl", "--cap": "50", "--epochs": "3",
+                     "--batch-size": "64", "--width": "32", "--depth": "1", "--seed": "7", "--min-records": "5",
+                     "--encoding": "sin_cos_env", "--covariates": "c.tif", "--species-column": "sp",
+                     "--lat-column": "y", "--lon-column": "x", "--source-column": "src", "--name": "My model",
+                     "--jsonl": "--resume"}
+    plain = tr.build_command("py", tr.TrainOptions(data="d", out="o"))
+    assert plain[-1] == "--jsonl" and "--cap" not in plain and "--resume" not in plain
+
+
+def test_all_six_losses_accepted_and_bad_options_refused(opts):
+    for loss in tr.LOSSES:
+        opts.loss = loss
+        opts.check()
+    assert len(tr.LOSSES) == 6
+    opts.loss = "hinge"
+    with pytest.raises(tr.TrainingInputError, match="an_full"):
+        opts.check()
+    opts.loss = "an_full"
+    opts.epochs = 0
+    with pytest.raises(tr.TrainingInputError, match="Epochs must be a whole number >= 1"):
+        opts.check()
+    opts.epochs = 2
+    opts.encoding = "env"
+    with pytest.raises(tr.TrainingInputError, match="needs covariate rasters"):
+        opts.check()
+
+
+def test_unwritable_output_refused_before_start(opts, tmp_path):
+    opts.out = str(tmp_path / "no_such_folder" / "m.sinr")
+    with pytest.raises(OutputError, match="does not exist"):
+        _run(opts)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        opts.out = str(ro / "m.sinr")
+        with pytest.raises(OutputError, match="not writable"):
+            _run(opts)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_progress_events_and_summary(opts):
+    events, progress = [], []
+    result = _run(opts, on_event=events.append, on_progress=progress.append)
+    assert result.path == Path(opts.out) and result.path.read_bytes() == b"model"
+    steps = [e for e in events if e["event"] == "step"]
+    assert len(steps) == 8 and steps[-1]["step"] == 8
+    assert progress == pytest.approx([12.5 * i for i in range(1, 9)])
+    s = result.summary()
+    assert "4 species" in s and "120 records used, 3 dropped" in s and "final loss 0.2500" in s and "2 epochs" in s
+    assert not tr.lock_path(opts.out).exists()
+
+
+def test_event_progress_reads_fraction_or_steps():
+    assert tr.event_progress({"progress": 0.5}) == 50.0
+    assert tr.event_progress({"step": 3, "steps_total": 12}) == 25.0
+    assert tr.event_progress({"event": "start"}) is None
+
+
+def test_user_error_gives_the_cli_message(opts):
+    with pytest.raises(tr.TrainingInputError, match="at least 20 are needed"):
+        _run(opts, mode="user_error")
+    with pytest.raises(tr.TrainingInputError, match="one value only"):
+        _run(opts, mode="error_event")
+    assert not Path(opts.out).exists()
+
+
+def test_crash_reports_stderr_tail(opts):
+    with pytest.raises(tr.TrainingCrashError) as err:
+        _run(opts, mode="crash")
+    msg = str(err.value)
+    assert "exited with status 1" in msg and "CUDA out of memory (fake)" in msg and "Traceback" in msg
+    assert not Path(opts.out).exists()
+    with pytest.raises(tr.TrainingCrashError, match="without reporting a finished model"):
+        _run(opts, mode="silent_ok")
+
+
+def test_cancel_stops_child_and_grandchild(opts, tmp_path):
+    pid_file = tmp_path / "pids"
+    cancel = threading.Event()
+    seen = []
+
+    def on_event(e):
+        if e["event"] == "step":
+            seen.append(e["step"])
+            if e["step"] == 2:
+                cancel.set()
+
+    with pytest.raises(CancelledError):
+        _run(opts, mode="grandchild", delay=0.3, extra=["--pid-file", str(pid_file)],
+             on_event=on_event, is_cancelled=cancel.is_set)
+    child, grandchild = (int(p) for p in pid_file.read_text().split())
+    deadline = time.monotonic() + 5
+    while (_alive(child) or _alive(grandchild)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child) and not _alive(grandchild)
+    assert max(seen) < 8
+    assert not Path(opts.out).exists()
+    assert not tr.lock_path(opts.out).exists()
+
+
+def test_cancel_kills_a_child_that_ignores_sigterm_and_removes_partials(opts, tmp_path, monkeypatch):
+    monkeypatch.setattr(tr, "TERM_GRACE_S", 0.5)
+    pid_file = tmp_path / "pid"
+    started = threading.Event()
+
+    def on_event(e):
+        started.set()
+
+    with pytest.raises(CancelledError):
+        _run(opts, mode="stubborn", delay=0.5, extra=["--pid-file", str(pid_file)], on_event=on_event,
+             is_cancelled=started.is_set)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+    assert list(tmp_path.glob(".model.sinr.*")) == []
+    assert not Path(opts.out).exists()
+
+
+def test_second_training_to_same_output_is_refused(opts):
+    release = threading.Event()
+    errors: list[Exception] = []
+
+    def first():
+        try:
+            _run(opts, delay=0.1, is_cancelled=release.is_set)
+        except CancelledError:
+            pass
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    t = threading.Thread(target=first)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not tr.lock_path(opts.out).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        assert tr.output_busy_message(opts.out)
+        with pytest.raises(tr.OutputBusyError, match=r"already writing model\.sinr"):
+            _run(opts)
+    finally:
+        release.set()
+        t.join(20)
+    assert not errors
+    assert tr.output_busy_message(opts.out) is None
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(opts):
+    tr.lock_path(opts.out).write_text('{"pid": 999999999, "started": "yesterday"}')
+    assert tr.output_busy_message(opts.out) is None
+    assert _run(opts).path.is_file()
+
+
+def test_resume_continues_from_checkpoint(opts):
+    cancel = threading.Event()
+
+    def on_event(e):
+        if e["event"] == "step" and e["step"] == 5:  # after the first epoch's checkpoint
+            cancel.set()
+
+    with pytest.raises(CancelledError):
+        _run(opts, delay=0.2, on_event=on_event, is_cancelled=cancel.is_set)
+    opts.resume = True
+    events: list[dict] = []
+    result = _run(opts, on_event=events.append)
+    assert result.done["start_epoch"] == 1
+    assert [e["step"] for e in events if e["event"] == "step"] == [5, 6, 7, 8]
+
+
+def test_check_python_reports_missing_torch_with_install_help(tmp_path):
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho '{\"python\": \"3.11.0\", \"error\": \"ModuleNotFoundError: torch\"}'\n")
+    fake.chmod(0o755)
+    with pytest.raises(tr.TrainingEnvironmentError) as err:
+        tr.check_python(str(fake))
+    assert "PyTorch is missing" in str(err.value) and "-m pip install torch" in str(err.value)
+    with pytest.raises(tr.TrainingEnvironmentError, match="was not found"):
+        tr.check_python(str(tmp_path / "nope"))
+    with pytest.raises(tr.TrainingEnvironmentError, match="No Python interpreter"):
+        tr.check_python("")
+
+
+def test_default_python_prefers_the_repository_venv(tmp_path):
+    venv_py = tmp_path / ".venv" / "bin" / "python"
+    venv_py.parent.mkdir(parents=True)
+    venv_py.write_text("")
+    assert tr.default_python(tmp_path) == str(venv_py)
+    assert tr.candidate_pythons(None)  # python3 on PATH at least
