@@ -1,0 +1,320 @@
+"""NA-Trees benchmark, protocol "na-trees-v1" (``../shared/reference/benchmark-protocol.md``).
+
+Two tasks on open North American tree data, both scored with the plugin's own metric code
+(``sinr_qgis.core.metrics``):
+
+- "ranges" (IUCN-style): H3 resolution-5 cell centres over the conterminous-US box, on land,
+  labelled by Little's expert range polygons;
+- "plots" (S&T-style): presence/absence of 20 species on 23,530 FIA evaluation plots.
+
+Any scorer can be evaluated, not only a model bundle: ``evaluate(score, known_codes, tasks)``
+takes a callable ``score(lonlat [N, 2], codes) -> [N, len(codes)]`` (higher = more likely
+present), so the baselines go through the very same code path.
+
+    python -m training.benchmarks.na_trees --model MODEL.sinr --out REPORT.json
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sinr_qgis.core import metrics
+from sinr_qgis.core.atomic import atomic_path
+
+PROTOCOL = "na-trees-v1"
+H3_RESOLUTION = 5
+FILL_BOX = (-126.0, 23.0, -65.0, 51.0)  # lon_min, lat_min, lon_max, lat_max: the area filled with cells
+KEEP_BOX = (-125.0, 24.0, -66.0, 50.0)  # centres kept inside this box (inclusive) and on land
+RANGES_LAYER = "ranges"
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = Path(os.environ.get("SINR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+DEFAULT_RANGES = DEFAULT_DATA / "ranges" / "little_ranges.gpkg"
+DEFAULT_PLOTS = DEFAULT_DATA / "presence_absence" / "se_fia_eval_plots.csv.gz"
+DEFAULT_CACHE = Path(os.environ.get("SINR_CACHE", Path.home() / ".cache" / "sinr_qgis"))
+
+ScoreFn = Callable[[np.ndarray, list[str]], np.ndarray]
+
+
+@dataclass
+class Task:
+    """Evaluation points with one 0/1 label column per species."""
+
+    name: str
+    lonlat: np.ndarray  # [N, 2] float64 degrees
+    codes: list[str]  # species codes, one per label column
+    names: list[str]  # scientific names ('' where unknown)
+    labels: np.ndarray  # [N, S] bool
+
+    @property
+    def n_points(self) -> int:
+        return int(self.lonlat.shape[0])
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---- task "ranges" --------------------------------------------------------------------------
+
+def h3_points() -> tuple[list[str], np.ndarray]:
+    """The protocol's evaluation points: H3 cells (sorted) and their centres as lon/lat [N, 2]."""
+    import h3
+    from global_land_mask import globe
+
+    lon0, lat0, lon1, lat1 = FILL_BOX
+    poly = h3.LatLngPoly([(lat0, lon0), (lat0, lon1), (lat1, lon1), (lat1, lon0)])
+    cells = sorted(h3.polygon_to_cells(poly, H3_RESOLUTION))
+    latlng = np.array([h3.cell_to_latlng(c) for c in cells], dtype=np.float64)
+    lat, lon = latlng[:, 0], latlng[:, 1]
+    k0, k1, k2, k3 = KEEP_BOX
+    keep = (lon >= k0) & (lon <= k2) & (lat >= k1) & (lat <= k3)
+    keep &= np.asarray(globe.is_land(lat, lon), dtype=bool)
+    idx = np.flatnonzero(keep)
+    return [cells[i] for i in idx], np.column_stack([lon[idx], lat[idx]])
+
+
+def read_range_polygons(gpkg: str | Path, layer: str = RANGES_LAYER) -> list[tuple[str, str, Any]]:
+    """(code, species name, shapely geometry) per feature, in layer order.
+
+    Coordinates are used as they are (EPSG:4267 lon/lat treated as WGS84, as the protocol says).
+    """
+    import shapely
+    from osgeo import ogr
+
+    ds = ogr.Open(str(gpkg))
+    if ds is None:
+        raise FileNotFoundError(f"cannot open range layer file {gpkg}")
+    lyr = ds.GetLayerByName(layer)
+    if lyr is None:
+        raise ValueError(f"{gpkg} has no layer {layer!r}")
+    out = []
+    for feat in lyr:
+        geom = feat.GetGeometryRef()
+        if geom is None or geom.IsEmpty():
+            continue
+        out.append((str(feat.GetField("code")).strip(), str(feat.GetField("species") or "").strip(),
+                    shapely.from_wkb(bytes(geom.ExportToIsoWkb()))))
+    return out
+
+
+def polygon_labels(lonlat: np.ndarray, geometries: Sequence[Any]) -> np.ndarray:
+    """[N, S] bool: point inside or on the boundary of each geometry (``intersects`` semantics)."""
+    import shapely
+
+    x, y = lonlat[:, 0], lonlat[:, 1]
+    labels = np.zeros((lonlat.shape[0], len(geometries)), dtype=bool)
+    for j, geom in enumerate(geometries):
+        xmin, ymin, xmax, ymax = geom.bounds
+        inside_box = np.flatnonzero((x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax))
+        if inside_box.size:
+            shapely.prepare(geom)
+            labels[inside_box, j] = shapely.intersects_xy(geom, x[inside_box], y[inside_box])
+    return labels
+
+
+def ranges_task(gpkg: str | Path = DEFAULT_RANGES, cache_dir: str | Path | None = DEFAULT_CACHE) -> Task:
+    """Build (or load from the cache) the "ranges" task. The cache is keyed by the file's sha256."""
+    gpkg = Path(gpkg)
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"{PROTOCOL}_ranges_{sha256_file(gpkg)[:20]}.npz"
+        if cache.is_file():
+            with np.load(cache, allow_pickle=False) as z:
+                n = int(z["n_points"])
+                labels = np.unpackbits(z["labels_packed"], axis=0, count=n).astype(bool)
+                return Task("ranges", z["lonlat"], [str(c) for c in z["codes"]],
+                            [str(s) for s in z["names"]], labels)
+    _cells, lonlat = h3_points()
+    features = read_range_polygons(gpkg)
+    labels = polygon_labels(lonlat, [g for _, _, g in features])
+    task = Task("ranges", lonlat, [c for c, _, _ in features], [s for _, s, _ in features], labels)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, lonlat=lonlat, codes=np.array(task.codes), names=np.array(task.names),
+                                labels_packed=np.packbits(labels, axis=0), n_points=lonlat.shape[0])
+    return task
+
+
+# ---- task "plots" ---------------------------------------------------------------------------
+
+def plots_task(path: str | Path = DEFAULT_PLOTS) -> Task:
+    """Read the presence/absence plots: ``latitude, longitude`` then one 0/1 column per code."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader)]
+        rows = np.array([[float(v) for v in row] for row in reader if row], dtype=np.float64)
+    try:
+        ilat, ilon = header.index("latitude"), header.index("longitude")
+    except ValueError:
+        raise ValueError(f"{path}: needs 'latitude' and 'longitude' columns, found {header[:4]}...") from None
+    species_cols = [i for i in range(len(header)) if i not in (ilat, ilon)]
+    lonlat = rows[:, [ilon, ilat]]
+    labels = rows[:, species_cols] > 0
+    return Task("plots", lonlat, [header[i] for i in species_cols], [""] * len(species_cols), labels)
+
+
+# ---- species matching and scoring ---------------------------------------------------------------
+
+def match_species(task_codes: Sequence[str], model_codes: Iterable[str],
+                  task_names: Sequence[str] | None = None,
+                  model_names: Sequence[str] | None = None) -> tuple[list[tuple[int, str]], list[str]]:
+    """Pair task columns with model species.
+
+    Matching is by code, case-insensitive (the protocol); if both name lists are given, a column
+    whose code is unknown may also match a model species by scientific name (case-insensitive).
+    Returns ``([(column index, model code), ...], [unmatched task codes])``.
+    """
+    model_codes = list(model_codes)
+    by_code = {c.strip().lower(): c for c in model_codes}
+    by_name: dict[str, str] = {}
+    if model_names is not None and task_names is not None:
+        by_name = {n.strip().lower(): c for n, c in zip(model_names, model_codes) if n and n.strip()}
+    matched: list[tuple[int, str]] = []
+    unmatched: list[str] = []
+    for j, code in enumerate(task_codes):
+        hit = by_code.get(code.strip().lower())
+        if hit is None and by_name and task_names is not None and task_names[j]:
+            hit = by_name.get(task_names[j].strip().lower())
+        if hit is None:
+            unmatched.append(code)
+        else:
+            matched.append((j, hit))
+    return matched, unmatched
+
+
+def evaluate_task(task: Task, score: ScoreFn, known_codes: Iterable[str],
+                  model_names: Sequence[str] | None = None, match_names: bool = False,
+                  weights: np.ndarray | None = None) -> dict[str, Any]:
+    """Per-species AP of ``score`` on ``task``; MAP = 100 x mean AP over the species evaluated.
+
+    Species without any positive point are skipped (``n_skipped``) and not scored.
+    ``n_species`` counts the species with an AP.
+    """
+    matched, unmatched = match_species(task.codes, known_codes, task.names if match_names else None,
+                                       model_names if match_names else None)
+    positives = task.labels.sum(axis=0)
+    used = [(j, code) for j, code in matched if positives[j] > 0]
+    n_skipped = len(matched) - len(used)
+    per_species: dict[str, float] = {}
+    if used:
+        scores = np.asarray(score(task.lonlat, [code for _, code in used]))
+        if scores.shape != (task.n_points, len(used)):
+            raise ValueError(f"scorer returned shape {scores.shape}, expected {(task.n_points, len(used))}")
+        for k, (j, _code) in enumerate(used):
+            per_species[task.codes[j]] = metrics.average_precision(task.labels[:, j], scores[:, k], weights)
+    mean = metrics.mean_average_precision(per_species)
+    return {"map": round(100.0 * mean, 6) if per_species else None, "n_species": len(per_species),
+            "n_skipped": n_skipped, "n_points": task.n_points, "n_unmatched": len(unmatched),
+            "per_species": per_species}
+
+
+def evaluate(score: ScoreFn, known_codes: Iterable[str], tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
+    """Evaluate one scorer on several tasks: ``{task name: result}`` (see ``evaluate_task``)."""
+    known = list(known_codes)
+    return {t.name: evaluate_task(t, score, known) for t in tasks}
+
+
+def load_tasks(ranges: str | Path = DEFAULT_RANGES, plots: str | Path = DEFAULT_PLOTS,
+               cache_dir: str | Path | None = DEFAULT_CACHE) -> list[Task]:
+    """Both protocol tasks, in report order."""
+    return [ranges_task(ranges, cache_dir), plots_task(plots)]
+
+
+def bundle_scorer(bundle: Any) -> ScoreFn:
+    """A scorer for a coordinate-only ``ModelBundle``: logits = embedding . head[species]."""
+    from sinr_qgis.core import network
+
+    if bundle.covariates:
+        raise ValueError(f"model {bundle.name!r} needs covariates ({', '.join(bundle.covariate_names)}); "
+                         "this harness scores coordinate-only models. Wrap it in a scorer that samples "
+                         "the covariates and call evaluate() directly.")
+    index = {s.code: s.index for s in bundle.species}
+
+    def score(lonlat: np.ndarray, codes: list[str]) -> np.ndarray:
+        rows = [index[c] for c in codes]
+        out = np.empty((lonlat.shape[0], len(rows)), dtype=np.float32)
+        for start in range(0, lonlat.shape[0], 8192):  # bounded memory for wide encoders
+            emb = network.embed(bundle.weights, bundle.encoding, lonlat[start:start + 8192])
+            out[start:start + 8192] = emb @ bundle.head[rows].T
+        return out
+
+    return score
+
+
+def report(results: dict[str, dict[str, Any]], model_file: str | Path | None = None,
+           sha256: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The protocol's JSON report."""
+    out: dict[str, Any] = {"protocol": PROTOCOL}
+    if model_file is not None:
+        out["model"] = {"file": Path(model_file).name, "sha256": sha256 or sha256_file(model_file)}
+    if extra:
+        out.update(extra)
+    out.update(results)
+    return out
+
+
+def write_report(rep: dict[str, Any], path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(rep, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def evaluate_model(model: str | Path, ranges: str | Path = DEFAULT_RANGES, plots: str | Path = DEFAULT_PLOTS,
+                   cache_dir: str | Path | None = DEFAULT_CACHE) -> dict[str, Any]:
+    """Load a ``.sinr`` bundle, run both tasks and return the protocol report."""
+    from sinr_qgis.core.bundle import ModelBundle
+
+    bundle = ModelBundle.load(model)
+    tasks = load_tasks(ranges, plots, cache_dir)
+    results = evaluate(bundle_scorer(bundle), [s.code for s in bundle.species], tasks)
+    return report(results, model, bundle.sha256 or None,
+                  {"data": {"ranges": Path(ranges).name, "ranges_sha256": sha256_file(ranges),
+                            "plots": Path(plots).name, "plots_sha256": sha256_file(plots)}})
+
+
+def summary_line(label: str, rep: dict[str, Any]) -> str:
+    parts = [f"{t} MAP {rep[t]['map']:.2f} ({rep[t]['n_species']} species, {rep[t]['n_skipped']} skipped)"
+             for t in ("ranges", "plots") if t in rep]
+    return f"{label}: " + "; ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.benchmarks.na_trees", description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="model bundle (.sinr) to evaluate")
+    ap.add_argument("--ranges", default=str(DEFAULT_RANGES), help="expert ranges GeoPackage (layer 'ranges')")
+    ap.add_argument("--plots", default=str(DEFAULT_PLOTS), help="presence/absence plots CSV(.gz)")
+    ap.add_argument("--out", help="write the JSON report here")
+    ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="folder for the cached points and range labels")
+    ap.add_argument("--no-cache", action="store_true", help="rebuild the range labels, write no cache")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    rep = evaluate_model(args.model, args.ranges, args.plots, None if args.no_cache else args.cache)
+    rep["eval_seconds"] = round(time.perf_counter() - t0, 2)
+    if args.out:
+        write_report(rep, args.out)
+    print(summary_line(Path(args.model).name, rep))
+    print(f"ranges MAP {rep['ranges']['map']:.2f}")
+    print(f"plots MAP {rep['plots']['map']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
