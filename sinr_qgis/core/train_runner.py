@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,10 +49,10 @@ LOSS_LABELS = {
     "me_ssdl": "Maximum entropy, same species (ME-SSDL)",
     "gp": "Generative / pseudo-absence (GP)",
 }
-# What the dialog and the algorithm show before the user changes anything (the paper's set-up,
-# scaled to a desktop): the CLI has its own defaults; these are passed explicitly.
+# What the dialog and the algorithm show before the user changes anything: the paper's set-up,
+# the same values as the CLI's defaults (training/cli.py; a test checks they agree).
 DEFAULTS: dict[str, Any] = {"loss": "an_full", "cap": 1000, "epochs": 10, "width": 256, "depth": 4,
-                            "seed": 0, "min_records": 10, "batch_size": 2048}
+                            "seed": 0, "min_records": 1, "batch_size": 2048}
 TERM_GRACE_S = 5.0
 STDERR_TAIL_LINES = 20
 TORCH_INSTALL_HELP = (
@@ -96,20 +97,21 @@ class TrainOptions:
     seed: int | None = None
     min_records: int | None = None
     encoding: str | None = None
-    covariates: str | None = None
+    covariates: list[str] | None = None  # raster files; each band is one covariate
     species_column: str | None = None
     lat_column: str | None = None
     lon_column: str | None = None
     source_column: str | None = None
     name: str | None = None
     resume: bool = False
+    threads: int | None = None  # torch CPU threads in the child (None: torch's choice)
 
     def check(self) -> None:
         """Refuse invalid options up front with a message that says what to change."""
         if self.loss not in LOSSES:
             raise TrainingInputError(f"Unknown loss {self.loss!r}. Choose one of {', '.join(LOSSES)}.")
         for key, low in (("cap", 1), ("epochs", 1), ("batch_size", 1), ("width", 1), ("depth", 0),
-                         ("seed", 0), ("min_records", 1)):
+                         ("seed", 0), ("min_records", 1), ("threads", 1)):
             v = getattr(self, key)
             if v is not None and (int(v) != v or v < low):
                 raise TrainingInputError(f"{key.replace('_', ' ').capitalize()} must be a whole number "
@@ -121,8 +123,9 @@ class TrainOptions:
                                      "choose the coordinates-only encoding 'sin_cos'.")
         if not Path(self.data).is_file():
             raise TrainingInputError(f"Observation file {self.data} does not exist.")
-        if self.covariates and not Path(self.covariates).is_file():
-            raise TrainingInputError(f"Covariate raster {self.covariates} does not exist.")
+        for raster in self.covariates or []:
+            if not Path(raster).is_file():
+                raise TrainingInputError(f"Covariate raster {raster} does not exist. Choose a raster file.")
         if not str(self.out).strip():
             raise OutputError("No output file given. Choose where to save the model (.sinr).")
         check_writable(self.out)
@@ -134,17 +137,26 @@ def cli_arguments(opts: TrainOptions) -> list[str]:
     flags = (("cap", "--cap"), ("epochs", "--epochs"), ("batch_size", "--batch-size"),
              ("width", "--width"), ("depth", "--depth"), ("seed", "--seed"),
              ("min_records", "--min-records"), ("encoding", "--encoding"),
-             ("covariates", "--covariates"), ("species_column", "--species-column"),
+             ("species_column", "--species-column"),
              ("lat_column", "--lat-column"), ("lon_column", "--lon-column"),
-             ("source_column", "--source-column"), ("name", "--name"))
+             ("source_column", "--source-column"), ("name", "--name"), ("threads", "--threads"))
     for key, flag in flags:
         v = getattr(opts, key)
         if v is not None and v != "":
             args += [flag, str(v)]
-    args.append("--jsonl")
+    if opts.covariates:
+        args += ["--covariates", *[str(c) for c in opts.covariates]]
+    # one JSON line per step drives the progress bar; no text progress bar to fill the stderr tail
+    args += ["--jsonl", "--jsonl-every", "1", "--no-progress"]
     if opts.resume:
         args.append("--resume")
     return args
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    """The CLI's per-epoch checkpoint for ``out`` (``OUT.ckpt.pt``; the rule of ``training.cli``)."""
+    p = Path(out)
+    return p.with_name(p.name + ".ckpt.pt")
 
 
 def training_root() -> Path:
@@ -461,10 +473,12 @@ class TrainResult:
     done: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     pid: int | None = None
+    start: dict[str, Any] = field(default_factory=dict)  # the CLI's ``start`` event
+    provenance: dict[str, Any] = field(default_factory=dict)  # the bundle's ``data`` section
 
     def summary(self) -> str:
         """One paragraph for the log: records used/dropped, species, final loss, time."""
-        return training_summary(self.done, self.path, self.seconds)
+        return training_summary({**self.start, **self.done}, self.path, self.seconds, self.provenance)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -474,36 +488,60 @@ def _fmt_duration(seconds: float) -> str:
     return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{s}s")
 
 
-def training_summary(done: dict[str, Any], path: str | Path, seconds: float) -> str:
-    """Human summary of a ``done`` event (keys it lacks are left out)."""
-    used = done.get("records_used", done.get("n_records_used", done.get("n_records")))
-    dropped = done.get("records_dropped", done.get("n_records_dropped", done.get("n_dropped")))
-    species = done.get("species", done.get("n_species"))
-    loss = done.get("final_loss", done.get("loss"))
-    epochs = done.get("epochs", done.get("epoch"))
-    secs = done.get("seconds", done.get("elapsed_s", seconds))
-    parts = [f"Trained {Path(path).name}"]
+def training_summary(done: dict[str, Any], path: str | Path, seconds: float,
+                     provenance: dict[str, Any] | None = None) -> str:
+    """Human summary of the CLI's events and the bundle's data provenance (missing keys are left out)."""
+    prov = provenance or {}
+    used = prov.get("n_used", done.get("n_records"))
+    species = done.get("n_species", prov.get("n_species"))
+    loss = done.get("final_loss")
+    epochs = done.get("epochs")
+    secs = done.get("elapsed_s", seconds)
+    parts = []
     if species is not None:
-        parts.append(f"{species} species")
+        parts.append(f"{species:,} species")
     if used is not None:
-        parts.append(f"{used} records used" + (f", {dropped} dropped" if dropped is not None else ""))
+        parts.append(f"{used:,} records used" + (f" of {prov['n_read']:,} read" if "n_read" in prov else ""))
     if epochs is not None:
         parts.append(f"{epochs} epochs")
     if isinstance(loss, (int, float)) and math.isfinite(loss):
         parts.append(f"final loss {loss:.4f}")
     parts.append(f"time {_fmt_duration(secs or 0)}")
-    text = ": ".join([parts[0], ", ".join(parts[1:])])
-    reasons = done.get("dropped_reasons") or done.get("drops")
-    if isinstance(reasons, dict) and reasons:
-        text += " (dropped: " + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ")"
+    text = f"Trained {Path(path).name}: " + ", ".join(parts)
+    dropped = []
+    unusable = {k: int(v) for k, v in (prov.get("dropped") or {}).items() if v}
+    if unusable:
+        dropped.append(f"{sum(unusable.values()):,} unusable rows ("
+                       + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in unusable.items()) + ")")
+    for key, what in (("n_removed_by_thinning", "by thinning"),
+                      ("n_removed_below_min_records", "of species below the minimum records"),
+                      ("n_removed_no_covariates", "without covariate values"),
+                      ("n_removed_by_cap", "over the per-species cap")):
+        if prov.get(key):
+            dropped.append(f"{int(prov[key]):,} {what}")
+    if dropped:
+        text += "; dropped " + ", ".join(dropped)
+    elif prov:
+        text += "; no records dropped"
     return text + "."
 
 
+def bundle_provenance(path: str | Path) -> dict[str, Any]:
+    """The ``data`` section of a bundle's model.json (records read, used, dropped); ``{}`` if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read("model.json").decode("utf-8"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return {}
+    data = meta.get("data") if isinstance(meta, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
 def event_progress(event: dict[str, Any]) -> float | None:
-    """Percent done (0-100) of a progress event, or ``None`` when it carries none."""
+    """Percent done (0-100) of a progress event (``progress`` is 0..1), or ``None`` when it carries none."""
     p = event.get("progress")
     if isinstance(p, (int, float)) and math.isfinite(p):
-        return max(0.0, min(100.0, float(p) * 100.0 if p <= 1.0 else float(p)))
+        return max(0.0, min(100.0, 100.0 * float(p)))
     step, total = event.get("step"), event.get("steps_total")
     if isinstance(step, (int, float)) and isinstance(total, (int, float)) and total > 0:
         return max(0.0, min(100.0, 100.0 * step / total))
@@ -531,12 +569,15 @@ def run_training(opts: TrainOptions, python: str, *,
         if on_start is not None:
             on_start(proc)
         done: dict[str, Any] | None = None
+        start: dict[str, Any] = {}
         error_event: dict[str, Any] | None = None
         try:
             for event in proc.events(is_cancelled):
                 kind = event.get("event")
                 if kind == "done":
                     done = event
+                elif kind == "start":
+                    start = event
                 elif kind == "error":
                     error_event = event
                 if on_event is not None:
@@ -565,4 +606,5 @@ def run_training(opts: TrainOptions, python: str, *,
         if not path.is_file():
             raise TrainingCrashError(f"The training process reported success but {path} does not exist.\n"
                                      + proc.stderr_tail())
-        return TrainResult(path=path, done=done, seconds=time.monotonic() - started, pid=proc.pid)
+        return TrainResult(path=path, done=done, seconds=time.monotonic() - started, pid=proc.pid, start=start,
+                           provenance=bundle_provenance(path))

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 STEPS = 4
@@ -35,7 +36,7 @@ def main() -> int:
     ap.add_argument("--jsonl", action="store_true")
     args, _ = ap.parse_known_args()
     out = Path(args.out)
-    ckpt = out.with_name(out.name + ".ckpt.json")
+    ckpt = out.with_name(out.name + ".ckpt.pt")
 
     if args.mode == "user_error":
         print("warming up", file=sys.stderr)
@@ -56,11 +57,14 @@ def main() -> int:
             Path(args.pid_file).write_text(str(os.getpid()))
 
     start_epoch = 0
-    if args.resume and ckpt.is_file():
+    if args.resume:
+        if not ckpt.is_file():
+            emit(event="error", message=f"No checkpoint to resume at {ckpt}. Run without --resume first.")
+            return 2
         start_epoch = json.loads(ckpt.read_text())["epoch"]
-        emit(event="resume", epoch=start_epoch)
     total = args.epochs * STEPS
-    emit(event="start", epochs=args.epochs, steps_total=total, start_epoch=start_epoch)
+    emit(event="start", n_records=120, n_species=4, epochs=args.epochs, steps_total=total,
+         start_epoch=start_epoch + 1)
     for epoch in range(start_epoch, args.epochs):
         for s in range(STEPS):
             step = epoch * STEPS + s + 1
@@ -73,11 +77,17 @@ def main() -> int:
             print("not json, ignored", flush=True)
             time.sleep(args.delay)
         ckpt.write_text(json.dumps({"epoch": epoch + 1}))
+        emit(event="epoch", epoch=epoch + 1, epochs=args.epochs, loss=0.5, progress=(epoch + 1) / args.epochs,
+             checkpoint=str(ckpt))
     tmp = out.with_name(f".{out.name}.xyz.part.sinr")
-    tmp.write_bytes(b"model")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        zf.writestr("model.json", json.dumps({"data": {
+            "n_read": 130, "dropped": {"missing": 2, "out_of_range": 0, "null_island": 1},
+            "n_removed_below_min_records": 5, "n_removed_by_cap": 0, "n_used": 120}}))
     os.replace(tmp, out)
-    emit(event="done", path=str(out), records_used=120, records_dropped=3, species=4, final_loss=0.25,
-         epochs=args.epochs, start_epoch=start_epoch, seconds=1.5)
+    ckpt.unlink()
+    emit(event="done", out=str(out), n_species=4, n_records=120, final_loss=0.25, epochs=args.epochs,
+         elapsed_s=1.5)
     return 0
 
 

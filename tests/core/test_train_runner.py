@@ -44,19 +44,23 @@ def _run(opts, mode="ok", delay=0.0, extra=(), **kw):
 
 def test_command_carries_every_option(tmp_path):
     o = tr.TrainOptions(data="d.csv", out="m.sinr", loss="me_ssdl", cap=50, epochs=3, batch_size=64, width=32,
-                        depth=1, seed=7, min_records=5, encoding="sin_cos_env", covariates="c.tif",
+                        depth=1, seed=7, min_records=5, encoding="sin_cos_env", covariates=["c.tif", "d.tif"],
                         species_column="sp", lat_column="y", lon_column="x", source_column="src",
-                        name="My model", resume=True)
+                        name="My model", resume=True, threads=1)
     cmd = tr.build_command("/usr/bin/python3", o)
     assert cmd[:5] == ["/usr/bin/python3", "-u", "-m", "training", "train"]
-    pairs = dict(zip(cmd[5::2], cmd[6::2]))
+    i = cmd.index("--covariates")
+    assert cmd[i:i + 3] == ["--covariates", "c.tif", "d.tif"]
+    del cmd[i:i + 3]
+    assert cmd[-5:] == ["--jsonl", "--jsonl-every", "1", "--no-progress", "--resume"]
+    pairs = dict(zip(cmd[5:-5:2], cmd[6:-5:2]))
     assert pairs == {"--data": "d.csv", "--out": "m.sinr", "--loss": "me_ssdl", "--cap": "50", "--epochs": "3",
                      "--batch-size": "64", "--width": "32", "--depth": "1", "--seed": "7", "--min-records": "5",
-                     "--encoding": "sin_cos_env", "--covariates": "c.tif", "--species-column": "sp",
+                     "--encoding": "sin_cos_env", "--species-column": "sp",
                      "--lat-column": "y", "--lon-column": "x", "--source-column": "src", "--name": "My model",
-                     "--jsonl": "--resume"}
+                     "--threads": "1"}
     plain = tr.build_command("py", tr.TrainOptions(data="d", out="o"))
-    assert plain[-1] == "--jsonl" and "--cap" not in plain and "--resume" not in plain
+    assert plain[-1] == "--no-progress" and "--cap" not in plain and "--resume" not in plain
 
 
 def test_all_six_losses_accepted_and_bad_options_refused(opts):
@@ -97,12 +101,16 @@ def test_unwritable_output_refused_before_start(opts, tmp_path):
 def test_progress_events_and_summary(opts):
     events, progress = [], []
     result = _run(opts, on_event=events.append, on_progress=progress.append)
-    assert result.path == Path(opts.out) and result.path.read_bytes() == b"model"
+    assert result.path == Path(opts.out) and result.path.is_file()
     steps = [e for e in events if e["event"] == "step"]
     assert len(steps) == 8 and steps[-1]["step"] == 8
-    assert progress == pytest.approx([12.5 * i for i in range(1, 9)])
+    assert sorted(set(progress)) == pytest.approx([12.5 * i for i in range(1, 9)])
+    assert progress == sorted(progress)
     s = result.summary()
-    assert "4 species" in s and "120 records used, 3 dropped" in s and "final loss 0.2500" in s and "2 epochs" in s
+    assert s == ("Trained model.sinr: 4 species, 120 records used of 130 read, 2 epochs, final loss 0.2500, "
+                 "time 2s; dropped 3 unusable rows (2 missing, 1 null island), 5 of species below the minimum "
+                 "records.")
+    assert not tr.checkpoint_path(opts.out).exists()
     assert not tr.lock_path(opts.out).exists()
 
 
@@ -212,16 +220,32 @@ def test_resume_continues_from_checkpoint(opts):
     cancel = threading.Event()
 
     def on_event(e):
-        if e["event"] == "step" and e["step"] == 5:  # after the first epoch's checkpoint
+        if e["event"] == "epoch" and e["epoch"] == 1:  # the first epoch's checkpoint is written
             cancel.set()
 
     with pytest.raises(CancelledError):
         _run(opts, delay=0.2, on_event=on_event, is_cancelled=cancel.is_set)
+    assert tr.checkpoint_path(opts.out).is_file() and not Path(opts.out).exists()
     opts.resume = True
     events: list[dict] = []
     result = _run(opts, on_event=events.append)
-    assert result.done["start_epoch"] == 1
+    assert result.start["start_epoch"] == 2
     assert [e["step"] for e in events if e["event"] == "step"] == [5, 6, 7, 8]
+    with pytest.raises(tr.TrainingInputError, match="No checkpoint to resume"):
+        _run(opts)
+
+
+def test_checkpoint_rule_matches_the_cli():
+    cli = pytest.importorskip("training.cli")
+    assert tr.checkpoint_path("/x/m.sinr") == cli.checkpoint_path("/x/m.sinr")
+
+
+def test_defaults_match_the_cli():
+    cli = pytest.importorskip("training.cli")
+    train = cli.build_parser()._subparsers._group_actions[0].choices["train"]
+    for key, value in tr.DEFAULTS.items():
+        assert train.get_default(key) == value, key
+    assert sorted(tr.LOSSES) == sorted(pytest.importorskip("training.losses").LOSSES)
 
 
 def test_check_python_reports_missing_torch_with_install_help(tmp_path):
