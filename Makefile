@@ -21,3 +21,14 @@ lint: setup
 
 clean:
 	rm -rf build zip_build .pytest_cache
+
+# --- real desktop and plugin zip (scripts/desktop.sh, scripts/package.sh) ---
+.PHONY: desktop package test-desktop
+desktop: setup  ## the real QGIS desktop, plugin enabled, isolated profile in build/qgis-profile
+	bash scripts/desktop.sh $(ARGS)
+
+package: setup  ## build/sinr_qgis.<version>.zip with pb_tool, ready for the plugin repository
+	bash scripts/package.sh
+
+test-desktop: setup  ## only the end-to-end desktop test (Xvfb); screenshots in build/screenshots
+	$(PY) -m pytest -q -m desktop tests/desktop

@@ -5,6 +5,9 @@ from qgis.core import QgsApplication
 
 from .processing.provider import SinrProvider
 from .toolbelt.log import setup_logging
+from .toolbelt.paths import icon_path
+
+MENU = "&SINR Species Ranges"
 
 
 class SinrPlugin:
@@ -13,6 +16,8 @@ class SinrPlugin:
     def __init__(self, iface) -> None:
         self.iface = iface
         self.provider: SinrProvider | None = None
+        self.diagnostics_action = None
+        self._diagnostics_dialog = None
         setup_logging()
 
     def initProcessing(self) -> None:
@@ -21,8 +26,31 @@ class SinrPlugin:
 
     def initGui(self) -> None:
         self.initProcessing()
+        self._add_diagnostics_action()
+
+    # ---- Diagnostics (a report for bug reports, copied to the clipboard) ----
+    def _add_diagnostics_action(self) -> None:
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        self.diagnostics_action = QAction(QIcon(icon_path("sinr.svg")), "Diagnostics…",
+                                          self.iface.mainWindow())
+        self.diagnostics_action.setObjectName("SinrDiagnosticsAction")
+        self.diagnostics_action.setToolTip("Copy a report of versions, backend and models for a bug report")
+        self.diagnostics_action.triggered.connect(self.show_diagnostics)
+        self.iface.addPluginToMenu(MENU, self.diagnostics_action)
+
+    def show_diagnostics(self) -> None:
+        from .gui.diagnostics_dialog import show_diagnostics
+
+        self._diagnostics_dialog = show_diagnostics(self.iface.mainWindow())
+        self.iface.messageBar().pushInfo("SINR", "Diagnostics report copied to the clipboard.")
 
     def unload(self) -> None:
+        if self.diagnostics_action is not None:
+            self.iface.removePluginMenu(MENU, self.diagnostics_action)
+            self.diagnostics_action.deleteLater()
+            self.diagnostics_action = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

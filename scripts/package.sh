@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make package`: build the installable plugin zip with pb_tool -> build/sinr_qgis.<version>.zip
+#
+# pb_tool copies what pb_tool.cfg lists, relative to its working folder. Running it inside
+# sinr_qgis/ would also copy __pycache__ folders and leave zip_build/ in the package, so we stage a
+# clean copy of the package first (symlinked metadata.txt, LICENSE and resources/ resolved to real
+# files, no compiled files) and run `pb_tool zip` there. The zip holds one folder, sinr_qgis/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT_DIR=${SINR_PACKAGE_DIR:-$ROOT/build}
+STAGE="$OUT_DIR/package-stage"
+VERSION=$(sed -n 's/^version=//p' metadata.txt | tr -d '[:space:]')
+ZIP="$OUT_DIR/sinr_qgis.$VERSION.zip"
+
+command -v zip >/dev/null || { echo "package: the 'zip' program is missing (apt-get install zip)" >&2; exit 1; }
+rm -rf "$STAGE"
+mkdir -p "$OUT_DIR"
+.venv/bin/python - "$ROOT/sinr_qgis" "$STAGE" <<'PY'
+import shutil, sys
+# symlinks=False copies the targets of the links; nothing compiled or editor-made goes in.
+shutil.copytree(sys.argv[1], sys.argv[2], symlinks=False,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*~", "*.orig",
+                                              "*.rej", ".DS_Store", "*.part.*", "zip_build"))
+PY
+(cd "$STAGE" && "$ROOT/.venv/bin/pb_tool" zip --config_file "$ROOT/pb_tool.cfg" > pb_tool.log 2>&1) || {
+  cat "$STAGE/pb_tool.log" >&2; echo "package: pb_tool zip failed" >&2; exit 1; }
+if grep -q "ERROR" "$STAGE/pb_tool.log"; then
+  cat "$STAGE/pb_tool.log" >&2; echo "package: pb_tool could not copy a listed file" >&2; exit 1
+fi
+mv -f "$STAGE/zip_build/sinr_qgis.zip" "$ZIP"
+rm -rf "$STAGE"
+size=$(stat -c %s "$ZIP")
+echo "$ZIP ($((size / 1024)) KiB)"
+if [ "$size" -ge $((25 * 1024 * 1024)) ]; then
+  echo "package: the zip is over the plugin repository's 25 MB limit" >&2; exit 1
+fi

@@ -1,0 +1,1 @@
+"""Widgets: the SINR dock and its "what lives here" map tool."""

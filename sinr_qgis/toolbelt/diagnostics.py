@@ -1,0 +1,178 @@
+"""The "Diagnostics" report: versions, backend, training interpreter and models, as plain text.
+
+Made for bug reports: every line is collected on its own, and a part that fails says why in its
+line instead of breaking the report. PyTorch is never imported here: its version is asked of the
+training interpreter in a subprocess (importing torch inside QGIS is what the plugin avoids).
+"""
+from __future__ import annotations
+
+import configparser
+import importlib
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .paths import BUNDLED_MODEL, PLUGIN_DIR
+
+Entry = tuple[str, str]
+
+
+def _safe(fn: Callable[[], str]) -> str:
+    """``fn()``, or the error it raised, as one line (a diagnostics line must never raise)."""
+    try:
+        return fn()
+    except Exception as exc:
+        return f"unavailable ({type(exc).__name__}: {exc})"
+
+
+def plugin_version() -> str:
+    """``version`` from the plugin's metadata.txt."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(PLUGIN_DIR / "metadata.txt", encoding="utf-8")
+    return cfg["general"]["version"]
+
+
+def _qgis_version() -> str:
+    from qgis.core import Qgis
+    from qgis.PyQt.QtCore import PYQT_VERSION_STR, QT_VERSION_STR
+
+    return f"{Qgis.QGIS_VERSION} (Qt {QT_VERSION_STR}, PyQt {PYQT_VERSION_STR})"
+
+
+def _gdal_version() -> str:
+    from osgeo import gdal
+
+    return gdal.__version__
+
+
+def module_version(name: str) -> str:
+    """Version of an importable module, or why it cannot be imported (e.g. 'not installed')."""
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError:
+        return "not installed"
+    except Exception as exc:
+        return f"broken ({type(exc).__name__}: {exc})"
+    version = getattr(module, "__version__", "unknown version")
+    where = Path(getattr(module, "__file__", "") or "").parent
+    return f"{version} ({where})" if str(where) not in ("", ".") else version
+
+
+def onnxruntime_providers() -> str:
+    """The execution providers onnxruntime offers here (GPU ones appear only if installed)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return "-"
+    return ", ".join(onnxruntime.get_available_providers())
+
+
+def inference_backend() -> str:
+    """The backend prediction uses by default ("auto": onnxruntime when importable, else numpy)."""
+    from ..core.runtime import onnxruntime_available
+
+    if onnxruntime_available():
+        return "onnxruntime"
+    return "numpy (onnxruntime is not installed: same results, slower; pip install onnxruntime)"
+
+
+def training_interpreter() -> str:
+    """The Python interpreter the plugin would start for training (setting, else default)."""
+    from .interpreter import training_interpreter as configured
+
+    return configured()
+
+
+def torch_report(python: str) -> str:
+    """torch's version in ``python`` (a subprocess), or the reason training is unavailable."""
+    from ..core.train_runner import check_python
+
+    try:
+        info = check_python(python, timeout=60.0)
+    except Exception as exc:
+        return f"unavailable: {exc}"
+    return f"{info['torch']} (Python {info.get('python', '?')} at {info.get('executable', python)})"
+
+
+def training_code() -> str:
+    """Where the training package is, or why training cannot run from this installation."""
+    from ..core.train_runner import training_root
+
+    try:
+        return str(training_root() / "training")
+    except Exception as exc:
+        return f"not found: {exc}"
+
+
+def _describe_model(path: str | Path) -> str:
+    from ..core.bundle import ModelBundle
+
+    path = Path(path)
+    if not path.is_file():
+        return f"{path} (missing)"
+    bundle = ModelBundle.load(path)
+    return (f"{bundle.name}: {bundle.n_species} species, encoding {bundle.encoding}, "
+            f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def user_model_paths() -> list[str]:
+    """Paths of the user's own models remembered in the settings (the dock's model list)."""
+    from .model_registry import list_models
+
+    return [entry.path for entry in list_models(prune=False)]
+
+
+def model_lines() -> list[Entry]:
+    """One line per model: the bundled one, then the user's."""
+    lines: list[Entry] = [("bundled model", _safe(lambda: _describe_model(BUNDLED_MODEL)))]
+    try:
+        users = user_model_paths()
+    except Exception as exc:
+        return [*lines, ("user models", f"unavailable ({exc})")]
+    if not users:
+        lines.append(("user models", "none"))
+    for i, path in enumerate(users, 1):
+        lines.append((f"user model {i}", _safe(lambda p=path: _describe_model(p))))
+    return lines
+
+
+def collect_diagnostics(probe_torch: bool = True) -> list[Entry]:
+    """Every line of the report as (label, value). ``probe_torch`` starts the interpreter (~2 s)."""
+    entries: list[Entry] = [
+        ("SINR plugin", _safe(lambda: f"{plugin_version()} ({PLUGIN_DIR})")),
+        ("QGIS", _safe(_qgis_version)),
+        ("OS", _safe(platform.platform)),
+        ("Python", f"{sys.version.split()[0]} ({sys.executable})"),
+        ("GDAL", _safe(_gdal_version)),
+        ("numpy", module_version("numpy")),
+        ("onnxruntime", module_version("onnxruntime")),
+        ("onnxruntime providers", _safe(onnxruntime_providers)),
+        ("prediction backend", _safe(inference_backend)),
+    ]
+    python = _safe(training_interpreter)
+    entries.append(("training interpreter", python))
+    entries.append(("torch (training interpreter)",
+                    _safe(lambda: torch_report(python)) if probe_torch else "not checked"))
+    entries.append(("training code", _safe(training_code)))
+    entries.extend(model_lines())
+    return entries
+
+
+def format_report(entries: list[Entry]) -> str:
+    """The entries as aligned plain text, ready to paste into an issue."""
+    width = max(len(label) for label, _ in entries)
+    lines = ["SINR for QGIS diagnostics", ""]
+    lines += [f"{label.ljust(width)} : {value}" for label, value in entries]
+    return "\n".join(lines) + "\n"
+
+
+def diagnostics_report(probe_torch: bool = True) -> str:
+    """The whole report as text."""
+    return format_report(collect_diagnostics(probe_torch=probe_torch))
+
+
+def as_dict(entries: list[Entry]) -> dict[str, Any]:
+    """The entries as a dict (for tests and scripts)."""
+    return dict(entries)

@@ -1,0 +1,92 @@
+"""Start the real QGIS desktop under Xvfb with an isolated profile and a --code script.
+
+Shared by the end-to-end desktop test and the package install test. The code script runs inside
+QGIS after start-up, writes its findings as JSON to a file, and quits QGIS itself; this module
+only starts and waits. Nothing here touches the user's own QGIS profile.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from qgis_profile import prepare_profile  # noqa: E402
+
+SCREEN = "1600x1000x24"
+
+
+def desktop_available() -> str | None:
+    """Why the desktop cannot run here, or None when it can."""
+    for exe in ("qgis", "xvfb-run", "Xvfb", "xauth"):
+        if shutil.which(exe) is None:
+            return f"{exe} is not installed (make setup installs it)"
+    return None
+
+
+def venv_site_packages() -> str:
+    """The project's venv site-packages, which desktop QGIS sees only through PYTHONPATH."""
+    return sysconfig.get_paths()["purelib"]
+
+
+def clean_env(home: Path, with_venv: bool) -> dict[str, str]:
+    """A minimal environment: no offscreen platform, no inherited plugin paths, a private HOME."""
+    env = {k: v for k, v in os.environ.items()
+           if k in ("PATH", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "SHELL", "TMPDIR")}
+    home.mkdir(parents=True, exist_ok=True)
+    runtime = home / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime), LANG=env.get("LANG", "C.UTF-8"),
+               QT_QPA_PLATFORM="xcb", PYTHONDONTWRITEBYTECODE="1", QT_ACCESSIBILITY="0",
+               NO_AT_BRIDGE="1")
+    if with_venv:
+        env["PYTHONPATH"] = venv_site_packages()
+    return env
+
+
+@dataclass
+class DesktopRun:
+    returncode: int
+    result: dict
+    log: str
+
+
+def run_desktop(profiles: Path, plugin_source: Path, code: Path, result_file: Path, *,
+                with_venv: bool = True, copy: bool = False, settings: dict | None = None,
+                timeout: float = 240.0, profile: str = "sinr-test",
+                extra_env: dict[str, str] | None = None) -> DesktopRun:
+    """Prepare the profile, run QGIS with ``--code code`` under Xvfb, return the JSON result."""
+    prepare_profile(profiles, profile, plugin_source, copy=copy, extra=settings)
+    env = clean_env(profiles / "home", with_venv)
+    env.update(extra_env or {})
+    env["SINR_DESKTOP_RESULT"] = str(result_file)
+    cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN} -nolisten tcp",
+           "qgis", "--profiles-path", str(profiles), "--profile", profile, "--nologo",
+           "--noversioncheck", "--code", str(code)]
+    log_path = profiles / f"{profile}-qgis.log"
+    with open(log_path, "w") as log_file:
+        # Own process group, so a hung QGIS and its Xvfb are both stopped on timeout.
+        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                cwd=str(profiles), start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            rc = -9
+    log = log_path.read_text(errors="replace")
+    if rc == -9:
+        log += f"\nQGIS did not quit within {timeout:.0f} s"
+    result = json.loads(result_file.read_text()) if result_file.is_file() else {}
+    return DesktopRun(rc, result, log)

@@ -1,0 +1,103 @@
+"""The plugin in a stock QGIS (no onnxruntime, no torch) and with both installed.
+
+Each case runs tests/qgis/dependency_probe.py in a fresh interpreter. For the stock case a
+``sitecustomize`` on PYTHONPATH installs a meta-path finder that makes ``import onnxruntime`` and
+``import torch`` fail, in the probe and in every Python it starts (the training interpreter too),
+as on a user's machine where they were never installed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.factories import make_bundle
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).with_name("dependency_probe.py")
+BLOCKED = ("onnxruntime", "torch")
+
+SITECUSTOMIZE = '''
+import sys
+
+BLOCKED = {blocked!r}
+
+
+class _Blocker:
+    """Make the blocked top-level packages look not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Blocker())
+'''
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("deps") / "tiny.sinr"
+    make_bundle(path, n_species=3, width=16, depth=1)
+    return path
+
+
+def run_probe(bundle: Path, work: Path, block: bool) -> dict:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    if block:
+        site = work / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(SITECUSTOMIZE.format(blocked=BLOCKED))
+        env["PYTHONPATH"] = os.pathsep.join([str(site), *[p for p in [env.get("PYTHONPATH")] if p]])
+    proc = subprocess.run([sys.executable, str(PROBE), str(bundle), str(work)], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert proc.returncode == 0 and lines, f"probe failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(lines[-1])
+
+
+def check_common(result: dict) -> None:
+    assert result["provider"], "the sinr Processing provider was not registered"
+    assert not result["provider_after_unload"]
+    assert not result["torch_loaded_in_qgis"], "the plugin imported torch into the QGIS process"
+    if "predict" in result:
+        pred = result["predict"]
+        assert "error" not in pred, pred.get("error")
+        assert pred["valid"] and pred["bands"] >= 2 and pred["n_valid"] > 0
+        assert 0.0 <= pred["min"] <= pred["max"] <= 1.0
+    if "compare" in result:
+        assert "error" not in result["compare"], result["compare"].get("error")
+        assert 0.0 <= result["compare"]["MAP"] <= 1.0 or 0.0 <= result["compare"]["MAP"] <= 100.0
+
+
+def test_stock_qgis_without_onnxruntime_and_torch(bundle, tmp_path):
+    result = run_probe(bundle, tmp_path, block=True)
+    assert result["importable"] == {"onnxruntime": False, "torch": False}
+    check_common(result)
+    diag = result["diagnostics"]
+    assert diag["onnxruntime"] == "not installed"
+    assert diag["prediction backend"].startswith("numpy")
+    assert diag["torch (training interpreter)"].startswith("unavailable: PyTorch is missing")
+    # Training is shown as unavailable, with the reason and how to install torch.
+    assert result["training"].startswith("unavailable: PyTorch is missing")
+    assert "pip install torch" in result["training"]
+    assert not result["onnxruntime_loaded"]
+
+
+def test_with_onnxruntime_and_torch(bundle, tmp_path):
+    result = run_probe(bundle, tmp_path, block=False)
+    assert result["importable"] == {"onnxruntime": True, "torch": True}
+    check_common(result)
+    diag = result["diagnostics"]
+    import onnxruntime
+    import torch
+
+    assert diag["onnxruntime"].startswith(onnxruntime.__version__)
+    assert "onnxruntime" in diag["prediction backend"]
+    assert diag["torch (training interpreter)"].startswith(torch.__version__)
+    assert result["training"] == "available"
