@@ -34,7 +34,21 @@ def encoder_onnx_bytes(model: SinrModel) -> bytes:
     with torch.no_grad():
         torch.onnx.export(graph, args, buf, input_names=names, output_names=["embedding"],
                           dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
-    return buf.getvalue()
+    return _ensure_lonlat_input(buf.getvalue())
+
+
+def _ensure_lonlat_input(onnx_bytes: bytes) -> bytes:
+    """Keep the contract's ``lonlat`` input: the tracer drops it from an ``env``-only graph,
+    which does not read it. Re-add it as an (unused) input, first in order."""
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes)
+    if any(i.name == "lonlat" for i in proto.graph.input):
+        return onnx_bytes
+    lonlat = onnx.helper.make_tensor_value_info("lonlat", onnx.TensorProto.FLOAT, ["n", 2])
+    proto.graph.input.insert(0, lonlat)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
 
 
 def build_bundle(model: SinrModel, species: Sequence[Species], *, name: str,

@@ -33,6 +33,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600); results are ordinary readable files
+        # (a fixed mode: reading the umask means changing it, which is not thread-safe)
+        os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, final)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,148 @@
+"""Covariate rasters (e.g. bioclim grids) sampled bilinearly at (lon, lat) points. numpy + GDAL.
+
+The rasters must be in geographic lon/lat degrees (EPSG:4326 or another geographic CRS on the
+same axes). Each band is one covariate, in band order, rasters after each other. Nodata cells
+and points outside a raster read as NaN; bilinear weights are renormalised over the valid
+neighbours so coasts do not bleed nodata inwards (a point whose four neighbours are all nodata
+is NaN). Standardisation statistics (mean, std) are taken over each band's valid cells.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CovariateError
+
+
+@dataclass
+class CovariateRaster:
+    """One raster file read into memory: ``values`` float32 [k, H, W] with NaN for nodata."""
+
+    path: Path
+    names: list[str]
+    values: np.ndarray
+    geotransform: tuple[float, ...]
+
+    @property
+    def n_bands(self) -> int:
+        return int(self.values.shape[0])
+
+    def sample(self, lonlat: np.ndarray) -> np.ndarray:
+        """Bilinear values at points (lon, lat) degrees [N, 2] -> float64 [N, k] (NaN = missing)."""
+        lonlat = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
+        x0, dx, _, y0, _, dy = self.geotransform
+        _, h, w = self.values.shape
+        # continuous pixel coordinates with pixel centres at integers
+        px = (lonlat[:, 0] - x0) / dx - 0.5
+        py = (lonlat[:, 1] - y0) / dy - 0.5
+        inside = (px >= -0.5) & (px <= w - 0.5) & (py >= -0.5) & (py <= h - 0.5)
+        inside &= np.isfinite(px) & np.isfinite(py)
+        px = np.where(inside, px, 0.0)
+        py = np.where(inside, py, 0.0)
+        ix, iy = np.floor(px), np.floor(py)
+        fx, fy = px - ix, py - iy
+        ix0 = np.clip(ix.astype(np.int64), 0, w - 1)
+        iy0 = np.clip(iy.astype(np.int64), 0, h - 1)
+        ix1 = np.clip(ix.astype(np.int64) + 1, 0, w - 1)
+        iy1 = np.clip(iy.astype(np.int64) + 1, 0, h - 1)
+        out = np.full((len(lonlat), self.n_bands), np.nan)
+        corners = ((iy0, ix0, (1 - fx) * (1 - fy)), (iy0, ix1, fx * (1 - fy)),
+                   (iy1, ix0, (1 - fx) * fy), (iy1, ix1, fx * fy))
+        for b in range(self.n_bands):
+            band = self.values[b]
+            acc = np.zeros(len(lonlat))
+            wsum = np.zeros(len(lonlat))
+            for r, c, wt in corners:
+                v = band[r, c].astype(np.float64)
+                ok = np.isfinite(v)
+                acc += np.where(ok, v * wt, 0.0)
+                wsum += np.where(ok, wt, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                val = acc / wsum
+            out[:, b] = np.where(inside & (wsum > 1e-12), val, np.nan)
+        return out
+
+    def band_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of each band over its valid cells (std 1 where it would be 0)."""
+        flat = self.values.reshape(self.n_bands, -1).astype(np.float64)
+        mean = np.array([np.nanmean(r) if np.isfinite(r).any() else 0.0 for r in flat])
+        std = np.array([np.nanstd(r) if np.isfinite(r).any() else 1.0 for r in flat])
+        std = np.where(std > 0, std, 1.0)
+        return mean, std
+
+
+def read_covariate_raster(path: str | Path) -> CovariateRaster:
+    """Read all bands of a lon/lat GeoTIFF (or any GDAL raster) into memory."""
+    from osgeo import gdal, osr
+
+    gdal.UseExceptions()
+    p = Path(path)
+    if not p.is_file():
+        raise CovariateError(f"Covariate raster {p} does not exist.")
+    try:
+        ds = gdal.Open(str(p))
+    except RuntimeError as exc:
+        raise CovariateError(f"Cannot read covariate raster {p.name}: {exc}") from None
+    srs_wkt = ds.GetProjection()
+    if srs_wkt:
+        srs = osr.SpatialReference(wkt=srs_wkt)
+        if not srs.IsGeographic():
+            raise CovariateError(f"Covariate raster {p.name} is not in geographic lon/lat degrees; "
+                                 "reproject it to EPSG:4326 first.")
+    gt = ds.GetGeoTransform()
+    if gt[2] != 0 or gt[4] != 0:
+        raise CovariateError(f"Covariate raster {p.name} is rotated; warp it to a north-up grid first.")
+    names, bands = [], []
+    for i in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(i)
+        arr = band.ReadAsArray().astype(np.float32)
+        nodata = band.GetNoDataValue()
+        if nodata is not None:
+            arr[arr == np.float32(nodata)] = np.nan
+        arr[~np.isfinite(arr)] = np.nan
+        bands.append(arr)
+        names.append(band.GetDescription() or f"{p.stem}_b{i}")
+    if not bands:
+        raise CovariateError(f"Covariate raster {p.name} has no bands.")
+    return CovariateRaster(path=p, names=names, values=np.stack(bands), geotransform=tuple(gt))
+
+
+class CovariateStack:
+    """Several covariate rasters used together; covariates in file order, then band order."""
+
+    def __init__(self, rasters: Sequence[CovariateRaster]) -> None:
+        self.rasters = list(rasters)
+        names = [n for r in self.rasters for n in r.names]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise CovariateError(f"Covariate names repeat across rasters: {', '.join(dup)}. "
+                                 "Give each band a unique description.")
+        self.names = names
+
+    @classmethod
+    def open(cls, paths: Sequence[str | Path]) -> CovariateStack:
+        if not paths:
+            raise CovariateError("No covariate raster given.")
+        return cls([read_covariate_raster(p) for p in paths])
+
+    @property
+    def n_covariates(self) -> int:
+        return len(self.names)
+
+    def sample(self, lonlat: np.ndarray) -> np.ndarray:
+        """Raw covariate values at (lon, lat) [N, 2] -> float64 [N, k], NaN where missing."""
+        return np.concatenate([r.sample(lonlat) for r in self.rasters], axis=1)
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-covariate (mean, std) over valid raster cells."""
+        ms = [r.band_stats() for r in self.rasters]
+        return np.concatenate([m for m, _ in ms]), np.concatenate([s for _, s in ms])
+
+
+def sample_covariates(paths: Sequence[str | Path], lonlat: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Convenience: raw values [N, k] at ``lonlat`` and the covariate names."""
+    stack = CovariateStack.open(paths)
+    return stack.sample(lonlat), stack.names

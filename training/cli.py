@@ -1,0 +1,214 @@
+"""Command line: ``python -m training train ...`` and ``python -m training import-official ...``.
+
+User errors (bad files, columns, options) print one line ``error: ...`` on stderr and exit with
+code 2; with ``--jsonl`` an ``{"event": "error", "message": ...}`` line is also written to stdout.
+The JSON-lines schema is documented in ``training/trainer.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sinr_qgis.core.atomic import check_writable
+from sinr_qgis.core.bundle import Species, file_sha256
+from sinr_qgis.core.encoding import ENCODINGS
+from sinr_qgis.core.errors import CancelledError, SinrError
+
+from .losses import LOSSES
+
+EXIT_USER_ERROR = 2
+DEFAULT_LICENCE = ("This model is derived from its training data ({file}); it carries the terms of "
+                   "that data's licences. Check them before redistributing the model.")
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    """Where ``train`` keeps its per-epoch checkpoint for ``out``: ``OUT.ckpt.pt`` beside it."""
+    p = Path(out)
+    return p.with_name(p.name + ".ckpt.pt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m training", description="Train SINR species range models.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model on presence-only records and write a .sinr bundle")
+    t.add_argument("--data", required=True, help="occurrence file (CSV/CSV.gz, GBIF, iNat export, DwC-A zip)")
+    t.add_argument("--out", required=True, help="output model bundle (.sinr)")
+    t.add_argument("--loss", default="an_full", choices=sorted(LOSSES))
+    t.add_argument("--cap", type=int, default=1000, help="max records per species (<= 0: no cap)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=2048)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--width", type=int, default=256)
+    t.add_argument("--depth", type=int, default=4)
+    t.add_argument("--dropout", type=float, default=0.5)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--pos-weight", type=float, default=2048.0, help="lambda of the full losses")
+    t.add_argument("--thin-deg", type=float, default=None,
+                   help="keep one record per species per grid cell of this size (degrees)")
+    t.add_argument("--min-records", type=int, default=1, help="drop species with fewer records")
+    t.add_argument("--encoding", default="sin_cos", choices=ENCODINGS)
+    t.add_argument("--covariates", nargs="+", default=[], metavar="RASTER",
+                   help="lon/lat covariate raster(s) for --encoding env or sin_cos_env")
+    t.add_argument("--species-column")
+    t.add_argument("--name-column")
+    t.add_argument("--lat-column")
+    t.add_argument("--lon-column")
+    t.add_argument("--source-column")
+    t.add_argument("--name", help="model name (default: the output file's stem)")
+    t.add_argument("--licence", help="licence text stored in the bundle")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--jsonl", action="store_true", help="JSON-lines progress on stdout")
+    t.add_argument("--jsonl-every", type=int, default=20, help="steps between JSON step events")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    t.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.pt")
+    t.add_argument("--keep-checkpoint", action="store_true", help="keep OUT.ckpt.pt after export")
+
+    o = sub.add_parser("import-official", help="convert an official SINR checkpoint to a .sinr bundle")
+    o.add_argument("checkpoint", help="official SINR checkpoint (.pt)")
+    o.add_argument("--taxa", required=True, help="CSV mapping taxon_id to name")
+    o.add_argument("--out", required=True, help="output model bundle (.sinr)")
+    o.add_argument("--name", help="model name (default: the output file's stem)")
+    return ap
+
+
+def _check_options(a: argparse.Namespace) -> None:
+    if a.epochs < 1 or a.batch_size < 1:
+        raise SinrError("--epochs and --batch-size must be at least 1.")
+    if a.lr <= 0 or a.width < 1 or a.depth < 0 or not 0.0 <= a.dropout < 1.0:
+        raise SinrError("--lr and --width must be positive, --depth >= 0 and --dropout within [0, 1).")
+    if a.thin_deg is not None and a.thin_deg <= 0:
+        raise SinrError("--thin-deg must be a positive cell size in degrees.")
+    if a.encoding == "sin_cos" and a.covariates:
+        raise SinrError("--covariates needs --encoding env or sin_cos_env.")
+    if a.encoding != "sin_cos" and not a.covariates:
+        raise SinrError(f"--encoding {a.encoding} needs --covariates RASTER.")
+    if not Path(a.data).is_file():
+        raise SinrError(f"data file {a.data} does not exist.")
+
+
+def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
+    """The ``train`` command; returns the summary that goes into the ``done`` event."""
+    import torch
+
+    from sinr_qgis.core.covariates import CovariateStack
+    from sinr_qgis.core.occurrences import read_occurrences
+    from sinr_qgis.core.thresholds import lpt_r_per_species
+
+    from .data import prepare_training_data
+    from .export import export_bundle
+    from .trainer import TrainConfig, Trainer
+
+    _check_options(a)
+    out = check_writable(a.out)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    t_start = time.perf_counter()
+    occ = read_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
+                           lat_column=a.lat_column, lon_column=a.lon_column, source_column=a.source_column)
+    stack = None
+    n_no_cov = 0
+    if a.covariates:
+        stack = CovariateStack.open(a.covariates)
+        if a.encoding == "env":
+            # an env-only model cannot place a record without covariates: leave those out
+            vals = stack.sample(np.stack([occ.lon, occ.lat], 1))
+            ok = np.isfinite(vals).any(1)
+            n_no_cov = int((~ok).sum())
+            if not ok.any():
+                raise SinrError(f"no record of {Path(a.data).name} falls on a valid cell of the covariates.")
+            occ = dataclasses.replace(occ, lon=occ.lon[ok], lat=occ.lat[ok], species=occ.species[ok],
+                                      source=None if occ.source is None else occ.source[ok])
+    data = prepare_training_data(occ, cap=a.cap, seed=a.seed, thin_deg=a.thin_deg, min_records=a.min_records)
+    env_mean = env_std = None
+    if stack is not None:
+        data.env = stack.sample(data.lonlat.astype(np.float64)).astype(np.float32)
+        env_mean, env_std = stack.stats()
+        data.provenance["n_removed_no_covariates"] = n_no_cov
+    cfg = TrainConfig(loss=a.loss, cap=a.cap, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                      width=a.width, depth=a.depth, dropout=a.dropout, seed=a.seed, pos_weight=a.pos_weight,
+                      thin_deg=a.thin_deg, min_records=a.min_records, encoding=a.encoding,
+                      covariates=[Path(c).name for c in a.covariates])
+    trainer = Trainer(data, cfg, env_mean=env_mean, env_std=env_std,
+                      rand_env=None if stack is None else stack.sample)
+    ckpt = checkpoint_path(out)
+    if a.resume:
+        trainer.load_checkpoint(ckpt)
+        print(f"resuming from {ckpt.name} after epoch {trainer.epoch}", file=sys.stderr)
+    print(f"training on {data.n_records} records of {data.n_species} species "
+          f"({cfg.loss}, {cfg.encoding}, {cfg.epochs} epochs)", file=sys.stderr)
+    result = trainer.fit(checkpoint=ckpt, progress=not a.no_progress, jsonl=jsonl, jsonl_every=a.jsonl_every)
+    train_seconds = result.seconds
+
+    probs = trainer.own_species_probabilities()
+    thresholds = lpt_r_per_species(probs, data.species, data.n_species)
+    n_train = data.n_train()
+    species = [Species(i, c, n, int(n_train[i]), float(thresholds[i]))
+               for i, (c, n) in enumerate(zip(data.codes, data.names))]
+    prov = dict(data.provenance)
+    prov["file"] = Path(a.data).name
+    prov["sha256"] = file_sha256(a.data)
+    prov["n_records_used"] = prov["n_used"]
+    training = cfg.to_dict() | {"optimizer": "Adam", "lr_schedule": f"ExponentialLR(gamma={cfg.lr_decay}) per epoch",
+                                "epoch_losses": result.epoch_losses, "final_loss": result.final_loss,
+                                "train_seconds": round(train_seconds, 1), "resumed": bool(a.resume),
+                                "threshold": "LPT-R: 5th percentile of the probability at the species' "
+                                             "training records", "torch": torch.__version__}
+    bundle = export_bundle(trainer.model, species, out, name=a.name or out.stem,
+                           covariate_names=stack.names if stack is not None else (),
+                           training=training, data=prov,
+                           licence=a.licence or DEFAULT_LICENCE.format(file=Path(a.data).name))
+    if not a.keep_checkpoint:
+        with contextlib.suppress(FileNotFoundError):
+            ckpt.unlink()
+    summary = {"out": str(out), "n_species": data.n_species, "n_records": data.n_records,
+               "final_loss": result.final_loss, "epochs": cfg.epochs, "train_seconds": round(train_seconds, 2),
+               "elapsed_s": round(time.perf_counter() - t_start, 2), "sha256": bundle.sha256}
+    print(f"wrote {out} ({data.n_species} species, final loss {result.final_loss:.4f}, "
+          f"training {train_seconds:.1f} s)", file=sys.stderr)
+    return summary
+
+
+def run_import_official(a: argparse.Namespace) -> dict[str, Any]:
+    from .official import convert_official
+
+    out = check_writable(a.out)
+    bundle = convert_official(a.checkpoint, a.taxa, out, name=a.name)
+    print(f"wrote {out} ({bundle.n_species} taxa)", file=sys.stderr)
+    return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    jsonl = sys.stdout if getattr(args, "jsonl", False) else None
+    try:
+        summary = run_train(args, jsonl) if args.command == "train" else run_import_official(args)
+    except CancelledError as exc:
+        _event(jsonl, {"event": "cancelled", "message": str(exc)})
+        print(f"cancelled: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        _event(jsonl, {"event": "cancelled", "message": "interrupted"})
+        print("interrupted; the last completed epoch is in the checkpoint (use --resume)", file=sys.stderr)
+        return 130
+    except SinrError as exc:
+        _event(jsonl, {"event": "error", "message": str(exc)})
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    _event(jsonl, {"event": "done"} | summary)
+    return 0
+
+
+def _event(stream: Any, obj: dict[str, Any]) -> None:
+    if stream is not None:
+        stream.write(json.dumps(obj) + "\n")
+        stream.flush()

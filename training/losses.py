@@ -1,0 +1,179 @@
+"""SINR's presence-only losses (Cole et al. 2023, reference section 3), eps = 1e-5 as the paper.
+
+Every loss has the same signature so the trainer can call any of them, and so that a later
+variant (e.g. a source-aware loss) only has to add one function to ``LOSSES``::
+
+    loss(logits_pos, logits_rand, species, neg_mask=None, *, pos_weight=2048.0, generator=None)
+
+- ``logits_pos`` [B, C]: logits at the observed locations x_i (row i observed species ``species[i]``).
+- ``logits_rand`` [B', C] or ``None``: logits at uniform random sphere locations r_i
+  (only the losses in ``NEEDS_RANDOM`` use them; the trainer skips drawing them otherwise).
+- ``species`` [B] int64: the observed species index z_i of each row.
+- ``neg_mask`` [B, C] bool or ``None``: which (row, species) pairs at an *observed* location may be
+  used as negatives (``None`` = all). ``True`` = usable. The positive pair itself is never a
+  negative. Random-location negatives are not masked (nothing was observed there).
+  Masked-out terms contribute 0; normalisers stay as in the paper (plain means over B x C).
+- ``pos_weight``: lambda, the up-weighting of the positive term in the "full" losses.
+- ``generator``: torch RNG for the losses that sample (AN-SLDS / ME-SLDS).
+
+Notation: p = sigmoid(logit), l(p) = -log(p + eps), and the ME ("maximum entropy") variants
+replace every negative term l(1 - p) by -H(p), H(p) = p l(p) + (1 - p) l(1 - p).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+EPS = 1e-5
+DEFAULT_POS_WEIGHT = 2048.0
+
+LossFn = Callable[..., torch.Tensor]
+
+
+def neg_log(p: torch.Tensor) -> torch.Tensor:
+    """l(p) = -log(p + eps)."""
+    return -torch.log(p + EPS)
+
+
+def neg_entropy(p: torch.Tensor) -> torch.Tensor:
+    """-H(p) with eps inside the logs (the ME replacement of a negative term)."""
+    return -(p * neg_log(p) + (1 - p) * neg_log(1 - p))
+
+
+def _negative_term(p: torch.Tensor, maximum_entropy: bool) -> torch.Tensor:
+    return neg_entropy(p) if maximum_entropy else neg_log(1 - p)
+
+
+def _positive_p(p: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+    return p.gather(1, species.view(-1, 1)).squeeze(1)
+
+
+def _full(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
+          neg_mask: torch.Tensor | None, pos_weight: float, maximum_entropy: bool) -> torch.Tensor:
+    if logits_rand is None:
+        raise ValueError("this loss needs logits at random locations")
+    b, c = logits_pos.shape
+    p_pos = torch.sigmoid(logits_pos)
+    neg = _negative_term(p_pos, maximum_entropy)
+    # the observed pair is the positive, never a negative
+    allowed = torch.ones_like(neg, dtype=torch.bool) if neg_mask is None else neg_mask.clone()
+    allowed.scatter_(1, species.view(-1, 1), False)
+    neg = torch.where(allowed, neg, torch.zeros_like(neg))
+    pos = pos_weight * neg_log(_positive_p(p_pos, species))
+    loss_obs = (neg.sum() + pos.sum()) / (b * c)
+    loss_rand = _negative_term(torch.sigmoid(logits_rand), maximum_entropy).mean()
+    return loss_obs + loss_rand
+
+
+def _ssdl(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
+          maximum_entropy: bool) -> torch.Tensor:
+    if logits_rand is None:
+        raise ValueError("this loss needs logits at random locations")
+    pos = neg_log(_positive_p(torch.sigmoid(logits_pos), species)).mean()
+    n = min(len(species), logits_rand.shape[0])
+    rand = _negative_term(_positive_p(torch.sigmoid(logits_rand[:n]), species[:n]), maximum_entropy).mean()
+    return pos + rand
+
+
+def other_species(species: torch.Tensor, n_species: int, neg_mask: torch.Tensor | None = None,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random species s_i != z_i per row (uniform), among ``neg_mask``'s allowed ones if given.
+
+    Returns (s [B] int64, valid [B] bool); a row with no allowed negative gets valid = False.
+    """
+    b = len(species)
+    dev = species.device
+    if neg_mask is None:
+        if n_species < 2:
+            return species.clone(), torch.zeros(b, dtype=torch.bool, device=dev)
+        shift = torch.randint(1, n_species, (b,), generator=generator, device=dev)
+        return (species + shift) % n_species, torch.ones(b, dtype=torch.bool, device=dev)
+    allowed = neg_mask.clone()
+    allowed.scatter_(1, species.view(-1, 1), False)
+    # argmax of uniform scores restricted to the allowed set = a uniform draw from that set
+    scores = torch.rand(allowed.shape, generator=generator, device=dev)
+    scores = torch.where(allowed, scores, torch.full_like(scores, -1.0))
+    return scores.argmax(1), allowed.any(1)
+
+
+def _slds(logits_pos: torch.Tensor, species: torch.Tensor, neg_mask: torch.Tensor | None,
+          generator: torch.Generator | None, maximum_entropy: bool) -> torch.Tensor:
+    p = torch.sigmoid(logits_pos)
+    pos = neg_log(_positive_p(p, species)).mean()
+    other, valid = other_species(species, p.shape[1], neg_mask, generator)
+    neg = _negative_term(_positive_p(p, other), maximum_entropy)
+    neg = torch.where(valid, neg, torch.zeros_like(neg))
+    return pos + neg.mean()
+
+
+def an_full(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """AN-full: (1/BC) sum_i [lambda l(p_zi(x_i)) + sum_{j!=zi} l(1-p_j(x_i))] + mean_ij l(1-p_j(r_i))."""
+    return _full(logits_pos, logits_rand, species, neg_mask, pos_weight, maximum_entropy=False)
+
+
+def me_full(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """ME-full: AN-full with every negative term l(1-p) replaced by -H(p) (lambda kept)."""
+    return _full(logits_pos, logits_rand, species, neg_mask, pos_weight, maximum_entropy=True)
+
+
+def an_ssdl(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """AN-SSDL (same species, different location): mean_i l(p_zi(x_i)) + mean_i l(1-p_zi(r_i)).
+
+    No lambda; ``neg_mask`` is irrelevant (no negatives at observed locations).
+    """
+    return _ssdl(logits_pos, logits_rand, species, maximum_entropy=False)
+
+
+def me_ssdl(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """ME-SSDL: AN-SSDL with the random-location term l(1-p) replaced by -H(p)."""
+    return _ssdl(logits_pos, logits_rand, species, maximum_entropy=True)
+
+
+def an_slds(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """AN-SLDS (same location, different species): mean_i l(p_zi(x_i)) + mean_i l(1-p_si(x_i)),
+    s_i uniform over the other (allowed) species. No random locations, no lambda."""
+    return _slds(logits_pos, species, neg_mask, generator, maximum_entropy=False)
+
+
+def gp(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
+       neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+       generator: torch.Generator | None = None) -> torch.Tensor:
+    """GP (Mac Aodha et al. 2019) as used in SINR's comparison: AN-full with lambda = C.
+
+    ``pos_weight`` is ignored: lambda is the number of species. The original's date input
+    (and random dates for the pseudo-negatives) and its photographer (user-embedding) terms are
+    not modelled here.
+    """
+    return _full(logits_pos, logits_rand, species, neg_mask, float(logits_pos.shape[1]),
+                 maximum_entropy=False)
+
+
+LOSSES: dict[str, LossFn] = {
+    "an_full": an_full,
+    "an_ssdl": an_ssdl,
+    "an_slds": an_slds,
+    "me_full": me_full,
+    "me_ssdl": me_ssdl,
+    "gp": gp,
+}
+# losses that take logits at random sphere locations (the trainer draws them only for these)
+NEEDS_RANDOM = frozenset({"an_full", "an_ssdl", "me_full", "me_ssdl", "gp"})
+
+
+def get_loss(name: str) -> LossFn:
+    """The loss called ``name``; ``ValueError`` listing the choices otherwise."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
