@@ -1,0 +1,280 @@
+"""Prediction grids: an extent in any CRS, cut into square-ish pixels, and their centres in lon/lat.
+
+A :class:`Grid` is what a range map is computed on and written as: ``extent`` = (xmin, ymin, xmax,
+ymax) in the grid's CRS, ``width`` x ``height`` pixels, north-up. Pixel (row r, col c) covers
+x in [xmin + c*xres, xmin + (c+1)*xres], y in [ymax - (r+1)*yres, ymax - r*yres]; the model is
+evaluated at the pixel *centre*. The GeoTIFF geotransform is ``(xmin, xres, 0, ymax, 0, -yres)``.
+
+Build one with::
+
+    grid = Grid.from_pixel_size((-125, 24, -66, 50), "EPSG:4326", 0.1)   # pixel size in CRS units
+    grid = Grid((xmin, ymin, xmax, ymax), crs_wkt, width=800, height=600)
+
+``from_pixel_size`` keeps the top-left corner and the pixel size exactly and rounds the pixel
+count up, so the extent may grow by less than one pixel to the right/bottom (``grid.extent`` is
+the exact, possibly grown, extent). ``crs`` is anything ``osr.SetFromUserInput`` understands: an
+authority id (``"EPSG:3857"``), WKT (what ``QgsCoordinateReferenceSystem.toWkt()`` gives), PROJ.
+
+Coordinates are always in the traditional GIS axis order: x = easting/longitude, y =
+northing/latitude, whatever the CRS definition says.
+
+``grid.lonlat(row0, row1)`` returns the WGS 84 (lon, lat) of the centres of rows ``row0..row1-1``
+(row-major, float64 [n, 2]) and a boolean ``ok`` array: False where the centre cannot be
+transformed (outside the projection's domain, checked by a round trip); those pixels are nodata.
+
+Invalid requests raise :class:`~sinr_qgis.core.errors.GridError` with a message that says what
+to change: an empty or inverted extent, a non-positive pixel size, more than ``MAX_PIXELS``
+pixels, a geographic extent beyond +/-90 deg latitude, or a CRS that cannot be parsed or has no
+transformation to WGS 84.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from osgeo import gdal, osr
+
+from .errors import GridError
+
+MAX_PIXELS = 500_000_000  # 20000 x 20000 = 400 M fits; beyond this a request is almost surely a typo
+WGS84_WKT = osr.SRS_WKT_WGS84_LAT_LONG
+_ROUNDTRIP_TOL = 1e-3  # of a pixel: how far a round-tripped centre may move before it is "invalid"
+
+
+def parse_crs(crs: str) -> osr.SpatialReference:
+    """An ``osr.SpatialReference`` (traditional GIS axis order) from an authid, WKT or PROJ string."""
+    text = str(crs or "").strip()
+    if not text:
+        raise GridError("No CRS given for the prediction grid. Give an authority id such as "
+                        "'EPSG:4326' or a WKT definition.")
+    srs = osr.SpatialReference()
+    try:
+        with _quiet_gdal():
+            err = srs.SetFromUserInput(text)
+    except RuntimeError as exc:  # raised when osr exceptions are on
+        raise GridError(f"Cannot understand the CRS {_short(text)!r} ({exc}). "
+                        "Give an authority id such as 'EPSG:3857' or a valid WKT.") from None
+    if err != 0 or not srs.ExportToWkt():
+        raise GridError(f"Cannot understand the CRS {_short(text)!r}. "
+                        "Give an authority id such as 'EPSG:3857' or a valid WKT.")
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+@contextlib.contextmanager
+def _quiet_gdal() -> Iterator[None]:
+    """Silence GDAL's stderr messages; failures are reported through our own GridError."""
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _wgs84() -> osr.SpatialReference:
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(WGS84_WKT)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up raster grid: extent (xmin, ymin, xmax, ymax) in ``crs``, ``width`` x ``height`` pixels."""
+
+    extent: tuple[float, float, float, float]
+    crs: str
+    width: int
+    height: int
+    _srs: osr.SpatialReference = field(init=False, repr=False, compare=False)
+    _transformer: object = field(init=False, repr=False, compare=False)
+    _inverse: object = field(init=False, repr=False, compare=False)
+    _identity: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            ext = tuple(float(v) for v in self.extent)
+        except (TypeError, ValueError):
+            raise GridError(f"The extent {self.extent!r} is not four numbers (xmin, ymin, xmax, ymax).") from None
+        if len(ext) != 4:
+            raise GridError(f"The extent needs four numbers (xmin, ymin, xmax, ymax), got {len(ext)}.")
+        object.__setattr__(self, "extent", ext)
+        xmin, ymin, xmax, ymax = ext
+        if not all(math.isfinite(v) for v in ext):
+            raise GridError(f"The extent {ext} has non-finite values. Give a finite extent.")
+        if xmax <= xmin or ymax <= ymin:
+            what = "empty" if (xmax == xmin or ymax == ymin) else "inverted"
+            raise GridError(f"The extent {ext} is {what}: it needs xmin < xmax and ymin < ymax. "
+                            "Draw or type a non-empty extent.")
+        try:
+            w, h = int(self.width), int(self.height)
+        except (TypeError, ValueError):
+            raise GridError(f"Width and height must be whole numbers, got {self.width!r} x {self.height!r}.") from None
+        if w < 1 or h < 1:
+            raise GridError(f"The grid needs at least 1 x 1 pixels, got {w} x {h}. "
+                            "Use a smaller pixel size or a larger extent.")
+        object.__setattr__(self, "width", w)
+        object.__setattr__(self, "height", h)
+        _check_pixel_count(w, h)
+        srs = parse_crs(self.crs)
+        object.__setattr__(self, "_srs", srs)
+        if srs.IsGeographic() and (ymin < -90 - 1e-9 or ymax > 90 + 1e-9):
+            raise GridError(f"The extent {ext} reaches beyond the poles (latitude must stay within "
+                            "-90..90). Clip the extent's north/south edges.")
+        wgs = _wgs84()
+        identity = bool(srs.IsGeographic() and srs.IsSame(wgs))
+        object.__setattr__(self, "_identity", identity)
+        forward = inverse = None
+        if not identity:
+            try:
+                with _quiet_gdal():
+                    forward = gdal.Transformer(None, None, [f"SRC_SRS={srs.ExportToWkt()}", f"DST_SRS={WGS84_WKT}"])
+                    inverse = gdal.Transformer(None, None, [f"SRC_SRS={WGS84_WKT}", f"DST_SRS={srs.ExportToWkt()}"])
+            except RuntimeError as exc:
+                raise GridError(f"No transformation from the grid's CRS ({self.crs_name}) to WGS 84 "
+                                f"lon/lat ({exc}). Use a CRS tied to the Earth, e.g. EPSG:3857.") from None
+            if forward is None or inverse is None:
+                raise GridError(f"No transformation from the grid's CRS ({self.crs_name}) to WGS 84 "
+                                "lon/lat. Use a CRS tied to the Earth, e.g. EPSG:3857.")
+        object.__setattr__(self, "_transformer", forward)
+        object.__setattr__(self, "_inverse", inverse)
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_pixel_size(cls, extent: tuple[float, float, float, float], crs: str,
+                        pixel_size: float | tuple[float, float]) -> Grid:
+        """A grid of square (or (xres, yres)) pixels anchored at the extent's top-left corner.
+
+        The pixel count is rounded up, so the extent grows by less than a pixel to the right and
+        bottom when it is not a whole number of pixels (tiny float excess is ignored).
+        """
+        xres, yres = (pixel_size, pixel_size) if np.isscalar(pixel_size) else tuple(pixel_size)
+        try:
+            xres, yres = float(xres), float(yres)
+        except (TypeError, ValueError):
+            raise GridError(f"The pixel size {pixel_size!r} is not a number.") from None
+        if not (math.isfinite(xres) and math.isfinite(yres)) or xres <= 0 or yres <= 0:
+            raise GridError(f"The pixel size must be a positive number in the CRS units, got {pixel_size!r}.")
+        try:
+            xmin, ymin, xmax, ymax = (float(v) for v in extent)
+        except (TypeError, ValueError):
+            raise GridError(f"The extent {extent!r} is not four numbers (xmin, ymin, xmax, ymax).") from None
+        if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) or xmax <= xmin or ymax <= ymin:
+            raise GridError(f"The extent {tuple(extent)} is empty, inverted or not finite: it needs "
+                            "xmin < xmax and ymin < ymax. Draw or type a non-empty extent.")
+        nx = (xmax - xmin) / xres
+        ny = (ymax - ymin) / yres
+        _check_pixel_count(nx, ny)
+        w = max(1, math.ceil(nx - 1e-6))
+        h = max(1, math.ceil(ny - 1e-6))
+        return cls((xmin, ymax - h * yres, xmin + w * xres, ymax), crs, w, h)
+
+    # ---- geometry -----------------------------------------------------------------------
+    @property
+    def xres(self) -> float:
+        return (self.extent[2] - self.extent[0]) / self.width
+
+    @property
+    def yres(self) -> float:
+        return (self.extent[3] - self.extent[1]) / self.height
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width), numpy order."""
+        return self.height, self.width
+
+    @property
+    def n_pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def geotransform(self) -> tuple[float, float, float, float, float, float]:
+        """GDAL geotransform, north-up: (xmin, xres, 0, ymax, 0, -yres)."""
+        return (self.extent[0], self.xres, 0.0, self.extent[3], 0.0, -self.yres)
+
+    @property
+    def srs(self) -> osr.SpatialReference:
+        """A copy of the grid's spatial reference (traditional GIS axis order)."""
+        return self._srs.Clone()
+
+    @property
+    def crs_wkt(self) -> str:
+        return self._srs.ExportToWkt()
+
+    @property
+    def crs_name(self) -> str:
+        auth = self._srs.GetAuthorityName(None)
+        code = self._srs.GetAuthorityCode(None)
+        name = self._srs.GetName() or "unnamed CRS"
+        return f"{auth}:{code} {name}" if auth and code else name
+
+    @property
+    def is_geographic(self) -> bool:
+        return bool(self._srs.IsGeographic())
+
+    @property
+    def key(self) -> tuple:
+        """Hashable identity (extent, size, CRS) used to recognise the same grid (embedding cache)."""
+        return (self.extent, self.width, self.height, self.crs_wkt)
+
+    def pixel_centres(self, row0: int = 0, row1: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """x, y (grid CRS, float64, row-major, flattened) of the centres of rows row0..row1-1."""
+        row1 = self.height if row1 is None else row1
+        xmin, _, _, ymax = self.extent
+        cols = xmin + (np.arange(self.width, dtype=np.float64) + 0.5) * self.xres
+        rows = ymax - (np.arange(row0, row1, dtype=np.float64) + 0.5) * self.yres
+        x = np.broadcast_to(cols, (row1 - row0, self.width)).ravel()
+        y = np.repeat(rows, self.width)
+        return x, y
+
+    def lonlat(self, row0: int = 0, row1: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """WGS 84 (lon, lat) [n, 2] of the pixel centres of rows row0..row1-1 and a bool ``ok`` [n].
+
+        ``ok`` is False where the centre is outside the CRS's domain (the transformation fails or
+        does not round-trip); such rows of ``lonlat`` are NaN. Longitudes are wrapped to [-180, 180).
+        """
+        x, y = self.pixel_centres(row0, row1)
+        if self._identity:
+            lon, lat = x.copy(), y.copy()
+            ok = np.ones(x.size, dtype=bool)
+        else:
+            lon, lat, ok = _transform(self._transformer, x, y)
+            # round trip: a centre that does not come back was outside the projection's domain
+            bx, by, ok2 = _transform(self._inverse, np.where(ok, lon, 0.0), np.where(ok, lat, 0.0))
+            tol = _ROUNDTRIP_TOL * min(self.xres, self.yres)
+            with np.errstate(invalid="ignore"):
+                ok &= ok2 & (np.abs(bx - x) <= tol) & (np.abs(by - y) <= tol)
+            ok &= np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90.0)
+        out = np.full((x.size, 2), np.nan)
+        out[ok, 0] = np.mod(lon[ok] + 180.0, 360.0) - 180.0
+        out[ok, 1] = lat[ok]
+        return out, ok
+
+    def row_blocks(self, rows: int) -> Iterator[tuple[int, int]]:
+        """(row0, row1) pairs covering the grid top to bottom, ``rows`` rows each (last one shorter)."""
+        rows = max(1, int(rows))
+        for r0 in range(0, self.height, rows):
+            yield r0, min(self.height, r0 + rows)
+
+
+def _check_pixel_count(nx: float, ny: float) -> None:
+    n = float(nx) * float(ny)
+    if n > MAX_PIXELS:
+        raise GridError(f"The grid would have {round(nx):,} x {round(ny):,} = {n:,.0f} pixels, more "
+                        f"than the limit of {MAX_PIXELS:,}. Use a larger pixel size or a smaller extent.")
+
+
+def _transform(transformer: object, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Transform points with a ``gdal.Transformer``; failed points get ok=False (never raises per point)."""
+    pts = np.stack([x, y], axis=1)
+    out, ok = transformer.TransformPoints(0, pts)  # type: ignore[attr-defined]
+    arr = np.asarray(out, dtype=np.float64).reshape(-1, 3)
+    ok_arr = np.asarray(ok, dtype=bool).reshape(-1)
+    return arr[:, 0], arr[:, 1], ok_arr

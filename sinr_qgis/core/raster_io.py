@@ -1,0 +1,393 @@
+"""GeoTIFF output for prediction grids: streamed, compressed, Cloud Optimized, written atomically.
+
+Files are Float32, DEFLATE-compressed, tiled 256 x 256 Cloud Optimized GeoTIFFs with overviews
+(GDAL's COG driver; a tiled GTiff with overviews where that driver is missing). Nodata is
+``NODATA`` = -9999 in every band; in-memory arrays use NaN for nodata and are converted on write.
+Each band has a description (e.g. the species name) and may carry its own metadata; the dataset
+carries metadata tags (model name, sha256, species codes, encoding, backend, ...).
+
+Two ways to write:
+
+``write_geotiff(path, grid, array, band_names=..., metadata=..., style=...)``
+    an in-memory float array [bands, H, W] (or [H, W]), NaN = nodata. For small grids, and for
+    results computed elsewhere (embedding PCA, richness counts).
+
+``GeoTiffWriter(path, grid, bands=[BandSpec(...)], metadata=...)``
+    streaming, for grids of any size: ``write_rows(row0, block)`` with [bands, rows, W] blocks top
+    to bottom, then ``finish()`` (builds the COG into a temporary file) and ``commit()`` (renames
+    it onto ``path`` and writes the style sidecar). Use it as a context manager: leaving the block
+    without ``commit()`` (error, cancel) deletes every temporary file, so no partial file is left
+    under the final name. Memory stays at one block; the rows go to a striped temporary GeoTIFF
+    beside the output, which GDAL converts to the COG.
+
+Styles: ``style="probability"`` (a 0..1 pseudocolour ramp) or ``"binary"`` (0/1 classes) writes
+``<name>.qml`` beside the GeoTIFF, from ``resources/styles/prediction.qml`` /
+``prediction_binary.qml`` (band 1 of the file is styled). ``style_path(kind)`` gives the template
+for the QGIS side to apply when it adds a layer.
+
+Unwritable outputs raise :class:`~sinr_qgis.core.errors.OutputError`; a cancel (``is_cancelled``
+returning True during the COG conversion) raises :class:`~sinr_qgis.core.errors.CancelledError`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+from .atomic import check_writable
+from .errors import CancelledError, CovariateError, OutputError
+from .grid import WGS84_WKT, Grid, parse_crs
+
+NODATA = -9999.0
+STYLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "styles"
+STYLE_FILES = {"probability": "prediction.qml", "binary": "prediction_binary.qml"}
+TILE = 256
+
+ProgressFn = Callable[[float], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass
+class BandSpec:
+    """One output band: its description (shown by QGIS as the band name) and per-band metadata."""
+
+    description: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def style_path(kind: str = "probability") -> Path:
+    """The shipped ``.qml`` template for ``kind`` ("probability" or "binary")."""
+    if kind not in STYLE_FILES:
+        raise ValueError(f"unknown style {kind!r}; expected one of {sorted(STYLE_FILES)}")
+    return STYLES_DIR / STYLE_FILES[kind]
+
+
+def write_style_sidecar(raster_path: str | Path, kind: str = "probability") -> Path:
+    """Write ``<raster>.qml`` (the default style for ``kind``) beside ``raster_path``; return its path."""
+    target = Path(raster_path).with_suffix(".qml")
+    text = style_path(kind).read_text(encoding="utf-8")
+    _write_text_atomic(target, text)
+    return target
+
+
+def _write_text_atomic(target: Path, text: str) -> None:
+    check_writable(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {target}: {exc}. Choose another folder.") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _temp_beside(final: Path, tag: str) -> Path:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".{tag}.tif", dir=final.parent)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {final}: {exc}. Choose a writable folder.") from None
+    os.close(fd)
+    return Path(tmp)
+
+
+def _remove(path: Path | None) -> None:
+    if path is None:
+        return
+    for p in (path, Path(str(path) + ".aux.xml"), Path(str(path) + ".ovr")):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+class GeoTiffWriter:
+    """Stream row blocks of a grid into a Float32 COG at ``path`` (see the module docstring)."""
+
+    def __init__(self, path: str | Path, grid: Grid, bands: Sequence[BandSpec | str], *,
+                 metadata: Mapping[str, object] | None = None, style: str | None = "probability",
+                 resampling: str = "AVERAGE", cog: bool = True) -> None:
+        self.path = check_writable(path)
+        if self.path.suffix.lower() not in (".tif", ".tiff"):
+            raise OutputError(f"Cannot write {self.path}: the output must be a GeoTIFF (.tif).")
+        self.grid = grid
+        self.bands = [b if isinstance(b, BandSpec) else BandSpec(str(b)) for b in bands]
+        if not self.bands:
+            raise ValueError("a GeoTIFF needs at least one band")
+        self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
+        self.style = style
+        self.resampling = resampling
+        self.cog = cog and gdal.GetDriverByName("COG") is not None
+        self._strips: Path | None = None
+        self._final_tmp: Path | None = None
+        self._ds: gdal.Dataset | None = None
+        self._rows_written = 0
+        self._committed = False
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> GeoTiffWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    def open(self, rows_per_block: int | None = None) -> None:
+        """Create the striped temporary file (``rows_per_block`` = the rows each ``write_rows`` gets).
+
+        Called by the first ``write_rows`` with that block's height if not called before.
+        """
+        if self._ds is not None:
+            return
+        g = self.grid
+        self._strips = _temp_beside(self.path, "strips")
+        rows = max(1, min(g.height, rows_per_block or TILE))
+        opts = ["COMPRESS=DEFLATE", "ZLEVEL=1", "INTERLEAVE=BAND", f"BLOCKYSIZE={rows}", "BIGTIFF=IF_SAFER"]
+        ds = self._gdal(lambda: gdal.GetDriverByName("GTiff").Create(
+            str(self._strips), g.width, g.height, len(self.bands), gdal.GDT_Float32, opts))
+        ds.SetGeoTransform(g.geotransform)
+        ds.SetProjection(g.crs_wkt)
+        ds.SetMetadata(self.metadata)
+        for i, spec in enumerate(self.bands, start=1):
+            band = ds.GetRasterBand(i)
+            band.SetNoDataValue(NODATA)
+            band.SetDescription(spec.description)
+            if spec.metadata:
+                band.SetMetadata({str(k): str(v) for k, v in spec.metadata.items()})
+        self._ds = ds
+
+    def write_rows(self, row0: int, block: np.ndarray) -> None:
+        """Write [bands, rows, width] (or [rows, width] for one band) starting at ``row0``; NaN = nodata."""
+        if self._ds is None:
+            self.open(block.shape[-2])
+        arr = np.asarray(block, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.shape[0] != len(self.bands) or arr.shape[2] != self.grid.width:
+            raise ValueError(f"block shape {arr.shape} does not match {len(self.bands)} bands x "
+                             f"{self.grid.width} columns")
+        arr = np.where(np.isfinite(arr), arr, np.float32(NODATA))
+        for i in range(arr.shape[0]):
+            err = self._ds.GetRasterBand(i + 1).WriteArray(arr[i], 0, int(row0))
+            if err not in (0, None):
+                raise OutputError(f"Writing {self.path} failed (disk full?). Free space or choose another folder.")
+        self._rows_written = max(self._rows_written, int(row0) + arr.shape[1])
+
+    def finish(self, progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> None:
+        """Close the strips and build the COG into a temporary file beside ``path`` (not yet renamed)."""
+        if self._ds is None:
+            raise ValueError("nothing written")
+        self._ds.FlushCache()
+        self._ds = None
+        self._final_tmp = _temp_beside(self.path, "part")
+
+        def callback(done: float, _msg: object, _data: object) -> int:
+            if progress is not None:
+                progress(100.0 * done)
+            return 0 if (is_cancelled is not None and is_cancelled()) else 1
+
+        if self.cog:
+            opts = gdal.TranslateOptions(format="COG", callback=callback, creationOptions=[
+                "COMPRESS=DEFLATE", "PREDICTOR=YES", f"BLOCKSIZE={TILE}", "OVERVIEWS=AUTO",
+                f"RESAMPLING={self.resampling}", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS"])
+        else:
+            opts = gdal.TranslateOptions(format="GTiff", callback=callback, creationOptions=[
+                "COMPRESS=DEFLATE", "PREDICTOR=3", "TILED=YES", f"BLOCKXSIZE={TILE}",
+                f"BLOCKYSIZE={TILE}", "BIGTIFF=IF_SAFER"])
+        try:
+            out = gdal.Translate(str(self._final_tmp), str(self._strips), options=opts)
+        except RuntimeError as exc:
+            if is_cancelled is not None and is_cancelled():
+                raise CancelledError("Cancelled while writing the GeoTIFF; no file was written.") from None
+            raise OutputError(f"Writing {self.path} failed: {exc}. Check free disk space.") from None
+        if out is None:
+            if is_cancelled is not None and is_cancelled():
+                raise CancelledError("Cancelled while writing the GeoTIFF; no file was written.")
+            raise OutputError(f"Writing {self.path} failed: {gdal.GetLastErrorMsg()}. Check free disk space.")
+        if not self.cog:
+            out.BuildOverviews(self.resampling, [2, 4, 8, 16, 32])
+        out.FlushCache()
+        out = None
+        _remove(self._strips)
+        self._strips = None
+
+    def commit(self) -> Path:
+        """Rename the finished file onto ``path`` and write the style sidecar; return ``path``."""
+        if self._final_tmp is None:
+            raise ValueError("call finish() before commit()")
+        try:
+            os.replace(self._final_tmp, self.path)
+        except OSError as exc:
+            raise OutputError(f"Cannot write {self.path}: {exc}. Choose another file or folder.") from None
+        _remove(Path(str(self._final_tmp)))
+        self._final_tmp = None
+        self._committed = True
+        if self.style:
+            write_style_sidecar(self.path, self.style)
+        return self.path
+
+    def discard(self) -> None:
+        """Delete every temporary file (a no-op after ``commit``)."""
+        self._ds = None
+        _remove(self._strips)
+        _remove(self._final_tmp)
+        self._strips = self._final_tmp = None
+
+    def _gdal(self, make: Callable[[], gdal.Dataset | None]) -> gdal.Dataset:
+        try:
+            ds = make()
+        except RuntimeError as exc:
+            raise OutputError(f"Cannot create {self.path}: {exc}. Choose a writable folder.") from None
+        if ds is None:
+            raise OutputError(f"Cannot create {self.path}: {gdal.GetLastErrorMsg()}. Choose a writable folder.")
+        return ds
+
+
+def write_geotiff(path: str | Path, grid: Grid, array: np.ndarray, *,
+                  band_names: Sequence[str] | None = None,
+                  band_metadata: Sequence[Mapping[str, str]] | None = None,
+                  metadata: Mapping[str, object] | None = None, style: str | None = None,
+                  resampling: str = "AVERAGE") -> Path:
+    """Write an in-memory array [bands, H, W] (or [H, W]) for ``grid`` as a Float32 COG; NaN = nodata.
+
+    ``band_names`` become band descriptions (default "band 1", ...); ``style`` ("probability",
+    "binary" or None) writes a ``.qml`` sidecar. Atomic: nothing is left at ``path`` on failure.
+    """
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != grid.shape:
+        raise ValueError(f"array shape {np.shape(array)} does not match the grid {grid.shape}")
+    names = list(band_names) if band_names is not None else [f"band {i + 1}" for i in range(arr.shape[0])]
+    if len(names) != arr.shape[0]:
+        raise ValueError(f"{len(names)} band names for {arr.shape[0]} bands")
+    metas = list(band_metadata) if band_metadata is not None else [{}] * arr.shape[0]
+    specs = [BandSpec(n, dict(m)) for n, m in zip(names, metas)]
+    rows = max(1, min(grid.height, (1 << 22) // max(1, grid.width * arr.shape[0])))
+    with GeoTiffWriter(path, grid, specs, metadata=metadata, style=style, resampling=resampling) as w:
+        for r0, r1 in grid.row_blocks(rows):
+            w.write_rows(r0, arr[:, r0:r1])
+        w.finish()
+        return w.commit()
+
+
+def read_geotiff(path: str | Path) -> tuple[np.ndarray, dict]:
+    """Read a GeoTIFF back: float32 [bands, H, W] with NaN for nodata, and a dict of its
+    geotransform, projection WKT, band descriptions, dataset metadata and band metadata."""
+    ds = gdal.Open(str(path))
+    if ds is None:
+        raise OutputError(f"Cannot read {path}.")
+    bands, desc, bmeta = [], [], []
+    for i in range(1, ds.RasterCount + 1):
+        b = ds.GetRasterBand(i)
+        a = b.ReadAsArray().astype(np.float32)
+        nd = b.GetNoDataValue()
+        if nd is not None:
+            a[a == np.float32(nd)] = np.nan
+        bands.append(a)
+        desc.append(b.GetDescription())
+        bmeta.append(b.GetMetadata())
+    info = {"geotransform": ds.GetGeoTransform(), "wkt": ds.GetProjection(), "descriptions": desc,
+            "metadata": ds.GetMetadata(), "band_metadata": bmeta,
+            "nodata": ds.GetRasterBand(1).GetNoDataValue(), "size": (ds.RasterXSize, ds.RasterYSize),
+            "layout": ds.GetMetadata("IMAGE_STRUCTURE").get("LAYOUT", ""),
+            "compression": ds.GetMetadata("IMAGE_STRUCTURE").get("COMPRESSION", "")}
+    ds = None
+    return np.stack(bands), info
+
+
+# ---- reading covariate rasters at pixel centres ------------------------------------------------------
+_WINDOW_PIXELS = 1 << 24  # largest raster window read at once when sampling (64 MB of float32)
+
+
+class RasterBandSampler:
+    """Values of one raster band at (lon, lat) points: the cell containing each point (nearest).
+
+    The raster may be in any CRS (points are transformed to it). Points outside the raster, on
+    its nodata value or non-finite cells read NaN, so callers can turn them into nodata. Only
+    the window around the requested points is read (in strips of at most ``_WINDOW_PIXELS``).
+    """
+
+    def __init__(self, path: str | Path, band: int = 1) -> None:
+        self.path, self.band = Path(path), int(band)
+        if not self.path.exists():
+            raise CovariateError(f"Covariate raster {self.path} does not exist. Choose an existing raster.")
+        try:
+            ds = gdal.Open(str(self.path))
+        except RuntimeError as exc:
+            raise CovariateError(f"Cannot read covariate raster {self.path.name}: {exc}") from None
+        if ds is None:
+            raise CovariateError(f"Cannot read covariate raster {self.path.name}: {gdal.GetLastErrorMsg()}")
+        if not 1 <= self.band <= ds.RasterCount:
+            raise CovariateError(f"Covariate raster {self.path.name} has {ds.RasterCount} band(s); "
+                                 f"band {self.band} does not exist.")
+        gt = ds.GetGeoTransform()
+        if gt[2] != 0 or gt[4] != 0:
+            raise CovariateError(f"Covariate raster {self.path.name} is rotated; warp it to a north-up grid first.")
+        wkt = ds.GetProjection()
+        if not wkt:
+            raise CovariateError(f"Covariate raster {self.path.name} has no CRS. Assign one (e.g. EPSG:4326).")
+        srs = parse_crs(wkt)
+        wgs = parse_crs(WGS84_WKT)
+        self._transformer = None
+        if not (srs.IsGeographic() and srs.IsSame(wgs)):
+            try:
+                self._transformer = gdal.Transformer(None, None, [f"SRC_SRS={WGS84_WKT}", f"DST_SRS={wkt}"])
+            except RuntimeError as exc:
+                raise CovariateError(f"Cannot transform lon/lat to the CRS of {self.path.name} ({exc}).") from None
+        self._geographic = bool(srs.IsGeographic())
+        self._ds = ds
+        self._band = ds.GetRasterBand(self.band)
+        self._nodata = self._band.GetNoDataValue()
+        self._gt = gt
+        self._size = (ds.RasterXSize, ds.RasterYSize)
+
+    def sample(self, lonlat: np.ndarray) -> np.ndarray:
+        """float64 [n]: the band's value in the cell containing each (lon, lat); NaN where missing."""
+        ll = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
+        out = np.full(ll.shape[0], np.nan)
+        if ll.shape[0] == 0:
+            return out
+        ok = np.isfinite(ll).all(axis=1)
+        x, y = ll[:, 0].copy(), ll[:, 1].copy()
+        if self._transformer is not None and ok.any():
+            pts, good = self._transformer.TransformPoints(0, np.stack([x[ok], y[ok]], axis=1))
+            pts = np.asarray(pts, dtype=np.float64).reshape(-1, 3)
+            x[ok], y[ok] = pts[:, 0], pts[:, 1]
+            ok[ok] = np.asarray(good, dtype=bool) & np.isfinite(pts[:, :2]).all(axis=1)
+        x0, dx, _, y0, _, dy = self._gt
+        w, h = self._size
+        with np.errstate(invalid="ignore"):
+            colf = np.floor((x - x0) / dx)
+            if self._geographic and self._transformer is None and abs(w * dx - 360.0) < 1e-6:
+                colf = np.mod(colf, w)  # a whole-globe lon/lat raster: wrap across the dateline
+            rowf = np.floor((y - y0) / dy)
+        ok &= (colf >= 0) & (colf < w) & (rowf >= 0) & (rowf < h)
+        if not ok.any():
+            return out
+        pick = np.flatnonzero(ok)
+        col, row = colf[pick].astype(np.int64), rowf[pick].astype(np.int64)
+        c0, c1 = int(col.min()), int(col.max()) + 1
+        strip = max(1, _WINDOW_PIXELS // (c1 - c0))
+        order = np.argsort(row, kind="stable")
+        pick, col, row = pick[order], col[order], row[order]
+        start = 0
+        while start < len(pick):
+            r0 = int(row[start])
+            r1 = min(int(row[-1]) + 1, r0 + strip)
+            stop = int(np.searchsorted(row, r1, side="left"))
+            win = self._band.ReadAsArray(c0, r0, c1 - c0, r1 - r0)
+            if win is None:
+                raise CovariateError(f"Reading covariate raster {self.path.name} failed: {gdal.GetLastErrorMsg()}")
+            vals = win[row[start:stop] - r0, col[start:stop] - c0].astype(np.float64)
+            if self._nodata is not None:
+                vals[vals == self._nodata] = np.nan
+            vals[~np.isfinite(vals)] = np.nan
+            out[pick[start:stop]] = vals
+            start = stop
+        return out

@@ -1,0 +1,662 @@
+"""Inference runtime: a bundle's encoder on onnxruntime or numpy, species heads, and whole grids.
+
+Points
+------
+::
+
+    predictor = Predictor(bundle)                  # backend="auto" | "onnxruntime" | "numpy"
+    predictor.backend_name                         # "onnxruntime" or "numpy": show it to the user
+    emb = predictor.embed(lonlat)                  # [N, 2] degrees (+ env [N, k] raw) -> [N, D] float32
+    p = predictor.predict_points(lonlat, species)  # -> probabilities [N, S] float32
+    idx, p = predictor.top_species(lonlat, k=10)   # ranked species per point ("expected nearby")
+
+``species`` is anything :meth:`Predictor.resolve_species` accepts: an index, a code or name, a
+``Species``, or a list of them (None = all species). Rows whose lon/lat (or covariates) are
+NaN give NaN. "auto" uses onnxruntime when it can be imported, else numpy; both give the same
+embedding to ~1e-6. The encoder runs in batches of ``batch_size`` locations on ``threads`` CPU
+threads (default: all cores). ``predictor.encoder_calls`` counts backend runs and
+``predictor.locations_encoded`` counts encoded locations (the embedding cache is visible there).
+
+Grids
+-----
+A :class:`~sinr_qgis.core.grid.Grid` is processed in row blocks of about ``TILE_PIXELS``
+pixels, so memory is bounded by one block whatever the grid size; ``progress(percent)`` is
+called after each block and ``is_cancelled()`` is checked between blocks (then
+:class:`~sinr_qgis.core.errors.CancelledError` is raised and no file is left behind). A pixel is
+valid when its centre transforms to lon/lat, lies on land (``mask_ocean=True``, the shipped
+global mask) and has every covariate (env models); other pixels are nodata. Only valid pixels
+are encoded. The embeddings of the last grid are cached in the predictor when they fit in
+``cache_max_bytes`` (default 1 GiB of float32), so a further species on the same grid, mask and
+covariates costs only the head product.
+
+::
+
+    probs = predict_grid(predictor, grid, species)                 # [S, H, W] float32, NaN = nodata
+    result = predict_to_geotiff(predictor, grid, species, "out.tif", threshold="lpt_r")
+    result.paths, result.warnings, result.thresholds               # iterating a result yields its paths
+    map_grid(predictor, grid, fn, n_bands)                         # any fn(embedding [m, D]) -> [m, B]
+    map_grid_to_geotiff(predictor, grid, "emb.tif", fn, band_names)  # the same, streamed to a GeoTIFF
+
+``covariates`` (env models only) gives, for each covariate of the bundle in the bundle's order,
+a raster ``(path, band)`` (or just a path: band 1), as a list, or a dict keyed by covariate
+name. Values are read at the pixel centres (nearest cell, any CRS); outside a raster or on its
+nodata the pixel is nodata (never a silent zero).
+
+GeoTIFF outputs (see :mod:`~sinr_qgis.core.raster_io`): Float32 COG, DEFLATE, nodata -9999, band
+description = species name, per-band metadata (SPECIES_CODE, VALUE probability|binary,
+THRESHOLD), dataset metadata (MODEL_NAME, MODEL_SHA256, SPECIES_CODE, ENCODING, BACKEND,
+OCEAN_MASK), and a ``.qml`` default style beside each file. ``threshold`` adds a 0/1 band after
+each species' probability band: a number (fixed), or ``"lpt_r"`` (each species' LPT-R threshold
+from the bundle; species without one use ``fallback_threshold`` and a warning is returned and
+logged). ``one_file_per_species=True`` writes ``<stem>_<code>.tif`` per species (just ``path``
+for a single species) instead of one band (pair) per species in ``path``.
+
+A predictor is not thread-safe: use one per thread (create it where it is used).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import network
+from .bundle import ModelBundle, Species
+from .errors import BundleError, CancelledError, CovariateError, OutputError, SpeciesNotFoundError
+from .grid import Grid
+from .landmask import load_land_mask
+from .raster_io import BandSpec, GeoTiffWriter, RasterBandSampler
+
+LOG = logging.getLogger("sinr_qgis")
+BACKENDS = ("auto", "onnxruntime", "numpy")
+TILE_PIXELS = 1 << 17  # pixels per row block: ~130 MB of float32 embeddings at D = 256
+DEFAULT_BATCH = 8192  # locations per encoder run
+DEFAULT_CACHE_BYTES = 1 << 30
+THRESHOLD_LPT_R = "lpt_r"
+
+ProgressFn = Callable[[float], None]
+CancelFn = Callable[[], bool]
+SpeciesLike = int | str | Species
+CovariateSpec = Sequence[str | tuple[str, int]] | Mapping[str, str | tuple[str, int]] | None
+
+
+def onnxruntime_available() -> bool:
+    """Whether the onnxruntime backend can be used in this Python."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_threads() -> int:
+    """CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# ---- backends --------------------------------------------------------------------------------
+class _NumpyBackend:
+    name = "numpy"
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.weights = bundle.weights
+        self.encoding = bundle.encoding
+
+    def embed(self, lonlat: np.ndarray, env: np.ndarray | None) -> np.ndarray:
+        return network.embed(self.weights, self.encoding, lonlat, env)
+
+
+class _OnnxBackend:
+    name = "onnxruntime"
+
+    def __init__(self, bundle: ModelBundle, threads: int) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(bundle.onnx_bytes, sess_options=opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BundleError(f"The encoder.onnx of model {bundle.name!r} cannot be loaded by onnxruntime "
+                              f"({exc}). Re-export the model, or use the numpy backend.") from None
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.output = self.session.get_outputs()[0].name
+
+    def embed(self, lonlat: np.ndarray, env: np.ndarray | None) -> np.ndarray:
+        feeds: dict[str, np.ndarray] = {}
+        if "lonlat" in self.inputs:
+            feeds["lonlat"] = lonlat
+        if "env" in self.inputs:
+            feeds["env"] = env
+        return self.session.run([self.output], feeds)[0]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Overflow-free logistic function, float32."""
+    x = np.asarray(x, dtype=np.float32)
+    out = np.tanh(x * np.float32(0.5))
+    out *= np.float32(0.5)
+    out += np.float32(0.5)
+    return out
+
+
+# ---- grid blocks and cache -----------------------------------------------------------------
+@dataclass
+class GridBlock:
+    """Rows ``row0..row1-1`` of a grid: which pixels are valid and the embedding of those pixels."""
+
+    row0: int
+    row1: int
+    valid: np.ndarray  # bool [(row1 - row0) * width], row-major
+    embedding: np.ndarray  # float32 [valid.sum(), D]
+
+
+@dataclass
+class _GridCache:
+    key: tuple
+    blocks: list[GridBlock]
+
+
+def _scaled(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:
+    if progress is None:
+        return None
+    return lambda p: progress(lo + (hi - lo) * max(0.0, min(100.0, p)) / 100.0)
+
+
+def _check_cancel(is_cancelled: CancelFn | None) -> None:
+    if is_cancelled is not None and is_cancelled():
+        raise CancelledError("Prediction cancelled; no output was written.")
+
+
+class Predictor:
+    """A bundle ready for inference on one backend (see the module docstring)."""
+
+    def __init__(self, bundle: ModelBundle, backend: str = "auto", *, threads: int | None = None,
+                 batch_size: int = DEFAULT_BATCH, cache_max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.bundle = bundle
+        self.threads = int(threads or default_threads())
+        self.batch_size = max(1, int(batch_size))
+        self.cache_max_bytes = int(cache_max_bytes)
+        self.warnings: list[str] = []
+        self.encoder_calls = 0
+        self.locations_encoded = 0
+        self._cache: _GridCache | None = None
+        self._head = np.ascontiguousarray(bundle.head, dtype=np.float32)
+        self._backend: _NumpyBackend | _OnnxBackend
+        if backend == "numpy":
+            self._backend = _NumpyBackend(bundle)
+        elif backend == "onnxruntime":
+            if not onnxruntime_available():
+                raise BundleError("The onnxruntime backend was requested but onnxruntime is not installed. "
+                                  "Install it (pip install onnxruntime) or use the numpy backend.")
+            self._backend = _OnnxBackend(bundle, self.threads)
+        elif onnxruntime_available():
+            try:
+                self._backend = _OnnxBackend(bundle, self.threads)
+            except BundleError as exc:
+                msg = f"{exc} Falling back to the numpy backend (same results, slower)."
+                self.warnings.append(msg)
+                LOG.warning(msg)
+                self._backend = _NumpyBackend(bundle)
+        else:
+            self._backend = _NumpyBackend(bundle)
+
+    # ---- identity ---------------------------------------------------------------------------
+    @property
+    def backend_name(self) -> str:
+        """"onnxruntime" or "numpy": which engine computes the embeddings."""
+        return self._backend.name
+
+    @property
+    def n_species(self) -> int:
+        return self.bundle.n_species
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self._head.shape[1])
+
+    @property
+    def needs_covariates(self) -> bool:
+        return self.bundle.encoding != "sin_cos"
+
+    def resolve_species(self, species: SpeciesLike | Iterable[SpeciesLike] | None) -> list[Species]:
+        """Species from indices, codes/names, ``Species`` objects or a list of them; None = all."""
+        if species is None:
+            return list(self.bundle.species)
+        if isinstance(species, (str, int, np.integer, Species)):
+            items: list[Any] = [species]
+        else:
+            items = list(species)
+        out: list[Species] = []
+        for s in items:
+            if isinstance(s, Species):
+                if not (0 <= s.index < self.n_species) or self.bundle.species[s.index].code != s.code:
+                    raise SpeciesNotFoundError(f"Species {s.label!r} is not in model {self.bundle.name!r}.")
+                out.append(self.bundle.species[s.index])
+            elif isinstance(s, (int, np.integer)):
+                if not 0 <= int(s) < self.n_species:
+                    raise SpeciesNotFoundError(f"Species index {int(s)} is out of range: model "
+                                               f"{self.bundle.name!r} has {self.n_species} species.")
+                out.append(self.bundle.species[int(s)])
+            else:
+                out.append(self.bundle.find_species(str(s)))
+        if not out:
+            raise SpeciesNotFoundError("No species given. Choose one or more species of the model.")
+        return out
+
+    def _indices(self, species: SpeciesLike | Iterable[SpeciesLike] | None) -> np.ndarray:
+        return np.array([s.index for s in self.resolve_species(species)], dtype=np.int64)
+
+    # ---- points -----------------------------------------------------------------------------
+    def embed(self, lonlat: np.ndarray, env: np.ndarray | None = None) -> np.ndarray:
+        """Embeddings [N, D] float32 of (lon, lat) degrees [N, 2] (+ raw covariates [N, k]).
+
+        Rows with a non-finite coordinate or covariate are NaN (they are not encoded).
+        """
+        ll = np.asarray(lonlat, dtype=np.float32)
+        if ll.ndim != 2 or ll.shape[1] != 2:
+            raise ValueError(f"lonlat must have shape [N, 2], got {ll.shape}")
+        ok = np.isfinite(ll).all(axis=1)
+        ev = None
+        if self.needs_covariates:
+            k = len(self.bundle.covariates)
+            if env is None:
+                raise CovariateError(f"Model {self.bundle.name!r} needs {k} covariate values per location "
+                                     f"({', '.join(self.bundle.covariate_names)}). Provide covariate rasters.")
+            ev = np.asarray(env, dtype=np.float32)
+            if ev.shape != (ll.shape[0], k):
+                raise CovariateError(f"Covariate values have shape {ev.shape}; model {self.bundle.name!r} "
+                                     f"needs [{ll.shape[0]}, {k}] ({', '.join(self.bundle.covariate_names)}).")
+            ok &= np.isfinite(ev).all(axis=1)
+        n = ll.shape[0]
+        out = np.full((n, self.embedding_dim), np.nan, dtype=np.float32)
+        if ok.all():
+            out[:] = self._encode(ll, ev)
+        elif ok.any():
+            out[ok] = self._encode(ll[ok], None if ev is None else ev[ok])
+        return out
+
+    def _encode(self, ll: np.ndarray, env: np.ndarray | None) -> np.ndarray:
+        """All rows valid: run the backend in batches of contiguous float32."""
+        n = ll.shape[0]
+        out = np.empty((n, self.embedding_dim), dtype=np.float32)
+        for i in range(0, n, self.batch_size):
+            j = min(n, i + self.batch_size)
+            e = None if env is None else np.ascontiguousarray(env[i:j], dtype=np.float32)
+            out[i:j] = self._backend.embed(np.ascontiguousarray(ll[i:j], dtype=np.float32), e)
+            self.encoder_calls += 1
+        self.locations_encoded += n
+        return out
+
+    def logits(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
+        """Logits [N, S] = embedding . head[species]."""
+        idx = self._indices(species)
+        head = self._head if len(idx) == self.n_species and (idx == np.arange(self.n_species)).all() \
+            else self._head[idx]
+        return np.asarray(embedding, dtype=np.float32) @ head.T
+
+    def probabilities(self, embedding: np.ndarray,
+                      species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
+        """Presence probabilities [N, S] = sigmoid(logits)."""
+        return _sigmoid(self.logits(embedding, species))
+
+    def predict_points(self, lonlat: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None,
+                       env: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities [N, S] float32 of ``species`` (None = all) at (lon, lat) degrees [N, 2]."""
+        return self.probabilities(self.embed(lonlat, env), species)
+
+    def top_species(self, lonlat: np.ndarray, k: int = 10,
+                    env: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most probable species per point: indices int64 [N, k] and probabilities [N, k],
+        best first. Points that cannot be evaluated get index -1 and probability NaN."""
+        emb = self.embed(lonlat, env)
+        n, k = emb.shape[0], max(1, min(int(k), self.n_species))
+        idx = np.full((n, k), -1, dtype=np.int64)
+        prob = np.full((n, k), np.nan, dtype=np.float32)
+        chunk = max(1, (1 << 24) // self.n_species)
+        for i in range(0, n, chunk):
+            e = emb[i:i + chunk]
+            ok = np.isfinite(e).all(axis=1)
+            if not ok.any():
+                continue
+            lg = e[ok] @ self._head.T
+            part = np.argpartition(-lg, k - 1, axis=1)[:, :k] if k < self.n_species else \
+                np.tile(np.arange(self.n_species), (lg.shape[0], 1))
+            vals = np.take_along_axis(lg, part, axis=1)
+            order = np.argsort(-vals, axis=1, kind="stable")
+            rows = np.flatnonzero(ok) + i
+            idx[rows] = np.take_along_axis(part, order, axis=1)
+            prob[rows] = _sigmoid(np.take_along_axis(vals, order, axis=1))
+        return idx, prob
+
+    # ---- grids ------------------------------------------------------------------------------
+    def clear_cache(self) -> None:
+        """Forget the cached grid embedding."""
+        self._cache = None
+
+    @property
+    def cached_bytes(self) -> int:
+        if self._cache is None:
+            return 0
+        return sum(b.embedding.nbytes + b.valid.nbytes for b in self._cache.blocks)
+
+    def iter_grid(self, grid: Grid, *, mask_ocean: bool = True, covariates: CovariateSpec = None,
+                  land_mask: str | Path | None = None, progress: ProgressFn | None = None,
+                  is_cancelled: CancelFn | None = None) -> Iterator[GridBlock]:
+        """Yield the grid's row blocks top to bottom with their valid pixels' embeddings.
+
+        Uses (and refreshes) the embedding cache. ``progress`` gets 0..100 after each block;
+        ``is_cancelled`` is checked before each block (then ``CancelledError``).
+        """
+        sources = self._covariate_sources(covariates)
+        rows = max(1, TILE_PIXELS // grid.width)
+        key = (grid.key, bool(mask_ocean), str(land_mask or ""), tuple(_file_key(p, b) for p, b in sources),
+               rows, self.bundle.sha256 or id(self.bundle))
+        n_blocks = -(-grid.height // rows)
+        if self._cache is not None and self._cache.key == key:
+            for i, block in enumerate(self._cache.blocks):
+                _check_cancel(is_cancelled)
+                yield block
+                if progress is not None:
+                    progress(100.0 * (i + 1) / n_blocks)
+            return
+        self._cache = None  # free the old grid's embeddings before computing new ones
+        mask = load_land_mask(land_mask) if mask_ocean else None
+        samplers = [RasterBandSampler(p, b) for p, b in sources]
+        kept: list[GridBlock] | None = []
+        size = 0
+        for i, (r0, r1) in enumerate(grid.row_blocks(rows)):
+            _check_cancel(is_cancelled)
+            lonlat, valid = grid.lonlat(r0, r1)
+            if mask is not None:
+                valid &= mask.is_land(lonlat)
+            env = None
+            if samplers:
+                env = np.stack([s.sample(lonlat[valid]) for s in samplers], axis=1)
+                have = np.isfinite(env).all(axis=1)
+                valid[valid] = have
+                env = env[have]
+            emb = self._encode(lonlat[valid].astype(np.float32), env) if valid.any() else \
+                np.empty((0, self.embedding_dim), np.float32)
+            block = GridBlock(r0, r1, valid, emb)
+            if kept is not None:
+                size += emb.nbytes + valid.nbytes
+                if size <= self.cache_max_bytes:
+                    kept.append(block)
+                else:
+                    kept = None  # too big to cache: stream only
+            yield block
+            if progress is not None:
+                progress(100.0 * (i + 1) / n_blocks)
+        if kept is not None:
+            self._cache = _GridCache(key, kept)
+
+    def _covariate_sources(self, covariates: CovariateSpec) -> list[tuple[str, int]]:
+        names = self.bundle.covariate_names
+        if not self.needs_covariates:
+            return []
+        if not covariates:
+            raise CovariateError(f"Model {self.bundle.name!r} needs covariate rasters for: {', '.join(names)}. "
+                                 "Choose one raster (and band) per covariate, in this order.")
+        if isinstance(covariates, Mapping):
+            missing = [n for n in names if n not in covariates]
+            if missing:
+                raise CovariateError(f"No raster given for covariate(s) {', '.join(missing)} of model "
+                                     f"{self.bundle.name!r}. Map every covariate to a raster band.")
+            items = [covariates[n] for n in names]
+        else:
+            items = list(covariates)
+            if len(items) != len(names):
+                raise CovariateError(f"Model {self.bundle.name!r} needs {len(names)} covariate raster(s) "
+                                     f"({', '.join(names)}); {len(items)} given.")
+        out = []
+        for it in items:
+            if isinstance(it, (str, os.PathLike)):
+                out.append((str(it), 1))
+            else:
+                p, b = it
+                out.append((str(p), int(b)))
+        return out
+
+
+def _file_key(path: str, band: int) -> tuple:
+    try:
+        st = os.stat(path)
+        return (os.path.abspath(path), band, st.st_mtime_ns, st.st_size)
+    except OSError:
+        return (path, band)
+
+
+# ---- grid functions ------------------------------------------------------------------------------
+def map_grid(predictor: Predictor, grid: Grid, fn: Callable[[np.ndarray], np.ndarray], n_bands: int, *,
+             mask_ocean: bool = True, covariates: CovariateSpec = None, land_mask: str | Path | None = None,
+             progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> np.ndarray:
+    """In memory: ``fn(embedding [m, D]) -> [m, n_bands]`` at every valid pixel -> float32
+    [n_bands, H, W], NaN = nodata. For small grids (the whole result is held in memory)."""
+    h, w = grid.shape
+    out = np.full((n_bands, h, w), np.nan, dtype=np.float32)
+    for blk in predictor.iter_grid(grid, mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
+                                   progress=progress, is_cancelled=is_cancelled):
+        out[:, blk.row0:blk.row1] = _block_values(blk, fn, n_bands, w)
+    return out
+
+
+def _block_values(blk: GridBlock, fn: Callable[[np.ndarray], np.ndarray], n_bands: int, width: int) -> np.ndarray:
+    tile = np.full((n_bands, blk.valid.size), np.nan, dtype=np.float32)
+    if blk.embedding.shape[0]:
+        vals = np.asarray(fn(blk.embedding), dtype=np.float32).reshape(blk.embedding.shape[0], n_bands)
+        tile[:, blk.valid] = vals.T
+    return tile.reshape(n_bands, blk.row1 - blk.row0, width)
+
+
+def predict_grid(predictor: Predictor, grid: Grid, species: SpeciesLike | Iterable[SpeciesLike] | None, *,
+                 mask_ocean: bool = True, covariates: CovariateSpec = None, land_mask: str | Path | None = None,
+                 progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> np.ndarray:
+    """Probabilities [S, H, W] float32 (NaN = nodata) of ``species`` on ``grid``, in memory."""
+    idx = predictor._indices(species)
+    return map_grid(predictor, grid, lambda e: predictor.probabilities(e, idx), len(idx),
+                    mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
+                    progress=progress, is_cancelled=is_cancelled)
+
+
+def _stream(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter, Callable, int]], *,
+            mask_ocean: bool, covariates: CovariateSpec, land_mask: str | Path | None,
+            progress: ProgressFn | None, is_cancelled: CancelFn | None) -> list[Path]:
+    """One pass over the grid feeding every (writer, fn, n_bands); then finish and commit all."""
+    rows = max(1, TILE_PIXELS // grid.width)
+    try:
+        for w, _, _ in outputs:
+            w.open(min(rows, grid.height))
+        for blk in predictor.iter_grid(grid, mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
+                                       progress=_scaled(progress, 0, 90), is_cancelled=is_cancelled):
+            for w, fn, nb in outputs:
+                w.write_rows(blk.row0, _block_values(blk, fn, nb, grid.width))
+        _check_cancel(is_cancelled)
+        for i, (w, _, _) in enumerate(outputs):
+            lo = 90 + 10 * i / len(outputs)
+            w.finish(_scaled(progress, lo, lo + 10 / len(outputs)), is_cancelled)
+        _check_cancel(is_cancelled)
+        paths = [w.commit() for w, _, _ in outputs]
+    finally:
+        for w, _, _ in outputs:
+            w.discard()
+    if progress is not None:
+        progress(100.0)
+    return paths
+
+
+def map_grid_to_geotiff(predictor: Predictor, grid: Grid, path: str | Path,
+                        fn: Callable[[np.ndarray], np.ndarray], band_names: Sequence[str], *,
+                        metadata: Mapping[str, object] | None = None, style: str | None = None,
+                        resampling: str = "AVERAGE", mask_ocean: bool = True, covariates: CovariateSpec = None,
+                        land_mask: str | Path | None = None, progress: ProgressFn | None = None,
+                        is_cancelled: CancelFn | None = None) -> Path:
+    """Streamed: ``fn(embedding [m, D]) -> [m, len(band_names)]`` at every valid pixel, written as a
+    Float32 COG at ``path`` (any grid size; e.g. embeddings, a PCA projection, species richness).
+    ``metadata`` gets MODEL_NAME, MODEL_SHA256, ENCODING, BACKEND added."""
+    meta = {**_model_metadata(predictor, mask_ocean), **(metadata or {})}
+    writer = GeoTiffWriter(path, grid, list(band_names), metadata=meta, style=style, resampling=resampling)
+    return _stream(predictor, grid, [(writer, fn, len(band_names))], mask_ocean=mask_ocean,
+                   covariates=covariates, land_mask=land_mask, progress=progress, is_cancelled=is_cancelled)[0]
+
+
+def _model_metadata(predictor: Predictor, mask_ocean: bool) -> dict[str, str]:
+    b = predictor.bundle
+    meta = {"MODEL_NAME": b.name, "MODEL_SHA256": b.sha256, "ENCODING": b.encoding,
+            "BACKEND": predictor.backend_name, "OCEAN_MASK": "yes" if mask_ocean else "no",
+            "SOFTWARE": "SINR for QGIS"}
+    if b.covariates:
+        meta["COVARIATES"] = ",".join(b.covariate_names)
+    return meta
+
+
+# ---- species outputs ------------------------------------------------------------------------------
+@dataclass
+class PredictionResult:
+    """What ``predict_to_geotiff`` wrote. Iterating it yields the written paths."""
+
+    paths: list[Path]
+    species: list[Species]
+    thresholds: dict[str, float] = field(default_factory=dict)  # species code -> threshold of its binary band
+    warnings: list[str] = field(default_factory=list)
+    backend: str = ""
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Path:
+        return self.paths[i]
+
+
+def resolve_thresholds(species: Sequence[Species], threshold: float | str | None,
+                       fallback_threshold: float | None = 0.5) -> tuple[dict[str, tuple[float, str]], list[str]]:
+    """Per species code: (threshold, source) with source "fixed" | "lpt_r" | "fallback"; and warnings.
+
+    ``threshold`` None -> {} (no binary band); a number in (0, 1] -> that value for all;
+    ``"lpt_r"`` -> each species' ``Species.threshold``, else ``fallback_threshold`` with a warning.
+    """
+    if threshold is None:
+        return {}, []
+    if isinstance(threshold, str) and threshold.strip().lower().replace("-", "_") in (THRESHOLD_LPT_R, "lpt"):
+        out: dict[str, tuple[float, str]] = {}
+        missing = []
+        for s in species:
+            if s.threshold is not None and np.isfinite(s.threshold):
+                out[s.code] = (float(s.threshold), THRESHOLD_LPT_R)
+            else:
+                missing.append(s)
+        warnings = []
+        if missing:
+            if fallback_threshold is None:
+                raise OutputError(f"The model has no LPT-R threshold for {', '.join(s.label for s in missing)}. "
+                                  "Give a fixed threshold instead.")
+            fb = _check_threshold(fallback_threshold)
+            for s in missing:
+                out[s.code] = (fb, "fallback")
+            warnings.append(f"No LPT-R threshold stored for {len(missing)} species "
+                            f"({', '.join(s.label for s in missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+                            f"used the fixed threshold {fb:g} instead. Re-export the model with thresholds.")
+        return out, warnings
+    if isinstance(threshold, str):
+        try:
+            threshold = float(threshold)
+        except ValueError:
+            raise OutputError(f"Unknown threshold {threshold!r}: give a probability between 0 and 1 or "
+                              f"{THRESHOLD_LPT_R!r}.") from None
+    t = _check_threshold(threshold)
+    return {s.code: (t, "fixed") for s in species}, []
+
+
+def _check_threshold(t: float) -> float:
+    t = float(t)
+    if not (0.0 < t <= 1.0):
+        raise OutputError(f"The threshold must be a probability in (0, 1], got {t:g}.")
+    return t
+
+
+def _safe_name(code: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", code).strip("_") or "species"
+
+
+def species_output_paths(path: str | Path, species: Sequence[Species], one_file_per_species: bool) -> list[Path]:
+    """Where ``predict_to_geotiff`` writes: ``path``, or ``<stem>_<code><suffix>`` per species."""
+    p = Path(path)
+    if not one_file_per_species or len(species) == 1:
+        return [p]
+    return [p.with_name(f"{p.stem}_{_safe_name(s.code)}{p.suffix}") for s in species]
+
+
+def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | Iterable[SpeciesLike],
+                       path: str | Path, *, mask_ocean: bool = True, covariates: CovariateSpec = None,
+                       threshold: float | str | None = None, fallback_threshold: float | None = 0.5,
+                       one_file_per_species: bool = False, land_mask: str | Path | None = None,
+                       progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> PredictionResult:
+    """Predict ``species`` on ``grid`` and write Float32 COG GeoTIFF(s) with a ``.qml`` style beside.
+
+    Bands per species: probability (description = species name), then, if ``threshold`` is set,
+    a 0/1 band "<name> present (p >= t)". All files are written atomically after the whole grid
+    is done; a cancel or an error leaves no file. Returns the paths, the thresholds used and
+    warnings (also logged).
+    """
+    sp = predictor.resolve_species(species)
+    thresholds, warnings = resolve_thresholds(sp, threshold, fallback_threshold)
+    for w in warnings:
+        LOG.warning(w)
+    paths = species_output_paths(path, sp, one_file_per_species)
+    groups = [[s] for s in sp] if len(paths) > 1 else [sp]
+    base_meta = _model_metadata(predictor, mask_ocean)
+    outputs = []
+    for out_path, group in zip(paths, groups):
+        specs: list[BandSpec] = []
+        cols: list[tuple[int, float | None]] = []  # (head index, threshold or None)
+        for s in group:
+            bm = {"SPECIES_CODE": s.code, "SPECIES_NAME": s.name, "SPECIES_INDEX": str(s.index)}
+            specs.append(BandSpec(s.name or s.code, {**bm, "VALUE": "probability"}))
+            cols.append((s.index, None))
+            if s.code in thresholds:
+                t, src = thresholds[s.code]
+                specs.append(BandSpec(f"{s.name or s.code} present (p >= {t:.4g})",
+                                      {**bm, "VALUE": "binary", "THRESHOLD": f"{t:.6g}", "THRESHOLD_SOURCE": src}))
+                cols.append((s.index, t))
+        meta = {**base_meta, "SPECIES_CODE": ",".join(s.code for s in group),
+                "SPECIES_NAME": ",".join(s.name for s in group)}
+        writer = GeoTiffWriter(out_path, grid, specs, metadata=meta, style="probability",
+                               resampling="NEAREST" if thresholds else "AVERAGE")
+        outputs.append((writer, _species_fn(predictor, cols), len(specs)))
+    written = _stream(predictor, grid, outputs, mask_ocean=mask_ocean, covariates=covariates,
+                      land_mask=land_mask, progress=progress, is_cancelled=is_cancelled)
+    return PredictionResult(paths=written, species=sp, thresholds={c: t for c, (t, _) in thresholds.items()},
+                            warnings=warnings, backend=predictor.backend_name)
+
+
+def _species_fn(predictor: Predictor, cols: list[tuple[int, float | None]]) -> Callable[[np.ndarray], np.ndarray]:
+    idx = np.array(sorted({i for i, _ in cols}), dtype=np.int64)
+    pos = {int(i): j for j, i in enumerate(idx)}
+
+    def fn(emb: np.ndarray) -> np.ndarray:
+        p = predictor.probabilities(emb, idx)
+        out = np.empty((emb.shape[0], len(cols)), dtype=np.float32)
+        for c, (i, t) in enumerate(cols):
+            col = p[:, pos[i]]
+            out[:, c] = col if t is None else (col >= t).astype(np.float32)
+        return out
+
+    return fn

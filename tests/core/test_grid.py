@@ -1,0 +1,170 @@
+"""Prediction grids: exact georeferencing in EPSG:4326, 3857 and 5070, and clear errors."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from osgeo import osr
+
+from sinr_qgis.core.errors import GridError
+from sinr_qgis.core.grid import MAX_PIXELS, Grid
+
+R = 6378137.0  # WGS 84 / Pseudo-Mercator sphere radius
+
+
+def test_geographic_grid_is_exact():
+    g = Grid.from_pixel_size((-125, 24, -66, 50), "EPSG:4326", 0.5)
+    assert (g.width, g.height) == (118, 52)
+    assert g.geotransform == (-125.0, 0.5, 0.0, 50.0, 0.0, -0.5)
+    assert g.extent == (-125.0, 24.0, -66.0, 50.0)
+    assert g.is_geographic
+    ll, ok = g.lonlat()
+    assert ok.all() and ll.shape == (118 * 52, 2)
+    assert ll[0].tolist() == [-124.75, 49.75]  # top-left centre
+    assert ll[117].tolist() == [-66.25, 49.75]  # end of the first row
+    assert ll[-1].tolist() == [-66.25, 24.25]  # bottom-right centre
+    r, c = 10, 20
+    np.testing.assert_allclose(ll[r * 118 + c], [-125 + (c + 0.5) * 0.5, 50 - (r + 0.5) * 0.5], atol=1e-12)
+
+
+def test_pixel_size_not_dividing_extent_keeps_top_left_and_pixel_size():
+    g = Grid.from_pixel_size((0, 0, 1.05, 1.0), "EPSG:4326", 0.1)
+    assert (g.width, g.height) == (11, 10)
+    assert g.geotransform[0] == 0.0 and g.geotransform[3] == 1.0
+    assert g.xres == pytest.approx(0.1) and g.yres == pytest.approx(0.1)
+    assert g.extent[2] == pytest.approx(1.1)
+    # float noise (59.000000001 pixels) does not add a column
+    assert Grid.from_pixel_size((0, 0, 0.3, 0.3), "EPSG:4326", 0.1).width == 3
+
+
+def test_width_height_constructor():
+    g = Grid((0, 0, 100, 50), "EPSG:3857", 10, 5)
+    assert g.geotransform == (0.0, 10.0, 0.0, 50.0, 0.0, -10.0)
+    x, y = g.pixel_centres(1, 3)
+    assert x[:3].tolist() == [5.0, 15.0, 25.0] and y[0] == 35.0 and y[-1] == 25.0 and x.size == 20
+
+
+def test_web_mercator_centres_match_the_spherical_formula():
+    g = Grid.from_pixel_size((-1.2e7, 2.5e6, -7.0e6, 6.5e6), "EPSG:3857", 25_000)
+    assert (g.width, g.height) == (200, 160)
+    assert g.geotransform == (-1.2e7, 25_000.0, 0.0, 6.5e6, 0.0, -25_000.0)
+    assert not g.is_geographic and "3857" in g.crs_name
+    x, y = g.pixel_centres()
+    ll, ok = g.lonlat()
+    assert ok.all()
+    lon = np.degrees(x / R)
+    lat = np.degrees(np.arctan(np.sinh(y / R)))
+    np.testing.assert_allclose(ll[:, 0], lon, atol=1e-9)
+    np.testing.assert_allclose(ll[:, 1], lat, atol=1e-9)
+    assert x[0] == -1.2e7 + 12_500 and y[0] == 6.5e6 - 12_500
+
+
+def test_albers_5070_centres_match_osr_point_by_point():
+    # EPSG:5070 has its natural origin at lon -96, lat 23: the middle pixel's centre is (0, 0)
+    g = Grid((-1500.0, -1500.0, 1500.0, 1500.0), "EPSG:5070", 3, 3)
+    ll, ok = g.lonlat()
+    assert ok.all()
+    np.testing.assert_allclose(ll[4], [-96.0, 23.0], atol=1e-9)
+
+    g = Grid.from_pixel_size((-2.3e6, 2.6e5, 2.3e6, 3.2e6), "EPSG:5070", 50_000)
+    assert (g.width, g.height) == (92, 59)
+    assert g.geotransform == (-2.3e6, 50_000.0, 0.0, 3.2e6, 0.0, -50_000.0)
+    src = osr.SpatialReference()
+    src.ImportFromEPSG(5070)
+    dst = osr.SpatialReference()
+    dst.ImportFromEPSG(4326)
+    for s in (src, dst):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(src, dst)
+    ll, ok = g.lonlat()
+    assert ok.all()
+    for r, c in [(0, 0), (0, 91), (58, 0), (58, 91), (30, 45), (7, 63)]:
+        x = -2.3e6 + (c + 0.5) * 50_000
+        y = 3.2e6 - (r + 0.5) * 50_000
+        lon, lat, _ = ct.TransformPoint(x, y)
+        np.testing.assert_allclose(ll[r * g.width + c], [lon, lat], atol=1e-9)
+
+
+def test_centres_outside_the_projection_domain_are_flagged():
+    # orthographic view of one hemisphere: the corners of this square are off the globe
+    g = Grid((-7e6, -7e6, 7e6, 7e6), "+proj=ortho +lat_0=40 +lon_0=-100 +datum=WGS84", 20, 20)
+    ll, ok = g.lonlat()
+    assert ok[0] == False and ok[-1] == False  # noqa: E712  corners
+    assert ok[10 * 20 + 10]  # centre
+    assert np.isnan(ll[~ok]).all() and np.isfinite(ll[ok]).all()
+    assert 0.6 < ok.mean() < 0.9
+
+
+def test_longitudes_are_wrapped():
+    g = Grid.from_pixel_size((170, 0, 190, 10), "EPSG:4326", 5)
+    ll, _ = g.lonlat()
+    assert ll[:4, 0].tolist() == [172.5, 177.5, -177.5, -172.5]
+
+
+def test_wkt_crs_is_accepted():
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(3857)
+    g = Grid((0, 0, 1000, 1000), srs.ExportToWkt(), 10, 10)
+    assert g.srs.IsSame(srs)
+
+
+@pytest.mark.parametrize("extent", [(0, 0, 0, 10), (0, 5, 10, 5), (10, 0, 0, 10), (0, 10, 10, 0),
+                                    (0, 0, math.nan, 1)])
+def test_empty_or_inverted_extent(extent):
+    with pytest.raises(GridError, match="extent"):
+        Grid.from_pixel_size(extent, "EPSG:4326", 1)
+    with pytest.raises(GridError, match="extent"):
+        Grid(extent, "EPSG:4326", 10, 10)
+
+
+@pytest.mark.parametrize("size", [0, -1, math.inf, "abc"])
+def test_bad_pixel_size(size):
+    with pytest.raises(GridError, match="pixel size"):
+        Grid.from_pixel_size((0, 0, 10, 10), "EPSG:4326", size)
+
+
+def test_too_many_pixels():
+    with pytest.raises(GridError, match=r"limit of [\d,]+.*larger pixel size"):
+        Grid.from_pixel_size((-180, -90, 180, 90), "EPSG:4326", 0.001)
+    with pytest.raises(GridError, match="limit"):
+        Grid((0, 0, 1, 1), "EPSG:4326", 30_000, 30_000)
+    Grid((0, 0, 1, 1), "EPSG:4326", 20_000, 20_000)  # the issue's large request is allowed
+    assert MAX_PIXELS >= 20_000 * 20_000
+
+
+def test_zero_width_or_height():
+    with pytest.raises(GridError, match="1 x 1"):
+        Grid((0, 0, 1, 1), "EPSG:4326", 0, 10)
+
+
+def test_geographic_extent_beyond_the_poles():
+    with pytest.raises(GridError, match="poles"):
+        Grid.from_pixel_size((-10, -95, 10, 10), "EPSG:4326", 1)
+    with pytest.raises(GridError, match="poles"):
+        Grid((-10, 0, 10, 91), "EPSG:4269", 10, 10)
+    Grid((-180, -90, 180, 90), "EPSG:4326", 36, 18)  # exactly the globe is fine
+
+
+@pytest.mark.parametrize("crs", ["", "EPSG:99999", "not a crs"])
+def test_unparseable_crs(crs):
+    with pytest.raises(GridError, match="CRS"):
+        Grid((0, 0, 1, 1), crs, 10, 10)
+
+
+def test_crs_without_transformation_to_lonlat():
+    with pytest.raises(GridError, match="No transformation"):
+        Grid((0, 0, 1, 1), 'LOCAL_CS["arbitrary"]', 10, 10)
+
+
+def test_row_blocks_cover_the_grid():
+    g = Grid((0, 0, 10, 10), "EPSG:4326", 10, 10)
+    blocks = list(g.row_blocks(3))
+    assert blocks == [(0, 3), (3, 6), (6, 9), (9, 10)]
+
+
+def test_grid_key_identifies_equal_grids():
+    a = Grid((0, 0, 10, 10), "EPSG:4326", 10, 10)
+    b = Grid((0, 0, 10, 10), "EPSG:4326", 10, 10)
+    c = Grid((0, 0, 10, 10), "EPSG:4326", 10, 11)
+    assert a.key == b.key and a.key != c.key and a == b

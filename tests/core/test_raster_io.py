@@ -1,0 +1,162 @@
+"""GeoTIFF writing (COG, nodata, descriptions, metadata, style sidecar, atomicity) and raster sampling."""
+from __future__ import annotations
+
+import os
+import xml.dom.minidom
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+from sinr_qgis.core.errors import CancelledError, CovariateError, OutputError
+from sinr_qgis.core.grid import Grid
+from sinr_qgis.core.raster_io import (
+    NODATA,
+    BandSpec,
+    GeoTiffWriter,
+    RasterBandSampler,
+    read_geotiff,
+    style_path,
+    write_geotiff,
+    write_style_sidecar,
+)
+
+
+def _grid() -> Grid:
+    return Grid.from_pixel_size((500_000, 4_000_000, 530_000, 4_020_000), "EPSG:32633", 100)
+
+
+def test_write_geotiff_round_trip(tmp_path):
+    g = _grid()
+    arr = np.random.default_rng(0).random((2, g.height, g.width)).astype(np.float32)
+    arr[0, 5, 7] = np.nan
+    out = write_geotiff(tmp_path / "a.tif", g, arr, band_names=["first", "second"],
+                        band_metadata=[{"K": "1"}, {"K": "2"}], metadata={"MODEL_NAME": "m"}, style="probability")
+    assert out == tmp_path / "a.tif"
+    back, info = read_geotiff(out)
+    assert info["size"] == (300, 200)
+    assert info["geotransform"] == g.geotransform
+    srs = osr.SpatialReference(wkt=info["wkt"])
+    assert srs.GetAuthorityCode(None) == "32633"
+    assert info["nodata"] == NODATA
+    assert info["descriptions"] == ["first", "second"]
+    assert info["metadata"]["MODEL_NAME"] == "m"
+    assert [m["K"] for m in info["band_metadata"]] == ["1", "2"]
+    assert info["layout"] == "COG" and info["compression"] == "DEFLATE"
+    np.testing.assert_array_equal(np.isnan(back), np.isnan(arr))
+    np.testing.assert_array_equal(back[~np.isnan(back)], arr[~np.isnan(arr)])
+    ds = gdal.Open(str(out))
+    assert ds.GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert ds.GetRasterBand(1).GetBlockSize() == [256, 256]
+    assert (tmp_path / "a.qml").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.qml", "a.tif"]  # no temporary left
+
+
+def test_large_file_gets_overviews(tmp_path):
+    g = Grid((0, 0, 1, 1), "EPSG:4326", 1200, 700)
+    out = write_geotiff(tmp_path / "big.tif", g, np.ones((700, 1200), np.float32))
+    ds = gdal.Open(str(out))
+    assert ds.GetRasterBand(1).GetOverviewCount() >= 2
+    assert not (tmp_path / "big.qml").exists()  # style=None: no sidecar
+
+
+def test_style_templates_are_valid_qml(tmp_path):
+    for kind in ("probability", "binary"):
+        doc = xml.dom.minidom.parse(str(style_path(kind)))
+        renderer = doc.getElementsByTagName("rasterrenderer")[0]
+        assert renderer.getAttribute("band") == "1"
+    doc = xml.dom.minidom.parse(str(style_path("probability")))
+    r = doc.getElementsByTagName("rasterrenderer")[0]
+    assert r.getAttribute("type") == "singlebandpseudocolor"
+    assert (r.getAttribute("classificationMin"), r.getAttribute("classificationMax")) == ("0", "1")
+    side = write_style_sidecar(tmp_path / "x.tif", "binary")
+    assert side == tmp_path / "x.qml" and "paletted" in side.read_text()
+
+
+def test_unwritable_folder_leaves_nothing(tmp_path):
+    g = _grid()
+    with pytest.raises(OutputError, match="does not exist"):
+        write_geotiff(tmp_path / "no" / "a.tif", g, np.zeros(g.shape, np.float32))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(OutputError, match="not writable"):
+            write_geotiff(ro / "a.tif", g, np.zeros(g.shape, np.float32))
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o700)
+
+
+def test_not_a_tif_name_is_refused(tmp_path):
+    with pytest.raises(OutputError, match="GeoTIFF"):
+        write_geotiff(tmp_path / "a.png", _grid(), np.zeros(_grid().shape, np.float32))
+
+
+def test_writer_streams_blocks_and_discards_on_error(tmp_path):
+    g = Grid((0, 0, 10, 10), "EPSG:4326", 10, 10)
+    with pytest.raises(RuntimeError, match="boom"):
+        with GeoTiffWriter(tmp_path / "s.tif", g, [BandSpec("b")]) as w:
+            w.write_rows(0, np.ones((1, 4, 10), np.float32))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with GeoTiffWriter(tmp_path / "s.tif", g, ["b"], style=None) as w:
+        for r0 in (0, 4, 8):
+            w.write_rows(r0, np.full((min(4, 10 - r0), 10), r0, np.float32))
+        w.finish()
+        w.commit()
+    back, _ = read_geotiff(tmp_path / "s.tif")
+    assert back[0, :, 0].tolist() == [0, 0, 0, 0, 4, 4, 4, 4, 8, 8]
+    assert [p.name for p in tmp_path.iterdir()] == ["s.tif"]
+
+
+def test_cancel_during_conversion_leaves_nothing(tmp_path):
+    g = Grid((0, 0, 1, 1), "EPSG:4326", 600, 600)
+    with pytest.raises(CancelledError):
+        with GeoTiffWriter(tmp_path / "c.tif", g, ["b"]) as w:
+            w.write_rows(0, np.ones((600, 600), np.float32))
+            w.finish(is_cancelled=lambda: True)
+            w.commit()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _raster(path, srs_epsg, gt, arr, nodata=None):
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[1], arr.shape[0], 1, gdal.GDT_Float32)
+    ds.SetGeoTransform(gt)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(srs_epsg)
+    ds.SetProjection(srs.ExportToWkt())
+    if nodata is not None:
+        ds.GetRasterBand(1).SetNoDataValue(nodata)
+    ds.GetRasterBand(1).WriteArray(arr)
+    ds = None
+    return path
+
+
+def test_sampler_reads_the_containing_cell(tmp_path):
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    arr[1, 1] = -1
+    p = _raster(tmp_path / "c.tif", 4326, (10, 1, 0, 50, 0, -1), arr, nodata=-1)
+    s = RasterBandSampler(p)
+    got = s.sample(np.array([[10.5, 49.5], [13.9, 47.1], [11.5, 48.5], [9.9, 49.5], [12.0, 49.99], [np.nan, 0]]))
+    # (0,0), (2,3), nodata, outside (west), cell edge belongs to the cell to the east, NaN point
+    np.testing.assert_array_equal(got, [0, 11, np.nan, np.nan, 2, np.nan])
+
+
+def test_sampler_transforms_to_the_raster_crs(tmp_path):
+    # a Web Mercator raster; its cell (r, c) contains the lon/lat of that cell's centre
+    arr = np.arange(20, dtype=np.float32).reshape(4, 5)
+    p = _raster(tmp_path / "m.tif", 3857, (0, 1000, 0, 4000, 0, -1000), arr)
+    g = Grid((0, 0, 5000, 4000), "EPSG:3857", 5, 4)
+    ll, _ = g.lonlat()
+    np.testing.assert_array_equal(RasterBandSampler(p).sample(ll), arr.ravel())
+
+
+def test_sampler_errors(tmp_path):
+    with pytest.raises(CovariateError, match="does not exist"):
+        RasterBandSampler(tmp_path / "none.tif")
+    p = _raster(tmp_path / "c.tif", 4326, (10, 1, 0, 50, 0, -1), np.zeros((2, 2), np.float32))
+    with pytest.raises(CovariateError, match="band 3 does not exist"):
+        RasterBandSampler(p, 3)
