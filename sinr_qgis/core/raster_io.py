@@ -41,6 +41,7 @@ import numpy as np
 from osgeo import gdal
 
 from .atomic import check_writable
+from .covariates import CovariateRaster  # the training sampler: one interpolation for both
 from .errors import CancelledError, CovariateError, OutputError
 from .grid import WGS84_WKT, Grid, parse_crs
 
@@ -306,11 +307,14 @@ _WINDOW_PIXELS = 1 << 24  # largest raster window read at once when sampling (64
 
 
 class RasterBandSampler:
-    """Values of one raster band at (lon, lat) points: the cell containing each point (nearest).
+    """Values of one raster band at (lon, lat) points, for env-model predictions.
 
-    The raster may be in any CRS (points are transformed to it). Points outside the raster, on
-    its nodata value or non-finite cells read NaN, so callers can turn them into nodata. Only
-    the window around the requested points is read (in strips of at most ``_WINDOW_PIXELS``).
+    Interpolation is the training sampler's (``covariates.CovariateRaster.sample``: bilinear,
+    weights renormalised over valid neighbours), so predictions see covariates the way the model
+    did in training. On top of that a point whose containing cell is nodata, or that lies outside
+    the raster, reads NaN: missing coverage becomes nodata, never a made-up value. The raster
+    may be in any CRS (points are transformed to it); only a window around the requested points
+    is read (in strips of at most ``_WINDOW_PIXELS``, padded by one cell for the interpolation).
     """
 
     def __init__(self, path: str | Path, band: int = 1) -> None:
@@ -333,14 +337,12 @@ class RasterBandSampler:
         if not wkt:
             raise CovariateError(f"Covariate raster {self.path.name} has no CRS. Assign one (e.g. EPSG:4326).")
         srs = parse_crs(wkt)
-        wgs = parse_crs(WGS84_WKT)
         self._transformer = None
-        if not (srs.IsGeographic() and srs.IsSame(wgs)):
+        if not (srs.IsGeographic() and srs.IsSame(parse_crs(WGS84_WKT))):
             try:
                 self._transformer = gdal.Transformer(None, None, [f"SRC_SRS={WGS84_WKT}", f"DST_SRS={wkt}"])
             except RuntimeError as exc:
                 raise CovariateError(f"Cannot transform lon/lat to the CRS of {self.path.name} ({exc}).") from None
-        self._geographic = bool(srs.IsGeographic())
         self._ds = ds
         self._band = ds.GetRasterBand(self.band)
         self._nodata = self._band.GetNoDataValue()
@@ -348,7 +350,7 @@ class RasterBandSampler:
         self._size = (ds.RasterXSize, ds.RasterYSize)
 
     def sample(self, lonlat: np.ndarray) -> np.ndarray:
-        """float64 [n]: the band's value in the cell containing each (lon, lat); NaN where missing."""
+        """float64 [n]: the band's (bilinear) value at each (lon, lat); NaN where there is no coverage."""
         ll = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
         out = np.full(ll.shape[0], np.nan)
         if ll.shape[0] == 0:
@@ -364,30 +366,34 @@ class RasterBandSampler:
         w, h = self._size
         with np.errstate(invalid="ignore"):
             colf = np.floor((x - x0) / dx)
-            if self._geographic and self._transformer is None and abs(w * dx - 360.0) < 1e-6:
-                colf = np.mod(colf, w)  # a whole-globe lon/lat raster: wrap across the dateline
             rowf = np.floor((y - y0) / dy)
         ok &= (colf >= 0) & (colf < w) & (rowf >= 0) & (rowf < h)
         if not ok.any():
             return out
         pick = np.flatnonzero(ok)
         col, row = colf[pick].astype(np.int64), rowf[pick].astype(np.int64)
-        c0, c1 = int(col.min()), int(col.max()) + 1
-        strip = max(1, _WINDOW_PIXELS // (c1 - c0))
+        c0, c1 = max(0, int(col.min()) - 1), min(w, int(col.max()) + 2)  # +-1 cell for the interpolation
+        strip = max(1, _WINDOW_PIXELS // (c1 - c0) - 2)
         order = np.argsort(row, kind="stable")
         pick, col, row = pick[order], col[order], row[order]
         start = 0
         while start < len(pick):
-            r0 = int(row[start])
-            r1 = min(int(row[-1]) + 1, r0 + strip)
-            stop = int(np.searchsorted(row, r1, side="left"))
+            ra = int(row[start])
+            rb = min(int(row[-1]) + 1, ra + strip)
+            stop = int(np.searchsorted(row, rb, side="left"))
+            r0, r1 = max(0, ra - 1), min(h, rb + 1)
             win = self._band.ReadAsArray(c0, r0, c1 - c0, r1 - r0)
             if win is None:
                 raise CovariateError(f"Reading covariate raster {self.path.name} failed: {gdal.GetLastErrorMsg()}")
-            vals = win[row[start:stop] - r0, col[start:stop] - c0].astype(np.float64)
+            win = win.astype(np.float32)
             if self._nodata is not None:
-                vals[vals == self._nodata] = np.nan
-            vals[~np.isfinite(vals)] = np.nan
-            out[pick[start:stop]] = vals
+                win[win == np.float32(self._nodata)] = np.nan
+            win[~np.isfinite(win)] = np.nan
+            sel = pick[start:stop]
+            cov = CovariateRaster(path=self.path, names=[self.path.stem], values=win[None],
+                                  geotransform=(x0 + c0 * dx, dx, 0.0, y0 + r0 * dy, 0.0, dy))
+            vals = cov.sample(np.stack([x[sel], y[sel]], axis=1))[:, 0]
+            own = win[row[start:stop] - r0, col[start:stop] - c0]
+            out[sel] = np.where(np.isfinite(own), vals, np.nan)  # a nodata cell stays nodata
             start = stop
         return out

@@ -39,8 +39,9 @@ covariates costs only the head product.
 
 ``covariates`` (env models only) gives, for each covariate of the bundle in the bundle's order,
 a raster ``(path, band)`` (or just a path: band 1), as a list, or a dict keyed by covariate
-name. Values are read at the pixel centres (nearest cell, any CRS); outside a raster or on its
-nodata the pixel is nodata (never a silent zero).
+name. Values are read at the pixel centres (rasters in any CRS) with the training sampler's
+bilinear interpolation (``raster_io.RasterBandSampler``); outside a raster or in a nodata cell
+the pixel is nodata (never a silent zero).
 
 GeoTIFF outputs (see :mod:`~sinr_qgis.core.raster_io`): Float32 COG, DEFLATE, nodata -9999, band
 description = species name, per-band metadata (SPECIES_CODE, VALUE probability|binary,

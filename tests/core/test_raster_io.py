@@ -135,14 +135,36 @@ def _raster(path, srs_epsg, gt, arr, nodata=None):
     return path
 
 
-def test_sampler_reads_the_containing_cell(tmp_path):
+def test_sampler_interpolates_like_training_and_keeps_nodata(tmp_path):
     arr = np.arange(12, dtype=np.float32).reshape(3, 4)
     arr[1, 1] = -1
     p = _raster(tmp_path / "c.tif", 4326, (10, 1, 0, 50, 0, -1), arr, nodata=-1)
     s = RasterBandSampler(p)
-    got = s.sample(np.array([[10.5, 49.5], [13.9, 47.1], [11.5, 48.5], [9.9, 49.5], [12.0, 49.99], [np.nan, 0]]))
-    # (0,0), (2,3), nodata, outside (west), cell edge belongs to the cell to the east, NaN point
-    np.testing.assert_array_equal(got, [0, 11, np.nan, np.nan, 2, np.nan])
+    pts = np.array([[10.5, 49.5], [13.9, 47.1], [11.5, 48.5], [9.9, 49.5], [12.0, 49.99], [11.0, 48.0],
+                    [np.nan, 0]])
+    got = s.sample(pts)
+    # cell centre; clamped at the raster's edge; containing cell is nodata; outside (west);
+    # half-way between two cells; a corner of four cells, one nodata (weights renormalised); NaN point
+    np.testing.assert_allclose(got, [0, 11, np.nan, np.nan, 1.5, (4 + 8 + 9) / 3, np.nan])
+    # the very same interpolation as the training sampler where both have coverage
+    from sinr_qgis.core.covariates import read_covariate_raster
+
+    train = read_covariate_raster(p).sample(pts)[:, 0]
+    have = np.isfinite(got)
+    np.testing.assert_allclose(got[have], train[have])
+
+
+def test_sampler_windows_match_a_whole_raster_read(tmp_path, monkeypatch):
+    from sinr_qgis.core import raster_io
+
+    rng = np.random.default_rng(0)
+    arr = rng.random((40, 50)).astype(np.float32)
+    p = _raster(tmp_path / "w.tif", 4326, (0, 0.5, 0, 20, 0, -0.5), arr)
+    pts = np.stack([rng.uniform(0, 25, 500), rng.uniform(0, 20, 500)], 1)
+    whole = RasterBandSampler(p).sample(pts)
+    monkeypatch.setattr(raster_io, "_WINDOW_PIXELS", 120)  # strips of ~1 row: many windows
+    np.testing.assert_allclose(RasterBandSampler(p).sample(pts), whole)
+    assert np.isfinite(whole).all()
 
 
 def test_sampler_transforms_to_the_raster_crs(tmp_path):
@@ -151,7 +173,7 @@ def test_sampler_transforms_to_the_raster_crs(tmp_path):
     p = _raster(tmp_path / "m.tif", 3857, (0, 1000, 0, 4000, 0, -1000), arr)
     g = Grid((0, 0, 5000, 4000), "EPSG:3857", 5, 4)
     ll, _ = g.lonlat()
-    np.testing.assert_array_equal(RasterBandSampler(p).sample(ll), arr.ravel())
+    np.testing.assert_allclose(RasterBandSampler(p).sample(ll), arr.ravel(), atol=1e-9)
 
 
 def test_sampler_errors(tmp_path):
