@@ -110,7 +110,7 @@ class TrainOptions:
         """Refuse invalid options up front with a message that says what to change."""
         if self.loss not in LOSSES:
             raise TrainingInputError(f"Unknown loss {self.loss!r}. Choose one of {', '.join(LOSSES)}.")
-        for key, low in (("cap", 1), ("epochs", 1), ("batch_size", 1), ("width", 1), ("depth", 0),
+        for key, low in (("cap", 0), ("epochs", 1), ("batch_size", 1), ("width", 1), ("depth", 0),
                          ("seed", 0), ("min_records", 1), ("threads", 1)):
             v = getattr(self, key)
             if v is not None and (int(v) != v or v < low):
@@ -526,6 +526,15 @@ def training_summary(done: dict[str, Any], path: str | Path, seconds: float,
     return text + "."
 
 
+def _missing_module(stderr: str) -> str | None:
+    """The top-level module a child could not import (``No module named 'torch'``), if that is why it died."""
+    marker = "No module named "
+    for line in reversed(stderr.splitlines()):
+        if "ModuleNotFoundError" in line and marker in line:
+            return line.split(marker, 1)[1].strip().strip("'\"").split(".")[0] or None
+    return None
+
+
 def bundle_provenance(path: str | Path) -> dict[str, Any]:
     """The ``data`` section of a bundle's model.json (records read, used, dropped); ``{}`` if unreadable."""
     try:
@@ -553,15 +562,34 @@ def run_training(opts: TrainOptions, python: str, *,
                  on_progress: Callable[[float], None] | None = None,
                  is_cancelled: Callable[[], bool] | None = None,
                  on_start: Callable[[TrainingProcess], None] | None = None,
+                 on_log: Callable[[str], None] | None = None,
+                 check_input: bool = False, input_label: str | None = None, species_label: str = "species",
                  entry: list[str] | None = None, cwd: str | Path | None = None) -> TrainResult:
     """Train ``opts`` in a child process and return the written bundle's path and summary.
 
+    With ``check_input`` the observation file (and covariates) are checked first, so bad data
+    fails in seconds (``input_label`` and ``species_label`` name them in messages).
     ``entry`` and ``cwd`` replace ``-m training`` and the repository root (tests use a fake CLI).
     Raises :class:`CancelledError`, :class:`TrainingInputError`, :class:`TrainingCrashError`,
-    :class:`OutputBusyError` or :class:`TrainingEnvironmentError`; never leaves a partial bundle.
+    :class:`OutputBusyError`, :class:`TrainingEnvironmentError`, or the checks' ``OccurrenceError``
+    and ``CovariateError``; never leaves a partial bundle under the final name.
     """
     opts.check()
+    busy = output_busy_message(opts.out)
+    if busy:
+        raise OutputBusyError(busy)
     root = Path(cwd) if cwd is not None else training_root()
+    if check_input:
+        from .train_checks import check_training_input
+
+        summary = check_training_input(
+            opts.data, min_records=opts.min_records or 1, covariates=opts.covariates or (),
+            species_column=opts.species_column, lat_column=opts.lat_column, lon_column=opts.lon_column,
+            source_column=opts.source_column, species_label=species_label, origin=input_label)
+        if on_log is not None:
+            on_log(summary.text())
+    if is_cancelled is not None and is_cancelled():
+        raise CancelledError("Training was cancelled; no model was written.")
     started = time.monotonic()
     with output_lock(opts.out):
         proc = TrainingProcess(build_command(python, opts, entry), cwd=root, env=child_environment(root))
@@ -595,7 +623,14 @@ def run_training(opts: TrainOptions, python: str, *,
             if error_event is not None and error_event.get("message"):
                 raise (TrainingInputError if rc == 2 else TrainingCrashError)(str(error_event["message"]))
             if rc == 2:
-                raise TrainingInputError(proc.last_error_line() or "The training CLI refused its input.")
+                line = proc.last_error_line()
+                raise TrainingInputError(line.removeprefix("error: ") or "The training CLI refused its input.")
+            missing = _missing_module(proc.stderr_tail())
+            if missing:
+                how = (TORCH_INSTALL_HELP.format(python=python) if missing == "torch" else
+                       f"Install it for that interpreter: `{python} -m pip install {missing}`.")
+                raise TrainingEnvironmentError(f"The Python interpreter {python} cannot import {missing!r}, "
+                                               f"which training needs. {how}")
             if rc is not None and rc < 0:
                 why = f"was killed by signal {-rc}"
             else:

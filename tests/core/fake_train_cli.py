@@ -3,7 +3,8 @@
 Usage: ``fake_train_cli.py [--mode MODE] [--delay S] [--pid-file F] train --out OUT --epochs N ...``
 Modes: ok, user_error (exit 2), crash (traceback, exit 1), grandchild (spawns a sleeping
 grandchild, writes both pids to --pid-file), stubborn (ignores SIGTERM, leaves a .part file),
-error_event (an {"event": "error"} line then exit 2), silent_ok (exit 0 without ``done``).
+error_event (an {"event": "error"} line then exit 2), silent_ok (exit 0 without ``done``),
+no_torch (dies on ``import torch``).
 """
 from __future__ import annotations
 
@@ -45,6 +46,10 @@ def main() -> int:
     if args.mode == "error_event":
         emit(event="error", message="Species column 'sp' has one value only.")
         return 2
+    if args.mode == "no_torch":
+        print("Traceback (most recent call last):", file=sys.stderr)
+        print("ModuleNotFoundError: No module named 'torch'", file=sys.stderr)
+        return 1
     if args.mode == "silent_ok":
         return 0
     if args.mode == "grandchild":

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sinr_qgis.core import train_runner as tr
-from sinr_qgis.core.errors import CancelledError, OutputError
+from sinr_qgis.core.errors import CancelledError, OccurrenceError, OutputError
 
 FAKE = str(Path(__file__).with_name("fake_train_cli.py"))
 
@@ -136,6 +136,22 @@ def test_crash_reports_stderr_tail(opts):
     assert not Path(opts.out).exists()
     with pytest.raises(tr.TrainingCrashError, match="without reporting a finished model"):
         _run(opts, mode="silent_ok")
+
+
+def test_missing_torch_in_the_child_says_how_to_install(opts):
+    with pytest.raises(tr.TrainingEnvironmentError, match=r"cannot import 'torch'.*-m pip install torch"):
+        _run(opts, mode="no_torch")
+
+
+def test_bad_data_is_refused_before_the_child_starts(opts):
+    Path(opts.data).write_text("species,latitude,longitude\n" + "a,45,5\n" * 30)
+    with pytest.raises(OccurrenceError, match=r"Plants.*one value only"):
+        _run(opts, check_input=True, input_label="Plants")
+    log: list[str] = []
+    Path(opts.data).write_text("species,latitude,longitude\n" + "".join(f"s{i % 3},{40 + i % 7},{i % 11}\n"
+                                                                         for i in range(30)))
+    assert _run(opts, check_input=True, on_log=log.append).path.is_file()
+    assert log == ["obs.csv: 30 records of 3 species will be used (30 rows read)."]
 
 
 def test_cancel_stops_child_and_grandchild(opts, tmp_path):
