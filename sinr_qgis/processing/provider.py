@@ -1,12 +1,25 @@
 """Processing provider ``sinr``: registers the plugin's algorithms."""
 from __future__ import annotations
 
+import importlib
+import logging
+
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..toolbelt.paths import icon_path
 
 PROVIDER_ID = "sinr"
+LOG = logging.getLogger("sinr_qgis")
+
+# (module in this package, class): each is imported on its own, so one whose dependency is
+# missing is logged and skipped instead of taking the whole provider down (DataPlotly's way).
+ALGORITHMS: list[tuple[str, str]] = [
+    ("predict_range", "PredictRangeAlgorithm"),
+    ("species_at_points", "SpeciesAtPointsAlgorithm"),
+    ("location_embeddings", "LocationEmbeddingsAlgorithm"),
+    ("species_richness", "SpeciesRichnessAlgorithm"),
+]
 
 
 class SinrProvider(QgsProcessingProvider):
@@ -33,5 +46,14 @@ class SinrProvider(QgsProcessingProvider):
 
 
 def available_algorithms() -> list:
-    """Instances of every algorithm; filled in as algorithms are added."""
-    return []
+    """Fresh instances of every algorithm whose imports succeed; the others are logged and skipped."""
+    algorithms = []
+    for module_name, class_name in ALGORITHMS:
+        try:
+            module = importlib.import_module(f"{__package__}.{module_name}")
+        except ImportError as exc:
+            LOG.warning("Processing algorithm sinr:%s is unavailable (%s); install the missing "
+                        "package to enable it.", module_name, exc)
+            continue
+        algorithms.append(getattr(module, class_name)())
+    return algorithms

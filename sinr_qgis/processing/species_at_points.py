@@ -1,0 +1,119 @@
+"""``sinr:species_at_points``: points -> the k most probable species at each ("expected nearby")."""
+from __future__ import annotations
+
+from itertools import islice
+
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterNumber,
+    QgsProcessingUtils,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..qgis_bridge import prediction
+from ..qgis_bridge.points import features_to_lonlat
+from .base import CAVEATS, SinrAlgorithm, user_errors
+from .grid_params import COVARIATES_HELP, add_covariates_parameter, covariates_from_parameters
+
+BATCH = 4096  # features per model call: bounded memory, and a cancel check per batch
+
+
+def ranking_fields() -> QgsFields:
+    """The fields added to each output feature."""
+    fields = QgsFields()
+    fields.append(QgsField("rank", QVariant.Int))
+    fields.append(QgsField("species_code", QVariant.String))
+    fields.append(QgsField("species_name", QVariant.String))
+    fields.append(QgsField("probability", QVariant.Double))
+    return fields
+
+
+class SpeciesAtPointsAlgorithm(SinrAlgorithm):
+    """The top-k species at each input point, one output feature per (point, rank)."""
+
+    INPUT = "INPUT"
+    TOP_K = "TOP_K"
+    OUTPUT = "OUTPUT"
+
+    def name(self) -> str:
+        return "species_at_points"
+
+    def displayName(self) -> str:
+        return self.tr("Species at points (expected nearby)")
+
+    def shortHelpString(self) -> str:
+        return self.tr(
+            "<p>Lists the species the model expects at each point, best first: iNaturalist's "
+            "\"expected nearby\" list.</p>"
+            "<p><b>Inputs.</b> A point layer in any CRS (multipoints and other geometries use their "
+            "centroid; features without geometry are skipped), the model (empty = bundled) and "
+            "<i>k</i>, how many species to list per point. " + COVARIATES_HELP + "</p>"
+            "<p><b>Output.</b> A point layer with <i>k</i> features per input point (a copy of the "
+            "point and its attributes) and the fields <tt>rank</tt> (1 = most probable), "
+            "<tt>species_code</tt>, <tt>species_name</tt> and <tt>probability</tt>. Filter "
+            "<tt>\"rank\" = 1</tt> for the single most probable species per point.</p>" + CAVEATS)
+
+    def initAlgorithm(self, config=None) -> None:
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.INPUT, self.tr("Points"), [QgsProcessing.TypeVectorPoint]))
+        self.add_model_parameter()
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TOP_K, self.tr("Species per point (k)"), QgsProcessingParameterNumber.Integer,
+            defaultValue=10, minValue=1))
+        add_covariates_parameter(self)
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, self.tr("Species at points"), QgsProcessing.TypeVectorPoint))
+
+    def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict:
+        source = self.parameterAsSource(parameters, self.INPUT, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+        bundle = self.model(parameters, context, feedback)
+        k = min(self.parameterAsInt(parameters, self.TOP_K, context), bundle.n_species)
+        fields = QgsProcessingUtils.combineFields(source.fields(), ranking_fields())
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields,
+                                             source.wkbType(), source.sourceCrs())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        with user_errors():
+            covariates = covariates_from_parameters(self, parameters, context, bundle)
+            predictor = prediction.make_predictor(bundle)
+        feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
+        total = max(1, source.featureCount())
+        done = skipped = unusable = 0
+        features = source.getFeatures()
+        n_in = len(source.fields())
+        while not feedback.isCanceled():
+            batch = list(islice(features, BATCH))
+            if not batch:
+                break
+            with user_errors():
+                kept, lonlat, n_skip = features_to_lonlat(batch, source.sourceCrs(), context.transformContext())
+                ranks = prediction.ranked_species(predictor, lonlat, k, covariates) if kept else []
+            skipped += n_skip
+            for feat, ranking in zip(kept, ranks):
+                unusable += not ranking
+                attrs = feat.attributes()[:n_in]
+                for r in ranking:
+                    out = QgsFeature(fields)
+                    out.setGeometry(feat.geometry())
+                    out.setAttributes([*attrs, r.rank, r.species.code, r.species.name, r.probability])
+                    sink.addFeature(out, QgsFeatureSink.FastInsert)
+            done += len(batch)
+            feedback.setProgress(100.0 * done / total)
+        if unusable:
+            feedback.pushWarning(self.tr("{} point(s) have no covariate values and got no species.").format(
+                unusable))
+        if skipped:
+            feedback.pushWarning(self.tr("{} feature(s) without a usable point were skipped.").format(skipped))
+        return {self.OUTPUT: dest_id}

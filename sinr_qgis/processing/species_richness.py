@@ -1,0 +1,94 @@
+"""``sinr:species_richness``: extent -> number of species predicted present per pixel."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+)
+
+from ..qgis_bridge import prediction
+from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
+from .grid_params import (
+    COVARIATES_HELP,
+    GRID_HELP,
+    add_covariates_parameter,
+    add_grid_parameters,
+    covariates_from_parameters,
+    grid_from_parameters,
+    mask_ocean,
+)
+
+# the richness threshold choices are the predict_range ones minus "none"
+THRESHOLD_MODES = [prediction.THRESHOLD_LPTR, prediction.THRESHOLD_FIXED]
+THRESHOLD_LABELS = ["LPT-R per species (fixed value where the model has none)", "Fixed value for all species"]
+
+
+class SpeciesRichnessAlgorithm(SinrAlgorithm):
+    """Counts, per pixel, the species whose probability reaches their presence threshold."""
+
+    SPECIES = "SPECIES"
+    THRESHOLD = "THRESHOLD"
+    THRESHOLD_VALUE = "THRESHOLD_VALUE"
+    OUTPUT = "OUTPUT"
+
+    def name(self) -> str:
+        return "species_richness"
+
+    def displayName(self) -> str:
+        return self.tr("Species richness")
+
+    def shortHelpString(self) -> str:
+        return self.tr(
+            "<p>Counts, in each pixel, how many species the model predicts as present: a species "
+            "counts where its probability is at or above its threshold.</p>"
+            "<p><b>Inputs.</b> The model (empty = bundled); <i>species</i>: codes or names, "
+            "comma-separated, or empty for all the model's species; " + GRID_HELP + " <i>Threshold</i>: "
+            "<b>LPT-R per species</b> (default) uses each species' threshold stored in the model (the "
+            "5th percentile of its predictions at its training locations), and <i>threshold value</i> "
+            "for species without one (with a warning); <b>Fixed value</b> uses <i>threshold value</i> "
+            "for all. " + COVARIATES_HELP + "</p>"
+            "<p><b>Output.</b> A one-band Float32 GeoTIFF of counts (0 to the number of species), "
+            "nodata over masked ocean.</p>" + CAVEATS
+            + "<p>Richness adds up thresholded relative probabilities: it follows the threshold "
+            "choice closely and is a map of predicted ranges overlapping, not a survey count.</p>")
+
+    def initAlgorithm(self, config=None) -> None:
+        self.add_model_parameter()
+        self.addParameter(QgsProcessingParameterString(
+            self.SPECIES, self.tr("Species (codes or names, comma-separated; empty = all)"), optional=True))
+        add_grid_parameters(self)
+        add_covariates_parameter(self)
+        self.addParameter(QgsProcessingParameterEnum(
+            self.THRESHOLD, self.tr("Threshold"), options=THRESHOLD_LABELS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.THRESHOLD_VALUE, self.tr("Threshold value (fixed, or fallback for LPT-R)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Species richness")))
+
+    def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict:
+        bundle = self.model(parameters, context, feedback)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        text = self.parameterAsString(parameters, self.SPECIES, context).strip()
+        with user_errors():
+            species = bundle.find_species_list(text) if text else list(bundle.species)
+            grid = grid_from_parameters(self, parameters, context)
+            mode = THRESHOLD_MODES[self.parameterAsEnum(parameters, self.THRESHOLD, context)]
+            thresholds, warnings = prediction.species_thresholds(
+                species, mode, self.parameterAsDouble(parameters, self.THRESHOLD_VALUE, context))
+            covariates = covariates_from_parameters(self, parameters, context, bundle)
+            for w in warnings:
+                feedback.pushWarning(w)
+            predictor = prediction.make_predictor(bundle)
+            feedback.pushInfo(self.tr("{} species on {} x {} pixels; backend: {}").format(
+                len(species), grid.width, grid.height, predictor.backend_name))
+            progress, is_cancelled = progress_callbacks(feedback)
+            prediction.species_richness_raster(
+                predictor, grid, species, thresholds, output, mask_ocean=mask_ocean(self, parameters, context),
+                covariates=covariates, progress=progress, is_cancelled=is_cancelled)
+        style_output_on_load(context, output, "count")
+        return {self.OUTPUT: output}

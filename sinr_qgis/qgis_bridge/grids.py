@@ -1,0 +1,41 @@
+"""QGIS extents, CRSs and the map canvas -> core prediction grids."""
+from __future__ import annotations
+
+from qgis.core import QgsCoordinateReferenceSystem, QgsMapSettings, QgsRectangle
+
+from ..core.errors import GridError
+from ..core.grid import Grid
+from .crs import crs_to_core, extent_to_core
+
+AUTO_SIDE = 1000  # pixels along the longer side when the pixel size is left at 0 (auto)
+CANVAS_MAX_SIDE = 2048  # a very large screen still gives a quick prediction
+
+
+def grid_from_extent(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem, pixel_size: float) -> Grid:
+    """A grid over ``extent`` (in ``crs``) with square pixels of ``pixel_size`` CRS units.
+
+    ``pixel_size`` 0 picks one that gives ``AUTO_SIDE`` pixels along the longer side.
+    """
+    ext = extent_to_core(extent)
+    if pixel_size is None or pixel_size == 0:
+        pixel_size = max(ext[2] - ext[0], ext[3] - ext[1]) / AUTO_SIDE
+    if pixel_size < 0:
+        raise GridError(f"The pixel size must be positive (in the extent's CRS units), got {pixel_size}.")
+    return Grid.from_pixel_size(ext, crs_to_core(crs), float(pixel_size))
+
+
+def grid_from_size(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem, width: int, height: int) -> Grid:
+    """A grid of exactly ``width`` x ``height`` pixels over ``extent``."""
+    return Grid(extent_to_core(extent), crs_to_core(crs), int(width), int(height))
+
+
+def canvas_grid(settings: QgsMapSettings, max_side: int = CANVAS_MAX_SIDE) -> Grid:
+    """The visible map as a grid: the canvas extent and CRS, about one cell per screen pixel.
+
+    Takes ``QgsMapSettings`` (a value copied from the canvas on the main thread), never the canvas.
+    """
+    size = settings.outputSize()
+    w, h = max(1, size.width()), max(1, size.height())
+    scale = min(1.0, max_side / max(w, h))
+    return grid_from_size(settings.visibleExtent(), settings.destinationCrs(),
+                          max(1, round(w * scale)), max(1, round(h * scale)))

@@ -1,0 +1,116 @@
+"""Core results (GeoTIFF paths) -> styled QGIS raster layers.
+
+One styling function per kind of output; Processing post-processors, the dock and the demo all
+call these, so a prediction looks the same wherever it was made.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsColorRampShader,
+    QgsContrastEnhancement,
+    QgsGradientColorRamp,
+    QgsMultiBandColorRenderer,
+    QgsProject,
+    QgsRasterBandStats,
+    QgsRasterLayer,
+    QgsRasterMinMaxOrigin,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+)
+from qgis.PyQt.QtGui import QColor
+
+from ..core.errors import OutputError
+from ..toolbelt.paths import STYLES
+
+PROBABILITY_RAMP = "Viridis"
+COUNT_RAMP = "YlGnBu"
+
+
+def _ramp(name: str) -> QgsGradientColorRamp:
+    ramp = QgsStyle.defaultStyle().colorRamp(name)
+    if ramp is None:  # a stripped-down QGIS install without the default style database
+        ramp = QgsGradientColorRamp(QColor(68, 1, 84), QColor(253, 231, 37))
+    return ramp
+
+
+def pseudocolor_renderer(layer: QgsRasterLayer, band: int, vmin: float, vmax: float,
+                         ramp_name: str, classes: int = 0) -> QgsSingleBandPseudoColorRenderer:
+    """A continuous (or, with ``classes``, equal-interval) colour ramp from vmin to vmax."""
+    fcn = QgsColorRampShader(vmin, vmax)
+    fcn.setSourceColorRamp(_ramp(ramp_name))
+    if classes:
+        fcn.setColorRampType(QgsColorRampShader.Discrete)
+        fcn.classifyColorRamp(classes, -1, layer.extent(), layer.dataProvider())
+    else:
+        fcn.setColorRampType(QgsColorRampShader.Interpolated)
+        fcn.classifyColorRamp(5, -1)
+    shader = QgsRasterShader(vmin, vmax)
+    shader.setRasterShaderFunction(fcn)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
+    renderer.setClassificationMin(vmin)
+    renderer.setClassificationMax(vmax)
+    return renderer
+
+
+def style_probability_layer(layer: QgsRasterLayer, band: int = 1) -> None:
+    """Probability 0..1 as a pseudocolour ramp on ``band``, nodata transparent.
+
+    A ``.qml`` beside the file (written with the GeoTIFF) wins, then the plugin's shared
+    ``prediction.qml``; a code-built Viridis ramp is the fallback. The band is then set to ``band``
+    so a multi-species raster shows the species asked for.
+    """
+    src = Path(layer.source().split("|")[0])
+    for qml in (src.with_suffix(".qml"), STYLES / "prediction.qml"):
+        if qml.is_file():
+            _msg, ok = layer.loadNamedStyle(str(qml))
+            if ok and isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer):
+                break
+    else:
+        layer.setRenderer(pseudocolor_renderer(layer, band, 0.0, 1.0, PROBABILITY_RAMP))
+    renderer = layer.renderer()
+    if not isinstance(renderer, QgsSingleBandPseudoColorRenderer):
+        layer.setRenderer(pseudocolor_renderer(layer, band, 0.0, 1.0, PROBABILITY_RAMP))
+    elif renderer.band() != band:
+        renderer.setBand(band)
+    layer.triggerRepaint()
+
+
+def style_count_layer(layer: QgsRasterLayer, band: int = 1) -> None:
+    """A species count (richness) from 0 to its maximum, in classes."""
+    stats = layer.dataProvider().bandStatistics(band, QgsRasterBandStats.Max)
+    vmax = max(1.0, float(stats.maximumValue))
+    layer.setRenderer(pseudocolor_renderer(layer, band, 0.0, vmax, COUNT_RAMP))
+    layer.triggerRepaint()
+
+
+def style_rgb_layer(layer: QgsRasterLayer) -> None:
+    """Bands 1-3 as red, green, blue, each stretched over its 2-98 % cumulative range."""
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3)
+    layer.setRenderer(renderer)
+    layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
+                                 QgsRasterMinMaxOrigin.CumulativeCut)
+    layer.triggerRepaint()
+
+
+STYLERS = {"probability": style_probability_layer, "count": style_count_layer, "rgb": style_rgb_layer}
+
+
+def load_raster(path: str | Path, name: str) -> QgsRasterLayer:
+    """Open a raster written by the plugin as a layer, or raise ``OutputError``."""
+    layer = QgsRasterLayer(str(path), name, "gdal")
+    if not layer.isValid():
+        raise OutputError(f"The result {path} could not be opened as a raster layer.")
+    return layer
+
+
+def add_styled_raster(path: str | Path, name: str, kind: str = "probability",
+                      project: QgsProject | None = None, opacity: float = 1.0) -> QgsRasterLayer:
+    """Open ``path``, style it as ``kind`` (see ``STYLERS``) and add it to the project (main thread)."""
+    layer = load_raster(path, name)
+    STYLERS[kind](layer)
+    layer.renderer().setOpacity(max(0.0, min(1.0, opacity)))
+    (project or QgsProject.instance()).addMapLayer(layer)
+    return layer

@@ -1,0 +1,75 @@
+"""Points in any CRS (features, a clicked map point) -> (lon, lat) degrees for the model."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsCoordinateTransformContext,
+    QgsCsException,
+    QgsFeature,
+    QgsPointXY,
+    QgsWkbTypes,
+)
+
+from ..core.errors import GridError
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+
+
+def to_wgs84(crs: QgsCoordinateReferenceSystem,
+             transform_context: QgsCoordinateTransformContext) -> QgsCoordinateTransform:
+    """A transform from ``crs`` to EPSG:4326 lon/lat, or ``GridError`` if the CRS is unusable."""
+    if not crs.isValid():
+        raise GridError("The layer or map has no valid CRS, so its points cannot be placed on the globe. "
+                        "Set the layer's CRS first.")
+    return QgsCoordinateTransform(crs, WGS84, transform_context)
+
+
+def point_to_lonlat(point: QgsPointXY, crs: QgsCoordinateReferenceSystem,
+                    transform_context: QgsCoordinateTransformContext) -> tuple[float, float]:
+    """One point in ``crs`` -> (lon, lat) degrees."""
+    try:
+        p = to_wgs84(crs, transform_context).transform(point)
+    except QgsCsException as exc:
+        raise GridError(f"The point {point.x():.6g}, {point.y():.6g} cannot be transformed to "
+                        f"longitude/latitude ({exc}).") from None
+    return float(p.x()), float(p.y())
+
+
+def features_to_lonlat(features: Iterable[QgsFeature], crs: QgsCoordinateReferenceSystem,
+                       transform_context: QgsCoordinateTransformContext,
+                       is_cancelled: Callable[[], bool] | None = None,
+                       ) -> tuple[list[QgsFeature], np.ndarray, int]:
+    """Features with a usable point -> (kept features, lonlat [N, 2] float64, number skipped).
+
+    A multipoint or another geometry type contributes its centroid; features without a geometry,
+    or whose point cannot be transformed (outside the CRS's area), are skipped and counted.
+    """
+    xform = to_wgs84(crs, transform_context)
+    kept: list[QgsFeature] = []
+    coords: list[tuple[float, float]] = []
+    skipped = 0
+    for f in features:
+        if is_cancelled is not None and is_cancelled():
+            break
+        geom = f.geometry()
+        if geom is None or geom.isNull() or geom.isEmpty():
+            skipped += 1
+            continue
+        single = not geom.isMultipart() and geom.type() == QgsWkbTypes.PointGeometry
+        pt = geom.asPoint() if single else geom.centroid().asPoint()
+        try:
+            p = xform.transform(pt)
+        except QgsCsException:
+            skipped += 1
+            continue
+        if not (np.isfinite(p.x()) and np.isfinite(p.y()) and -90.0 <= p.y() <= 90.0):
+            skipped += 1
+            continue
+        kept.append(QgsFeature(f))
+        coords.append((p.x(), p.y()))
+    lonlat = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    return kept, lonlat, skipped
