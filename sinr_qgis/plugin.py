@@ -18,6 +18,8 @@ class SinrPlugin:
         self.provider: SinrProvider | None = None
         self.diagnostics_action = None
         self._diagnostics_dialog = None
+        self.dock_action = None
+        self.dock = None  # created on first use: loading a model at QGIS start-up would slow it down
         setup_logging()
 
     def initProcessing(self) -> None:
@@ -26,7 +28,33 @@ class SinrPlugin:
 
     def initGui(self) -> None:
         self.initProcessing()
+        self._add_dock_action()
         self._add_diagnostics_action()
+
+    # ---- The prediction dock (gui/dock.py) ----
+    def _add_dock_action(self) -> None:
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        self.dock_action = QAction(QIcon(icon_path("sinr.svg")), "Species ranges panel", self.iface.mainWindow())
+        self.dock_action.setObjectName("SinrDockAction")
+        self.dock_action.setToolTip("Predict species ranges on the map and list the species at a point")
+        self.dock_action.setCheckable(True)
+        self.dock_action.toggled.connect(self.show_dock)
+        self.iface.addPluginToMenu(MENU, self.dock_action)
+        self.iface.addToolBarIcon(self.dock_action)
+
+    def show_dock(self, visible: bool = True) -> None:
+        if self.dock is None and visible:
+            from qgis.PyQt.QtCore import Qt
+
+            from .gui.dock import SinrDock
+
+            self.dock = SinrDock(self.iface, self.iface.mainWindow())
+            self.dock.visibilityChanged.connect(self.dock_action.setChecked)
+            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        if self.dock is not None:
+            self.dock.setUserVisible(visible)
 
     # ---- Diagnostics (a report for bug reports, copied to the clipboard) ----
     def _add_diagnostics_action(self) -> None:
@@ -47,6 +75,16 @@ class SinrPlugin:
         self.iface.messageBar().pushInfo("SINR", "Diagnostics report copied to the clipboard.")
 
     def unload(self) -> None:
+        if self.dock is not None:
+            self.dock.shutdown()
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+        if self.dock_action is not None:
+            self.iface.removePluginMenu(MENU, self.dock_action)
+            self.iface.removeToolBarIcon(self.dock_action)
+            self.dock_action.deleteLater()
+            self.dock_action = None
         if self.diagnostics_action is not None:
             self.iface.removePluginMenu(MENU, self.diagnostics_action)
             self.diagnostics_action.deleteLater()

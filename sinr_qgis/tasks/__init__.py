@@ -1,0 +1,1 @@
+"""Background ``QgsTask``s. They copy their inputs, never touch layers or widgets, and report in ``finished()``."""

@@ -1,0 +1,145 @@
+"""The SINR dock under pytest-qgis: model, species, prediction task, layer, opacity, map tool."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsPointXY,
+    QgsProject,
+    QgsRectangle,
+    QgsSettings,
+    QgsSingleBandPseudoColorRenderer,
+)
+from qgis.PyQt.QtCore import QSize, Qt
+
+from sinr_qgis.core import runtime
+from sinr_qgis.gui.dock import SinrDock
+from sinr_qgis.toolbelt import settings
+
+from .prediction_helpers import bundle, model_file, pixel_centre, read_raster  # noqa: F401
+
+
+@pytest.fixture
+def restore_settings():
+    """The dock stores its choices; put the test profile's values back afterwards."""
+    store = QgsSettings()
+    keys = [settings.PREFIX + k for k in settings.DEFAULTS]
+    saved = {k: store.value(k) for k in keys if store.contains(k)}
+    yield
+    for k in keys:
+        if k in saved:
+            store.setValue(k, saved[k])
+        else:
+            store.remove(k)
+
+
+@pytest.fixture
+def dock(qgis_iface, qgis_canvas, model_file, restore_settings):  # noqa: F811
+    qgis_canvas.resize(QSize(240, 160))
+    qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+    qgis_canvas.setExtent(QgsRectangle(-80, 35, -70, 45))
+    qgis_iface.messageBar().clear_messages()
+    d = SinrDock(qgis_iface)
+    d.model_widget.setFilePath(str(model_file))  # fileChanged -> load_model
+    yield d
+    if d.layer_id:
+        QgsProject.instance().removeMapLayer(d.layer_id)
+    d.deleteLater()
+
+
+def test_dock_loads_the_model_and_offers_species(dock, bundle):  # noqa: F811
+    assert dock.bundle is not None and dock.bundle.sha256 == bundle.sha256
+    assert dock.species_model.stringList() == [s.label for s in bundle.species]
+    assert dock.backend_name in ("onnxruntime", "numpy")
+    assert dock.backend_name in dock.model_label.text()
+    completer = dock.species_edit.completer()
+    completer.setCompletionPrefix("number4")
+    assert completer.currentCompletion() == bundle.species[4].label
+
+
+def test_dock_predicts_the_canvas_extent_and_adds_a_styled_layer(dock, qtbot, bundle, qgis_canvas):  # noqa: F811
+    dock.species_edit.setText("Species number2")
+    dock.opacity_slider.setValue(60)
+    task = dock.predict_canvas_extent()
+    assert task is not None and not dock.predict_button.isEnabled()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=120_000)
+    assert task.error is None
+    layer = dock.prediction_layer()
+    assert layer is not None and layer.isValid()
+    assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer)
+    assert layer.renderer().opacity() == pytest.approx(0.6)
+    # the grid is the visible extent at about one cell per screen pixel
+    size = qgis_canvas.mapSettings().outputSize()
+    assert (layer.width(), layer.height()) == (size.width(), size.height())
+    visible = qgis_canvas.mapSettings().visibleExtent()
+    assert layer.extent().xMinimum() == pytest.approx(visible.xMinimum())
+    assert layer.extent().yMaximum() == pytest.approx(visible.yMaximum())
+    # a land pixel equals the runtime's score at its centre
+    data, info = read_raster(task.files[0])
+    row, col = layer.height() // 2, layer.width() // 3
+    lon, lat = pixel_centre(info["gt"], row, col)
+    ref = runtime.Predictor(bundle).predict_points(np.array([[lon, lat]]), [2])[0, 0]
+    assert np.isfinite(data[0, row, col])
+    assert data[0, row, col] == pytest.approx(float(ref), abs=1e-5)
+    # the opacity slider drives the prediction layer
+    dock.opacity_slider.setValue(25)
+    assert layer.renderer().opacity() == pytest.approx(0.25)
+    assert dock.predict_button.isEnabled() and dock.progress.value() == 100
+
+
+def test_unknown_species_is_reported_and_starts_nothing(dock, qgis_iface):
+    dock.species_edit.setText("Nonexistent species")
+    assert dock.predict_canvas_extent() is None
+    assert dock.task is None
+    assert any("Nonexistent species" in m for m in qgis_iface.messageBar().get_messages(Qgis.Warning))
+
+
+def test_cancelled_prediction_adds_no_layer(dock, qtbot, qgis_canvas):
+    qgis_canvas.resize(QSize(1600, 1200))
+    dock.species_edit.setText("sp001")
+    layers_before = set(QgsProject.instance().mapLayers())
+    task = dock.predict_canvas_extent()
+    task.cancel()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=120_000)
+    assert set(QgsProject.instance().mapLayers()) == layers_before
+    assert "cancel" in dock.status_label.text().lower()
+    assert list(dock.out_dir.glob("*.tif")) == []
+
+
+def test_map_tool_lists_species_ranked_like_the_runtime(dock, bundle, qgis_canvas):  # noqa: F811
+    qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    to_merc = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"),
+                                     QgsCoordinateReferenceSystem("EPSG:3857"), QgsProject.instance())
+    lon, lat = -84.4, 33.7
+    point = to_merc.transform(QgsPointXY(lon, lat))
+    dock.top_k.setValue(4)
+    dock.here_button.setChecked(True)
+    assert qgis_canvas.mapTool() is dock.map_tool
+    dock.map_tool.canvasClicked.emit(point, Qt.LeftButton)  # what a left click does
+    items = [dock.species_list.item(i).text() for i in range(dock.species_list.count())]
+    probs = runtime.Predictor(bundle).predict_points(np.array([[lon, lat]]), None)[0]
+    order = np.argsort(-probs, kind="stable")[:4]
+    assert len(items) == 4
+    for rank, (text, j) in enumerate(zip(items, order), start=1):
+        assert text.startswith(f"{rank}. {bundle.species[j].label}")
+        assert text.endswith(f"{probs[j]:.3f}")
+    dock.here_button.setChecked(False)
+    assert qgis_canvas.mapTool() is not dock.map_tool
+
+
+def test_plugin_action_opens_the_dock_and_unload_removes_it(qgis_iface, qgis_processing, restore_settings):
+    import sinr_qgis
+
+    plugin = sinr_qgis.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        assert plugin.dock is None  # nothing loaded at start-up
+        plugin.dock_action.setChecked(True)
+        assert isinstance(plugin.dock, SinrDock)
+        assert plugin.dock.objectName() == "SinrDock"
+    finally:
+        plugin.unload()
+    assert plugin.dock is None and plugin.dock_action is None
