@@ -16,6 +16,9 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+demo: setup  ## range map of $(SPECIES) with the bundled model via sinr:predict_range -> out/demo/
+	$(PY) scripts/demo.py --species "$(SPECIES)"
+
 lint: setup
 	$(PY) -m ruff check sinr_qgis training tests
 
