@@ -49,6 +49,7 @@ NODATA = -9999.0
 STYLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "styles"
 STYLE_FILES = {"probability": "prediction.qml", "binary": "prediction_binary.qml"}
 TILE = 256
+_FILE_MODE = 0o644  # mkstemp makes private 0600 files; outputs are ordinary readable files (as atomic.py)
 
 ProgressFn = Callable[[float], None]
 CancelFn = Callable[[], bool]
@@ -83,6 +84,7 @@ def _write_text_atomic(target: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, target)
     except OSError as exc:
         raise OutputError(f"Cannot write {target}: {exc}. Choose another folder.") from None
@@ -222,6 +224,7 @@ class GeoTiffWriter:
         if self._final_tmp is None:
             raise ValueError("call finish() before commit()")
         try:
+            os.chmod(self._final_tmp, _FILE_MODE)
             os.replace(self._final_tmp, self.path)
         except OSError as exc:
             raise OutputError(f"Cannot write {self.path}: {exc}. Choose another file or folder.") from None

@@ -76,7 +76,7 @@ from .raster_io import BandSpec, GeoTiffWriter, RasterBandSampler
 LOG = logging.getLogger("sinr_qgis")
 BACKENDS = ("auto", "onnxruntime", "numpy")
 TILE_PIXELS = 1 << 17  # pixels per row block: ~130 MB of float32 embeddings at D = 256
-DEFAULT_BATCH = 8192  # locations per encoder run
+DEFAULT_BATCH = 4096  # locations per encoder run: activations stay in cache (benchmarked)
 DEFAULT_CACHE_BYTES = 1 << 30
 THRESHOLD_LPT_R = "lpt_r"
 
@@ -127,6 +127,9 @@ class _OnnxBackend:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # Idle pool threads sleep instead of spinning: with QGIS's own threads (or other processes)
+        # on the same cores, spinning threads steal the CPU the working ones need (2x slower measured).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(bundle.onnx_bytes, sess_options=opts,
                                                 providers=["CPUExecutionProvider"])
@@ -379,7 +382,9 @@ class Predictor:
         self._cache = None  # free the old grid's embeddings before computing new ones
         mask = load_land_mask(land_mask) if mask_ocean else None
         samplers = [RasterBandSampler(p, b) for p, b in sources]
-        kept: list[GridBlock] | None = []
+        # Cache only grids that can fit; a huge grid (20000 x 20000) then never holds more than a block.
+        kept: list[GridBlock] | None = \
+            [] if grid.n_pixels * (4 * self.embedding_dim + 1) <= 4 * self.cache_max_bytes else None
         size = 0
         for i, (r0, r1) in enumerate(grid.row_blocks(rows)):
             _check_cancel(is_cancelled)

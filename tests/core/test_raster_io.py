@@ -50,6 +50,7 @@ def test_write_geotiff_round_trip(tmp_path):
     assert ds.GetRasterBand(1).GetBlockSize() == [256, 256]
     assert (tmp_path / "a.qml").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.qml", "a.tif"]  # no temporary left
+    assert (out.stat().st_mode & 0o777) == 0o644 and ((tmp_path / "a.qml").stat().st_mode & 0o777) == 0o644
 
 
 def test_large_file_gets_overviews(tmp_path):

@@ -1,0 +1,198 @@
+"""Prediction speed: encoder throughput of onnxruntime vs numpy vs PyTorch, and a 1024 x 1024 map.
+
+Prints, from one run on the same weights and the same points:
+- encoder locations/second for the plugin's onnxruntime and numpy backends and for a plain
+  PyTorch eval-mode ``SinrModel`` (``training/model.py``, the whole batch in one call, no_grad);
+- the machine's float32 matrix-multiply rate (numpy, square matrices) and the fraction of it our
+  encoder achieves (1.056 MFLOP per location for the 4-input 256 x 4 network, reference sec. 10);
+- onnxruntime tuning: locations/second per batch size and thread count;
+- end to end: seconds for a 1024 x 1024 EPSG:3857 canvas over North America (ocean mask on,
+  GeoTIFF written), for the first species and for each further species with the cached embedding.
+
+Timings interleave the contestants round by round and keep each one's best round, so load
+from other processes on a shared machine hurts them alike. Targets (issue 3): onnxruntime at
+least 2x PyTorch and at least 50% of the matmul rate; a further species under 5% of the first.
+
+    .venv/bin/python training/benchmarks/predict_speed.py            # ~1-2 minutes on 2 cores
+    .venv/bin/python training/benchmarks/predict_speed.py --points 16384 --rounds 2 --further 2
+
+Uses ``resources/models/na_trees_coords_v1.sinr`` when it exists, else a random full-size model
+(width 256, depth 4, 169 species) from ``tests/factories.make_bundle``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from sinr_qgis.core import network  # noqa: E402
+from sinr_qgis.core.bundle import ModelBundle  # noqa: E402
+from sinr_qgis.core.grid import Grid  # noqa: E402
+from sinr_qgis.core.runtime import Predictor, default_threads, predict_to_geotiff  # noqa: E402
+from training.model import SinrModel  # noqa: E402
+
+BUNDLED = ROOT / "resources" / "models" / "na_trees_coords_v1.sinr"
+# North America in Web Mercator (what a QGIS canvas usually is): land, sea and lakes
+CANVAS_EXTENT = (-1.45e7, 1.6e6, -6.0e6, 1.01e7)
+
+
+def encoder_flops(bundle: ModelBundle) -> float:
+    """FLOPs per location of the encoder: 2 per multiply-add plus bias/ReLU/residual element ops."""
+    w = bundle.weights
+    d_out, d_in = w[network.INPUT_W].shape
+    n_blocks = network.count_blocks(w)
+    macs = d_in * d_out + n_blocks * 2 * d_out * d_out
+    elementwise = 2 * d_out + n_blocks * (5 * d_out)  # bias+relu; per block 2 bias, 2 relu, 1 add
+    return 2.0 * macs + elementwise
+
+
+def torch_model(bundle: ModelBundle) -> SinrModel:
+    """A plain eval-mode PyTorch model holding exactly the bundle's weights."""
+    arch = bundle.meta["architecture"]
+    n_blocks = network.count_blocks(bundle.weights)
+    model = SinrModel(bundle.n_species, bundle.encoding, len(bundle.covariates),
+                      width=bundle.embedding_dim, depth=n_blocks)
+    state = model.state_dict()
+    for name in state:
+        if name == "head.weight":
+            src = bundle.weights[network.HEAD]
+        elif name in ("env_mean", "env_std"):
+            src = bundle.weights.get(network.ENV_MEAN if name == "env_mean" else network.ENV_STD, state[name].numpy())
+        else:
+            src = bundle.weights[name]
+        state[name] = torch.from_numpy(np.asarray(src, np.float32).copy())
+    model.load_state_dict(state)
+    assert arch.get("width", bundle.embedding_dim) == bundle.embedding_dim
+    return model.eval()
+
+
+def best_of(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Run every fn once per round, interleaved; return all timings per name."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", type=int, default=32768, help="locations per encoder timing")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (best is kept)")
+    ap.add_argument("--canvas", type=int, default=1024, help="canvas side in pixels")
+    ap.add_argument("--further", type=int, default=3, help="further species timed on the cached canvas")
+    ap.add_argument("--matmul", type=int, default=2048, help="side of the square matmul")
+    ap.add_argument("--no-tuning", action="store_true", help="skip the onnxruntime batch/thread table")
+    args = ap.parse_args()
+
+    threads = default_threads()
+    torch.set_num_threads(threads)
+    tmp = tempfile.TemporaryDirectory(prefix="sinr_bench_")
+    if BUNDLED.is_file():
+        bundle = ModelBundle.load(BUNDLED)
+    else:
+        from tests.factories import make_bundle
+
+        bundle = make_bundle(Path(tmp.name) / "random_full.sinr", n_species=169, width=256, depth=4, seed=0)
+    flops = encoder_flops(bundle)
+    print(f"model: {bundle.name} ({bundle.n_species} species, width {bundle.embedding_dim}, "
+          f"{network.count_blocks(bundle.weights)} blocks, encoding {bundle.encoding}); "
+          f"{flops / 1e6:.3f} MFLOP per location; {threads} CPU threads; torch {torch.__version__}")
+    print("load average at start: {:.1f} {:.1f} {:.1f} (other processes share these cores)".format(*os.getloadavg()))
+    if bundle.covariates:
+        sys.exit("this benchmark times coordinate-only models")
+
+    rng = np.random.default_rng(0)
+    lonlat = np.stack([rng.uniform(-180, 180, args.points), rng.uniform(-90, 90, args.points)], 1).astype(np.float32)
+    ort = Predictor(bundle, "onnxruntime")
+    npy = Predictor(bundle, "numpy")
+    model = torch_model(bundle)
+    ll_t = torch.from_numpy(lonlat)
+
+    def torch_embed() -> np.ndarray:
+        with torch.no_grad():
+            return model.embed(ll_t).numpy()
+
+    # agreement first (same weights, same points)
+    ref = torch_embed()
+    d_ort = float(np.abs(ort.embed(lonlat) - ref).max())
+    d_npy = float(np.abs(npy.embed(lonlat) - ref).max())
+    print(f"max |embedding - torch|: onnxruntime {d_ort:.2e}, numpy {d_npy:.2e}")
+
+    n = args.matmul
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    a @ b  # warm up BLAS
+    fns = {"matmul": lambda: a @ b, "onnxruntime": lambda: ort.embed(lonlat),
+           "numpy": lambda: npy.embed(lonlat), "pytorch": torch_embed}
+    times = best_of(fns, args.rounds)
+    best = {k: min(v) for k, v in times.items()}
+    mm_rate = 2.0 * n ** 3 / best["matmul"]
+    print(f"\nfloat32 matmul {n}x{n} (numpy): {mm_rate / 1e9:.1f} GFLOP/s "
+          f"(median {2.0 * n ** 3 / statistics.median(times['matmul']) / 1e9:.1f})")
+    print(f"{'encoder':<12} {'locations/s':>12} {'GFLOP/s':>8} {'of matmul':>9} {'vs torch':>8}")
+    rate = {}
+    for name in ("onnxruntime", "numpy", "pytorch"):
+        rate[name] = args.points / best[name]
+        print(f"{name:<12} {rate[name]:>12,.0f} {rate[name] * flops / 1e9:>8.1f} "
+              f"{rate[name] * flops / mm_rate:>8.0%} {rate[name] / (args.points / best['pytorch']):>7.2f}x")
+
+    if not args.no_tuning:
+        print("\nonnxruntime tuning (locations/s, best of rounds):")
+        variants = {}
+        for bs in (1024, 4096, 16384):
+            for th in sorted({1, threads}):
+                p = Predictor(bundle, "onnxruntime", batch_size=bs, threads=th)
+                variants[f"batch {bs:>5} threads {th}"] = (lambda p=p: p.embed(lonlat))
+        for name, ts in best_of(variants, args.rounds).items():
+            print(f"  {name}: {args.points / min(ts):>10,.0f}")
+
+    # end to end on a canvas
+    grid = Grid((CANVAS_EXTENT[0], CANVAS_EXTENT[1], CANVAS_EXTENT[2], CANVAS_EXTENT[3]), "EPSG:3857",
+                args.canvas, args.canvas)
+    pred = Predictor(bundle)
+    out = Path(tmp.name)
+    t = time.perf_counter()
+    predict_to_geotiff(pred, grid, 0, out / "first.tif")
+    first = time.perf_counter() - t
+    encoded = pred.locations_encoded
+    further = []
+    for i in range(1, args.further + 1):
+        t = time.perf_counter()
+        predict_to_geotiff(pred, grid, i, out / f"sp{i}.tif")
+        further.append(time.perf_counter() - t)
+    assert pred.locations_encoded == encoded, "the cache was not used"
+    print(f"\n{args.canvas}x{args.canvas} EPSG:3857 canvas, ocean mask, GeoTIFF ({pred.backend_name}): "
+          f"{encoded:,} land pixels encoded")
+    print(f"  first species: {first:.2f} s")
+    for i, s in enumerate(further, 1):
+        print(f"  further species {i}: {s:.3f} s ({s / first:.1%} of the first; cache reused, 0 encoder calls)")
+
+    ok_torch = rate["onnxruntime"] >= 2 * rate["pytorch"]
+    ok_mm = rate["onnxruntime"] * flops >= 0.5 * mm_rate
+    ok_cache = max(further, default=0) < 0.05 * first
+    print("\ntargets: onnxruntime >= 2x pytorch: {} ({:.2f}x); >= 50% of matmul: {} ({:.0%}); "
+          "further species < 5% of first: {} ({:.1%})".format(
+              "PASS" if ok_torch else "MISS", rate["onnxruntime"] / rate["pytorch"],
+              "PASS" if ok_mm else "MISS", rate["onnxruntime"] * flops / mm_rate,
+              "PASS" if ok_cache else "MISS", max(further, default=0) / first))
+    print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
