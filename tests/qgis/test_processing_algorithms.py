@@ -12,6 +12,7 @@ from qgis.core import (
     QgsFeature,
     QgsGeometry,
     QgsPointXY,
+    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProject,
     QgsVectorLayer,
@@ -205,3 +206,36 @@ def test_algorithm_with_a_missing_dependency_is_skipped_and_logged(monkeypatch, 
     names = [a.name() for a in algs]
     assert "predict_range" in names and "needs_missing_dependency" not in names
     assert any("needs_missing_dependency" in r.getMessage() for r in caplog.records)
+
+
+# ---- outputs loaded by Processing are styled by the post-processors -----------------------------
+@pytest.mark.parametrize(("alg", "extra", "renderer_type"), [
+    ("sinr:species_richness", {"THRESHOLD": 1, "THRESHOLD_VALUE": 0.5}, "singlebandpseudocolor"),
+    ("sinr:location_embeddings", {"MODE": 0}, "multibandcolor"),
+])
+def test_richness_and_embedding_outputs_are_styled_on_load(sinr_provider, model_file, tmp_path, qgis_iface,  # noqa: F811
+                                                           alg, extra, renderer_type):
+    before = set(QgsProject.instance().mapLayers())
+    processing.runAndLoadResults(alg, {"MODEL": str(model_file), "EXTENT": EAST_US, "PIXEL_SIZE": 1.0,
+                                       "OUTPUT": str(tmp_path / "out.tif"), **extra})
+    added = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - before]
+    try:
+        assert len(added) == 1
+        assert added[0].renderer().type() == renderer_type
+    finally:
+        QgsProject.instance().removeMapLayers([lyr.id() for lyr in added])
+
+
+def test_unwritable_output_is_a_clear_error(sinr_provider, model_file, tmp_path):  # noqa: F811
+    out = tmp_path / "no_such_folder" / "x.tif"
+    with pytest.raises(QgsProcessingException, match="does not exist"):
+        processing.run("sinr:predict_range", {"MODEL": str(model_file), "SPECIES": "sp001", "EXTENT": EAST_US,
+                                              "PIXEL_SIZE": 1.0, "OUTPUT": str(out)})
+    assert not out.parent.exists()
+
+
+def test_extent_beyond_the_poles_is_a_clear_error(sinr_provider, model_file, tmp_path):  # noqa: F811
+    with pytest.raises(QgsProcessingException, match="poles"):
+        processing.run("sinr:species_richness", {"MODEL": str(model_file), "EXTENT": "-10,10,80,95 [EPSG:4326]",
+                                                 "PIXEL_SIZE": 1.0, "OUTPUT": str(tmp_path / "r.tif")})
+    assert list(tmp_path.iterdir()) == []
