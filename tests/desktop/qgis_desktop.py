@@ -51,6 +51,37 @@ def clean_env(home: Path, with_venv: bool) -> dict[str, str]:
     return env
 
 
+BOOTSTRAP = """
+# Written by tests/desktop/qgis_desktop.py: a watchdog that always ends QGIS, then the script.
+import json, os, traceback
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import QTimer
+
+_sinr_result = os.environ["SINR_DESKTOP_RESULT"]
+
+
+def _sinr_watchdog():
+    if not os.path.exists(_sinr_result):
+        with open(_sinr_result, "w") as f:
+            json.dump({{"error": "watchdog: the script did not finish in time"}}, f)
+    QgsApplication.exit(3)
+
+
+_sinr_watchdog_timer = QTimer()
+_sinr_watchdog_timer.setSingleShot(True)
+_sinr_watchdog_timer.timeout.connect(_sinr_watchdog)
+_sinr_watchdog_timer.start({watchdog_ms})
+try:
+    _sinr_globals = {{"__name__": "__sinr_code__", "__file__": {script!r}}}
+    with open({script!r}) as _f:
+        exec(compile(_f.read(), {script!r}, "exec"), _sinr_globals)
+except Exception:
+    with open(_sinr_result, "w") as f:
+        json.dump({{"error": traceback.format_exc()}}, f)
+    QgsApplication.exit(2)
+"""
+
+
 @dataclass
 class DesktopRun:
     returncode: int
@@ -67,9 +98,13 @@ def run_desktop(profiles: Path, plugin_source: Path, code: Path, result_file: Pa
     env = clean_env(profiles / "home", with_venv)
     env.update(extra_env or {})
     env["SINR_DESKTOP_RESULT"] = str(result_file)
+    # The script runs through a bootstrap whose watchdog quits QGIS before our hard timeout, so a
+    # script error or a stuck step gives a result file instead of a killed process.
+    bootstrap = profiles / f"{profile}-bootstrap.py"
+    bootstrap.write_text(BOOTSTRAP.format(script=str(code), watchdog_ms=int(max(timeout - 20, 10) * 1000)))
     cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN} -nolisten tcp",
            "qgis", "--profiles-path", str(profiles), "--profile", profile, "--nologo",
-           "--noversioncheck", "--code", str(code)]
+           "--noversioncheck", "--code", str(bootstrap)]
     log_path = profiles / f"{profile}-qgis.log"
     with open(log_path, "w") as log_file:
         # Own process group, so a hung QGIS and its Xvfb are both stopped on timeout.

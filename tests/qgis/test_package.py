@@ -122,6 +122,7 @@ def installed(plugin_zip, tmp_path_factory) -> Path:
     return plugins
 
 
+@pytest.mark.desktop
 def test_installed_zip_loads_in_a_clean_desktop_profile_without_optional_packages(installed, tmp_path):
     why = desktop_available()
     if why:

@@ -1,0 +1,135 @@
+"""End-to-end: the real QGIS desktop, under Xvfb, used as a user would (tests/desktop/e2e_script.py).
+
+One QGIS session runs every step; this module starts it once, then each test checks one step's
+findings and screenshots. Screenshots are kept as artifacts in build/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from qgis.PyQt.QtGui import QColor, QImage
+
+from tests.conftest import SHARED_DATA
+from tests.desktop.qgis_desktop import ROOT, desktop_available, run_desktop
+
+pytestmark = [pytest.mark.desktop, pytest.mark.slow]
+
+SCREENSHOTS = ROOT / "build" / "screenshots"
+SPECIES = "Acer rubrum"
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    why = desktop_available()
+    if why:
+        pytest.skip(why)
+    tmp = tmp_path_factory.mktemp("desktop")
+    if SCREENSHOTS.exists():
+        shutil.rmtree(SCREENSHOTS)
+    SCREENSHOTS.mkdir(parents=True)
+    model = ""
+    if not list((ROOT / "resources" / "models").glob("*.sinr")):
+        from tests.factories import make_bundle
+
+        model = str(tmp / "stand_in.sinr")  # until the bundled model lands
+        make_bundle(Path(model), n_species=4, width=16, depth=1)
+    run = run_desktop(
+        tmp / "profiles", ROOT / "sinr_qgis", ROOT / "tests" / "desktop" / "e2e_script.py",
+        tmp / "result.json", with_venv=True, timeout=240,
+        settings={"sinr_qgis/training/python": str(ROOT / ".venv" / "bin" / "python")},
+        extra_env={"SINR_SCREENSHOTS": str(SCREENSHOTS), "SINR_SHARED_DATA": str(SHARED_DATA),
+                   "SINR_E2E_WORK": str(tmp / "work"), "SINR_E2E_MODEL": model,
+                   "SINR_E2E_SPECIES": SPECIES if not model else "sp000",
+                   "SINR_E2E_DEADLINE_S": os.environ.get("SINR_E2E_DEADLINE_S", "190")})
+    (SCREENSHOTS / "qgis.log").write_text(run.log)
+    assert run.result, f"QGIS gave no result (rc {run.returncode}):\n{run.log[-4000:]}"
+    assert run.result.get("finished") == "done", run.result
+    return run.result
+
+
+def step(e2e, name: str) -> dict:
+    entry = e2e["steps"][name]
+    assert "error" not in entry, f"step {name} failed:\n{entry['error']}"
+    return entry
+
+
+def non_background_fraction(png: str, rect: list[int], background: str) -> float:
+    """Share of pixels inside ``rect`` (x, y, w, h) of a screenshot that differ from ``background``."""
+    image = QImage(png)
+    x0, y0, w, h = rect
+    bg = QColor(background)
+    differ = total = 0
+    for y in range(y0 + 2, y0 + h - 2, 6):
+        for x in range(x0 + 2, x0 + w - 2, 6):
+            c = image.pixelColor(x, y)
+            total += 1
+            if abs(c.red() - bg.red()) + abs(c.green() - bg.green()) + abs(c.blue() - bg.blue()) > 30:
+                differ += 1
+    return differ / max(total, 1)
+
+
+def check_window_shot(e2e, name: str) -> dict:
+    info = e2e["screenshots"][name]
+    image = QImage(info["path"])
+    assert not image.isNull(), info["path"]
+    assert image.width() >= 1000 and image.height() >= 700, (image.width(), image.height())
+    return info
+
+
+def test_the_plugin_is_loaded_with_its_actions(e2e):
+    start = step(e2e, "start")
+    assert "sinr_qgis" in start["plugins"]
+    assert start["window_visible"] and start["provider"]
+    assert "sinr:predict_range" in start["algorithms"]
+    assert any("Diagnostics" in t for t in start["menu"]), start["menu"]
+    assert not start["torch_loaded"] and not e2e["torch_loaded_at_end"]
+    check_window_shot(e2e, "01_start")
+
+
+def test_prediction_from_the_toolbox_adds_a_styled_layer_that_renders(e2e):
+    pred = step(e2e, "predict_processing")
+    layer = pred["layer"]
+    assert layer["valid"] and layer["renderer"] == "singlebandpseudocolor", layer
+    assert layer["crs"] == "EPSG:4326"
+    # Land east of -100 degrees fills well over a third of the extent; ocean is transparent.
+    assert 0.3 < pred["rendered"]["painted_fraction"] < 0.95, pred["rendered"]
+    assert pred["rendered"]["distinct_colours"] > 10
+    info = check_window_shot(e2e, "02_predict_processing")
+    assert non_background_fraction(info["path"], info["canvas_rect"], info["canvas_background"]) > 0.3
+
+
+def test_the_dock_predicts_the_canvas_extent_and_adds_a_styled_layer(e2e):
+    start = step(e2e, "start")
+    assert start["dock"] == "SinrDock" and start["dock_visible"]
+    assert not start["dock_created_at_start"]  # the model is loaded on first use, not at QGIS start
+    pred = step(e2e, "predict_dock")
+    assert pred["completions"] >= 1  # the species completer offered the typed species
+    layer = pred["layer"]
+    assert layer["valid"] and layer["renderer"] == "singlebandpseudocolor", layer
+    assert 0.0 < layer["opacity"] <= 1.0
+    assert pred["progress"] == 100 and pred["status"].startswith("Added"), pred["status"]
+    assert pred["rendered"]["painted_fraction"] > 0.3 and pred["rendered"]["distinct_colours"] > 10
+    info = check_window_shot(e2e, "02_predict_dock")
+    assert non_background_fraction(info["path"], info["canvas_rect"], info["canvas_background"]) > 0.3
+
+
+def test_what_lives_here_lists_ranked_species(e2e):
+    here = step(e2e, "what_lives_here")
+    items = here["items"]
+    assert 1 <= len(items) <= 10
+    probs = [float(item.rsplit(" ", 1)[1]) for item in items]
+    assert probs == sorted(probs, reverse=True) and all(0 <= p <= 1 for p in probs)
+    assert "40.8" in here["label"] and "-77.5" in here["label"]
+    check_window_shot(e2e, "03_what_lives_here")
+
+
+def test_diagnostics_report_is_copied(e2e):
+    diag = step(e2e, "diagnostics")
+    text = diag["clipboard"]
+    assert text.startswith("SINR for QGIS diagnostics")
+    for label in ("QGIS", "GDAL", "numpy", "onnxruntime", "torch (training interpreter)", "bundled model"):
+        assert label in text
+    assert QImage(e2e["screenshots"]["06_diagnostics"]["path"]).width() > 400
