@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -94,8 +95,7 @@ class Grid:
     width: int
     height: int
     _srs: osr.SpatialReference = field(init=False, repr=False, compare=False)
-    _transformer: object = field(init=False, repr=False, compare=False)
-    _inverse: object = field(init=False, repr=False, compare=False)
+    _transformers: dict = field(init=False, repr=False, compare=False)
     _identity: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -131,20 +131,29 @@ class Grid:
         wgs = _wgs84()
         identity = bool(srs.IsGeographic() and srs.IsSame(wgs))
         object.__setattr__(self, "_identity", identity)
-        forward = inverse = None
+        # One pair of transformers per thread: PROJ objects belong to the thread that made them,
+        # and a grid is typically built on the main thread and used in a background task.
+        object.__setattr__(self, "_transformers", {})
         if not identity:
+            self._thread_transformers()  # fail now, with a clear error, if there is no transformation
+
+    def _thread_transformers(self) -> tuple[object, object]:
+        key = threading.get_ident()
+        if key not in self._transformers:
+            wkt = self._srs.ExportToWkt()
+            forward = inverse = None
             try:
                 with _quiet_gdal():
-                    forward = gdal.Transformer(None, None, [f"SRC_SRS={srs.ExportToWkt()}", f"DST_SRS={WGS84_WKT}"])
-                    inverse = gdal.Transformer(None, None, [f"SRC_SRS={WGS84_WKT}", f"DST_SRS={srs.ExportToWkt()}"])
+                    forward = gdal.Transformer(None, None, [f"SRC_SRS={wkt}", f"DST_SRS={WGS84_WKT}"])
+                    inverse = gdal.Transformer(None, None, [f"SRC_SRS={WGS84_WKT}", f"DST_SRS={wkt}"])
             except RuntimeError as exc:
                 raise GridError(f"No transformation from the grid's CRS ({self.crs_name}) to WGS 84 "
                                 f"lon/lat ({exc}). Use a CRS tied to the Earth, e.g. EPSG:3857.") from None
             if forward is None or inverse is None:
                 raise GridError(f"No transformation from the grid's CRS ({self.crs_name}) to WGS 84 "
                                 "lon/lat. Use a CRS tied to the Earth, e.g. EPSG:3857.")
-        object.__setattr__(self, "_transformer", forward)
-        object.__setattr__(self, "_inverse", inverse)
+            self._transformers[key] = (forward, inverse)
+        return self._transformers[key]
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -245,9 +254,10 @@ class Grid:
             lon, lat = x.copy(), y.copy()
             ok = np.ones(x.size, dtype=bool)
         else:
-            lon, lat, ok = _transform(self._transformer, x, y)
+            forward, inverse = self._thread_transformers()
+            lon, lat, ok = _transform(forward, x, y)
             # round trip: a centre that does not come back was outside the projection's domain
-            bx, by, ok2 = _transform(self._inverse, np.where(ok, lon, 0.0), np.where(ok, lat, 0.0))
+            bx, by, ok2 = _transform(inverse, np.where(ok, lon, 0.0), np.where(ok, lat, 0.0))
             tol = _ROUNDTRIP_TOL * min(self.xres, self.yres)
             with np.errstate(invalid="ignore"):
                 ok &= ok2 & (np.abs(bx - x) <= tol) & (np.abs(by - y) <= tol)

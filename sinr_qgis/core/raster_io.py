@@ -226,6 +226,9 @@ class GeoTiffWriter:
         try:
             os.chmod(self._final_tmp, _FILE_MODE)
             os.replace(self._final_tmp, self.path)
+            # statistics of a previous file of that name would be wrong for the new one
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(str(self.path) + ".aux.xml")
         except OSError as exc:
             raise OutputError(f"Cannot write {self.path}: {exc}. Choose another file or folder.") from None
         _remove(Path(str(self._final_tmp)))

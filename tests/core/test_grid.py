@@ -168,3 +168,15 @@ def test_grid_key_identifies_equal_grids():
     b = Grid((0, 0, 10, 10), "EPSG:4326", 10, 10)
     c = Grid((0, 0, 10, 10), "EPSG:4326", 10, 11)
     assert a.key == b.key and a.key != c.key and a == b
+
+
+def test_grid_built_on_one_thread_works_on_another():
+    import threading
+
+    g = Grid.from_pixel_size((-2.3e6, 2.6e5, 2.3e6, 3.2e6), "EPSG:5070", 100_000)
+    here = g.lonlat()[0]
+    there = {}
+    t = threading.Thread(target=lambda: there.setdefault("ll", g.lonlat()[0]))
+    t.start()
+    t.join()
+    np.testing.assert_array_equal(there["ll"], here)
