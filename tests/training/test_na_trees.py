@@ -12,6 +12,7 @@ from osgeo import ogr, osr
 
 from sinr_qgis.core import metrics, network
 from tests.factories import make_bundle
+from training.benchmarks import baselines
 from training.benchmarks import na_trees as nt
 
 
@@ -154,8 +155,48 @@ def test_h3_points_follow_the_protocol():
     assert pts[:, 1].min() >= 24 and pts[:, 1].max() <= 50
 
 
+def test_grid_scorer_counts_records_per_cell():
+    lonlat = np.array([[0.1, 0.1], [0.9, 0.2], [1.5, 0.5], [-0.5, -0.5]])
+    recs = baselines.Records(["a"], {"a": lonlat}, None)
+    pts = np.array([[0.5, 0.5], [1.2, 0.9], [-0.1, -0.1], [5.0, 5.0]])
+    np.testing.assert_array_equal(baselines.grid_scorer(recs, 1.0)(pts, ["a"])[:, 0], [2, 1, 1, 0])
+    np.testing.assert_array_equal(baselines.grid_scorer(recs, 2.0)(pts, ["a"])[:, 0], [3, 3, 1, 0])
+
+
+@pytest.mark.parametrize("bandwidth", [0.5, 1.0])
+def test_kde_log_density_is_exact_far_and_near(bandwidth):
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(1)
+    recs = np.vstack([rng.normal([-80, 40], 2.0, (400, 2)), rng.normal([-110, 35], 0.3, (30, 2)),
+                      np.repeat([[-95.0, 30.0]], 5, axis=0)])  # duplicates count as repeated kernels
+    pts = np.column_stack([rng.uniform(-125, -66, 600), rng.uniform(24, 50, 600)])
+    exact = logsumexp(-((pts[:, None] - recs[None]) ** 2).sum(-1) / (2 * bandwidth**2), axis=1)
+    got = baselines.kde_log_density(recs, pts, bandwidth)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-9)
+    # far from every record a plain density underflows to 0; the log density still ranks points
+    assert np.isfinite(got).all()
+    if bandwidth == 0.5:
+        assert np.exp(exact).min() == 0.0
+
+
+def test_logistic_regression_baseline_learns_a_direction():
+    from sinr_qgis.core.occurrences import occurrences_from_arrays
+
+    rng = np.random.default_rng(0)
+    east = np.column_stack([rng.uniform(-80, -70, 300), rng.uniform(35, 45, 300)])
+    west = np.column_stack([rng.uniform(-120, -110, 300), rng.uniform(35, 45, 300)])
+    ll = np.vstack([east, west])
+    occ = occurrences_from_arrays(ll[:, 0], ll[:, 1], ["east"] * 300 + ["west"] * 300)
+    codes, w = baselines.train_logistic_regression(occ, epochs=30, batch_size=256, lr=5e-2)
+    assert codes == ["east", "west"] and w.shape == (2, 4)
+    score = baselines.linear_scorer(codes, w)
+    s = score(np.array([[-75.0, 40.0], [-115.0, 40.0]]), ["east", "west"])
+    assert s[0, 0] > s[1, 0] and s[1, 1] > s[0, 1]
+
+
 @pytest.mark.slow
-def test_real_data_point_set(shared_data, tmp_path):
+def test_real_data_point_set_and_kde_reference(shared_data, tmp_path):
     t0 = time.perf_counter()
     tasks = nt.load_tasks(shared_data / "ranges" / "little_ranges.gpkg",
                           shared_data / "presence_absence" / "se_fia_eval_plots.csv.gz", tmp_path)
@@ -163,6 +204,11 @@ def test_real_data_point_set(shared_data, tmp_path):
     assert ranges.n_points == 38326 and len(ranges.codes) == 134
     assert int(ranges.labels.sum()) == RANGE_LABEL_TOTAL
     assert plots.n_points == 23530 and len(plots.codes) == 20
+    occ = baselines.read_training_records(shared_data / "occurrences" / "na_trees.csv.gz")
+    rep = nt.evaluate(baselines.kde_scorer(occ, 0.5), occ.codes, tasks)
+    # measured with an independent implementation (the issue): ranges 53.4, plots 40.8
+    assert rep["ranges"]["map"] == pytest.approx(53.4, abs=1.0)
+    assert rep["plots"]["map"] == pytest.approx(40.8, abs=1.0)
     assert time.perf_counter() - t0 < 90
 
 
