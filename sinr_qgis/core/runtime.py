@@ -201,6 +201,7 @@ class Predictor:
         self.locations_encoded = 0
         self._cache: _GridCache | None = None
         self._head = np.ascontiguousarray(bundle.head, dtype=np.float32)
+        self._head_memo: tuple[np.ndarray, np.ndarray] | None = None
         self._backend: _NumpyBackend | _OnnxBackend
         if backend == "numpy":
             self._backend = _NumpyBackend(bundle)
@@ -264,7 +265,23 @@ class Predictor:
         return out
 
     def _indices(self, species: SpeciesLike | Iterable[SpeciesLike] | None) -> np.ndarray:
+        if isinstance(species, np.ndarray) and species.ndim == 1 and species.dtype.kind in "iu" and species.size:
+            # fast path for per-block calls with an index array (thousands of species)
+            if species.min() < 0 or species.max() >= self.n_species:
+                raise SpeciesNotFoundError(f"Species index out of range: model {self.bundle.name!r} has "
+                                           f"{self.n_species} species.")
+            return species.astype(np.int64, copy=False)
         return np.array([s.index for s in self.resolve_species(species)], dtype=np.int64)
+
+    def _head_rows(self, idx: np.ndarray) -> np.ndarray:
+        """head[idx], memoised for the last index set (grid blocks reuse it)."""
+        if len(idx) == self.n_species and (idx == np.arange(self.n_species)).all():
+            return self._head
+        memo = self._head_memo
+        if memo is None or not np.array_equal(memo[0], idx):
+            memo = (idx.copy(), np.ascontiguousarray(self._head[idx]))
+            self._head_memo = memo
+        return memo[1]
 
     # ---- points -----------------------------------------------------------------------------
     def embed(self, lonlat: np.ndarray, env: np.ndarray | None = None) -> np.ndarray:
@@ -309,9 +326,7 @@ class Predictor:
 
     def logits(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
         """Logits [N, S] = embedding . head[species]."""
-        idx = self._indices(species)
-        head = self._head if len(idx) == self.n_species and (idx == np.arange(self.n_species)).all() \
-            else self._head[idx]
+        head = self._head_rows(self._indices(species))
         return np.asarray(embedding, dtype=np.float32) @ head.T
 
     def probabilities(self, embedding: np.ndarray,

@@ -127,6 +127,8 @@ def test_unknown_species(bundle):
         p.predict_points(np.array([KANSAS]), "Quercus imaginaria")
     with pytest.raises(SpeciesNotFoundError, match="out of range"):
         p.predict_points(np.array([KANSAS]), 6)
+    with pytest.raises(SpeciesNotFoundError, match="out of range"):
+        p.probabilities(np.zeros((1, 64), np.float32), np.array([0, 6]))
 
 
 def test_env_model_needs_covariates(env_bundle):
