@@ -19,6 +19,7 @@ ALGORITHMS: list[tuple[str, str]] = [
     ("species_at_points", "SpeciesAtPointsAlgorithm"),
     ("location_embeddings", "LocationEmbeddingsAlgorithm"),
     ("species_richness", "SpeciesRichnessAlgorithm"),
+    ("train_model", "TrainModelAlgorithm"),  # needs torch only in the training interpreter, checked at run
 ]
 
 

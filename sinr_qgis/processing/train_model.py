@@ -1,0 +1,273 @@
+"""``sinr:train_model``: observations (a point layer in any CRS, or a file) -> a ``.sinr`` model bundle.
+
+Training runs in a child process (the project's training CLI, with an interpreter that has
+torch), supervised by :func:`sinr_qgis.core.train_runner.run_training`, the same call the dock's
+training task makes.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..core.encoding import ENCODINGS
+from ..core.errors import SinrError
+from ..core.train_runner import DEFAULTS, LOSS_LABELS, LOSSES, TrainOptions, run_training
+from ..qgis_bridge.covariates import raster_layer_source
+from ..qgis_bridge.observations import SPECIES, export_observations
+from ..toolbelt import model_registry
+from ..toolbelt.interpreter import training_interpreter
+from .base import SinrAlgorithm, user_errors
+
+LOG = logging.getLogger("sinr_qgis")
+ENCODING_OPTIONS = ("Automatic: coordinates, plus covariates when rasters are given",
+                    "Coordinates only (sin_cos)", "Covariates only (env)", "Coordinates + covariates (sin_cos_env)")
+
+
+class TrainModelAlgorithm(SinrAlgorithm):
+    """Train a SINR model on presence-only observations."""
+
+    INPUT = "INPUT"
+    SPECIES_FIELD = "SPECIES_FIELD"
+    SOURCE_FIELD = "SOURCE_FIELD"
+    INPUT_FILE = "INPUT_FILE"
+    FILE_SPECIES_COLUMN = "FILE_SPECIES_COLUMN"
+    FILE_SOURCE_COLUMN = "FILE_SOURCE_COLUMN"
+    FILE_LAT_COLUMN = "FILE_LAT_COLUMN"
+    FILE_LON_COLUMN = "FILE_LON_COLUMN"
+    COVARIATES = "COVARIATES"
+    ENCODING = "ENCODING"
+    LOSS = "LOSS"
+    CAP = "CAP"
+    EPOCHS = "EPOCHS"
+    WIDTH = "WIDTH"
+    DEPTH = "DEPTH"
+    SEED = "SEED"
+    MIN_RECORDS = "MIN_RECORDS"
+    BATCH_SIZE = "BATCH_SIZE"
+    MODEL_NAME = "MODEL_NAME"
+    RESUME = "RESUME"
+    PYTHON = "PYTHON"
+    THREADS = "THREADS"
+    OUTPUT = "OUTPUT"
+    N_SPECIES = "N_SPECIES"
+    N_RECORDS = "N_RECORDS"
+    FINAL_LOSS = "FINAL_LOSS"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._trained: str | None = None
+
+    def name(self) -> str:
+        return "train_model"
+
+    def displayName(self) -> str:
+        return self.tr("Train SINR model")
+
+    def group(self) -> str:
+        return self.tr("Models")
+
+    def groupId(self) -> str:
+        return "models"
+
+    def shortHelpString(self) -> str:
+        return self.tr(
+            "<p>Trains a SINR species range model (Cole et al., ICML 2023) on presence-only observations "
+            "and writes a <tt>.sinr</tt> model bundle, ready for the prediction tools and the dock.</p>"
+            "<p><b>Observations.</b> Either a <i>point layer</i> in any CRS (reprojected to longitude/"
+            "latitude) with a <i>species field</i> (name or code per point) and an optional <i>source "
+            "field</i> (dataset, survey or checklist id, e.g. GBIF's datasetKey), or an <i>observation "
+            "file</i>: CSV / CSV.gz, a GBIF download, an iNaturalist export or a Darwin Core Archive "
+            "(columns are detected; name them under Advanced if not). Points without a species or a "
+            "usable location are dropped and counted.</p>"
+            "<p><b>Covariates</b> (optional): lon/lat rasters (e.g. bioclim), each band one covariate; "
+            "their means and standard deviations are computed from the rasters. With rasters the model "
+            "uses coordinates + covariates unless you choose otherwise.</p>"
+            "<p><b>Training.</b> <i>Loss</i>: one of SINR's six presence-only losses (AN-full is the "
+            "paper's best). <i>Cap</i>: at most this many records per species (0 = all). <i>Epochs</i>, "
+            "<i>width</i> and <i>depth</i> of the network, <i>seed</i> for a reproducible run. "
+            "<i>Minimum records</i>: species with fewer records are left out. <i>Resume</i> continues "
+            "an interrupted training to the same output from its last completed epoch (same data and "
+            "options).</p>"
+            "<p><b>Requirements.</b> Training runs in a separate Python that has PyTorch (Advanced: "
+            "<i>Python interpreter</i>; default: the plugin setting). If torch is missing you get the "
+            "command to install it.</p>"
+            "<p><b>Output.</b> The model bundle; a summary (records used and dropped, species, final loss, "
+            "time) is written to the log, and the model is added to the dock's model list.</p>"
+            "<p><b>Caveats.</b> Presence-only models rank places by relative likelihood of presence. "
+            "Few records, or records from one region, give a model that knows little elsewhere.</p>")
+
+    def initAlgorithm(self, config=None) -> None:
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.INPUT, self.tr("Observation points (any CRS)"), [QgsProcessing.TypeVectorPoint], optional=True))
+        self.addParameter(QgsProcessingParameterField(
+            self.SPECIES_FIELD, self.tr("Species field (name or code)"), parentLayerParameterName=self.INPUT,
+            optional=True))
+        self.addParameter(QgsProcessingParameterField(
+            self.SOURCE_FIELD, self.tr("Source field (dataset / survey id)"), parentLayerParameterName=self.INPUT,
+            optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.INPUT_FILE, self.tr("…or an observation file (CSV, GBIF, iNaturalist, Darwin Core Archive)"),
+            behavior=QgsProcessingParameterFile.File, optional=True,
+            fileFilter="Observations (*.csv *.csv.gz *.gz *.tsv *.txt *.zip);;All files (*.*)"))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.COVARIATES, self.tr("Covariate rasters (lon/lat; optional)"), QgsProcessing.TypeRaster,
+            optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.ENCODING, self.tr("Model inputs"), options=[self.tr(o) for o in ENCODING_OPTIONS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.LOSS, self.tr("Loss"), options=[LOSS_LABELS[k] for k in LOSSES],
+            defaultValue=LOSSES.index(DEFAULTS["loss"])))
+        for key, label, default, low in (
+                (self.CAP, "Maximum records per species (0 = all)", DEFAULTS["cap"], 0),
+                (self.EPOCHS, "Epochs", DEFAULTS["epochs"], 1),
+                (self.WIDTH, "Network width", DEFAULTS["width"], 1),
+                (self.DEPTH, "Network depth (residual blocks)", DEFAULTS["depth"], 0),
+                (self.SEED, "Random seed", DEFAULTS["seed"], 0),
+                (self.MIN_RECORDS, "Minimum records per species", DEFAULTS["min_records"], 1)):
+            self.addParameter(QgsProcessingParameterNumber(
+                key, self.tr(label), QgsProcessingParameterNumber.Integer, defaultValue=default, minValue=low))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.RESUME, self.tr("Resume from the last checkpoint of this output"), defaultValue=False))
+        advanced = [
+            QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size"),
+                                         QgsProcessingParameterNumber.Integer,
+                                         defaultValue=DEFAULTS["batch_size"], minValue=1),
+            QgsProcessingParameterString(self.MODEL_NAME, self.tr("Model name (default: the file name)"),
+                                         optional=True),
+            QgsProcessingParameterString(self.FILE_SPECIES_COLUMN, self.tr("File: species column"), optional=True),
+            QgsProcessingParameterString(self.FILE_SOURCE_COLUMN, self.tr("File: source column"), optional=True),
+            QgsProcessingParameterString(self.FILE_LAT_COLUMN, self.tr("File: latitude column"), optional=True),
+            QgsProcessingParameterString(self.FILE_LON_COLUMN, self.tr("File: longitude column"), optional=True),
+            QgsProcessingParameterFile(self.PYTHON, self.tr("Python interpreter with PyTorch (default: the plugin "
+                                                            "setting)"), behavior=QgsProcessingParameterFile.File,
+                                       optional=True),
+            QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads for training (0 = automatic)"),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
+        ]
+        for p in advanced:
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(p)
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT, self.tr("Model bundle"), fileFilter="SINR model (*.sinr)"))
+        self.addOutput(QgsProcessingOutputNumber(self.N_SPECIES, self.tr("Species in the model")))
+        self.addOutput(QgsProcessingOutputNumber(self.N_RECORDS, self.tr("Records used")))
+        self.addOutput(QgsProcessingOutputNumber(self.FINAL_LOSS, self.tr("Final training loss")))
+
+    # ---- run ----------------------------------------------------------------------------------
+    def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict:
+        out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        if not out.lower().endswith(".sinr"):
+            out += ".sinr"
+        workdir = Path(tempfile.mkdtemp(prefix="sinr_train_"))
+        try:
+            with user_errors():
+                opts, label, species_label = self._options(parameters, context, feedback, out, workdir)
+                python = self.parameterAsFile(parameters, self.PYTHON, context) or training_interpreter()
+                feedback.pushInfo(self.tr("Python for training: {}").format(python))
+                result = run_training(
+                    opts, python, check_input=True, input_label=label, species_label=species_label,
+                    on_progress=feedback.setProgress, is_cancelled=feedback.isCanceled,
+                    on_event=lambda e: self._report(e, feedback), on_log=feedback.pushInfo)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        summary = result.summary()
+        feedback.pushInfo(summary)
+        LOG.info(summary)
+        self._trained = str(result.path)
+        return {self.OUTPUT: str(result.path), self.N_SPECIES: result.done.get("n_species"),
+                self.N_RECORDS: result.done.get("n_records"), self.FINAL_LOSS: result.done.get("final_loss")}
+
+    def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict:
+        if self._trained:  # main thread: remember the model for the dock
+            try:
+                entry = model_registry.add_model(self._trained)
+                feedback.pushInfo(self.tr("Added to the model list: {}").format(entry.label))
+            except SinrError as exc:
+                feedback.reportError(str(exc))
+        return {}
+
+    def _options(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
+                 out: str, workdir: Path) -> tuple[TrainOptions, str, str]:
+        source = self.parameterAsSource(parameters, self.INPUT, context)
+        data_file = self.parameterAsFile(parameters, self.INPUT_FILE, context)
+        if source is not None and data_file:
+            raise QgsProcessingException(self.tr("Give observations either as a point layer or as a file, not both."))
+        if source is None and not data_file:
+            raise QgsProcessingException(self.tr("No observations: choose a point layer (with its species field) "
+                                                 "or an observation file."))
+        kw: dict = {}
+        if source is not None:
+            species_field = self.parameterAsString(parameters, self.SPECIES_FIELD, context)
+            if not species_field:
+                raise QgsProcessingException(self.tr("Choose the species field of the observation layer: the field "
+                                                     "that holds each point's species name or code."))
+            source_field = self.parameterAsString(parameters, self.SOURCE_FIELD, context) or None
+            label = source.sourceName() or "observations"
+            export = export_observations(source, species_field, workdir / "observations.csv",
+                                         transform_context=context.transformContext(), source_field=source_field,
+                                         origin=label, is_cancelled=feedback.isCanceled)
+            feedback.pushInfo(export.text())
+            data_file = str(export.path)
+            kw = {"species_column": SPECIES, "source_column": "source" if export.has_source else None}
+            species_label = f"'{species_field}'"
+        else:
+            label = Path(data_file).name
+            kw = {"species_column": self.parameterAsString(parameters, self.FILE_SPECIES_COLUMN, context) or None,
+                  "source_column": self.parameterAsString(parameters, self.FILE_SOURCE_COLUMN, context) or None,
+                  "lat_column": self.parameterAsString(parameters, self.FILE_LAT_COLUMN, context) or None,
+                  "lon_column": self.parameterAsString(parameters, self.FILE_LON_COLUMN, context) or None}
+            species_label = "species"
+        rasters = [raster_layer_source(lyr, 1)[0]
+                   for lyr in self.parameterAsLayerList(parameters, self.COVARIATES, context)]
+        choice = self.parameterAsEnum(parameters, self.ENCODING, context)
+        encoding = ("sin_cos_env" if rasters else "sin_cos") if choice == 0 else ENCODINGS[choice - 1]
+        if encoding == "sin_cos" and rasters:
+            feedback.pushWarning(self.tr("Covariate rasters are ignored: the model uses coordinates only."))
+            rasters = []
+        threads = self.parameterAsInt(parameters, self.THREADS, context)
+        opts = TrainOptions(
+            data=data_file, out=out, loss=LOSSES[self.parameterAsEnum(parameters, self.LOSS, context)],
+            cap=self.parameterAsInt(parameters, self.CAP, context),
+            epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            width=self.parameterAsInt(parameters, self.WIDTH, context),
+            depth=self.parameterAsInt(parameters, self.DEPTH, context),
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+            min_records=self.parameterAsInt(parameters, self.MIN_RECORDS, context),
+            encoding=encoding, covariates=rasters or None,
+            name=self.parameterAsString(parameters, self.MODEL_NAME, context) or None,
+            resume=self.parameterAsBoolean(parameters, self.RESUME, context),
+            threads=threads or None, **kw)
+        return opts, label, species_label
+
+    @staticmethod
+    def _report(event: dict, feedback: QgsProcessingFeedback) -> None:
+        kind = event.get("event")
+        if kind == "start":
+            first = event.get("start_epoch", 1)
+            feedback.pushInfo(f"Training {event.get('n_records', '?')} records of {event.get('n_species', '?')} "
+                              f"species for {event.get('epochs', '?')} epochs"
+                              + (f" (resuming at epoch {first})" if first != 1 else ""))
+        elif kind == "epoch":
+            feedback.pushInfo(f"Epoch {event.get('epoch')}/{event.get('epochs')}: loss {event.get('loss', 0):.4f}")
