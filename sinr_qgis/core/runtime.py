@@ -240,7 +240,8 @@ class Predictor:
         return self.bundle.encoding != "sin_cos"
 
     def resolve_species(self, species: SpeciesLike | Iterable[SpeciesLike] | None) -> list[Species]:
-        """Species from indices, codes/names, ``Species`` objects or a list of them; None = all."""
+        """Species from indices, codes/names, ``Species`` objects or a list of them (duplicates
+        dropped); None = all."""
         if species is None:
             return list(self.bundle.species)
         if isinstance(species, (str, int, np.integer, Species)):
@@ -262,7 +263,7 @@ class Predictor:
                 out.append(self.bundle.find_species(str(s)))
         if not out:
             raise SpeciesNotFoundError("No species given. Choose one or more species of the model.")
-        return out
+        return list({s.index: s for s in out}.values())  # duplicates removed, order kept
 
     def _indices(self, species: SpeciesLike | Iterable[SpeciesLike] | None) -> np.ndarray:
         if isinstance(species, np.ndarray) and species.ndim == 1 and species.dtype.kind in "iu" and species.size:

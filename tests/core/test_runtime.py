@@ -109,6 +109,7 @@ def test_predict_points_matches_the_reference(bundle):
     a = p.predict_points(ll[:3], ["sp004", "Species number1"])
     np.testing.assert_allclose(a, got[:3], atol=1e-6)  # another batch shape: equal up to float rounding
     assert p.predict_points(ll[:3]).shape == (3, 6)
+    assert [x.code for x in p.resolve_species(["sp002", 2, "Species number2", 0])] == ["sp002", "sp000"]
 
 
 def test_top_species_ranks_like_the_probabilities(bundle):
