@@ -183,7 +183,8 @@ class SinrDock(QgsDockWidget):
         path = self.out_dir / f"{stem}_{self._counter}.tif"
         task = PredictTask(self.grid_predictor, grid, species, path, mask_ocean=self.mask_check.isChecked(),
                            on_done=self._task_done)
-        task.progressChanged.connect(lambda p: self.progress.setValue(int(p)))
+        # a bound method of this (main-thread) widget: Qt queues the worker thread's signal to us
+        task.progressChanged.connect(self._task_progress)
         self.task = task
         self.predict_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -191,6 +192,9 @@ class SinrDock(QgsDockWidget):
         self.status_label.setText(f"Predicting {grid.width} x {grid.height} pixels with {self.backend_name}...")
         QgsApplication.taskManager().addTask(task)
         return task
+
+    def _task_progress(self, percent: float) -> None:
+        self.progress.setValue(int(percent))
 
     def cancel(self) -> None:
         if self.task is not None:

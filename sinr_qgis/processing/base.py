@@ -1,8 +1,10 @@
 """What every SINR algorithm shares: the MODEL parameter, model loading, errors, progress."""
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -81,11 +83,12 @@ def progress_callbacks(feedback: QgsProcessingFeedback) -> tuple[Callable[[float
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
     """Styles an output raster when Processing loads it (QuickOSM's pattern, no layers added by hand).
 
-    Instances must outlive the algorithm run (QGIS keeps only a C++ pointer): ``for_kind`` keeps
-    one stateless instance per style in a class-level dict.
+    ``LayerDetails.setPostProcessor`` takes ownership (the context deletes it), so every output
+    gets its own instance; Python must still hold a reference until QGIS calls it, hence
+    ``create`` keeps the recent ones.
     """
 
-    _instances: dict[str, StyleOnLoad] = {}  # noqa: RUF012 - deliberate keep-alive registry
+    _alive: ClassVar[collections.deque] = collections.deque(maxlen=256)
 
     def __init__(self, kind: str) -> None:
         super().__init__()
@@ -96,16 +99,16 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
             bridge_layers.STYLERS[self.kind](layer)
 
     @classmethod
-    def for_kind(cls, kind: str) -> StyleOnLoad:
-        if kind not in cls._instances:
-            cls._instances[kind] = cls(kind)
-        return cls._instances[kind]
+    def create(cls, kind: str) -> StyleOnLoad:
+        instance = cls(kind)
+        cls._alive.append(instance)
+        return instance
 
 
 def style_output_on_load(context: QgsProcessingContext, path: str, kind: str, name: str | None = None) -> None:
     """Attach the styling post-processor to ``path`` if Processing will load it."""
     if context.willLoadLayerOnCompletion(path):
         details = context.layerToLoadOnCompletionDetails(path)
-        details.setPostProcessor(StyleOnLoad.for_kind(kind))
+        details.setPostProcessor(StyleOnLoad.create(kind))
         if name:
             details.name = name

@@ -127,10 +127,11 @@ class PredictRangeAlgorithm(SinrAlgorithm):
         if not context.willLoadLayerOnCompletion(output):
             return
         details = context.layerToLoadOnCompletionDetails(output)
-        layers = dict(context.layersToLoadOnCompletion())
-        layers.pop(output, None)
-        context.setLayersToLoadOnCompletion(layers)
+        # copy what we need first: replacing the map below frees ``details``
+        project, output_name = details.project, str(details.outputName)
+        context.setLayersToLoadOnCompletion(
+            {k: v for k, v in context.layersToLoadOnCompletion().items() if k != output})
         for path, sp in zip(files, species):
             context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(
-                sp.name or sp.code, details.project, details.outputName))
+                sp.name or sp.code, project, output_name))
             style_output_on_load(context, path, "probability")

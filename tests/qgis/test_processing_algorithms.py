@@ -239,3 +239,17 @@ def test_extent_beyond_the_poles_is_a_clear_error(sinr_provider, model_file, tmp
         processing.run("sinr:species_richness", {"MODEL": str(model_file), "EXTENT": "-10,10,80,95 [EPSG:4326]",
                                                  "PIXEL_SIZE": 1.0, "OUTPUT": str(tmp_path / "r.tif")})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_file_per_species_loads_each_file_styled(sinr_provider, model_file, tmp_path, qgis_iface):  # noqa: F811
+    before = set(QgsProject.instance().mapLayers())
+    processing.runAndLoadResults("sinr:predict_range", {
+        "MODEL": str(model_file), "SPECIES": "sp000, sp002", "EXTENT": EAST_US, "PIXEL_SIZE": 1.0,
+        "ONE_FILE_PER_SPECIES": True, "OUTPUT": str(tmp_path / "each.tif")})
+    added = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - before]
+    try:
+        assert sorted(lyr.source() for lyr in added) == [str(tmp_path / "each_sp000.tif"),
+                                                         str(tmp_path / "each_sp002.tif")]
+        assert all(lyr.renderer().type() == "singlebandpseudocolor" for lyr in added)
+    finally:
+        QgsProject.instance().removeMapLayers([lyr.id() for lyr in added])
