@@ -176,12 +176,19 @@ def build_command(python: str, opts: TrainOptions, entry: list[str] | None = Non
 
 
 def child_environment(root: Path | None) -> dict[str, str]:
-    """The child's environment: unbuffered, and ``root`` first on PYTHONPATH."""
+    """The child's environment: unbuffered; PYTHONPATH = ``root`` and the folder holding ``sinr_qgis``.
+
+    QGIS's own PYTHONHOME/PYTHONPATH are not passed on: they point at QGIS's Python and its
+    packages, which would break an interpreter of another version.
+    """
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
-    env.pop("PYTHONHOME", None)  # QGIS's embedded Python may set it; it would break another interpreter
+    env.pop("PYTHONHOME", None)
+    env.pop("PYTHONPATH", None)
     if root is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(root), *[p for p in [env.get("PYTHONPATH", "")] if p]])
+        package_parent = Path(__file__).resolve().parent.parent.parent  # training imports sinr_qgis.core
+        paths = [str(root)] + ([str(package_parent)] if package_parent != root else [])
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
 

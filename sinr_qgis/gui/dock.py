@@ -38,6 +38,7 @@ from ..qgis_bridge.points import point_to_lonlat
 from ..tasks.predict_task import PredictTask
 from ..toolbelt import settings
 from .map_tool import SpeciesAtPointTool
+from .model_list import ModelListWidget
 
 LOG = logging.getLogger("sinr_qgis")
 BUNDLED_LABEL = "Bundled model (North American trees)"
@@ -75,6 +76,8 @@ class SinrDock(QgsDockWidget):
         self.model_widget.setFilePath(settings.get_value("model_path"))
         self.model_widget.fileChanged.connect(lambda _path: self.load_model())
         form.addRow("Model", self.model_widget)
+        self.model_list = ModelListWidget(body, choose=self.choose_model, report=self._report)  # + "Train model…"
+        form.addRow("My models", self.model_list)
         self.model_label = QLabel(body)
         self.model_label.setWordWrap(True)
         form.addRow("", self.model_label)
@@ -147,6 +150,7 @@ class SinrDock(QgsDockWidget):
             self.bundle = self.grid_predictor = self.point_predictor = None
             self.species_model.setStringList([])
             self.model_label.setText(f"<b>No model:</b> {exc}")
+            self.model_list.model_loaded(path, None)
             self.predict_button.setEnabled(False)
             return False
         self.bundle = bundle
@@ -155,8 +159,16 @@ class SinrDock(QgsDockWidget):
         self.model_label.setText(f"{bundle.name}: {bundle.n_species} species, encoding {bundle.encoding}. "
                                  f"Backend: <b>{self.backend_name}</b>")
         self.model_label.setToolTip(bundle.card())
+        self.model_list.model_loaded(path, bundle)
         self.predict_button.setEnabled(self.task is None)
         return True
+
+    def choose_model(self, path: str) -> None:
+        """Show and load the model at ``path`` ("" = bundled), e.g. one just trained."""
+        if self.model_widget.filePath().strip() == path:
+            self.load_model()
+        else:
+            self.model_widget.setFilePath(path)  # fileChanged -> load_model
 
     @property
     def backend_name(self) -> str:

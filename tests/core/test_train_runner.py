@@ -283,3 +283,14 @@ def test_default_python_prefers_the_repository_venv(tmp_path):
     venv_py.write_text("")
     assert tr.default_python(tmp_path) == str(venv_py)
     assert tr.candidate_pythons(None)  # python3 on PATH at least
+
+
+def test_child_environment_drops_qgis_python_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONHOME", "/qgis/apps/Python39")
+    monkeypatch.setenv("PYTHONPATH", "/qgis/python")
+    env = tr.child_environment(tmp_path)
+    assert "PYTHONHOME" not in env and env["PYTHONUNBUFFERED"] == "1"
+    repo = Path(tr.__file__).resolve().parents[2]
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path), str(repo)]
+    assert tr.child_environment(repo)["PYTHONPATH"] == str(repo)
+    assert tr.training_root() == repo

@@ -1,0 +1,72 @@
+"""The dock's model list: remembered models, gone files dropped with a message, card, Train model…"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsProject, QgsSettings
+
+from sinr_qgis.gui.dock import SinrDock
+from sinr_qgis.tasks.train_task import active_tasks
+from sinr_qgis.toolbelt import model_registry, settings
+
+from .train_helpers import isolated_model_list, point_layer  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("isolated_model_list")
+
+
+@pytest.fixture
+def dock(qgis_iface, qgis_canvas, qgis_new_project):
+    store = QgsSettings()
+    keys = [settings.PREFIX + k for k in settings.DEFAULTS]
+    saved = {k: store.value(k) for k in keys if store.contains(k)}
+    store.setValue(settings.PREFIX + "model_path", "")
+    yield lambda: SinrDock(qgis_iface)
+    for k in keys:
+        store.remove(k)
+        if k in saved:
+            store.setValue(k, saved[k])
+    QgsProject.instance().removeAllMapLayers()
+
+
+def test_model_list_selects_shows_card_and_drops_gone_files(dock, qtbot, tmp_path, caplog):
+    factories = pytest.importorskip("tests.factories")
+    kept = factories.make_bundle(tmp_path / "kept.sinr", n_species=3, width=8, depth=0)
+    gone = factories.make_bundle(tmp_path / "gone.sinr", n_species=2, width=8, depth=0)
+    model_registry.add_model(gone.path)
+    model_registry.add_model(kept.path)
+    Path(gone.path).unlink()
+    with caplog.at_level("INFO", logger="sinr_qgis"):
+        d = dock()
+    qtbot.addWidget(d)
+    combo = d.model_list.combo
+    assert combo.itemText(0) == "Bundled model (North American trees)"
+    assert [combo.itemData(i) for i in range(1, combo.count())] == [str(Path(kept.path).resolve())]
+    assert any("Model 'gone' is no longer at" in r.getMessage() for r in caplog.records)
+    qtbot.waitUntil(lambda: "Model 'gone' is no longer at" in d.status_label.text(), timeout=2000)
+    combo.setCurrentIndex(1)
+    combo.activated.emit(1)
+    assert d.model_widget.filePath() == str(Path(kept.path).resolve())
+    assert d.bundle is not None and d.bundle.name == "kept"
+    assert d.model_list.card.text().startswith("Model: kept\nSpecies: 3")
+
+
+def test_train_button_trains_and_selects_the_new_model(dock, qtbot, tmp_path):
+    QgsProject.instance().addMapLayer(point_layer("EPSG:3857"))
+    d = dock()
+    qtbot.addWidget(d)
+    dlg = d.model_list.open_train_dialog()
+    qtbot.addWidget(dlg)
+    out = tmp_path / "dock_trained.sinr"
+    dlg.output.setFilePath(str(out))
+    for spin, value in ((dlg.epochs, 3), (dlg.width_spin, 32), (dlg.depth, 1), (dlg.batch_size, 64), (dlg.cap, 0)):
+        spin.setValue(value)
+    task = dlg.start()
+    assert task is not None
+    qtbot.waitUntil(lambda: task.ended and task not in active_tasks(), timeout=120_000)
+    assert task.ok, task.error
+    assert d.model_widget.filePath() == str(out.resolve())
+    assert d.model_list.combo.currentData() == str(out.resolve())
+    assert d.bundle.name == "dock_trained" and d.bundle.n_species == 3
+    assert "Species: 3" in d.model_list.card.text()
+    assert "Trained dock_trained.sinr: 3 species" in d.status_label.text()
