@@ -5,7 +5,7 @@ Prints, from one run on the same weights and the same points:
   PyTorch eval-mode ``SinrModel`` (``training/model.py``, the whole batch in one call, no_grad);
 - the machine's float32 matrix-multiply rate (numpy, square matrices) and the fraction of it our
   encoder achieves (1.056 MFLOP per location for the 4-input 256 x 4 network, reference sec. 10);
-- onnxruntime tuning: locations/second per batch size and thread count;
+- the same on one thread each (per-core efficiency); onnxruntime locations/second per batch size;
 - end to end: seconds for a 1024 x 1024 EPSG:3857 canvas over North America (ocean mask on,
   GeoTIFF written), for the first species and for each further species with the cached embedding.
 
@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from sinr_qgis.core import network  # noqa: E402
 from sinr_qgis.core.bundle import ModelBundle  # noqa: E402
 from sinr_qgis.core.grid import Grid  # noqa: E402
-from sinr_qgis.core.runtime import Predictor, default_threads, predict_to_geotiff  # noqa: E402
+from sinr_qgis.core.runtime import DEFAULT_BATCH, Predictor, default_threads, predict_to_geotiff  # noqa: E402
 from training.model import SinrModel  # noqa: E402
 
 BUNDLED = ROOT / "resources" / "models" / "na_trees_coords_v1.sinr"
@@ -89,10 +89,28 @@ def best_of(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list
     return times
 
 
+def report(label: str, fns: dict[str, Callable[[], object]], args: argparse.Namespace, flops: float,
+           n: int) -> tuple[dict[str, float], float]:
+    """Time matmul and the three encoders interleaved; print a table; return rates."""
+    times = best_of(fns, args.rounds)
+    best = {k: min(v) for k, v in times.items()}
+    mm_rate = 2.0 * n ** 3 / best["matmul"]
+    print(f"\n[{label}] float32 matmul {n}x{n} (numpy): {mm_rate / 1e9:.1f} GFLOP/s "
+          f"(median round {2.0 * n ** 3 / statistics.median(times['matmul']) / 1e9:.1f})")
+    print(f"{'encoder':<12} {'locations/s':>12} {'median':>10} {'GFLOP/s':>8} {'of matmul':>9} {'vs torch':>8}")
+    rate = {}
+    for name in ("onnxruntime", "numpy", "pytorch"):
+        rate[name] = args.points / best[name]
+        print(f"{name:<12} {rate[name]:>12,.0f} {args.points / statistics.median(times[name]):>10,.0f} "
+              f"{rate[name] * flops / 1e9:>8.1f} {rate[name] * flops / mm_rate:>8.0%} "
+              f"{rate[name] / (args.points / best['pytorch']):>7.2f}x")
+    return rate, mm_rate
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--points", type=int, default=32768, help="locations per encoder timing")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (best is kept)")
+    ap.add_argument("--points", type=int, default=16384, help="locations per encoder timing")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (best is kept)")
     ap.add_argument("--canvas", type=int, default=1024, help="canvas side in pixels")
     ap.add_argument("--further", type=int, default=3, help="further species timed on the cached canvas")
     ap.add_argument("--matmul", type=int, default=2048, help="side of the square matmul")
@@ -139,25 +157,35 @@ def main() -> None:
     a @ b  # warm up BLAS
     fns = {"matmul": lambda: a @ b, "onnxruntime": lambda: ort.embed(lonlat),
            "numpy": lambda: npy.embed(lonlat), "pytorch": torch_embed}
-    times = best_of(fns, args.rounds)
-    best = {k: min(v) for k, v in times.items()}
-    mm_rate = 2.0 * n ** 3 / best["matmul"]
-    print(f"\nfloat32 matmul {n}x{n} (numpy): {mm_rate / 1e9:.1f} GFLOP/s "
-          f"(median {2.0 * n ** 3 / statistics.median(times['matmul']) / 1e9:.1f})")
-    print(f"{'encoder':<12} {'locations/s':>12} {'GFLOP/s':>8} {'of matmul':>9} {'vs torch':>8}")
-    rate = {}
-    for name in ("onnxruntime", "numpy", "pytorch"):
-        rate[name] = args.points / best[name]
-        print(f"{name:<12} {rate[name]:>12,.0f} {rate[name] * flops / 1e9:>8.1f} "
-              f"{rate[name] * flops / mm_rate:>8.0%} {rate[name] / (args.points / best['pytorch']):>7.2f}x")
+    rate, mm_rate = report(f"all {threads} threads", fns, args, flops, n)
+
+    # the same on one thread each: per-core efficiency, less sensitive to other processes' load
+    from threadpoolctl import threadpool_limits
+
+    ort1 = Predictor(bundle, "onnxruntime", threads=1)
+
+    def one_blas(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            with threadpool_limits(1):
+                return fn()
+        return run
+
+    def torch_one() -> np.ndarray:
+        torch.set_num_threads(1)
+        try:
+            return torch_embed()
+        finally:
+            torch.set_num_threads(threads)
+
+    report("1 thread", {"matmul": one_blas(lambda: a @ b), "onnxruntime": lambda: ort1.embed(lonlat),
+                        "numpy": one_blas(lambda: npy.embed(lonlat)), "pytorch": torch_one}, args, flops, n)
 
     if not args.no_tuning:
-        print("\nonnxruntime tuning (locations/s, best of rounds):")
+        print(f"\nonnxruntime batch size ({threads} threads; locations/s, best of rounds; default {DEFAULT_BATCH}):")
         variants = {}
-        for bs in (1024, 4096, 16384):
-            for th in sorted({1, threads}):
-                p = Predictor(bundle, "onnxruntime", batch_size=bs, threads=th)
-                variants[f"batch {bs:>5} threads {th}"] = (lambda p=p: p.embed(lonlat))
+        for bs in (1024, 2048, 4096, 8192, 16384):
+            p = Predictor(bundle, "onnxruntime", batch_size=bs)
+            variants[f"batch {bs:>5}"] = (lambda p=p: p.embed(lonlat))
         for name, ts in best_of(variants, args.rounds).items():
             print(f"  {name}: {args.points / min(ts):>10,.0f}")
 
