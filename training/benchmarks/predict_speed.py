@@ -160,25 +160,28 @@ def main() -> None:
     rate, mm_rate = report(f"all {threads} threads", fns, args, flops, n)
 
     # the same on one thread each: per-core efficiency, less sensitive to other processes' load
-    from threadpoolctl import threadpool_limits
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("\n[1 thread] skipped: pip install threadpoolctl to limit numpy's BLAS threads")
+    else:
+        ort1 = Predictor(bundle, "onnxruntime", threads=1)
 
-    ort1 = Predictor(bundle, "onnxruntime", threads=1)
+        def one_blas(fn: Callable[[], object]) -> Callable[[], object]:
+            def run() -> object:
+                with threadpool_limits(1):
+                    return fn()
+            return run
 
-    def one_blas(fn: Callable[[], object]) -> Callable[[], object]:
-        def run() -> object:
-            with threadpool_limits(1):
-                return fn()
-        return run
+        def torch_one() -> np.ndarray:
+            torch.set_num_threads(1)
+            try:
+                return torch_embed()
+            finally:
+                torch.set_num_threads(threads)
 
-    def torch_one() -> np.ndarray:
-        torch.set_num_threads(1)
-        try:
-            return torch_embed()
-        finally:
-            torch.set_num_threads(threads)
-
-    report("1 thread", {"matmul": one_blas(lambda: a @ b), "onnxruntime": lambda: ort1.embed(lonlat),
-                        "numpy": one_blas(lambda: npy.embed(lonlat)), "pytorch": torch_one}, args, flops, n)
+        report("1 thread", {"matmul": one_blas(lambda: a @ b), "onnxruntime": lambda: ort1.embed(lonlat),
+                            "numpy": one_blas(lambda: npy.embed(lonlat)), "pytorch": torch_one}, args, flops, n)
 
     if not args.no_tuning:
         print(f"\nonnxruntime batch size ({threads} threads; locations/s, best of rounds; default {DEFAULT_BATCH}):")
