@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qgis.core import QgsProcessingException
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.landmask import is_land
@@ -15,17 +15,45 @@ from .train_helpers import TINY, isolated_model_list, lonlat_points, point_layer
 pytestmark = pytest.mark.usefixtures("isolated_model_list")
 
 
-def _run(params: dict) -> dict:
+def _run(params: dict, feedback=None) -> dict:
     import processing
 
-    return processing.run(TrainModelAlgorithm(), params)
+    return processing.run(TrainModelAlgorithm(), params, feedback=feedback)
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Keeps the log and the progress; cancels itself once progress passes ``cancel_at`` percent."""
+
+    def __init__(self, cancel_at: float | None = None) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.progress: list[float] = []
+        self.cancel_at = cancel_at
+        self.progressChanged.connect(self._progress)
+
+    def _progress(self, value: float) -> None:
+        self.progress.append(value)
+        if self.cancel_at is not None and value >= self.cancel_at:
+            self.cancel()
+
+    def pushInfo(self, info: str) -> None:
+        self.lines.append(info)
+        super().pushInfo(info)
 
 
 def test_trains_from_a_projected_layer_and_ranks_training_places_high(qgis_processing, tmp_path):
     layer = point_layer("EPSG:3857")
     out = tmp_path / "trained.sinr"
+    feedback = RecordingFeedback()
     res = _run({"INPUT": layer, "SPECIES_FIELD": "taxon", "SOURCE_FIELD": "dataset", "OUTPUT": str(out),
-                "LOSS": 0, "SEED": 1, **TINY})
+                "LOSS": 0, "SEED": 1, **TINY}, feedback)
+    # progress per step (300 records / batch 32 = 10 steps per epoch), and a summary in the log
+    assert len(feedback.progress) >= 10 * TINY["EPOCHS"] and feedback.progress[-1] == 100
+    assert feedback.progress == sorted(feedback.progress)
+    assert "observations: 300 of 300 points exported." in feedback.lines
+    summary = [line for line in feedback.lines if line.startswith("Trained trained.sinr:")]
+    assert len(summary) == 1 and "3 species, 300 records used of 300 read, 40 epochs, final loss" in summary[0]
+    assert "time " in summary[0] and "no records dropped" in summary[0]
     assert res["OUTPUT"] == str(out) and res["N_SPECIES"] == 3 and res["N_RECORDS"] == 300
     assert np.isfinite(res["FINAL_LOSS"])
     bundle = ModelBundle.load(out)
@@ -86,3 +114,41 @@ def test_trains_from_a_file(qgis_processing, tmp_path):
                     + "".join(f"{x}\t{y}\t{s}\n" for (x, y), s in zip(ll, sp)))
     res = _run({"INPUT_FILE": str(data), "OUTPUT": str(tmp_path / "file.sinr"), **TINY, "EPOCHS": 2})
     assert res["N_SPECIES"] == 3 and res["N_RECORDS"] == 120
+
+
+def test_cancel_between_steps_leaves_no_bundle(qgis_processing, tmp_path):
+    feedback = RecordingFeedback(cancel_at=5)
+    out = tmp_path / "cancelled.sinr"
+    with pytest.raises(QgsProcessingException, match="cancelled"):
+        _run({"INPUT": point_layer(), "SPECIES_FIELD": "taxon", "OUTPUT": str(out), **TINY, "EPOCHS": 200},
+             feedback)
+    assert 5 <= max(feedback.progress) < 50
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if ".part" in p.name] == []
+    assert model_registry.list_models() == []
+
+
+def test_trains_with_covariate_rasters(qgis_processing, tmp_path):
+    from osgeo import gdal, osr
+    from qgis.core import QgsRasterLayer
+
+    path = tmp_path / "bio.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 360, 180, 2, gdal.GDT_Float32)
+    ds.SetGeoTransform((-180.0, 1.0, 0, 90.0, 0, -1.0))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    ds.SetProjection(srs.ExportToWkt())
+    lat = np.repeat(np.linspace(89.5, -89.5, 180)[:, None], 360, 1).astype(np.float32)
+    for b, (name, values) in enumerate((("temp", 30 - np.abs(lat) / 2), ("wet", np.cos(np.radians(lat)) * 100))):
+        band = ds.GetRasterBand(b + 1)
+        band.WriteArray(values.astype(np.float32))
+        band.SetDescription(name)
+    ds = None
+    raster = QgsRasterLayer(str(path), "bio")
+    out = tmp_path / "env.sinr"
+    res = _run({"INPUT": point_layer(), "SPECIES_FIELD": "taxon", "COVARIATES": [raster], "OUTPUT": str(out),
+                **TINY, "EPOCHS": 2})
+    assert res["N_SPECIES"] == 3
+    bundle = ModelBundle.load(out)
+    assert bundle.encoding == "sin_cos_env" and bundle.covariate_names == ["temp", "wet"]
+    mean = [c["mean"] for c in bundle.covariates]
+    assert mean[0] == pytest.approx(float((30 - np.abs(lat) / 2).mean()), rel=1e-3)
