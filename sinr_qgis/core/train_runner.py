@@ -305,7 +305,8 @@ def output_busy_message(out: str | Path) -> str | None:
         return None
     if _pid_alive(int(info.get("pid", -1))):
         return (f"A training is already writing {Path(out).name} (process {info.get('pid')}, started "
-                f"{info.get('started', '?')}). Wait for it to finish or cancel it, or choose another output file.")
+                f"{info.get('started', '?')}). Wait for it to finish or cancel it, or choose another output file. "
+                f"If no training is running, delete {lp}.")
     return None
 
 
