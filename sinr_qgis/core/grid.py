@@ -260,7 +260,10 @@ class Grid:
             bx, by, ok2 = _transform(inverse, np.where(ok, lon, 0.0), np.where(ok, lat, 0.0))
             tol = _ROUNDTRIP_TOL * min(self.xres, self.yres)
             with np.errstate(invalid="ignore"):
-                ok &= ok2 & (np.abs(bx - x) <= tol) & (np.abs(by - y) <= tol)
+                dx = bx - x
+                if self.is_geographic:  # longitudes may come back wrapped by 360 deg
+                    dx = np.mod(dx + 180.0, 360.0) - 180.0
+                ok &= ok2 & (np.abs(dx) <= tol) & (np.abs(by - y) <= tol)
             ok &= np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90.0)
         out = np.full((x.size, 2), np.nan)
         out[ok, 0] = np.mod(lon[ok] + 180.0, 360.0) - 180.0

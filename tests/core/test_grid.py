@@ -100,6 +100,10 @@ def test_longitudes_are_wrapped():
     g = Grid.from_pixel_size((170, 0, 190, 10), "EPSG:4326", 5)
     ll, _ = g.lonlat()
     assert ll[:4, 0].tolist() == [172.5, 177.5, -177.5, -172.5]
+    # another geographic CRS (NAD83) across the dateline is transformed, not flagged invalid
+    ll, ok = Grid.from_pixel_size((170, 50, 190, 60), "EPSG:4269", 5).lonlat()
+    assert ok.all()
+    np.testing.assert_allclose(ll[:4, 0], [172.5, 177.5, -177.5, -172.5], atol=1e-6)
 
 
 def test_wkt_crs_is_accepted():
