@@ -1,0 +1,151 @@
+"""``python -m training``: user errors exit 2 with one line, training writes a full bundle, resume."""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sinr_qgis.core.bundle import ModelBundle, file_sha256
+from training.cli import checkpoint_path, main
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["--epochs", "1", "--batch-size", "256", "--width", "16", "--depth", "1", "--threads", "2", "--no-progress"]
+
+
+def write_csv(path: Path, n_per: int = 150, extra_bad: bool = True) -> Path:
+    rng = np.random.default_rng(0)
+    rows = []
+    species = [("aaa", "Alpha a", (-90, 35)), ("bbb", "Beta b", (-110, 45)), ("ccc", "Gamma c", (-75, 42))]
+    for code, name, (x, y) in species:
+        for _ in range(n_per):
+            rows.append([name, code, f"{y + rng.normal(0, 2):.5f}", f"{x + rng.normal(0, 2):.5f}", "src1"])
+    if extra_bad:
+        rows.append(["Alpha a", "aaa", "", "-90", "src1"])  # missing latitude
+        rows.append(["Alpha a", "aaa", "95", "-90", "src1"])  # out of range
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["species", "code", "latitude", "longitude", "source"])
+        w.writerows(rows)
+    return path
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_writes_a_complete_bundle(tmp_path, capsys):
+    data = write_csv(tmp_path / "obs.csv.gz")
+    out = tmp_path / "m.sinr"
+    code, stdout, err = run_main(capsys, "train", "--data", data, "--out", out, "--jsonl", "--cap", "100",
+                                 "--pos-weight", "3", *FAST)
+    assert code == 0, err
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    assert events[-1]["out"] == str(out) and events[-1]["n_species"] == 3
+    b = ModelBundle.load(out)
+    assert [s.code for s in b.species] == ["aaa", "bbb", "ccc"]
+    assert [s.name for s in b.species] == ["Alpha a", "Beta b", "Gamma c"]
+    assert [s.n_train for s in b.species] == [100, 100, 100]
+    assert all(s.threshold is not None and 0 < s.threshold < 1 for s in b.species)
+    d = b.meta["data"]
+    assert d["file"] == "obs.csv.gz" and d["sha256"] == file_sha256(data)
+    assert d["n_read"] == 452 and d["n_used"] == 300 and sum(d["dropped"].values()) == 2
+    t = b.meta["training"]
+    assert t["loss"] == "an_full" and t["pos_weight"] == 3 and t["cap"] == 100 and t["seed"] == 0
+    assert len(t["epoch_losses"]) == 1 and b.meta["licence"] and b.meta["citation"]
+    assert not checkpoint_path(out).exists()  # removed after a successful export
+
+
+def test_threshold_is_lpt_r_of_own_training_records(tmp_path, capsys):
+    from sinr_qgis.core import network
+    from sinr_qgis.core.occurrences import read_occurrences
+    from training.data import prepare_training_data
+
+    data = write_csv(tmp_path / "obs.csv", extra_bad=False)
+    out = tmp_path / "m.sinr"
+    assert run_main(capsys, "train", "--data", data, "--out", out, "--cap", "50", "--pos-weight", "3", *FAST)[0] == 0
+    b = ModelBundle.load(out)
+    td = prepare_training_data(read_occurrences(data), cap=50, seed=0)
+    emb = network.embed(b.weights, "sin_cos", td.lonlat)
+    logit = (emb * b.head[td.species]).sum(1)
+    p = 1 / (1 + np.exp(-logit.astype(np.float64)))
+    for j, s in enumerate(b.species):
+        assert s.threshold == pytest.approx(np.percentile(p[td.species == j], 5), rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "{tmp}/missing.csv"], "does not exist"),
+    (["--species-column", "nope"], "nope"),
+    (["--encoding", "env"], "needs --covariates"),
+    (["--covariates", "{tmp}/x.tif"], "needs --encoding env"),
+    (["--out", "{tmp}/no/such/dir/m.sinr"], "does not exist"),
+    (["--resume"], "No checkpoint"),
+    (["--thin-deg", "-1"], "thin-deg"),
+])
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
+    data = write_csv(tmp_path / "obs.csv")
+    base = {"--data": str(data), "--out": str(tmp_path / "m.sinr")}
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    for i in range(0, len(args) - 1):
+        if args[i] in base:
+            base[args[i]] = args[i + 1]
+    rest = [a for i, a in enumerate(args) if a not in base and (i == 0 or args[i - 1] not in base)]
+    code, stdout, err = run_main(capsys, "train", *[x for kv in base.items() for x in kv], *rest, *FAST, "--jsonl")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1]
+    assert "Traceback" not in err
+    assert json.loads(stdout.strip().splitlines()[-1])["event"] == "error"
+    assert not (tmp_path / "m.sinr").exists()
+
+
+def test_module_entry_point_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "training", "train", "--data", str(tmp_path / "none.csv"),
+                           "--out", str(tmp_path / "m.sinr")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: data file {tmp_path / 'none.csv'} does not exist."]
+
+
+def test_resume_continues_from_the_saved_epoch(tmp_path, capsys):
+    data = write_csv(tmp_path / "obs.csv")
+    out = tmp_path / "m.sinr"
+    opts = ["--data", data, "--out", out, "--batch-size", "256", "--width", "16", "--depth", "1",
+            "--threads", "2", "--no-progress", "--pos-weight", "3", "--jsonl", "--keep-checkpoint"]
+    assert run_main(capsys, "train", *opts, "--epochs", "1")[0] == 0
+    first = ModelBundle.load(out).meta["training"]["epoch_losses"]
+    assert checkpoint_path(out).is_file()
+    code, stdout, err = run_main(capsys, "train", *opts, "--epochs", "2", "--resume")
+    assert code == 0, err
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert events[0]["start_epoch"] == 2
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [2]
+    losses = ModelBundle.load(out).meta["training"]["epoch_losses"]
+    assert len(losses) == 2 and losses[0] == pytest.approx(first[0])
+    # a different setting refuses to resume
+    code, _, err = run_main(capsys, "train", *opts, "--epochs", "3", "--resume", "--lr", "0.01")
+    assert code == 2 and "other settings" in err
+
+
+def test_interrupted_export_leaves_no_partial_bundle(tmp_path, capsys, monkeypatch):
+    data = write_csv(tmp_path / "obs.csv")
+    out = tmp_path / "m.sinr"
+
+    def fail(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", fail)
+    with pytest.raises(OSError):
+        main(["train", "--data", str(data), "--out", str(out), *FAST])
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.sinr")]

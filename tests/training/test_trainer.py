@@ -1,0 +1,151 @@
+"""The trainer on small synthetic data: dropout, progress events, cancel, checkpoints and resume."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sinr_qgis.core.errors import CancelledError
+from training.data import TrainingData
+from training.trainer import BitDropout, TrainConfig, Trainer, TrainingError
+
+torch.set_num_threads(2)
+
+
+def synthetic(n_per: int = 300, seed: int = 0) -> TrainingData:
+    """Three species in three separate boxes."""
+    rng = np.random.default_rng(seed)
+    boxes = [(-100, -90, 30, 40), (0, 10, 40, 50), (120, 130, -30, -20)]
+    lon = np.concatenate([rng.uniform(a, b, n_per) for a, b, _, _ in boxes])
+    lat = np.concatenate([rng.uniform(c, d, n_per) for _, _, c, d in boxes])
+    sp = np.repeat(np.arange(3), n_per)
+    return TrainingData(lonlat=np.c_[lon, lat].astype(np.float32), species=sp, codes=["a", "b", "c"],
+                        names=["A", "B", "C"])
+
+
+def small_config(**kw) -> TrainConfig:
+    # lambda = 2048 is tuned for thousands of species; with 3 it would call every species present
+    base = {"epochs": 2, "batch_size": 128, "width": 32, "depth": 2, "lr": 2e-3, "seed": 3, "pos_weight": 3.0}
+    return TrainConfig(**(base | kw))
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3])
+def test_bit_dropout_matches_dropout_statistics(p):
+    torch.manual_seed(0)
+    d = BitDropout(p)
+    x = torch.ones(400, 512)
+    y = d(x)
+    assert (y == 0).float().mean().item() == pytest.approx(p, abs=0.005)
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)))
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)
+    # masks are not repeated between calls or correlated along rows
+    assert not torch.equal(d(x), d(x))
+    assert abs(np.corrcoef((y[:, :-1] == 0).flatten().numpy(), (y[:, 1:] == 0).flatten().numpy())[0, 1]) < 0.02
+    d.eval()
+    assert torch.equal(d(x), x)
+    # gradient flows only through kept elements, scaled
+    d.train()
+    xg = torch.ones(10, 64, requires_grad=True)
+    out = d(xg)
+    out.sum().backward()
+    assert torch.equal(xg.grad, out.detach())
+
+
+def test_fit_lowers_loss_and_emits_the_documented_events():
+    tr = Trainer(synthetic(), small_config(epochs=3, lr=1e-2))
+    stream = io.StringIO()
+    res = tr.fit(progress=False, jsonl=stream, jsonl_every=3)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert events[0]["event"] == "start" and events[0]["steps_total"] == 3 * tr.steps_per_epoch == 24
+    steps = [e for e in events if e["event"] == "step"]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["step"] for e in steps] == list(range(3, 25, 3))
+    assert set(steps[0]) >= {"epoch", "step", "steps_total", "loss", "progress", "samples_per_s"}
+    assert [e["epoch"] for e in epochs] == [1, 2, 3] and epochs[-1]["progress"] == 1.0
+    assert epochs[1]["lr"] == pytest.approx(1e-2 * 0.98 ** 2)
+    assert res.epoch_losses[-1] < res.epoch_losses[0]
+    assert res.samples == 3 * 900 and res.steps == 24
+    # the learnt model puts each species in its own box
+    lonlat = torch.tensor([[-95.0, 35.0], [5.0, 45.0], [125.0, -25.0]])
+    with torch.no_grad():
+        logits = tr.model.head(tr.model.embed(lonlat))
+    assert logits.argmax(1).tolist() == [0, 1, 2]
+    probs = tr.own_species_probabilities()
+    assert probs.shape == (900,) and probs.min() > 0 and probs.max() < 1
+
+
+@pytest.mark.parametrize("loss", ["an_ssdl", "an_slds", "me_full", "me_ssdl", "gp"])
+def test_every_loss_trains(loss):
+    res = Trainer(synthetic(100), small_config(loss=loss, epochs=1)).fit(progress=False)
+    assert np.isfinite(res.final_loss)
+
+
+def test_cancel_between_steps_keeps_last_epoch_checkpoint(tmp_path):
+    tr = Trainer(synthetic(), small_config(epochs=3))
+    calls = {"n": 0}
+
+    def cancel_after_ten() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 10
+
+    ck = tmp_path / "m.sinr.ckpt.pt"
+    with pytest.raises(CancelledError):
+        tr.fit(checkpoint=ck, progress=False, should_cancel=cancel_after_ten)
+    assert tr.epoch == 1 and ck.is_file()  # 8 steps per epoch: epoch 1 done, stopped in epoch 2
+    saved = torch.load(ck, weights_only=True)
+    assert saved["epoch"] == 1
+
+
+def test_resume_continues_from_the_saved_epoch_exactly(tmp_path):
+    data = synthetic()
+    straight = Trainer(data, small_config(epochs=2)).fit(progress=False)
+    ck = tmp_path / "ck.pt"
+    Trainer(data, small_config(epochs=1)).fit(checkpoint=ck, progress=False)
+    tr = Trainer(data, small_config(epochs=2))
+    tr.load_checkpoint(ck)
+    assert tr.epoch == 1
+    stream = io.StringIO()
+    resumed = tr.fit(checkpoint=ck, progress=False, jsonl=stream)
+    assert json.loads(stream.getvalue().splitlines()[0])["start_epoch"] == 2
+    assert resumed.steps == tr.steps_per_epoch  # only the second epoch ran
+    assert resumed.epoch_losses == pytest.approx(straight.epoch_losses)
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+
+
+def test_resume_refuses_other_settings_or_data(tmp_path):
+    data = synthetic()
+    ck = tmp_path / "ck.pt"
+    Trainer(data, small_config(epochs=1)).fit(checkpoint=ck, progress=False)
+    with pytest.raises(TrainingError, match="lr"):
+        Trainer(data, small_config(lr=1e-3)).load_checkpoint(ck)
+    with pytest.raises(TrainingError, match="different data"):
+        Trainer(synthetic(seed=9), small_config()).load_checkpoint(ck)
+    with pytest.raises(TrainingError, match="No checkpoint"):
+        Trainer(data, small_config()).load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(TrainingError, match="cannot be read"):
+        Trainer(data, small_config()).load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_env_training_uses_covariates_and_a_random_pool(shared_data):
+    from sinr_qgis.core.covariates import CovariateStack
+
+    stack = CovariateStack.open([shared_data / "covariates" / "sa_bioclim_0p5deg.tif"])
+    data = synthetic(60)
+    data.lonlat[:, 0] = np.clip(data.lonlat[:, 0], -120, -40)  # inside the raster's longitudes
+    data.lonlat[:, 1] = np.clip(data.lonlat[:, 1], -50, 35)
+    data.env = stack.sample(data.lonlat.astype(np.float64)).astype(np.float32)
+    mean, std = stack.stats()
+    tr = Trainer(data, small_config(encoding="sin_cos_env", epochs=1, env_pool=5000),
+                 env_mean=mean, env_std=std, rand_env=stack.sample)
+    assert tr.features.shape == (180, 4 + 9) and tr.rand_pool.shape == (5000, 13)
+    assert torch.isfinite(tr.features).all() and torch.isfinite(tr.rand_pool).all()
+    assert np.allclose(tr.model.env_mean.numpy(), mean)
+    res = tr.fit(progress=False)
+    assert np.isfinite(res.final_loss)
+    with pytest.raises(TrainingError, match="covariates"):
+        Trainer(data, small_config(encoding="env"))
