@@ -38,7 +38,7 @@ from ..core.encoding import ENCODINGS
 from ..core.errors import SinrError
 from ..core.train_runner import DEFAULTS, LOSS_LABELS, LOSSES, TrainOptions, checkpoint_path
 from ..qgis_bridge.covariates import raster_layer_source
-from ..qgis_bridge.observations import SOURCE, SPECIES, export_observations
+from ..qgis_bridge.observations import SOURCE, SPECIES, export_file_name, export_observations
 from ..tasks.train_task import TrainTask, start_training, training_busy_message
 from ..toolbelt.interpreter import check_training_interpreter, set_training_interpreter, training_interpreter
 
@@ -236,7 +236,7 @@ class TrainDialog(QDialog):
             species_field = self.species_field.currentField()
             if not species_field:
                 raise SinrError("Choose the species field: the field that holds each point's species name or code.")
-            export = export_observations(layer, species_field, workdir / "observations.csv",
+            export = export_observations(layer, species_field, workdir / export_file_name(layer.name()),
                                          transform_context=QgsProject.instance().transformContext(),
                                          source_field=self.source_field.currentField() or None)
             LOG.info(export.text())

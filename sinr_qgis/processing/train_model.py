@@ -33,7 +33,7 @@ from ..core.encoding import ENCODINGS
 from ..core.errors import SinrError
 from ..core.train_runner import DEFAULTS, LOSS_LABELS, LOSSES, TrainOptions, run_training
 from ..qgis_bridge.covariates import raster_layer_source
-from ..qgis_bridge.observations import SPECIES, export_observations
+from ..qgis_bridge.observations import SPECIES, export_file_name, export_observations
 from ..toolbelt import model_registry
 from ..toolbelt.interpreter import training_interpreter
 from .base import SinrAlgorithm, user_errors
@@ -224,7 +224,7 @@ class TrainModelAlgorithm(SinrAlgorithm):
                                                      "that holds each point's species name or code."))
             source_field = self.parameterAsString(parameters, self.SOURCE_FIELD, context) or None
             label = source.sourceName() or "observations"
-            export = export_observations(source, species_field, workdir / "observations.csv",
+            export = export_observations(source, species_field, workdir / export_file_name(label),
                                          transform_context=context.transformContext(), source_field=source_field,
                                          origin=label, is_cancelled=feedback.isCanceled)
             feedback.pushInfo(export.text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,12 @@ class ObservationExport:
         skipped = f"; {self.n_no_geometry:,} without a usable point" if self.n_no_geometry else ""
         empty = f"; {self.n_no_species:,} without a species" if self.n_no_species else ""
         return f"{self.origin}: {self.n_written:,} of {self.n_features:,} points exported{skipped}{empty}."
+
+
+def export_file_name(layer_name: str) -> str:
+    """A CSV file name after the layer (the model card's "Trained on" shows it), safe on every OS."""
+    stem = re.sub(r"[^\w.-]+", "_", layer_name.strip(), flags=re.UNICODE).strip("._") or "observations"
+    return stem[:80] + ".csv"
 
 
 def attribute_text(value: Any) -> str:

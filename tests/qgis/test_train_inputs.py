@@ -12,7 +12,7 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingException, QgsP
 from sinr_qgis.core.errors import GridError, OccurrenceError
 from sinr_qgis.core.train_checks import MIN_TRAINING_RECORDS, check_training_input
 from sinr_qgis.processing.train_model import TrainModelAlgorithm
-from sinr_qgis.qgis_bridge.observations import attribute_text, export_observations
+from sinr_qgis.qgis_bridge.observations import attribute_text, export_file_name, export_observations
 
 from .train_helpers import TINY, isolated_model_list, lonlat_points, point_layer  # noqa: F401
 
@@ -122,3 +122,9 @@ def test_layer_and_file_together_are_refused(qgis_processing, tmp_path):
     with pytest.raises(QgsProcessingException, match=r"either as a point layer or as a file, not both"):
         _run({"INPUT": point_layer(n_per_species=2), "SPECIES_FIELD": "taxon", "INPUT_FILE": str(f),
               "OUTPUT": str(tmp_path / "m.sinr"), **TINY})
+
+
+def test_export_file_is_named_after_the_layer():
+    assert export_file_name("Bird atlas 2024 / Spain") == "Bird_atlas_2024_Spain.csv"
+    assert export_file_name("  ") == "observations.csv"
+    assert export_file_name("Águilas") == "Águilas.csv"

@@ -58,6 +58,7 @@ def test_trains_from_a_projected_layer_and_ranks_training_places_high(qgis_proce
     assert np.isfinite(res["FINAL_LOSS"])
     bundle = ModelBundle.load(out)
     assert sorted(s.name for s in bundle.species) == ["Acer fakum", "Fagus exempli", "Quercus testii"]
+    assert "Trained on: observations.csv (300 records)" in bundle.card()  # named after the layer
     assert bundle.meta["training"]["epochs"] == TINY["EPOCHS"] and bundle.meta["training"]["width"] == 32
     # the model sees lon/lat: the points were reprojected from EPSG:3857
     ll, sp, _ = lonlat_points()
