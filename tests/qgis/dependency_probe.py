@@ -81,6 +81,9 @@ def main() -> dict:
     out["provider"] = provider is not None
     out["algorithms"] = sorted(a.id() for a in provider.algorithms()) if provider else []
 
+    from sinr_qgis.toolbelt.interpreter import set_training_interpreter
+
+    set_training_interpreter(os.environ["SINR_PROBE_TRAINING_PYTHON"])
     from sinr_qgis.toolbelt.diagnostics import as_dict, collect_diagnostics
 
     out["diagnostics"] = as_dict(collect_diagnostics(probe_torch=True))

@@ -48,12 +48,23 @@ def bundle(tmp_path_factory) -> Path:
 
 
 def run_probe(bundle: Path, work: Path, block: bool) -> dict:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    home = work / "home"  # QGIS settings of the probe go here, never to the user's profile
+    home.mkdir()
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_DATA_HOME=str(home / ".local" / "share"))
+    python = str(ROOT / ".venv" / "bin" / "python")
     if block:
         site = work / "site"
         site.mkdir()
         (site / "sitecustomize.py").write_text(SITECUSTOMIZE.format(blocked=BLOCKED))
         env["PYTHONPATH"] = os.pathsep.join([str(site), *[p for p in [env.get("PYTHONPATH")] if p]])
+        # The training child gets a clean PYTHONPATH from the plugin, so the interpreter without
+        # torch is a wrapper that puts the blocker back, like a Python where torch was never installed.
+        wrapper = work / "python-without-torch"
+        wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{site}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{python}" "$@"\n')
+        wrapper.chmod(0o755)
+        python = str(wrapper)
+    env["SINR_PROBE_TRAINING_PYTHON"] = python
     proc = subprocess.run([sys.executable, str(PROBE), str(bundle), str(work)], cwd=work, env=env,
                           capture_output=True, text=True, timeout=300)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
