@@ -19,6 +19,8 @@ ALGORITHMS: list[tuple[str, str]] = [
     ("species_at_points", "SpeciesAtPointsAlgorithm"),
     ("location_embeddings", "LocationEmbeddingsAlgorithm"),
     ("species_richness", "SpeciesRichnessAlgorithm"),
+    ("evaluate_ranges", "EvaluateRangesAlgorithm"),
+    ("evaluate_presence_absence", "EvaluatePresenceAbsenceAlgorithm"),
     ("train_model", "TrainModelAlgorithm"),  # needs torch only in the training interpreter, checked at run
 ]
 

@@ -1,0 +1,400 @@
+"""Comparing predicted ranges with reference data: species matching, labels on a grid, per-species scores.
+
+The Processing algorithms ``sinr:evaluate_ranges`` / ``sinr:evaluate_presence_absence`` and the
+dock's "Compare" all go through here, and score with :mod:`~sinr_qgis.core.metrics` (the same code
+as the NA-Trees benchmark harness), so every place reports the same numbers.
+
+- :func:`match_species` pairs reference names (a range layer's species field, a presence/absence
+  column) with model species by code or scientific name, case-insensitive.
+- :func:`rasterize_geometries` labels grid cells from polygons (OGR WKB in the grid's CRS): a cell
+  is a presence when its *centre* lies inside a polygon, the same point-in-polygon rule the
+  benchmark applies to its H3 points.
+- :func:`warp_band_to_grid` reads any raster band onto an evaluation grid (prediction rasters,
+  reference rasters whose cells > 0 are presence).
+- :func:`area_weights`: cos(latitude) per cell of a lon/lat grid (the cell's area up to a constant).
+- :func:`evaluate_species` -> :class:`SpeciesEvaluation`: AP, prevalence, cell counts, the
+  F1-optimal threshold with its F1 and IoU, and the precision-recall curve.
+
+AP is reported as a fraction in [0, 1] per species here; :func:`map_percent` gives the mean over
+species in percent with 2 decimals, the benchmark harness's scale.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal, ogr, osr
+
+from . import metrics
+from .bundle import Species
+from .errors import GridError
+from .grid import Grid
+
+
+# ---- species matching --------------------------------------------------------------------------
+def _key(text: object) -> str:
+    return " ".join(str(text or "").split()).lower()
+
+
+@dataclass
+class SpeciesMatch:
+    """Reference names paired with species: ``matched`` {reference name: species}, ``unmatched``."""
+
+    matched: dict[str, Species] = field(default_factory=dict)
+    unmatched: list[str] = field(default_factory=list)
+
+    def unmatched_text(self, limit: int = 20) -> str:
+        names = self.unmatched[:limit]
+        more = f" and {len(self.unmatched) - limit} more" if len(self.unmatched) > limit else ""
+        return ", ".join(repr(n) for n in names) + more
+
+
+def match_species(names: Iterable[str], species: Sequence[Species]) -> SpeciesMatch:
+    """Pair each reference name with a species by code, scientific name or "Name (code)" label.
+
+    Case and repeated/surrounding spaces are ignored. Empty names are dropped; each distinct name
+    appears once in the result (first spelling kept). Two names meaning the same species (its code
+    and its name) both match it.
+    """
+    lookup: dict[str, Species] = {}
+    for s in species:
+        for k in (s.code, s.name, s.label):
+            if _key(k):
+                lookup.setdefault(_key(k), s)
+    out = SpeciesMatch()
+    seen: set[str] = set()
+    for n in names:
+        text = " ".join(str(n if n is not None else "").split())
+        k = text.lower()
+        if not k or k in seen:
+            continue
+        seen.add(k)
+        if k in lookup:
+            out.matched[text] = lookup[k]
+        else:
+            out.unmatched.append(text)
+    return out
+
+
+# ---- grids and labels --------------------------------------------------------------------------
+def _mem_raster(grid: Grid, dtype: int = gdal.GDT_Byte) -> gdal.Dataset:
+    ds = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, 1, dtype)
+    ds.SetGeoTransform(grid.geotransform)
+    ds.SetProjection(grid.crs_wkt)
+    return ds
+
+
+def rasterize_geometries(grid: Grid, wkb_geometries: Iterable[bytes]) -> np.ndarray:
+    """Bool [H, W]: cells whose centre lies inside any of the (multi)polygons, given as WKB in the
+    grid's CRS. Empty or unreadable geometries are ignored."""
+    ds = _mem_raster(grid)
+    ds.GetRasterBand(1).Fill(0)
+    vec = ogr.GetDriverByName("Memory").CreateDataSource("")
+    srs = grid.srs
+    layer = vec.CreateLayer("ranges", srs, ogr.wkbUnknown)
+    defn = layer.GetLayerDefn()
+    n = 0
+    for wkb in wkb_geometries:
+        geom = ogr.CreateGeometryFromWkb(bytes(wkb)) if wkb else None
+        if geom is None or geom.IsEmpty():
+            continue
+        feat = ogr.Feature(defn)
+        feat.SetGeometry(geom)
+        layer.CreateFeature(feat)
+        n += 1
+    if n:
+        err = gdal.RasterizeLayer(ds, [1], layer, burn_values=[1])
+        if err != 0:
+            raise GridError("The range polygons could not be rasterised on the evaluation grid.")
+    return ds.GetRasterBand(1).ReadAsArray().astype(bool)
+
+
+def warp_band_to_grid(path: str, band: int, grid: Grid, resampling: str = "average") -> np.ndarray:
+    """Float32 [H, W] of raster ``path`` band ``band`` on ``grid`` (any source CRS); NaN where the
+    raster has no data or does not reach. A raster already on ``grid`` is read as it is."""
+    src = gdal.Open(str(path))
+    if src is None:
+        raise GridError(f"Cannot read the raster {path}.")
+    if not 1 <= band <= src.RasterCount:
+        raise GridError(f"{path} has {src.RasterCount} band(s); band {band} does not exist.")
+    b = src.GetRasterBand(band)
+    nodata = b.GetNoDataValue()
+    same = (src.RasterXSize == grid.width and src.RasterYSize == grid.height
+            and np.allclose(src.GetGeoTransform(), grid.geotransform, rtol=0, atol=1e-9 * max(grid.xres, 1e-12))
+            and _same_crs(src.GetProjection(), grid))
+    if same:
+        arr = b.ReadAsArray().astype(np.float32)
+    else:
+        dst = _mem_raster(grid, gdal.GDT_Float32)
+        dst.GetRasterBand(1).SetNoDataValue(np.nan)
+        dst.GetRasterBand(1).Fill(np.nan)
+        one_band = gdal.Translate("", src, format="VRT", bandList=[band])  # GDAL < 3.7 warps all bands
+        opts = gdal.WarpOptions(resampleAlg=resampling, srcNodata=nodata, dstNodata=np.nan, multithread=False)
+        if one_band is None or gdal.Warp(dst, one_band, options=opts) is None:
+            raise GridError(f"The raster {path} could not be resampled onto the evaluation grid.")
+        arr = dst.GetRasterBand(1).ReadAsArray().astype(np.float32)
+        nodata = None
+    if nodata is not None:
+        arr[arr == np.float32(nodata)] = np.nan
+    arr[~np.isfinite(arr)] = np.nan
+    return arr
+
+
+def _same_crs(wkt: str, grid: Grid) -> bool:
+    if not wkt:
+        return False
+    srs = osr.SpatialReference()
+    if srs.ImportFromWkt(wkt) != 0:
+        return False
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return bool(srs.IsSame(grid.srs))
+
+
+def raster_grid(path: str) -> Grid:
+    """The grid of an existing north-up raster (its extent, CRS and size)."""
+    ds = gdal.Open(str(path))
+    if ds is None:
+        raise GridError(f"Cannot read the raster {path}.")
+    x0, dx, rx, y0, ry, dy = ds.GetGeoTransform()
+    if rx or ry or dx <= 0 or dy >= 0:
+        raise GridError(f"{path} is not a north-up raster; warp it first (Raster > Projections > Warp).")
+    if not ds.GetProjection():
+        raise GridError(f"{path} has no CRS. Assign one before evaluating it.")
+    w, h = ds.RasterXSize, ds.RasterYSize
+    return Grid((x0, y0 + h * dy, x0 + w * dx, y0), ds.GetProjection(), w, h)
+
+
+def area_weights(grid: Grid) -> np.ndarray | None:
+    """Float64 [H * W] cos(latitude) of each cell centre for a lon/lat grid (the cell area up to a
+    constant factor), None for a projected grid (its cells are taken as equal in area)."""
+    if not grid.is_geographic:
+        return None
+    lonlat, ok = grid.lonlat()
+    w = np.zeros(grid.n_pixels)
+    w[ok] = np.clip(np.cos(np.radians(lonlat[ok, 1])), 0.0, None)
+    return w
+
+
+def valid_cells(grid: Grid, mask_ocean: bool = True) -> np.ndarray:
+    """Bool [H * W]: cells whose centre has a lon/lat and (``mask_ocean``) lies on land."""
+    from .landmask import load_land_mask
+
+    lonlat, ok = grid.lonlat()
+    if mask_ocean:
+        ok &= load_land_mask().is_land(lonlat)
+    return ok
+
+
+# ---- per-species scores ------------------------------------------------------------------------
+@dataclass
+class SpeciesEvaluation:
+    """How well one species' scores rank its reference presences on the evaluation cells/points."""
+
+    code: str
+    name: str
+    reference: str  # the name as written in the reference data
+    ap: float  # average precision, 0..1 (NaN: no presence)
+    prevalence: float  # (weighted) share of presences among the evaluated cells
+    n_cells: int  # cells or points evaluated
+    n_presence: int
+    threshold: float  # F1-optimal score threshold (probability for model scores)
+    f1: float
+    iou: float
+    precision: float
+    recall: float
+    curve_precision: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    curve_recall: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+    @property
+    def ap_percent(self) -> float:
+        return 100.0 * self.ap
+
+    def row(self) -> dict[str, object]:
+        """The table row: AP in percent, like MAP."""
+        return {"code": self.code, "name": self.name, "reference": self.reference,
+                "ap": round(self.ap_percent, 4) if math.isfinite(self.ap) else None,
+                "prevalence": round(self.prevalence, 6), "n_cells": self.n_cells, "n_presence": self.n_presence,
+                "f1_threshold": _round_or_none(self.threshold, 6), "f1": round(self.f1, 6),
+                "iou": round(self.iou, 6), "precision": round(self.precision, 6), "recall": round(self.recall, 6)}
+
+
+TABLE_COLUMNS = ("code", "name", "reference", "ap", "prevalence", "n_cells", "n_presence",
+                 "f1_threshold", "f1", "iou", "precision", "recall")
+
+
+def _round_or_none(v: float, nd: int) -> float | None:
+    return round(float(v), nd) if math.isfinite(v) else None
+
+
+def _sigmoid(x: float) -> float:
+    if not math.isfinite(x):
+        return x
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def evaluate_species(species: Species, reference: str, labels: np.ndarray, scores: np.ndarray,
+                     weights: np.ndarray | None = None, *, logits: bool = False,
+                     curve_points: int = 400) -> SpeciesEvaluation:
+    """Score one species on the evaluated cells/points (``labels`` 0/1, ``scores`` finite).
+
+    With ``logits=True`` the scores are model logits (best for ranking: no float saturation) and the
+    F1-optimal threshold is reported as a probability. The stored precision-recall curve is thinned
+    to about ``curve_points`` points for plotting.
+    """
+    y = np.asarray(labels).ravel() > 0
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    ap = metrics.average_precision(y, s, w)
+    best = metrics.f1_optimal_threshold(y, s, w)
+    total = float(w.sum()) if w is not None else float(y.size)
+    pos = float(w[y].sum()) if w is not None else float(y.sum())
+    precision, recall, _thr = metrics.precision_recall_curve(y, s, w)
+    if precision.size > curve_points:
+        keep = np.unique(np.r_[np.linspace(0, precision.size - 1, curve_points).astype(np.int64), precision.size - 1])
+        precision, recall = precision[keep], recall[keep]
+    threshold = _sigmoid(best.threshold) if logits else best.threshold
+    return SpeciesEvaluation(
+        code=species.code, name=species.name, reference=reference, ap=ap,
+        prevalence=pos / total if total > 0 else float("nan"), n_cells=int(y.size), n_presence=int(y.sum()),
+        threshold=threshold, f1=best.f1, iou=best.iou, precision=best.precision, recall=best.recall,
+        curve_precision=precision, curve_recall=recall)
+
+
+def map_percent(results: Iterable[SpeciesEvaluation]) -> float:
+    """Mean AP over the species with a defined AP, in percent, 2 decimals (NaN if none)."""
+    mean = metrics.mean_average_precision({str(i): r.ap for i, r in enumerate(results)})
+    return round(100.0 * mean, 2) if math.isfinite(mean) else float("nan")
+
+
+def auto_pixel_size(extent: tuple[float, float, float, float], geographic: bool, cells: int = 400,
+                    degrees: float = 0.25) -> float:
+    """The default evaluation cell: 0.25 degree on a lon/lat grid (coarser if that gives more than
+    ``cells`` x ``cells``), else the longer side divided by ``cells``."""
+    longer = max(extent[2] - extent[0], extent[3] - extent[1])
+    if geographic:
+        return max(degrees, longer / (4 * cells))
+    return longer / cells
+
+
+# ---- inputs on the grid ------------------------------------------------------------------------
+def prediction_bands(path: str, skip_binary: bool = True) -> list[tuple[int, Species]]:
+    """The bands of a prediction (or reference) raster and the species each holds: (band, species).
+
+    Species come from the band metadata the plugin writes (SPECIES_CODE, SPECIES_NAME), else from
+    the band description (e.g. another tool's "Acer rubrum"), else, for a one-band raster, from the
+    file name. With ``skip_binary`` the plugin's 0/1 presence bands (VALUE=binary) are left out.
+    """
+    ds = gdal.Open(str(path))
+    if ds is None:
+        raise GridError(f"Cannot read the raster {path}.")
+    out: list[tuple[int, Species]] = []
+    stem = Path(str(path)).stem
+    for i in range(1, ds.RasterCount + 1):
+        b = ds.GetRasterBand(i)
+        meta = b.GetMetadata() or {}
+        if skip_binary and meta.get("VALUE", "").lower() == "binary":
+            continue
+        code = meta.get("SPECIES_CODE", "").strip()
+        name = meta.get("SPECIES_NAME", "").strip()
+        if not code and not name:
+            code = name = (b.GetDescription() or "").strip() or (stem if ds.RasterCount == 1 else f"{stem} band {i}")
+        out.append((i, Species(index=len(out), code=code or name, name=name or code, n_train=0)))
+    return out
+
+
+def reference_raster_labels(path: str, grid: Grid) -> list[tuple[str, np.ndarray]]:
+    """Reference presence from a raster (cells > 0 = presence): one (species code or name, bool
+    [H, W]) per band, resampled to ``grid`` by nearest neighbour (a cell takes the value at its
+    centre, the rule polygons follow too). Bands are named as :func:`prediction_bands` finds them."""
+    out = []
+    for band, sp in prediction_bands(path, skip_binary=False):
+        vals = warp_band_to_grid(path, band, grid, resampling="near")
+        out.append((sp.code, np.nan_to_num(vals, nan=0.0) > 0))
+    return out
+
+
+@dataclass
+class GridEvaluation:
+    """Per-species results on one grid, the species skipped and why, and what was used."""
+
+    results: list[SpeciesEvaluation]
+    skipped: list[str]  # "code: reason"
+    n_valid_cells: int
+    area_weighted: bool
+
+    @property
+    def map(self) -> float:
+        """Mean AP over the evaluated species, percent, 2 decimals."""
+        return map_percent(self.results)
+
+
+def evaluate_grid(grid: Grid, references: Sequence[tuple[str, Species, np.ndarray]],
+                  scores: dict[str, np.ndarray], *, logits: bool = False, mask_ocean: bool = True,
+                  area_weighted: bool = False, is_cancelled=None) -> GridEvaluation:
+    """AP and thresholds of each species on the valid cells of ``grid``.
+
+    ``references``: (reference name, species, bool labels [H, W]); ``scores``: species code ->
+    float [H, W] with NaN where there is no prediction. A cell is evaluated when its centre has a
+    lon/lat, is on land (``mask_ocean``) and has a score. ``area_weighted`` weights cells by
+    cos(latitude) on a lon/lat grid (ignored on a projected grid). A species without any presence
+    among its evaluated cells is skipped (its AP is undefined).
+    """
+    base = valid_cells(grid, mask_ocean)
+    weights = area_weights(grid) if area_weighted else None
+    results, skipped = [], []
+    for ref_name, sp, labels in references:
+        if is_cancelled is not None and is_cancelled():
+            from .errors import CancelledError
+            raise CancelledError("Evaluation cancelled.")
+        s = np.asarray(scores[sp.code], dtype=np.float64).ravel()
+        keep = base & np.isfinite(s)
+        if weights is not None:
+            keep &= weights > 0
+        y = np.asarray(labels, dtype=bool).ravel()[keep]
+        if not y.any():
+            skipped.append(f"{sp.code}: no presence cell on land in the evaluation extent")
+            continue
+        results.append(evaluate_species(sp, ref_name, y, s[keep], None if weights is None else weights[keep],
+                                        logits=logits))
+    return GridEvaluation(results, skipped, int(base.sum()), weights is not None)
+
+
+def model_logits(predictor, grid: Grid, species: Sequence[Species], *, mask_ocean: bool = True,
+                 covariates=None, progress=None, is_cancelled=None) -> dict[str, np.ndarray]:
+    """Model logits of ``species`` on ``grid`` (``runtime.Predictor``): code -> float32 [H, W] of
+    the float64 product embedding . head, NaN off land / without covariates. Logits rank exactly
+    like probabilities, without the ties float32 probabilities get near 0 and 1."""
+    from .runtime import map_grid
+
+    # float64 products: the result no longer depends on how BLAS splits a float32 sum (which
+    # differs with the number of species), so near-tied cells rank the same in every caller
+    head = np.asarray(predictor.bundle.head, dtype=np.float64)[[s.index for s in species]].T
+    arr = map_grid(predictor, grid, lambda e: np.asarray(e, dtype=np.float64) @ head, len(species),
+                   mask_ocean=mask_ocean, covariates=covariates, progress=progress, is_cancelled=is_cancelled)
+    return {s.code: arr[k] for k, s in enumerate(species)}
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Probabilities from logits (float64, no overflow warnings)."""
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def evaluate_points(references: Sequence[tuple[str, Species, np.ndarray, np.ndarray]],
+                    scores: dict[str, np.ndarray], *, logits: bool = False) -> GridEvaluation:
+    """Presence/absence points: ``references`` (reference name, species, labels [n], point index
+    [n] into the scored points); ``scores`` code -> float [N] (NaN = not scorable)."""
+    results, skipped = [], []
+    for ref_name, sp, labels, index in references:
+        s = np.asarray(scores[sp.code], dtype=np.float64)[np.asarray(index, dtype=np.int64)]
+        keep = np.isfinite(s)
+        y = np.asarray(labels).ravel()[keep] > 0
+        if not y.any():
+            skipped.append(f"{sp.code}: no presence among its {int(keep.sum())} points")
+            continue
+        results.append(evaluate_species(sp, ref_name, y, s[keep], logits=logits))
+    n = max((len(r[3]) for r in references), default=0)
+    return GridEvaluation(results, skipped, n, False)

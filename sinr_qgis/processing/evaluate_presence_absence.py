@@ -1,0 +1,132 @@
+"""``sinr:evaluate_presence_absence``: model scores at surveyed points (S&T-style) -> per-species AP, MAP."""
+from __future__ import annotations
+
+import numpy as np
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+)
+
+from ..core import evaluation
+from ..qgis_bridge import evaluation as bridge
+from ..qgis_bridge import prediction
+from .base import SinrAlgorithm, user_errors
+from .evaluation_outputs import AP_CAVEATS, TABLE_HELP, add_output_parameters, write_outputs
+from .grid_params import add_covariates_parameter, covariates_from_parameters
+
+BATCH = 65536  # points per model call
+
+
+class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
+    """Average precision of the model at presence/absence survey points, species by species."""
+
+    INPUT = "INPUT"
+    SPECIES_FIELDS = "SPECIES_FIELDS"
+    SPECIES_FIELD = "SPECIES_FIELD"
+    PRESENCE_FIELD = "PRESENCE_FIELD"
+
+    def name(self) -> str:
+        return "evaluate_presence_absence"
+
+    def displayName(self) -> str:
+        return self.tr("Evaluate at presence/absence points (S&T-style)")
+
+    def shortHelpString(self) -> str:
+        return self.tr(
+            "<p>Measures how well the model ranks surveyed places where a species was found above "
+            "those where it was looked for and not found, as in the SINR paper's S&amp;T task "
+            "(average precision, AP, per species).</p>"
+            "<p><b>Inputs.</b> <i>Model</i> (empty = bundled). <i>Points</i>: a point layer in any "
+            "CRS in one of two layouts. <b>Wide</b>: one field per species holding 1 (present) or 0 "
+            "(absent), named by the species code or scientific name (matched case-insensitively; "
+            "choose them in <i>Species presence fields</i>, or leave it empty to use every field whose "
+            "name matches a model species); each species is evaluated on the points where its field "
+            "is not empty. <b>Long</b>: a <i>Species field</i> (code or name) and a <i>Presence "
+            "field</i> (1/0, true/false, yes/no) with one row per surveyed species and place. Names "
+            "that match no model species are listed in the log. <i>Covariates</i>: for models with "
+            "environmental inputs.</p>"
+            + TABLE_HELP.format(maps="") + "<p>Here <tt>n_cells</tt> counts the surveyed points of the "
+            "species. A survey absence is a real absence at the plot's scale, but a plot is small: a "
+            "species can be absent from a plot well inside its range, so APs are lower than against "
+            "range maps.</p>" + AP_CAVEATS)
+
+    def initAlgorithm(self, config=None) -> None:
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.INPUT, self.tr("Presence/absence points"), [QgsProcessing.TypeVectorPoint]))
+        self.add_model_parameter()
+        self.addParameter(QgsProcessingParameterField(
+            self.SPECIES_FIELDS, self.tr("Species presence fields (wide layout; empty = fields named like species)"),
+            parentLayerParameterName=self.INPUT, type=QgsProcessingParameterField.Any, allowMultiple=True,
+            optional=True))
+        self.addParameter(QgsProcessingParameterField(
+            self.SPECIES_FIELD, self.tr("Species field (long layout)"), parentLayerParameterName=self.INPUT,
+            type=QgsProcessingParameterField.Any, optional=True))
+        self.addParameter(QgsProcessingParameterField(
+            self.PRESENCE_FIELD, self.tr("Presence field, 1/0 (long layout)"), parentLayerParameterName=self.INPUT,
+            type=QgsProcessingParameterField.Any, optional=True))
+        add_covariates_parameter(self)
+        add_output_parameters(self)
+
+    def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict:
+        source = self.parameterAsSource(parameters, self.INPUT, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+        bundle = self.model(parameters, context, feedback)
+        species_field = self.parameterAsString(parameters, self.SPECIES_FIELD, context)
+        presence_field = self.parameterAsString(parameters, self.PRESENCE_FIELD, context)
+        fields = self.parameterAsFields(parameters, self.SPECIES_FIELDS, context)
+        with user_errors():
+            if not species_field and not fields:
+                fields = [f.name() for f in source.fields()
+                          if f.name() in evaluation.match_species([f.name()], bundle.species).matched]
+                if not fields:
+                    raise QgsProcessingException(self.tr(
+                        "No field of the layer is named like a species of the model. Choose the species "
+                        "presence fields, or a species field and a presence field."))
+                feedback.pushInfo(self.tr("Species fields: {}").format(", ".join(fields)))
+            data = bridge.presence_absence_points(
+                source, source.sourceCrs(), context.transformContext(), species_fields=fields,
+                species_field=species_field, presence_field=presence_field, is_cancelled=feedback.isCanceled)
+            if data.n_skipped:
+                feedback.pushWarning(self.tr("{} feature(s) without a usable point were skipped.")
+                                     .format(data.n_skipped))
+            match = evaluation.match_species(list(data.labels), bundle.species)
+            feedback.pushInfo(self.tr("{} species match the model").format(len(match.matched)))
+            if match.unmatched:
+                feedback.pushWarning(self.tr("{} name(s) match no species of the model and are not evaluated: {}")
+                                     .format(len(match.unmatched), match.unmatched_text()))
+            refs = {}
+            for name, sp in match.matched.items():  # a species named twice: its first column/name wins
+                if sp.code not in refs:
+                    y, ix = data.labels[name]
+                    refs[sp.code] = (name, sp, y, ix)
+            if not refs:
+                raise QgsProcessingException(self.tr("None of the species matches a species of the model."))
+            used = [r[1] for r in refs.values()]
+            covariates = covariates_from_parameters(self, parameters, context, bundle)
+            predictor = prediction.make_predictor(bundle)
+            env_all = prediction.covariates_at_points(covariates, data.lonlat)
+            n = data.lonlat.shape[0]
+            logits = np.full((n, len(used)), np.nan, dtype=np.float32)
+            # float64 products, as sinr:evaluate_ranges: near-ties rank the same whatever the species set
+            head = np.asarray(bundle.head, dtype=np.float64)[[sp.index for sp in used]].T
+            for start in range(0, n, BATCH):
+                if feedback.isCanceled():
+                    raise QgsProcessingException(self.tr("Cancelled."))
+                env = None if env_all is None else env_all[start:start + BATCH]
+                emb = predictor.embed(data.lonlat[start:start + BATCH], env)
+                logits[start:start + BATCH] = emb.astype(np.float64) @ head
+                feedback.setProgress(80.0 * min(n, start + BATCH) / max(1, n))
+            scores = {sp.code: logits[:, k] for k, sp in enumerate(used)}
+            result = evaluation.evaluate_points(list(refs.values()), scores, logits=True)
+        summary = [("Model", bundle.name), ("Points", f"{n:,} ({source.sourceName()})"),
+                   ("Layout", "long (species + presence fields)" if species_field else "wide (one field per species)")]
+        out = write_outputs(self, parameters, context, feedback, result,
+                            title="SINR: predictions at presence/absence points", summary=summary)
+        feedback.setProgress(100)
+        return out

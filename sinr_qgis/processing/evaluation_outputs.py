@@ -1,0 +1,108 @@
+"""What both evaluation algorithms output: the per-species table (sink + CSV), MAP and the HTML report."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFileDestination,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QCoreApplication, QVariant
+
+from ..core import eval_report
+from ..core.evaluation import TABLE_COLUMNS, GridEvaluation
+
+OUTPUT_TABLE, OUTPUT_REPORT, MAP, N_SPECIES, CSV = "OUTPUT_TABLE", "OUTPUT_REPORT", "MAP", "N_SPECIES", "CSV"
+_TYPES = {"code": QVariant.String, "name": QVariant.String, "reference": QVariant.String,
+          "n_cells": QVariant.Int, "n_presence": QVariant.Int}
+
+TABLE_HELP = (
+    "<p><b>Outputs.</b> <i>Table</i>: one row per evaluated species with <tt>code</tt>, <tt>name</tt>, "
+    "<tt>reference</tt> (the name as written in the reference data), <tt>ap</tt> (average precision, "
+    "<b>in percent</b>), <tt>prevalence</tt> (share of presences among the evaluated cells or points, "
+    "0-1), <tt>n_cells</tt>, <tt>n_presence</tt>, <tt>f1_threshold</tt> (the probability threshold "
+    "with the best F1 against the reference), <tt>f1</tt>, <tt>iou</tt>, <tt>precision</tt> and "
+    "<tt>recall</tt> at that threshold (0-1). Save it as .csv, or keep the table layer; a CSV copy is "
+    "also written beside the report. <i>MAP</i> (output number): the unweighted mean AP over the "
+    "evaluated species <b>in percent, 2 decimals</b> (the scale of the paper and of the NA-Trees "
+    "benchmark). <i>Report</i> (optional HTML): the table and, per species, its precision-recall "
+    "curve (inline SVG){maps}.</p>")
+
+AP_CAVEATS = (
+    "<p><b>Caveats.</b> AP depends only on how the scores <i>rank</i> the places, not on their "
+    "values or on any threshold; a random map scores about the prevalence, so compare species or "
+    "models on the same cells. Prevalence matters: a species present in most of the extent gets a "
+    "high AP easily, a rare one does not, and a larger extent (more absences) raises AP. Species "
+    "whose reference has no presence are skipped (AP undefined) and listed in the log. Thresholded "
+    "scores (F1, IoU) use the best threshold for each species, so they are optimistic.</p>")
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("SinrProcessing", text)
+
+
+def add_output_parameters(alg: QgsProcessingAlgorithm) -> None:
+    alg.addParameter(QgsProcessingParameterFeatureSink(
+        OUTPUT_TABLE, _tr("Evaluation table (one row per species)"), type=QgsProcessing.TypeVector))
+    alg.addParameter(QgsProcessingParameterFileDestination(
+        OUTPUT_REPORT, _tr("Evaluation report (HTML)"), fileFilter="HTML files (*.html *.htm)",
+        optional=True, createByDefault=True))
+    alg.addOutput(QgsProcessingOutputNumber(MAP, _tr("Mean average precision (MAP, %)")))
+    alg.addOutput(QgsProcessingOutputNumber(N_SPECIES, _tr("Number of species evaluated")))
+    alg.addOutput(QgsProcessingOutputFile(CSV, _tr("Evaluation table as CSV")))
+
+
+def table_fields() -> QgsFields:
+    fields = QgsFields()
+    for name in TABLE_COLUMNS:
+        fields.append(QgsField(name, _TYPES.get(name, QVariant.Double)))
+    return fields
+
+
+def write_outputs(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext,
+                  feedback: QgsProcessingFeedback, result: GridEvaluation, *, title: str,
+                  summary: list[tuple[str, str]], thumbnails: dict[str, str] | None = None,
+                  notes: list[str] | None = None) -> dict:
+    """Fill the table sink, write the CSV and the report, log MAP; returns the outputs dict."""
+    for s in result.skipped:
+        feedback.pushWarning(_tr("Skipped {}").format(s))
+    if not result.results:
+        raise QgsProcessingException(_tr(
+            "No species could be evaluated: every matched species lacks a presence in the evaluated "
+            "cells or points. Check the extent, the species field and the layer's CRS."))
+    fields = table_fields()
+    sink, dest_id = alg.parameterAsSink(parameters, OUTPUT_TABLE, context, fields, QgsWkbTypes.NoGeometry)
+    if sink is None:
+        raise QgsProcessingException(alg.invalidSinkError(parameters, OUTPUT_TABLE))
+    for r in result.results:
+        f = QgsFeature(fields)
+        row = r.row()
+        f.setAttributes([row[c] for c in TABLE_COLUMNS])
+        sink.addFeature(f, QgsFeatureSink.FastInsert)
+    value = result.map
+    summary = [*summary, ("Species evaluated", str(len(result.results))),
+               ("Species skipped", str(len(result.skipped))), ("MAP (%)", f"{value:.2f}")]
+    report = alg.parameterAsFileOutput(parameters, OUTPUT_REPORT, context)
+    csv_path = ""
+    if report:
+        eval_report.write_html_report(report, result.results, title=title, summary=summary,
+                                      thumbnails=thumbnails, notes=notes or [])
+        csv_path = str(Path(report).with_suffix(".csv"))
+        eval_report.write_csv(csv_path, result.results)
+        feedback.pushInfo(_tr("Report: {}").format(report))
+    feedback.pushInfo(_tr("MAP over {} species: {:.2f} %").format(len(result.results), value))
+    return {OUTPUT_TABLE: dest_id, OUTPUT_REPORT: report or None, CSV: csv_path or None,
+            MAP: value if math.isfinite(value) else None, N_SPECIES: len(result.results)}

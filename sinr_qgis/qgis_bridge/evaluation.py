@@ -1,0 +1,230 @@
+"""Reference data in QGIS (range polygons in any CRS, presence/absence points) -> core evaluation inputs.
+
+Shared by ``sinr:evaluate_ranges``, ``sinr:evaluate_presence_absence`` and the dock's "Compare":
+the QGIS side only reads features and transforms geometries; labelling cells, scoring and the
+report live in :mod:`~sinr_qgis.core.evaluation` and :mod:`~sinr_qgis.core.eval_report`.
+
+``source`` is a ``QgsVectorLayer`` (main thread) or a Processing feature source (algorithm thread).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsCoordinateTransformContext,
+    QgsCsException,
+    QgsFeatureRequest,
+    QgsRectangle,
+    QgsWkbTypes,
+)
+
+from ..core import evaluation
+from ..core.bundle import Species
+from ..core.errors import GridError, OccurrenceError
+from ..core.grid import Grid
+from .observations import attribute_text
+from .points import WGS84, features_to_lonlat
+
+IsCancelled = Callable[[], bool] | None
+
+
+def grid_crs(grid: Grid) -> QgsCoordinateReferenceSystem:
+    """The QGIS CRS of a core grid."""
+    crs = QgsCoordinateReferenceSystem(grid.crs) if ":" in grid.crs and len(grid.crs) < 40 else \
+        QgsCoordinateReferenceSystem.fromWkt(grid.crs_wkt)
+    if not crs.isValid():
+        crs = QgsCoordinateReferenceSystem.fromWkt(grid.crs_wkt)
+    return crs
+
+
+def default_grid(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
+                 transform_context: QgsCoordinateTransformContext, pixel_size: float = 0.0) -> Grid:
+    """The default evaluation grid for a layer: its extent as WGS 84 lon/lat (whatever the layer's
+    CRS, so the same ranges in another CRS give the same cells), ``pixel_size`` degrees (0 = 0.25)."""
+    if extent is None or extent.isNull() or extent.isEmpty():
+        raise GridError("The reference layer has an empty extent. Give an evaluation extent.")
+    if crs.isValid() and crs != WGS84:
+        try:
+            extent = QgsCoordinateTransform(crs, WGS84, transform_context).transformBoundingBox(extent)
+        except QgsCsException as exc:
+            raise GridError(f"The reference layer's extent cannot be transformed to lon/lat ({exc}). "
+                            "Give an evaluation extent.") from None
+    xmin, ymin = max(-180.0, extent.xMinimum()), max(-90.0, extent.yMinimum())
+    xmax, ymax = min(180.0, extent.xMaximum()), min(90.0, extent.yMaximum())
+    ext = (xmin, ymin, xmax, ymax)
+    size = pixel_size if pixel_size and pixel_size > 0 else evaluation.auto_pixel_size(ext, True)
+    return Grid.from_pixel_size(ext, "EPSG:4326", size)
+
+
+def field_values(source, field_name: str, origin: str = "") -> list[str]:
+    """The distinct, non-empty values of ``field_name`` as text (layer order)."""
+    idx = source.fields().lookupField(field_name) if field_name else -1
+    if idx < 0:
+        names = ", ".join(f.name() for f in source.fields()) or "none"
+        raise OccurrenceError(f"Layer {origin or 'ranges'!r} has no field {field_name!r}. Choose one of: {names}.")
+    seen: dict[str, None] = {}
+    for v in source.uniqueValues(idx):
+        t = attribute_text(v)
+        if t:
+            seen.setdefault(t, None)
+    return list(seen)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+@dataclass
+class RangePolygons:
+    """Range polygons per reference name (WKB in the grid's CRS) and features that could not be used."""
+
+    polygons: dict[str, list[bytes]] = field(default_factory=dict)
+    n_features: int = 0
+    n_skipped: int = 0
+
+
+def range_polygons(source, species_field: str, names: Sequence[str], crs: QgsCoordinateReferenceSystem,
+                   target: QgsCoordinateReferenceSystem, transform_context: QgsCoordinateTransformContext,
+                   is_cancelled: IsCancelled = None) -> RangePolygons:
+    """The polygons of the features whose ``species_field`` is one of ``names`` (case and spaces
+    ignored), transformed from ``crs`` to ``target``, grouped by the name as given in ``names``."""
+    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PolygonGeometry:
+        raise OccurrenceError("The range layer is not a polygon layer. Choose expert range polygons "
+                              "(or a raster whose cells > 0 are presence).")
+    idx = source.fields().lookupField(species_field)
+    wanted = {_norm(n): n for n in names}
+    xform = QgsCoordinateTransform(crs, target, transform_context) if crs != target else None
+    out = RangePolygons()
+    request = QgsFeatureRequest().setSubsetOfAttributes([idx])
+    for feat in source.getFeatures(request):
+        if is_cancelled is not None and is_cancelled():
+            break
+        key = wanted.get(_norm(attribute_text(feat.attribute(idx))))
+        if key is None:
+            continue
+        out.n_features += 1
+        geom = feat.geometry()
+        if geom is None or geom.isNull() or geom.isEmpty():
+            out.n_skipped += 1
+            continue
+        if xform is not None:
+            try:
+                geom.transform(xform)
+            except QgsCsException:
+                out.n_skipped += 1
+                continue
+        out.polygons.setdefault(key, []).append(bytes(geom.asWkb()))
+    return out
+
+
+def range_references(source, species_field: str, match: evaluation.SpeciesMatch, grid: Grid,
+                     crs: QgsCoordinateReferenceSystem, transform_context: QgsCoordinateTransformContext,
+                     is_cancelled: IsCancelled = None
+                     ) -> tuple[list[tuple[str, Species, np.ndarray]], RangePolygons]:
+    """(reference name, species, bool labels [H, W]) for every matched species, and the polygons
+    (grid CRS) for the outlines, also keyed by species code. A matched name without usable
+    polygons gets no presence cell."""
+    polys = range_polygons(source, species_field, list(match.matched), crs, grid_crs(grid), transform_context,
+                           is_cancelled)
+    # names meaning the same species (its code in one feature, its name in another) are merged
+    by_code: dict[str, tuple[str, Species, list[bytes]]] = {}
+    for name, sp in match.matched.items():
+        _first, _, wkbs = by_code.setdefault(sp.code, (name, sp, []))
+        wkbs.extend(polys.polygons.get(name, []))
+    refs = []
+    for name, sp, wkbs in by_code.values():
+        if is_cancelled is not None and is_cancelled():
+            break
+        refs.append((name, sp, evaluation.rasterize_geometries(grid, wkbs)))
+        polys.polygons[sp.code] = wkbs
+    return refs, polys
+
+
+# ---- presence/absence points -------------------------------------------------------------------
+@dataclass
+class PresenceAbsence:
+    """Points (lon/lat) and, per reference name, its 0/1 labels and the point indices they belong to."""
+
+    lonlat: np.ndarray
+    labels: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (labels [n], point index [n])
+    n_features: int
+    n_skipped: int
+
+
+def _presence(value) -> float:
+    """A presence/absence value as 1/0; NaN when missing or not a number/boolean."""
+    text = attribute_text(value).lower()
+    if text in ("", "null", "none"):
+        return math.nan
+    if text in ("true", "yes", "present", "presence"):
+        return 1.0
+    if text in ("false", "no", "absent", "absence"):
+        return 0.0
+    try:
+        v = float(text)
+    except ValueError:
+        return math.nan
+    return 1.0 if v > 0 else 0.0 if math.isfinite(v) else math.nan
+
+
+def presence_absence_points(source, crs: QgsCoordinateReferenceSystem,
+                            transform_context: QgsCoordinateTransformContext, *,
+                            species_fields: Sequence[str] = (), species_field: str = "", presence_field: str = "",
+                            is_cancelled: IsCancelled = None) -> PresenceAbsence:
+    """Read presence/absence points in either layout.
+
+    - wide: one 0/1 field per species (``species_fields``, named by code or scientific name); a
+      species is evaluated on the points where its field is not empty;
+    - long: ``species_field`` names the species of each row and ``presence_field`` holds 1/0 (a
+      location surveyed for several species has one row per species).
+    """
+    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PointGeometry:
+        raise OccurrenceError("The presence/absence layer is not a point layer. Choose survey points.")
+    fields = source.fields()
+
+    def index(name: str, role: str) -> int:
+        i = fields.lookupField(name)
+        if i < 0:
+            raise OccurrenceError(f"The layer has no {role} field {name!r}. Choose one of: "
+                                  f"{', '.join(f.name() for f in fields)}.")
+        return i
+
+    long = bool(species_field)
+    if long:
+        if not presence_field:
+            raise OccurrenceError("With a species field, also choose the presence field (1 = present, 0 = absent).")
+        cols = [index(species_field, "species"), index(presence_field, "presence")]
+    else:
+        if not species_fields:
+            raise OccurrenceError("Choose the 0/1 species fields (one per species), or a species field and a "
+                                  "presence field.")
+        cols = [index(n, "species") for n in species_fields]
+    kept, lonlat, skipped = features_to_lonlat(
+        source.getFeatures(QgsFeatureRequest().setSubsetOfAttributes(cols)), crs, transform_context, is_cancelled)
+    labels: dict[str, tuple[list[float], list[int]]] = {}
+    if long:
+        first: dict[str, str] = {}
+        for i, f in enumerate(kept):
+            name = attribute_text(f.attribute(cols[0]))
+            v = _presence(f.attribute(cols[1]))
+            if not name or math.isnan(v):
+                continue
+            name = first.setdefault(_norm(name), name)
+            ys, ix = labels.setdefault(name, ([], []))
+            ys.append(v)
+            ix.append(i)
+    else:
+        for c, name in zip(cols, species_fields):
+            ys, ix = labels.setdefault(name, ([], []))
+            for i, f in enumerate(kept):
+                v = _presence(f.attribute(c))
+                if not math.isnan(v):
+                    ys.append(v)
+                    ix.append(i)
+    return PresenceAbsence(lonlat, {k: (np.array(y, dtype=np.float64), np.array(ix, dtype=np.int64))
+                                    for k, (y, ix) in labels.items()}, len(kept) + skipped, skipped)
