@@ -112,3 +112,25 @@ def test_resume_continues_from_the_saved_epoch(qgis_app, qtbot, tmp_path):
     bundle = ModelBundle.load(opts.out)
     assert bundle.meta["training"]["resumed"] is True
     assert len(bundle.meta["training"]["epoch_losses"]) == saved + 2
+
+
+FAKE_CLI = Path(__file__).resolve().parents[1] / "core" / "fake_train_cli.py"
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("crash", r"exited with status 1\. Last lines of its error output:\nTraceback .*\nRuntimeError: CUDA out"),
+    ("no_torch", r"cannot import 'torch'.*-m pip install torch"),
+    ("user_error", r"^too few records: 3 records, at least 20 are needed$"),
+])
+def test_a_failing_child_is_reported_with_its_reason(qgis_app, qtbot, tmp_path, mode, expected):
+    import re
+    import sys
+
+    done: list[bool] = []
+    opts = _opts(tmp_path)
+    task = start_training(TrainTask(opts, sys.executable, entry=[str(FAKE_CLI), "--mode", mode],
+                                    cwd=FAKE_CLI.parent, on_done=lambda t, ok: done.append(ok)))
+    _wait(qtbot, task)
+    assert done == [False] and not task.cancelled
+    assert re.search(expected, str(task.error), re.S), str(task.error)
+    assert not Path(opts.out).exists() and model_registry.list_models() == []
