@@ -435,6 +435,17 @@ class TrainingProcess:
             t.join(timeout=2.0)
         return rc
 
+    def wait_cancellable(self, is_cancelled: Callable[[], bool] | None = None, poll_s: float = 0.2) -> int:
+        """Wait for the exit status, still honouring a cancel (raises :class:`CancelledError`)."""
+        assert self.proc is not None
+        while True:
+            try:
+                return self.wait(poll_s)
+            except subprocess.TimeoutExpired:
+                if is_cancelled is not None and is_cancelled():
+                    self.stop()
+                    raise CancelledError("Training was cancelled; no model was written.") from None
+
     def stderr_tail(self, n: int = STDERR_TAIL_LINES) -> str:
         return "\n".join(list(self._stderr)[-n:])
 
@@ -621,7 +632,7 @@ def run_training(opts: TrainOptions, python: str, *,
                 pct = event_progress(event)
                 if pct is not None and on_progress is not None:
                     on_progress(pct)
-            rc = proc.wait()
+            rc = proc.wait_cancellable(is_cancelled)  # stdout closed: the child is exiting
         except BaseException:
             proc.stop()
             remove_partial_outputs(opts.out)

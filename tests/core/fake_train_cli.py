@@ -4,7 +4,7 @@ Usage: ``fake_train_cli.py [--mode MODE] [--delay S] [--pid-file F] train --out 
 Modes: ok, user_error (exit 2), crash (traceback, exit 1), grandchild (spawns a sleeping
 grandchild, writes both pids to --pid-file), stubborn (ignores SIGTERM, leaves a .part file),
 error_event (an {"event": "error"} line then exit 2), silent_ok (exit 0 without ``done``),
-no_torch (dies on ``import torch``).
+no_torch (dies on ``import torch``), mute (closes stdout, keeps running).
 """
 from __future__ import annotations
 
@@ -50,6 +50,13 @@ def main() -> int:
         print("Traceback (most recent call last):", file=sys.stderr)
         print("ModuleNotFoundError: No module named 'torch'", file=sys.stderr)
         return 1
+    if args.mode == "mute":  # closes stdout, then keeps running
+        if args.pid_file:
+            Path(args.pid_file).write_text(str(os.getpid()))
+        sys.stdout.close()
+        os.close(1)
+        time.sleep(60)
+        return 0
     if args.mode == "silent_ok":
         return 0
     if args.mode == "grandchild":

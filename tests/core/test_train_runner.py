@@ -294,3 +294,17 @@ def test_child_environment_drops_qgis_python_paths(monkeypatch, tmp_path):
     assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path), str(repo)]
     assert tr.child_environment(repo)["PYTHONPATH"] == str(repo)
     assert tr.training_root() == repo
+
+
+def test_cancel_still_works_after_the_child_closed_stdout(opts, tmp_path):
+    pid_file = tmp_path / "pid"
+    t0 = time.monotonic()
+    with pytest.raises(CancelledError):
+        _run(opts, mode="mute", extra=["--pid-file", str(pid_file)],
+             is_cancelled=lambda: pid_file.exists() and time.monotonic() - t0 > 0.5)
+    assert time.monotonic() - t0 < 20
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
