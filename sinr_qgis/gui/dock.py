@@ -37,6 +37,7 @@ from ..qgis_bridge.model import load_model
 from ..qgis_bridge.points import point_to_lonlat
 from ..tasks.predict_task import PredictTask
 from ..toolbelt import settings
+from .compare_panel import ComparePanel
 from .map_tool import SpeciesAtPointTool
 from .model_list import ModelListWidget
 
@@ -136,6 +137,8 @@ class SinrDock(QgsDockWidget):
         layout.addLayout(here_row)
         layout.addWidget(self.here_label)
         layout.addWidget(self.species_list, 1)
+        self.compare_panel = ComparePanel(self, body)  # the current species vs a loaded expert range
+        layout.addWidget(self.compare_panel)
         self.setWidget(body)
 
     # ---- model ---------------------------------------------------------------------------

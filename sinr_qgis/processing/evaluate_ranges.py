@@ -16,7 +16,6 @@ from qgis.core import (
     QgsRasterLayer,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ..core import eval_report, evaluation
 from ..core.bundle import Species
@@ -211,13 +210,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
         field = self.parameterAsString(parameters, self.SPECIES_FIELD, context)
         if field:
             return field
-        best, best_n = "", 0
-        for f in source.fields():
-            if f.type() != QVariant.String:
-                continue
-            n = len(evaluation.match_species(bridge.field_values(source, f.name()), species).matched)
-            if n > best_n:
-                best, best_n = f.name(), n
+        best, best_n = bridge.best_species_field(source, species)
         if not best:
             raise QgsProcessingException(self.tr("No text field of the range layer matches the species; "
                                                  "choose the species field."))

@@ -22,6 +22,7 @@ from qgis.core import (
     QgsRectangle,
     QgsWkbTypes,
 )
+from qgis.PyQt.QtCore import QVariant
 
 from ..core import evaluation
 from ..core.bundle import Species
@@ -43,9 +44,11 @@ def grid_crs(grid: Grid) -> QgsCoordinateReferenceSystem:
 
 
 def default_grid(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
-                 transform_context: QgsCoordinateTransformContext, pixel_size: float = 0.0) -> Grid:
-    """The default evaluation grid for a layer: its extent as WGS 84 lon/lat (whatever the layer's
-    CRS, so the same ranges in another CRS give the same cells), ``pixel_size`` degrees (0 = 0.25)."""
+                 transform_context: QgsCoordinateTransformContext, pixel_size: float = 0.0,
+                 side_cells: int = 0) -> Grid:
+    """The default evaluation grid for a layer (or the map): its extent as WGS 84 lon/lat (whatever
+    the layer's CRS, so the same ranges in another CRS give the same cells), ``pixel_size`` degrees;
+    0 = 0.25 degree, or, with ``side_cells``, that many cells along the longer side."""
     if extent is None or extent.isNull() or extent.isEmpty():
         raise GridError("The reference layer has an empty extent. Give an evaluation extent.")
     if crs.isValid() and crs != WGS84:
@@ -57,7 +60,14 @@ def default_grid(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
     xmin, ymin = max(-180.0, extent.xMinimum()), max(-90.0, extent.yMinimum())
     xmax, ymax = min(180.0, extent.xMaximum()), min(90.0, extent.yMaximum())
     ext = (xmin, ymin, xmax, ymax)
-    size = pixel_size if pixel_size and pixel_size > 0 else evaluation.auto_pixel_size(ext, True)
+    if xmax <= xmin or ymax <= ymin:
+        raise GridError("The extent does not overlap the globe's lon/lat range. Give an evaluation extent.")
+    if pixel_size and pixel_size > 0:
+        size = pixel_size
+    elif side_cells:
+        size = max(xmax - xmin, ymax - ymin) / side_cells
+    else:
+        size = evaluation.auto_pixel_size(ext, True)
     return Grid.from_pixel_size(ext, "EPSG:4326", size)
 
 
@@ -73,6 +83,19 @@ def field_values(source, field_name: str, origin: str = "") -> list[str]:
         if t:
             seen.setdefault(t, None)
     return list(seen)
+
+
+def best_species_field(source, species: Sequence[Species]) -> tuple[str, int]:
+    """The text field whose values match the most ``species`` (by code or name), and that count;
+    ("", 0) when none matches."""
+    best, best_n = "", 0
+    for f in source.fields():
+        if f.type() != QVariant.String:
+            continue
+        n = len(evaluation.match_species(field_values(source, f.name()), species).matched)
+        if n > best_n:
+            best, best_n = f.name(), n
+    return best, best_n
 
 
 def _norm(text: str) -> str:
@@ -228,3 +251,35 @@ def presence_absence_points(source, crs: QgsCoordinateReferenceSystem,
                     ix.append(i)
     return PresenceAbsence(lonlat, {k: (np.array(y, dtype=np.float64), np.array(ix, dtype=np.int64))
                                     for k, (y, ix) in labels.items()}, len(kept) + skipped, skipped)
+
+
+# ---- one species against a loaded range layer (the dock's "Compare") --------------------------
+@dataclass
+class SpeciesComparison:
+    """One species' agreement with its expert range on a grid, and the range features used."""
+
+    evaluation: evaluation.SpeciesEvaluation
+    grid: Grid
+    reference_names: list[str]  # the species field's values that mean this species
+    features: list  # QgsFeature copies of the species' range (the layer's CRS), for the outline
+
+
+def compare_species(predictor, species: Species, layer, species_field: str, grid: Grid,
+                    transform_context: QgsCoordinateTransformContext, area_weighted: bool = True
+                    ) -> SpeciesComparison:
+    """AP etc. of ``species`` (model logits) against its polygons in ``layer`` on ``grid`` (land
+    cells), exactly as ``sinr:evaluate_ranges`` computes them. Main thread (reads the layer)."""
+    match = evaluation.match_species(field_values(layer, species_field, layer.name()), [species])
+    if not match.matched:
+        raise OccurrenceError(f"{species.label} has no range in layer {layer.name()!r} (field "
+                              f"{species_field!r} holds no code or name of it). Choose another species or field.")
+    refs, _polys = range_references(layer, species_field, match, grid, layer.crs(), transform_context)
+    scores = evaluation.model_logits(predictor, grid, [species])
+    result = evaluation.evaluate_grid(grid, refs, scores, logits=True, area_weighted=area_weighted)
+    if not result.results:
+        raise OccurrenceError(f"The range of {species.label} has no land cell in the compared extent. "
+                              "Zoom or pan to where it lives.")
+    idx = layer.fields().lookupField(species_field)
+    names = {_norm(n) for n in match.matched}
+    features = [f for f in layer.getFeatures() if _norm(attribute_text(f.attribute(idx))) in names]
+    return SpeciesComparison(result.results[0], grid, list(match.matched), features)
