@@ -264,7 +264,7 @@ class SinrDock(QgsDockWidget):
         except SinrError as exc:
             self._report(str(exc), Qgis.Warning)
             return []
-        self.here_label.setText(f"At {lat:.4f}°, {lon:.4f}° (relative probability):")
+        self.here_label.setText(f"At lat {lat:.4f}, lon {lon:.4f} (relative probability):")
         for r in ranking:
             self.species_list.addItem(f"{r.rank}. {r.species.label}  {r.probability:.3f}")
         return ranking
