@@ -33,7 +33,9 @@ class ModelListWidget(QWidget):
         self.report = report
         self.dialog: TrainDialog | None = None
         self.combo = QComboBox(self)
-        self.combo.setToolTip("Models you trained or opened; files that have gone are dropped from the list")
+        self.combo.setToolTip("Models you trained (newest first); files that have gone are dropped from the list")
+        if hasattr(self.combo, "setPlaceholderText"):  # Qt >= 5.15
+            self.combo.setPlaceholderText("choose one of your models")
         self.combo.activated.connect(self._activated)
         self.train_button = QPushButton("Train model…", self)
         self.train_button.setToolTip("Train a SINR model on your observations (runs in the background)")
@@ -92,7 +94,11 @@ class ModelListWidget(QWidget):
     def model_loaded(self, path: str, bundle) -> None:
         """The dock loaded ``path`` (``bundle`` None when it failed): select it if listed, show its card."""
         self._select(path)
-        self.card.setText(bundle.card() if bundle is not None else "")
+        card = bundle.card() if bundle is not None else ""
+        # the long licence and citation lines stay in the tooltip; the label keeps the facts
+        self.card.setText("\n".join(line for line in card.splitlines()
+                                    if not line.startswith(("Cite:", "Licence:"))))
+        self.card.setToolTip(card)
 
     # ---- training ------------------------------------------------------------------------------
     def open_train_dialog(self) -> TrainDialog:

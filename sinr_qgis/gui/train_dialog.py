@@ -97,6 +97,8 @@ class TrainDialog(QDialog):
 
         model = QGroupBox("Model", self)
         self.covariates = QgsCheckableComboBox(model)
+        self.covariates.setDefaultText("none: coordinates only")
+        self.covariates.setToolTip("Raster layers (lon/lat, e.g. bioclim) whose bands become model inputs")
         for layer in QgsProject.instance().mapLayers().values():
             if isinstance(layer, QgsRasterLayer) and layer.providerType() == "gdal":
                 self.covariates.addItemWithCheckState(layer.name(), Qt.Unchecked, layer.id())

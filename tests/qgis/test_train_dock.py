@@ -49,6 +49,7 @@ def test_model_list_selects_shows_card_and_drops_gone_files(dock, qtbot, tmp_pat
     assert d.model_widget.filePath() == str(Path(kept.path).resolve())
     assert d.bundle is not None and d.bundle.name == "kept"
     assert d.model_list.card.text().startswith("Model: kept\nSpecies: 3")
+    assert "Cite:" not in d.model_list.card.text() and "Cite: Cole" in d.model_list.card.toolTip()
 
 
 def test_train_button_trains_and_selects_the_new_model(dock, qtbot, tmp_path):
