@@ -89,7 +89,7 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             covariates = covariates_from_parameters(self, parameters, context, bundle)
             predictor = prediction.make_predictor(bundle)
         feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
-        total = max(1, source.featureCount())
+        total = source.featureCount()  # -1 when the provider cannot tell: then no percentage
         done = skipped = unusable = 0
         features = source.getFeatures()
         n_in = len(source.fields())
@@ -110,7 +110,8 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
                     out.setAttributes([*attrs, r.rank, r.species.code, r.species.name, r.probability])
                     sink.addFeature(out, QgsFeatureSink.FastInsert)
             done += len(batch)
-            feedback.setProgress(100.0 * done / total)
+            if total > 0:
+                feedback.setProgress(min(100.0, 100.0 * done / total))
         if unusable:
             feedback.pushWarning(self.tr("{} point(s) have no covariate values and got no species.").format(
                 unusable))

@@ -126,3 +126,18 @@ def test_loaded_output_is_styled_by_the_post_processor(sinr_provider, model_file
         assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
     finally:
         QgsProject.instance().removeMapLayers([lyr.id() for lyr in added])
+
+
+def test_web_mercator_extent(sinr_provider, model_file, bundle, tmp_path):  # noqa: F811
+    out = tmp_path / "merc.tif"
+    processing.run("sinr:predict_range", {
+        "MODEL": str(model_file), "SPECIES": "sp005",
+        "EXTENT": "-9000000,-8000000,4000000,5000000 [EPSG:3857]", "PIXEL_SIZE": 100000,
+        "MASK_OCEAN": False, "OUTPUT": str(out)})
+    data, info = read_raster(out)
+    assert info["size"] == (10, 10) and _epsg(info["wkt"]) == "3857"
+    x, y = pixel_centre(info["gt"], 7, 1)
+    xform = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:3857"),
+                                   QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+    p = xform.transform(QgsPointXY(x, y))
+    assert data[0, 7, 1] == pytest.approx(_score(bundle, p.x(), p.y(), 5), abs=1e-5)
