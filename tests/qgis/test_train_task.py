@@ -134,3 +134,17 @@ def test_a_failing_child_is_reported_with_its_reason(qgis_app, qtbot, tmp_path, 
     assert done == [False] and not task.cancelled
     assert re.search(expected, str(task.error), re.S), str(task.error)
     assert not Path(opts.out).exists() and model_registry.list_models() == []
+
+
+def test_a_task_cancelled_before_it_runs_reports_and_cleans_up(qgis_app, qtbot, tmp_path):
+    done: list[bool] = []
+    opts = _opts(tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    task = TrainTask(opts, training_interpreter(), temp_paths=[scratch], on_done=lambda t, ok: done.append(ok))
+    task.hold()  # queued, never started
+    start_training(task)
+    task.cancel()
+    _wait(qtbot, task, 20_000)
+    assert done == [False] and task.cancelled and task.child_pid is None
+    assert not scratch.exists() and training_busy_message(opts.out) is None
