@@ -28,6 +28,7 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QSize, Qt, QTimer
 from qgis.PyQt.QtGui import QColor, QImage
@@ -41,6 +42,9 @@ WORK = Path(ENV.get("SINR_E2E_WORK", SHOTS))
 WORK.mkdir(parents=True, exist_ok=True)
 SHARED = Path(ENV.get("SINR_SHARED_DATA", ""))
 SPECIES = ENV.get("SINR_E2E_SPECIES", "Acer rubrum")
+SPECIES_CODE = ENV.get("SINR_E2E_SPECIES_CODE", "acerrubr")
+TRAIN_CODES = ("acerrubr", "queralba", "lirituli", "acersacr", "fagugran")
+TRAIN_SPECIES = "Liriodendron tulipifera"
 MODEL = ENV.get("SINR_E2E_MODEL", "")
 DEADLINE_S = float(ENV.get("SINR_E2E_DEADLINE_S", "170"))
 # Eastern North America, in lon/lat (the project's CRS in a new project is EPSG:4326).
@@ -167,7 +171,7 @@ def describe_raster(layer: QgsRasterLayer) -> dict:
 # ---- the steps -------------------------------------------------------------------------------
 def step_start():
     window = iface.mainWindow()
-    window.setGeometry(0, 0, 1600, 1000)  # Xvfb has no window manager to maximise it
+    window.setGeometry(0, 0, 1600, 1200)  # Xvfb has no window manager to maximise it
     browser = window.findChild(QDockWidget, "Browser")
     if browser is not None:
         browser.hide()  # more room for the layers panel and the map in the screenshots
@@ -276,6 +280,152 @@ def step_what_lives_here():
     return {"items": items, "label": dock.here_label.text()}
 
 
+def little_ranges_layer(code: str) -> QgsVectorLayer:
+    """The shared Little range polygons, filtered to one species (as a user would filter them)."""
+    layer = QgsVectorLayer(f"{SHARED / 'ranges' / 'little_ranges.gpkg'}|layername=ranges", "Little ranges", "ogr")
+    if not layer.isValid():
+        raise AssertionError(f"cannot open the Little ranges in {SHARED}")
+    layer.setSubsetString(f"\"code\" = '{code}'")
+    symbol = layer.renderer().symbol()
+    symbol.setColor(QColor(0, 0, 0, 0))  # outline only, over the prediction
+    symbol.symbolLayer(0).setStrokeColor(QColor(20, 20, 20))
+    symbol.symbolLayer(0).setStrokeWidth(0.6)
+    return layer
+
+
+def step_compare_processing():
+    """Compare with the expert range through sinr:evaluate_ranges (the toolbox path)."""
+    import processing
+
+    if QgsApplication.processingRegistry().algorithmById("sinr:evaluate_ranges") is None:
+        return {"skipped": "sinr:evaluate_ranges is not registered"}
+    ranges = little_ranges_layer(SPECIES_CODE)
+    t0 = time.time()
+    results = processing.run("sinr:evaluate_ranges", {
+        "MODEL": MODEL, "RANGES": ranges, "SPECIES_FIELD": "code", "PIXEL_SIZE": 0.5,
+        "AREA_WEIGHTED": True, "OUTPUT_TABLE": "memory:", "OUTPUT_REPORT": str(WORK / "compare_report.html")})
+    return {"seconds": time.time() - t0, "MAP": results.get("MAP"), "N_SPECIES": results.get("N_SPECIES"),
+            "features": ranges.featureCount(), "report": results.get("OUTPUT_REPORT")}
+
+
+def step_compare_dock():
+    """Load the Little ranges, open "Compare with an expert range", press Compare: AP, curve, outline."""
+    from qgis.PyQt.QtTest import QTest
+
+    dock = find_dock()
+    panel = getattr(dock, "compare_panel", None)
+    if panel is None:
+        return {"skipped": "no compare panel in the dock"}
+    ranges = QgsVectorLayer(f"{SHARED / 'ranges' / 'little_ranges.gpkg'}|layername=ranges", "Little ranges", "ogr")
+    if not ranges.isValid():
+        raise AssertionError(f"cannot open the Little ranges in {SHARED}")
+    QgsProject.instance().addMapLayer(ranges)
+    # All 134 ranges drawn at once hide the map: the user unticks the layer; the panel draws the outline.
+    QgsProject.instance().layerTreeRoot().findLayer(ranges.id()).setItemVisibilityChecked(False)
+    dock.species_edit.setText(SPECIES)
+    panel.setCollapsed(False)
+    panel.layer_combo.setLayer(ranges)
+    yield sleep(0.2)
+    field = panel.field_combo.currentField()
+    t0 = time.time()
+    QTest.mouseClick(panel.compare_button, Qt.LeftButton)
+    yield Wait(lambda: panel.comparison is not None or panel.result_label.text() != "", 120, "the comparison")
+    seconds = time.time() - t0
+    outline = panel.outline_layer()
+    yield from WATCHER.refresh_and_wait()
+    iface.messageBar().clearWidgets()  # QGIS's NAD27 -> WGS 84 transform notice would cover the map
+    shot("04_compare")
+    ev = panel.comparison.evaluation if panel.comparison is not None else None
+    return {"seconds": seconds, "field": field, "text": panel.result_label.text(),
+            "ap_percent": ev.ap_percent if ev is not None else None,
+            "prevalence": ev.prevalence if ev is not None else None,
+            "curve_visible": panel.curve.isVisible(),
+            "outline": outline.name() if outline is not None else None,
+            "outline_features": outline.featureCount() if outline is not None else 0}
+
+
+def training_observations() -> Path:
+    """A small CSV of real records of a few species from the shared data (what a user brings)."""
+    import csv
+    import gzip
+
+    wanted = {c: 0 for c in TRAIN_CODES}
+    path = WORK / "my_tree_observations.csv"
+    with gzip.open(SHARED / "occurrences" / "na_trees.csv.gz", "rt", encoding="utf-8") as src, \
+            open(path, "w", newline="", encoding="utf-8") as dst:
+        reader = csv.DictReader(src)
+        writer = csv.writer(dst)
+        writer.writerow(["species", "latitude", "longitude", "source"])
+        for row in reader:
+            code = row["code"]
+            # Every 7th record, up to 200 per species: spread over each range, small and quick.
+            if code in wanted and wanted[code] < 200 and reader.line_num % 7 == 0:
+                wanted[code] += 1
+                writer.writerow([row["species"], row["latitude"], row["longitude"], row["source"]])
+    return path
+
+
+def step_train():
+    """Train a small model from a point layer in the background; it appears in the model list."""
+    from qgis.PyQt.QtTest import QTest
+
+    dock = find_dock()
+    model_list = getattr(dock, "model_list", None)
+    if model_list is None or not hasattr(model_list, "train_button"):
+        return {"skipped": "no Train model button in the dock"}
+    csv_path = training_observations()
+    uri = (f"file://{csv_path}?type=csv&delimiter=,&xField=longitude&yField=latitude&crs=EPSG:4326"
+           "&spatialIndex=no&subsetIndex=no&watchFile=no")
+    points = QgsVectorLayer(uri, "My tree observations", "delimitedtext")
+    if not points.isValid():
+        raise AssertionError(f"the observation CSV did not load: {csv_path}")
+    QgsProject.instance().addMapLayer(points)
+    QTest.mouseClick(model_list.train_button, Qt.LeftButton)
+    yield Wait(lambda: model_list.dialog is not None and model_list.dialog.isVisible(), 20, "the training dialog")
+    dialog = model_list.dialog
+    dialog.use_layer.setChecked(True)
+    dialog.layer_combo.setLayer(points)
+    dialog.species_field.setField("species")
+    dialog.epochs.setValue(3)
+    dialog.width_spin.setValue(64)
+    dialog.depth.setValue(2)
+    dialog.output.setFilePath(str(WORK / "my_trees.sinr"))
+    dialog.model_name.setText("My trees")
+    dialog.python.setFilePath(ENV.get("SINR_E2E_PYTHON", ""))
+    dialog.move(420, 90)
+    yield sleep(0.5)
+    path = SHOTS / "05_train_dialog.png"
+    dialog.grab().save(str(path))
+    RESULT["screenshots"]["05_train_dialog"] = {"path": str(path), "window": [dialog.width(), dialog.height()]}
+    t0 = time.time()
+    QTest.mouseClick(dialog.train_button, Qt.LeftButton)
+    yield Wait(lambda: not dialog.isVisible() or "Ready" in dialog.message.text(), 30, "the dialog to start")
+    if dialog.isVisible():  # a bad input keeps it open with the reason
+        raise AssertionError(f"training did not start: {dialog.message.text()}")
+    task = dialog.task
+    yield Wait(lambda: task.progress() > 0 or model_list.combo.count() > 1, 90, "training progress")
+    shot("05_training_running")
+    running = {"progress": task.progress(), "description": task.description()}
+    yield Wait(lambda: dock.bundle is not None and dock.bundle.name == "My trees", 150,
+               "the trained model to be listed and chosen")
+    seconds = time.time() - t0
+    items = [model_list.combo.itemText(i) for i in range(model_list.combo.count())]
+    # Predict with the new model at once.
+    dock.species_edit.setText(TRAIN_SPECIES)
+    before = dock.layer_id
+    QTest.mouseClick(dock.predict_button, Qt.LeftButton)
+    yield Wait(lambda: dock.task is None and dock.layer_id not in (None, before), 120,
+               "a prediction with the new model")
+    layer = QgsProject.instance().mapLayer(dock.layer_id)
+    points.setOpacity(0.6)
+    yield from WATCHER.refresh_and_wait()
+    shot("05_trained_model")
+    return {"seconds": seconds, "running": running, "items": items, "current": model_list.combo.currentText(),
+            "model_label": dock.model_label.text(), "n_species": dock.bundle.n_species,
+            "records": points.featureCount(), "layer": describe_raster(layer),
+            "rendered": render_layer_alone(layer, iface.mapCanvas().extent())}
+
+
 def step_diagnostics():
     action = plugin_action("diagnostics")
     if action is None:
@@ -297,6 +447,8 @@ def step_diagnostics():
 
 STEPS = [("start", step_start), ("predict_processing", step_predict_processing),
          ("predict_dock", step_predict_dock), ("what_lives_here", step_what_lives_here),
+         ("compare_processing", step_compare_processing), ("compare_dock", step_compare_dock),
+         ("train", step_train),
          ("diagnostics", step_diagnostics)]
 
 

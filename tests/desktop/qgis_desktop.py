@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 from qgis_profile import prepare_profile  # noqa: E402
 
-SCREEN = "1600x1000x24"
+SCREEN = "1600x1200x24"
 
 
 def desktop_available() -> str | None:
