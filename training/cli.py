@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", help="model name (default: the output file's stem)")
     t.add_argument("--licence", help="licence text stored in the bundle")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="bf16: bfloat16 autocast for the network (faster on CPUs with AMX/AVX512-BF16)")
     t.add_argument("--jsonl", action="store_true", help="JSON-lines progress on stdout")
     t.add_argument("--jsonl-every", type=int, default=20, help="steps between JSON step events")
     t.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -137,7 +139,7 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
     cfg = TrainConfig(loss=a.loss, cap=a.cap, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                       width=a.width, depth=a.depth, dropout=a.dropout, seed=a.seed, pos_weight=a.pos_weight,
                       thin_deg=a.thin_deg, min_records=a.min_records, encoding=a.encoding,
-                      covariates=[Path(c).name for c in a.covariates])
+                      covariates=[Path(c).name for c in a.covariates], precision=a.precision)
     trainer = Trainer(data, cfg, env_mean=env_mean, env_std=env_std,
                       rand_env=None if stack is None else stack.sample)
     ckpt = checkpoint_path(out)

@@ -42,6 +42,7 @@ from .losses import NEEDS_RANDOM, get_loss
 from .model import SinrModel
 
 CHECKPOINT_FORMAT = "sinr-qgis-training-checkpoint"
+PRECISIONS = ("fp32", "bf16")
 CHECKPOINT_VERSION = 1
 
 
@@ -69,6 +70,9 @@ class TrainConfig:
     encoding: str = "sin_cos"
     covariates: list[str] = field(default_factory=list)  # raster file names, env encodings only
     env_pool: int = 200_000  # random sphere points pre-sampled with covariates (env encodings)
+    # "fp32" (the paper) or "bf16": the network's forward under CPU bfloat16 autocast (fp32 master
+    # weights, loss in fp32); about 2x faster on CPUs with AMX / AVX512-BF16
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,8 +125,9 @@ class BitDropout(nn.Module):
         # random_() on int64 fills 63 random bits: use the three low 16-bit lanes of each word
         words = torch.empty((n + 2) // 3, dtype=torch.int64).random_()
         lanes = words.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:n].view_as(x)
-        keep = lanes >= self._threshold
-        return x * keep * (1.0 / (1.0 - self.p))
+        # one float mask with the scale folded in: a single multiply forward and backward
+        mask = (lanes >= self._threshold).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x * mask
 
 
 def use_fast_dropout(model: nn.Module) -> nn.Module:
@@ -195,6 +200,8 @@ class Trainer:
         self.data = data
         self.config = config
         self.needs_random = config.loss in NEEDS_RANDOM
+        if config.precision not in PRECISIONS:
+            raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}.")
         uses_env = config.encoding != "sin_cos"
         if uses_env and (data.env is None or env_mean is None or env_std is None or rand_env is None):
             raise TrainingError(f"encoding {config.encoding!r} needs covariates (--covariates RASTER).")
@@ -245,12 +252,11 @@ class Trainer:
         x_pos = self.features[idx]
         y = self.labels[idx]
         b = len(idx)
-        if self.needs_random:
-            x = torch.cat([x_pos, self.random_features(b)], 0)
+        x = torch.cat([x_pos, self.random_features(b)], 0) if self.needs_random else x_pos
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
             logits = self.model(x)
-            logits_pos, logits_rand = logits[:b], logits[b:]
-        else:
-            logits_pos, logits_rand = self.model(x_pos), None
+        logits = logits.float()
+        logits_pos, logits_rand = (logits[:b], logits[b:]) if self.needs_random else (logits, None)
         loss = self.loss_fn(logits_pos, logits_rand, y, pos_weight=self.config.pos_weight, generator=self.gen)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -149,3 +149,11 @@ def test_env_training_uses_covariates_and_a_random_pool(shared_data):
     assert np.isfinite(res.final_loss)
     with pytest.raises(TrainingError, match="covariates"):
         Trainer(data, small_config(encoding="env"))
+
+
+def test_bf16_precision_trains_and_unknown_precision_is_refused():
+    res = Trainer(synthetic(100), small_config(precision="bf16", epochs=2, lr=1e-2)).fit(progress=False)
+    assert np.isfinite(res.final_loss) and res.epoch_losses[-1] < res.epoch_losses[0]
+    assert next(res.model.parameters()).dtype == torch.float32  # master weights stay fp32
+    with pytest.raises(TrainingError, match="precision"):
+        Trainer(synthetic(10), small_config(precision="fp8"))
