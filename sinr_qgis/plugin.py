@@ -18,6 +18,8 @@ class SinrPlugin:
         self.provider: SinrProvider | None = None
         self.diagnostics_action = None
         self._diagnostics_dialog = None
+        self.help_action = None
+        self._help_dialog = None
         self.dock_action = None
         self.dock = None  # created on first use: loading a model at QGIS start-up would slow it down
         setup_logging()
@@ -30,6 +32,7 @@ class SinrPlugin:
         self.initProcessing()
         self._add_dock_action()
         self._add_diagnostics_action()
+        self._add_help_action()
 
     # ---- The prediction dock (gui/dock.py) ----
     def _add_dock_action(self) -> None:
@@ -68,6 +71,21 @@ class SinrPlugin:
         self.diagnostics_action.triggered.connect(self.show_diagnostics)
         self.iface.addPluginToMenu(MENU, self.diagnostics_action)
 
+    def _add_help_action(self) -> None:
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        self.help_action = QAction(QIcon(icon_path("sinr.svg")), "Help…", self.iface.mainWindow())
+        self.help_action.setObjectName("SinrHelpAction")
+        self.help_action.setToolTip("What SINR is, how to read its maps and scores, and the data credits")
+        self.help_action.triggered.connect(lambda: self.show_help())
+        self.iface.addPluginToMenu(MENU, self.help_action)
+
+    def show_help(self, section: str = "") -> None:
+        from .gui.help_dialog import show_help
+
+        self._help_dialog = show_help(section, self.iface.mainWindow())
+
     def show_diagnostics(self) -> None:
         from .gui.diagnostics_dialog import show_diagnostics
 
@@ -85,6 +103,10 @@ class SinrPlugin:
             self.iface.removeToolBarIcon(self.dock_action)
             self.dock_action.deleteLater()
             self.dock_action = None
+        if self.help_action is not None:
+            self.iface.removePluginMenu(MENU, self.help_action)
+            self.help_action.deleteLater()
+            self.help_action = None
         if self.diagnostics_action is not None:
             self.iface.removePluginMenu(MENU, self.diagnostics_action)
             self.diagnostics_action.deleteLater()

@@ -21,12 +21,15 @@ from ..core.bundle import ModelBundle
 from ..core.errors import CancelledError, SinrError
 from ..qgis_bridge import layers as bridge_layers
 from ..qgis_bridge.model import load_model
+from ..toolbelt.paths import help_url
+from .help_text import ABOUT_SINR, CREDITS, MORE_HELP, help_section
 
 CAVEATS = (
     "<p><b>Caveats.</b> Values are the model's relative probability of presence, learned from "
     "presence-only records: they rank places, they are not calibrated probabilities of occupancy. "
     "Expert range maps, used for evaluation, are generous outlines. Areas far from the training "
-    "data (other continents for a North American model) are extrapolation.</p>")
+    "data (other continents for a North American model) are extrapolation.</p>"
+    + ABOUT_SINR + CREDITS + MORE_HELP)
 
 
 class SinrAlgorithm(QgsProcessingAlgorithm):
@@ -45,6 +48,10 @@ class SinrAlgorithm(QgsProcessingAlgorithm):
 
     def groupId(self) -> str:
         return "species_ranges"
+
+    def helpUrl(self) -> str:
+        """The plugin's offline guide (resources/help/index.html), at this algorithm's section."""
+        return help_url(help_section(self.name()))
 
     def add_model_parameter(self) -> None:
         self.addParameter(QgsProcessingParameterFile(

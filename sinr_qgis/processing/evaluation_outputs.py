@@ -24,6 +24,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
 from ..core import eval_report
 from ..core.evaluation import TABLE_COLUMNS, GridEvaluation
+from .help_text import ABOUT_SINR, CREDITS, EXPERT_RANGES, MORE_HELP
 
 OUTPUT_TABLE, OUTPUT_REPORT, MAP, N_SPECIES, CSV = "OUTPUT_TABLE", "OUTPUT_REPORT", "MAP", "N_SPECIES", "CSV"
 _TYPES = {"code": QVariant.String, "name": QVariant.String, "reference": QVariant.String,
@@ -47,7 +48,8 @@ AP_CAVEATS = (
     "models on the same cells. Prevalence matters: a species present in most of the extent gets a "
     "high AP easily, a rare one does not, and a larger extent (more absences) raises AP. Species "
     "whose reference has no presence are skipped (AP undefined) and listed in the log. Thresholded "
-    "scores (F1, IoU) use the best threshold for each species, so they are optimistic.</p>")
+    "scores (F1, IoU) use the best threshold for each species, so they are optimistic.</p>"
+    + EXPERT_RANGES + ABOUT_SINR + CREDITS + MORE_HELP)
 
 
 def _tr(text: str) -> str:

@@ -19,6 +19,7 @@ from .grid_params import (
     grid_from_parameters,
     mask_ocean,
 )
+from .help_text import ABOUT_SINR, CREDITS, MORE_HELP
 
 MODES = ["RGB summary: first 3 principal components", "Full embedding: one band per dimension"]
 
@@ -49,7 +50,8 @@ class LocationEmbeddingsAlgorithm(SinrAlgorithm):
             "PCA's shares of explained variance are in the file's metadata (EXPLAINED_VARIANCE).</p>"
             "<p><b>Caveats.</b> Embedding dimensions have no fixed meaning and differ between "
             "models; PCA colours depend on the extent they were fitted on, so compare colours only "
-            "within one output. Far from the training data the embedding is extrapolation.</p>")
+            "within one output. Far from the training data the embedding is extrapolation.</p>"
+            + ABOUT_SINR + CREDITS + MORE_HELP)
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()

@@ -37,6 +37,7 @@ from ..qgis_bridge.observations import SPECIES, export_file_name, export_observa
 from ..toolbelt import model_registry
 from ..toolbelt.interpreter import training_interpreter
 from .base import SinrAlgorithm, user_errors
+from .help_text import ABOUT_SINR, MORE_HELP
 
 LOG = logging.getLogger("sinr_qgis")
 ENCODING_OPTIONS = ("Automatic: coordinates, plus covariates when rasters are given",
@@ -114,7 +115,8 @@ class TrainModelAlgorithm(SinrAlgorithm):
             "<p><b>Output.</b> The model bundle; a summary (records used and dropped, species, final loss, "
             "time) is written to the log, and the model is added to the dock's model list.</p>"
             "<p><b>Caveats.</b> Presence-only models rank places by relative likelihood of presence. "
-            "Few records, or records from one region, give a model that knows little elsewhere.</p>")
+            "Few records, or records from one region, give a model that knows little elsewhere.</p>"
+            + ABOUT_SINR + MORE_HELP)
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(

@@ -9,6 +9,15 @@ BUNDLED_MODEL = RESOURCES / "models" / "na_trees_coords_v1.sinr"
 LAND_MASK = RESOURCES / "land_mask.tif"
 ICONS = RESOURCES / "icons"
 STYLES = RESOURCES / "styles"
+HELP_PAGE = RESOURCES / "help" / "index.html"
+
+
+def help_url(section: str = "") -> str:
+    """file:// URL of the help page, at anchor ``section`` (used by the algorithms' Help button)."""
+    from urllib.parse import quote
+
+    url = "file://" + quote(str(HELP_PAGE))
+    return f"{url}#{section}" if section else url
 
 
 def icon_path(name: str) -> str:

@@ -110,5 +110,5 @@ def test_with_onnxruntime_and_torch(bundle, tmp_path):
 
     assert diag["onnxruntime"].startswith(onnxruntime.__version__)
     assert "onnxruntime" in diag["prediction backend"]
-    assert diag["torch (training interpreter)"].startswith(torch.__version__)
-    assert result["training"] == "available"
+    assert diag["torch (training interpreter)"].startswith(torch.__version__), diag
+    assert result["training"] == "available", result["training"]

@@ -82,12 +82,12 @@ def test_zip_holds_no_tests_training_data_compiled_or_binary_files(plugin_zip, n
 
 def test_zip_ships_the_bundled_model_card_and_land_mask(names):
     models = sorted(ROOT.glob("resources/models/*.sinr"))
-    if not models:
-        pytest.skip("no bundled model in resources/models yet")
+    assert [m.name for m in models] == ["na_trees_coords_v1.sinr"]
     for model in models:
         assert f"{PLUGIN}/resources/models/{model.name}" in names
-    assert any(re.search(r"resources/models/.*(card|README).*\.(md|txt|html)$", n, re.I) for n in names)
+        assert f"{PLUGIN}/resources/models/{model.stem}.md" in names  # its model card
     assert f"{PLUGIN}/resources/land_mask.tif" in names
+    assert f"{PLUGIN}/resources/help/index.html" in names
 
 
 def metadata_version() -> str:
