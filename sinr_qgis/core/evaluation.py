@@ -271,12 +271,11 @@ def map_percent(results: Iterable[SpeciesEvaluation]) -> float:
 
 def auto_pixel_size(extent: tuple[float, float, float, float], geographic: bool, cells: int = 400,
                     degrees: float = 0.25) -> float:
-    """The default evaluation cell: 0.25 degree on a lon/lat grid (coarser if that gives more than
-    ``cells`` x ``cells``), else the longer side divided by ``cells``."""
-    longer = max(extent[2] - extent[0], extent[3] - extent[1])
+    """The default evaluation cell: ``degrees`` on a lon/lat grid, else the extent's longer side
+    divided by ``cells``."""
     if geographic:
-        return max(degrees, longer / (4 * cells))
-    return longer / cells
+        return degrees
+    return max(extent[2] - extent[0], extent[3] - extent[1]) / cells
 
 
 # ---- inputs on the grid ------------------------------------------------------------------------

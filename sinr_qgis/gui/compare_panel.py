@@ -84,7 +84,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
             return None
         settings = QgsMapSettings(self.dock.canvas.mapSettings())
         try:
-            species = self.dock._species()[0]
+            species = self.dock.bundle.find_species_list(self.dock.species_edit.text())[0]
             grid = bridge.default_grid(settings.visibleExtent(), settings.destinationCrs(),
                                        QgsProject.instance().transformContext(), side_cells=SIDE_CELLS)
             comparison = bridge.compare_species(self.dock.point_predictor, species, layer, field, grid,
