@@ -24,6 +24,7 @@ from sinr_qgis.core.encoding import ENCODINGS
 from sinr_qgis.core.errors import CancelledError, SinrError
 
 from .losses import LOSSES
+from .negatives import NEGATIVES, PSEUDO_NEGATIVES
 
 EXIT_USER_ERROR = 2
 DEFAULT_LICENCE = ("This model is derived from its training data ({file}); it carries the terms of "
@@ -63,7 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name-column")
     t.add_argument("--lat-column")
     t.add_argument("--lon-column")
-    t.add_argument("--source-column")
+    t.add_argument("--source-column", help="column naming each record's source (dataset, survey); "
+                   "auto-detected as source/datasetKey/datasetID")
+    t.add_argument("--negatives", default="all", choices=NEGATIVES,
+                   help="which species a record speaks against at its location: all (the paper), "
+                   "source (only species its own source records), site (not species the same source "
+                   "recorded at the same place), source_site (both); see training/negatives.py")
+    t.add_argument("--pseudo-negatives", default="sphere", choices=PSEUDO_NEGATIVES,
+                   help="where random pseudo-negatives are drawn: sphere (the paper) or land")
     t.add_argument("--name", help="model name (default: the output file's stem)")
     t.add_argument("--licence", help="licence text stored in the bundle")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -94,8 +102,16 @@ def _check_options(a: argparse.Namespace) -> None:
         raise SinrError("--covariates needs --encoding env or sin_cos_env.")
     if a.encoding != "sin_cos" and not a.covariates:
         raise SinrError(f"--encoding {a.encoding} needs --covariates RASTER.")
+    if getattr(a, "negatives", "all") != "all" and not _has_row_negatives(a):
+        raise SinrError(f"--negatives {a.negatives} needs a loss with negatives at observed locations "
+                        "(an_full, me_full, gp, an_slds).")
     if not Path(a.data).is_file():
         raise SinrError(f"data file {a.data} does not exist.")
+
+
+def _has_row_negatives(a: argparse.Namespace) -> bool:
+    """Whether ``a.loss`` uses negatives at observed locations (where ``--negatives`` acts)."""
+    return a.loss in ("an_full", "me_full", "gp", "an_slds")
 
 
 def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
@@ -108,6 +124,7 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
 
     from .data import prepare_training_data
     from .export import export_bundle
+    from .negatives import SourceNegatives
     from .trainer import TrainConfig, Trainer
 
     _check_options(a)
@@ -130,6 +147,9 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
                 raise SinrError(f"no record of {Path(a.data).name} falls on a valid cell of the covariates.")
             occ = dataclasses.replace(occ, lon=occ.lon[ok], lat=occ.lat[ok], species=occ.species[ok],
                                       source=None if occ.source is None else occ.source[ok])
+    if a.negatives in ("source", "source_site") and occ.source is None:
+        raise SinrError(f"--negatives {a.negatives} needs each record's source: name its column with "
+                        "--source-column (e.g. source or datasetKey).")
     data = prepare_training_data(occ, cap=a.cap, seed=a.seed, thin_deg=a.thin_deg, min_records=a.min_records)
     env_mean = env_std = None
     if stack is not None:
@@ -139,9 +159,14 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
     cfg = TrainConfig(loss=a.loss, cap=a.cap, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                       width=a.width, depth=a.depth, dropout=a.dropout, seed=a.seed, pos_weight=a.pos_weight,
                       thin_deg=a.thin_deg, min_records=a.min_records, encoding=a.encoding,
-                      covariates=[Path(c).name for c in a.covariates], precision=a.precision)
+                      covariates=[Path(c).name for c in a.covariates], negatives=a.negatives,
+                      pseudo_negatives=a.pseudo_negatives, precision=a.precision)
+    # source/site lists from every record of the file, not only the capped ones
+    neg_mask = SourceNegatives.build(a.negatives, data.codes, data.lonlat, data.source,
+                                     np.stack([occ.lon, occ.lat], 1), np.asarray(occ.species).astype(str),
+                                     occ.source)
     trainer = Trainer(data, cfg, env_mean=env_mean, env_std=env_std,
-                      rand_env=None if stack is None else stack.sample)
+                      rand_env=None if stack is None else stack.sample, neg_mask=neg_mask)
     ckpt = checkpoint_path(out)
     if a.resume:
         trainer.load_checkpoint(ckpt)

@@ -40,6 +40,7 @@ from sinr_qgis.core.errors import CancelledError, SinrError
 from .data import TrainingData, random_sphere_points, sphere_lonlat
 from .losses import NEEDS_RANDOM, get_loss
 from .model import SinrModel
+from .negatives import NEGATIVES, PSEUDO_NEGATIVES, SourceNegatives, random_land_points
 
 CHECKPOINT_FORMAT = "sinr-qgis-training-checkpoint"
 PRECISIONS = ("fp32", "bf16")
@@ -73,6 +74,10 @@ class TrainConfig:
     # "fp32" (the paper) or "bf16": the network's forward under CPU bfloat16 autocast (fp32 master
     # weights, loss in fp32); about 2x faster on CPUs with AMX / AVX512-BF16
     precision: str = "fp32"
+    # which negatives a record speaks for at its location (``negatives.NEGATIVES``) and where
+    # the pseudo-negatives are drawn (``negatives.PSEUDO_NEGATIVES``); the paper: all, sphere
+    negatives: str = "all"
+    pseudo_negatives: str = "sphere"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,7 +196,8 @@ class Trainer:
 
     def __init__(self, data: TrainingData, config: TrainConfig, *,
                  env_mean: np.ndarray | None = None, env_std: np.ndarray | None = None,
-                 rand_env: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 rand_env: Callable[[np.ndarray], np.ndarray] | None = None,
+                 neg_mask: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         if config.batch_size < 1 or config.epochs < 1:
             raise TrainingError("batch size and epochs must be at least 1.")
         if data.n_records == 0:
@@ -202,6 +208,16 @@ class Trainer:
         self.needs_random = config.loss in NEEDS_RANDOM
         if config.precision not in PRECISIONS:
             raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}.")
+        if config.pseudo_negatives not in PSEUDO_NEGATIVES or config.negatives not in NEGATIVES:
+            raise TrainingError(f"pseudo-negatives must be one of {', '.join(PSEUDO_NEGATIVES)} and "
+                                f"negatives one of {', '.join(NEGATIVES)}.")
+        # the batch's neg_mask builder; built from the training records alone unless given
+        # (the CLI passes one built from every record of the file, see negatives.py)
+        if neg_mask is None and config.negatives != "all":
+            src = data.source
+            neg_mask = SourceNegatives.build(config.negatives, data.codes, data.lonlat, src,
+                                             data.lonlat, np.asarray(data.codes, dtype=object)[data.species], src)
+        self.neg_mask = neg_mask
         uses_env = config.encoding != "sin_cos"
         if uses_env and (data.env is None or env_mean is None or env_std is None or rand_env is None):
             raise TrainingError(f"encoding {config.encoding!r} needs covariates (--covariates RASTER).")
@@ -222,10 +238,12 @@ class Trainer:
             self.features = self.model.features(lonlat, env).contiguous()
             self.labels = torch.as_tensor(data.species, dtype=torch.int64)
             self.rand_pool: torch.Tensor | None = None
-            if uses_env and self.needs_random:
+            if (uses_env or config.pseudo_negatives == "land") and self.needs_random:
                 rng = np.random.default_rng(config.seed + 1)
-                pts = random_sphere_points(config.env_pool, rng)
-                pool_env = torch.as_tensor(np.asarray(rand_env(pts)), dtype=torch.float32)
+                pts = (random_land_points(config.env_pool, rng) if config.pseudo_negatives == "land"
+                       else random_sphere_points(config.env_pool, rng))
+                pool_env = (torch.as_tensor(np.asarray(rand_env(pts)), dtype=torch.float32)
+                            if uses_env else None)
                 self.rand_pool = self.model.features(torch.as_tensor(pts, dtype=torch.float32),
                                                      pool_env).contiguous()
 
@@ -257,7 +275,9 @@ class Trainer:
             logits = self.model(x)
         logits = logits.float()
         logits_pos, logits_rand = (logits[:b], logits[b:]) if self.needs_random else (logits, None)
-        loss = self.loss_fn(logits_pos, logits_rand, y, pos_weight=self.config.pos_weight, generator=self.gen)
+        neg_mask = self.neg_mask(idx) if self.neg_mask is not None else None
+        loss = self.loss_fn(logits_pos, logits_rand, y, neg_mask, pos_weight=self.config.pos_weight,
+                            generator=self.gen)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
