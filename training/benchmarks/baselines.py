@@ -195,7 +195,8 @@ def run_baselines(which: Sequence[str], occurrences: str | Path = DEFAULT_OCCURR
     """Evaluate the chosen baselines; one protocol report per variant, with fit/score seconds."""
     tasks = nt.load_tasks(ranges, plots, cache_dir)
     records = read_training_records(occurrences)
-    data_meta = {"occurrences": Path(occurrences).name, "occurrences_sha256": nt.sha256_file(occurrences)}
+    data_meta = {**nt.data_identity(ranges, plots), "occurrences": Path(occurrences).name,
+                 "occurrences_sha256": nt.sha256_file(occurrences)}
     out: list[dict[str, Any]] = []
 
     def run(name: str, settings: dict[str, Any], make) -> None:

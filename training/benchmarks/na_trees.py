@@ -129,12 +129,27 @@ def polygon_labels(lonlat: np.ndarray, geometries: Sequence[Any]) -> np.ndarray:
     return labels
 
 
+def features_digest(features: Sequence[tuple[str, str, Any]]) -> str:
+    """sha256 of the features' codes, names and geometries (WKB).
+
+    The cache key: unlike the file's own hash it does not change when a program opens the
+    GeoPackage for update and SQLite rewrites its header without touching the data.
+    """
+    import shapely
+
+    h = hashlib.sha256()
+    for code, name, geom in features:
+        h.update(code.encode() + b"\0" + name.encode() + b"\0")
+        h.update(shapely.to_wkb(geom, byte_order=1))
+    return h.hexdigest()
+
+
 def ranges_task(gpkg: str | Path = DEFAULT_RANGES, cache_dir: str | Path | None = DEFAULT_CACHE) -> Task:
-    """Build (or load from the cache) the "ranges" task. The cache is keyed by the file's sha256."""
-    gpkg = Path(gpkg)
+    """Build (or load from the cache) the "ranges" task; the cache is keyed by the layer's content."""
+    features = read_range_polygons(gpkg)
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"{PROTOCOL}_ranges_{sha256_file(gpkg)[:20]}.npz"
+        cache = Path(cache_dir) / f"{PROTOCOL}_ranges_{features_digest(features)[:20]}.npz"
         if cache.is_file():
             with np.load(cache, allow_pickle=False) as z:
                 n = int(z["n_points"])
@@ -142,7 +157,6 @@ def ranges_task(gpkg: str | Path = DEFAULT_RANGES, cache_dir: str | Path | None 
                 return Task("ranges", z["lonlat"], [str(c) for c in z["codes"]],
                             [str(s) for s in z["names"]], labels)
     _cells, lonlat = h3_points()
-    features = read_range_polygons(gpkg)
     labels = polygon_labels(lonlat, [g for _, _, g in features])
     task = Task("ranges", lonlat, [c for c, _, _ in features], [s for _, s, _ in features], labels)
     if cache is not None:
@@ -286,8 +300,18 @@ def evaluate_model(model: str | Path, ranges: str | Path = DEFAULT_RANGES, plots
     tasks = load_tasks(ranges, plots, cache_dir)
     results = evaluate(bundle_scorer(bundle), [s.code for s in bundle.species], tasks)
     return report(results, model, bundle.sha256 or None,
-                  {"data": {"ranges": Path(ranges).name, "ranges_sha256": sha256_file(ranges),
-                            "plots": Path(plots).name, "plots_sha256": sha256_file(plots)}})
+                  {"data": data_identity(ranges, plots)})
+
+
+def data_identity(ranges: str | Path, plots: str | Path) -> dict[str, str]:
+    """File names and hashes of the evaluation data, for the report.
+
+    ``ranges_features_sha256`` identifies the range layer's content; the file hash alone can change
+    when a program opens the GeoPackage for update without changing any feature.
+    """
+    return {"ranges": Path(ranges).name, "ranges_sha256": sha256_file(ranges),
+            "ranges_features_sha256": features_digest(read_range_polygons(ranges)),
+            "plots": Path(plots).name, "plots_sha256": sha256_file(plots)}
 
 
 def summary_line(label: str, rep: dict[str, Any]) -> str:
