@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import QgsApplication
+from qgis.core import QgsApplication, QgsProcessingFeedback
 
 from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.processing.provider import SinrProvider
@@ -59,3 +59,15 @@ def read_raster(path: str | Path) -> tuple[np.ndarray, dict]:
 def pixel_centre(gt: tuple, row: int, col: int) -> tuple[float, float]:
     """Centre of pixel (row, col) in the raster's CRS, from its geotransform."""
     return gt[0] + (col + 0.5) * gt[1], gt[3] + (row + 0.5) * gt[5]
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Keeps the warnings an algorithm pushes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+
+    def pushWarning(self, text: str) -> None:
+        self.warnings.append(text)
+        super().pushWarning(text)

@@ -13,7 +13,6 @@ from qgis.core import (
     QgsGeometry,
     QgsPointXY,
     QgsProcessingException,
-    QgsProcessingFeedback,
     QgsProject,
     QgsVectorLayer,
 )
@@ -22,21 +21,16 @@ from sinr_qgis.core import runtime
 from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.processing import provider as provider_module
 
-from .prediction_helpers import bundle, model_file, pixel_centre, read_raster, sinr_provider  # noqa: F401
+from .prediction_helpers import (  # noqa: F401
+    RecordingFeedback,
+    bundle,
+    model_file,
+    pixel_centre,
+    read_raster,
+    sinr_provider,
+)
 
 EAST_US = "-80,-70,35,45 [EPSG:4326]"
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps the warnings an algorithm pushes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.warnings: list[str] = []
-
-    def pushWarning(self, text: str) -> None:
-        self.warnings.append(text)
-        super().pushWarning(text)
 
 
 # ---- predict_range thresholds and files ---------------------------------------------------------
