@@ -120,18 +120,40 @@ def _rings(geom: ogr.Geometry) -> Iterable[list[tuple[float, float]]]:
             yield from _rings(geom.GetGeometryRef(i))
 
 
-def outline_path(wkb_geometries: Iterable[bytes], geotransform: Sequence[float], scale: float,
-                 tolerance: float) -> str:
-    """SVG path data of the polygons' rings in thumbnail pixels (``scale`` thumbnail px per grid
-    pixel), simplified by ``tolerance`` (grid CRS units)."""
+def _box(geotransform: Sequence[float], width: int, height: int) -> ogr.Geometry:
     x0, dx, _, y0, _, dy = geotransform
+    x1, y1 = x0 + width * dx, y0 + height * dy
+    ring = ogr.Geometry(ogr.wkbLinearRing)
+    for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)):
+        ring.AddPoint_2D(x, y)
+    box = ogr.Geometry(ogr.wkbPolygon)
+    box.AddGeometry(ring)
+    return box
+
+
+def outline_path(wkb_geometries: Iterable[bytes], geotransform: Sequence[float], scale: float,
+                 tolerance: float, size: tuple[int, int] | None = None) -> str:
+    """SVG path data of the polygons' rings in thumbnail pixels (``scale`` thumbnail px per grid
+    pixel), simplified by ``tolerance`` (grid CRS units) and, with the grid's ``size`` (width,
+    height), clipped to the grid (an SVG viewer may not clip)."""
+    x0, dx, _, y0, _, dy = geotransform
+    box = _box(geotransform, *size) if size else None
     out = []
     for wkb in wkb_geometries:
         g = ogr.CreateGeometryFromWkb(bytes(wkb)) if wkb else None
         if g is None or g.IsEmpty():
             continue
         simple = g.SimplifyPreserveTopology(tolerance) if tolerance > 0 else g
-        for ring in _rings(simple if simple is not None and not simple.IsEmpty() else g):
+        if simple is None or simple.IsEmpty():
+            simple = g
+        if box is not None:
+            try:
+                clipped = simple.Intersection(box)
+            except RuntimeError:  # an invalid polygon (OGR exceptions on): draw it unclipped
+                clipped = None
+            if clipped is not None:  # None: invalid polygon with OGR exceptions off
+                simple = clipped
+        for ring in _rings(simple):
             if len(ring) < 2:
                 continue
             pts = [((x - x0) / dx * scale, (y - y0) / dy * scale) for x, y in ring]
@@ -158,7 +180,7 @@ def map_thumbnail_svg(values: np.ndarray, geotransform: Sequence[float], outline
     parts.append(f'<image width="{tw}" height="{th}" preserveAspectRatio="none" style="image-rendering:pixelated" '
                  f'xlink:href="data:image/png;base64,{png}"/>')  # xlink: also read by Qt's SVG renderer
     tol = abs(geotransform[1]) / max(scale, 1e-9) * 0.5
-    d = outline_path(outline_wkb, geotransform, scale, tol)
+    d = outline_path(outline_wkb, geotransform, scale, tol, size=(w, h))
     if not d and outline_mask is not None:
         d = _mask_edges(np.asarray(outline_mask, dtype=bool), scale)
     if d:

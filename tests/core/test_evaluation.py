@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -92,6 +93,11 @@ def test_evaluate_species_matches_sklearn_with_weights_and_reports_probability_t
     assert evaluation.map_percent([r, r]) == round(100 * r.ap, 2)
 
 
+def _path_points(svg: str) -> set[tuple[float, float]]:
+    d = re.search(r'<path d="([^"]+)"', svg).group(1)
+    return {(float(x), float(y)) for x, y in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)}
+
+
 def test_png_and_svg_outputs(tmp_path):
     values = np.linspace(0, 1, 12).reshape(3, 4)
     values[0, 0] = np.nan
@@ -105,7 +111,11 @@ def test_png_and_svg_outputs(tmp_path):
     svg = eval_report.map_thumbnail_svg(values, (0, 1, 0, 3, 0, -1), [_wkb("POLYGON((1 1,3 1,3 2,1 2,1 1))")],
                                         max_side=40)
     assert svg.startswith("<svg") and "data:image/png;base64," in svg
-    assert "M10.0,20.0 L30.0,20.0 L30.0,10.0 L10.0,10.0 L10.0,20.0Z" in svg  # 10 px per cell
+    assert _path_points(svg) == {(10, 20), (30, 20), (30, 10), (10, 10)}  # 10 px per cell
+    # an outline reaching beyond the grid is clipped to it
+    wide = eval_report.map_thumbnail_svg(values, (0, 1, 0, 3, 0, -1), [_wkb("POLYGON((-5 1,3 1,3 9,-5 9,-5 1))")],
+                                         max_side=40)
+    assert _path_points(wide) == {(0, 20), (30, 20), (30, 0), (0, 0)}
     mask_svg = eval_report.map_thumbnail_svg(values, (0, 1, 0, 3, 0, -1), outline_mask=values > 0.5)
     assert "<path" in mask_svg
     curve = eval_report.pr_curve_svg(np.array([0.5, 1.0, 1.0]), np.array([1.0, 0.5, 0.0]), title="AP 75 %")
