@@ -386,7 +386,12 @@ def step_train():
     dialog.use_layer.setChecked(True)
     dialog.layer_combo.setLayer(points)
     dialog.species_field.setField("species")
-    dialog.epochs.setValue(3)
+    # Small and quick, but enough optimiser steps (1000 records / 128 = 8 per epoch) to learn ranges.
+    # AN-SSDL: with only 5 species the default AN-full (positive weight 2048, set for thousands of
+    # species) scores about 1 everywhere; AN-SSDL gives a range-like map in the same time.
+    dialog.loss.setCurrentIndex(dialog.loss.findData("an_ssdl"))
+    dialog.epochs.setValue(20)
+    dialog.batch_size.setValue(128)
     dialog.width_spin.setValue(64)
     dialog.depth.setValue(2)
     dialog.output.setFilePath(str(WORK / "my_trees.sinr"))
@@ -417,10 +422,16 @@ def step_train():
     yield Wait(lambda: dock.task is None and dock.layer_id not in (None, before), 120,
                "a prediction with the new model")
     layer = QgsProject.instance().mapLayer(dock.layer_id)
-    points.setOpacity(0.6)
+    root = QgsProject.instance().layerTreeRoot()
+    for other in QgsProject.instance().mapLayers().values():  # show the new map and its records only
+        if other.id() not in (layer.id(), points.id()):
+            root.findLayer(other.id()).setItemVisibilityChecked(False)
+    points.renderer().symbol().setSize(1.2)
+    points.setOpacity(0.7)
     yield from WATCHER.refresh_and_wait()
     shot("05_trained_model")
-    return {"seconds": seconds, "running": running, "items": items, "current": model_list.combo.currentText(),
+    return {"seconds": seconds, "loss": dialog.loss.currentData(), "running": running, "items": items,
+            "current": model_list.combo.currentText(),
             "model_label": dock.model_label.text(), "n_species": dock.bundle.n_species,
             "records": points.featureCount(), "layer": describe_raster(layer),
             "rendered": render_layer_alone(layer, iface.mapCanvas().extent())}

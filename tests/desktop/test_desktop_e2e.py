@@ -5,6 +5,7 @@ findings and screenshots. Screenshots are kept as artifacts in build/screenshots
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -61,6 +62,7 @@ def e2e(tmp_path_factory):
                    "SINR_E2E_SPECIES": SPECIES, "SINR_E2E_PYTHON": str(ROOT / ".venv" / "bin" / "python"),
                    "SINR_E2E_DEADLINE_S": os.environ.get("SINR_E2E_DEADLINE_S", "190")})
     (SCREENSHOTS / "qgis.log").write_text(run.log)
+    (SCREENSHOTS / "e2e_result.json").write_text(json.dumps(run.result, indent=1))
     assert run.result, f"QGIS gave no result (rc {run.returncode}):\n{run.log[-4000:]}"
     assert run.result.get("finished") == "done", run.result
     return run.result
@@ -178,7 +180,7 @@ def test_comparison_in_the_dock_shows_ap_curve_and_the_expert_outline(e2e):
 
 def test_training_from_a_point_layer_runs_in_the_background_and_lists_the_model(e2e):
     train = step(e2e, "train")
-    assert train["records"] == 1000
+    assert train["records"] == 1000 and train["loss"] == "an_ssdl"
     assert 0 < train["running"]["progress"] <= 100  # seen while QGIS stayed responsive
     assert "training my_trees.sinr" in train["running"]["description"]
     assert any(item.startswith("My trees (5 species") for item in train["items"]), train["items"]
