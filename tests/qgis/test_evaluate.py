@@ -297,3 +297,17 @@ def test_help_says_map_is_in_percent(sinr_provider):  # noqa: F811
         text = re.sub(r"<[^>]+>", "", alg.shortHelpString())
         assert "in percent" in text and "rank" in text
         assert "Prevalence matters" in text
+
+
+def test_a_prediction_raster_in_another_crs_is_warped_onto_the_grid(sinr_provider, tmp_path):  # noqa: F811
+    """A fine Web Mercator map equal to 1 inside RECT_1, averaged onto the 1-degree lon/lat grid:
+    the cells inside the range score 1, the cells outside 0, edges in between: AP 100 %."""
+    merc = Grid.from_pixel_size((-11_200_000, 3_500_000, -8_900_000, 5_800_000), "EPSG:3857", 10_000)
+    lonlat, _ok = merc.lonlat()
+    values = inside(lonlat, RECT_1).astype(np.float32).reshape(merc.shape)
+    path = tmp_path / "merc.tif"
+    write_geotiff(path, merc, values, band_names=["Species number1"], band_metadata=[{"SPECIES_CODE": "sp001"}])
+    result, rows = run_ranges({"PREDICTION": [str(path)], "OUTPUT_REPORT": str(tmp_path / "m.html")})
+    assert list(rows) == ["sp001"] and result["N_SPECIES"] == 1
+    assert rows["sp001"]["ap"] == pytest.approx(100.0)
+    assert rows["sp001"]["n_presence"] == 36
