@@ -26,7 +26,7 @@ clean:
 	rm -rf build zip_build .pytest_cache
 
 # --- real desktop and plugin zip (scripts/desktop.sh, scripts/package.sh) ---
-.PHONY: desktop package test-desktop
+.PHONY: desktop package test-desktop screenshots
 desktop: setup  ## the real QGIS desktop, plugin enabled, isolated profile in build/qgis-profile
 	bash scripts/desktop.sh $(ARGS)
 
@@ -35,3 +35,6 @@ package: setup  ## build/sinr_qgis.<version>.zip with pb_tool, ready for the plu
 
 test-desktop: setup  ## only the end-to-end desktop test (Xvfb); screenshots in build/screenshots
 	$(PY) -m pytest -q -m desktop tests/desktop
+
+screenshots: test-desktop  ## refresh the README's docs/screenshots from the desktop test's artifacts
+	$(PY) scripts/readme_screenshots.py

@@ -166,8 +166,12 @@ def training_root() -> Path:
         if (root / "training" / "__init__.py").is_file():
             return root
     raise TrainingEnvironmentError(
-        f"The training code (package 'training') was not found next to the plugin ({plugin_dir}). "
-        "Training needs the full SINR for QGIS source; install the plugin from the repository.")
+        f"Training is unavailable: the training code (package 'training') was not found next to the "
+        f"plugin ({plugin_dir}); the plugin zip does not include it. Prediction and comparison work "
+        "without it. To train, get the source (git clone https://github.com/sinr-qgis/sinr-qgis), run "
+        "`make setup` in it, then either start QGIS with `make desktop`, or replace this plugin folder by "
+        "a link to the checkout's sinr_qgis folder and choose the checkout's .venv/bin/python as the "
+        "Python with PyTorch.")
 
 
 def build_command(python: str, opts: TrainOptions, entry: list[str] | None = None) -> list[str]:

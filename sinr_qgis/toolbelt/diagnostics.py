@@ -144,7 +144,8 @@ def collect_diagnostics(probe_torch: bool = True) -> list[Entry]:
         ("SINR plugin", _safe(lambda: f"{plugin_version()} ({PLUGIN_DIR})")),
         ("QGIS", _safe(_qgis_version)),
         ("OS", _safe(platform.platform)),
-        ("Python", f"{sys.version.split()[0]} ({sys.executable})"),
+        # Inside QGIS sys.executable is a guess from PATH, not the embedded Python; the prefix is.
+        ("Python", f"{sys.version.split()[0]} (prefix {sys.prefix})"),
         ("GDAL", _safe(_gdal_version)),
         ("numpy", module_version("numpy")),
         ("onnxruntime", module_version("onnxruntime")),

@@ -127,8 +127,13 @@ def test_installed_zip_loads_in_a_clean_desktop_profile_without_optional_package
     why = desktop_available()
     if why:
         pytest.skip(why)
+    work = tmp_path / "work"
+    work.mkdir()
+    # QGIS's own Python and /usr/bin/python3 for training: a stock machine without the optional packages.
     run = run_desktop(tmp_path / "profiles", installed / PLUGIN, ROOT / "tests" / "desktop" / "load_check.py",
-                      tmp_path / "result.json", with_venv=False, copy=True, timeout=120)
+                      tmp_path / "result.json", with_venv=False, copy=True, timeout=150,
+                      settings={"sinr_qgis/training/python": "/usr/bin/python3"},
+                      extra_env={"SINR_LOAD_CHECK_DEEP": "1", "SINR_LOAD_CHECK_WORK": str(work)})
     assert run.result, f"QGIS gave no result (rc {run.returncode}):\n{run.log[-3000:]}"
     res = run.result
     assert "error" not in res, res["error"]
@@ -140,6 +145,13 @@ def test_installed_zip_loads_in_a_clean_desktop_profile_without_optional_package
     # Stock QGIS Python: neither optional package is there, and the plugin still loads.
     assert res["importable"] == {"onnxruntime": False, "torch": False}
     assert not res["torch_loaded"]
+    # The panel loads the bundled model from the zip and predicts with the numpy backend.
+    assert res["dock_backend"] == "numpy" and "169 species" in res["dock_model"], res["dock_model"]
+    assert res["predict"]["n_valid"] > 500 and 0.0 <= res["predict"]["min"] < res["predict"]["max"] <= 1.0
+    # Training is unavailable, and says why and how to fix it.
+    assert "PyTorch is missing" in res["check_message"] and "pip install torch" in res["check_message"]
+    reasons = " ".join(res["log_messages"] + res["bar_messages"] + [res["train_dialog_message"]])
+    assert "training code" in reasons and "git clone" in reasons, reasons
 
 
 def qgis_process(args: list[str], home: Path, plugins: Path) -> subprocess.CompletedProcess:

@@ -1,0 +1,45 @@
+"""Copy the best end-to-end desktop screenshots into docs/screenshots/, small enough for the README.
+
+The desktop test (`make test-desktop`) leaves full-size PNGs in build/screenshots/; this scales
+them to at most 1000 px wide (a palette would band the colour ramps, so they stay RGB).
+`make screenshots` runs the test, then this.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QGuiApplication, QImage
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "build" / "screenshots"
+TARGET = ROOT / "docs" / "screenshots"
+# README name <- e2e screenshot, width
+PICKS = {"predict.png": ("03_what_lives_here.png", 1000),
+         "compare.png": ("04_compare.png", 1000),
+         "train_dialog.png": ("05_train_dialog.png", 480),
+         "trained_model.png": ("05_trained_model.png", 1000),
+         "diagnostics.png": ("06_diagnostics.png", 700)}
+
+
+def main() -> int:
+    app = QGuiApplication.instance() or QGuiApplication(["readme_screenshots", "-platform", "offscreen"])  # noqa: F841
+    TARGET.mkdir(parents=True, exist_ok=True)
+    missing = [src for src, _ in PICKS.values() if not (SOURCE / src).is_file()]
+    if missing:
+        print(f"missing in {SOURCE}: {missing}; run `make test-desktop` first", file=sys.stderr)
+        return 1
+    for name, (src, width) in PICKS.items():
+        image = QImage(str(SOURCE / src))
+        if image.width() > width:
+            image = image.scaledToWidth(width, Qt.SmoothTransformation)
+        image = image.convertToFormat(QImage.Format_RGB888)  # no alpha: smaller files
+        out = TARGET / name
+        image.save(str(out), "PNG", 9)
+        print(f"{out.relative_to(ROOT)}  {image.width()}x{image.height()}  {out.stat().st_size // 1024} KiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
