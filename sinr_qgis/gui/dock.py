@@ -139,6 +139,11 @@ class SinrDock(QgsDockWidget):
         layout.addWidget(self.species_list, 1)
         self.compare_panel = ComparePanel(self, body)  # the current species vs a loaded expert range
         layout.addWidget(self.compare_panel)
+        # The guide (gui/help_dialog.py): the model, reading the scores, expert ranges, credits.
+        self.help_button = QPushButton("Help: what the map and its numbers mean", body)
+        self.help_button.setObjectName("SinrDockHelpButton")
+        self.help_button.clicked.connect(self.show_help)
+        layout.addWidget(self.help_button)
         self.setWidget(body)
 
     # ---- model ---------------------------------------------------------------------------
@@ -270,6 +275,12 @@ class SinrDock(QgsDockWidget):
         return ranking
 
     # ---- misc ----------------------------------------------------------------------------
+    def show_help(self) -> None:
+        """Open the plugin's guide at "Reading the numbers"."""
+        from .help_dialog import show_help
+
+        self._help_dialog = show_help("numbers", self.iface.mainWindow())
+
     def _report(self, text: str, level) -> None:
         self.status_label.setText(text)
         LOG.log(logging.WARNING if level != Qgis.Info else logging.INFO, text)

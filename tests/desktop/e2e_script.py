@@ -456,11 +456,30 @@ def step_diagnostics():
     return {"clipboard": text}
 
 
+def step_help():
+    """The dock's Help button opens the guide at "Reading the numbers"."""
+    dock = find_dock()
+    if dock is None or not hasattr(dock, "help_button"):
+        return {"skipped": "no help button in the dock"}
+    dock.help_button.click()
+    yield Wait(lambda: any(w.objectName() == "SinrHelpDialog" and w.isVisible()
+                           for w in QApplication.topLevelWidgets()), 20, "the help dialog")
+    dialog = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "SinrHelpDialog" and w.isVisible())
+    yield sleep(0.3)
+    path = SHOTS / "07_help.png"
+    dialog.grab().save(str(path))
+    RESULT["screenshots"]["07_help"] = {"path": str(path), "window": [dialog.width(), dialog.height()]}
+    text = dialog.browser.toPlainText()
+    dialog.close()
+    return {"has_numbers": "Reading the numbers" in text, "has_credits": "Data credits" in text,
+            "scrolled": dialog.browser.verticalScrollBar().value() > 0}
+
+
 STEPS = [("start", step_start), ("predict_processing", step_predict_processing),
          ("predict_dock", step_predict_dock), ("what_lives_here", step_what_lives_here),
          ("compare_processing", step_compare_processing), ("compare_dock", step_compare_dock),
          ("train", step_train),
-         ("diagnostics", step_diagnostics)]
+         ("help", step_help), ("diagnostics", step_diagnostics)]
 
 
 # ---- the runner ------------------------------------------------------------------------------

@@ -195,6 +195,12 @@ def test_training_from_a_point_layer_runs_in_the_background_and_lists_the_model(
     assert QImage(e2e["screenshots"]["05_train_dialog"]["path"]).height() > 400
 
 
+def test_the_dock_help_opens_the_guide(e2e):
+    help_ = step(e2e, "help")
+    assert help_["has_numbers"] and help_["has_credits"] and help_["scrolled"]
+    assert QImage(e2e["screenshots"]["07_help"]["path"]).width() > 400
+
+
 def test_diagnostics_report_is_copied(e2e):
     diag = step(e2e, "diagnostics")
     text = diag["clipboard"]

@@ -87,3 +87,20 @@ def test_help_action_opens_the_guide(qgis_iface, qgis_processing, qtbot):
         plugin.unload()
     assert plugin.help_action is None
     assert QgsApplication.processingRegistry().providerById("sinr") is None
+
+
+def test_dock_help_button_opens_the_guide_at_reading_the_numbers(qgis_iface, qgis_processing, qtbot):
+    plugin = sinr_qgis.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        plugin.show_dock(True)
+        dock = plugin.dock
+        dock.help_button.click()
+        dialog = dock._help_dialog
+        qtbot.addWidget(dialog)
+        assert dialog.isVisible()
+        assert "Reading the numbers" in dialog.browser.toPlainText()
+        assert dialog.browser.verticalScrollBar().value() > 0  # scrolled to the section
+        dialog.close()
+    finally:
+        plugin.unload()
