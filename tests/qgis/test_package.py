@@ -99,7 +99,6 @@ def metadata_version() -> str:
 def test_zip_metadata_is_complete_and_states_the_optional_dependencies(plugin_zip):
     with zipfile.ZipFile(plugin_zip) as zf:
         text = zf.read(f"{PLUGIN}/metadata.txt").decode("utf-8")
-        icon = None
         cfg = configparser.ConfigParser(interpolation=None)
         cfg.read_string(text)
         general = cfg["general"]
@@ -109,6 +108,7 @@ def test_zip_metadata_is_complete_and_states_the_optional_dependencies(plugin_zi
         about = general["about"].lower()
         assert "onnxruntime" in about and "torch" in about and "pip install" in about
         icon = general["icon"]
+        assert icon.endswith((".png", ".jpg", ".jpeg")), icon  # the plugin repository's formats
         assert f"{PLUGIN}/{icon}" in zf.namelist()
         assert len(zf.read(f"{PLUGIN}/LICENSE")) > 1000
 
