@@ -67,9 +67,13 @@ class CovariateRaster:
 
     def band_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std of each band over its valid cells (std 1 where it would be 0)."""
-        flat = self.values.reshape(self.n_bands, -1).astype(np.float64)
-        mean = np.array([np.nanmean(r) if np.isfinite(r).any() else 0.0 for r in flat])
-        std = np.array([np.nanstd(r) if np.isfinite(r).any() else 1.0 for r in flat])
+        mean = np.zeros(self.n_bands)
+        std = np.ones(self.n_bands)
+        for b in range(self.n_bands):  # one band at a time: no float64 copy of the whole stack
+            valid = self.values[b][np.isfinite(self.values[b])]
+            if valid.size:
+                mean[b] = valid.mean(dtype=np.float64)
+                std[b] = valid.std(dtype=np.float64)
         std = np.where(std > 0, std, 1.0)
         return mean, std
 
