@@ -108,7 +108,7 @@ class TrainResult:
 
 # ---- fast dropout ------------------------------------------------------------------------------
 class BitDropout(nn.Module):
-    """``nn.Dropout`` with the keep mask built from 16-bit slices of random 64-bit words.
+    """``nn.Dropout`` with the keep mask built from the four 16-bit lanes of random 64-bit words.
 
     Each element is zeroed with probability round(p * 65536) / 65536 and the kept ones are
     scaled by 1 / (1 - p), like ``nn.Dropout``; identity in eval mode. Has no parameters, so a
@@ -127,9 +127,9 @@ class BitDropout(nn.Module):
         if self.p >= 1.0:
             return torch.zeros_like(x)
         n = x.numel()
-        # random_() on int64 fills 63 random bits: use the three low 16-bit lanes of each word
-        words = torch.empty((n + 2) // 3, dtype=torch.int64).random_()
-        lanes = words.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:n].view_as(x)
+        # full-range int64 words: all 64 bits uniform, so every 16-bit lane is (no copy needed)
+        words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+        lanes = words.view(torch.int16)[:n].view_as(x)
         # one float mask with the scale folded in: a single multiply forward and backward
         mask = (lanes >= self._threshold).to(x.dtype).mul_(1.0 / (1.0 - self.p))
         return x * mask

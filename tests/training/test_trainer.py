@@ -39,6 +39,8 @@ def test_bit_dropout_matches_dropout_statistics(p):
     x = torch.ones(400, 512)
     y = d(x)
     assert (y == 0).float().mean().item() == pytest.approx(p, abs=0.005)
+    for lane in range(4):  # each 16-bit lane of the random words (element index mod 4) is unbiased
+        assert (y[:, lane::4] == 0).float().mean().item() == pytest.approx(p, abs=0.01)
     assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)))
     assert y.mean().item() == pytest.approx(1.0, abs=0.01)
     # masks are not repeated between calls or correlated along rows
