@@ -110,9 +110,14 @@ def _raster(path: Path, extent: tuple[float, float, float, float]) -> Path:
 def test_covariates_that_do_not_cover_the_points(qgis_processing, tmp_path):
     raster = QgsRasterLayer(str(_raster(tmp_path / "asia.tif", (60.0, 0.0, 140.0, 60.0))), "asia")
     assert raster.isValid()
-    with pytest.raises(QgsProcessingException, match=r"do not cover the observations: only 0 of 300 points"):
-        _run({"INPUT": point_layer(), "SPECIES_FIELD": "taxon", "COVARIATES": [raster],
-              "OUTPUT": str(tmp_path / "m.sinr"), **TINY})
+    # owned by the project, so it is not left for Python to destroy after QGIS has exited (a segfault)
+    QgsProject.instance().addMapLayer(raster)
+    try:
+        with pytest.raises(QgsProcessingException, match=r"do not cover the observations: only 0 of 300 points"):
+            _run({"INPUT": point_layer(), "SPECIES_FIELD": "taxon", "COVARIATES": [raster.id()],
+                  "OUTPUT": str(tmp_path / "m.sinr"), **TINY})
+    finally:
+        QgsProject.instance().removeMapLayer(raster.id())
     assert not (tmp_path / "m.sinr").exists()
 
 
