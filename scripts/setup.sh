@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="qgis python3-qgis python3-gdal gdal-bin python3-venv xvfb xauth"
+APT_PACKAGES="qgis python3-qgis python3-gdal gdal-bin python3-venv xvfb xauth zip"  # zip: pb_tool (make package)
 missing=""
 for p in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

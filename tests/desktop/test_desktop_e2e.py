@@ -47,9 +47,9 @@ def e2e(tmp_path_factory):
     if why:
         pytest.skip(why)
     tmp = tmp_path_factory.mktemp("desktop")
-    if SCREENSHOTS.exists():
-        shutil.rmtree(SCREENSHOTS)
-    SCREENSHOTS.mkdir(parents=True)
+    # Screenshots are taken and checked in this run's own folder, then published as artifacts, so
+    # two test runs at the same time (a shared checkout) never read each other's images.
+    shots = tmp / "screenshots"
     model = ""
     if not list((ROOT / "resources" / "models").glob("*.sinr")):
         model = str(make_stand_in_model(tmp / "stand_in.sinr"))  # until the bundled model lands
@@ -57,15 +57,29 @@ def e2e(tmp_path_factory):
         tmp / "profiles", ROOT / "sinr_qgis", ROOT / "tests" / "desktop" / "e2e_script.py",
         tmp / "result.json", with_venv=True, timeout=240,
         settings={"sinr_qgis/training/python": str(ROOT / ".venv" / "bin" / "python")},
-        extra_env={"SINR_SCREENSHOTS": str(SCREENSHOTS), "SINR_SHARED_DATA": str(SHARED_DATA),
+        extra_env={"SINR_SCREENSHOTS": str(shots), "SINR_SHARED_DATA": str(SHARED_DATA),
                    "SINR_E2E_WORK": str(tmp / "work"), "SINR_E2E_MODEL": model,
                    "SINR_E2E_SPECIES": SPECIES, "SINR_E2E_PYTHON": str(ROOT / ".venv" / "bin" / "python"),
                    "SINR_E2E_DEADLINE_S": os.environ.get("SINR_E2E_DEADLINE_S", "190")})
-    (SCREENSHOTS / "qgis.log").write_text(run.log)
-    (SCREENSHOTS / "e2e_result.json").write_text(json.dumps(run.result, indent=1))
+    shots.mkdir(exist_ok=True)
+    (shots / "qgis.log").write_text(run.log)
+    (shots / "e2e_result.json").write_text(json.dumps(run.result, indent=1))
+    publish_artifacts(shots)
     assert run.result, f"QGIS gave no result (rc {run.returncode}):\n{run.log[-4000:]}"
     assert run.result.get("finished") == "done", run.result
     return run.result
+
+
+def publish_artifacts(shots: Path) -> None:
+    """Replace build/screenshots with this run's screenshots, JSON findings and QGIS log."""
+    staging = SCREENSHOTS.with_name(f".screenshots-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(shots, staging)
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    try:
+        staging.rename(SCREENSHOTS)
+    except OSError:  # another run published at the same moment: keep theirs
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def step(e2e, name: str) -> dict:
