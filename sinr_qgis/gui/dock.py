@@ -23,6 +23,7 @@ from qgis.PyQt.QtWidgets import (
     QListWidget,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -144,7 +145,15 @@ class SinrDock(QgsDockWidget):
         self.help_button.setObjectName("SinrDockHelpButton")
         self.help_button.clicked.connect(self.show_help)
         layout.addWidget(self.help_button)
-        self.setWidget(body)
+        # Scrollable: with the compare panel open the content is ~930 px tall, which would otherwise
+        # force the QGIS window taller than a 1080p screen.
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        self.setWidget(scroll)
 
     # ---- model ---------------------------------------------------------------------------
     def load_model(self) -> bool:
