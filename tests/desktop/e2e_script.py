@@ -141,6 +141,14 @@ def find_dock() -> QDockWidget | None:
     return None
 
 
+def scroll_dock_to_top(dock: QDockWidget) -> None:
+    from qgis.PyQt.QtWidgets import QScrollArea
+
+    area = dock.widget()
+    if isinstance(area, QScrollArea):
+        area.verticalScrollBar().setValue(0)
+
+
 def plugin_menu_actions() -> list[str]:
     for action in iface.pluginMenu().actions():
         if action.menu() is not None and "SINR" in action.text():
@@ -428,6 +436,9 @@ def step_train():
             root.findLayer(other.id()).setItemVisibilityChecked(False)
     points.renderer().symbol().setSize(1.2)
     points.setOpacity(0.7)
+    if getattr(dock, "compare_panel", None) is not None:
+        dock.compare_panel.setCollapsed(True)
+    scroll_dock_to_top(dock)  # the new model in "My models" and its card
     yield from WATCHER.refresh_and_wait()
     shot("05_trained_model")
     return {"seconds": seconds, "loss": dialog.loss.currentData(), "running": running, "items": items,
