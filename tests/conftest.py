@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,23 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "occurrences" / "na_trees.csv.gz").is_file():
         pytest.fail(f"shared data not found at {SHARED_DATA}; set SINR_SHARED_DATA")
     return SHARED_DATA
+
+
+_SESSION_STATUS: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _SESSION_STATUS["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without Python's interpreter teardown once QGIS has exited.
+
+    QGIS/PyQt wrappers freed during interpreter shutdown, after ``exitQgis()``, intermittently
+    segfault or abort ("double free") after every test has passed and the summary is printed.
+    The exit code must be the tests' result, so skip that teardown (QGIS itself never runs it).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_SESSION_STATUS.get("status", 0))
