@@ -39,3 +39,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_SESSION_STATUS.get("status", 0))
+
+
+@pytest.fixture(scope="session")
+def little_ranges(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the Little range GeoPackage.
+
+    QGIS and OGR may open a GeoPackage in update mode, which rewrites SQLite header bytes even
+    when no feature changes; the shared data must never be written, so tests open a copy.
+    """
+    import shutil
+
+    dst = tmp_path_factory.mktemp("ranges") / "little_ranges.gpkg"
+    shutil.copyfile(shared_data / "ranges" / "little_ranges.gpkg", dst)
+    return dst

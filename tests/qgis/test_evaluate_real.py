@@ -28,8 +28,7 @@ US_4267 = (-125.0, 24.0, -66.0, 50.0)
 SPECIES = {"acerrubr": "Acer rubrum", "pinuechi": "Pinus echinata", "queralba": "Quercus alba"}
 
 
-def little_layer(shared_data, codes) -> QgsVectorLayer:
-    path = shared_data / "ranges" / "little_ranges.gpkg"
+def little_layer(path, codes) -> QgsVectorLayer:
     layer = QgsVectorLayer(f"{path}|layername=ranges", "little", "ogr")
     assert layer.isValid() and layer.crs().authid() == "EPSG:4267"
     assert layer.setSubsetString("\"code\" IN ({})".format(", ".join(f"'{c}'" for c in codes)))
@@ -71,7 +70,7 @@ def run(layer, model, field="code"):
     return result, rows
 
 
-def test_little_ranges_match_shapely_labels(sinr_provider, shared_data, tmp_path):  # noqa: F811
+def test_little_ranges_match_shapely_labels(sinr_provider, shared_data, little_ranges, tmp_path):  # noqa: F811
     """A random model whose species carry Little codes: the algorithm's AP equals shapely + sklearn."""
     path = tmp_path / "little_codes.sinr"
     bundle = make_bundle(path, n_species=4, seed=11)
@@ -81,7 +80,7 @@ def test_little_ranges_match_shapely_labels(sinr_provider, shared_data, tmp_path
     bundle = ModelBundle.load(path)
     codes = list(SPECIES)
     # the layer's species field holds the scientific names, matched case-insensitively
-    result, rows = run(little_layer(shared_data, codes), path, field="species")
+    result, rows = run(little_layer(little_ranges, codes), path, field="species")
     exp, n_land = expected_aps(bundle, shared_data, codes, weighted=True)
     assert sorted(rows) == sorted(codes)
     for code in codes:
@@ -93,10 +92,10 @@ def test_little_ranges_match_shapely_labels(sinr_provider, shared_data, tmp_path
 
 
 @pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="the bundled model is not built yet")
-def test_bundled_model_on_little_ranges(sinr_provider, shared_data):  # noqa: F811
+def test_bundled_model_on_little_ranges(sinr_provider, shared_data, little_ranges):  # noqa: F811
     codes = ["acerrubr", "pinuechi"]
     bundle = ModelBundle.load(BUNDLED_MODEL)
-    result, rows = run(little_layer(shared_data, codes), BUNDLED_MODEL)
+    result, rows = run(little_layer(little_ranges, codes), BUNDLED_MODEL)
     exp, _ = expected_aps(bundle, shared_data, codes, weighted=True)
     for code in codes:
         assert rows[code]["ap"] == pytest.approx(100 * exp[code], abs=1e-4)
