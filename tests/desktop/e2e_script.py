@@ -6,7 +6,8 @@ and background tasks keep running while a step waits). Every step takes a screen
 $SINR_SCREENSHOTS and records what it saw; the findings go as JSON to $SINR_DESKTOP_RESULT and
 QGIS quits. The pytest side (test_desktop_e2e.py) asserts on the JSON and the PNGs.
 
-Inputs (environment): SINR_SCREENSHOTS, SINR_DESKTOP_RESULT, SINR_SHARED_DATA, SINR_E2E_MODEL
+Inputs (environment): SINR_SCREENSHOTS, SINR_DESKTOP_RESULT, SINR_SHARED_DATA, SINR_E2E_RANGES
+(a private copy of the Little ranges GeoPackage), SINR_E2E_MODEL
 (a .sinr to predict with; empty = the bundled model), SINR_E2E_SPECIES, SINR_E2E_WORK (a folder
 for outputs), SINR_E2E_DEADLINE_S.
 """
@@ -41,6 +42,9 @@ SHOTS.mkdir(parents=True, exist_ok=True)
 WORK = Path(ENV.get("SINR_E2E_WORK", SHOTS))
 WORK.mkdir(parents=True, exist_ok=True)
 SHARED = Path(ENV.get("SINR_SHARED_DATA", ""))
+# A private copy of the Little ranges: QGIS/OGR may open a GeoPackage in update mode, which rewrites
+# its header, and the shared data must never be written.
+RANGES = Path(ENV["SINR_E2E_RANGES"])
 SPECIES = ENV.get("SINR_E2E_SPECIES", "Acer rubrum")
 SPECIES_CODE = ENV.get("SINR_E2E_SPECIES_CODE", "acerrubr")
 TRAIN_CODES = ("acerrubr", "queralba", "lirituli", "acersacr", "fagugran")
@@ -290,9 +294,9 @@ def step_what_lives_here():
 
 def little_ranges_layer(code: str) -> QgsVectorLayer:
     """The shared Little range polygons, filtered to one species (as a user would filter them)."""
-    layer = QgsVectorLayer(f"{SHARED / 'ranges' / 'little_ranges.gpkg'}|layername=ranges", "Little ranges", "ogr")
+    layer = QgsVectorLayer(f"{RANGES}|layername=ranges", "Little ranges", "ogr")
     if not layer.isValid():
-        raise AssertionError(f"cannot open the Little ranges in {SHARED}")
+        raise AssertionError(f"cannot open the Little ranges {RANGES}")
     layer.setSubsetString(f"\"code\" = '{code}'")
     symbol = layer.renderer().symbol()
     symbol.setColor(QColor(0, 0, 0, 0))  # outline only, over the prediction
@@ -324,9 +328,9 @@ def step_compare_dock():
     panel = getattr(dock, "compare_panel", None)
     if panel is None:
         return {"skipped": "no compare panel in the dock"}
-    ranges = QgsVectorLayer(f"{SHARED / 'ranges' / 'little_ranges.gpkg'}|layername=ranges", "Little ranges", "ogr")
+    ranges = QgsVectorLayer(f"{RANGES}|layername=ranges", "Little ranges", "ogr")
     if not ranges.isValid():
-        raise AssertionError(f"cannot open the Little ranges in {SHARED}")
+        raise AssertionError(f"cannot open the Little ranges {RANGES}")
     QgsProject.instance().addMapLayer(ranges)
     # All 134 ranges drawn at once hide the map: the user unticks the layer; the panel draws the outline.
     QgsProject.instance().layerTreeRoot().findLayer(ranges.id()).setItemVisibilityChecked(False)

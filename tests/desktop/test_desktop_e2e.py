@@ -42,7 +42,7 @@ def make_stand_in_model(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory):
+def e2e(tmp_path_factory, little_ranges):
     why = desktop_available()
     if why:
         pytest.skip(why)
@@ -58,6 +58,7 @@ def e2e(tmp_path_factory):
         tmp / "result.json", with_venv=True, timeout=240,
         settings={"sinr_qgis/training/python": str(ROOT / ".venv" / "bin" / "python")},
         extra_env={"SINR_SCREENSHOTS": str(shots), "SINR_SHARED_DATA": str(SHARED_DATA),
+                   "SINR_E2E_RANGES": str(little_ranges),
                    "SINR_E2E_WORK": str(tmp / "work"), "SINR_E2E_MODEL": model,
                    "SINR_E2E_SPECIES": SPECIES, "SINR_E2E_PYTHON": str(ROOT / ".venv" / "bin" / "python"),
                    "SINR_E2E_DEADLINE_S": os.environ.get("SINR_E2E_DEADLINE_S", "190")})
