@@ -20,7 +20,7 @@ import numpy as np
 
 from sinr_qgis.core.atomic import check_writable
 from sinr_qgis.core.bundle import Species, file_sha256
-from sinr_qgis.core.encoding import ENCODINGS
+from sinr_qgis.core.encoding import DEFAULT_FREQUENCIES, ENCODINGS, check_frequencies, powers_of_two, uses_covariates
 from sinr_qgis.core.errors import CancelledError, SinrError
 
 from .losses import LOSSES
@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--encoding", default="sin_cos", choices=ENCODINGS)
     t.add_argument("--covariates", nargs="+", default=[], metavar="RASTER",
                    help="lon/lat covariate raster(s) for --encoding env or sin_cos_env")
+    t.add_argument("--frequencies", metavar="K,K,...",
+                   help="--encoding sin_cos_multi: whole-number frequencies, e.g. 1,2,4,8 "
+                   "(k: k periods around the globe; default 1,2,4,...,32)")
+    t.add_argument("--n-frequencies", type=int, metavar="L",
+                   help="--encoding sin_cos_multi: the frequencies 1,2,4,...,2^(L-1)")
     t.add_argument("--species-column")
     t.add_argument("--name-column")
     t.add_argument("--lat-column")
@@ -98,15 +103,34 @@ def _check_options(a: argparse.Namespace) -> None:
         raise SinrError("--lr and --width must be positive, --depth >= 0 and --dropout within [0, 1).")
     if a.thin_deg is not None and a.thin_deg <= 0:
         raise SinrError("--thin-deg must be a positive cell size in degrees.")
-    if a.encoding == "sin_cos" and a.covariates:
+    if not uses_covariates(a.encoding) and a.covariates:
         raise SinrError("--covariates needs --encoding env or sin_cos_env.")
-    if a.encoding != "sin_cos" and not a.covariates:
+    if uses_covariates(a.encoding) and not a.covariates:
         raise SinrError(f"--encoding {a.encoding} needs --covariates RASTER.")
+    a.frequencies = _frequencies(a)
     if getattr(a, "negatives", "all") != "all" and not _has_row_negatives(a):
         raise SinrError(f"--negatives {a.negatives} needs a loss with negatives at observed locations "
                         "(an_full, me_full, gp, an_slds).")
     if not Path(a.data).is_file():
         raise SinrError(f"data file {a.data} does not exist.")
+
+
+def _frequencies(a: argparse.Namespace) -> list[int] | None:
+    """The ``sin_cos_multi`` frequency list from ``--frequencies`` / ``--n-frequencies``."""
+    given = getattr(a, "frequencies", None)
+    n = getattr(a, "n_frequencies", None)
+    if given is None and n is None:  # recorded in the bundle's training settings too
+        return list(DEFAULT_FREQUENCIES) if a.encoding == "sin_cos_multi" else None
+    if a.encoding != "sin_cos_multi":
+        raise SinrError("--frequencies and --n-frequencies need --encoding sin_cos_multi.")
+    if given is not None and n is not None:
+        raise SinrError("give either --frequencies or --n-frequencies, not both.")
+    try:
+        freqs = powers_of_two(n) if n is not None else check_frequencies(
+            [float(k) for k in str(given).split(",") if k.strip()])
+    except ValueError as exc:
+        raise SinrError(f"--frequencies: {exc}.") from None
+    return list(freqs)
 
 
 def _has_row_negatives(a: argparse.Namespace) -> bool:
@@ -159,6 +183,7 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
     cfg = TrainConfig(loss=a.loss, cap=a.cap, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                       width=a.width, depth=a.depth, dropout=a.dropout, seed=a.seed, pos_weight=a.pos_weight,
                       thin_deg=a.thin_deg, min_records=a.min_records, encoding=a.encoding,
+                      frequencies=a.frequencies,
                       covariates=[Path(c).name for c in a.covariates], negatives=a.negatives,
                       pseudo_negatives=a.pseudo_negatives, precision=a.precision)
     # source/site lists from every record of the file, not only the capped ones

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from sinr_qgis.core.bundle import FORMAT_NAME, FORMAT_VERSION, ModelBundle, Species
+from sinr_qgis.core.encoding import uses_covariates
 
 from .model import EncoderGraph, SinrModel
 
@@ -24,7 +25,7 @@ def encoder_onnx_bytes(model: SinrModel) -> bytes:
     graph = EncoderGraph(model).eval()
     lonlat = torch.zeros(2, 2, dtype=torch.float32)
     buf = io.BytesIO()
-    if model.encoding == "sin_cos":
+    if not uses_covariates(model.encoding):
         args: tuple = (lonlat,)
         names = ["lonlat"]
     else:
@@ -76,6 +77,8 @@ def build_bundle(model: SinrModel, species: Sequence[Species], *, name: str,
         "licence": licence,
         "citation": CITATION,
     }
+    if model.frequencies is not None:
+        meta["encoding"]["frequencies"] = list(model.frequencies)
     if extra:
         meta.update(extra)
     bundle = ModelBundle(meta=meta, species=list(species), weights=weights,

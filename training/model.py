@@ -1,6 +1,8 @@
 """SINR's residual fully connected location encoder and bias-free species head (PyTorch)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -40,14 +42,19 @@ class SinrModel(nn.Module):
     """Encoder + bias-free linear head; ``forward`` returns logits [N, n_species]."""
 
     def __init__(self, n_species: int, encoding: str = "sin_cos", n_covariates: int = 0,
-                 width: int = 256, depth: int = 4, dropout: float = 0.5) -> None:
+                 width: int = 256, depth: int = 4, dropout: float = 0.5,
+                 frequencies: Sequence[int] | None = None) -> None:
         super().__init__()
         if encoding not in enc.ENCODINGS:
             raise ValueError(f"unknown encoding {encoding!r}")
         self.encoding = encoding
         self.n_covariates = n_covariates
+        # sin_cos_multi only: plain ints, traced into encoder.onnx as constants
+        self.frequencies = (enc.check_frequencies(frequencies or enc.DEFAULT_FREQUENCIES)
+                            if encoding == "sin_cos_multi" else None)
         self.config = {"width": width, "depth": depth, "dropout": dropout}
-        self.encoder = LocationEncoder(enc.input_dim(encoding, n_covariates), width, depth, dropout)
+        self.encoder = LocationEncoder(enc.input_dim(encoding, n_covariates, self.frequencies),
+                                       width, depth, dropout)
         self.head = nn.Linear(width, n_species, bias=False)
         # covariate standardisation, stored with the model (identity for coords-only)
         self.register_buffer("env_mean", torch.zeros(n_covariates))
@@ -55,7 +62,8 @@ class SinrModel(nn.Module):
 
     def features(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
         """Encoded input features from degrees and raw covariates (the shared core formula)."""
-        return enc.encode(self.encoding, lonlat, env, self.env_mean, self.env_std, xp=torch)
+        return enc.encode(self.encoding, lonlat, env, self.env_mean, self.env_std, xp=torch,
+                          frequencies=self.frequencies)
 
     def embed(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
         return self.encoder(self.features(lonlat, env))
@@ -74,7 +82,7 @@ class SinrModel(nn.Module):
             p = f"encoder.blocks.{i}."
             out[w1], out[b1] = sd[p + "w1.weight"], sd[p + "w1.bias"]
             out[w2], out[b2] = sd[p + "w2.weight"], sd[p + "w2.bias"]
-        if self.encoding != "sin_cos":
+        if enc.uses_covariates(self.encoding):
             out[network.ENV_MEAN], out[network.ENV_STD] = sd["env_mean"], sd["env_std"]
         return out
 

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from sinr_qgis.core.atomic import atomic_path
+from sinr_qgis.core.encoding import uses_covariates
 from sinr_qgis.core.errors import CancelledError, SinrError
 
 from .data import TrainingData, random_sphere_points, sphere_lonlat
@@ -69,6 +70,7 @@ class TrainConfig:
     thin_deg: float | None = None
     min_records: int = 1
     encoding: str = "sin_cos"
+    frequencies: list[int] | None = None  # sin_cos_multi only (None: its default list)
     covariates: list[str] = field(default_factory=list)  # raster file names, env encodings only
     env_pool: int = 200_000  # random sphere points pre-sampled with covariates (env encodings)
     # "fp32" (the paper) or "bf16": the network's forward under CPU bfloat16 autocast (fp32 master
@@ -218,14 +220,14 @@ class Trainer:
             neg_mask = SourceNegatives.build(config.negatives, data.codes, data.lonlat, src,
                                              data.lonlat, np.asarray(data.codes, dtype=object)[data.species], src)
         self.neg_mask = neg_mask
-        uses_env = config.encoding != "sin_cos"
+        uses_env = uses_covariates(config.encoding)
         if uses_env and (data.env is None or env_mean is None or env_std is None or rand_env is None):
             raise TrainingError(f"encoding {config.encoding!r} needs covariates (--covariates RASTER).")
         n_cov = data.env.shape[1] if uses_env and data.env is not None else 0
 
         torch.manual_seed(config.seed)
         self.model = SinrModel(data.n_species, config.encoding, n_cov, width=config.width,
-                               depth=config.depth, dropout=config.dropout)
+                               depth=config.depth, dropout=config.dropout, frequencies=config.frequencies)
         if uses_env:
             self.model.env_mean[:] = torch.as_tensor(np.asarray(env_mean), dtype=torch.float32)
             self.model.env_std[:] = torch.as_tensor(np.asarray(env_std), dtype=torch.float32)

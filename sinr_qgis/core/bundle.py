@@ -24,7 +24,7 @@ import numpy as np
 
 from . import network
 from .atomic import atomic_path
-from .encoding import ENCODINGS, input_dim
+from .encoding import ENCODINGS, check_frequencies, input_dim, uses_covariates
 from .errors import BundleError, SpeciesNotFoundError
 
 FORMAT_NAME = "sinr-qgis-model"
@@ -70,6 +70,12 @@ class ModelBundle:
     @property
     def encoding(self) -> str:
         return self.meta["encoding"]["name"]
+
+    @property
+    def frequencies(self) -> tuple[int, ...] | None:
+        """The ``sin_cos_multi`` frequencies (``model.json`` ``encoding.frequencies``); else None."""
+        f = self.meta["encoding"].get("frequencies")
+        return None if f is None else tuple(int(k) for k in f)
 
     @property
     def covariates(self) -> list[dict[str, Any]]:
@@ -181,11 +187,20 @@ class ModelBundle:
         if [s.index for s in self.species] != list(range(n)):
             raise BundleError(f"{who}: species.csv indices must be 0..{n - 1} in head order.")
         n_cov = len(self.covariates)
-        d_in = input_dim(enc, n_cov)
+        freqs = None
+        if enc == "sin_cos_multi":
+            if "frequencies" not in m["encoding"]:
+                raise BundleError(f"{who}: encoding 'sin_cos_multi' needs encoding.frequencies in model.json.")
+            try:
+                freqs = check_frequencies(m["encoding"]["frequencies"])
+            except ValueError as exc:
+                raise BundleError(f"{who}: model.json encoding.{exc}.") from None
+        d_in = input_dim(enc, n_cov, freqs)
         if self.weights[network.INPUT_W].shape[1] != d_in:
             raise BundleError(f"{who}: input layer takes {self.weights[network.INPUT_W].shape[1]} "
-                              f"features but encoding {enc!r} with {n_cov} covariates gives {d_in}.")
-        if enc != "sin_cos":
+                              f"features but encoding {enc!r} with {n_cov} covariates"
+                              + (f" and {len(freqs)} frequencies" if freqs else "") + f" gives {d_in}.")
+        if uses_covariates(enc):
             for key in (network.ENV_MEAN, network.ENV_STD):
                 if key not in self.weights or self.weights[key].shape != (n_cov,):
                     raise BundleError(f"{who}: weights.npz lacks {key!r} of length {n_cov}.")

@@ -6,12 +6,16 @@ runs in the trainer, in the exported ONNX graph (traced from torch) and in the n
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-ENCODINGS = ("sin_cos", "env", "sin_cos_env")
+ENCODINGS = ("sin_cos", "env", "sin_cos_env", "sin_cos_multi")
+COVARIATE_ENCODINGS = ("env", "sin_cos_env")  # the encodings that read covariate rasters
 COORD_DIM = 4
+# sin_cos_multi's default frequencies: wavelengths 360 deg .. 11.25 deg of longitude
+DEFAULT_FREQUENCIES = (1, 2, 4, 8, 16, 32)
 
 
 def sin_cos(lonlat: Any, xp: Any = np) -> Any:
@@ -26,6 +30,59 @@ def sin_cos(lonlat: Any, xp: Any = np) -> Any:
     return xp.stack([xp.sin(lon), xp.sin(lat), xp.cos(lon), xp.cos(lat)], 1)
 
 
+def sin_cos_multi(lonlat: Any, frequencies: Sequence[int] = DEFAULT_FREQUENCIES, xp: Any = np) -> Any:
+    """Multi-frequency (Fourier-feature) encoding, [N, 2] degrees -> [N, 4 * len(frequencies)].
+
+    For each integer frequency k, in the given order: [sin(k*pi*lon_n), sin(k*pi*lat_n),
+    cos(k*pi*lon_n), cos(k*pi*lat_n)] with lon_n = lon/180, lat_n = lat/90. The k = 1 block is
+    the paper's 4-d ``sin_cos``; higher k let the network draw structure finer than the globe-scale
+    sinusoid, which is almost linear across a continent. Integer k keep the dateline seamless.
+    ``k * x_n`` is reduced to [0, 2) exactly (floor arithmetic on float32 is exact) before
+    the sine, so 180 and -180 give identical features and backends agree at high k.
+    """
+    lon_n = lonlat[:, 0] / 180.0
+    lat_n = lonlat[:, 1] / 90.0
+    cols = []
+    for k in frequencies:
+        a = _mod2(lon_n * float(k), xp) * math.pi
+        b = _mod2(lat_n * float(k), xp) * math.pi
+        cols += [xp.sin(a), xp.sin(b), xp.cos(a), xp.cos(b)]
+    return xp.stack(cols, 1)
+
+
+def _mod2(t: Any, xp: Any) -> Any:
+    """t mod 2 in [0, 2), written with floor so that numpy, torch and the ONNX graph agree."""
+    return t - 2.0 * xp.floor(t * 0.5)
+
+
+def check_frequencies(frequencies: Sequence[Any]) -> tuple[int, ...]:
+    """A validated ``sin_cos_multi`` frequency list: positive integers, no repeats.
+
+    Raises ValueError saying what is wrong (non-integer frequencies would break the dateline).
+    """
+    try:
+        out = tuple(int(k) for k in frequencies)
+        if any(float(k) != int(k) for k in frequencies):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"frequencies must be whole numbers (e.g. 1,2,4,8), got {list(frequencies)!r}") from None
+    if not out or min(out) < 1 or len(set(out)) != len(out):
+        raise ValueError(f"frequencies must be distinct whole numbers >= 1, got {list(frequencies)!r}")
+    return out
+
+
+def powers_of_two(n: int) -> tuple[int, ...]:
+    """The frequencies 1, 2, 4, ..., 2**(n-1)."""
+    if n < 1:
+        raise ValueError(f"the number of frequencies must be at least 1, got {n}")
+    return tuple(2 ** i for i in range(n))
+
+
+def uses_covariates(encoding: str) -> bool:
+    """Whether an encoding reads covariate (environmental) values."""
+    return encoding in COVARIATE_ENCODINGS
+
+
 def standardise_env(env: Any, mean: Any, std: Any, xp: Any = np) -> Any:
     """Raw covariate values [N, k] -> z-scores; missing values (NaN) become 0 (the mean)."""
     z = (env - mean) / std
@@ -33,10 +90,13 @@ def standardise_env(env: Any, mean: Any, std: Any, xp: Any = np) -> Any:
 
 
 def encode(encoding: str, lonlat: Any, env: Any = None, mean: Any = None, std: Any = None,
-           xp: Any = np) -> Any:
-    """Model input features for ``encoding`` (one of ``ENCODINGS``)."""
+           xp: Any = np, frequencies: Sequence[int] | None = None) -> Any:
+    """Model input features for ``encoding`` (one of ``ENCODINGS``); ``frequencies`` is used by
+    ``sin_cos_multi`` only (None: ``DEFAULT_FREQUENCIES``)."""
     if encoding == "sin_cos":
         return sin_cos(lonlat, xp)
+    if encoding == "sin_cos_multi":
+        return sin_cos_multi(lonlat, DEFAULT_FREQUENCIES if frequencies is None else frequencies, xp)
     if env is None:
         raise ValueError(f"encoding {encoding!r} needs covariate values")
     z = standardise_env(env, mean, std, xp)
@@ -47,7 +107,9 @@ def encode(encoding: str, lonlat: Any, env: Any = None, mean: Any = None, std: A
     raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
 
 
-def input_dim(encoding: str, n_covariates: int = 0) -> int:
+def input_dim(encoding: str, n_covariates: int = 0, frequencies: Sequence[int] | None = None) -> int:
     """Number of model input features for an encoding."""
+    if encoding == "sin_cos_multi":
+        return COORD_DIM * len(DEFAULT_FREQUENCIES if frequencies is None else frequencies)
     return {"sin_cos": COORD_DIM, "env": n_covariates,
             "sin_cos_env": COORD_DIM + n_covariates}[encoding]

@@ -6,7 +6,7 @@ h <- h + ReLU(W2 ReLU(W1 h + b1) + b2) (dropout is off at inference).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -49,11 +49,13 @@ def embed_features(weights: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarr
 
 
 def embed(weights: Mapping[str, np.ndarray], encoding: str, lonlat: np.ndarray,
-          env: np.ndarray | None = None) -> np.ndarray:
-    """(lon, lat) degrees [N, 2] (+ raw covariates [N, k]) -> embedding [N, D]."""
+          env: np.ndarray | None = None, frequencies: Sequence[int] | None = None) -> np.ndarray:
+    """(lon, lat) degrees [N, 2] (+ raw covariates [N, k]) -> embedding [N, D].
+
+    ``frequencies``: the bundle's ``encoding.frequencies`` (``sin_cos_multi`` only)."""
     lonlat = np.asarray(lonlat, dtype=np.float32)
     mean = weights.get(ENV_MEAN)
     std = weights.get(ENV_STD)
     feats = encode(encoding, lonlat, None if env is None else np.asarray(env, np.float32),
-                   mean, std, np)
+                   mean, std, np, frequencies=frequencies)
     return embed_features(weights, feats.astype(np.float32, copy=False))

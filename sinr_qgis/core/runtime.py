@@ -68,6 +68,7 @@ import numpy as np
 
 from . import network
 from .bundle import ModelBundle, Species
+from .encoding import uses_covariates
 from .errors import BundleError, CancelledError, CovariateError, OutputError, SpeciesNotFoundError
 from .grid import Grid
 from .landmask import load_land_mask
@@ -110,9 +111,10 @@ class _NumpyBackend:
     def __init__(self, bundle: ModelBundle) -> None:
         self.weights = bundle.weights
         self.encoding = bundle.encoding
+        self.frequencies = bundle.frequencies
 
     def embed(self, lonlat: np.ndarray, env: np.ndarray | None) -> np.ndarray:
-        return network.embed(self.weights, self.encoding, lonlat, env)
+        return network.embed(self.weights, self.encoding, lonlat, env, self.frequencies)
 
 
 class _OnnxBackend:
@@ -237,7 +239,7 @@ class Predictor:
 
     @property
     def needs_covariates(self) -> bool:
-        return self.bundle.encoding != "sin_cos"
+        return uses_covariates(self.bundle.encoding)
 
     def resolve_species(self, species: SpeciesLike | Iterable[SpeciesLike] | None) -> list[Species]:
         """Species from indices, codes/names, ``Species`` objects or a list of them (duplicates

@@ -64,7 +64,7 @@ def test_sin_cos_known_values_and_order():
 @pytest.mark.parametrize("encoding", enc.ENCODINGS)
 def test_numpy_torch_and_onnx_agree(encoding):
     lonlat, env = points()
-    use_env = None if encoding == "sin_cos" else env
+    use_env = env if enc.uses_covariates(encoding) else None
     ref = enc.encode(encoding, lonlat.astype(np.float64), None if use_env is None else use_env.astype(np.float64),
                      MEAN.astype(np.float64), STD.astype(np.float64), np)
     np_f32 = enc.encode(encoding, lonlat, use_env, MEAN, STD, np)
