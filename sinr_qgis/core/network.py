@@ -52,7 +52,10 @@ def embed(weights: Mapping[str, np.ndarray], encoding: str, lonlat: np.ndarray,
           env: np.ndarray | None = None, frequencies: Sequence[int] | None = None) -> np.ndarray:
     """(lon, lat) degrees [N, 2] (+ raw covariates [N, k]) -> embedding [N, D].
 
-    ``frequencies``: the bundle's ``encoding.frequencies`` (``sin_cos_multi`` only)."""
+    ``frequencies``: the bundle's ``encoding.frequencies`` (``sin_cos_multi`` only, required:
+    a default list of the same length would silently give wrong embeddings)."""
+    if encoding == "sin_cos_multi" and frequencies is None:
+        raise ValueError("encoding 'sin_cos_multi' needs the bundle's frequencies (bundle.frequencies)")
     lonlat = np.asarray(lonlat, dtype=np.float32)
     mean = weights.get(ENV_MEAN)
     std = weights.get(ENV_STD)

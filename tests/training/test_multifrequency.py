@@ -74,6 +74,12 @@ def test_torch_onnx_and_numpy_embeddings_agree(tmp_path):
         pred = Predictor(b, backend=backend)
         assert not pred.needs_covariates
         np.testing.assert_allclose(pred.embed(ll), ref, atol=1e-5 * scale)
+    # the benchmark's scorer uses the bundle's list too
+    from training.benchmarks.na_trees import bundle_scorer
+    np.testing.assert_allclose(bundle_scorer(b)(ll, ["s2"])[:, 0], ref @ b.head[2], atol=1e-4 * scale)
+    # without the list the numpy path refuses rather than guess
+    with pytest.raises(ValueError, match="frequencies"):
+        network.embed(b.weights, b.encoding, ll)
     # another list of the same length gives other embeddings: the comparisons above are meaningful
     wrong = SinrModel(5, "sin_cos_multi", 0, width=48, depth=2, frequencies=(1, 2, 4, 128))
     wrong.load_state_dict(model.state_dict())

@@ -267,7 +267,8 @@ def bundle_scorer(bundle: Any) -> ScoreFn:
         rows = [index[c] for c in codes]
         out = np.empty((lonlat.shape[0], len(rows)), dtype=np.float32)
         for start in range(0, lonlat.shape[0], 8192):  # bounded memory for wide encoders
-            emb = network.embed(bundle.weights, bundle.encoding, lonlat[start:start + 8192])
+            emb = network.embed(bundle.weights, bundle.encoding, lonlat[start:start + 8192],
+                                frequencies=bundle.frequencies)
             out[start:start + 8192] = emb @ bundle.head[rows].T
         return out
 

@@ -63,7 +63,7 @@ def torch_model(bundle: ModelBundle) -> SinrModel:
     arch = bundle.meta["architecture"]
     n_blocks = network.count_blocks(bundle.weights)
     model = SinrModel(bundle.n_species, bundle.encoding, len(bundle.covariates),
-                      width=bundle.embedding_dim, depth=n_blocks)
+                      width=bundle.embedding_dim, depth=n_blocks, frequencies=bundle.frequencies)
     state = model.state_dict()
     for name in state:
         if name == "head.weight":
