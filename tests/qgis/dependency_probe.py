@@ -115,7 +115,8 @@ def main() -> dict:
             out["predict"] = {"valid": layer.isValid(), "bands": ds.RasterCount,
                               "size": [ds.RasterXSize, ds.RasterYSize], "n_valid": int(valid.size),
                               "min": float(valid.min()) if valid.size else None,
-                              "max": float(valid.max()) if valid.size else None}
+                              "max": float(valid.max()) if valid.size else None,
+                              "mean": float(valid.astype("float64").mean()) if valid.size else None}
         except Exception:
             out["predict"] = {"error": traceback.format_exc()}
 

@@ -76,6 +76,8 @@ def check_common(result: dict) -> None:
     assert result["provider"], "the sinr Processing provider was not registered"
     assert not result["provider_after_unload"]
     assert not result["torch_loaded_in_qgis"], "the plugin imported torch into the QGIS process"
+    # Prediction and comparison run in both situations (numpy backend when onnxruntime is missing).
+    assert "sinr:predict_range" in result["algorithms"] and "sinr:evaluate_ranges" in result["algorithms"]
     if "predict" in result:
         pred = result["predict"]
         assert "error" not in pred, pred.get("error")
@@ -83,11 +85,21 @@ def check_common(result: dict) -> None:
         assert 0.0 <= pred["min"] <= pred["max"] <= 1.0
     if "compare" in result:
         assert "error" not in result["compare"], result["compare"].get("error")
-        assert 0.0 <= result["compare"]["MAP"] <= 1.0 or 0.0 <= result["compare"]["MAP"] <= 100.0
+        assert 0.0 < result["compare"]["MAP"] <= 100.0  # percent
 
 
-def test_stock_qgis_without_onnxruntime_and_torch(bundle, tmp_path):
-    result = run_probe(bundle, tmp_path, block=True)
+@pytest.fixture(scope="module")
+def stock(bundle, tmp_path_factory) -> dict:
+    return run_probe(bundle, tmp_path_factory.mktemp("stock"), block=True)
+
+
+@pytest.fixture(scope="module")
+def full(bundle, tmp_path_factory) -> dict:
+    return run_probe(bundle, tmp_path_factory.mktemp("full"), block=False)
+
+
+def test_stock_qgis_without_onnxruntime_and_torch(stock):
+    result = stock
     assert result["importable"] == {"onnxruntime": False, "torch": False}
     check_common(result)
     diag = result["diagnostics"]
@@ -100,8 +112,8 @@ def test_stock_qgis_without_onnxruntime_and_torch(bundle, tmp_path):
     assert not result["onnxruntime_loaded"]
 
 
-def test_with_onnxruntime_and_torch(bundle, tmp_path):
-    result = run_probe(bundle, tmp_path, block=False)
+def test_with_onnxruntime_and_torch(full):
+    result = full
     assert result["importable"] == {"onnxruntime": True, "torch": True}
     check_common(result)
     diag = result["diagnostics"]
@@ -112,3 +124,11 @@ def test_with_onnxruntime_and_torch(bundle, tmp_path):
     assert "onnxruntime" in diag["prediction backend"]
     assert diag["torch (training interpreter)"].startswith(torch.__version__), diag
     assert result["training"] == "available", result["training"]
+
+
+def test_both_backends_give_the_same_prediction_and_comparison(stock, full):
+    """numpy (stock QGIS) and onnxruntime give the same raster and the same MAP."""
+    assert stock["predict"]["n_valid"] == full["predict"]["n_valid"]
+    for key in ("min", "max", "mean"):
+        assert stock["predict"][key] == pytest.approx(full["predict"][key], abs=1e-5), key
+    assert stock["compare"]["MAP"] == pytest.approx(full["compare"]["MAP"], abs=1e-6)
