@@ -70,12 +70,17 @@ def onnxruntime_providers() -> str:
 
 
 def inference_backend() -> str:
-    """The backend prediction uses by default ("auto": onnxruntime when importable, else numpy)."""
-    from ..core.runtime import onnxruntime_available
+    """The backend prediction really uses: the bundled model is loaded as the panel would load it."""
+    from ..core.bundle import ModelBundle
+    from ..core.runtime import Predictor, onnxruntime_available
 
-    if onnxruntime_available():
-        return "onnxruntime"
-    return "numpy (onnxruntime is not installed: same results, slower; pip install onnxruntime)"
+    note = "" if onnxruntime_available() else (
+        " (onnxruntime is not installed: same results, slower; pip install onnxruntime)")
+    if not BUNDLED_MODEL.is_file():
+        return ("onnxruntime" if not note else "numpy") + note + "; bundled model missing"
+    predictor = Predictor(ModelBundle.load(BUNDLED_MODEL))
+    warnings = "; ".join(predictor.warnings)
+    return predictor.backend_name + note + (f" ({warnings})" if warnings else "")
 
 
 def training_interpreter() -> str:
