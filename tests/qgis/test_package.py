@@ -81,8 +81,10 @@ def test_zip_holds_no_tests_training_data_compiled_or_binary_files(plugin_zip, n
 
 
 def test_zip_ships_the_bundled_model_card_and_land_mask(names):
+    from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
+
     models = sorted(ROOT.glob("resources/models/*.sinr"))
-    assert [m.name for m in models] == ["na_trees_coords_v1.sinr"]
+    assert BUNDLED_MODEL.name in [m.name for m in models]
     for model in models:
         assert f"{PLUGIN}/resources/models/{model.name}" in names
         assert f"{PLUGIN}/resources/models/{model.stem}.md" in names  # its model card
@@ -146,7 +148,11 @@ def test_installed_zip_loads_in_a_clean_desktop_profile_without_optional_package
     assert res["importable"] == {"onnxruntime": False, "torch": False}
     assert not res["torch_loaded"]
     # The panel loads the bundled model from the zip and predicts with the numpy backend.
-    assert res["dock_backend"] == "numpy" and "169 species" in res["dock_model"], res["dock_model"]
+    from sinr_qgis.core.bundle import ModelBundle
+    from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
+
+    n_species = ModelBundle.load(BUNDLED_MODEL).n_species
+    assert res["dock_backend"] == "numpy" and f"{n_species} species" in res["dock_model"], res["dock_model"]
     assert res["predict"]["n_valid"] > 500 and 0.0 <= res["predict"]["min"] < res["predict"]["max"] <= 1.0
     # Training is unavailable, and says why and how to fix it.
     assert "PyTorch is missing" in res["check_message"] and "pip install torch" in res["check_message"]
