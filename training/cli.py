@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", help="model name (default: the output file's stem)")
     t.add_argument("--licence", help="licence text stored in the bundle")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    t.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
-                   help="bf16: bfloat16 autocast for the network (faster on CPUs with AMX/AVX512-BF16)")
+    t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="bf16: bfloat16 autocast for the network; auto (default): bf16 on CPUs with "
+                        "native bfloat16 (AMX/AVX512-BF16), else fp32 (the paper)")
     t.add_argument("--jsonl", action="store_true", help="JSON-lines progress on stdout")
     t.add_argument("--jsonl-every", type=int, default=20, help="steps between JSON step events")
     t.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -149,7 +150,7 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
     from .data import prepare_training_data
     from .export import export_bundle
     from .negatives import SourceNegatives
-    from .trainer import TrainConfig, Trainer
+    from .trainer import TrainConfig, Trainer, resolve_precision
 
     _check_options(a)
     out = check_writable(a.out)
@@ -185,7 +186,7 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
                       thin_deg=a.thin_deg, min_records=a.min_records, encoding=a.encoding,
                       frequencies=a.frequencies,
                       covariates=[Path(c).name for c in a.covariates], negatives=a.negatives,
-                      pseudo_negatives=a.pseudo_negatives, precision=a.precision)
+                      pseudo_negatives=a.pseudo_negatives, precision=resolve_precision(a.precision))
     # source/site lists from every record of the file, not only the capped ones
     neg_mask = SourceNegatives.build(a.negatives, data.codes, data.lonlat, data.source,
                                      np.stack([occ.lon, occ.lat], 1), np.asarray(occ.species).astype(str),

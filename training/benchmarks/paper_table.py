@@ -171,7 +171,7 @@ def train_and_evaluate(cfg: dict[str, Any], seed: int, data: Path, covariates: P
     model = run_dir / f"{cfg['name']}_s{seed}.sinr"
     args = [a.replace("{covariates}", str(covariates)) for a in cfg["args"]]
     cmd = [sys.executable, "-m", "training", "train", "--data", str(data), "--out", str(model),
-           "--seed", str(seed), "--no-progress", "--threads", str(threads), *args]
+           "--seed", str(seed), "--no-progress", "--threads", str(threads), "--precision", "fp32", *args]
     wall = cpu = None
     if force or not model.is_file():  # a bundle is written atomically: one that exists is complete
         log(f"[{time.strftime('%H:%M:%S')}] {cfg['name']} seed {seed}: {' '.join(cmd[2:])}")

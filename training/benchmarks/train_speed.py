@@ -13,7 +13,8 @@ positives and randoms through the model in one concatenated batch, ``nn.Dropout`
 The machine may be shared, so the two loops run interleaved in rounds (``--steps`` steps each
 per round) and the median per-round rate of each is reported; the ratio is of the medians.
 Samples are positive training records (the randoms are not counted). "ours bf16" is our
-trainer with ``precision="bf16"`` (bfloat16 autocast for the network; the paper trains in fp32).
+trainer with ``precision="bf16"`` (bfloat16 autocast for the network; the paper trains in fp32);
+the CLI's default ``--precision auto`` picks it on CPUs with native bfloat16 (this machine).
 
 Measured 2026-11-27 on the project's 2-core Xeon (AMX, AVX512-BF16; shared with other jobs),
 ``--steps 10 --rounds 6 --threads 1``, medians: ours fp32 13,165 samples/s, ours bf16 21,649,
@@ -41,7 +42,7 @@ from sinr_qgis.core.occurrences import read_occurrences
 from training.data import prepare_training_data, sphere_lonlat
 from training.losses import an_full
 from training.model import SinrModel
-from training.trainer import TrainConfig, Trainer
+from training.trainer import TrainConfig, Trainer, resolve_precision
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "occurrences" / "na_trees.csv.gz"
 
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
           f"DataLoader loop (fp32) {med['dataloader']:.0f}")
     print(f"ratio ours fp32 / DataLoader loop: {med['ours'] / med['dataloader']:.2f}x")
     print(f"ratio ours bf16 / DataLoader loop: {med['ours_bf16'] / med['dataloader']:.2f}x")
+    default = resolve_precision("auto")
+    key = "ours_bf16" if default == "bf16" else "ours"
+    print(f"ratio ours (CLI default --precision auto = {default} here) / DataLoader loop: "
+          f"{med[key] / med['dataloader']:.2f}x")
     return 0
 
 
