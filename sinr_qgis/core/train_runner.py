@@ -144,6 +144,10 @@ def cli_arguments(opts: TrainOptions) -> list[str]:
         v = getattr(opts, key)
         if v is not None and v != "":
             args += [flag, str(v)]
+    if opts.source_column:
+        # a record speaks only for the species its own source records, with land pseudo-negatives:
+        # the study's winning combination (training/benchmarks/README.md, issue 4 section 5)
+        args += ["--negatives", "source_site", "--pseudo-negatives", "land"]
     if opts.covariates:
         args += ["--covariates", *[str(c) for c in opts.covariates]]
     # one JSON line per step drives the progress bar; no text progress bar to fill the stderr tail

@@ -58,9 +58,11 @@ def test_command_carries_every_option(tmp_path):
                      "--batch-size": "64", "--width": "32", "--depth": "1", "--seed": "7", "--min-records": "5",
                      "--encoding": "sin_cos_env", "--species-column": "sp",
                      "--lat-column": "y", "--lon-column": "x", "--source-column": "src", "--name": "My model",
-                     "--threads": "1"}
+                     "--threads": "1", "--negatives": "source_site", "--pseudo-negatives": "land"}
     plain = tr.build_command("py", tr.TrainOptions(data="d", out="o"))
     assert plain[-1] == "--no-progress" and "--cap" not in plain and "--resume" not in plain
+    # without a source column the paper's negatives stay (every other species, sphere randoms)
+    assert "--negatives" not in plain and "--pseudo-negatives" not in plain
 
 
 def test_all_six_losses_accepted_and_bad_options_refused(opts):
