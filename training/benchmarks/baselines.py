@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from sinr_qgis.core.bundle import file_sha256
 from sinr_qgis.core.occurrences import Occurrences, read_occurrences
 from training.benchmarks import na_trees as nt
 
@@ -196,7 +197,7 @@ def run_baselines(which: Sequence[str], occurrences: str | Path = DEFAULT_OCCURR
     tasks = nt.load_tasks(ranges, plots, cache_dir)
     records = read_training_records(occurrences)
     data_meta = {**nt.data_identity(ranges, plots), "occurrences": Path(occurrences).name,
-                 "occurrences_sha256": nt.sha256_file(occurrences)}
+                 "occurrences_sha256": file_sha256(occurrences)}
     out: list[dict[str, Any]] = []
 
     def run(name: str, settings: dict[str, Any], make) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 
 from sinr_qgis.core import metrics
 from sinr_qgis.core.atomic import atomic_path
+from sinr_qgis.core.bundle import file_sha256
 
 PROTOCOL = "na-trees-v1"
 H3_RESOLUTION = 5
@@ -61,14 +62,6 @@ class Task:
     @property
     def n_points(self) -> int:
         return int(self.lonlat.shape[0])
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---- task "ranges" --------------------------------------------------------------------------
@@ -280,7 +273,7 @@ def report(results: dict[str, dict[str, Any]], model_file: str | Path | None = N
     """The protocol's JSON report."""
     out: dict[str, Any] = {"protocol": PROTOCOL}
     if model_file is not None:
-        out["model"] = {"file": Path(model_file).name, "sha256": sha256 or sha256_file(model_file)}
+        out["model"] = {"file": Path(model_file).name, "sha256": sha256 or file_sha256(model_file)}
     if extra:
         out.update(extra)
     out.update(results)
@@ -310,9 +303,9 @@ def data_identity(ranges: str | Path, plots: str | Path) -> dict[str, str]:
     ``ranges_features_sha256`` identifies the range layer's content; the file hash alone can change
     when a program opens the GeoPackage for update without changing any feature.
     """
-    return {"ranges": Path(ranges).name, "ranges_sha256": sha256_file(ranges),
+    return {"ranges": Path(ranges).name, "ranges_sha256": file_sha256(ranges),
             "ranges_features_sha256": features_digest(read_range_polygons(ranges)),
-            "plots": Path(plots).name, "plots_sha256": sha256_file(plots)}
+            "plots": Path(plots).name, "plots_sha256": file_sha256(plots)}
 
 
 def summary_line(label: str, rep: dict[str, Any]) -> str:
