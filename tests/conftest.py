@@ -21,6 +21,26 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder the code must treat as not writable, for every user: mode 0500, and ``os.access``
+    reports no write access to it, because root (CI) passes permission bits and would otherwise
+    never reach the "not writable" path."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and Path(path) == folder:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    yield folder
+    folder.chmod(0o700)
+
+
 _SESSION_STATUS: dict[str, int] = {}
 
 

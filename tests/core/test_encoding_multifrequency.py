@@ -6,12 +6,11 @@ import io
 import math
 
 import numpy as np
+import onnxruntime as ort
 import pytest
+import torch
 
 from sinr_qgis.core import encoding as enc
-
-torch = pytest.importorskip("torch")
-ort = pytest.importorskip("onnxruntime")
 
 # not the default list, and up to a 2.8-degree wavelength: a backend that ignored the list, or
 # lost precision at high k, would show
@@ -77,6 +76,8 @@ def test_numpy_torch_and_onnx_agree():
         assert got.shape == (len(lonlat), 16) and got.dtype == np.float32, b
         # float32 rounding of lon/180 alone moves 128*pi*lon_n by up to ~3e-5 rad
         np.testing.assert_allclose(got, ref, atol=5e-5, err_msg=b)
+    # the same float32 reduction (exact) then sin/cos of an angle in [0, 2 pi): the angle's rounding
+    # (eps * 2 pi ~ 7.5e-7) and a few ulp of each backend's sin/cos on this CPU
     np.testing.assert_allclose(outs["torch"], outs["numpy"], atol=1e-5)
     np.testing.assert_allclose(outs["onnx"], outs["numpy"], atol=1e-5)
 

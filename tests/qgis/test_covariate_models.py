@@ -10,6 +10,7 @@ from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProcessingExceptio
 from sinr_qgis.core import runtime
 from sinr_qgis.core.bundle import ModelBundle
 from tests.factories import make_bundle
+from tests.tolerances import bundle_prob_atol
 
 from .prediction_helpers import pixel_centre, read_raster, sinr_provider  # noqa: F401
 
@@ -38,6 +39,13 @@ def latitude_raster(tmp_path_factory):
     return path
 
 
+def stored_latitude(lat: float) -> float:
+    """The latitude raster's value at ``lat`` as the sampler reads it: linear between the float32
+    cell values (40.45 is stored as 40.4500008), so the reference sees the same covariate."""
+    centres = 45.0 - (np.arange(100)[::-1] + 0.5) * 0.1
+    return float(np.interp(lat, centres, centres.astype(np.float32).astype(np.float64)))
+
+
 def test_env_model_needs_covariates(sinr_provider, env_model, tmp_path):  # noqa: F811
     with pytest.raises(QgsProcessingException, match="temp"):
         processing.run("sinr:predict_range", {"MODEL": str(env_model), "SPECIES": "sp000",
@@ -58,8 +66,10 @@ def test_env_model_range_uses_covariate_values_and_nodata_outside(sinr_provider,
     assert np.isnan(data[0, :, 5:]).all()  # not covered: nodata, never a silent zero
     lon, lat = pixel_centre(info["gt"], 4, 2)
     bundle = ModelBundle.load(env_model)
-    ref = runtime.Predictor(bundle).predict_points(np.array([[lon, lat]]), [1], env=np.array([[lat]]))[0, 0]
-    assert data[0, 4, 2] == pytest.approx(float(ref), abs=1e-4)
+    env = np.array([[stored_latitude(lat)]])
+    ref = runtime.Predictor(bundle).predict_points(np.array([[lon, lat]]), [1], env=env)[0, 0]
+    # a grid block vs one point: float32 rounding only
+    assert data[0, 4, 2] == pytest.approx(float(ref), abs=bundle_prob_atol(bundle, [(lon, lat)], 1, env))
 
 
 def test_env_model_species_at_points(sinr_provider, env_model, latitude_raster):  # noqa: F811
@@ -76,7 +86,9 @@ def test_env_model_species_at_points(sinr_provider, env_model, latitude_raster):
     rows = sorted((f["id"], f["rank"], f["species_code"], f["probability"]) for f in result["OUTPUT"].getFeatures())
     assert [r[0] for r in rows] == [0, 0]  # the point outside the covariate raster gets no species
     bundle = ModelBundle.load(env_model)
-    probs = runtime.Predictor(bundle).predict_points(np.array([[-78.0, 40.0]]), None, env=np.array([[40.0]]))[0]
+    env = np.array([[stored_latitude(40.0)]])
+    probs = runtime.Predictor(bundle).predict_points(np.array([[-78.0, 40.0]]), None, env=env)[0]
     order = np.argsort(-probs, kind="stable")[:2]
     assert [r[2] for r in rows] == [bundle.species[j].code for j in order]
-    assert [r[3] for r in rows] == pytest.approx([float(probs[j]) for j in order], abs=1e-4)
+    tol = bundle_prob_atol(bundle, [(-78.0, 40.0)], order, env)  # other batch shapes: float32 rounding
+    assert [r[3] for r in rows] == pytest.approx([float(probs[j]) for j in order], abs=tol)

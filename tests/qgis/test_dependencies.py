@@ -13,9 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.factories import make_bundle
+from tests.tolerances import ap_atol, logit_atol, prob_atol
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("dependency_probe.py")
@@ -126,9 +128,29 @@ def test_with_onnxruntime_and_torch(full):
     assert result["training"] == "available", result["training"]
 
 
-def test_both_backends_give_the_same_prediction_and_comparison(stock, full):
-    """numpy (stock QGIS) and onnxruntime give the same raster and the same MAP."""
+def probe_grid(bundle: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The probe's 0.5 degree land cells: embeddings [N, D], sp000's head row [D], inside its range [N]."""
+    from sinr_qgis.core import network
+    from sinr_qgis.core.bundle import ModelBundle
+    from sinr_qgis.core.grid import Grid
+    from sinr_qgis.core.landmask import is_land
+
+    b = ModelBundle.load(bundle)
+    lonlat, ok = Grid.from_pixel_size((-100, 30, -80, 45), "EPSG:4326", 0.5).lonlat()
+    ll = lonlat[ok & is_land(lonlat)]
+    emb = network.embed(b.weights, b.encoding, ll)
+    inside = (ll[:, 0] > -95) & (ll[:, 0] < -85) & (ll[:, 1] > 32) & (ll[:, 1] < 42)
+    return emb, b.head[0], inside
+
+
+def test_both_backends_give_the_same_prediction_and_comparison(bundle, stock, full):
+    """numpy (stock QGIS) and onnxruntime give the same raster and the same MAP, to float32 rounding."""
     assert stock["predict"]["n_valid"] == full["predict"]["n_valid"]
+    emb, head, inside = probe_grid(bundle)
+    tol = prob_atol(logit_atol(emb, head))
     for key in ("min", "max", "mean"):
-        assert stock["predict"][key] == pytest.approx(full["predict"][key], abs=1e-5), key
-    assert stock["compare"]["MAP"] == pytest.approx(full["compare"]["MAP"], abs=1e-6)
+        assert stock["predict"][key] == pytest.approx(full["predict"][key], abs=tol), key
+    # each MAP is rounded to 2 decimals: a float32 difference can show as one step of 0.01, and AP
+    # itself moves only where near-tied scores swap
+    map_tol = 0.01 + 100 * ap_atol(inside, emb @ head) + 1e-9
+    assert stock["compare"]["MAP"] == pytest.approx(full["compare"]["MAP"], abs=map_tol)

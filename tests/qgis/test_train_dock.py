@@ -30,7 +30,8 @@ def dock(qgis_iface, qgis_canvas, qgis_new_project):
 
 
 def test_model_list_selects_shows_card_and_drops_gone_files(dock, qtbot, tmp_path, caplog):
-    factories = pytest.importorskip("tests.factories")
+    from tests import factories
+
     kept = factories.make_bundle(tmp_path / "kept.sinr", n_species=3, width=8, depth=0)
     gone = factories.make_bundle(tmp_path / "gone.sinr", n_species=2, width=8, depth=0)
     model_registry.add_model(gone.path)

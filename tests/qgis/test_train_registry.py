@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures("isolated_model_list")
 
 
 def test_models_are_remembered_newest_first_and_pruned_with_a_message(qgis_app, tmp_path):
-    factories = pytest.importorskip("tests.factories")
+    from tests import factories
+
     a = factories.make_bundle(tmp_path / "a.sinr", n_species=3, width=8, depth=0)
     b = factories.make_bundle(tmp_path / "b.sinr", n_species=4, width=8, depth=0)
     model_registry.add_model(a.path)
@@ -63,5 +64,4 @@ def test_interpreter_setting_and_default(qgis_app, tmp_path):
 
 
 def test_check_of_an_interpreter_with_torch(qgis_app):
-    pytest.importorskip("torch")
     assert "torch" in interpreter.check_training_interpreter(sys.executable)

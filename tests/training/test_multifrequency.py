@@ -15,6 +15,7 @@ from sinr_qgis.core import network
 from sinr_qgis.core.bundle import ModelBundle, Species
 from sinr_qgis.core.errors import BundleError
 from sinr_qgis.core.runtime import Predictor
+from tests.tolerances import f32_atol, logit_atol
 from training.cli import main
 from training.export import export_bundle
 from training.model import SinrModel
@@ -65,18 +66,19 @@ def test_torch_onnx_and_numpy_embeddings_agree(tmp_path):
     assert [i.name for i in sess.get_inputs()] == ["lonlat"]  # coordinates only: no env input
     got_onnx = sess.run(["embedding"], {"lonlat": ll})[0]
     got_numpy = network.embed(b.weights, b.encoding, ll, frequencies=b.frequencies)
-    scale = max(1.0, float(np.abs(ref).max()))
-    np.testing.assert_allclose(got_onnx, ref, atol=1e-5 * scale)
-    np.testing.assert_allclose(got_numpy, ref, atol=1e-5 * scale)
+    tol = f32_atol(ref)  # torch, onnxruntime and numpy: float32 rounding only
+    np.testing.assert_allclose(got_onnx, ref, atol=tol, rtol=0)
+    np.testing.assert_allclose(got_numpy, ref, atol=tol, rtol=0)
     np.testing.assert_array_equal(got_onnx[0], got_onnx[1])  # the dateline
     # both runtime backends use the bundle's own frequency list
     for backend in ("numpy", "onnxruntime"):
         pred = Predictor(b, backend=backend)
         assert not pred.needs_covariates
-        np.testing.assert_allclose(pred.embed(ll), ref, atol=1e-5 * scale)
+        np.testing.assert_allclose(pred.embed(ll), ref, atol=tol, rtol=0)
     # the benchmark's scorer uses the bundle's list too
     from training.benchmarks.na_trees import bundle_scorer
-    np.testing.assert_allclose(bundle_scorer(b)(ll, ["s2"])[:, 0], ref @ b.head[2], atol=1e-4 * scale)
+    np.testing.assert_allclose(bundle_scorer(b)(ll, ["s2"])[:, 0], ref @ b.head[2], atol=logit_atol(ref, b.head[2]),
+                               rtol=0)
     # without the list the numpy path refuses rather than guess
     with pytest.raises(ValueError, match="frequencies"):
         network.embed(b.weights, b.encoding, ll)

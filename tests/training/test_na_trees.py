@@ -11,6 +11,7 @@ from osgeo import ogr, osr
 
 from sinr_qgis.core import metrics, network
 from tests.factories import make_bundle
+from tests.tolerances import ap_atol
 from training.benchmarks import baselines
 from training.benchmarks import na_trees as nt
 
@@ -134,11 +135,14 @@ def test_cli_on_synthetic_data_matches_direct_computation(tmp_path, capsys):
     logits = network.embed(bundle.weights, bundle.encoding, pts) @ bundle.head.T
     inside0 = (pts[:, 0] >= -90) & (pts[:, 0] <= -75) & (pts[:, 1] >= 30) & (pts[:, 1] <= 45)
     ap0 = metrics.average_precision(inside0, logits[:, 0])
-    assert rep["ranges"]["per_species"]["SP000"] == pytest.approx(ap0, abs=1e-9)
+    # the harness embeds in batches of 8192 and multiplies by a head subset: other BLAS kernels,
+    # float32 rounding; AP moves only where near-tied scores swap (2.2e-8 seen on an AVX2 EPYC)
+    assert rep["ranges"]["per_species"]["SP000"] == pytest.approx(ap0, abs=ap_atol(inside0, logits[:, 0]))
     plot_rows = nt.plots_task(plots)
     plot_logits = network.embed(bundle.weights, bundle.encoding, plot_rows.lonlat) @ bundle.head.T
     ap_plot = metrics.average_precision(plot_rows.labels[:, 0], plot_logits[:, 1])
-    assert rep["plots"]["map"] == pytest.approx(100 * ap_plot, abs=1e-4)
+    tol = 100 * ap_atol(plot_rows.labels[:, 0], plot_logits[:, 1]) + 5e-7  # the report rounds MAP to 6 decimals
+    assert rep["plots"]["map"] == pytest.approx(100 * ap_plot, abs=tol)
 
     # second run reads the cache and gives the same report
     cached = nt.evaluate_model(bundle_path, gpkg, plots, tmp_path / "cache")

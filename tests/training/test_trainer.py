@@ -27,8 +27,11 @@ def synthetic(n_per: int = 300, seed: int = 0) -> TrainingData:
 
 
 def small_config(**kw) -> TrainConfig:
-    # lambda = 2048 is tuned for thousands of species; with 3 it would call every species present
-    base = {"epochs": 2, "batch_size": 128, "width": 32, "depth": 2, "lr": 2e-3, "seed": 3, "pos_weight": 3.0}
+    # lambda = 2048 is tuned for thousands of species; with 3 it would call every species present.
+    # fp32 pinned: the tests compare trained numbers, which bf16 autocast (the CLI's "auto" on AMX
+    # CPUs) would change
+    base = {"epochs": 2, "batch_size": 128, "width": 32, "depth": 2, "lr": 2e-3, "seed": 3, "pos_weight": 3.0,
+            "precision": "fp32"}
     return TrainConfig(**(base | kw))
 
 
