@@ -1,29 +1,37 @@
 """Reading presence-only observations (lon, lat, species) from the files people actually have.
 
-Formats (``fmt="auto"`` tells them apart by content, not by extension):
+:func:`read_occurrences` is the one entry point. Formats (``fmt="auto"`` tells them apart by
+content, not by extension):
 
-- generic CSV, plain or gzip-compressed; the delimiter (comma, semicolon or tab) is sniffed
-  from the header line;
-- GBIF SIMPLE_CSV download: tab-separated, unquoted, plain or as the downloaded ``.zip``
-  holding one ``.csv``;
+- generic CSV or TSV; the delimiter (comma, semicolon or tab) is sniffed from the header line;
+- GBIF SIMPLE_CSV download: tab-separated, unquoted;
 - iNaturalist observation export (``latitude``, ``longitude``, ``scientific_name``, ``taxon_id``);
-- Darwin Core Archive ``.zip``: ``meta.xml`` names the core file, its delimiter, quoting, header
-  lines and which column holds which Darwin Core term; columns are mapped by term, never by
-  the core file's own header.
+- Darwin Core Archive: ``meta.xml`` names the data files, their delimiter, quoting, header lines
+  and which column holds which Darwin Core term; columns are mapped by term, never by the data
+  file's own header (see :mod:`.dwca`: defaults, sampling-event archives, checklists).
 
-Rows with an empty or unparseable coordinate or species, coordinates out of range, or exactly
-(0, 0) are dropped and counted per reason; the caller gets the counts in ``Occurrences.dropped``.
+Containers (see :mod:`.containers`): plain, gzip, bzip2 or xz files; zip and tar archives (.tar.gz,
+.tgz) holding a Darwin Core Archive or one table (the one with latitude, longitude and species
+columns when a readme or licence lies beside it); an unzipped Darwin Core Archive given as its
+folder, its meta.xml or its core data file. Archiver clutter (``__MACOSX/``, ``.DS_Store``) is
+ignored; spreadsheets, 7-Zip, RAR, Parquet and GIS files are refused with what to do instead.
+
+Every row must have as many fields as the header (see :mod:`.delimited`); a row that does not is
+an error with its line number, never read with its values under the wrong columns. Rows that are
+not a presence in the wild (absences, fossils, captive or cultivated organisms, records above
+species rank, GBIF geospatial issues: the table in :mod:`.occurrence_terms`), and rows with an
+empty or unparseable coordinate or species, coordinates out of range, or exactly (0, 0) are
+dropped and counted per reason in ``Occurrences.dropped``; ``Occurrences.summary()`` shows them.
+Longitudes written 0..360 are read as -180..180 (190 = 170 W). Species ids are compared in one
+spelling: Unicode NFC with single spaces, so "Abies  alba" and a decomposed "Abiés" typed on
+macOS do not become second species.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
-import gzip
-import io
 import posixpath
-import xml.etree.ElementTree as ET
+import unicodedata
 import zipfile
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -32,10 +40,25 @@ from typing import IO, Any
 
 import numpy as np
 
+from .containers import (
+    DAMAGED,
+    Container,
+    FolderContainer,
+    TarContainer,
+    ZipContainer,
+    decompressed,
+    is_tar,
+    refuse_other_formats,
+    refuse_packaged_formats,
+)
+from .delimited import Rows, declared_rows, header_rows, lifted_field_limit, open_text
+from .dwca import Archive, CoreJoin, DataFile, core_records, occurrence_files, parse_meta
 from .errors import OccurrenceError
+from .occurrence_terms import DROP_REASONS, TERM_COLUMNS, dropped_text, term_drops
+
+__all__ = ["DROP_REASONS", "FORMATS", "Occurrences", "occurrences_from_arrays", "read_occurrences"]
 
 FORMATS = ("auto", "csv", "gbif", "inaturalist", "dwca")
-DROP_REASONS = ("missing", "out_of_range", "null_island")
 
 # Column names recognised without being told (compared case-insensitively), best first.
 LAT_NAMES = ("latitude", "decimallatitude", "lat")
@@ -47,8 +70,7 @@ ID_NAMES = ("code", "taxon_id", "specieskey", "taxonkey", "taxonid")
 NAME_NAMES = ("species", "scientificname", "scientific_name")
 SOURCE_NAMES = ("source", "datasetkey", "datasetid", "dataset_key", "dataset_id")
 
-_TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
-_DAMAGED = (OSError, EOFError, zlib.error, zipfile.BadZipFile)
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
 
 
 @dataclass
@@ -61,7 +83,7 @@ class Occurrences:
     names: dict[str, str]  # species id -> scientific name (the id itself when none is known)
     source: np.ndarray | None  # object array of str [N] (dataset / survey id), or None
     n_read: int  # data rows read
-    dropped: dict[str, int]  # reason -> rows dropped (see DROP_REASONS)
+    dropped: dict[str, int]  # reason -> rows dropped, every reason of DROP_REASONS in its order
     origin: str  # file or layer name
 
     def __len__(self) -> int:
@@ -77,12 +99,10 @@ class Occurrences:
         return int(sum(self.dropped.values()))
 
     def summary(self) -> str:
-        """One line for logs, e.g. ``na_trees.csv.gz: 168,651 records of 169 species (...)``."""
+        """One line for logs, e.g. ``obs.csv: 4 records of 2 species (11 rows read; dropped 3 absent, 4 missing)``."""
         text = f"{self.origin}: {len(self):,} records of {self.n_species:,} species ({self.n_read:,} rows read"
-        drops = [f"{n:,} {reason.replace('_', ' ')}" for reason, n in self.dropped.items() if n]
-        if drops:
-            text += "; dropped " + ", ".join(drops)
-        return text + ")"
+        drops = dropped_text(self.dropped)
+        return text + (f"; dropped {drops}" if drops else "") + ")"
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,23 +119,21 @@ def read_occurrences(
     source_column: str | None = None,
     fmt: str = "auto",
 ) -> Occurrences:
-    """Read an observation file into :class:`Occurrences`.
+    """Read an observation file, archive or unzipped Darwin Core Archive folder into :class:`Occurrences`.
 
-    ``fmt`` is one of ``auto``, ``csv``, ``gbif``, ``inaturalist``, ``dwca``; ``auto`` looks at the
-    content (zip, gzip or text; a zip with ``meta.xml`` is a Darwin Core Archive). Explicit column
-    arguments override detection (for a Darwin Core Archive they name a term, e.g.
-    ``scientificName``). Raises :class:`OccurrenceError` for anything a user can get wrong.
+    ``path`` is a table (CSV, TSV, GBIF or iNaturalist export; plain, .gz, .bz2 or .xz), a zip or
+    tar archive, or a Darwin Core Archive's folder, meta.xml or core data file. ``fmt`` is one of
+    ``auto``, ``csv``, ``gbif``, ``inaturalist``, ``dwca``; ``auto`` looks at the content, ``dwca``
+    insists on a meta.xml. Explicit column arguments override detection (for a Darwin Core Archive
+    they name a term, e.g. ``scientificName``). Raises :class:`OccurrenceError` for anything a
+    user can get wrong, with what to do.
     """
     path = Path(path)
-    label = path.name or str(path)
+    label = (path.parent.name if path.name.lower() == "meta.xml" else path.name) or str(path)
     if fmt not in FORMATS:
         raise OccurrenceError(f"{label}: unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
     if not path.exists():
         raise OccurrenceError(f"{label}: file not found ({path}); check the path.")
-    if not path.is_file():
-        raise OccurrenceError(f"{label}: {path} is not a file; choose the observation file itself.")
-    if path.stat().st_size == 0:
-        raise OccurrenceError(f"{label}: the file is empty; choose a file with a header row and observations.")
     explicit = {
         "latitude": lat_column,
         "longitude": lon_column,
@@ -123,22 +141,64 @@ def read_occurrences(
         "name": name_column,
         "source": source_column,
     }
+    with lifted_field_limit():
+        try:
+            return _read_path(path, label, explicit, fmt)
+        except OccurrenceError:
+            raise
+        except DAMAGED as exc:
+            raise OccurrenceError(
+                f"{label}: the file is damaged or truncated ({exc}); download or export it again."
+            ) from exc
+
+
+def _read_path(path: Path, label: str, explicit: dict[str, str | None], fmt: str) -> Occurrences:
+    if path.is_dir():
+        with FolderContainer(path) as folder:
+            return _read_container(folder, label, explicit, fmt)
+    if not path.is_file():
+        raise OccurrenceError(f"{label}: {path} is not a file; choose the observation file itself.")
+    if path.stat().st_size == 0:
+        raise OccurrenceError(f"{label}: the file is empty; choose a file with a header row and observations.")
+    if path.name.lower() == "meta.xml":
+        with FolderContainer(path.parent) as folder:
+            return _read_archive(folder, parse_meta(path.read_bytes(), path.name, label), label, explicit)
+    beside = _archive_beside(path, label)
+    if beside is not None:
+        with FolderContainer(path.parent) as folder:
+            return _read_archive(folder, beside, label, explicit)
     with path.open("rb") as f:
-        magic = f.read(4)
-    if magic.startswith(b"PK") or path.suffix.lower() == ".zip" or fmt == "dwca":
-        return _read_zip(path, label, explicit, fmt)
-    try:
-        if magic.startswith(b"\x1f\x8b"):
-            with gzip.open(path, "rb") as raw:
-                return _read_delimited(raw, label, explicit)
-        with path.open("rb") as raw:
-            return _read_delimited(raw, label, explicit)
-    except OccurrenceError:
-        raise
-    except _DAMAGED as exc:
+        head = f.read(512)
+    refuse_other_formats(head, label)
+    if head.startswith(b"PK") or path.suffix.lower() == ".zip":
+        try:
+            archive: Container = ZipContainer(path)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise OccurrenceError(
+                f"{label}: not a readable zip archive ({exc}); the download may be incomplete, download it again."
+            ) from exc
+        with archive:
+            return _read_container(archive, label, explicit, fmt)
+    if is_tar(path, head):
+        with TarContainer(path) as tar:
+            return _read_container(tar, label, explicit, fmt)
+    if fmt == "dwca":
         raise OccurrenceError(
-            f"{label}: the file is damaged or truncated ({exc}); download or export it again."
-        ) from exc
+            f"{label} is not a Darwin Core Archive (no meta.xml inside it or beside it naming it); choose the "
+            "archive (.zip), its folder or its meta.xml."
+        )
+    with decompressed(path, head) as raw:
+        return _read_table(raw, label, "", explicit)
+
+
+def _archive_beside(path: Path, label: str) -> Archive | None:
+    """The unzipped Darwin Core Archive whose meta.xml, beside ``path``, names it as a data file."""
+    meta = path.with_name("meta.xml")
+    if not meta.is_file():
+        return None
+    archive = parse_meta(meta.read_bytes(), meta.name, label)
+    named = {archive.core.location, *(ext.location for ext in archive.extensions)}
+    return archive if path.name in named else None
 
 
 def occurrences_from_arrays(
@@ -167,220 +227,151 @@ def occurrences_from_arrays(
 
 
 # --------------------------------------------------------------------------------------------
-# containers: zip (GBIF download or Darwin Core Archive)
+# archives and folders: a Darwin Core Archive, or one table
 
 
-def _read_zip(path: Path, label: str, explicit: dict[str, str | None], fmt: str) -> Occurrences:
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+def _read_container(container: Container, label: str, explicit: dict[str, str | None], fmt: str) -> Occurrences:
+    refuse_packaged_formats(container, label)
+    files = container.files()
+    metas = sorted((f for f in files if posixpath.basename(f).lower() == "meta.xml"), key=len)
+    if metas:
+        return _read_archive(container, parse_meta(container.read(metas[0]), metas[0], label), label, explicit)
+    if fmt == "dwca":
         raise OccurrenceError(
-            f"{label}: not a readable zip archive ({exc}); the download may be incomplete, download it again."
-        ) from exc
-    try:
-        with zf:
-            members = [m for m in zf.namelist() if not m.endswith("/")]
-            metas = sorted((m for m in members if posixpath.basename(m).lower() == "meta.xml"), key=len)
-            if metas:
-                return _read_dwca(zf, metas[0], label, explicit)
-            if fmt == "dwca":
-                raise OccurrenceError(
-                    f"{label}: the archive has no meta.xml, so it is not a readable Darwin Core Archive; "
-                    "export the archive again with its meta.xml, or read the core file as a CSV."
-                )
-            tables = [m for m in members if m.lower().endswith(_TABLE_SUFFIXES)]
-            if len(tables) != 1:
-                found = ", ".join(members) if members else "nothing"
-                raise OccurrenceError(
-                    f"{label}: the zip has no meta.xml (so it is not a Darwin Core Archive) and holds "
-                    f"{len(tables)} table files instead of exactly one (it contains: {found}); "
-                    "extract the table to read, or use a complete Darwin Core Archive."
-                )
-            with zf.open(tables[0]) as raw:
-                return _read_delimited(raw, label, explicit)
-    except OccurrenceError:
-        raise
-    except _DAMAGED as exc:
+            f"{label}: the {container.kind} has no meta.xml, so it is not a readable Darwin Core Archive; "
+            "export the archive again with its meta.xml, or read the core file as a CSV."
+        )
+    table = _choose_table(container, label, explicit)
+    with container.open(table) as raw:
+        return _read_table(raw, label, table, explicit)
+
+
+def _choose_table(container: Container, label: str, explicit: dict[str, str | None]) -> str:
+    """The one table of an archive without meta.xml that holds observations (readmes and licences beside it)."""
+    files = container.files()
+    tables = [f for f in files if f.lower().endswith(_TABLE_SUFFIXES)]
+    if len(tables) == 1:
+        return tables[0]
+    if not tables:
         raise OccurrenceError(
-            f"{label}: the zip archive is damaged ({exc}); the download may be incomplete, download it again."
-        ) from exc
+            f"{label}: the {container.kind} holds no table (.csv, .tsv, .txt) and no meta.xml (it contains: "
+            f"{', '.join(files) or 'nothing'}); put the observations in it as CSV, or choose the table itself."
+        )
+    usable = [t for t in tables if _has_observation_columns(container, t, label, explicit)]
+    if len(usable) == 1:
+        return usable[0]
+    found = ", ".join(usable or tables)
+    what = "observation tables" if usable else "tables, none with latitude, longitude and species columns"
+    raise OccurrenceError(
+        f"{label}: the {container.kind} has no meta.xml (so it is not a Darwin Core Archive) and holds "
+        f"{len(usable or tables)} {what} ({found}); extract the table to read and choose it, "
+        "or use a complete Darwin Core Archive."
+    )
 
 
-def _local(tag: str) -> str:
-    """Element or term name without its XML namespace or URI."""
-    return tag.rsplit("}", 1)[-1].rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+def _has_observation_columns(container: Container, table: str, label: str, explicit: dict[str, str | None]) -> bool:
+    with container.open(table) as raw:
+        try:
+            rows = header_rows(open_text(raw, "utf-8-sig", label), label, table)
+            _resolve_columns(rows.header, explicit, label)
+        except OccurrenceError:  # not a table of observations (a readme, a licence), or not text
+            return False
+    return True
 
 
-def _unescape(value: str) -> str:
-    """meta.xml writes tab and newline as backslash escapes (``fieldsTerminatedBy="\\t"``)."""
-    return value.replace("\\t", "\t").replace("\\n", "\n").replace("\\r", "\r")
-
-
-def _read_dwca(zf: zipfile.ZipFile, meta: str, label: str, explicit: dict[str, str | None]) -> Occurrences:
-    try:
-        root = ET.fromstring(zf.read(meta))
-    except ET.ParseError as exc:
-        raise OccurrenceError(f"{label}: meta.xml is not valid XML ({exc}); export the archive again.") from exc
-    core = next((el for el in root.iter() if _local(el.tag) == "core"), None)
+def _read_archive(container: Container, archive: Archive, label: str, explicit: dict[str, str | None]) -> Occurrences:
+    """The occurrences of a Darwin Core Archive: its Occurrence core, or an Occurrence extension joined to its core."""
+    occurrences, core = occurrence_files(archive, label)
     if core is None:
-        raise OccurrenceError(f"{label}: meta.xml has no <core> element; export the Darwin Core Archive again.")
-    location = next((el.text.strip() for el in core.iter() if _local(el.tag) == "location" and el.text), None)
-    if not location:
-        raise OccurrenceError(f"{label}: meta.xml names no core file (<files><location>); export the archive again.")
-    member = posixpath.normpath(posixpath.join(posixpath.dirname(meta), location))
-    if member not in zf.namelist():
+        with _open_data(container, occurrences, label) as rows:
+            width = len(rows.header)
+            header = rows.header + list(occurrences.constants)
+            constants = {width + k: value for k, value in enumerate(occurrences.constants.values())}
+            roles, columns, n_read = _columns(rows, header, label, explicit, constants, occurrences.defaults)
+        return _from_columns(roles, columns, n_read, label)
+    with _open_data(container, core, label) as rows:
+        terms, records = core_records(rows, core)
+    join = CoreJoin(occurrences, terms, records)
+    with _open_data(container, occurrences, label, "extension") as rows:
+        roles, columns, n_read = _columns(join.rows(rows), join.header, label, explicit)
+    if n_read and join.unlinked == n_read:
         raise OccurrenceError(
-            f"{label}: meta.xml names the core file '{location}', which is not in the archive; "
-            "the archive is incomplete, export or download it again."
+            f"{label}: none of the {n_read:,} rows of {occurrences.location} links to a row of {core.location} "
+            f"(the {core.row_type} core): their <coreid> values match no <id>; fix the identifiers or meta.xml."
         )
-    delimiter = _unescape(core.get("fieldsTerminatedBy", ","))
-    enclosed = _unescape(core.get("fieldsEnclosedBy", '"'))
-    if len(delimiter) != 1 or len(enclosed) > 1:
-        raise OccurrenceError(
-            f"{label}: meta.xml uses fieldsTerminatedBy={delimiter!r} / fieldsEnclosedBy={enclosed!r}; "
-            "only single-character delimiters and quotes are supported. Re-export with tab or comma."
-        )
-    try:
-        skip = int(core.get("ignoreHeaderLines", "0"))
-    except ValueError as exc:
-        raise OccurrenceError(f"{label}: meta.xml has a non-integer ignoreHeaderLines; fix meta.xml.") from exc
-    encoding = core.get("encoding", "UTF-8")
-    if encoding.replace("-", "").lower() == "utf8":
-        encoding = "utf-8-sig"
+    return _from_columns(roles, columns, n_read, label)
 
-    # The header the rest of the reader sees: the term names (e.g. decimalLatitude) by index.
-    # Fields with a default and no index are constants; they get virtual positions after the file's.
-    indexed: dict[int, str] = {}
-    constants: list[tuple[str, str]] = []
-    for el in core:
-        if _local(el.tag) != "field" or not el.get("term"):
-            continue
-        term = _local(el.get("term", ""))
-        if el.get("index") not in (None, ""):
-            try:
-                indexed[int(el.get("index", ""))] = term
-            except ValueError as exc:
-                raise OccurrenceError(f"{label}: meta.xml has a field with a non-integer index; fix meta.xml.") from exc
-        elif el.get("default") is not None:
-            constants.append((term, el.get("default", "")))
-    width = max(indexed) + 1 if indexed else 0
-    header = [indexed.get(i, "") for i in range(width)] + [term for term, _ in constants]
-    defaults = {width + k: value for k, (_, value) in enumerate(constants)}
-    with zf.open(member) as raw:
-        return _read_delimited(
-            raw,
-            label,
-            explicit,
-            header=header,
-            delimiter=delimiter,
-            quotechar=enclosed or None,
-            skip_lines=skip,
-            encoding=encoding,
-            defaults=defaults,
+
+@contextlib.contextmanager
+def _open_data(container: Container, data: DataFile, label: str, role: str = "core") -> Iterator[Rows]:
+    """The rows of one Darwin Core data file (the ``role`` file of meta.xml), checked against its columns."""
+    member = container.find(data.location)
+    if member is None:
+        raise OccurrenceError(
+            f"{label}: meta.xml names the {role} file '{posixpath.basename(data.location)}', which is not in the "
+            "archive; the archive is incomplete, export or download it again."
+        )
+    with container.open(member) as raw:
+        yield declared_rows(
+            open_text(raw, data.encoding, label), label, member, encoding=data.encoding, terms=data.terms,
+            delimiter=data.delimiter, quotechar=data.quotechar, skip_lines=data.skip_lines,
         )
 
 
 # --------------------------------------------------------------------------------------------
-# delimited text
+# one table: columns by role, rows to values
 
 
-def _sniff_delimiter(line: str) -> str:
-    """The most frequent of tab, semicolon and comma in the header line (comma on a tie)."""
-    counts = {d: line.count(d) for d in (",", ";", "\t")}
-    best = max(counts.values())
-    return next(d for d in (",", ";", "\t") if counts[d] == best) if best else ","
+def _read_table(raw: IO[bytes], label: str, name: str, explicit: dict[str, str | None]) -> Occurrences:
+    """A CSV/TSV (GBIF, iNaturalist or generic) whose first line names the columns."""
+    rows = header_rows(open_text(raw, "utf-8-sig", label), label, name)
+    roles, columns, n_read = _columns(rows, rows.header, label, explicit)
+    return _from_columns(roles, columns, n_read, label)
 
 
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text.replace(",", "."))
-    except ValueError:
-        return False
-    return True
-
-
-def _read_delimited(
-    raw: IO[bytes],
+def _columns(
+    rows: Iterable[list[str]],
+    header: list[str],
     label: str,
     explicit: dict[str, str | None],
-    *,
-    header: list[str] | None = None,
-    delimiter: str | None = None,
-    quotechar: str | None = '"',
-    skip_lines: int = 0,
-    encoding: str = "utf-8-sig",
+    constants: dict[int, str] | None = None,
     defaults: dict[int, str] | None = None,
+) -> tuple[dict[str, int | None], dict[int, list[str]], int]:
+    """Roles -> positions, position -> values of the columns used, and the number of data rows."""
+    roles = _resolve_columns(header, explicit, label)
+    positions = sorted({i for i in roles.values() if i is not None})
+    columns, n_read = _extract(rows, positions, constants or {}, defaults or {})
+    return roles, columns, n_read
+
+
+def _from_columns(
+    roles: dict[str, int | None], columns: dict[int, list[str]], n_read: int, label: str
 ) -> Occurrences:
-    try:
-        text = io.TextIOWrapper(raw, encoding=encoding, newline="")
-    except LookupError as exc:
-        raise OccurrenceError(f"{label}: unknown text encoding {encoding!r}; re-export the file as UTF-8.") from exc
-    line_no = 0
-    try:
-        if header is None:
-            first = ""
-            while not first.strip():
-                first = text.readline()
-                line_no += 1
-                if not first:
-                    raise OccurrenceError(
-                        f"{label}: the file is empty; choose a file with a header row and observations."
-                    )
-            delimiter = _sniff_delimiter(first)
-            # GBIF SIMPLE_CSV is tab-separated and unquoted: a lone '"' in a field is data.
-            if delimiter == "\t" and '"' not in first:
-                quotechar = None
-            dialect = _dialect(delimiter, quotechar)
-            header = next(csv.reader([first], **dialect))
-            header = [h.strip() for h in header]
-            if all(not h or _looks_numeric(h) for h in header):
-                raise OccurrenceError(
-                    f"{label}: the file has no header row (the first line '{first.strip()[:80]}' looks like data); "
-                    "add a header row naming the columns, e.g. species,latitude,longitude."
-                )
-        else:
-            for _ in range(skip_lines):
-                text.readline()
-                line_no += 1
-            dialect = _dialect(delimiter or ",", quotechar)
-        roles = _resolve_columns(header, explicit, label)
-        positions = sorted({i for i in roles.values() if i is not None})
-        reader = csv.reader(text, **dialect)
-        columns, n_read = _extract(reader, positions, defaults or {})
-    except UnicodeDecodeError as exc:
-        raise OccurrenceError(
-            f"{label}: the file is not {encoding.replace('-sig', '').upper()} text "
-            f"({exc.reason} near byte {exc.start}); "
-            "save it as UTF-8 and try again."
-        ) from exc
-    except csv.Error as exc:
-        where = line_no + (reader.line_num if "reader" in locals() else 0)
-        raise OccurrenceError(f"{label}: cannot parse line {where} ({exc}); check the quoting of that line.") from exc
-    finally:
-        text.detach()  # the caller closes the underlying binary stream
-
     def column(role: str) -> list[str] | None:
-        i = roles[role]
-        return None if i is None else columns[positions.index(i)]
+        i = roles.get(role)
+        return None if i is None else columns[i]
 
-    ids = [s.strip() for s in column("species")]
+    ids = [s.strip() for s in column("species") or []]
     name_col = column("name")
     names = None if name_col is None or roles["name"] == roles["species"] else [s.strip() for s in name_col]
     source_col = column("source")
     source = None if source_col is None else [s.strip() for s in source_col]
+    terms = {role: values for role in TERM_COLUMNS if (values := column(role)) is not None}
     return _assemble(
-        _parse_floats(column("longitude")), _parse_floats(column("latitude")), ids, names, source, n_read, label
+        _parse_floats(column("longitude") or []),
+        _parse_floats(column("latitude") or []),
+        ids,
+        names,
+        source,
+        n_read,
+        label,
+        term_masks=term_drops(terms),
     )
 
 
-def _dialect(delimiter: str, quotechar: str | None) -> dict[str, Any]:
-    if quotechar is None:
-        return {"delimiter": delimiter, "quoting": csv.QUOTE_NONE}
-    return {"delimiter": delimiter, "quotechar": quotechar}
-
-
 def _resolve_columns(header: list[str], explicit: dict[str, str | None], label: str) -> dict[str, int | None]:
-    """Map roles (latitude, longitude, species, name, source) to column positions."""
+    """Map roles (latitude, longitude, species, name, source, and the term roles of
+    :data:`TERM_COLUMNS`) to column positions; None where a role has no column."""
     exact: dict[str, int] = {}
     folded: dict[str, int] = {}
     for i, h in enumerate(header):
@@ -430,33 +421,33 @@ def _resolve_columns(header: list[str], explicit: dict[str, str | None], label: 
             f"(looked for {'; '.join(hints[m] for m in missing)}); columns found: {shown}. "
             "Rename the columns or choose them explicitly."
         )
+    for role, candidates in TERM_COLUMNS.items():
+        roles[role] = detect(candidates)
     return roles
 
 
 def _extract(
-    reader: Iterator[list[str]], positions: list[int], defaults: dict[int, str]
-) -> tuple[list[list[str]], int]:
-    """The wanted columns of every non-blank row; short rows are padded with empty strings."""
-    getter = itemgetter(*positions)
-    rows: list[tuple[str, ...]] = []
-    append = rows.append
-    for row in reader:
-        if not row:
-            continue  # blank line
-        try:
-            append(getter(row))
-        except IndexError:
-            append(tuple(row[i] if i < len(row) else "" for i in positions))
-    n = len(rows)
-    if len(positions) == 1:
-        columns = [[r for r in rows]]  # itemgetter with one key returns the bare value
+    rows: Iterable[list[str]], positions: list[int], constants: dict[int, str], defaults: dict[int, str]
+) -> tuple[dict[int, list[str]], int]:
+    """Values of the columns at ``positions`` for every row, and the number of rows.
+
+    ``constants`` are columns the rows do not have (a Darwin Core field without index: one value
+    for all); ``defaults`` fill the empty cells of a column (a field with index and default).
+    """
+    read = [p for p in positions if p not in constants]
+    if len(read) == 1:
+        only = read[0]
+        values = [(row[only],) for row in rows]
     else:
-        columns = [list(c) for c in zip(*rows)] if rows else [[] for _ in positions]
-    for k, i in enumerate(positions):
-        if i in defaults:
-            # A Darwin Core default: the value where the file has none (constants have no column at all).
-            value = defaults[i]
-            columns[k] = [v or value for v in columns[k]]
+        values = list(map(itemgetter(*read), rows)) if read else [() for _ in rows]
+    n = len(values)
+    columns = {p: list(c) for p, c in zip(read, zip(*values))} if n else {p: [] for p in read}
+    for p, value in defaults.items():
+        if p in columns:
+            columns[p] = [v or value for v in columns[p]]
+    for p in positions:
+        if p in constants:
+            columns[p] = [constants[p]] * n
     return columns, n
 
 
@@ -494,6 +485,16 @@ def _id_text(value: Any) -> str:
     return str(value).strip()
 
 
+def _same_spelling(ids: list[str]) -> list[str]:
+    """Species ids with one spelling per species: Unicode NFC (a name typed on macOS arrives
+    decomposed) and single spaces (tabs, non-breaking or doubled spaces), so they do not split
+    one species into two. Worked out once per distinct id."""
+    spelling = {i: unicodedata.normalize("NFC", " ".join(i.split())) for i in set(ids)}
+    if all(k == v for k, v in spelling.items()):
+        return ids
+    return [spelling[i] for i in ids]
+
+
 def _assemble(
     lon: np.ndarray,
     lat: np.ndarray,
@@ -503,27 +504,33 @@ def _assemble(
     n_read: int,
     label: str,
     known_names: dict[str, str] | None = None,
+    term_masks: dict[str, np.ndarray] | None = None,
 ) -> Occurrences:
-    """Drop unusable rows (counting why), build the names table, and refuse an empty result."""
+    """Drop unusable rows (each counted once, under its first reason), build the names table, and
+    refuse an empty result. ``term_masks``: reason -> rows that the term rules drop."""
     if n_read == 0:
         raise OccurrenceError(f"{label}: the file has a header but no data rows; add observations.")
     species = np.empty(len(ids), dtype=object)
-    species[:] = ids
+    species[:] = _same_spelling(ids)
     with np.errstate(invalid="ignore"):
-        missing = ~np.isfinite(lon) | ~np.isfinite(lat) | (species == "")
-        out_of_range = ~missing & ((np.abs(lat) > 90.0) | (np.abs(lon) > 180.0))
-        null_island = ~missing & ~out_of_range & (lat == 0.0) & (lon == 0.0)
-    keep = ~(missing | out_of_range | null_island)
-    dropped = {
-        "missing": int(missing.sum()),
-        "out_of_range": int(out_of_range.sum()),
-        "null_island": int(null_island.sum()),
-    }
+        # 0..360 longitudes (some atlases and marine data): east of 180 is the western hemisphere
+        lon = np.where((lon > 180.0) & (lon <= 360.0), lon - 360.0, lon)
+        masks = dict(term_masks or {})
+        masks["missing"] = ~np.isfinite(lon) | ~np.isfinite(lat) | (species == "")
+        masks["out_of_range"] = (np.abs(lat) > 90.0) | (np.abs(lon) > 180.0)
+        masks["null_island"] = (lat == 0.0) & (lon == 0.0)
+    dropped_rows = np.zeros(len(ids), dtype=bool)
+    dropped: dict[str, int] = {}
+    for reason in DROP_REASONS:
+        mask = masks[reason] & ~dropped_rows if reason in masks else None
+        dropped[reason] = 0 if mask is None else int(mask.sum())
+        if mask is not None:
+            dropped_rows |= mask
+    keep = ~dropped_rows
     if not keep.any():
         raise OccurrenceError(
-            f"{label}: no usable rows: all {n_read:,} rows were dropped ({dropped['missing']:,} with a missing or "
-            f"unparseable coordinate or species, {dropped['out_of_range']:,} out of range, "
-            f"{dropped['null_island']:,} at (0, 0)); check that the right columns hold latitude, longitude and species."
+            f"{label}: no usable rows: all {n_read:,} rows were dropped ({dropped_text(dropped)}); check that the "
+            "right columns hold latitude, longitude and species, and that the file holds presence records."
         )
     kept_ids = species[keep]
     table: dict[str, str] = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CovariateError, OccurrenceError
+from .occurrence_terms import drop_reason_text
 from .occurrences import Occurrences, read_occurrences
 
 MIN_TRAINING_RECORDS = 10  # fewer records than this cannot shape a range map
@@ -36,7 +37,7 @@ class InputSummary:
     def text(self) -> str:
         parts = [f"{self.origin or 'observations'}: {self.n_records:,} records of {self.n_species:,} species "
                  f"will be used ({self.n_read:,} rows read"]
-        drops = [f"{n:,} {k.replace('_', ' ')}" for k, n in self.dropped.items() if n]
+        drops = [f"{n:,} {drop_reason_text(k)}" for k, n in self.dropped.items() if n]
         if self.n_records_below_min:
             drops.append(f"{self.n_records_below_min:,} of {self.n_species_below_min:,} species below the "
                          "minimum records")
@@ -56,7 +57,7 @@ def check_occurrences(occ: Occurrences, min_records: int = 1, species_label: str
     min_records = max(1, int(min_records or 1))
     n = len(occ)
     if n == 0:
-        dropped = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in occ.dropped.items() if v)
+        dropped = ", ".join(f"{v:,} {drop_reason_text(k)}" for k, v in occ.dropped.items() if v)
         raise OccurrenceError(
             f"{label} has no usable records ({occ.n_read:,} rows read" + (f"; dropped {dropped}" if dropped else "")
             + f"). Training needs at least {MIN_TRAINING_RECORDS} records with a {species_label} and coordinates.")

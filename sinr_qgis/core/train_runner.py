@@ -39,6 +39,7 @@ from typing import Any
 from .atomic import check_writable
 from .encoding import ENCODINGS
 from .errors import CancelledError, OutputError, SinrError
+from .occurrence_terms import drop_reason_text
 
 LOSSES = ("an_full", "an_ssdl", "an_slds", "me_full", "me_ssdl", "gp")
 LOSS_LABELS = {
@@ -539,7 +540,7 @@ def training_summary(done: dict[str, Any], path: str | Path, seconds: float,
     unusable = {k: int(v) for k, v in (prov.get("dropped") or {}).items() if v}
     if unusable:
         dropped.append(f"{sum(unusable.values()):,} unusable rows ("
-                       + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in unusable.items()) + ")")
+                       + ", ".join(f"{v:,} {drop_reason_text(k)}" for k, v in unusable.items()) + ")")
     for key, what in (("n_removed_by_thinning", "by thinning"),
                       ("n_removed_below_min_records", "of species below the minimum records"),
                       ("n_removed_no_covariates", "without covariate values"),

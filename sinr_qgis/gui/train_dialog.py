@@ -38,9 +38,20 @@ from ..core.encoding import ENCODINGS
 from ..core.errors import SinrError
 from ..core.train_runner import DEFAULTS, LOSS_LABELS, LOSSES, TrainOptions, checkpoint_path
 from ..qgis_bridge.covariates import raster_layer_source
-from ..qgis_bridge.observations import SOURCE, SPECIES, export_file_name, export_observations
+from ..qgis_bridge.observations import (
+    OBSERVATION_FILE_FILTER,
+    SOURCE,
+    SPECIES,
+    export_file_name,
+    export_observations,
+)
 from ..tasks.train_task import TrainTask, start_training, training_busy_message
-from ..toolbelt.interpreter import check_training_interpreter, set_training_interpreter, training_interpreter
+from ..toolbelt.interpreter import (
+    INTERPRETER_FILE_FILTER,
+    check_training_interpreter,
+    set_training_interpreter,
+    training_interpreter,
+)
 
 LOG = logging.getLogger("sinr_qgis")
 ENCODING_CHOICES = (("Automatic (coordinates + covariates when rasters are checked)", None),
@@ -75,7 +86,7 @@ class TrainDialog(QDialog):
         self.source_field.setAllowEmptyFieldName(True)
         self.layer_combo.layerChanged.connect(self._layer_changed)
         self.file_widget = QgsFileWidget(obs)
-        self.file_widget.setFilter("Observations (*.csv *.csv.gz *.gz *.tsv *.txt *.zip);;All files (*.*)")
+        self.file_widget.setFilter(OBSERVATION_FILE_FILTER)
         self.species_column = QLineEdit(obs)
         self.species_column.setPlaceholderText("detected (e.g. species, scientificName)")
         self.source_column = QLineEdit(obs)
@@ -137,6 +148,7 @@ class TrainDialog(QDialog):
         self.model_name.setPlaceholderText("default: the file name")
         self.resume = QCheckBox("Resume from the last checkpoint of this output", out)
         self.python = QgsFileWidget(out)
+        self.python.setFilter(INTERPRETER_FILE_FILTER)
         self.python.setFilePath(training_interpreter())
         self.check_button = QPushButton("Check", out)
         self.check_button.clicked.connect(self.check_python)

@@ -33,9 +33,9 @@ from ..core.encoding import ENCODINGS
 from ..core.errors import SinrError
 from ..core.train_runner import DEFAULTS, LOSS_LABELS, LOSSES, TrainOptions, run_training
 from ..qgis_bridge.covariates import raster_layer_source
-from ..qgis_bridge.observations import SPECIES, export_file_name, export_observations
+from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER, SPECIES, export_file_name, export_observations
 from ..toolbelt import model_registry
-from ..toolbelt.interpreter import training_interpreter
+from ..toolbelt.interpreter import INTERPRETER_FILE_FILTER, training_interpreter
 from .base import SinrAlgorithm, user_errors
 from .help_text import ABOUT_SINR, MORE_HELP
 
@@ -100,8 +100,12 @@ class TrainModelAlgorithm(SinrAlgorithm):
             "counts as evidence of absence for species its own source records, and pseudo-absences are "
             "drawn on land, which beat the paper's negatives on mixed-source data), or an <i>observation "
             "file</i>: CSV / CSV.gz, a GBIF download, an iNaturalist export or a Darwin Core Archive "
-            "(columns are detected; name them under Advanced if not). Points without a species or a "
-            "usable location are dropped and counted.</p>"
+            "(zip, tar.gz, or unzipped: choose its meta.xml; sampling-event archives too; columns are "
+            "detected, name them under Advanced if not). Each part of a multipoint is an observation. "
+            "Points without a species or a usable location, and records that are no presence in the "
+            "wild (occurrenceStatus absent, fossils, captive or cultivated organisms, records above "
+            "species rank, GBIF geospatial issues), are dropped and counted, from a file or a layer "
+            "alike.</p>"
             "<p><b>Covariates</b> (optional): lon/lat rasters (e.g. bioclim), each band one covariate; "
             "their means and standard deviations are computed from the rasters. With rasters the model "
             "uses coordinates + covariates unless you choose otherwise.</p>"
@@ -132,7 +136,7 @@ class TrainModelAlgorithm(SinrAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.INPUT_FILE, self.tr("…or an observation file (CSV, GBIF, iNaturalist, Darwin Core Archive)"),
             behavior=QgsProcessingParameterFile.File, optional=True,
-            fileFilter="Observations (*.csv *.csv.gz *.gz *.tsv *.txt *.zip);;All files (*.*)"))
+            fileFilter=OBSERVATION_FILE_FILTER))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.COVARIATES, self.tr("Covariate rasters (lon/lat; optional)"), QgsProcessing.TypeRaster,
             optional=True))
@@ -164,7 +168,7 @@ class TrainModelAlgorithm(SinrAlgorithm):
             QgsProcessingParameterString(self.FILE_LON_COLUMN, self.tr("File: longitude column"), optional=True),
             QgsProcessingParameterFile(self.PYTHON, self.tr("Python interpreter with PyTorch (default: the plugin "
                                                             "setting)"), behavior=QgsProcessingParameterFile.File,
-                                       optional=True),
+                                       fileFilter=INTERPRETER_FILE_FILTER, optional=True),
             QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads for training (0 = automatic)"),
                                          QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
         ]

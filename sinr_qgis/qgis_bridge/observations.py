@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,15 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.atomic import atomic_path
-from ..core.errors import CancelledError, GridError, OccurrenceError
+from ..core.errors import CancelledError, GridError, OccurrenceError, OutputError
+from ..core.file_names import safe_file_stem
+from ..core.occurrence_terms import TERM_COLUMNS
 from .points import features_to_lonlat
 
 LON, LAT, SPECIES, SOURCE = "longitude", "latitude", "species", "source"
+# What core.occurrences reads, for file choosers; "*" (not "*.*") also admits names without a dot
+OBSERVATION_FILE_FILTER = ("Observations (*.csv *.csv.gz *.gz *.bz2 *.xz *.tsv *.txt *.zip *.tar.gz *.tgz *.tar "
+                           "meta.xml);;All files (*)")
 
 
 @dataclass
@@ -50,8 +54,7 @@ class ObservationExport:
 
 def export_file_name(layer_name: str) -> str:
     """A CSV file name after the layer (the model card's "Trained on" shows it), safe on every OS."""
-    stem = re.sub(r"[^\w.-]+", "_", layer_name.strip(), flags=re.UNICODE).strip("._") or "observations"
-    return stem[:80] + ".csv"
+    return safe_file_stem(layer_name, 80, fallback="observations") + ".csv"
 
 
 def attribute_text(value: Any) -> str:
@@ -89,11 +92,17 @@ def export_observations(source: Any, species_field: str, path: str | Path, *,
         raise OccurrenceError(f"Layer {origin!r} is not a point layer. Choose a layer of observation points.")
     sp_idx = _field_index(source, species_field, "species", origin)
     src_idx = _field_index(source, source_field, "source", origin) if source_field else None
+    # Darwin Core / GBIF / iNaturalist columns that say a row is no wild presence (an absence, a
+    # fossil, a garden tree): carried into the CSV so the reader drops and counts them as it does
+    # for files (core.occurrence_terms)
+    term_names = {n for names in TERM_COLUMNS.values() for n in names}
+    term_idx = [i for i, f in enumerate(source.fields()) if f.name().lower() in term_names and
+                i not in (sp_idx, src_idx)]
     try:
         xform_ok = crs.isValid()
         kept, lonlat, skipped = features_to_lonlat(
             source.getFeatures(QgsFeatureRequest().setSubsetOfAttributes(
-                [sp_idx] + ([src_idx] if src_idx is not None else []))),
+                [sp_idx] + ([src_idx] if src_idx is not None else []) + term_idx)),
             crs, transform_context, is_cancelled)
     except GridError as exc:
         raise GridError(f"Layer {origin!r}: {exc}") from None
@@ -108,16 +117,22 @@ def export_observations(source: Any, species_field: str, path: str | Path, *,
             f"{crs.authid() or crs.description() or 'its CRS'} to longitude/latitude. The layer's CRS has no "
             "usable transformation to WGS 84, or is wrong for these coordinates: set the layer's correct CRS.")
     n_no_species = 0
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow([LON, LAT, SPECIES] + ([SOURCE] if src_idx is not None else []))
-            for feat, (lon, lat) in zip(kept, lonlat):
-                sp = attribute_text(feat.attribute(sp_idx))
-                n_no_species += not sp
-                row = [f"{lon:.7f}", f"{lat:.7f}", sp]
-                if src_idx is not None:
-                    row.append(attribute_text(feat.attribute(src_idx)))
-                w.writerow(row)
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow([LON, LAT, SPECIES] + ([SOURCE] if src_idx is not None else []) +
+                           [source.fields().at(i).name() for i in term_idx])
+                for feat, (lon, lat) in zip(kept, lonlat):
+                    sp = attribute_text(feat.attribute(sp_idx))
+                    n_no_species += not sp
+                    row = [f"{lon:.7f}", f"{lat:.7f}", sp]
+                    if src_idx is not None:
+                        row.append(attribute_text(feat.attribute(src_idx)))
+                    row += [attribute_text(feat.attribute(i)) for i in term_idx]
+                    w.writerow(row)
+    except OSError as exc:  # a full disk: a clear error, and atomic_path leaves no partial file
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}. Free disk space or choose another "
+                          "folder.") from None
     return ObservationExport(path=Path(path), n_features=n_features, n_written=len(kept), n_no_geometry=skipped,
                              n_no_species=n_no_species, has_source=src_idx is not None, origin=origin)

@@ -11,6 +11,9 @@ from ..core.train_runner import TrainingEnvironmentError, check_python, default_
 from .settings import PREFIX
 
 KEY = PREFIX + "training/python"
+# File filter for choosing an interpreter: on Linux and macOS it has no extension (python3), on
+# Windows python.exe. "All files (*)", not QGIS's default "*.*", which needs a dot in the name.
+INTERPRETER_FILE_FILTER = "Python interpreter (python python3 python3.* python.exe python3.exe);;All files (*)"
 
 
 def _repo_root():

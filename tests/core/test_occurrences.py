@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sinr_qgis.core.errors import OccurrenceError
-from sinr_qgis.core.occurrences import Occurrences, occurrences_from_arrays, read_occurrences
+from sinr_qgis.core.occurrences import DROP_REASONS, Occurrences, occurrences_from_arrays, read_occurrences
 
 # --------------------------------------------------------------------------------------------
 # generators of small files (written into tmp_path, nothing binary is committed)
@@ -24,14 +24,20 @@ def write_text(path: Path, text: str, *, gz: bool = False, bom: bool = False) ->
     return path
 
 
-def write_zip(path: Path, members: dict[str, str]) -> Path:
+def write_zip(path: Path, members: dict[str, str | bytes]) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, text in members.items():
             zf.writestr(name, text)
     return path
 
 
-# 10 data lines + 1 blank line: 4 kept, 4 missing, 2 out of range... see the counts in the test.
+def nonzero(dropped: dict[str, int]) -> dict[str, int]:
+    """The reasons that dropped rows (``Occurrences.dropped`` lists every reason, zeros too)."""
+    assert list(dropped) == list(DROP_REASONS)
+    return {reason: n for reason, n in dropped.items() if n}
+
+
+# 10 data lines + 1 blank line: 4 kept, 3 missing, 2 out of range, 1 null island.
 GENERIC_CSV = (
     "species,code,latitude,longitude,source\n"
     "Acer rubrum,acerrubr,45.5,-73.25,FIA\n"  # kept
@@ -41,7 +47,6 @@ GENERIC_CSV = (
     "Acer rubrum,acerrubr,,-72.0,GBIF\n"  # missing latitude
     "Acer rubrum,acerrubr,abc,-72.0,GBIF\n"  # unparseable latitude
     ",,45.0,-72.0,GBIF\n"  # missing species
-    "Acer rubrum,acerrubr,45.0\n"  # short row: no longitude
     "Acer rubrum,acerrubr,95.0,-72.0,GBIF\n"  # latitude out of range
     "Acer rubrum,acerrubr,45.0,-181.0,GBIF\n"  # longitude out of range
     "Acer rubrum,acerrubr,0,0,GBIF\n"  # null island
@@ -52,8 +57,8 @@ GENERIC_CSV = (
 def test_generic_csv_counts_names_and_sources(tmp_path: Path) -> None:
     occ = read_occurrences(write_text(tmp_path / "obs.csv", GENERIC_CSV))
     assert isinstance(occ, Occurrences)
-    assert occ.n_read == 11
-    assert occ.dropped == {"missing": 4, "out_of_range": 2, "null_island": 1}
+    assert occ.n_read == 10
+    assert nonzero(occ.dropped) == {"missing": 3, "out_of_range": 2, "null_island": 1}
     assert len(occ) == 4
     assert occ.species.tolist() == ["acerrubr", "queralba", "acerrubr", "acerrubr"]
     assert occ.names == {"acerrubr": "Acer rubrum", "queralba": "Quercus alba, L."}
@@ -64,7 +69,7 @@ def test_generic_csv_counts_names_and_sources(tmp_path: Path) -> None:
     assert occ.source.tolist() == ["FIA", "BIEN, v2", "GBIF", "GBIF"]
     assert occ.origin == "obs.csv"
     assert occ.summary() == (
-        "obs.csv: 4 records of 2 species (11 rows read; dropped 4 missing, 2 out of range, 1 null island)"
+        "obs.csv: 4 records of 2 species (10 rows read; dropped 3 missing, 2 out of range, 1 null island)"
     )
 
 
@@ -72,7 +77,7 @@ def test_gzip_semicolon_bom_decimal_comma_and_name_only(tmp_path: Path) -> None:
     text = "Scientific_Name;LAT;Lng\nPinus taeda;33,5;-84,25\nPinus taeda;34;-85\nPinus elliottii;;-85\n"
     occ = read_occurrences(str(write_text(tmp_path / "obs.csv.gz", text, gz=True, bom=True)))
     assert occ.n_read == 3
-    assert occ.dropped == {"missing": 1, "out_of_range": 0, "null_island": 0}
+    assert nonzero(occ.dropped) == {"missing": 1}
     # Only a name column: it is the id, and the name of itself.
     assert occ.species.tolist() == ["Pinus taeda", "Pinus taeda"]
     assert occ.names == {"Pinus taeda": "Pinus taeda"}
@@ -98,7 +103,7 @@ GBIF_ROWS = (
 
 def check_gbif(occ: Occurrences) -> None:
     assert occ.n_read == 5
-    assert occ.dropped == {"missing": 1, "out_of_range": 0, "null_island": 1}
+    assert nonzero(occ.dropped) == {"missing": 1, "null_island": 1}
     # speciesKey is the id (row 2's taxonKey is a variety), GBIF's `species` is the name.
     assert occ.species.tolist() == ["3001", "3001", "3002"]
     assert occ.names == {"3001": "Malus fusca", "3002": "Malus ioensis"}
@@ -128,7 +133,7 @@ def test_inaturalist_export(tmp_path: Path) -> None:
     )
     occ = read_occurrences(write_text(tmp_path / "observations-123.csv", text), fmt="inaturalist")
     assert occ.n_read == 4
-    assert occ.dropped == {"missing": 1, "out_of_range": 1, "null_island": 0}
+    assert nonzero(occ.dropped) == {"missing": 1, "out_of_range": 1}
     assert occ.species.tolist() == ["53367", "53370"]
     assert occ.names == {"53367": "Quercus agrifolia", "53370": "Quercus lobata"}
     assert occ.source is None
@@ -160,7 +165,6 @@ DWC_CORE = (
     'o1\t-70.5\tBetula papyrifera "white"\t45.0\tbetupapy\n'
     "o2\t-71.0\tBetula papyrifera\t46.0\tbetupapy\n"
     "o3\t-71.0\tBetula lenta\tnot-a-number\tbetulent\n"
-    "o4\t-71.0\tBetula lenta\n"
     "o5\t-71.5\tBetula lenta\t44.0\tbetulent\n"
 )
 
@@ -171,8 +175,8 @@ def test_darwin_core_archive_maps_columns_by_term(tmp_path: Path) -> None:
         {"meta.xml": META_TAB, "occurrence.txt": DWC_CORE, "measurementorfact.txt": "id\tx\n", "eml.xml": "<eml/>"},
     )
     occ = read_occurrences(path)
-    assert occ.n_read == 5
-    assert occ.dropped == {"missing": 2, "out_of_range": 0, "null_island": 0}
+    assert occ.n_read == 4
+    assert nonzero(occ.dropped) == {"missing": 1}
     assert occ.species.tolist() == ["betupapy", "betupapy", "betulent"]
     assert occ.names == {"betupapy": 'Betula papyrifera "white"', "betulent": "Betula lenta"}
     np.testing.assert_array_equal(occ.lat, [45.0, 46.0, 44.0])
@@ -198,7 +202,7 @@ def test_darwin_core_archive_quoted_comma_in_subfolder(tmp_path: Path) -> None:
     path = write_zip(tmp_path / "export.zip", {"archive/meta.xml": meta, "archive/data/occ.csv": core})
     occ = read_occurrences(path)
     assert occ.n_read == 2
-    assert occ.dropped == {"missing": 1, "out_of_range": 0, "null_island": 0}
+    assert nonzero(occ.dropped) == {"missing": 1}
     assert occ.species.tolist() == ["Picea glauca (Moench) Voss, 1914"]
     assert occ.source.tolist() == ["k1"]
 
@@ -251,7 +255,8 @@ def test_broken_archives(tmp_path: Path) -> None:
 
 def test_darwin_core_archive_without_meta_or_core(tmp_path: Path) -> None:
     no_meta = write_zip(tmp_path / "dwca.zip", {"occurrence.txt": DWC_CORE, "verbatim.txt": DWC_CORE})
-    with pytest.raises(OccurrenceError, match=r"dwca\.zip: the zip has no meta\.xml .* 2 table files"):
+    with pytest.raises(OccurrenceError, match=r"dwca\.zip: the archive has no meta\.xml .* 2 observation tables "
+                       r"\(occurrence\.txt, verbatim\.txt\); extract the table to read"):
         read_occurrences(no_meta)
     single = write_zip(tmp_path / "single.zip", {"occurrence.txt": DWC_CORE})
     with pytest.raises(OccurrenceError, match=r"single\.zip: the archive has no meta\.xml"):
@@ -301,7 +306,7 @@ def test_occurrences_from_arrays_applies_the_same_rules() -> None:
         origin="points layer",
     )
     assert occ.n_read == 6
-    assert occ.dropped == {"missing": 2, "out_of_range": 1, "null_island": 1}
+    assert nonzero(occ.dropped) == {"missing": 2, "out_of_range": 1, "null_island": 1}
     assert occ.species.tolist() == ["12345", "acer"]
     assert occ.names == {"12345": "Acer rubrum", "acer": "acer"}
     assert occ.source.tolist() == ["a", ""]
@@ -324,7 +329,7 @@ def test_core_module_imports_no_qgis_or_torch() -> None:
 def test_real_north_american_trees(shared_data: Path) -> None:
     occ = read_occurrences(shared_data / "occurrences" / "na_trees.csv.gz")
     assert occ.n_read == 168_651 and len(occ) == 168_651
-    assert occ.dropped == {"missing": 0, "out_of_range": 0, "null_island": 0}
+    assert nonzero(occ.dropped) == {}
     assert occ.n_species == 169 and len(occ.names) == 169
     assert occ.names["acerrubr"] == "Acer rubrum"
     assert occ.species[0] == "abiebals"
@@ -337,3 +342,21 @@ def test_real_north_american_trees(shared_data: Path) -> None:
     ]
     assert float(occ.lat.min()) == pytest.approx(12.22, abs=0.01)
     assert float(occ.lon.max()) == pytest.approx(-60.91, abs=0.01)
+
+
+def test_one_spelling_per_species_and_0_to_360_longitudes(tmp_path: Path) -> None:
+    """A decomposed 'é' (macOS), a doubled or non-breaking space: still one species; lon 190 = 170 W."""
+    f = tmp_path / "o.csv"
+    f.write_text("species,latitude,longitude\n"
+                 "Abies alba,45,10\n"
+                 "Abies  alba,45,11\n"
+                 "Abies\u00a0alba,45,12\n"
+                 "Sorbus aria subsp. cretica Lindl.,40,20\n"
+                 "Cre\u0301pis,40,190\n"  # C, r, e + combining acute: NFD
+                 "Cr\u00e9pis,40,-170\n"
+                 "Far,40,361\n", encoding="utf-8")
+    occ = read_occurrences(f)
+    assert sorted(set(occ.species.tolist())) == ["Abies alba", "Crépis", "Sorbus aria subsp. cretica Lindl."]
+    assert occ.species.tolist().count("Abies alba") == 3 and occ.species.tolist().count("Crépis") == 2
+    np.testing.assert_array_equal(occ.lon[occ.species == "Crépis"], [-170.0, -170.0])
+    assert occ.dropped["out_of_range"] == 1  # 361 is no longitude in either convention

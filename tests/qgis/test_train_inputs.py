@@ -133,3 +133,30 @@ def test_export_file_is_named_after_the_layer():
     assert export_file_name("Bird atlas 2024 / Spain") == "Bird_atlas_2024_Spain.csv"
     assert export_file_name("  ") == "observations.csv"
     assert export_file_name("Águilas") == "Águilas.csv"
+    assert export_file_name("CON") == "CON_.csv"  # a Windows device name is no file name
+
+
+def test_darwin_core_columns_of_a_layer_mean_the_same_as_in_a_file(tmp_path):
+    """A GBIF table loaded as a layer keeps its occurrenceStatus / basisOfRecord meaning when trained."""
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+
+    from sinr_qgis.core.occurrences import read_occurrences
+
+    layer = QgsVectorLayer("Point?crs=EPSG:4326&field=taxon:string&field=occurrenceStatus:string"
+                           "&field=basisOfRecord:string&field=remarks:string", "gbif", "memory")
+    rows = [("Acer rubrum", "PRESENT", "HUMAN_OBSERVATION"), ("Acer rubrum", "ABSENT", "HUMAN_OBSERVATION"),
+            ("Quercus alba", "PRESENT", "FOSSIL_SPECIMEN"), ("Quercus alba", "PRESENT", "PRESERVED_SPECIMEN")]
+    feats = []
+    for k, (sp, status, basis) in enumerate(rows):
+        f = QgsFeature(layer.fields())
+        f.setAttributes([sp, status, basis, "x"])
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(-80 + k, 40)))
+        feats.append(f)
+    assert layer.dataProvider().addFeatures(feats)[0]
+    path = tmp_path / "gbif.csv"
+    _export(layer, path)
+    with open(path, newline="") as f:
+        assert next(csv.reader(f)) == ["longitude", "latitude", "species", "occurrenceStatus", "basisOfRecord"]
+    occ = read_occurrences(path)
+    assert (len(occ), occ.dropped["absent"], occ.dropped["fossil"]) == (2, 1, 1)
+    assert sorted(occ.species.tolist()) == ["Acer rubrum", "Quercus alba"]
