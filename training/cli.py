@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     o = sub.add_parser("import-official", help="convert an official SINR checkpoint to a .sinr bundle")
     o.add_argument("checkpoint", help="official SINR checkpoint (.pt)")
-    o.add_argument("--taxa", required=True, help="CSV mapping taxon_id to name")
+    o.add_argument("--taxa", help="taxon names: the SINR web app's id<TAB>name file, iNaturalist's taxa.csv(.gz), "
+                                  "GBIF's Taxon.tsv, a CSV with taxon_id and name, or JSON (layout sniffed from "
+                                  "the content); without it every class keeps its taxon id as name")
     o.add_argument("--out", required=True, help="output model bundle (.sinr)")
     o.add_argument("--name", help="model name (default: the output file's stem)")
     return ap
@@ -159,6 +161,7 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
     t_start = time.perf_counter()
     occ = read_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
                            lat_column=a.lat_column, lon_column=a.lon_column, source_column=a.source_column)
+    print(occ.summary(), file=sys.stderr)  # what was read and what was dropped, per reason
     stack = None
     n_no_cov = 0
     if a.covariates:
@@ -236,8 +239,11 @@ def run_import_official(a: argparse.Namespace) -> dict[str, Any]:
 
     out = check_writable(a.out)
     bundle = convert_official(a.checkpoint, a.taxa, out, name=a.name)
-    print(f"wrote {out} ({bundle.n_species} taxa)", file=sys.stderr)
-    return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256}
+    names = bundle.meta["data"]["taxa_names"]
+    print(f"wrote {out} ({bundle.n_species} taxa, {bundle.meta['training']['architecture']})\n{names['summary']}",
+          file=sys.stderr)
+    return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256,
+            "taxa_names": {k: v for k, v in names.items() if k != "summary"}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,16 +1,22 @@
 """Convert a checkpoint of the official SINR code (elijahcole/sinr) into a ``.sinr`` bundle.
 
-The official checkpoint is a torch-saved dict with ``state_dict`` and ``params``. Its encoder is
-an ``nn.Sequential`` named ``feats``: index 0 = input Linear, index 1 = ReLU (no weights), indices
-2 .. depth+1 = residual blocks with linears ``w1`` and ``w2``; the bias-free species head is
-``class_emb.weight`` [C, width]. ``params`` holds ``class_to_taxa`` (head order), ``input_enc``,
-``num_filts``, ``depth``, ``num_classes`` and ``input_dim``. The file is loaded with
-``torch.load(weights_only=True)``, so no code stored in it can run.
+The official checkpoint is a torch-saved dict with ``state_dict`` and ``params``. ``params`` holds
+``model`` (the architecture), ``class_to_taxa`` (taxon ids in head order), ``input_enc``
+('sin_cos', 'env' or 'sin_cos_env'), ``num_filts``, ``depth``, ``num_classes`` and ``input_dim``.
+The official code defines two architectures, both with a bias-free head ``class_emb.weight``:
+
+- ``ResidualFCNet``: an ``nn.Sequential`` named ``feats``: index 0 = input Linear, index 1 = ReLU
+  (no weights), indices 2 .. depth+1 = residual blocks with linears ``w1`` and ``w2``; the head is
+  [C, num_filts]. It maps one to one onto the bundle's encoder.
+- ``LinNet``: no hidden layer (``feats`` is the identity), the head [C, input_dim] is applied to
+  the encoded input itself. The bundle's encoder always starts with Linear+ReLU, so the import
+  writes the identity exactly as the embedding [ReLU(x), ReLU(-x)] with the head [W, -W]:
+  W.ReLU(x) - W.ReLU(-x) = W.x, the same logits.
+
+The file is loaded with ``torch.load(weights_only=True)``, so no code stored in it can run.
 """
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +27,20 @@ from sinr_qgis.core.errors import SinrError
 
 from .export import export_bundle
 from .model import SinrModel
+from .taxa_names import TaxaNaming, read_taxa_names, taxon_key
 
 OFFICIAL_LICENCE = ("Weights converted from the official SINR release (Cole et al. 2023). The licence of "
                     "the pretrained weights is not stated in the SINR repository; check the data record "
                     "they were downloaded from before redistributing them. The training data derive "
                     "from iNaturalist observations under their observers' licences.")
+ARCHITECTURES = ("ResidualFCNet", "LinNet")  # every model the official code defines
+ENV_ENCODINGS = ("env", "sin_cos_env")
+LINNET_CONVERSION = ("LinNet's identity features written as the 8-d embedding [ReLU(x), ReLU(-x)] "
+                     "of the 4 sin_cos features x, head [W, -W]: the same logits")
 
 
 class OfficialCheckpointError(SinrError):
-    """The file is not a usable official SINR checkpoint (or its taxa table does not fit)."""
+    """The file is not an official SINR checkpoint that a bundle can reproduce."""
 
 
 def load_official_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -46,7 +57,12 @@ def load_official_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor],
     if not isinstance(ck, dict) or "state_dict" not in ck or "params" not in ck:
         raise OfficialCheckpointError(f"{p.name} is not an official SINR checkpoint "
                                       "(expected a dict with 'state_dict' and 'params').")
-    return dict(ck["state_dict"]), dict(ck["params"])
+    state, params = ck["state_dict"], ck["params"]
+    if not isinstance(state, dict) or not isinstance(params, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        raise OfficialCheckpointError(f"{p.name} is not an official SINR checkpoint ('state_dict' must map "
+                                      "names to tensors and 'params' must be a dict).")
+    return dict(state), dict(params)
 
 
 def map_official_state(state: dict[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
@@ -61,83 +77,137 @@ def map_official_state(state: dict[str, torch.Tensor], depth: int) -> dict[str, 
     return out
 
 
-def read_taxa_names(path: str | Path) -> dict[str, str]:
-    """taxon id -> name from a CSV with a ``taxon_id`` column and a name column
-    (``name``, ``latin_name``, ``scientific_name`` or ``species``); else the first two columns."""
-    p = Path(path)
-    if not p.is_file():
-        raise OfficialCheckpointError(f"Taxa table {p} does not exist.")
-    text = p.read_text(encoding="utf-8-sig")
-    rows = list(csv.reader(io.StringIO(text)))
-    if len(rows) < 2:
-        raise OfficialCheckpointError(f"Taxa table {p.name} has no rows.")
-    header = [h.strip().lower() for h in rows[0]]
-    id_col = header.index("taxon_id") if "taxon_id" in header else 0
-    name_col = next((header.index(c) for c in ("name", "latin_name", "scientific_name", "species")
-                     if c in header), 1 if len(header) > 1 else None)
-    if name_col is None:
-        raise OfficialCheckpointError(f"Taxa table {p.name} needs a taxon_id and a name column.")
-    out = {}
-    for r in rows[1:]:
-        if len(r) > max(id_col, name_col) and r[id_col].strip():
-            out[_taxon_key(r[id_col])] = r[name_col].strip()
-    return out
-
-
-def _taxon_key(value: Any) -> str:
-    """Taxon ids as text without a trailing '.0' (ids may come as floats from a table)."""
-    s = str(value).strip()
-    return s[:-2] if s.endswith(".0") and s[:-2].isdigit() else s
-
-
-def convert_official(checkpoint: str | Path, taxa: str | Path, out: str | Path,
-                     name: str | None = None) -> ModelBundle:
-    """Convert ``checkpoint`` (+ ``taxa`` names) into a bundle written atomically to ``out``."""
-    cp = Path(checkpoint)
-    state, params = load_official_checkpoint(cp)
+def official_architecture(who: str, state: dict[str, torch.Tensor], params: dict[str, Any]) -> str:
+    """'ResidualFCNet' or 'LinNet' from ``params['model']`` (the weights' names when it is absent);
+    raise ``OfficialCheckpointError`` for any other architecture or input encoding."""
     enc = params.get("input_enc")
-    if enc != "sin_cos":
+    if enc in ENV_ENCODINGS:
         raise OfficialCheckpointError(
-            f"{cp.name} uses input encoding {enc!r}; only coordinate models ('sin_cos') can be "
-            "imported (env models need the authors' standardised WorldClim stack).")
-    try:
-        depth = int(params["depth"])
-        width = int(params["num_filts"])
-        d_in = int(params["input_dim"])
-        taxa_ids = [_taxon_key(t) for t in params["class_to_taxa"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise OfficialCheckpointError(f"{cp.name}: params lack or have a bad {exc}.") from None
-    missing = [k for k in ("feats.0.weight", "feats.0.bias", "class_emb.weight") if k not in state]
-    missing += [f"feats.{i + 2}.{lin}.{kind}" for i in range(depth) for lin in ("w1", "w2")
-                for kind in ("weight", "bias") if f"feats.{i + 2}.{lin}.{kind}" not in state]
+            f"{who} takes environmental covariates (input_enc {enc!r}); importing such checkpoints is not "
+            "supported yet: their inputs are the authors' standardised WorldClim 2.1 stack (elevation and "
+            "bio1..bio19 at 5 arc-minutes, z-scored), which the plugin cannot rebuild yet. Import a "
+            "coordinate-only checkpoint (input_enc 'sin_cos'), such as the official model distilled from "
+            "the env model.")
+    if enc != "sin_cos":
+        raise OfficialCheckpointError(f"{who} uses input encoding {enc!r}; the official code writes 'sin_cos', "
+                                      "'env' or 'sin_cos_env', and only coordinate models ('sin_cos') can be "
+                                      "imported.")
+    arch = params.get("model") or ("ResidualFCNet" if "feats.0.weight" in state else "LinNet")
+    if arch not in ARCHITECTURES:
+        raise OfficialCheckpointError(
+            f"{who} holds a {arch!r} network; the official SINR code defines {' and '.join(ARCHITECTURES)}, "
+            "the only architectures whose forward pass a .sinr bundle (location encoder + bias-free linear "
+            "head) is known to reproduce exactly, so it cannot be imported.")
+    return str(arch)
+
+
+def _check_keys(who: str, state: dict[str, torch.Tensor], expected: list[str], arch: str) -> None:
+    """Refuse weights that are missing or that a bundle could not use (never drop them silently)."""
+    missing = [k for k in expected if k not in state]
     if missing:
-        raise OfficialCheckpointError(f"{cp.name}: state_dict lacks {', '.join(missing[:5])}"
-                                      + (" ..." if len(missing) > 5 else "") + ".")
-    extra_blocks = [k for k in state if k.startswith(f"feats.{depth + 2}.")]
-    if extra_blocks or "class_emb.bias" in state:
-        raise OfficialCheckpointError(f"{cp.name}: layout does not match depth {depth} with a bias-free "
-                                      "head (unexpected weights such as "
-                                      f"{(extra_blocks or ['class_emb.bias'])[0]}).")
-    n_classes = int(state["class_emb.weight"].shape[0])
-    if len(taxa_ids) != n_classes or int(params.get("num_classes", n_classes)) != n_classes:
-        raise OfficialCheckpointError(f"{cp.name}: class_to_taxa has {len(taxa_ids)} entries but the "
-                                      f"head has {n_classes} rows.")
-    if d_in != 4:
-        raise OfficialCheckpointError(f"{cp.name}: input_dim {d_in} does not fit the 4-d sin_cos encoding.")
-    names = read_taxa_names(taxa)
+        raise OfficialCheckpointError(f"{who}: state_dict lacks {', '.join(missing[:5])}"
+                                      + (" ..." if len(missing) > 5 else "") + f" for a {arch}.")
+    extra = [k for k in state if k not in expected]
+    if "class_emb.bias" in extra:
+        raise OfficialCheckpointError(f"{who}: the species head has a bias (class_emb.bias); the official "
+                                      "code never writes one and a bundle's head is bias-free.")
+    if extra:
+        depth = sum(k.endswith(".w1.weight") for k in expected)
+        raise OfficialCheckpointError(f"{who}: the weights do not match a {arch} as its params describe "
+                                      f"it (depth {depth}): unexpected {extra[0]}.")
+
+
+def _residual_model(who: str, state: dict[str, torch.Tensor], params: dict[str, Any], n_classes: int) -> SinrModel:
+    try:
+        depth, width = int(params["depth"]), int(params["num_filts"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OfficialCheckpointError(f"{who}: params lack or have a bad {exc}.") from None
+    expected = ["feats.0.weight", "feats.0.bias", "class_emb.weight"]
+    expected += [f"feats.{i + 2}.{lin}.{kind}" for i in range(depth) for lin in ("w1", "w2")
+                 for kind in ("weight", "bias")]
+    _check_keys(who, state, expected, "ResidualFCNet")
+    _check_input(who, state["feats.0.weight"], params)
     model = SinrModel(n_classes, "sin_cos", 0, width=width, depth=depth)
     mapped = {k: v.float() for k, v in map_official_state(state, depth).items()}
     try:
         model.load_state_dict(mapped | {"env_mean": model.env_mean, "env_std": model.env_std})
     except RuntimeError as exc:
-        raise OfficialCheckpointError(f"{cp.name}: weight shapes do not fit the SINR network "
+        raise OfficialCheckpointError(f"{who}: weight shapes do not fit the SINR network "
                                       f"({str(exc).splitlines()[-1].strip()}).") from None
-    species = [Species(i, t, names.get(t, t), 0) for i, t in enumerate(taxa_ids)]
-    kept = {k: params[k] for k in ("input_enc", "num_filts", "depth", "num_classes", "input_dim", "loss",
-                                   "hard_cap_num_per_class", "num_epochs", "pos_weight", "lr")
+    return model
+
+
+def _linear_model(who: str, state: dict[str, torch.Tensor], params: dict[str, Any], n_classes: int) -> SinrModel:
+    """LinNet as a depth-0 encoder: input weights [I; -I], bias 0, head [W, -W] (see the module doc)."""
+    _check_keys(who, state, ["class_emb.weight"], "LinNet")
+    w = state["class_emb.weight"].float()
+    _check_input(who, w, params)
+    d = w.shape[1]
+    model = SinrModel(n_classes, "sin_cos", 0, width=2 * d, depth=0)
+    eye = torch.eye(d)
+    model.load_state_dict({"encoder.input.weight": torch.cat([eye, -eye]), "encoder.input.bias": torch.zeros(2 * d),
+                           "head.weight": torch.cat([w, -w], 1), "env_mean": model.env_mean,
+                           "env_std": model.env_std})
+    return model
+
+
+def _check_input(who: str, first: torch.Tensor, params: dict[str, Any]) -> None:
+    """The first weight matrix [out, d_in] must read the 4 sin_cos features, as ``input_dim`` says."""
+    if first.ndim != 2 or first.shape[1] != 4 or int(params.get("input_dim", 4)) != 4:
+        raise OfficialCheckpointError(f"{who}: input_dim {params.get('input_dim')} (weights "
+                                      f"{tuple(first.shape)}) does not fit the 4-d sin_cos encoding.")
+
+
+def _class_taxa(who: str, state: dict[str, torch.Tensor], params: dict[str, Any]) -> list[str]:
+    """Taxon ids in head order, checked against the head's rows."""
+    head = state.get("class_emb.weight")
+    try:
+        taxa = [taxon_key(t) for t in params["class_to_taxa"]]
+        n_classes = int(head.shape[0]) if head is not None and head.ndim == 2 else len(taxa)
+        n_declared = int(params.get("num_classes", n_classes))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OfficialCheckpointError(f"{who}: params lack or have a bad {exc}.") from None
+    if len(taxa) != n_classes or n_declared != n_classes:
+        raise OfficialCheckpointError(f"{who}: class_to_taxa has {len(taxa)} entries but the "
+                                      f"head has {n_classes} rows.")
+    if len(set(taxa)) != len(taxa):
+        dup = next(t for t in taxa if taxa.count(t) > 1)
+        raise OfficialCheckpointError(f"{who}: class_to_taxa lists taxon {dup} more than once.")
+    return taxa
+
+
+def convert_official(checkpoint: str | Path, taxa: str | Path | None, out: str | Path,
+                     name: str | None = None) -> ModelBundle:
+    """Convert ``checkpoint`` into a bundle written atomically to ``out``; returns it.
+
+    ``taxa``: a names table in any layout of ``training.taxa_names`` (None: every class keeps its
+    taxon id as name). What the table named, and what it left out, is in the bundle's
+    ``meta['data']['taxa_names']`` (``summary``: one line for a person). Raises
+    ``OfficialCheckpointError`` (checkpoint) or ``TaxaTableError`` (names table); nothing is
+    written then."""
+    cp = Path(checkpoint)
+    state, params = load_official_checkpoint(cp)
+    arch = official_architecture(cp.name, state, params)
+    taxa_ids = _class_taxa(cp.name, state, params)
+    build = _residual_model if arch == "ResidualFCNet" else _linear_model
+    model = build(cp.name, state, params, len(taxa_ids))
+    if taxa is None:
+        naming = TaxaNaming(list(taxa_ids), "no table", 0, len(taxa_ids), 0)
+    else:
+        naming = read_taxa_names(taxa, taxa_ids)
+    species = [Species(i, t, n, 0) for i, (t, n) in enumerate(zip(taxa_ids, naming.names))]
+    kept = {k: params[k] for k in ("model", "input_enc", "num_filts", "depth", "num_classes", "input_dim",
+                                   "loss", "hard_cap_num_per_class", "num_epochs", "pos_weight", "lr")
             if k in params and isinstance(params[k], (int, float, str, bool))}
-    return export_bundle(model, species, out, name=name or Path(out).stem,
-                         training={"origin": "official SINR checkpoint", "params": kept},
-                         data={"file": cp.name, "sha256": file_sha256(cp), "taxa_file": Path(taxa).name,
-                               "n_taxa_named": sum(t in names for t in taxa_ids)},
+    training: dict[str, Any] = {"origin": "official SINR checkpoint", "architecture": arch, "params": kept}
+    if arch == "LinNet":
+        training["conversion"] = LINNET_CONVERSION
+    taxa_file = Path(taxa).name if taxa is not None else None
+    summary = (naming.summary(taxa_file) if taxa_file else
+               f"names: no taxa table given; all {len(taxa_ids)} classes keep their taxon id as name.")
+    report = {"file": taxa_file, "layout": naming.layout, "n_named": naming.n_named,
+              "n_unnamed": naming.n_unnamed, "n_ignored": naming.n_ignored,
+              "n_unreadable": naming.n_unreadable, "summary": summary}
+    return export_bundle(model, species, out, name=name or Path(out).stem, training=training,
+                         data={"file": cp.name, "sha256": file_sha256(cp), "taxa_names": report},
                          licence=OFFICIAL_LICENCE)
