@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -87,9 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     import processing
     from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
+    from sinr_qgis.core.file_names import safe_file_stem
+
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", args.species.strip()).strip("_") or "species"
+    slug = safe_file_stem(args.species.strip())  # readable in any script: "Ель сибирская" -> Ель_сибирская
     tif = out_dir / f"{slug}.tif"
 
     class PrintFeedback(QgsProcessingFeedback):

@@ -7,6 +7,11 @@ Members:
 - ``encoder.onnx``: ``lonlat`` float32 [N, 2] (+ ``env`` float32 [N, k] raw values) -> ``embedding``.
 - ``weights.npz``: ``head`` [n_species, D] plus encoder weights (names in ``network.py``).
 A species' logit at a location is ``embedding . head[i]``; its probability is the sigmoid.
+
+``model.json`` ``member_sha256`` holds the SHA-256 (hex) of every other member, written by
+:meth:`ModelBundle.write`; :meth:`ModelBundle.load` refuses a bundle whose member does not match
+(the zip's CRC only catches damage made after zipping, not a member altered or replaced).
+Bundles from before the sums load with a warning in ``ModelBundle.warnings``.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import math
 import zipfile
 from dataclasses import dataclass, field
@@ -25,13 +31,17 @@ import numpy as np
 from . import network
 from .atomic import atomic_path
 from .encoding import ENCODINGS, check_frequencies, input_dim, uses_covariates
-from .errors import BundleError, SpeciesNotFoundError
+from .errors import BundleError
+from .species_names import SpeciesIndex
 
 FORMAT_NAME = "sinr-qgis-model"
 FORMAT_VERSION = 1
 MEMBERS = ("model.json", "species.csv", "encoder.onnx", "weights.npz")
 SPECIES_COLUMNS = ("index", "code", "name", "n_train")
 EXTENSION = ".sinr"
+SUMS_KEY = "member_sha256"  # model.json: {member: SHA-256 hex} of every member but model.json
+SUMMED_MEMBERS = tuple(m for m in MEMBERS if m != "model.json")
+LOG = logging.getLogger("sinr_qgis")
 
 
 @dataclass
@@ -60,7 +70,9 @@ class ModelBundle:
     onnx_bytes: bytes
     path: Path | None = None
     sha256: str = ""
-    _lookup: dict[str, int] = field(default_factory=dict, repr=False)
+    # what a user should know about a bundle that loaded (e.g. no member checksums); shown where loaded
+    warnings: list[str] = field(default_factory=list, compare=False)
+    _index: SpeciesIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---- identity and shape -------------------------------------------------------------
     @property
@@ -99,40 +111,36 @@ class ModelBundle:
         return int(self.head.shape[1])
 
     # ---- species lookup -----------------------------------------------------------------
+    def species_index(self) -> SpeciesIndex:
+        """The lookup table of the species (rebuilt when the species, their codes or names change)."""
+        index = self._index
+        if index is None or index.fingerprint != SpeciesIndex.fingerprint_of(self.species):
+            index = self._index = SpeciesIndex(self.species, self.name)
+        return index
+
     def find_species(self, query: str) -> Species:
-        """A species by code or scientific name (case-insensitive, surrounding spaces ignored)."""
-        if not self._lookup:
-            for s in self.species:
-                self._lookup.setdefault(s.code.strip().lower(), s.index)
-                self._lookup.setdefault(s.name.strip().lower(), s.index)
-                self._lookup.setdefault(s.label.lower(), s.index)
-        key = str(query).strip().lower()
-        if key in self._lookup:
-            return self.species[self._lookup[key]]
-        close = [s.label for s in self.species if key and key in s.label.lower()][:5]
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise SpeciesNotFoundError(
-            f"Species {query!r} is not in model {self.name!r} ({self.n_species} species).{hint} "
-            "Use a code or scientific name from the model's species list.")
+        """A species by code, scientific name (with or without authorship) or "Name (code)" label.
+
+        Case, Unicode form, spacing and the hybrid sign's spelling are ignored
+        (:mod:`~sinr_qgis.core.species_names`). Raises ``SpeciesNotFoundError``, or
+        ``AmbiguousSpeciesError`` when the text fits several species.
+        """
+        return self.species_index().find(query)
 
     def find_species_list(self, queries: str | list[str]) -> list[Species]:
-        """Several species from a comma-separated string or a list; duplicates removed."""
-        if isinstance(queries, str):
-            queries = [q for q in queries.split(",")]
-        items = [q.strip() for q in queries if str(q).strip()]
-        if not items:
-            raise SpeciesNotFoundError("No species given. Enter one or more codes or names, comma-separated.")
-        out: list[Species] = []
-        for q in items:
-            s = self.find_species(q)
-            if s not in out:
-                out.append(s)
-        return out
+        """Several species from a list's text (comma-separated and/or one per line; a name holding a
+        comma stays whole; "double quotes" for an item taken as it is) or from a list of single
+        items; in the given order, duplicates removed. Errors as :meth:`find_species`, and
+        ``AmbiguousSpeciesError`` for text that reads as two different lists."""
+        return self.species_index().parse_list(queries)
 
     # ---- I/O ----------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> ModelBundle:
-        """Read and validate a bundle; raise ``BundleError`` saying what is wrong."""
+        """Read and validate a bundle; raise ``BundleError`` saying what is wrong.
+
+        A member whose SHA-256 differs from ``model.json``'s ``member_sha256`` is refused; a bundle
+        without those sums (written before them) loads with a message in ``warnings``."""
         p = Path(path)
         if not p.is_file():
             raise BundleError(f"Model file {p} does not exist. Choose a .sinr model bundle.")
@@ -148,18 +156,24 @@ class ModelBundle:
                 raise BundleError(f"{p.name} is not a complete SINR model bundle: missing {', '.join(missing)}.")
             try:
                 meta = json.loads(zf.read("model.json").decode("utf-8"))
-                species = _parse_species(zf.read("species.csv").decode("utf-8"))
-                with np.load(io.BytesIO(zf.read("weights.npz")), allow_pickle=False) as npz:
+                if not isinstance(meta, dict):
+                    raise BundleError("model.json is not a JSON object. Re-export or re-download the model.")
+                members = {m: zf.read(m) for m in SUMMED_MEMBERS}
+                warnings = _check_member_sums(p.name, meta, members)
+                species = _parse_species(members["species.csv"].decode("utf-8"))
+                with np.load(io.BytesIO(members["weights.npz"]), allow_pickle=False) as npz:
                     weights = {k: np.asarray(npz[k], dtype=np.float32) for k in npz.files}
-                onnx_bytes = zf.read("encoder.onnx")
+                onnx_bytes = members["encoder.onnx"]
             except BundleError as exc:
                 raise BundleError(f"{p.name}: {exc}") from None
             except (ValueError, KeyError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
                 raise BundleError(f"{p.name} is damaged and cannot be read ({exc}). "
                                   "Re-export or re-download the model.") from None
         bundle = cls(meta=meta, species=species, weights=weights, onnx_bytes=onnx_bytes,
-                     path=p, sha256=hashlib.sha256(data).hexdigest())
+                     path=p, sha256=hashlib.sha256(data).hexdigest(), warnings=warnings)
         bundle.validate()
+        for w in warnings:
+            LOG.warning(w)
         return bundle
 
     def validate(self) -> None:
@@ -215,19 +229,24 @@ class ModelBundle:
             raise BundleError(f"{who}: encoder.onnx is empty.")
 
     def write(self, path: str | Path) -> Path:
-        """Write the bundle atomically to ``path`` (a temporary name, then a rename)."""
+        """Write the bundle atomically to ``path`` (a temporary name, then a rename), with the
+        SHA-256 of each member in ``model.json`` (``meta`` gets the new sums)."""
         self.validate()
         final = Path(path)
         buf = io.BytesIO()
         np.savez(buf, **self.weights)
+        members = {"species.csv": species_csv(self.species).encode("utf-8"), "encoder.onnx": self.onnx_bytes,
+                   "weights.npz": buf.getvalue()}
+        meta = {**self.meta, SUMS_KEY: {m: hashlib.sha256(members[m]).hexdigest() for m in SUMMED_MEMBERS}}
         with atomic_path(final) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr("model.json", json.dumps(self.meta, indent=2, sort_keys=False))
-                zf.writestr("species.csv", species_csv(self.species))
-                zf.writestr("encoder.onnx", self.onnx_bytes)
-                zf.writestr("weights.npz", buf.getvalue())
+                zf.writestr("model.json", json.dumps(meta, indent=2, sort_keys=False))
+                for name in SUMMED_MEMBERS:
+                    zf.writestr(name, members[name])
+        self.meta = meta
         self.path = final
         self.sha256 = hashlib.sha256(final.read_bytes()).hexdigest()
+        self.warnings = []
         return final
 
     def card(self) -> str:
@@ -249,6 +268,26 @@ class ModelBundle:
         if m.get("citation"):
             lines.append(f"Cite: {m['citation']}")
         return "\n".join(lines)
+
+
+def _check_member_sums(who: str, meta: dict[str, Any], members: dict[str, bytes]) -> list[str]:
+    """Compare each member with ``meta[SUMS_KEY]``: BundleError (without the file name, which the
+    caller adds) on a mismatch or a malformed entry; without the key (an older bundle) returns a
+    warning naming ``who`` that damage goes undetected."""
+    sums = meta.get(SUMS_KEY)
+    if sums is None:
+        return [f"{who} has no SHA-256 checksums of its files (it was written by an older version), so "
+                "damage to them cannot be detected. Export or save it again with this version to add them."]
+    if not isinstance(sums, dict):
+        raise BundleError(f"model.json {SUMS_KEY} must map member names to SHA-256 sums. "
+                          "Re-export or re-download the model.")
+    for name in SUMMED_MEMBERS:
+        got = hashlib.sha256(members[name]).hexdigest()
+        if sums.get(name) != got:
+            raise BundleError(f"{name} is damaged or was altered: its SHA-256 {got[:12]}… does not "
+                              f"match {str(sums.get(name))[:12]}… recorded in model.json. "
+                              "Re-export or re-download the model.")
+    return []
 
 
 def _parse_species(text: str) -> list[Species]:

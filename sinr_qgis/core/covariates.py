@@ -8,7 +8,8 @@ is NaN). Standardisation statistics (mean, std) are taken over each band's valid
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,37 +79,71 @@ class CovariateRaster:
         return mean, std
 
 
+@contextlib.contextmanager
+def _gdal_read_errors(p: Path) -> Iterator[list[str]]:
+    """GDAL failures inside the block become one ``CovariateError`` naming ``p``, whether GDAL
+    exceptions are on or off: that mode is process-wide, QGIS's and other plugins' to choose, so it
+    is never changed here. Yields the failure messages so far (for calls that return None)."""
+    from osgeo import gdal
+
+    failures: list[str] = []
+
+    def collect(err_class: int, _err_no: int, message: str) -> None:
+        if err_class >= gdal.CE_Failure:
+            failures.append(message.strip())
+
+    gdal.PushErrorHandler(collect)  # also keeps GDAL's messages off stderr
+    try:
+        yield failures
+    except RuntimeError as exc:  # GDAL exceptions on (by QGIS or another plugin)
+        failures.append(str(exc).strip())
+    finally:
+        gdal.PopErrorHandler()
+    if failures:
+        raise _unreadable(p, failures[0])
+
+
+def _unreadable(p: Path, why: str) -> CovariateError:
+    return CovariateError(f"Cannot read covariate raster {p.name}: {why.rstrip('.')}. "
+                          "Choose a raster file GDAL can read (e.g. a GeoTIFF).")
+
+
 def read_covariate_raster(path: str | Path) -> CovariateRaster:
-    """Read all bands of a lon/lat GeoTIFF (or any GDAL raster) into memory."""
+    """Read all bands of a lon/lat GeoTIFF (or any GDAL raster) into memory.
+
+    Raises ``CovariateError`` when the file is missing, unreadable (a message from GDAL), not in
+    lon/lat degrees, rotated or without bands."""
     from osgeo import gdal, osr
 
-    gdal.UseExceptions()
     p = Path(path)
     if not p.is_file():
         raise CovariateError(f"Covariate raster {p} does not exist.")
-    try:
+    with _gdal_read_errors(p) as failures:
         ds = gdal.Open(str(p))
-    except RuntimeError as exc:
-        raise CovariateError(f"Cannot read covariate raster {p.name}: {exc}") from None
-    srs_wkt = ds.GetProjection()
+        if ds is None:
+            raise _unreadable(p, failures[0] if failures else "GDAL does not recognise it as a raster")
+        srs_wkt = ds.GetProjection()
+        gt = ds.GetGeoTransform()
+        names, bands, nodatas = [], [], []
+        for i in range(1, ds.RasterCount + 1):
+            band = ds.GetRasterBand(i)
+            arr = band.ReadAsArray()
+            if arr is None:
+                raise _unreadable(p, failures[0] if failures else f"band {i} cannot be read")
+            bands.append(arr.astype(np.float32))
+            nodatas.append(band.GetNoDataValue())
+            names.append(band.GetDescription() or f"{p.stem}_b{i}")
     if srs_wkt:
         srs = osr.SpatialReference(wkt=srs_wkt)
         if not srs.IsGeographic():
             raise CovariateError(f"Covariate raster {p.name} is not in geographic lon/lat degrees; "
                                  "reproject it to EPSG:4326 first.")
-    gt = ds.GetGeoTransform()
     if gt[2] != 0 or gt[4] != 0:
         raise CovariateError(f"Covariate raster {p.name} is rotated; warp it to a north-up grid first.")
-    names, bands = [], []
-    for i in range(1, ds.RasterCount + 1):
-        band = ds.GetRasterBand(i)
-        arr = band.ReadAsArray().astype(np.float32)
-        nodata = band.GetNoDataValue()
+    for arr, nodata in zip(bands, nodatas):
         if nodata is not None:
             arr[arr == np.float32(nodata)] = np.nan
         arr[~np.isfinite(arr)] = np.nan
-        bands.append(arr)
-        names.append(band.GetDescription() or f"{p.stem}_b{i}")
     if not bands:
         raise CovariateError(f"Covariate raster {p.name} has no bands.")
     return CovariateRaster(path=p, names=names, values=np.stack(bands), geotransform=tuple(gt))

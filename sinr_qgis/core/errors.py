@@ -35,3 +35,7 @@ class OutputError(SinrError):
 
 class CancelledError(SinrError):
     """The user cancelled a long operation."""
+
+
+class AmbiguousSpeciesError(SpeciesNotFoundError):
+    """A species code, name or list fits more than one species of the model."""

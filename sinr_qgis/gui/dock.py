@@ -5,17 +5,16 @@ functions as the Processing algorithms (``qgis_bridge.prediction``), in a ``Pred
 """
 from __future__ import annotations
 
+import html
 import logging
-import re
 import tempfile
 from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication, QgsMapSettings, QgsPointXY, QgsProject, QgsRasterLayer
 from qgis.gui import QgsDockWidget, QgsFileWidget
-from qgis.PyQt.QtCore import QStringListModel, Qt
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
-    QCompleter,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -31,6 +30,8 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.errors import CancelledError, SinrError
+from ..core.file_names import safe_file_stem
+from ..core.species_names import isolate_bidi
 from ..qgis_bridge import layers as bridge_layers
 from ..qgis_bridge import prediction
 from ..qgis_bridge.grids import canvas_grid
@@ -41,6 +42,7 @@ from ..toolbelt import settings
 from .compare_panel import ComparePanel
 from .map_tool import SpeciesAtPointTool
 from .model_list import ModelListWidget
+from .species_completer import SpeciesCompleter
 
 LOG = logging.getLogger("sinr_qgis")
 BUNDLED_LABEL = "Bundled model (North American trees)"
@@ -85,11 +87,8 @@ class SinrDock(QgsDockWidget):
         form.addRow("", self.model_label)
         self.species_edit = QLineEdit(settings.get_value("species"), body)
         self.species_edit.setPlaceholderText("Name or code, e.g. Acer rubrum (several: comma-separated)")
-        self.species_model = QStringListModel(body)
-        completer = QCompleter(self.species_model, self.species_edit)
-        completer.setCaseSensitivity(Qt.CaseInsensitive)
-        completer.setFilterMode(Qt.MatchContains)
-        self.species_edit.setCompleter(completer)
+        self.species_completer = SpeciesCompleter(self.species_edit)
+        self.species_edit.setCompleter(self.species_completer)
         form.addRow("Species", self.species_edit)
         self.mask_check = QCheckBox("Mask ocean", body)
         self.mask_check.setChecked(settings.get_value("mask_ocean"))
@@ -165,16 +164,17 @@ class SinrDock(QgsDockWidget):
             self.point_predictor = prediction.make_predictor(bundle)
         except SinrError as exc:
             self.bundle = self.grid_predictor = self.point_predictor = None
-            self.species_model.setStringList([])
+            self.species_completer.set_labels([])
             self.model_label.setText(f"<b>No model:</b> {exc}")
             self.model_list.model_loaded(path, None)
             self.predict_button.setEnabled(False)
             return False
         self.bundle = bundle
         settings.set_value("model_path", path)
-        self.species_model.setStringList([s.label for s in bundle.species])
+        self.species_completer.set_labels([s.label for s in bundle.species])
         self.model_label.setText(f"{bundle.name}: {bundle.n_species} species, encoding {bundle.encoding}. "
-                                 f"Backend: <b>{self.backend_name}</b>")
+                                 f"Backend: <b>{self.backend_name}</b>"
+                                 + "".join(f"<br><b>Warning:</b> {html.escape(w)}" for w in bundle.warnings))
         self.model_label.setToolTip(bundle.card())
         self.model_list.model_loaded(path, bundle)
         self.predict_button.setEnabled(self.task is None)
@@ -208,7 +208,7 @@ class SinrDock(QgsDockWidget):
         settings.set_value("species", self.species_edit.text())
         settings.set_value("mask_ocean", self.mask_check.isChecked())
         self._counter += 1
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", "_".join(s.code for s in species))[:60] or "prediction"
+        stem = safe_file_stem("_".join(s.code for s in species), max_bytes=60)
         path = self.out_dir / f"{stem}_{self._counter}.tif"
         task = PredictTask(self.grid_predictor, grid, species, path, mask_ocean=self.mask_check.isChecked(),
                            on_done=self._task_done)
@@ -280,7 +280,7 @@ class SinrDock(QgsDockWidget):
             return []
         self.here_label.setText(f"At lat {lat:.4f}, lon {lon:.4f} (relative probability):")
         for r in ranking:
-            self.species_list.addItem(f"{r.rank}. {r.species.label}  {r.probability:.3f}")
+            self.species_list.addItem(f"{r.rank}. {isolate_bidi(r.species.label)}  {r.probability:.3f}")
         return ranking
 
     # ---- misc ----------------------------------------------------------------------------

@@ -65,6 +65,8 @@ class SinrAlgorithm(QgsProcessingAlgorithm):
             bundle = load_model(path)
         feedback.pushInfo(self.tr("Model: {} ({} species, {})").format(
             bundle.name, bundle.n_species, bundle.encoding))
+        for warning in bundle.warnings:  # e.g. an older bundle without member checksums
+            feedback.pushWarning(warning)
         return bundle
 
 

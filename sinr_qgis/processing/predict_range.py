@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.species_names import LIST_RULE
 from ..qgis_bridge import prediction
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
 from .grid_params import (
@@ -53,7 +54,7 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             "and writes a Float32 GeoTIFF in the extent's CRS (tiled, compressed, nodata set; band "
             "description = species).</p>"
             "<p><b>Inputs.</b> <i>Model</i>: a .sinr bundle; empty = the bundled model. <i>Species</i>: "
-            "codes or scientific names, comma-separated (e.g. <tt>Acer rubrum, Quercus alba</tt>). "
+            "codes or scientific names (e.g. <tt>Acer rubrum, Quercus alba</tt>). {species_rule} "
             "<i>Extent</i> and its CRS; the output is in that CRS. <i>Pixel size</i> in the extent's CRS "
             "units (degrees for EPSG:4326, metres for most projected CRSs); 0 = about 1000 pixels along "
             "the longer side. <i>Mask ocean</i>: ocean pixels become nodata. <i>Threshold</i>: "
@@ -62,16 +63,20 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             "species</b> uses each species' threshold stored in the model (the 5th percentile of its "
             "predictions at its training locations) and falls back to <i>Threshold value</i>, with a "
             "warning, for species without one. <i>One file per species</i> writes "
-            "<tt>&lt;output&gt;_&lt;code&gt;.tif</tt> files instead of one band per species. "
+            "<tt>&lt;output&gt;_&lt;code&gt;.tif</tt> files instead of one band per species: letters of "
+            "every script and the hybrid sign are kept, other characters (spaces, commas, characters "
+            "Windows refuses) become <tt>_</tt>, and codes that would give the same file on Windows "
+            "or macOS get a short tag, so each species has its own file. "
             "<i>Covariates</i> (models with environmental inputs only): one raster per covariate in "
             "the model's order, or one multi-band raster.</p>"
             "<p><b>Output.</b> One band per species with the probability (0-1) of presence, styled "
-            "with a colour ramp when loaded.</p>" + CAVEATS)
+            "with a colour ramp when loaded.</p>").format(species_rule=self.tr(LIST_RULE)) + CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterString(
-            self.SPECIES, self.tr("Species (codes or scientific names, comma-separated)")))
+            self.SPECIES, self.tr("Species (codes or scientific names; several: comma-separated or one per line)"),
+            multiLine=True))
         add_grid_parameters(self)
         self.addParameter(QgsProcessingParameterEnum(
             self.THRESHOLD, self.tr("Threshold (adds 0/1 presence bands)"),
@@ -116,7 +121,7 @@ class PredictRangeAlgorithm(SinrAlgorithm):
         one_file = len(files) > 1
         if one_file:
             # The destination path itself is not written: load the per-species files instead.
-            self._load_species_files(context, output, files, species)
+            self._load_species_files(context, output, files, result.species)
         else:
             style_output_on_load(context, output, "probability",
                                  name=", ".join(s.name or s.code for s in species)[:80])

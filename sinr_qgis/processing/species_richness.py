@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.species_names import LIST_RULE
 from ..qgis_bridge import prediction
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
 from .grid_params import (
@@ -45,8 +46,8 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
         return self.tr(
             "<p>Counts, in each pixel, how many species the model predicts as present: a species "
             "counts where its probability is at or above its threshold.</p>"
-            "<p><b>Inputs.</b> The model (empty = bundled); <i>species</i>: codes or names, "
-            "comma-separated, or empty for all the model's species; " + GRID_HELP + " <i>Threshold</i>: "
+            "<p><b>Inputs.</b> The model (empty = bundled); <i>species</i>: codes or names, or empty "
+            "for all the model's species (" + LIST_RULE + "); " + GRID_HELP + " <i>Threshold</i>: "
             "<b>LPT-R per species</b> (default) uses each species' threshold stored in the model (the "
             "5th percentile of its predictions at its training locations), and <i>threshold value</i> "
             "for species without one (with a warning); <b>Fixed value</b> uses <i>threshold value</i> "
@@ -59,7 +60,8 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterString(
-            self.SPECIES, self.tr("Species (codes or names, comma-separated; empty = all)"), optional=True))
+            self.SPECIES, self.tr("Species (codes or names, comma-separated or one per line; empty = all)"),
+            multiLine=True, optional=True))
         add_grid_parameters(self)
         add_covariates_parameter(self)
         self.addParameter(QgsProcessingParameterEnum(

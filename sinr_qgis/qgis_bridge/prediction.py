@@ -17,6 +17,7 @@ from ..core.bundle import ModelBundle, Species
 from ..core.errors import SinrError
 from ..core.grid import Grid
 from ..core.raster_io import RasterBandSampler
+from ..core.species_names import format_species_list
 
 THRESHOLD_NONE, THRESHOLD_FIXED, THRESHOLD_LPTR = 0, 1, 2
 THRESHOLD_OPTIONS = ["None (probabilities only)", "Fixed value", "LPT-R per species (from the model)"]
@@ -112,7 +113,7 @@ def species_richness_raster(predictor: runtime.Predictor, grid: Grid, species: S
         return (predictor.probabilities(embedding, idx) >= thr).sum(axis=1, dtype=np.float32)[:, None]
 
     meta = {"PRODUCT": "species richness", "N_SPECIES": str(idx.size),
-            "SPECIES_CODE": ",".join(s.code for s in species)[:30000],
+            "SPECIES_CODE": format_species_list((s.code for s in species), max_chars=30000),
             "THRESHOLDS": ",".join(f"{t:.6g}" for t in thr.ravel())[:30000]}
     return runtime.map_grid_to_geotiff(
         predictor, grid, path, count, [f"species richness ({idx.size} species)"], metadata=meta,

@@ -1,27 +1,35 @@
 """The .sinr bundle: round trip, and clear BundleErrors for damaged or inconsistent files."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sinr_qgis.core.bundle import MEMBERS, ModelBundle, Species
+from sinr_qgis.core.bundle import MEMBERS, SUMS_KEY, ModelBundle, Species
 from sinr_qgis.core.errors import BundleError
-
-pytest.importorskip("torch")
 from tests.factories import make_bundle
 
 
-def rewrite(src: Path, dst: Path, drop: str | None = None, replace: dict[str, bytes] | None = None) -> Path:
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for name in zin.namelist():
-            if name == drop:
-                continue
-            zout.writestr(name, (replace or {}).get(name, zin.read(name)))
+def rewrite(src: Path, dst: Path, drop: str | None = None, replace: dict[str, bytes] | None = None,
+            resum: bool = True) -> Path:
+    """A copy of bundle ``src`` without ``drop`` and with ``replace``d members. ``resum``: record the
+    replaced members' SHA-256 in model.json, as a (faulty) exporter would, so that the checks after
+    the sums are reached; False: a member altered behind the bundle's back."""
+    with zipfile.ZipFile(src) as zin:
+        members = {name: (replace or {}).get(name, zin.read(name)) for name in zin.namelist() if name != drop}
+    if resum and "model.json" in members and not (replace and "model.json" in replace):
+        meta = json.loads(members["model.json"])
+        meta[SUMS_KEY].update({n: hashlib.sha256(members[n]).hexdigest() for n in (replace or {}) if n in members})
+        members["model.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(dst, "w") as zout:
+        for name, data in members.items():
+            zout.writestr(name, data)
     return dst
 
 
@@ -127,3 +135,49 @@ def test_invalid_bundle_is_not_written(tmp_path):
     with pytest.raises(BundleError, match="species count"):
         b.write(tmp_path / "bad.sinr")
     assert not (tmp_path / "bad.sinr").exists()
+
+
+def test_write_records_each_members_sha256(tmp_path):
+    b = make_bundle(tmp_path / "m.sinr", n_species=3)
+    with zipfile.ZipFile(tmp_path / "m.sinr") as z:
+        meta = json.loads(z.read("model.json"))
+        stored = {n: hashlib.sha256(z.read(n)).hexdigest() for n in ("species.csv", "encoder.onnx", "weights.npz")}
+    assert meta[SUMS_KEY] == stored and b.meta[SUMS_KEY] == stored
+    assert b.warnings == []
+
+
+@pytest.mark.parametrize("member", ["encoder.onnx", "weights.npz", "species.csv"])
+def test_altered_member_is_refused_by_name(tmp_path, member):
+    make_bundle(tmp_path / "m.sinr", n_species=3)
+    with zipfile.ZipFile(tmp_path / "m.sinr") as z:
+        data = bytearray(z.read(member))
+    data[len(data) // 2] ^= 0x01  # one bit: still a valid zip member (new CRC), a wrong model
+    rewrite(tmp_path / "m.sinr", tmp_path / "bad.sinr", replace={member: bytes(data)}, resum=False)
+    with pytest.raises(BundleError, match=rf"^bad\.sinr: {member} is damaged or was altered: its SHA-256 "):
+        ModelBundle.load(tmp_path / "bad.sinr")
+
+
+def test_malformed_sums_are_refused(tmp_path):
+    b = make_bundle(tmp_path / "m.sinr", n_species=3)
+    for sums, message in ((["x"], "must map member names"), ({"species.csv": "0" * 64}, "species.csv is damaged")):
+        meta = dict(b.meta, **{SUMS_KEY: sums})
+        rewrite(tmp_path / "m.sinr", tmp_path / "s.sinr", replace={"model.json": json.dumps(meta).encode()})
+        with pytest.raises(BundleError, match=message):
+            ModelBundle.load(tmp_path / "s.sinr")
+    rewrite(tmp_path / "m.sinr", tmp_path / "list.sinr", replace={"model.json": b"[1, 2]"})
+    with pytest.raises(BundleError, match="not a JSON object"):
+        ModelBundle.load(tmp_path / "list.sinr")
+
+
+def test_bundle_without_sums_loads_with_a_warning_and_gets_them_when_saved(tmp_path, caplog):
+    b = make_bundle(tmp_path / "m.sinr", n_species=3)
+    meta = {k: v for k, v in b.meta.items() if k != SUMS_KEY}
+    rewrite(tmp_path / "m.sinr", tmp_path / "old.sinr", replace={"model.json": json.dumps(meta).encode()})
+    with caplog.at_level(logging.WARNING, logger="sinr_qgis"):
+        old = ModelBundle.load(tmp_path / "old.sinr")
+    assert len(old.warnings) == 1 and old.warnings[0].startswith("old.sinr has no SHA-256 checksums")
+    assert [r.getMessage() for r in caplog.records] == old.warnings
+    np.testing.assert_array_equal(old.head, b.head)
+    old.write(tmp_path / "new.sinr")
+    assert old.warnings == []
+    assert ModelBundle.load(tmp_path / "new.sinr").warnings == []

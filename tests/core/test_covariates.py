@@ -10,7 +10,7 @@ from osgeo import gdal, osr
 from sinr_qgis.core.covariates import CovariateStack, read_covariate_raster
 from sinr_qgis.core.errors import CovariateError
 
-gdal.UseExceptions()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_tif(path: Path, bands: list[np.ndarray], gt=(10.0, 1.0, 0.0, 50.0, 0.0, -1.0), epsg=4326,
@@ -78,3 +78,33 @@ def test_shared_bioclim_grid(shared_data):
     valid = np.isfinite(s.rasters[0].values[0]).sum()
     assert valid == 9775  # the data README's count of valid bio1 cells
     assert np.all(std > 0)
+
+
+@pytest.mark.parametrize("exceptions", [False, True])
+def test_gdal_exception_mode_is_left_alone_and_bad_rasters_are_covariate_errors(tmp_path, exceptions):
+    """Inside QGIS the mode is process-wide (other plugins rely on theirs): reading covariates keeps
+    it, and an unreadable raster is one CovariateError in either mode."""
+    before = gdal.GetUseExceptions()
+    gdal.UseExceptions() if exceptions else gdal.DontUseExceptions()
+    try:
+        good = write_tif(tmp_path / "good.tif", [np.arange(20, dtype=np.float32).reshape(4, 5)], names=["v"])
+        stack = CovariateStack.open([good])
+        assert stack.sample(np.array([[12.5, 47.5]]))[0, 0] == pytest.approx(12.0)
+        (tmp_path / "text.tif").write_text("not a raster")
+        data = good.read_bytes()
+        (tmp_path / "cut.tif").write_bytes(data[: len(data) - 40])  # the header stays, pixel data is cut
+        for name in ("text.tif", "cut.tif"):
+            with pytest.raises(CovariateError, match=rf"^Cannot read covariate raster {name}: .+GDAL can read"):
+                read_covariate_raster(tmp_path / name)
+        assert gdal.GetUseExceptions() == int(exceptions)
+    finally:
+        gdal.UseExceptions() if before else gdal.DontUseExceptions()
+
+
+def test_no_module_changes_gdals_process_wide_exception_mode():
+    import re
+
+    pattern = re.compile(r"\b(gdal|ogr|osr)\.(Dont)?UseExceptions\(")
+    offenders = [str(f.relative_to(ROOT)) for folder in ("sinr_qgis", "training") for f in (ROOT / folder).rglob("*.py")
+                 if pattern.search(f.read_text(encoding="utf-8"))]
+    assert offenders == []

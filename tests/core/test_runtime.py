@@ -28,6 +28,7 @@ from sinr_qgis.core.runtime import (
     resolve_thresholds,
 )
 from tests.factories import make_bundle
+from tests.tolerances import f32_atol, logit_atol, prob_atol
 
 KANSAS = (-98.0, 38.5)
 ATLANTIC = (-40.0, 30.0)
@@ -49,10 +50,21 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
 
 
+def _reference_logits(bundle, lonlat, idx, env=None):
+    """Independent of the runtime: numpy encoder + head."""
+    emb = network.embed(bundle.weights, bundle.encoding, np.asarray(lonlat, np.float32), env)
+    return emb @ bundle.head[idx].T
+
+
 def _reference_probs(bundle, lonlat, idx, env=None):
     """Independent of the runtime: numpy encoder + head + float64 sigmoid."""
+    return _sigmoid(_reference_logits(bundle, lonlat, idx, env))
+
+
+def _ref_prob_atol(bundle, lonlat, idx, env=None):
+    """The runtime (onnxruntime, its own batches) vs the numpy reference: float32 rounding only."""
     emb = network.embed(bundle.weights, bundle.encoding, np.asarray(lonlat, np.float32), env)
-    return _sigmoid(emb @ bundle.head[idx].T)
+    return prob_atol(logit_atol(emb, bundle.head[idx]))
 
 
 def _centres_lonlat(gt, wkt, rows, cols):
@@ -79,12 +91,38 @@ def test_backends_agree(bundle, env_bundle):
     ort, npy = Predictor(bundle, "onnxruntime"), Predictor(bundle, "numpy")
     assert (ort.backend_name, npy.backend_name) == ("onnxruntime", "numpy")
     assert Predictor(bundle).backend_name == "onnxruntime"  # auto prefers onnxruntime when installed
-    np.testing.assert_allclose(ort.embed(ll), npy.embed(ll), atol=1e-5, rtol=0)
-    np.testing.assert_allclose(ort.predict_points(ll), npy.predict_points(ll), atol=1e-5, rtol=0)
+    ref = npy.embed(ll)
+    np.testing.assert_allclose(ort.embed(ll), ref, atol=f32_atol(ref), rtol=0)
+    tol = prob_atol(logit_atol(ref, bundle.head))
+    np.testing.assert_allclose(ort.predict_points(ll), npy.predict_points(ll), atol=tol, rtol=0)
     env = np.stack([rng.uniform(0, 2000, 3000), rng.uniform(-10, 30, 3000)], 1)
     a = Predictor(env_bundle, "onnxruntime").embed(ll, env)
     b = Predictor(env_bundle, "numpy").embed(ll, env)
-    np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(a, b, atol=f32_atol(b), rtol=0)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "numpy"])
+def test_embed_of_a_large_array_runs_bounded_batches_and_equals_pieces(bundle, env_bundle, backend):
+    rng = np.random.default_rng(4)
+    n = 10_000
+    ll = np.stack([rng.uniform(-180, 180, n), rng.uniform(-90, 90, n)], 1)
+    env = np.stack([rng.uniform(0, 2000, n), rng.uniform(-10, 30, n)], 1)
+    ll[::271, 1] = np.nan  # 37 rows without coordinates
+    env[5::333, 0] = np.nan  # 31 more without a covariate (env model)
+    for b, e, n_valid in ((bundle, None, n - 37), (env_bundle, env, n - 37 - 31)):
+        p = Predictor(b, backend, batch_size=1024)
+        sizes: list[int] = []
+        run = p._backend.embed
+        p._backend.embed = lambda x, v, run=run, sizes=sizes: sizes.append(len(x)) or run(x, v)
+        whole = p.embed(ll, e)
+        assert max(sizes) == 1024 and sum(sizes) == n_valid == p.locations_encoded
+        assert len(sizes) == p.encoder_calls == -(-n_valid // 1024)
+        q = Predictor(b, backend)
+        pieces = np.vstack([q.embed(ll[i:i + 700], None if e is None else e[i:i + 700]) for i in range(0, n, 700)])
+        valid = np.isfinite(pieces).all(1)
+        assert valid.sum() == n_valid and np.isnan(whole[~valid]).all()
+        # other batch shapes: float32 rounding only
+        np.testing.assert_allclose(whole[valid], pieces[valid], atol=f32_atol(pieces[valid]), rtol=0)
 
 
 def test_numpy_backend_when_onnxruntime_missing(bundle, monkeypatch):
@@ -102,12 +140,13 @@ def test_predict_points_matches_the_reference(bundle):
     got = p.predict_points(ll, [4, 1])
     assert got.shape == (250, 2) and got.dtype == np.float32
     ok = np.isfinite(ll).all(1)
-    np.testing.assert_allclose(got[ok], _reference_probs(bundle, ll[ok], [4, 1]), atol=1e-6)
+    tol = _ref_prob_atol(bundle, ll[ok], [4, 1])
+    np.testing.assert_allclose(got[ok], _reference_probs(bundle, ll[ok], [4, 1]), atol=tol)
     assert np.isnan(got[~ok]).all()
     assert p.locations_encoded == ok.sum() and p.encoder_calls == 2
     # species by code, name or Species; all species when None
     a = p.predict_points(ll[:3], ["sp004", "Species number1"])
-    np.testing.assert_allclose(a, got[:3], atol=1e-6)  # another batch shape: equal up to float rounding
+    np.testing.assert_allclose(a, got[:3], atol=tol)  # another batch shape: equal up to float rounding
     assert p.predict_points(ll[:3]).shape == (3, 6)
     assert [x.code for x in p.resolve_species(["sp002", 2, "Species number2", 0])] == ["sp002", "sp000"]
 
@@ -118,6 +157,7 @@ def test_top_species_ranks_like_the_probabilities(bundle):
     idx, prob = p.top_species(ll, k=3)
     full = p.predict_points(ll[:2])
     np.testing.assert_array_equal(idx[:2], np.argsort(-full, axis=1)[:, :3])
+    # the same backend on the same 2 rows: equal but for the float32 sigmoid's last bit
     np.testing.assert_allclose(prob[:2], np.sort(full, axis=1)[:, ::-1][:, :3], atol=1e-7)
     assert idx[2].tolist() == [-1, -1, -1] and np.isnan(prob[2]).all()
 
@@ -181,7 +221,8 @@ def test_geotiff_georeferencing_and_values(bundle, tmp_path, crs):
     rng = np.random.default_rng(1)
     rows, cols = rng.integers(0, h, 40), rng.integers(0, w, 40)
     ll = _centres_lonlat(info["geotransform"], info["wkt"], rows, cols)
-    np.testing.assert_allclose(arr[:, rows, cols].T, _reference_probs(bundle, ll, [2, 5]), atol=2e-6)
+    np.testing.assert_allclose(arr[:, rows, cols].T, _reference_probs(bundle, ll, [2, 5]),
+                               atol=_ref_prob_atol(bundle, ll, [2, 5]))
 
 
 def test_predict_grid_in_memory_equals_geotiff(bundle, tmp_path):
@@ -203,7 +244,8 @@ def test_ocean_pixels_are_nodata(bundle, tmp_path):
     kansas, atlantic = raw[0, 0], raw[0, 58]  # centres (-98, 38.5) and (-40, 38.5)
     assert atlantic == NODATA
     assert kansas != NODATA
-    assert kansas == pytest.approx(_reference_probs(bundle, [(-98.0, 38.5)], [0])[0, 0], abs=2e-6)
+    assert kansas == pytest.approx(_reference_probs(bundle, [(-98.0, 38.5)], [0])[0, 0],
+                                   abs=_ref_prob_atol(bundle, [(-98.0, 38.5)], [0]))
     unmasked = predict_grid(p, g, 0, mask_ocean=False)
     assert np.isfinite(unmasked).all()
     assert p.locations_encoded == (raw != NODATA).sum() + 59  # only land pixels were encoded when masked
@@ -226,7 +268,7 @@ def test_switching_species_reuses_the_cached_embedding(bundle, tmp_path):
     b = predict_grid(p, g, 4)
     assert (p.locations_encoded, p.encoder_calls) == (encoded, calls)  # no encoder work at all
     ref = predict_grid(Predictor(bundle), g, 4)
-    np.testing.assert_allclose(b, ref, atol=1e-6)
+    np.testing.assert_allclose(b, ref, atol=1e-6)  # the same backend, grid and blocks: rounding only
     assert len(a2.paths) == 1
     # a different grid, mask or model state is recomputed
     predict_grid(p, g, 0, mask_ocean=False)
@@ -255,7 +297,7 @@ def test_tiles_progress_and_cancel_leave_no_file(bundle, tmp_path, monkeypatch):
     assert seen == sorted(seen) and seen[-1] == 100 and len(seen) >= 5
     assert p.encoder_calls == 4  # four blocks, one encoder run each
     arr, _ = read_geotiff(res.paths[0])
-    np.testing.assert_allclose(arr, predict_grid(Predictor(bundle), g, 0), atol=1e-6)
+    np.testing.assert_allclose(arr, predict_grid(Predictor(bundle), g, 0), atol=1e-6)  # same blocks and backend
 
     calls = {"n": 0}
 
@@ -324,7 +366,7 @@ def test_one_file_per_species(bundle, tmp_path):
         assert arr.shape[0] == 2 and info["metadata"]["SPECIES_CODE"] == code
         assert path.with_suffix(".qml").is_file()
     both = predict_grid(p, g, ["sp000", "sp004"])
-    np.testing.assert_allclose(read_geotiff(res.paths[1])[0][0], both[1], atol=1e-6)
+    np.testing.assert_allclose(read_geotiff(res.paths[1])[0][0], both[1], atol=1e-6)  # the cached embedding
 
 
 def test_bad_inputs_leave_no_file(bundle, tmp_path):
@@ -372,7 +414,7 @@ def test_env_model_on_a_grid(env_bundle, tmp_path):
     r, c = np.nonzero(valid)
     env = np.stack([elev[r, c - 1], temp[r, c - 1]], 1)
     ref = _reference_probs(env_bundle, ll[r * g.width + c], [0, 2], env)
-    np.testing.assert_allclose(probs[:, r, c].T, ref, atol=2e-6)
+    np.testing.assert_allclose(probs[:, r, c].T, ref, atol=_ref_prob_atol(env_bundle, ll[r * g.width + c], [0, 2], env))
     # the same as a list in the model's order; a missing mapping is a clear error
     again = predict_grid(p, g, [0, 2], covariates=[covs["elev"], covs["temp"]], mask_ocean=False)
     np.testing.assert_array_equal(again, probs)

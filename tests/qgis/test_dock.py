@@ -16,8 +16,11 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QSize, Qt
 
 from sinr_qgis.core import runtime
+from sinr_qgis.core.bundle import Species
 from sinr_qgis.gui.dock import SinrDock
 from sinr_qgis.toolbelt import settings
+from tests.factories import make_bundle
+from tests.tolerances import bundle_prob_atol
 
 from .prediction_helpers import bundle, model_file, pixel_centre, read_raster  # noqa: F401
 
@@ -52,12 +55,29 @@ def dock(qgis_iface, qgis_canvas, model_file, restore_settings):  # noqa: F811
 
 def test_dock_loads_the_model_and_offers_species(dock, bundle):  # noqa: F811
     assert dock.bundle is not None and dock.bundle.sha256 == bundle.sha256
-    assert dock.species_model.stringList() == [s.label for s in bundle.species]
+    assert dock.species_completer.label_list() == [s.label for s in bundle.species]
     assert dock.backend_name in ("onnxruntime", "numpy")
     assert dock.backend_name in dock.model_label.text()
     completer = dock.species_edit.completer()
     completer.setCompletionPrefix("number4")
-    assert completer.currentCompletion() == bundle.species[4].label
+    assert completer.currentIndex().data() == bundle.species[4].label
+
+
+def test_species_search_completes_the_last_item_by_the_lookup_key(dock):
+    completer = dock.species_completer
+    completer.set_labels(["Abies borisii-regis (c0)", "Abies × borisii-regis (c1)", "Quercus alba L., 1753 (c2)",
+                          "Épicéa commun (c3)"])
+    # what is typed after the last comma, compared as the lookup compares names
+    assert completer.splitPath("c2, Abies x BORISII") == ["abies × borisii"]
+    completer.setCompletionPrefix(completer.splitPath("c2, Abies x BORISII")[0])
+    assert completer.completionCount() == 1 and completer.currentIndex().data() == "Abies × borisii-regis (c1)"
+    completer.setCompletionPrefix(completer.splitPath("\u00c9PICE\u0301A")[0])  # NFD input
+    assert completer.currentIndex().data() == "Épicéa commun (c3)"
+    # choosing a label replaces only the item being typed; a label with a comma is quoted
+    dock.species_edit.setText("c1, Quercus al")
+    completer.setCompletionPrefix(completer.splitPath(dock.species_edit.text())[0])
+    assert completer.pathFromIndex(completer.currentIndex()) == 'c1, "Quercus alba L., 1753 (c2)"'
+    assert [s.code for s in dock.bundle.find_species_list('sp001, "Species number2 (sp002)"')] == ["sp001", "sp002"]
 
 
 def test_dock_predicts_the_canvas_extent_and_adds_a_styled_layer(dock, qtbot, bundle, qgis_canvas):  # noqa: F811
@@ -83,7 +103,7 @@ def test_dock_predicts_the_canvas_extent_and_adds_a_styled_layer(dock, qtbot, bu
     lon, lat = pixel_centre(info["gt"], row, col)
     ref = runtime.Predictor(bundle).predict_points(np.array([[lon, lat]]), [2])[0, 0]
     assert np.isfinite(data[0, row, col])
-    assert data[0, row, col] == pytest.approx(float(ref), abs=1e-5)
+    assert data[0, row, col] == pytest.approx(float(ref), abs=bundle_prob_atol(bundle, [(lon, lat)], 2))
     # the opacity slider drives the prediction layer
     dock.opacity_slider.setValue(25)
     assert layer.renderer().opacity() == pytest.approx(0.25)
@@ -128,6 +148,20 @@ def test_map_tool_lists_species_ranked_like_the_runtime(dock, bundle, qgis_canva
         assert text.endswith(f"{probs[j]:.3f}")
     dock.here_button.setChecked(False)
     assert qgis_canvas.mapTool() is not dock.map_tool
+
+
+def test_what_lives_here_keeps_right_to_left_names_from_reordering_the_line(dock, tmp_path):
+    b = make_bundle(tmp_path / "random.sinr", n_species=3, width=16, depth=1, seed=2)
+    b.species = [Species(0, "q1", "אלון מצוי", 1), Species(1, "a1", "Acer rubrum", 1), Species(2, "e1", "🌳 شجرة", 1)]
+    dock.model_widget.setFilePath(str(b.write(tmp_path / "rtl.sinr")))
+    assert [s.code for s in dock.bundle.species] == ["q1", "a1", "e1"]
+    dock.top_k.setValue(3)
+    ranking = dock.show_species_at(QgsPointXY(-84.4, 33.7))  # the canvas is in EPSG:4326
+    items = [dock.species_list.item(i).text() for i in range(dock.species_list.count())]
+    assert len(items) == len(ranking) == 3
+    for r, text in zip(ranking, items):
+        label = r.species.label if r.species.code == "a1" else f"\u2068{r.species.label}\u2069"  # FSI ... PDI
+        assert text == f"{r.rank}. {label}  {r.probability:.3f}"
 
 
 def test_plugin_action_opens_the_dock_and_unload_removes_it(qgis_iface, qgis_processing, restore_settings):

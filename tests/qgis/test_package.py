@@ -115,6 +115,20 @@ def test_zip_metadata_is_complete_and_states_the_optional_dependencies(plugin_zi
         assert len(zf.read(f"{PLUGIN}/LICENSE")) > 1000
 
 
+def test_metadata_category_matches_the_menu_and_the_email_is_the_projects():
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ROOT / "metadata.txt", encoding="utf-8")
+    general = cfg["general"]
+    # QGIS documents the category as the menu holding the plugin (Raster, Vector, Database, Mesh,
+    # Web); this plugin's entries are in the Plugins menu, which has no category value, so none is set
+    assert "addPluginToMenu(" in (ROOT / "sinr_qgis" / "plugin.py").read_text(encoding="utf-8")
+    assert "category" not in general
+    # a real address of the project (its GitHub organisation), not a placeholder domain
+    owner = re.fullmatch(r"https://github\.com/([\w.-]+)/[\w.-]+", general["repository"])[1]
+    assert general["email"] == f"{owner}@users.noreply.github.com"
+    assert not re.search(r"@(example\.(org|com|net)|localhost|test|invalid)$", general["email"])
+
+
 @pytest.fixture(scope="module")
 def installed(plugin_zip, tmp_path_factory) -> Path:
     """The zip unzipped into a plugins folder, as the Plugin Manager's "Install from ZIP" does."""
