@@ -1,6 +1,6 @@
 """The evaluation report: a CSV table and a self-contained HTML page with, per species, its
 precision-recall curve (inline SVG) and a map thumbnail (inline SVG: the prediction as an embedded
-PNG under the expert outline). Pure Python + numpy + OGR (no matplotlib, no Qt), so it is the same
+PNG under the outline of the reference cells). Pure Python + numpy (no matplotlib, no Qt), so it is the same
 from Processing, the dock and scripts.
 """
 from __future__ import annotations
@@ -11,14 +11,13 @@ import html
 import math
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from osgeo import ogr
 
 from .atomic import atomic_path
-from .evaluation import TABLE_COLUMNS, SpeciesEvaluation
+from .evaluation import TABLE_COLUMNS, SkippedSpecies, SpeciesEvaluation
 
 # viridis at 0, .25, .5, .75, 1 (the plugin's probability ramp)
 _VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
@@ -106,70 +105,20 @@ def pr_curve_svg(precision: np.ndarray, recall: np.ndarray, *, title: str = "", 
     return "".join(parts)
 
 
-def _rings(geom: ogr.Geometry) -> Iterable[list[tuple[float, float]]]:
-    name = geom.GetGeometryType()
-    flat = ogr.GT_Flatten(name)
-    if flat in (ogr.wkbPolygon, ogr.wkbLineString, ogr.wkbLinearRing):
-        if flat == ogr.wkbPolygon:
-            for i in range(geom.GetGeometryCount()):
-                yield from _rings(geom.GetGeometryRef(i))
-        else:
-            yield [(p[0], p[1]) for p in geom.GetPoints() or []]
-    else:
-        for i in range(geom.GetGeometryCount()):
-            yield from _rings(geom.GetGeometryRef(i))
+def map_thumbnail_svg(values: np.ndarray, outline_mask: np.ndarray | None = None, *, max_side: int = 260,
+                      title: str = "") -> str:
+    """The prediction (values 0..1 [H, W], NaN = nodata) as an embedded PNG with the reference on top:
+    the edges between the cells labelled presence and the others in ``outline_mask`` (bool [H, W]).
 
-
-def _box(geotransform: Sequence[float], width: int, height: int) -> ogr.Geometry:
-    x0, dx, _, y0, _, dy = geotransform
-    x1, y1 = x0 + width * dx, y0 + height * dy
-    ring = ogr.Geometry(ogr.wkbLinearRing)
-    for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)):
-        ring.AddPoint_2D(x, y)
-    box = ogr.Geometry(ogr.wkbPolygon)
-    box.AddGeometry(ring)
-    return box
-
-
-def outline_path(wkb_geometries: Iterable[bytes], geotransform: Sequence[float], scale: float,
-                 tolerance: float, size: tuple[int, int] | None = None) -> str:
-    """SVG path data of the polygons' rings in thumbnail pixels (``scale`` thumbnail px per grid
-    pixel), simplified by ``tolerance`` (grid CRS units) and, with the grid's ``size`` (width,
-    height), clipped to the grid (an SVG viewer may not clip)."""
-    x0, dx, _, y0, _, dy = geotransform
-    box = _box(geotransform, *size) if size else None
-    out = []
-    for wkb in wkb_geometries:
-        g = ogr.CreateGeometryFromWkb(bytes(wkb)) if wkb else None
-        if g is None or g.IsEmpty():
-            continue
-        simple = g.SimplifyPreserveTopology(tolerance) if tolerance > 0 else g
-        if simple is None or simple.IsEmpty():
-            simple = g
-        if box is not None:
-            try:
-                clipped = simple.Intersection(box)
-            except RuntimeError:  # an invalid polygon (OGR exceptions on): draw it unclipped
-                clipped = None
-            if clipped is not None:  # None: invalid polygon with OGR exceptions off
-                simple = clipped
-        for ring in _rings(simple):
-            if len(ring) < 2:
-                continue
-            pts = [((x - x0) / dx * scale, (y - y0) / dy * scale) for x, y in ring]
-            out.append("M" + " L".join(f"{px:.1f},{py:.1f}" for px, py in pts) + "Z")
-    return " ".join(out)
-
-
-def map_thumbnail_svg(values: np.ndarray, geotransform: Sequence[float], outline_wkb: Iterable[bytes] = (),
-                      *, outline_mask: np.ndarray | None = None, max_side: int = 260, title: str = "") -> str:
-    """The prediction (values 0..1, NaN = nodata) as an embedded PNG with the reference outline on
-    top: polygon rings (WKB in the grid's CRS) or, for a raster reference, the edges of
-    ``outline_mask`` cells."""
+    The outline is drawn from the labelled cells, not from the reference polygons: the cells are what
+    the scores were computed on, and they exist on the grid whatever CRS the polygons were drawn in
+    (a polar range has no faithful outline on a lon/lat grid).
+    """
     v = np.asarray(values, dtype=np.float64)
     h, w = v.shape
-    scale = min(1.0, max_side / max(h, w)) if max(h, w) > max_side else max(1.0, float(max_side // max(h, w)))
-    small = _downsample(v, max_side) if max(h, w) > max_side else v
+    shrink = max(h, w) > max_side
+    scale = min(1.0, max_side / max(h, w)) if shrink else max(1.0, float(max_side // max(h, w)))
+    small = _downsample(v, max_side) if shrink else v
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
     png = base64.b64encode(png_bytes(colour_ramp(small))).decode("ascii")
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
@@ -179,31 +128,33 @@ def map_thumbnail_svg(values: np.ndarray, geotransform: Sequence[float], outline
     parts.append(f'<rect width="{tw}" height="{th}" fill="#dde6ee"/>')
     parts.append(f'<image width="{tw}" height="{th}" preserveAspectRatio="none" style="image-rendering:pixelated" '
                  f'xlink:href="data:image/png;base64,{png}"/>')  # xlink: also read by Qt's SVG renderer
-    tol = abs(geotransform[1]) / max(scale, 1e-9) * 0.5
-    d = outline_path(outline_wkb, geotransform, scale, tol, size=(w, h))
-    if not d and outline_mask is not None:
-        d = _mask_edges(np.asarray(outline_mask, dtype=bool), scale)
-    if d:
-        parts.append(f'<path d="{d}" fill="none" stroke="{OUTLINE_COLOUR}" stroke-width="1.2" '
-                     'stroke-linejoin="round"/>')
+    if outline_mask is not None:
+        mask = np.asarray(outline_mask, dtype=bool)
+        # edges of the thumbnail's own cells: bounded size however large the grid is
+        d = _mask_edges(_downsample(mask, max_side), tw / small.shape[1], th / small.shape[0]) if shrink \
+            else _mask_edges(mask, scale, scale)
+        if d:
+            parts.append(f'<path d="{d}" fill="none" stroke="{OUTLINE_COLOUR}" stroke-width="1.2" '
+                         'stroke-linejoin="round"/>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _mask_edges(mask: np.ndarray, scale: float) -> str:
-    """Cell edges between presence and absence cells as short SVG segments."""
+def _mask_edges(mask: np.ndarray, sx: float, sy: float) -> str:
+    """Cell edges between presence and absence cells as short SVG segments (cells ``sx`` x ``sy`` px)."""
     m = np.pad(mask, 1)
     segs = []
     rows, cols = np.nonzero(m[1:-1, 1:] != m[1:-1, :-1])  # vertical edges at x = col
-    segs += [f"M{c * scale:.1f},{r * scale:.1f}V{(r + 1) * scale:.1f}" for r, c in zip(rows, cols)]
+    segs += [f"M{c * sx:.1f},{r * sy:.1f}V{(r + 1) * sy:.1f}" for r, c in zip(rows, cols)]
     rows, cols = np.nonzero(m[1:, 1:-1] != m[:-1, 1:-1])  # horizontal edges at y = row
-    segs += [f"M{c * scale:.1f},{r * scale:.1f}H{(c + 1) * scale:.1f}" for r, c in zip(rows, cols)]
-    return "".join(segs[:200_000])
+    segs += [f"M{c * sx:.1f},{r * sy:.1f}H{(c + 1) * sx:.1f}" for r, c in zip(rows, cols)]
+    return "".join(segs)
 
 
 # ---- table and page ----------------------------------------------------------------------------
-def write_csv(path: str | Path, results: Sequence[SpeciesEvaluation]) -> Path:
-    """One row per species (``TABLE_COLUMNS``; AP in percent), written atomically."""
+def write_csv(path: str | Path, results: Sequence[SpeciesEvaluation | SkippedSpecies]) -> Path:
+    """One row per species (``TABLE_COLUMNS``; AP in percent; a skipped species has an empty AP and
+    its reason in ``skipped``), written atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(TABLE_COLUMNS))
@@ -217,6 +168,12 @@ def _fmt(v: object, nd: int = 2) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     return f"{v:.{nd}f}" if isinstance(v, float) else html.escape(str(v))
+
+
+def _text(name: str) -> str:
+    """A species name or code as HTML text: escaped, and isolated (``<bdi>``) so that a name in a
+    right-to-left script does not reorder the text around it."""
+    return f"<bdi>{html.escape(name)}</bdi>"
 
 
 def write_html_report(path: str | Path, results: Sequence[SpeciesEvaluation], *, title: str,
@@ -238,20 +195,21 @@ def write_html_report(path: str | Path, results: Sequence[SpeciesEvaluation], *,
     head = ("<tr><th class='l'>code</th><th class='l'>name</th><th>AP (%)</th><th>prevalence</th>"
             "<th>cells</th><th>presences</th><th>F1-optimal threshold</th><th>F1</th><th>IoU</th></tr>")
     rows = []
-    for r in results:
-        rows.append(f"<tr><td class='l'><a href='#{html.escape(r.code)}'>{html.escape(r.code)}</a></td>"
-                    f"<td class='l'>{html.escape(r.name)}</td><td>{_fmt(r.ap_percent)}</td>"
+    # anchors by position: a code may hold spaces, quotes or '#', which an id or a link cannot
+    for k, r in enumerate(results):
+        rows.append(f"<tr><td class='l'><a href='#sp{k}'>{_text(r.code)}</a></td>"
+                    f"<td class='l'>{_text(r.name)}</td><td>{_fmt(r.ap_percent)}</td>"
                     f"<td>{_fmt(r.prevalence, 4)}</td><td>{r.n_cells}</td><td>{r.n_presence}</td>"
                     f"<td>{_fmt(r.threshold, 4)}</td><td>{_fmt(r.f1, 3)}</td><td>{_fmt(r.iou, 3)}</td></tr>")
     out.append("<h2>Per species</h2><table>" + head + "".join(rows) + "</table>")
     out.append(f"<p class='legend'>Maps: the prediction (viridis, low to high) with the reference outline in "
                f"<span style='color:{OUTLINE_COLOUR}'>magenta</span>. Curves: precision against recall as "
                "the threshold falls; the dashed line is the prevalence (what a random map scores).</p>")
-    for r in results:
+    for k, r in enumerate(results):
         curve = pr_curve_svg(r.curve_precision, r.curve_recall, title=f"AP {_fmt(r.ap_percent)} %",
                              prevalence=r.prevalence)
-        out.append(f"<div class='sp' id='{html.escape(r.code)}'><h3>{html.escape(r.name or r.code)} "
-                   f"({html.escape(r.code)})</h3>{thumbnails.get(r.code, '')} {curve}</div>")
+        out.append(f"<div class='sp' id='sp{k}'><h3>{_text(r.name or r.code)} "
+                   f"({_text(r.code)})</h3>{thumbnails.get(r.code, '')} {curve}</div>")
     out.append("</body></html>")
     with atomic_path(path) as tmp:
         Path(tmp).write_text("\n".join(out), encoding="utf-8")

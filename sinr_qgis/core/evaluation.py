@@ -5,15 +5,19 @@ dock's "Compare" all go through here, and score with :mod:`~sinr_qgis.core.metri
 as the NA-Trees benchmark harness), so every place reports the same numbers.
 
 - :func:`match_species` pairs reference names (a range layer's species field, a presence/absence
-  column) with model species by code or scientific name, case-insensitive.
-- :func:`rasterize_geometries` labels grid cells from polygons (OGR WKB in the grid's CRS): a cell
-  is a presence when its *centre* lies inside a polygon, the same point-in-polygon rule the
-  benchmark applies to its H3 points.
+  column) with model species by code or scientific name, with the lookup rules of
+  :mod:`~sinr_qgis.core.species_names` (case, Unicode form, spacing, hybrid sign, authorship).
+- :func:`~sinr_qgis.core.polygons.grid_cells_in_polygons` labels grid cells from range polygons (in
+  their own CRS): a cell is a presence when its *centre* lies inside a polygon, the same
+  point-in-polygon rule the benchmark applies to its H3 points.
 - :func:`warp_band_to_grid` reads any raster band onto an evaluation grid (prediction rasters,
   reference rasters whose cells > 0 are presence).
 - :func:`area_weights`: cos(latitude) per cell of a lon/lat grid (the cell's area up to a constant).
 - :func:`evaluate_species` -> :class:`SpeciesEvaluation`: AP, prevalence, cell counts, the
   F1-optimal threshold with its F1 and IoU, and the precision-recall curve.
+- :func:`evaluate_grid` / :func:`evaluate_points` score every referenced species, or skip it as a
+  :class:`SkippedSpecies` when its reference makes AP meaningless (no evaluated location, no
+  presence, no absence: ``metrics.ap_undefined_reason``, the one rule everywhere).
 
 AP is reported as a fraction in [0, 1] per species here; :func:`map_percent` gives the mean over
 species in percent with 2 decimals, the benchmark harness's scale.
@@ -26,56 +30,61 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, osr
 
 from . import metrics
 from .bundle import Species
 from .errors import GridError
 from .grid import Grid
+from .species_names import index_for, name_key
 
 
 # ---- species matching --------------------------------------------------------------------------
-def _key(text: object) -> str:
-    return " ".join(str(text or "").split()).lower()
-
-
 @dataclass
 class SpeciesMatch:
-    """Reference names paired with species: ``matched`` {reference name: species}, ``unmatched``."""
+    """Reference names paired with species: ``matched`` {reference name as given: species};
+    ``unmatched`` names (those that fit several species too, listed in ``ambiguous``)."""
 
     matched: dict[str, Species] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)
+    ambiguous: dict[str, list[Species]] = field(default_factory=dict)
 
     def unmatched_text(self, limit: int = 20) -> str:
-        names = self.unmatched[:limit]
+        """The unmatched names for a message; an ambiguous one says which species it fits."""
+        def text(n: str) -> str:
+            fits = self.ambiguous.get(n)
+            return repr(n) + (f" (fits {len(fits)} species: {'; '.join(s.label for s in fits[:3])})" if fits else "")
+
         more = f" and {len(self.unmatched) - limit} more" if len(self.unmatched) > limit else ""
-        return ", ".join(repr(n) for n in names) + more
+        return ", ".join(text(n) for n in self.unmatched[:limit]) + more
 
 
 def match_species(names: Iterable[str], species: Sequence[Species]) -> SpeciesMatch:
-    """Pair each reference name with a species by code, scientific name or "Name (code)" label.
+    """Pair each reference name with a species by code, scientific name (with or without
+    authorship) or "Name (code)" label, as :class:`~sinr_qgis.core.species_names.SpeciesIndex`
+    finds them (case, Unicode form, spacing and the hybrid sign's spelling ignored).
 
-    Case and repeated/surrounding spaces are ignored. Empty names are dropped; each distinct name
-    appears once in the result (first spelling kept). Two names meaning the same species (its code
-    and its name) both match it.
+    Empty names are dropped; names with the same :func:`~sinr_qgis.core.species_names.name_key`
+    appear once (first spelling kept, exactly as given, so callers can look it up). Two names
+    meaning the same species (its code and its name) both match it. A name that fits several
+    species matches none: it is unmatched and listed in ``ambiguous``.
     """
-    lookup: dict[str, Species] = {}
-    for s in species:
-        for k in (s.code, s.name, s.label):
-            if _key(k):
-                lookup.setdefault(_key(k), s)
+    index = index_for(species)
     out = SpeciesMatch()
     seen: set[str] = set()
     for n in names:
-        text = " ".join(str(n if n is not None else "").split())
-        k = text.lower()
+        text = "" if n is None else str(n)
+        k = name_key(text)
         if not k or k in seen:
             continue
         seen.add(k)
-        if k in lookup:
-            out.matched[text] = lookup[k]
+        found = index.candidates(text)
+        if len(found) == 1:
+            out.matched[text] = found[0]
         else:
             out.unmatched.append(text)
+            if found:
+                out.ambiguous[text] = found
     return out
 
 
@@ -85,31 +94,6 @@ def _mem_raster(grid: Grid, dtype: int = gdal.GDT_Byte) -> gdal.Dataset:
     ds.SetGeoTransform(grid.geotransform)
     ds.SetProjection(grid.crs_wkt)
     return ds
-
-
-def rasterize_geometries(grid: Grid, wkb_geometries: Iterable[bytes]) -> np.ndarray:
-    """Bool [H, W]: cells whose centre lies inside any of the (multi)polygons, given as WKB in the
-    grid's CRS. Empty or unreadable geometries are ignored."""
-    ds = _mem_raster(grid)
-    ds.GetRasterBand(1).Fill(0)
-    vec = ogr.GetDriverByName("Memory").CreateDataSource("")
-    srs = grid.srs
-    layer = vec.CreateLayer("ranges", srs, ogr.wkbUnknown)
-    defn = layer.GetLayerDefn()
-    n = 0
-    for wkb in wkb_geometries:
-        geom = ogr.CreateGeometryFromWkb(bytes(wkb)) if wkb else None
-        if geom is None or geom.IsEmpty():
-            continue
-        feat = ogr.Feature(defn)
-        feat.SetGeometry(geom)
-        layer.CreateFeature(feat)
-        n += 1
-    if n:
-        err = gdal.RasterizeLayer(ds, [1], layer, burn_values=[1])
-        if err != 0:
-            raise GridError("The range polygons could not be rasterised on the evaluation grid.")
-    return ds.GetRasterBand(1).ReadAsArray().astype(bool)
 
 
 def warp_band_to_grid(path: str, band: int, grid: Grid, resampling: str = "average") -> np.ndarray:
@@ -218,11 +202,35 @@ class SpeciesEvaluation:
                 "ap": round(self.ap_percent, 4) if math.isfinite(self.ap) else None,
                 "prevalence": round(self.prevalence, 6), "n_cells": self.n_cells, "n_presence": self.n_presence,
                 "f1_threshold": _round_or_none(self.threshold, 6), "f1": round(self.f1, 6),
-                "iou": round(self.iou, 6), "precision": round(self.precision, 6), "recall": round(self.recall, 6)}
+                "iou": round(self.iou, 6), "precision": round(self.precision, 6), "recall": round(self.recall, 6),
+                "skipped": None}
+
+
+@dataclass
+class SkippedSpecies:
+    """A matched species whose reference makes AP meaningless here (see ``metrics.ap_undefined_reason``)."""
+
+    code: str
+    name: str
+    reference: str
+    reason: str  # metrics.ap_undefined_reason's text
+    n_cells: int  # cells or points evaluated
+    n_presence: int
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name}): {self.reason}"
+
+    def row(self) -> dict[str, object]:
+        """The table row: counts and the reason, every score empty (a user sees why AP is missing)."""
+        row: dict[str, object] = dict.fromkeys(TABLE_COLUMNS)
+        row.update(code=self.code, name=self.name, reference=self.reference, n_cells=self.n_cells,
+                   n_presence=self.n_presence, skipped=self.reason,
+                   prevalence=round(self.n_presence / self.n_cells, 6) if self.n_cells else None)
+        return row
 
 
 TABLE_COLUMNS = ("code", "name", "reference", "ap", "prevalence", "n_cells", "n_presence",
-                 "f1_threshold", "f1", "iou", "precision", "recall")
+                 "f1_threshold", "f1", "iou", "precision", "recall", "skipped")
 
 
 def _round_or_none(v: float, nd: int) -> float | None:
@@ -242,11 +250,16 @@ def evaluate_species(species: Species, reference: str, labels: np.ndarray, score
 
     With ``logits=True`` the scores are model logits (best for ranking: no float saturation) and the
     F1-optimal threshold is reported as a probability. The stored precision-recall curve is thinned
-    to about ``curve_points`` points for plotting.
+    to about ``curve_points`` points for plotting. Labels that make AP meaningless
+    (``metrics.ap_undefined_reason``) raise ``ValueError``: :func:`evaluate_grid` and
+    :func:`evaluate_points` skip such species instead, so no score of 100 % or NaN gets through.
     """
     y = np.asarray(labels).ravel() > 0
     s = np.asarray(scores, dtype=np.float64).ravel()
     w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    reason = metrics.ap_undefined_reason(y, w)
+    if reason is not None:
+        raise ValueError(f"{species.code}: {reason}")
     ap = metrics.average_precision(y, s, w)
     best = metrics.f1_optimal_threshold(y, s, w)
     total = float(w.sum()) if w is not None else float(y.size)
@@ -320,14 +333,39 @@ class GridEvaluation:
     """Per-species results on one grid, the species skipped and why, and what was used."""
 
     results: list[SpeciesEvaluation]
-    skipped: list[str]  # "code: reason"
+    skipped: list[SkippedSpecies]
     n_valid_cells: int
     area_weighted: bool
+    # "code (name): k of its n cells/points have no score ...": locations left out of a species' AP
+    unscored: list[str] = field(default_factory=list)
 
     @property
     def map(self) -> float:
         """Mean AP over the evaluated species, percent, 2 decimals."""
         return map_percent(self.results)
+
+    def rows(self) -> list[dict[str, object]]:
+        """The table (``TABLE_COLUMNS``): the evaluated species, then the skipped ones with their reason."""
+        return [r.row() for r in self.results] + [s.row() for s in self.skipped]
+
+
+def _evaluate_or_skip(species: Species, reference: str, labels: np.ndarray, scores: np.ndarray,
+                      weights: np.ndarray | None, unit: str, logits: bool) -> SpeciesEvaluation | SkippedSpecies:
+    """One species on its scored locations, or why it is skipped (the one rule, ``metrics.ap_undefined_reason``)."""
+    reason = metrics.ap_undefined_reason(labels, weights, unit)
+    if reason is None:
+        return evaluate_species(species, reference, labels, scores, weights, logits=logits)
+    y = np.asarray(labels).ravel() > 0
+    if weights is not None:
+        y = y[np.asarray(weights).ravel() > 0]
+    return SkippedSpecies(species.code, species.name, reference, reason, int(y.size), int(y.sum()))
+
+
+def _unscored_note(species: Species, n_unscored: int, n_total: int, unit: str) -> str | None:
+    if not n_unscored:
+        return None
+    return (f"{species.code} ({species.name}): {n_unscored:,} of its {n_total:,} {unit}s have no score (no "
+            "prediction value or no covariate value there) and are left out of its AP")
 
 
 def evaluate_grid(grid: Grid, references: Sequence[tuple[str, Species, np.ndarray]],
@@ -338,27 +376,28 @@ def evaluate_grid(grid: Grid, references: Sequence[tuple[str, Species, np.ndarra
     ``references``: (reference name, species, bool labels [H, W]); ``scores``: species code ->
     float [H, W] with NaN where there is no prediction. A cell is evaluated when its centre has a
     lon/lat, is on land (``mask_ocean``) and has a score. ``area_weighted`` weights cells by
-    cos(latitude) on a lon/lat grid (ignored on a projected grid). A species without any presence
-    among its evaluated cells is skipped (its AP is undefined).
+    cos(latitude) on a lon/lat grid (ignored on a projected grid). A species whose evaluated cells
+    make AP meaningless (``metrics.ap_undefined_reason``: no cell, no presence, no absence) is
+    skipped with that reason; valid cells without a score are counted in ``unscored``.
     """
     base = valid_cells(grid, mask_ocean)
     weights = area_weights(grid) if area_weighted else None
-    results, skipped = [], []
+    if weights is not None:
+        base = base & (weights > 0)
+    out = GridEvaluation([], [], int(base.sum()), weights is not None)
     for ref_name, sp, labels in references:
         if is_cancelled is not None and is_cancelled():
             from .errors import CancelledError
             raise CancelledError("Evaluation cancelled.")
         s = np.asarray(scores[sp.code], dtype=np.float64).ravel()
         keep = base & np.isfinite(s)
-        if weights is not None:
-            keep &= weights > 0
         y = np.asarray(labels, dtype=bool).ravel()[keep]
-        if not y.any():
-            skipped.append(f"{sp.code}: no presence cell on land in the evaluation extent")
-            continue
-        results.append(evaluate_species(sp, ref_name, y, s[keep], None if weights is None else weights[keep],
-                                        logits=logits))
-    return GridEvaluation(results, skipped, int(base.sum()), weights is not None)
+        r = _evaluate_or_skip(sp, ref_name, y, s[keep], None if weights is None else weights[keep], "cell", logits)
+        (out.results if isinstance(r, SpeciesEvaluation) else out.skipped).append(r)
+        note = _unscored_note(sp, int(base.sum() - keep.sum()), int(base.sum()), "cell")
+        if note:
+            out.unscored.append(note)
+    return out
 
 
 def model_logits(predictor, grid: Grid, species: Sequence[Species], *, mask_ocean: bool = True,
@@ -385,15 +424,19 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def evaluate_points(references: Sequence[tuple[str, Species, np.ndarray, np.ndarray]],
                     scores: dict[str, np.ndarray], *, logits: bool = False) -> GridEvaluation:
     """Presence/absence points: ``references`` (reference name, species, labels [n], point index
-    [n] into the scored points); ``scores`` code -> float [N] (NaN = not scorable)."""
-    results, skipped = [], []
+    [n] into the scored points); ``scores`` code -> float [N] (NaN = not scorable).
+
+    Skips and unscored points are reported as in :func:`evaluate_grid` (the same rule and text).
+    """
+    n = max((len(r[3]) for r in references), default=0)
+    out = GridEvaluation([], [], n, False)
     for ref_name, sp, labels, index in references:
         s = np.asarray(scores[sp.code], dtype=np.float64)[np.asarray(index, dtype=np.int64)]
         keep = np.isfinite(s)
         y = np.asarray(labels).ravel()[keep] > 0
-        if not y.any():
-            skipped.append(f"{sp.code}: no presence among its {int(keep.sum())} points")
-            continue
-        results.append(evaluate_species(sp, ref_name, y, s[keep], logits=logits))
-    n = max((len(r[3]) for r in references), default=0)
-    return GridEvaluation(results, skipped, n, False)
+        r = _evaluate_or_skip(sp, ref_name, y, s[keep], None, "point", logits)
+        (out.results if isinstance(r, SpeciesEvaluation) else out.skipped).append(r)
+        note = _unscored_note(sp, int(keep.size - keep.sum()), int(keep.size), "point")
+        if note:
+            out.unscored.append(note)
+    return out

@@ -277,6 +277,77 @@ class Grid:
             yield r0, min(self.height, r0 + rows)
 
 
+def extent_across_antimeridian(west: float, south: float, east: float, north: float,
+                               crs: str) -> tuple[float, float, float, float]:
+    """(xmin, ymin, xmax, ymax) of an extent typed west edge first, where ``west > east`` may mean
+    a window that crosses the antimeridian.
+
+    In a geographic CRS, ``170, 50, -170, 70`` is the 20-degree window from 170 E eastwards to
+    170 W, returned as ``(170, 50, 190, 70)`` (longitudes past 180 are the same meridians, and
+    :meth:`Grid.lonlat` wraps them). An extent that does not cross is returned unchanged. In a
+    projected CRS an x range with ``west > east`` is refused (``GridError``): there is no seam to
+    cross, so it is a typo.
+    """
+    vals = (float(west), float(south), float(east), float(north))
+    if not all(math.isfinite(v) for v in vals):
+        raise GridError(f"The extent {vals} has non-finite values. Give a finite extent.")
+    if west <= east:
+        return vals
+    if not parse_crs(crs).IsGeographic():
+        raise GridError(f"The extent's x minimum ({west:g}) is greater than its x maximum ({east:g}) in a "
+                        "projected CRS. Give xmin < xmax.")
+    return (vals[0], vals[1], vals[2] + 360.0 * math.ceil((vals[0] - vals[2]) / 360.0 + 1e-12), vals[3])
+
+
+def longitude_window(lon: np.ndarray) -> tuple[float, float]:
+    """(west, east) degrees of the narrowest window holding all longitudes ``lon`` (any, [N]).
+
+    The window is the circle minus the widest empty gap between neighbouring longitudes, so
+    points on both sides of the antimeridian (179 E and 179 W) give (179, 181), not (-179, 179).
+    ``east`` may exceed 180; ``west`` lies in [-180, 180). Raises ``GridError`` for no finite value.
+    """
+    lon = np.asarray(lon, dtype=np.float64).ravel()
+    lon = np.sort(np.mod(lon[np.isfinite(lon)] + 180.0, 360.0) - 180.0)
+    if lon.size == 0:
+        raise GridError("No longitude to take an extent from. Give an extent.")
+    gaps = np.diff(np.r_[lon, lon[0] + 360.0])  # the last gap wraps from the easternmost back round
+    widest = int(np.argmax(gaps))
+    if widest == lon.size - 1:
+        return float(lon[0]), float(lon[-1])
+    return float(lon[widest + 1]), float(lon[widest] + 360.0)
+
+
+def transform_points(x: np.ndarray, y: np.ndarray, src_crs: str, dst_crs: str
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points (x, y float64 [N], traditional GIS axis order) from ``src_crs`` to ``dst_crs`` (anything
+    :func:`parse_crs` reads), with PROJ's default operation.
+
+    Returns (x, y, ok): ``ok`` is False where the point has no image (outside the target CRS's
+    domain, e.g. the opposite pole of a polar stereographic CRS); those x, y are NaN. Raises
+    ``GridError`` when there is no transformation between the two CRSs at all.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    src, dst = parse_crs(src_crs), parse_crs(dst_crs)
+    if src.IsSame(dst):
+        return x.copy(), y.copy(), np.isfinite(x) & np.isfinite(y)
+    try:
+        with _quiet_gdal():
+            transformer = gdal.Transformer(None, None, [f"SRC_SRS={src.ExportToWkt()}",
+                                                        f"DST_SRS={dst.ExportToWkt()}"])
+    except RuntimeError:
+        transformer = None
+    if transformer is None:
+        raise GridError(f"No transformation from {_short(src.GetName() or src_crs)} to "
+                        f"{_short(dst.GetName() or dst_crs)}. Check both layers' CRS.")
+    if x.size == 0:
+        return x, y, np.zeros(0, dtype=bool)
+    with _quiet_gdal():
+        tx, ty, ok = _transform(transformer, x, y)
+    ok &= np.isfinite(tx) & np.isfinite(ty)
+    return np.where(ok, tx, np.nan), np.where(ok, ty, np.nan), ok
+
+
 def _check_pixel_count(nx: float, ny: float) -> None:
     n = float(nx) * float(ny)
     if n > MAX_PIXELS:

@@ -98,6 +98,32 @@ def average_precision(labels: np.ndarray, scores: np.ndarray, weights: np.ndarra
     return float(max(0.0, ap))
 
 
+def ap_undefined_reason(labels: np.ndarray, weights: np.ndarray | None = None, unit: str = "point") -> str | None:
+    """Why average precision says nothing about any scores for these reference ``labels``, or None.
+
+    ``labels`` [n] 0/1 of the evaluated locations (those with a score); ``weights`` [n] optional,
+    locations of weight 0 do not count (as in :func:`average_precision`); ``unit`` names a location
+    in the text ("point", "cell"). AP needs at least one presence *and* one absence: with no
+    location it is undefined, with no presence it is 0/0, and with no absence every ranking
+    scores 100 %. A single location is always one of these. Every evaluation (the Processing
+    algorithms, the dock's Compare, the NA-Trees harness) skips a species by this rule, with this
+    text, and leaves it out of MAP.
+    """
+    y = np.asarray(labels).ravel() > 0
+    if weights is not None:
+        y = y[np.asarray(weights, dtype=np.float64).ravel() > 0]
+    n, n_presence = int(y.size), int(y.sum())
+    units = f"{n:,} evaluated {unit}{'' if n == 1 else 's'}"
+    if n == 0:
+        return f"no {unit} to evaluate (none has both a reference label and a score): AP is undefined"
+    if n_presence == 0:
+        return f"no presence among its {units}: AP is undefined"
+    if n_presence == n:
+        return (f"no absence among its {units} (present in every one): AP would be 100 % whatever "
+                "the scores, so it says nothing about the model")
+    return None
+
+
 def mean_average_precision(per_species: Mapping[str, float]) -> float:
     """Unweighted mean of per-species AP, skipping NaN (undefined) entries; NaN if none is left."""
     values = np.array([v for v in per_species.values() if v is not None], dtype=np.float64)

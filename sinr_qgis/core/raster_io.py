@@ -27,13 +27,17 @@ for the QGIS side to apply when it adds a layer.
 
 Unwritable outputs raise :class:`~sinr_qgis.core.errors.OutputError`; a cancel (``is_cancelled``
 returning True during the COG conversion) raises :class:`~sinr_qgis.core.errors.CancelledError`.
+A write the disk refuses (full disk, file size limit) is an ``OutputError`` too, and leaves no file
+under the final name: GDAL caches blocks and reports such failures only through its error handler
+when it flushes or closes a file, even where the call itself "succeeds", so every GDAL step of the
+writer runs under :func:`_gdal_failures`.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +95,28 @@ def _write_text_atomic(target: Path, text: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _gdal_failures(path: Path) -> Iterator[None]:
+    """Raise ``OutputError`` for ``path`` when GDAL reports a failure inside the block (with GDAL
+    exceptions on or off: a failed cached write surfaces as an error message, not a return code)."""
+    failures: list[str] = []
+
+    def handler(err_class: int, _err_no: int, message: str) -> None:
+        if err_class >= gdal.CE_Failure:
+            failures.append(message)
+
+    gdal.PushErrorHandler(handler)
+    try:
+        yield
+    except RuntimeError as exc:  # GDAL exceptions enabled (by QGIS or another plugin)
+        failures.append(str(exc))
+    finally:
+        gdal.PopErrorHandler()
+    if failures:
+        raise OutputError(f"Writing {path} failed ({failures[0].strip()}). Free disk space or choose another "
+                          "folder; no file was written.")
 
 
 def _temp_beside(final: Path, tag: str) -> Path:
@@ -175,18 +201,23 @@ class GeoTiffWriter:
             raise ValueError(f"block shape {arr.shape} does not match {len(self.bands)} bands x "
                              f"{self.grid.width} columns")
         arr = np.where(np.isfinite(arr), arr, np.float32(NODATA))
-        for i in range(arr.shape[0]):
-            err = self._ds.GetRasterBand(i + 1).WriteArray(arr[i], 0, int(row0))
-            if err not in (0, None):
-                raise OutputError(f"Writing {self.path} failed (disk full?). Free space or choose another folder.")
+        with _gdal_failures(self.path):
+            for i in range(arr.shape[0]):
+                err = self._ds.GetRasterBand(i + 1).WriteArray(arr[i], 0, int(row0))
+                if err not in (0, None):
+                    raise OutputError(f"Writing {self.path} failed (disk full?). Free space or choose another "
+                                      "folder; no file was written.")
         self._rows_written = max(self._rows_written, int(row0) + arr.shape[1])
 
     def finish(self, progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> None:
         """Close the strips and build the COG into a temporary file beside ``path`` (not yet renamed)."""
         if self._ds is None:
             raise ValueError("nothing written")
-        self._ds.FlushCache()
-        self._ds = None
+        with _gdal_failures(self.path):
+            try:
+                self._ds.FlushCache()
+            finally:
+                self._ds = None  # closing writes the TIFF directory: a full disk can fail here too
         self._final_tmp = _temp_beside(self.path, "part")
 
         def callback(done: float, _msg: object, _data: object) -> int:
@@ -203,21 +234,30 @@ class GeoTiffWriter:
                 "COMPRESS=DEFLATE", "PREDICTOR=3", "TILED=YES", f"BLOCKXSIZE={TILE}",
                 f"BLOCKYSIZE={TILE}", "BIGTIFF=IF_SAFER"])
         try:
-            out = gdal.Translate(str(self._final_tmp), str(self._strips), options=opts)
-        except RuntimeError as exc:
+            self._translate(opts)
+        except OutputError:
             if is_cancelled is not None and is_cancelled():
                 raise CancelledError("Cancelled while writing the GeoTIFF; no file was written.") from None
-            raise OutputError(f"Writing {self.path} failed: {exc}. Check free disk space.") from None
-        if out is None:
-            if is_cancelled is not None and is_cancelled():
-                raise CancelledError("Cancelled while writing the GeoTIFF; no file was written.")
-            raise OutputError(f"Writing {self.path} failed: {gdal.GetLastErrorMsg()}. Check free disk space.")
-        if not self.cog:
-            out.BuildOverviews(self.resampling, [2, 4, 8, 16, 32])
-        out.FlushCache()
-        out = None
+            raise
         _remove(self._strips)
         self._strips = None
+
+    def _translate(self, opts: gdal.GDALTranslateOptions) -> None:
+        """Strips -> the final temporary file; every dataset is closed before returning or raising
+        (an open file cannot be deleted on Windows)."""
+        src = out = None
+        try:
+            with _gdal_failures(self.path):
+                src = gdal.Open(str(self._strips))
+                out = gdal.Translate(str(self._final_tmp), src, options=opts) if src is not None else None
+                if out is None:
+                    raise RuntimeError(gdal.GetLastErrorMsg() or "GDAL could not convert the file")
+                if not self.cog:
+                    out.BuildOverviews(self.resampling, [2, 4, 8, 16, 32])
+                out.FlushCache()
+                out = None  # closing writes the last blocks and the directory
+        finally:
+            src = out = None
 
     def commit(self) -> Path:
         """Rename the finished file onto ``path`` and write the style sidecar; return ``path``."""

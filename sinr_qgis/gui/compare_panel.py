@@ -29,6 +29,7 @@ from qgis.PyQt.QtWidgets import QFormLayout, QLabel, QPushButton, QVBoxLayout, Q
 from ..core.errors import SinrError
 from ..core.eval_report import OUTLINE_COLOUR, pr_curve_svg
 from ..qgis_bridge import evaluation as bridge
+from ..qgis_bridge.features import write_features
 
 LOG = logging.getLogger("sinr_qgis")
 SIDE_CELLS = 300  # cells along the longer side of the visible map
@@ -87,8 +88,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
             species = self.dock.bundle.find_species_list(self.dock.species_edit.text())[0]
             grid = bridge.default_grid(settings.visibleExtent(), settings.destinationCrs(),
                                        QgsProject.instance().transformContext(), side_cells=SIDE_CELLS)
-            comparison = bridge.compare_species(self.dock.point_predictor, species, layer, field, grid,
-                                                QgsProject.instance().transformContext())
+            comparison = bridge.compare_species(self.dock.point_predictor, species, layer, field, grid)
         except SinrError as exc:
             self._show_error(str(exc))
             return None
@@ -118,7 +118,11 @@ class ComparePanel(QgsCollapsibleGroupBox):
             feat.setGeometry(geom)
             feat.setAttributes([label])
             feats.append(feat)
-        out.dataProvider().addFeatures(feats)
+        try:
+            write_features(out.dataProvider(), feats, f"The outline layer of {label}")
+        except SinrError as exc:  # the numbers stand; only the drawing would be incomplete: say so
+            LOG.warning(str(exc))
+            self.result_label.setText(self.result_label.text() + f"<br><i>{exc}</i>")
         symbol = QgsFillSymbol.createSimple({"style": "no", "outline_color": OUTLINE_COLOUR,
                                              "outline_width": "0.6", "outline_width_unit": "MM"})
         out.setRenderer(QgsSingleSymbolRenderer(symbol))

@@ -95,16 +95,25 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
             if data.n_skipped:
                 feedback.pushWarning(self.tr("{} feature(s) without a usable point were skipped.")
                                      .format(data.n_skipped))
+            if data.n_unreadable:
+                feedback.pushWarning(self.tr(
+                    "{} value(s) were skipped because they say neither present nor absent (use 1/0, "
+                    "true/false or yes/no{}).").format(
+                    data.n_unreadable, ", and a species on every row" if species_field else ""))
             match = evaluation.match_species(list(data.labels), bundle.species)
             feedback.pushInfo(self.tr("{} species match the model").format(len(match.matched)))
             if match.unmatched:
-                feedback.pushWarning(self.tr("{} name(s) match no species of the model and are not evaluated: {}")
-                                     .format(len(match.unmatched), match.unmatched_text()))
+                feedback.pushWarning(self.tr("{} name(s) match no single species of the model and are not "
+                                             "evaluated: {}").format(len(match.unmatched), match.unmatched_text()))
             refs = {}
             for name, sp in match.matched.items():  # a species named twice: its first column/name wins
-                if sp.code not in refs:
-                    y, ix = data.labels[name]
-                    refs[sp.code] = (name, sp, y, ix)
+                if sp.code in refs:
+                    feedback.pushWarning(self.tr("{!r} also means {} ({}), already read from {!r}: its "
+                                                 "{} value(s) are not evaluated.").format(
+                        name, sp.code, sp.name, refs[sp.code][0], len(data.labels[name][0])))
+                    continue
+                y, ix = data.labels[name]
+                refs[sp.code] = (name, sp, y, ix)
             if not refs:
                 raise QgsProcessingException(self.tr("None of the species matches a species of the model."))
             used = [r[1] for r in refs.values()]

@@ -26,7 +26,7 @@ from ..qgis_bridge.covariates import raster_layer_source
 from ..qgis_bridge.grids import grid_from_extent
 from .base import SinrAlgorithm, progress_callbacks, user_errors
 from .evaluation_outputs import AP_CAVEATS, OUTPUT_REPORT, TABLE_HELP, add_output_parameters, write_outputs
-from .grid_params import add_covariates_parameter, covariates_from_parameters
+from .grid_params import add_covariates_parameter, covariates_from_parameters, extent_parameter
 
 THUMBNAIL_SIDE = 260
 
@@ -56,8 +56,9 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
             "<p><b>Inputs.</b> <i>Model</i> (a .sinr bundle; empty = the bundled model), or instead "
             "<i>Prediction rasters</i> made earlier (e.g. by <i>Predict species range</i>; each band's "
             "species is read from its metadata or description, 0/1 presence bands are ignored; when "
-            "given, the model is not used). <i>Expert ranges</i>: a polygon layer in any CRS (polygons "
-            "are reprojected to the grid) whose <i>Species field</i> holds codes or scientific names, "
+            "given, the model is not used). <i>Expert ranges</i>: a polygon layer in any CRS (each cell "
+            "centre is tested in the polygons' own CRS, so ranges around a pole or across the "
+            "antimeridian keep their shape) whose <i>Species field</i> holds codes or scientific names, "
             "matched to the model's species case-insensitively (empty field = the field that matches "
             "most species); names that match no species are listed in the log. Several features of "
             "one species are merged. Or a raster whose cells &gt; 0 are presence, one band per "
@@ -125,15 +126,12 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
 
             # reference labels on the grid
             is_vector = isinstance(layer, QgsVectorLayer)
-            polygons: dict[str, list[bytes]] = {}
             if is_vector:
                 source = self.parameterAsSource(parameters, self.RANGES, context)
                 field = self._species_field(parameters, context, source, species, feedback)
                 match = evaluation.match_species(bridge.field_values(source, field, layer.name()), species)
                 self._log_match(match, feedback, layer.name())
-                refs, polys = bridge.range_references(source, field, match, grid, source.sourceCrs(),
-                                                      context.transformContext(), is_cancelled)
-                polygons = polys.polygons
+                refs, polys = bridge.range_references(source, field, match, grid, source.sourceCrs(), is_cancelled)
                 if polys.n_skipped:
                     feedback.pushWarning(self.tr("{} range feature(s) without a usable geometry were skipped.")
                                          .format(polys.n_skipped))
@@ -178,7 +176,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
         feedback.setProgress(90)
         thumbnails = {}
         if self.parameterAsFileOutput(parameters, OUTPUT_REPORT, context):
-            thumbnails = self._thumbnails(result, grid, scores, polygons, refs, logits)
+            thumbnails = self._thumbnails(result, grid, scores, refs, logits)
         what = "prediction rasters " + ", ".join(n for _, n in predictions) if predictions else \
             f"model {bundle.name}"
         summary = [("Predictions", what), ("Expert ranges", layer.name()),
@@ -194,12 +192,10 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
     def _grid(self, parameters: dict, context: QgsProcessingContext, layer,
               predictions: list[tuple[str, str]]) -> Grid:
         pixel = self.parameterAsDouble(parameters, self.PIXEL_SIZE, context)
-        extent = self.parameterAsExtent(parameters, self.EXTENT, context)
-        if extent is not None and not extent.isNull() and not extent.isEmpty():
-            crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
+        extent, crs = extent_parameter(self, parameters, context, self.EXTENT)
+        if extent is not None:
             if not pixel:
-                pixel = evaluation.auto_pixel_size(
-                    (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()), crs.isGeographic())
+                pixel = evaluation.auto_pixel_size(extent, crs.isGeographic())
             return grid_from_extent(extent, crs, pixel)
         if predictions and not pixel:
             return evaluation.raster_grid(predictions[0][0])
@@ -220,12 +216,12 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
     def _log_match(self, match: evaluation.SpeciesMatch, feedback: QgsProcessingFeedback, origin: str) -> None:
         feedback.pushInfo(self.tr("{} species of {!r} match").format(len(match.matched), origin))
         if match.unmatched:
-            feedback.pushWarning(self.tr("{} name(s) in {!r} match no species and are not evaluated: {}").format(
+            feedback.pushWarning(self.tr("{} name(s) in {!r} match no single species and are not evaluated: {}").format(
                 len(match.unmatched), origin, match.unmatched_text()))
 
     @staticmethod
     def _thumbnails(result: evaluation.GridEvaluation, grid: Grid, scores: dict[str, np.ndarray],
-                    polygons: dict[str, list[bytes]], refs, logits: bool) -> dict[str, str]:
+                    refs, logits: bool) -> dict[str, str]:
         masks = {sp.code: lab for _, sp, lab in refs}
         valid = evaluation.valid_cells(grid).reshape(grid.shape)
         out = {}
@@ -238,6 +234,6 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
                 (float(finite.min()), float(finite.max()))
             scaled = (values - lo) / (hi - lo) if hi > lo else values
             out[r.code] = eval_report.map_thumbnail_svg(
-                scaled, grid.geotransform, polygons.get(r.code, []), outline_mask=masks.get(r.code),
+                scaled, masks.get(r.code),
                 max_side=THUMBNAIL_SIDE, title=f"{r.name} ({r.code})")
         return out

@@ -1,7 +1,10 @@
 """The grid parameters several algorithms share: EXTENT (+ its CRS), PIXEL_SIZE, MASK_OCEAN."""
 from __future__ import annotations
 
+import re
+
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -14,8 +17,10 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.bundle import ModelBundle
-from ..core.grid import Grid
+from ..core.errors import GridError
+from ..core.grid import Grid, extent_across_antimeridian
 from ..qgis_bridge.covariates import covariate_sources
+from ..qgis_bridge.crs import crs_to_core
 from ..qgis_bridge.grids import grid_from_extent
 
 EXTENT, PIXEL_SIZE, MASK_OCEAN, COVARIATES = "EXTENT", "PIXEL_SIZE", "MASK_OCEAN", "COVARIATES"
@@ -34,10 +39,40 @@ def add_grid_parameters(alg: QgsProcessingAlgorithm, default_pixel_size: float =
         MASK_OCEAN, _tr("Mask ocean (nodata over the sea)"), defaultValue=True))
 
 
+# QGIS's text form of an extent: "xmin,xmax,ymin,ymax [CRS]"
+_EXTENT_TEXT = re.compile(r"^\s*([^,\s]+)\s*,\s*([^,\s]+)\s*,\s*([^,\s]+)\s*,\s*([^,\s\[]+)\s*(\[.*\])?\s*$")
+
+
+def extent_parameter(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext,
+                     name: str = EXTENT) -> tuple[tuple[float, float, float, float] | None,
+                                                  QgsCoordinateReferenceSystem]:
+    """(xmin, ymin, xmax, ymax) of an extent parameter in its CRS, and that CRS; None when not given.
+
+    QGIS sorts the corners of an extent it parses, so a lon/lat extent typed west edge first across
+    the antimeridian (``170,-170,50,70``) would become the 340-degree complement. The typed text is
+    read first: in a geographic CRS it is the window from 170 E eastwards to 170 W (xmax 190, see
+    :func:`~sinr_qgis.core.grid.extent_across_antimeridian`); in a projected CRS it is refused.
+    """
+    crs = alg.parameterAsExtentCrs(parameters, name, context)
+    typed = _EXTENT_TEXT.match(parameters.get(name)) if isinstance(parameters.get(name), str) else None
+    if typed:
+        try:
+            xmin, xmax, ymin, ymax = (float(v) for v in typed.groups()[:4])
+        except ValueError:
+            typed = None
+    if typed and xmin > xmax:
+        return extent_across_antimeridian(xmin, min(ymin, ymax), xmax, max(ymin, ymax), crs_to_core(crs)), crs
+    rect = alg.parameterAsExtent(parameters, name, context)
+    if rect is None or rect.isNull() or rect.isEmpty():
+        return None, crs
+    return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()), crs
+
+
 def grid_from_parameters(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> Grid:
     """The prediction grid: the extent in its own CRS, square pixels of PIXEL_SIZE (raises SinrError)."""
-    extent = alg.parameterAsExtent(parameters, EXTENT, context)
-    crs = alg.parameterAsExtentCrs(parameters, EXTENT, context)
+    extent, crs = extent_parameter(alg, parameters, context)
+    if extent is None:
+        raise GridError("The extent is empty. Draw or choose an extent with a non-zero width and height.")
     return grid_from_extent(extent, crs, alg.parameterAsDouble(parameters, PIXEL_SIZE, context))
 
 

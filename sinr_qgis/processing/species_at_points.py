@@ -5,7 +5,6 @@ from itertools import islice
 
 from qgis.core import (
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsProcessing,
@@ -15,11 +14,12 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
-    QgsProcessingUtils,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_bridge import prediction
+from ..qgis_bridge.features import output_fields, write_features
 from ..qgis_bridge.points import features_to_lonlat
 from .base import CAVEATS, SinrAlgorithm, user_errors
 from .grid_params import COVARIATES_HELP, add_covariates_parameter, covariates_from_parameters
@@ -54,13 +54,19 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
         return self.tr(
             "<p>Lists the species the model expects at each point, best first: iNaturalist's "
             "\"expected nearby\" list.</p>"
-            "<p><b>Inputs.</b> A point layer in any CRS (multipoints and other geometries use their "
-            "centroid; features without geometry are skipped), the model (empty = bundled) and "
+            "<p><b>Inputs.</b> A point layer in any CRS (each part of a multipoint is a point of its "
+            "own and gets its own rows; features without geometry are skipped), the model (empty = "
+            "bundled) and "
             "<i>k</i>, how many species to list per point. " + COVARIATES_HELP + "</p>"
             "<p><b>Output.</b> A point layer with <i>k</i> features per input point (a copy of the "
             "point and its attributes) and the fields <tt>rank</tt> (1 = most probable), "
             "<tt>species_code</tt>, <tt>species_name</tt> and <tt>probability</tt>. Filter "
-            "<tt>\"rank\" = 1</tt> for the single most probable species per point.</p>" + CAVEATS)
+            "<tt>\"rank\" = 1</tt> for the single most probable species per point. The input's "
+            "<tt>fid</tt> is kept as <tt>input_fid</tt> (a GeoPackage's fid must be unique, and each "
+            "point has <i>k</i> rows), and input fields named like the four above get an "
+            "<tt>input_</tt> prefix; in a Shapefile, names are cut to 10 characters "
+            "(<tt>species_co</tt>, <tt>species_na</tt>, <tt>probabilit</tt>). Renamed fields are "
+            "listed in the log. A row the output refuses stops the algorithm with an error.</p>" + CAVEATS)
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -80,9 +86,13 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
         bundle = self.model(parameters, context, feedback)
         k = min(self.parameterAsInt(parameters, self.TOP_K, context), bundle.n_species)
-        fields = QgsProcessingUtils.combineFields(source.fields(), ranking_fields())
+        destination = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        fields, renamed = output_fields(source.fields(), ranking_fields(), destination)
+        if renamed:
+            feedback.pushInfo(self.tr("Input fields renamed in the output: {}").format(
+                ", ".join(f"{a} -> {b}" for a, b in renamed.items())))
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields,
-                                             source.wkbType(), source.sourceCrs())
+                                             QgsWkbTypes.singleType(source.wkbType()), source.sourceCrs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         with user_errors():
@@ -90,7 +100,7 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             predictor = prediction.make_predictor(bundle)
         feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
         total = source.featureCount()  # -1 when the provider cannot tell: then no percentage
-        done = skipped = unusable = 0
+        done = skipped = unusable = written = 0
         features = source.getFeatures()
         n_in = len(source.fields())
         while not feedback.isCanceled():
@@ -101,6 +111,7 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
                 kept, lonlat, n_skip = features_to_lonlat(batch, source.sourceCrs(), context.transformContext())
                 ranks = prediction.ranked_species(predictor, lonlat, k, covariates) if kept else []
             skipped += n_skip
+            rows = []
             for feat, ranking in zip(kept, ranks):
                 unusable += not ranking
                 attrs = feat.attributes()[:n_in]
@@ -108,10 +119,15 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
                     out = QgsFeature(fields)
                     out.setGeometry(feat.geometry())
                     out.setAttributes([*attrs, r.rank, r.species.code, r.species.name, r.probability])
-                    sink.addFeature(out, QgsFeatureSink.FastInsert)
+                    rows.append(out)
+            with user_errors():
+                written += write_features(sink, rows, self.tr("The output layer"))
             done += len(batch)
             if total > 0:
                 feedback.setProgress(min(100.0, 100.0 * done / total))
+        if feedback.isCanceled():
+            raise QgsProcessingException(self.tr("Cancelled: the output holds only the points done so far."))
+        feedback.pushInfo(self.tr("{} row(s) written").format(written))
         if unusable:
             feedback.pushWarning(self.tr("{} point(s) have no covariate values and got no species.").format(
                 unusable))

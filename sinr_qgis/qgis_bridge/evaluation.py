@@ -19,6 +19,7 @@ from qgis.core import (
     QgsCoordinateTransformContext,
     QgsCsException,
     QgsFeatureRequest,
+    QgsPointXY,
     QgsRectangle,
     QgsWkbTypes,
 )
@@ -27,20 +28,14 @@ from qgis.PyQt.QtCore import QVariant
 from ..core import evaluation
 from ..core.bundle import Species
 from ..core.errors import GridError, OccurrenceError
-from ..core.grid import Grid
+from ..core.grid import Grid, extent_across_antimeridian, longitude_window
+from ..core.polygons import grid_cells_in_polygons
+from ..core.species_names import name_key
+from .crs import crs_to_core
 from .observations import attribute_text
 from .points import WGS84, features_to_lonlat
 
 IsCancelled = Callable[[], bool] | None
-
-
-def grid_crs(grid: Grid) -> QgsCoordinateReferenceSystem:
-    """The QGIS CRS of a core grid."""
-    crs = QgsCoordinateReferenceSystem(grid.crs) if ":" in grid.crs and len(grid.crs) < 40 else \
-        QgsCoordinateReferenceSystem.fromWkt(grid.crs_wkt)
-    if not crs.isValid():
-        crs = QgsCoordinateReferenceSystem.fromWkt(grid.crs_wkt)
-    return crs
 
 
 def default_grid(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
@@ -48,27 +43,56 @@ def default_grid(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
                  side_cells: int = 0) -> Grid:
     """The default evaluation grid for a layer (or the map): its extent as WGS 84 lon/lat (whatever
     the layer's CRS, so the same ranges in another CRS give the same cells), ``pixel_size`` degrees;
-    0 = 0.25 degree, or, with ``side_cells``, that many cells along the longer side."""
+    0 = 0.25 degree, or, with ``side_cells``, that many cells along the longer side.
+
+    An extent across the antimeridian (a Pacific-centred CRS) gives a window from its west edge
+    eastwards past 180 degrees, not the rest of the globe; an extent holding a pole (a polar CRS)
+    reaches that pole at every longitude."""
     if extent is None or extent.isNull() or extent.isEmpty():
         raise GridError("The reference layer has an empty extent. Give an evaluation extent.")
+    west, south, east, north = extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()
     if crs.isValid() and crs != WGS84:
+        xform = QgsCoordinateTransform(crs, WGS84, transform_context)
         try:
-            extent = QgsCoordinateTransform(crs, WGS84, transform_context).transformBoundingBox(extent)
+            box = xform.transformBoundingBox(extent)
         except QgsCsException as exc:
             raise GridError(f"The reference layer's extent cannot be transformed to lon/lat ({exc}). "
                             "Give an evaluation extent.") from None
-    xmin, ymin = max(-180.0, extent.xMinimum()), max(-90.0, extent.yMinimum())
-    xmax, ymax = min(180.0, extent.xMaximum()), min(90.0, extent.yMaximum())
-    ext = (xmin, ymin, xmax, ymax)
-    if xmax <= xmin or ymax <= ymin:
+        south, north = box.yMinimum(), box.yMaximum()
+        west, east = longitude_window(_sample_longitudes(extent, xform))
+        for pole in (90.0, -90.0):  # the extent's edges never reach a pole that lies inside it
+            try:
+                at = xform.transform(QgsPointXY(0.0, pole), QgsCoordinateTransform.ReverseTransform)
+            except QgsCsException:
+                continue
+            if extent.contains(at):
+                west, east = -180.0, 180.0
+                south, north = (south, 90.0) if pole > 0 else (-90.0, north)
+    west, south, east, north = extent_across_antimeridian(west, south, east, north, "EPSG:4326")
+    if east - west >= 300.0:  # (nearly) round the globe: the lattice's gaps are no seam
+        west, east = -180.0, 180.0
+    ext = (west, max(-90.0, south), east, min(90.0, north))
+    if ext[2] <= ext[0] or ext[3] <= ext[1]:
         raise GridError("The extent does not overlap the globe's lon/lat range. Give an evaluation extent.")
     if pixel_size and pixel_size > 0:
         size = pixel_size
     elif side_cells:
-        size = max(xmax - xmin, ymax - ymin) / side_cells
+        size = max(ext[2] - ext[0], ext[3] - ext[1]) / side_cells
     else:
         size = evaluation.auto_pixel_size(ext, True)
     return Grid.from_pixel_size(ext, "EPSG:4326", size)
+
+
+def _sample_longitudes(extent: QgsRectangle, xform: QgsCoordinateTransform, n: int = 33) -> np.ndarray:
+    """Longitudes of an ``n`` x ``n`` lattice over ``extent`` (points that do not transform are left out)."""
+    out = []
+    for x in np.linspace(extent.xMinimum(), extent.xMaximum(), n):
+        for y in np.linspace(extent.yMinimum(), extent.yMaximum(), n):
+            try:
+                out.append(xform.transform(QgsPointXY(float(x), float(y))).x())
+            except QgsCsException:
+                continue
+    return np.asarray(out, dtype=np.float64)
 
 
 def field_values(source, field_name: str, origin: str = "") -> list[str]:
@@ -98,36 +122,37 @@ def best_species_field(source, species: Sequence[Species]) -> tuple[str, int]:
     return best, best_n
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split()).lower()
-
-
 @dataclass
 class RangePolygons:
-    """Range polygons per reference name (WKB in the grid's CRS) and features that could not be used."""
+    """Range polygons per reference name (WKB in the layer's own CRS, ``crs``) and features that
+    could not be used."""
 
     polygons: dict[str, list[bytes]] = field(default_factory=dict)
+    crs: str = ""  # the polygons' CRS as core reads it (authid or WKT)
     n_features: int = 0
     n_skipped: int = 0
 
 
 def range_polygons(source, species_field: str, names: Sequence[str], crs: QgsCoordinateReferenceSystem,
-                   target: QgsCoordinateReferenceSystem, transform_context: QgsCoordinateTransformContext,
                    is_cancelled: IsCancelled = None) -> RangePolygons:
-    """The polygons of the features whose ``species_field`` is one of ``names`` (case and spaces
-    ignored), transformed from ``crs`` to ``target``, grouped by the name as given in ``names``."""
+    """The polygons of the features whose ``species_field`` is one of ``names`` (compared by
+    :func:`~sinr_qgis.core.species_names.name_key`), left in the layer's CRS ``crs`` and grouped by
+    the name as given in ``names``.
+
+    They are not reprojected: a polygon around a pole or across the antimeridian has no faithful
+    outline in lon/lat, so cells are tested against it in its own CRS
+    (:func:`~sinr_qgis.core.polygons.grid_cells_in_polygons`)."""
     if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PolygonGeometry:
         raise OccurrenceError("The range layer is not a polygon layer. Choose expert range polygons "
                               "(or a raster whose cells > 0 are presence).")
     idx = source.fields().lookupField(species_field)
-    wanted = {_norm(n): n for n in names}
-    xform = QgsCoordinateTransform(crs, target, transform_context) if crs != target else None
-    out = RangePolygons()
+    wanted = {name_key(n): n for n in names}
+    out = RangePolygons(crs=crs_to_core(crs))
     request = QgsFeatureRequest().setSubsetOfAttributes([idx])
     for feat in source.getFeatures(request):
         if is_cancelled is not None and is_cancelled():
             break
-        key = wanted.get(_norm(attribute_text(feat.attribute(idx))))
+        key = wanted.get(name_key(attribute_text(feat.attribute(idx))))
         if key is None:
             continue
         out.n_features += 1
@@ -135,25 +160,17 @@ def range_polygons(source, species_field: str, names: Sequence[str], crs: QgsCoo
         if geom is None or geom.isNull() or geom.isEmpty():
             out.n_skipped += 1
             continue
-        if xform is not None:
-            try:
-                geom.transform(xform)
-            except QgsCsException:
-                out.n_skipped += 1
-                continue
         out.polygons.setdefault(key, []).append(bytes(geom.asWkb()))
     return out
 
 
 def range_references(source, species_field: str, match: evaluation.SpeciesMatch, grid: Grid,
-                     crs: QgsCoordinateReferenceSystem, transform_context: QgsCoordinateTransformContext,
-                     is_cancelled: IsCancelled = None
+                     crs: QgsCoordinateReferenceSystem, is_cancelled: IsCancelled = None
                      ) -> tuple[list[tuple[str, Species, np.ndarray]], RangePolygons]:
     """(reference name, species, bool labels [H, W]) for every matched species, and the polygons
-    (grid CRS) for the outlines, also keyed by species code. A matched name without usable
-    polygons gets no presence cell."""
-    polys = range_polygons(source, species_field, list(match.matched), crs, grid_crs(grid), transform_context,
-                           is_cancelled)
+    (layer CRS), also keyed by species code. A matched name without usable polygons gets no
+    presence cell."""
+    polys = range_polygons(source, species_field, list(match.matched), crs, is_cancelled)
     # names meaning the same species (its code in one feature, its name in another) are merged
     by_code: dict[str, tuple[str, Species, list[bytes]]] = {}
     for name, sp in match.matched.items():
@@ -163,7 +180,7 @@ def range_references(source, species_field: str, match: evaluation.SpeciesMatch,
     for name, sp, wkbs in by_code.values():
         if is_cancelled is not None and is_cancelled():
             break
-        refs.append((name, sp, evaluation.rasterize_geometries(grid, wkbs)))
+        refs.append((name, sp, grid_cells_in_polygons(grid, wkbs, polys.crs)))
         polys.polygons[sp.code] = wkbs
     return refs, polys
 
@@ -177,6 +194,9 @@ class PresenceAbsence:
     labels: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (labels [n], point index [n])
     n_features: int
     n_skipped: int
+    # values left out because they say neither present nor absent: a long-layout row without a
+    # species or a presence value, a wide-layout cell that is not empty yet not 1/0 (counted, reported)
+    n_unreadable: int = 0
 
 
 def _presence(value) -> float:
@@ -230,14 +250,16 @@ def presence_absence_points(source, crs: QgsCoordinateReferenceSystem,
     kept, lonlat, skipped = features_to_lonlat(
         source.getFeatures(QgsFeatureRequest().setSubsetOfAttributes(cols)), crs, transform_context, is_cancelled)
     labels: dict[str, tuple[list[float], list[int]]] = {}
+    unreadable = 0
     if long:
         first: dict[str, str] = {}
         for i, f in enumerate(kept):
             name = attribute_text(f.attribute(cols[0]))
             v = _presence(f.attribute(cols[1]))
             if not name or math.isnan(v):
+                unreadable += 1
                 continue
-            name = first.setdefault(_norm(name), name)
+            name = first.setdefault(name_key(name), name)
             ys, ix = labels.setdefault(name, ([], []))
             ys.append(v)
             ix.append(i)
@@ -249,8 +271,10 @@ def presence_absence_points(source, crs: QgsCoordinateReferenceSystem,
                 if not math.isnan(v):
                     ys.append(v)
                     ix.append(i)
+                elif attribute_text(f.attribute(c)).lower() not in ("", "null", "none"):  # empty: not surveyed
+                    unreadable += 1
     return PresenceAbsence(lonlat, {k: (np.array(y, dtype=np.float64), np.array(ix, dtype=np.int64))
-                                    for k, (y, ix) in labels.items()}, len(kept) + skipped, skipped)
+                                    for k, (y, ix) in labels.items()}, len(kept) + skipped, skipped, unreadable)
 
 
 # ---- one species against a loaded range layer (the dock's "Compare") --------------------------
@@ -265,21 +289,24 @@ class SpeciesComparison:
 
 
 def compare_species(predictor, species: Species, layer, species_field: str, grid: Grid,
-                    transform_context: QgsCoordinateTransformContext, area_weighted: bool = True
-                    ) -> SpeciesComparison:
+                    area_weighted: bool = True) -> SpeciesComparison:
     """AP etc. of ``species`` (model logits) against its polygons in ``layer`` on ``grid`` (land
     cells), exactly as ``sinr:evaluate_ranges`` computes them. Main thread (reads the layer)."""
     match = evaluation.match_species(field_values(layer, species_field, layer.name()), [species])
     if not match.matched:
         raise OccurrenceError(f"{species.label} has no range in layer {layer.name()!r} (field "
                               f"{species_field!r} holds no code or name of it). Choose another species or field.")
-    refs, _polys = range_references(layer, species_field, match, grid, layer.crs(), transform_context)
+    refs, _polys = range_references(layer, species_field, match, grid, layer.crs())
     scores = evaluation.model_logits(predictor, grid, [species])
     result = evaluation.evaluate_grid(grid, refs, scores, logits=True, area_weighted=area_weighted)
-    if not result.results:
-        raise OccurrenceError(f"The range of {species.label} has no land cell in the compared extent. "
-                              "Zoom or pan to where it lives.")
+    if not result.results:  # the one skip rule of every evaluation, with its reason
+        s = result.skipped[0]
+        advice = ("No land cell in view has a score: zoom or pan to land." if not s.n_cells else
+                  "Its range has no land cell in view: zoom or pan to where it lives." if not s.n_presence else
+                  "Its range covers every land cell in view: zoom out so that the view also shows land "
+                  "outside the range.")
+        raise GridError(f"{species.label} is not compared: {s.reason}. {advice}")
     idx = layer.fields().lookupField(species_field)
-    names = {_norm(n) for n in match.matched}
-    features = [f for f in layer.getFeatures() if _norm(attribute_text(f.attribute(idx))) in names]
+    names = {name_key(n) for n in match.matched}
+    features = [f for f in layer.getFeatures() if name_key(attribute_text(f.attribute(idx))) in names]
     return SpeciesComparison(result.results[0], grid, list(match.matched), features)

@@ -11,12 +11,14 @@ AUTO_SIDE = 1000  # pixels along the longer side when the pixel size is left at 
 CANVAS_MAX_SIDE = 2048  # a very large screen still gives a quick prediction
 
 
-def grid_from_extent(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem, pixel_size: float) -> Grid:
-    """A grid over ``extent`` (in ``crs``) with square pixels of ``pixel_size`` CRS units.
+def grid_from_extent(extent: QgsRectangle | tuple[float, float, float, float], crs: QgsCoordinateReferenceSystem,
+                     pixel_size: float) -> Grid:
+    """A grid over ``extent`` (a rectangle, or (xmin, ymin, xmax, ymax), in ``crs``) with square
+    pixels of ``pixel_size`` CRS units.
 
     ``pixel_size`` 0 picks one that gives ``AUTO_SIDE`` pixels along the longer side.
     """
-    ext = extent_to_core(extent)
+    ext = extent_to_core(extent) if isinstance(extent, QgsRectangle) else tuple(float(v) for v in extent)
     if pixel_size is None or pixel_size == 0:
         pixel_size = max(ext[2] - ext[0], ext[3] - ext[1]) / AUTO_SIDE
     if pixel_size < 0:

@@ -10,6 +10,7 @@ from qgis.core import (
     QgsCoordinateTransformContext,
     QgsCsException,
     QgsFeature,
+    QgsGeometry,
     QgsPointXY,
     QgsWkbTypes,
 )
@@ -43,10 +44,13 @@ def features_to_lonlat(features: Iterable[QgsFeature], crs: QgsCoordinateReferen
                        transform_context: QgsCoordinateTransformContext,
                        is_cancelled: Callable[[], bool] | None = None,
                        ) -> tuple[list[QgsFeature], np.ndarray, int]:
-    """Features with a usable point -> (kept features, lonlat [N, 2] float64, number skipped).
+    """Point features -> (one feature per point, lonlat [N, 2] float64 degrees, number skipped).
 
-    A multipoint or another geometry type contributes its centroid; features without a geometry,
-    or whose point cannot be transformed (outside the CRS's area), are skipped and counted.
+    Every part of a multipoint is a point of its own (several sightings or plots stored in one
+    feature; their centroid would be a place nobody visited): its feature is repeated once per
+    part, each copy's geometry being that part, so the i-th feature goes with ``lonlat[i]``.
+    Longitudes are wrapped to [-180, 180). A feature without a geometry, a geometry that is not a
+    point, or a point that cannot be transformed (outside the CRS's area) is skipped and counted.
     """
     xform = to_wgs84(crs, transform_context)
     kept: list[QgsFeature] = []
@@ -56,20 +60,25 @@ def features_to_lonlat(features: Iterable[QgsFeature], crs: QgsCoordinateReferen
         if is_cancelled is not None and is_cancelled():
             break
         geom = f.geometry()
-        if geom is None or geom.isNull() or geom.isEmpty():
+        if geom is None or geom.isNull() or geom.isEmpty() or geom.type() != QgsWkbTypes.PointGeometry:
             skipped += 1
             continue
-        single = not geom.isMultipart() and geom.type() == QgsWkbTypes.PointGeometry
-        pt = geom.asPoint() if single else geom.centroid().asPoint()
-        try:
-            p = xform.transform(pt)
-        except QgsCsException:
-            skipped += 1
-            continue
-        if not (np.isfinite(p.x()) and np.isfinite(p.y()) and -90.0 <= p.y() <= 90.0):
-            skipped += 1
-            continue
-        kept.append(QgsFeature(f))
-        coords.append((p.x(), p.y()))
+        parts = [geom] if not geom.isMultipart() else \
+            [QgsGeometry(geom.constGet().geometryN(i).clone()) for i in range(geom.constGet().numGeometries())]
+        for part in parts:
+            try:
+                p = xform.transform(part.asPoint())
+            except QgsCsException:
+                skipped += 1
+                continue
+            if not (np.isfinite(p.x()) and np.isfinite(p.y()) and -90.0 <= p.y() <= 90.0):
+                skipped += 1
+                continue
+            copy = QgsFeature(f)
+            if part is not geom:
+                copy.setGeometry(part)
+            kept.append(copy)
+            coords.append((p.x(), p.y()))
     lonlat = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    lonlat[:, 0] = np.mod(lonlat[:, 0] + 180.0, 360.0) - 180.0
     return kept, lonlat, skipped

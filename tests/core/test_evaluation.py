@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr
+from osgeo import gdal
 from sklearn.metrics import average_precision_score
 
 from sinr_qgis.core import eval_report, evaluation
@@ -22,25 +22,10 @@ def test_match_species_by_code_name_or_label_ignoring_case_and_spaces():
     m = evaluation.match_species(["ACERRUBR", " quercus  ALBA ", "Pinus taeda (pinutaed)", "Acer rubrum",
                                   "", None, "Abies imaginaria", "acerrubr"], SPECIES)
     assert {k: v.code for k, v in m.matched.items()} == {
-        "ACERRUBR": "acerrubr", "quercus ALBA": "queralba", "Pinus taeda (pinutaed)": "pinutaed",
+        "ACERRUBR": "acerrubr", " quercus  ALBA ": "queralba", "Pinus taeda (pinutaed)": "pinutaed",
         "Acer rubrum": "acerrubr"}
     assert m.unmatched == ["Abies imaginaria"]  # "acerrubr" repeats "ACERRUBR": listed once
     assert "'Abies imaginaria'" in m.unmatched_text()
-
-
-def _wkb(wkt: str) -> bytes:
-    return bytes(ogr.CreateGeometryFromWkt(wkt).ExportToIsoWkb())
-
-
-def test_rasterize_labels_cells_by_their_centre():
-    grid = Grid.from_pixel_size((0, 0, 4, 3), "EPSG:4326", 1.0)  # centres x 0.5..3.5, y 2.5..0.5
-    # covers the centres (1.5, 1.5), (2.5, 1.5) and (1.5, 0.5) but only part of their neighbours
-    poly = _wkb("MULTIPOLYGON(((1.2 0.2, 2.9 0.2, 2.9 1.8, 1.2 1.8, 1.2 0.2)),((10 10, 11 10, 11 11, 10 10)))")
-    labels = evaluation.rasterize_geometries(grid, [poly, b""])
-    expected = np.zeros((3, 4), bool)
-    expected[1, 1:3] = expected[2, 1:3] = True
-    np.testing.assert_array_equal(labels, expected)
-    assert not evaluation.rasterize_geometries(grid, []).any()
 
 
 def test_area_weights_are_cos_latitude_on_lon_lat_grids_only():
@@ -93,11 +78,6 @@ def test_evaluate_species_matches_sklearn_with_weights_and_reports_probability_t
     assert evaluation.map_percent([r, r]) == round(100 * r.ap, 2)
 
 
-def _path_points(svg: str) -> set[tuple[float, float]]:
-    d = re.search(r'<path d="([^"]+)"', svg).group(1)
-    return {(float(x), float(y)) for x, y in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)}
-
-
 def test_png_and_svg_outputs(tmp_path):
     values = np.linspace(0, 1, 12).reshape(3, 4)
     values[0, 0] = np.nan
@@ -108,16 +88,24 @@ def test_png_and_svg_outputs(tmp_path):
     assert ds.GetRasterBand(4).ReadAsArray()[0, 0] == 0 and ds.GetRasterBand(1).ReadAsArray()[2, 3] == 253
     ds = None
     gdal.Unlink("/vsimem/t.png")
-    svg = eval_report.map_thumbnail_svg(values, (0, 1, 0, 3, 0, -1), [_wkb("POLYGON((1 1,3 1,3 2,1 2,1 1))")],
-                                        max_side=40)
+    mask = np.zeros((3, 4), bool)
+    mask[1, 1:3] = True  # two presence cells in the middle row
+    svg = eval_report.map_thumbnail_svg(values, mask, max_side=40)
     assert svg.startswith("<svg") and "data:image/png;base64," in svg
-    assert _path_points(svg) == {(10, 20), (30, 20), (30, 10), (10, 10)}  # 10 px per cell
-    # an outline reaching beyond the grid is clipped to it
-    wide = eval_report.map_thumbnail_svg(values, (0, 1, 0, 3, 0, -1), [_wkb("POLYGON((-5 1,3 1,3 9,-5 9,-5 1))")],
-                                         max_side=40)
-    assert _path_points(wide) == {(0, 20), (30, 20), (30, 0), (0, 0)}
-    mask_svg = eval_report.map_thumbnail_svg(values, (0, 1, 0, 3, 0, -1), outline_mask=values > 0.5)
-    assert "<path" in mask_svg
+    segments = set(re.findall(r"M(-?[\d.]+),(-?[\d.]+)([VH])(-?[\d.]+)", svg))
+    # 10 px per cell: the 2 x 1 block's outline, as 2 vertical and 4 horizontal cell edges
+    assert segments == {("10.0", "10.0", "V", "20.0"), ("30.0", "10.0", "V", "20.0"),
+                        ("10.0", "10.0", "H", "20.0"), ("20.0", "10.0", "H", "30.0"),
+                        ("10.0", "20.0", "H", "20.0"), ("20.0", "20.0", "H", "30.0")}
+    # a grid larger than the thumbnail is outlined at the thumbnail's resolution (bounded size)
+    big = np.zeros((300, 600), bool)
+    big[:, 300:] = True
+    big_svg = eval_report.map_thumbnail_svg(np.zeros((300, 600)), big, max_side=100)
+    assert 'width="100" height="50"' in big_svg
+    # the range's west edge at x = 50 px, and its east edge where the grid ends (x = 100 px)
+    assert set(re.findall(r"M(-?[\d.]+),(-?[\d.]+)V", big_svg)) == {
+        (x, f"{r:.1f}") for x in ("50.0", "100.0") for r in range(50)}
+    assert "<path" not in eval_report.map_thumbnail_svg(values, max_side=40)
     curve = eval_report.pr_curve_svg(np.array([0.5, 1.0, 1.0]), np.array([1.0, 0.5, 0.0]), title="AP 75 %")
     assert curve.count("<path") == 1 and "AP 75 %" in curve
 

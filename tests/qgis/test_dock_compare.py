@@ -63,6 +63,8 @@ def test_compare_shows_the_ap_the_algorithm_computes(compare_dock, qgis_canvas, 
         "EXTENT": f"{ext[0]},{ext[2]},{ext[1]},{ext[3]} [EPSG:4326]", "AREA_WEIGHTED": True,
         "OUTPUT_TABLE": "memory:"})
     rows = {f["code"]: f["ap"] for f in result["OUTPUT_TABLE"].getFeatures()}
+    # the same code (compare_species), grid, process and thread count: equal but for the table's
+    # rounding of AP (percent) to 4 decimals (at most 5e-5)
     assert rows["sp001"] == pytest.approx(r.ap_percent, abs=1e-4)
     # the expert outline is drawn over the map: the species' feature only, no fill
     outline = panel.outline_layer()
@@ -96,3 +98,19 @@ def test_compare_explains_a_species_without_a_range(compare_dock, qgis_canvas):
     assert panel.compare() is None
     assert "no land cell" in panel.result_label.text()
     assert RECT_1[0] < -80  # (the range lies in North America)
+
+
+def test_compare_refuses_a_view_inside_the_range_with_the_evaluations_reason(compare_dock, qgis_canvas):
+    """Every land cell in view inside the range: no absence, so AP would be 100 % whatever the model
+    says. The panel says so with the same reason text as the Processing algorithms."""
+    dock, layer = compare_dock
+    panel = dock.compare_panel
+    panel.layer_combo.setLayer(layer)
+    _zoom_lonlat(qgis_canvas, -93, 38.5, -91, 39.5)  # well inside RECT_1 even at the canvas' aspect ratio
+    dock.species_edit.setText("sp001")
+    assert panel.compare() is None
+    text = panel.result_label.text()
+    assert text.startswith("Species number1 (sp001) is not compared: no absence among its ")
+    assert "AP would be 100 % whatever the scores" in text and "covers every land cell in view" in text
+    assert not panel.curve.isVisibleTo(panel) and panel.outline_layer() is None
+

@@ -213,14 +213,18 @@ def evaluate_task(task: Task, score: ScoreFn, known_codes: Iterable[str],
                   weights: np.ndarray | None = None) -> dict[str, Any]:
     """Per-species AP of ``score`` on ``task``; MAP = 100 x mean AP over the species evaluated.
 
-    Species without any positive point are skipped (``n_skipped``) and not scored.
+    Species whose labels make AP meaningless are skipped (``n_skipped``; ``skipped`` {code: reason})
+    and not scored, by the plugin's one rule (``metrics.ap_undefined_reason``): no positive point
+    (the protocol's rule), and also no negative point, where every ranking scores 1. No species of
+    the protocol's data is positive everywhere, so its numbers are the protocol's.
     ``n_species`` counts the species with an AP.
     """
     matched, unmatched = match_species(task.codes, known_codes, task.names if match_names else None,
                                        model_names if match_names else None)
-    positives = task.labels.sum(axis=0)
-    used = [(j, code) for j, code in matched if positives[j] > 0]
-    n_skipped = len(matched) - len(used)
+    reasons = {j: metrics.ap_undefined_reason(task.labels[:, j], weights) for j, _code in matched}
+    used = [(j, code) for j, code in matched if reasons[j] is None]
+    skipped = {task.codes[j]: reasons[j] for j, _code in matched if reasons[j] is not None}
+    n_skipped = len(skipped)
     per_species: dict[str, float] = {}
     if used:
         scores = np.asarray(score(task.lonlat, [code for _, code in used]))
@@ -231,7 +235,7 @@ def evaluate_task(task: Task, score: ScoreFn, known_codes: Iterable[str],
     mean = metrics.mean_average_precision(per_species)
     return {"map": round(100.0 * mean, 6) if per_species else None, "n_species": len(per_species),
             "n_skipped": n_skipped, "n_points": task.n_points, "n_unmatched": len(unmatched),
-            "per_species": per_species}
+            "per_species": per_species, "skipped": skipped}
 
 
 def evaluate(score: ScoreFn, known_codes: Iterable[str], tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
