@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="qgis python3-qgis python3-gdal gdal-bin python3-venv xvfb xauth zip"  # zip: pb_tool (make package)
+# zip: pb_tool (make package). libgslcblas0, python3-scipy, python3-pip come with QGIS here and are
+# named for the tests of issue 15: GSL's CBLAS capturing numpy's product, scipy's BLAS avoiding it,
+# and the onnxruntime install run by QGIS's own Python with its pip.
+APT_PACKAGES="qgis python3-qgis python3-gdal gdal-bin python3-venv xvfb xauth zip libgslcblas0 python3-scipy python3-pip"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -26,4 +29,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi
+bash scripts/package.sh --venv-only  # pb_tool's own small venv (make package), so no test downloads it
 .venv/bin/python -c "import qgis.core, osgeo.gdal_array, numpy, torch, onnxruntime; print('setup ok: numpy', numpy.__version__, 'torch', torch.__version__)"

@@ -2,7 +2,9 @@
 
 Weights come from a bundle's ``weights.npz`` (names below). The forward pass mirrors the torch
 ``ResidualFCNet`` in ``training/model.py``: Linear+ReLU, then ``depth`` residual blocks
-h <- h + ReLU(W2 ReLU(W1 h + b1) + b2) (dropout is off at inference).
+h <- h + ReLU(W2 ReLU(W1 h + b1) + b2) (dropout is off at inference). The products go through
+:func:`~sinr_qgis.core.blas.matmul_t` (scipy's BLAS): numpy's own product can be bound to a slow
+reference BLAS inside QGIS.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .blas import matmul_t
 from .encoding import encode
 
 INPUT_W, INPUT_B = "encoder.input.weight", "encoder.input.bias"
@@ -32,20 +35,30 @@ def count_blocks(weights: Mapping[str, np.ndarray]) -> int:
 
 
 def embed_features(weights: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Encoded input features [N, d_in] -> embedding [N, D] (float32)."""
-    h = x.astype(np.float32, copy=False) @ weights[INPUT_W].T
+    """Encoded input features [N, d_in] -> embedding [N, D] (float32, C-contiguous).
+
+    Weights are used as stored ([out, in] float32, C-contiguous, as ``ModelBundle`` loads them):
+    each layer is one gemm into a reused buffer, a bias add and a ReLU in place; no operand is
+    copied and at most three [N, D] arrays exist at once."""
+    h = matmul_t(np.ascontiguousarray(x, dtype=np.float32), weights[INPUT_W])
     h += weights[INPUT_B]
     np.maximum(h, 0, out=h)
+    t = t2 = None
     for i in range(count_blocks(weights)):
         w1, b1, w2, b2 = (weights[k] for k in block_keys(i))
-        t = h @ w1.T
+        t = matmul_t(h, w1, out=_buffer(t, h.shape[0], w1.shape[0]))
         t += b1
         np.maximum(t, 0, out=t)
-        t2 = t @ w2.T
+        t2 = matmul_t(t, w2, out=_buffer(t2, h.shape[0], w2.shape[0]))
         t2 += b2
         np.maximum(t2, 0, out=t2)
         h += t2
     return h
+
+
+def _buffer(buf: np.ndarray | None, n: int, m: int) -> np.ndarray:
+    """``buf`` when it is [n, m], else a new float32 [n, m] (blocks of one model share their shapes)."""
+    return buf if buf is not None and buf.shape == (n, m) else np.empty((n, m), dtype=np.float32)
 
 
 def embed(weights: Mapping[str, np.ndarray], encoding: str, lonlat: np.ndarray,

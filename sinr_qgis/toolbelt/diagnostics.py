@@ -3,6 +3,8 @@
 Made for bug reports: every line is collected on its own, and a part that fails says why in its
 line instead of breaking the report. PyTorch is never imported here: its version is asked of the
 training interpreter in a subprocess (importing torch inside QGIS is what the plugin avoids).
+The prediction speed is measured here, in QGIS's own process (about 1 s, see ``core/speed.py``):
+what slows numpy down inside QGIS does not show in any other Python.
 """
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .paths import BUNDLED_MODEL, PLUGIN_DIR
+
+if TYPE_CHECKING:
+    from ..core.runtime import Predictor
 
 Entry = tuple[str, str]
 
@@ -69,18 +74,58 @@ def onnxruntime_providers() -> str:
     return ", ".join(onnxruntime.get_available_providers())
 
 
-def inference_backend() -> str:
-    """The backend prediction really uses: the bundled model is loaded as the panel would load it."""
+def _bundled_predictor() -> Predictor:
     from ..core.bundle import ModelBundle
-    from ..core.runtime import Predictor, onnxruntime_available
+    from ..core.runtime import Predictor
+
+    return Predictor(ModelBundle.load(BUNDLED_MODEL))
+
+
+def inference_backend(predictor: Predictor | None = None) -> str:
+    """The backend prediction really uses: the bundled model is loaded as the panel would load it."""
+    from ..core.runtime import onnxruntime_available
+    from ..core.speed import INSTALL_HINT
 
     note = "" if onnxruntime_available() else (
-        " (onnxruntime is not installed: same results, slower; pip install onnxruntime)")
+        f" (onnxruntime is not installed: same results, slower; {INSTALL_HINT} installs it)")
     if not BUNDLED_MODEL.is_file():
         return ("onnxruntime" if not note else "numpy") + note + "; bundled model missing"
-    predictor = Predictor(ModelBundle.load(BUNDLED_MODEL))
+    predictor = predictor or _bundled_predictor()
     warnings = "; ".join(predictor.warnings)
     return predictor.backend_name + note + (f" ({warnings})" if warnings else "")
+
+
+def speed_entries(predictor: Predictor | None = None) -> list[Entry]:
+    """The bundled model's real speed in this process (about 1 s) and its matrix products."""
+    from ..core.speed import speed_report
+
+    try:
+        report = speed_report(predictor or _bundled_predictor())
+    except Exception as exc:
+        why = f"unavailable ({type(exc).__name__}: {exc})"
+        return [("prediction speed", why), ("matrix products", why)]
+    return [("prediction speed", report.speed_line()), ("matrix products", report.product_line())]
+
+
+def onnxruntime_install() -> str:
+    """The private onnxruntime folder and its state; when onnxruntime is missing, the manual command
+    that installs it there safely (QGIS's Python, no numpy change)."""
+    from .dependencies import ONNXRUNTIME, InstallState, find_interpreter, read_marker
+    from .private_packages import onnxruntime_folder, onnxruntime_install_state
+
+    folder = onnxruntime_folder()
+    state = onnxruntime_install_state()
+    marker = read_marker(folder)
+    where = f"{folder} ({'installed by the plugin' if marker else 'not created' if not folder.is_dir() else 'present'})"
+    if state == InstallState.CURRENT:
+        return f"{state.value}; private folder {where}"
+    try:
+        python = find_interpreter().path
+        command = (f'"{python}" -m pip install --no-deps --only-binary=:all: --target "{folder}" '
+                   + " ".join(ONNXRUNTIME.requirements))
+    except Exception as exc:
+        command = f"unavailable ({exc})"
+    return f"{state.value}; private folder {where}; manual install (safe for QGIS's numpy): {command}"
 
 
 def training_interpreter() -> str:
@@ -153,10 +198,21 @@ def collect_diagnostics(probe_torch: bool = True) -> list[Entry]:
         ("Python", f"{sys.version.split()[0]} (prefix {sys.prefix})"),
         ("GDAL", _safe(_gdal_version)),
         ("numpy", module_version("numpy")),
+        ("scipy", module_version("scipy")),
         ("onnxruntime", module_version("onnxruntime")),
         ("onnxruntime providers", _safe(onnxruntime_providers)),
-        ("prediction backend", _safe(inference_backend)),
+        ("onnxruntime install", _safe(onnxruntime_install)),
     ]
+    predictor = None
+    if BUNDLED_MODEL.is_file():  # one load for the backend line and the speed check
+        try:
+            predictor = _bundled_predictor()
+        except Exception as exc:
+            entries.append(("prediction backend", f"unavailable ({type(exc).__name__}: {exc})"))
+    if predictor is not None or not BUNDLED_MODEL.is_file():
+        entries.append(("prediction backend", _safe(lambda: inference_backend(predictor))))
+    if predictor is not None:
+        entries.extend(speed_entries(predictor))
     python = _safe(training_interpreter)
     entries.append(("training interpreter", python))
     entries.append(("torch (training interpreter)",

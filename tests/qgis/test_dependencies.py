@@ -107,6 +107,16 @@ def test_stock_qgis_without_onnxruntime_and_torch(stock):
     diag = result["diagnostics"]
     assert diag["onnxruntime"] == "not installed"
     assert diag["prediction backend"].startswith("numpy")
+    assert "Install onnxruntime button" in diag["prediction backend"]
+    # the real speed, measured in the plugin's process, and how the products are computed
+    assert " locations/s with numpy (" in diag["prediction speed"]
+    assert diag["matrix products"].startswith("scipy BLAS: ")
+    # the one command offered for onnxruntime installs into the private folder, never numpy
+    install = diag["onnxruntime install"]
+    assert install.startswith("missing; private folder ") and "python/dependencies/sinr_qgis/py3" in install
+    for line in diag.values():
+        if "pip install" in line and "onnxruntime" in line:
+            assert "-m pip install --no-deps --only-binary=:all: --target " in line, line
     assert diag["torch (training interpreter)"].startswith("unavailable: PyTorch is missing")
     # Training is shown as unavailable, with the reason and how to install torch.
     assert result["training"].startswith("unavailable: PyTorch is missing")

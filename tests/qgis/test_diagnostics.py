@@ -9,8 +9,9 @@ from qgis.PyQt.QtGui import QGuiApplication
 import sinr_qgis
 from sinr_qgis.toolbelt import diagnostics
 
-LABELS = ("SINR plugin", "QGIS", "OS", "Python", "GDAL", "numpy", "onnxruntime", "prediction backend",
-          "training interpreter", "torch (training interpreter)", "training code", "bundled model")
+LABELS = ("SINR plugin", "QGIS", "OS", "Python", "GDAL", "numpy", "scipy", "onnxruntime", "onnxruntime install",
+          "prediction backend", "prediction speed", "matrix products", "training interpreter",
+          "torch (training interpreter)", "training code", "bundled model")
 
 
 def test_report_names_every_version_and_the_models():
@@ -52,7 +53,9 @@ def test_diagnostics_action_copies_and_shows_the_report(qgis_iface, qgis_process
         plugin.diagnostics_action.trigger()
         dialog = plugin._diagnostics_dialog
         qtbot.addWidget(dialog)
-        assert dialog.isVisible()
+        assert dialog.isVisible() and dialog.report == ""  # shown at once, collected in a task
+        assert "Collecting" in dialog.text.toPlainText() and not dialog.copy_button.isEnabled()
+        qtbot.waitUntil(lambda: dialog.report != "", timeout=60_000)
         text = QGuiApplication.clipboard().text()
         assert text == dialog.report == dialog.text.toPlainText()
         assert "SINR for QGIS diagnostics" in text and "torch (training interpreter)" in text
@@ -61,3 +64,58 @@ def test_diagnostics_action_copies_and_shows_the_report(qgis_iface, qgis_process
     finally:
         plugin.unload()
     assert plugin.diagnostics_action is None
+
+
+def test_report_measures_the_real_speed_in_this_process():
+    import re
+    import time
+
+    start = time.perf_counter()
+    entries = diagnostics.as_dict(diagnostics.speed_entries())
+    print(f"\nspeed check: {time.perf_counter() - start:.2f} s; {entries}")
+    speed = re.fullmatch(r"([\d,]+) locations/s with (numpy|onnxruntime) \(([\d,]+) points in ([\d.]+) s, "
+                         r"([\d.]+) GFLOP/s\): (normal.*|SLOW, .+)", entries["prediction speed"])
+    assert speed, entries["prediction speed"]
+    rate, points, seconds = (float(speed[1].replace(",", "")), int(speed[3].replace(",", "")), float(speed[4]))
+    # the seconds are printed to 0.01 s: rate x seconds gives the points to within rate x 0.005 s
+    assert 0 < points <= 20_000 and abs(rate * seconds - points) <= rate * 0.005 + 1
+    assert re.fullmatch(r"scipy BLAS: [\d.]+ GFLOP/s; numpy matmul [\d.]+ GFLOP/s", entries["matrix products"])
+
+
+def test_backend_line_offers_the_button_not_a_pip_command(monkeypatch):
+    from sinr_qgis.core import runtime
+
+    monkeypatch.setattr(runtime, "onnxruntime_available", lambda: False)
+    line = diagnostics.inference_backend()
+    assert line.startswith("numpy (onnxruntime is not installed: same results, slower; the Install onnxruntime "
+                           "button of the SINR panel (or of this dialog) installs it)")
+    assert "pip install" not in line
+
+
+def test_missing_onnxruntime_gives_the_safe_manual_command(qgis_app, monkeypatch, tmp_path):
+    from sinr_qgis.core import runtime
+    from sinr_qgis.toolbelt import private_packages
+    from sinr_qgis.toolbelt.dependencies import ONNXRUNTIME
+
+    monkeypatch.setattr(runtime, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(private_packages, "private_packages_root", lambda: tmp_path)
+    folder = private_packages.onnxruntime_folder()
+    line = diagnostics.onnxruntime_install()
+    head, command = line.split("; manual install (safe for QGIS's numpy): ")
+    assert head == f"missing; private folder {folder} (not created)"
+    assert command.endswith(f'-m pip install --no-deps --only-binary=:all: --target "{folder}" '
+                            + " ".join(ONNXRUNTIME.requirements))
+    assert "numpy" not in command.split("--target")[1].replace(str(folder), "")
+
+
+def test_dialog_offers_the_install_button_only_without_onnxruntime(qgis_app, qtbot, monkeypatch):
+    from sinr_qgis.gui import install_button
+    from sinr_qgis.gui.diagnostics_dialog import DiagnosticsDialog
+    from sinr_qgis.toolbelt.dependencies import InstallState
+
+    for state, hidden in [(InstallState.MISSING, False), (InstallState.CURRENT, True)]:
+        monkeypatch.setattr(install_button, "onnxruntime_install_state", lambda s=state: s)
+        dialog = DiagnosticsDialog("report")
+        qtbot.addWidget(dialog)
+        button = dialog.findChild(install_button.OnnxruntimeInstallButton, "SinrInstallOnnxruntimeButton")
+        assert button is dialog.install_button and button.isHidden() is hidden
