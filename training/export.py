@@ -1,16 +1,21 @@
-"""Export a trained ``SinrModel`` to the ``.sinr`` bundle (ONNX encoder + npz weights + metadata)."""
+"""Export a trained ``SinrModel`` to the ``.sinr`` bundle (ONNX encoder + npz weights + metadata),
+with where each species' training records are (for :mod:`sinr_qgis.core.reliability`)."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from sinr_qgis.core.bundle import FORMAT_NAME, FORMAT_VERSION, ModelBundle, Species
 from sinr_qgis.core.encoding import uses_covariates
+from sinr_qgis.core.errors import SinrError
+from sinr_qgis.core.reliability import record_footprints
 
 from .model import EncoderGraph, SinrModel
 
@@ -55,8 +60,14 @@ def _ensure_lonlat_input(onnx_bytes: bytes) -> bytes:
 def build_bundle(model: SinrModel, species: Sequence[Species], *, name: str,
                  covariate_names: Sequence[str] = (), training: dict[str, Any] | None = None,
                  data: dict[str, Any] | None = None, licence: str = "",
-                 extra: dict[str, Any] | None = None) -> ModelBundle:
-    """A validated in-memory bundle for ``model``; call ``.write(path)`` to save it atomically."""
+                 extra: dict[str, Any] | None = None,
+                 records: tuple[np.ndarray, np.ndarray] | None = None) -> ModelBundle:
+    """A validated in-memory bundle for ``model``; call ``.write(path)`` to save it atomically.
+
+    ``records``: the training records as (lonlat [N, 2] degrees, head index [N]); each species
+    then gets its record extent and 1-degree cell count (``species.csv``)."""
+    if records is not None:
+        species = with_record_footprints(species, *records)
     model = model.eval()
     weights = model.numpy_weights()
     mean = model.env_mean.cpu().tolist()
@@ -91,4 +102,36 @@ def export_bundle(model: SinrModel, species: Sequence[Species], path: str | Path
     """Build and atomically write a bundle; returns it (with ``path`` and ``sha256`` set)."""
     bundle = build_bundle(model, species, **kwargs)
     bundle.write(path)
+    return bundle
+
+
+def with_record_footprints(species: Sequence[Species], lonlat: np.ndarray, index: np.ndarray) -> list[Species]:
+    """``species`` (head order) with ``record_extent`` and ``n_cells`` of their records
+    (``lonlat`` [N, 2] degrees, ``index`` [N] head index); each ``n_train`` must be its record
+    count, else ``SinrError``: the records are not the ones the model was trained on."""
+    counts = np.bincount(np.asarray(index, dtype=np.int64), minlength=len(species))
+    if len(counts) != len(species):
+        raise SinrError(f"The records belong to {len(counts)} species, the model has {len(species)}. "
+                        "Give the file and the selection the model was trained with.")
+    wrong = [f"{s.label}: {s.n_train} in the model, {int(c)} given" for s, c in zip(species, counts)
+             if int(c) != s.n_train]
+    if wrong:
+        raise SinrError(f"The records are not those the model was trained on ({len(wrong)} species with another "
+                        f"count, e.g. {'; '.join(wrong[:3])}). Give the file and the selection the model was "
+                        "trained with.")
+    return [dataclasses.replace(s, record_extent=f.extent, n_cells=f.n_cells)
+            for s, f in zip(species, record_footprints(lonlat, index, len(species)))]
+
+
+def annotate_bundle(bundle: ModelBundle, codes: Sequence[str], lonlat: np.ndarray, index: np.ndarray) -> ModelBundle:
+    """Add the record footprints to an existing ``bundle`` (written by an older version) from its
+    training records: ``codes`` [S] species codes of ``index`` [N] (head order of the selection),
+    ``lonlat`` [N, 2] degrees. Raises ``SinrError`` when they are not the model's species and
+    counts. Returns the bundle (``species`` replaced); ``write`` it to save."""
+    if list(codes) != [s.code for s in bundle.species]:
+        missing = sorted(set(s.code for s in bundle.species) - set(codes))
+        raise SinrError(f"The records name other species than the model {bundle.name!r}"
+                        + (f" (none of {', '.join(missing[:5])})" if missing else "")
+                        + ". Give the file the model was trained on.")
+    bundle.species = with_record_footprints(bundle.species, lonlat, index)
     return bundle

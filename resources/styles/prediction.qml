@@ -1,6 +1,8 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<!-- SINR probability map: band 1 = presence probability 0..1 (plasma ramp, fixed 0..1 limits so maps
-     are comparable across species); nodata (ocean, outside the CRS domain, no covariates) is transparent. -->
+<!-- SINR map: band 1 = the model's relative score 0..1 (plasma ramp, fixed 0..1 limits so maps are
+     comparable across species). Learned from presence-only records, the score ranks places; it is not
+     a probability of occupancy, so the legend says "low/high relative score", never "absent/present".
+     Nodata (ocean, outside the CRS domain, no covariates) is transparent. -->
 <qgis version="3.22.16-Białowieża" styleCategories="AllStyleCategories" hasScaleBasedVisibilityFlag="0" minScale="1e+08" maxScale="0">
   <pipe>
     <provider>
@@ -32,12 +34,12 @@
             <prop k="rampType" v="gradient"/>
             <prop k="stops" v="0.25;126,3,168,255:0.5;204,71,120,255:0.75;248,149,64,255"/>
           </colorramp>
-          <item alpha="255" value="0" label="0.00" color="#0d0887"/>
+          <item alpha="255" value="0" label="0.00 low relative score" color="#0d0887"/>
           <item alpha="255" value="0.25" label="0.25" color="#7e03a8"/>
           <item alpha="255" value="0.5" label="0.50" color="#cc4778"/>
           <item alpha="255" value="0.75" label="0.75" color="#f89540"/>
-          <item alpha="255" value="1" label="1.00" color="#f0f921"/>
-          <rampLegendSettings minimumLabel="absent" maximumLabel="present" prefix="" suffix="" direction="0" useContinuousLegend="1" orientation="2">
+          <item alpha="255" value="1" label="1.00 high relative score" color="#f0f921"/>
+          <rampLegendSettings minimumLabel="0 low relative score" maximumLabel="1 high relative score" prefix="" suffix="" direction="0" useContinuousLegend="1" orientation="2">
             <numericFormat id="basic">
               <Option type="Map">
                 <Option type="QChar" name="decimal_separator" value=""/>

@@ -1,6 +1,7 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<!-- SINR binary range: band 1 = 1 where the probability reaches the threshold (present), 0 below it
-     (absent, drawn faint); nodata is transparent. -->
+<!-- SINR thresholded map: band 1 = 1 where the relative score reaches the threshold, 0 below it (drawn
+     faint); nodata is transparent. Labelled "above/below threshold": a cut of a relative score from
+     presence-only records, not observed presence or absence. -->
 <qgis version="3.22.16-Białowieża" styleCategories="AllStyleCategories" hasScaleBasedVisibilityFlag="0" minScale="1e+08" maxScale="0">
   <pipe>
     <provider>
@@ -17,8 +18,8 @@
         <stdDevFactor>2</stdDevFactor>
       </minMaxOrigin>
       <colorPalette>
-        <paletteEntry value="0" alpha="60" label="absent" color="#bdbdbd"/>
-        <paletteEntry value="1" alpha="255" label="present" color="#d7301f"/>
+        <paletteEntry value="0" alpha="60" label="below threshold" color="#bdbdbd"/>
+        <paletteEntry value="1" alpha="255" label="above threshold" color="#d7301f"/>
       </colorPalette>
       <colorramp type="randomcolors" name="[source]"/>
     </rasterrenderer>

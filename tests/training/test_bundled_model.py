@@ -54,3 +54,40 @@ def test_bundled_model_carries_member_checksums_and_its_records_name_the_file():
     assert json.loads(EVAL.read_text(encoding="utf-8"))["model"]["sha256"] == sha
     card = (MODELS / "na_trees_coords_v1.md").read_text(encoding="utf-8")
     assert f"| SHA-256 | `{sha}` |" in card and f"({MODEL.stat().st_size:,} bytes)" in card
+
+
+def test_bundled_model_carries_each_species_ranges_ap_and_rates_douglas_fir_poor():
+    from sinr_qgis.core.reliability import species_reliability
+
+    bundle = ModelBundle.load(MODEL)
+    committed = json.loads(EVAL.read_text(encoding="utf-8"))
+    ev = bundle.meta["evaluation"]
+    assert ev["protocol"] == committed["protocol"] == "na-trees-v1"
+    assert ev["ranges_map"] == committed["ranges"]["map"] and ev["plots_map"] == committed["plots"]["map"]
+    assert ev["ranges_ap"] == {c: round(ap, 4) for c, ap in committed["ranges"]["per_species"].items()}
+    assert len(ev["ranges_ap"]) == 130
+    assert all(s.n_cells is not None and s.record_extent is not None for s in bundle.species)
+    doug = species_reliability(bundle, "Pseudotsuga menziesii")
+    assert (doug.n_train, doug.n_cells, doug.ap_ranges, doug.level) == (106, 22, 0.1088, "poor")
+    # the Wyoming plots, not the 8 planted trees in the east, make the extent
+    assert doug.record_extent == (-111.0044, 42.3177, -105.6679, 44.9895)
+    assert "AP 10.9%" in doug.summary and doug.warning.startswith("Poor map: it disagrees with Little's range maps")
+    assert species_reliability(bundle, "acerrubr").level == "good"
+    levels = [species_reliability(bundle, s).level for s in bundle.species]
+    assert {lv: levels.count(lv) for lv in set(levels)} == {"good": 91, "caution": 45, "poor": 33}
+
+
+def test_bundled_model_record_footprints_are_its_training_records(shared_data):
+    from sinr_qgis.core.occurrences import read_occurrences
+    from sinr_qgis.core.reliability import record_footprints
+    from training.data import prepare_training_data
+
+    bundle = ModelBundle.load(MODEL)
+    t = bundle.meta["training"]
+    data = prepare_training_data(read_occurrences(shared_data / "occurrences" / "na_trees.csv.gz"),
+                                 cap=t["cap"], seed=t["seed"], thin_deg=t["thin_deg"], min_records=t["min_records"])
+    assert data.codes == [s.code for s in bundle.species]
+    assert data.n_train().tolist() == [s.n_train for s in bundle.species]
+    for s, f in zip(bundle.species, record_footprints(data.lonlat, data.species, bundle.n_species)):
+        assert s.n_cells == f.n_cells
+        assert s.record_extent == pytest.approx(f.extent, abs=5e-5)  # species.csv keeps 4 decimals

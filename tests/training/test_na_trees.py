@@ -10,6 +10,8 @@ import pytest
 from osgeo import ogr, osr
 
 from sinr_qgis.core import metrics, network
+from sinr_qgis.core.bundle import ModelBundle
+from sinr_qgis.core.reliability import species_reliability
 from tests.factories import make_bundle
 from tests.tolerances import ap_atol
 from training.benchmarks import baselines
@@ -214,3 +216,31 @@ def test_real_data_point_set_and_kde_reference(shared_data, tmp_path):
 
 
 RANGE_LABEL_TOTAL = 570197  # point-species pairs inside a range (protocol na-trees-v1)
+
+
+def test_store_in_model_writes_each_species_ranges_ap_into_the_bundle(tmp_path, capsys):
+    bundle_path = tmp_path / "m.sinr"
+    before = make_bundle(bundle_path, n_species=3, width=16, depth=1, seed=3)
+    gpkg = write_ranges_gpkg(tmp_path / "r.gpkg", [
+        ("sp000", "Species number0", "MULTIPOLYGON (((-90 30, -75 30, -75 45, -90 45, -90 30)))"),
+        ("sp001", "Species number1", "MULTIPOLYGON (((-120 35, -110 35, -110 48, -120 48, -120 35)))")])
+    rng = np.random.default_rng(0)
+    plot_ll = np.column_stack([rng.uniform(-100, -75, 50), rng.uniform(25, 40, 50)])
+    plots = write_plots_csv(tmp_path / "p.csv.gz", plot_ll, {"sp001": list(rng.integers(0, 2, 50))})
+    out = tmp_path / "rep.json"
+    assert nt.main(["--model", str(bundle_path), "--ranges", str(gpkg), "--plots", str(plots), "--out", str(out),
+                    "--cache", str(tmp_path / "cache"), "--store-in-model"]) == 0
+    rep = json.loads(out.read_text())
+    after = ModelBundle.load(bundle_path)
+    # the report names the re-saved file; its numbers still hold: the weights did not change
+    assert rep["model"]["sha256"] == after.sha256 != before.sha256 and after.warnings == []
+    np.testing.assert_array_equal(after.head, before.head)
+    ev = after.meta["evaluation"]
+    assert ev == {"protocol": "na-trees-v1", "ranges_reference": "Little's range maps over the conterminous US",
+                  "ranges_map": rep["ranges"]["map"], "plots_map": rep["plots"]["map"],
+                  "ranges_ap": {c: round(ap, 4) for c, ap in rep["ranges"]["per_species"].items()}}
+    assert sorted(ev["ranges_ap"]) == ["sp000", "sp001"]
+    assert species_reliability(after, "sp000").ap_ranges == ev["ranges_ap"]["sp000"]
+    assert species_reliability(after, "sp002").ap_ranges is None
+    with pytest.raises(ValueError, match=r"the report is not about m\.sinr"):
+        nt.store_in_model(bundle_path, {**rep, "model": {"sha256": before.sha256}})

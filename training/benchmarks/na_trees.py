@@ -11,7 +11,12 @@ Any scorer can be evaluated, not only a model bundle: ``evaluate(score, known_co
 takes a callable ``score(lonlat [N, 2], codes) -> [N, len(codes)]`` (higher = more likely
 present), so the baselines go through the very same code path.
 
-    python -m training.benchmarks.na_trees --model MODEL.sinr --out REPORT.json
+    python -m training.benchmarks.na_trees --model MODEL.sinr --out REPORT.json [--store-in-model]
+
+``--store-in-model`` also writes the MAPs and each species' ranges AP into the bundle's
+``model.json`` ``evaluation`` (:func:`model_evaluation`), where the plugin shows them as the
+species' reliability (:mod:`sinr_qgis.core.reliability`); the weights are untouched, so the report
+(with the re-saved file's SHA-256) still holds.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ H3_RESOLUTION = 5
 FILL_BOX = (-126.0, 23.0, -65.0, 51.0)  # lon_min, lat_min, lon_max, lat_max: the area filled with cells
 KEEP_BOX = (-125.0, 24.0, -66.0, 50.0)  # centres kept inside this box (inclusive) and on land
 RANGES_LAYER = "ranges"
+RANGES_REFERENCE = "Little's range maps over the conterminous US"  # the ranges task's labels, in the plugin's words
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = Path(os.environ.get("SINR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -312,6 +318,28 @@ def data_identity(ranges: str | Path, plots: str | Path) -> dict[str, str]:
             "plots": Path(plots).name, "plots_sha256": file_sha256(plots)}
 
 
+def model_evaluation(rep: dict[str, Any]) -> dict[str, Any]:
+    """``model.json`` ``evaluation`` from a protocol report: the protocol, both MAPs (percent) and
+    ``ranges_ap`` {code: AP 0-1, rounded to 4 decimals} of every species the ranges task scored."""
+    return {"protocol": rep["protocol"], "ranges_reference": RANGES_REFERENCE,
+            "ranges_map": rep["ranges"]["map"], "plots_map": rep["plots"]["map"],
+            "ranges_ap": {c: round(float(ap), 4) for c, ap in rep["ranges"]["per_species"].items()}}
+
+
+def store_in_model(model: str | Path, rep: dict[str, Any]) -> str:
+    """Write :func:`model_evaluation` of ``rep`` into the bundle at ``model`` (atomically, with new
+    member checksums) and point ``rep`` at the re-saved file; returns its SHA-256."""
+    from sinr_qgis.core.bundle import ModelBundle
+
+    bundle = ModelBundle.load(model)
+    if rep.get("model", {}).get("sha256") != bundle.sha256:
+        raise ValueError(f"the report is not about {Path(model).name} (other SHA-256)")
+    bundle.meta["evaluation"] = model_evaluation(rep)
+    bundle.write(model)
+    rep["model"]["sha256"] = bundle.sha256
+    return bundle.sha256
+
+
 def summary_line(label: str, rep: dict[str, Any]) -> str:
     parts = [f"{t} MAP {rep[t]['map']:.2f} ({rep[t]['n_species']} species, {rep[t]['n_skipped']} skipped)"
              for t in ("ranges", "plots") if t in rep]
@@ -326,10 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", help="write the JSON report here")
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="folder for the cached points and range labels")
     ap.add_argument("--no-cache", action="store_true", help="rebuild the range labels, write no cache")
+    ap.add_argument("--store-in-model", action="store_true",
+                    help="also store the MAPs and per-species ranges AP in the model's model.json (re-saves it)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     rep = evaluate_model(args.model, args.ranges, args.plots, None if args.no_cache else args.cache)
     rep["eval_seconds"] = round(time.perf_counter() - t0, 2)
+    if args.store_in_model:
+        store_in_model(args.model, rep)
     if args.out:
         write_report(rep, args.out)
     print(summary_line(Path(args.model).name, rep))
