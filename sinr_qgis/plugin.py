@@ -22,6 +22,7 @@ class SinrPlugin:
         self._help_dialog = None
         self.dock_action = None
         self.dock = None  # created on first use: loading a model at QGIS start-up would slow it down
+        self.temporary_check = None  # warns when a saved project uses the dock's temporary maps
         setup_logging()
 
     def initProcessing(self) -> None:
@@ -33,6 +34,16 @@ class SinrPlugin:
         self._add_dock_action()
         self._add_diagnostics_action()
         self._add_help_action()
+        self._watch_temporary_predictions()
+
+    # ---- The dock's temporary maps (toolbelt/prediction_folder.py, gui/temporary_predictions.py) ----
+    def _watch_temporary_predictions(self) -> None:
+        from .gui.temporary_predictions import TemporaryPredictionsCheck
+        from .qgis_bridge.prediction_layers import layer_sources
+        from .toolbelt.prediction_folder import remove_stale_sessions
+
+        remove_stale_sessions(layer_sources())  # maps of QGIS sessions that have ended
+        self.temporary_check = TemporaryPredictionsCheck(self.iface)
 
     # ---- The prediction dock (gui/dock.py) ----
     def _add_dock_action(self) -> None:
@@ -98,6 +109,9 @@ class SinrPlugin:
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None
+        if self.temporary_check is not None:
+            self.temporary_check.close()
+            self.temporary_check = None
         if self.dock_action is not None:
             self.iface.removePluginMenu(MENU, self.dock_action)
             self.iface.removeToolBarIcon(self.dock_action)

@@ -19,13 +19,16 @@ Coordinates are always in the traditional GIS axis order: x = easting/longitude,
 northing/latitude, whatever the CRS definition says.
 
 ``grid.lonlat(row0, row1)`` returns the WGS 84 (lon, lat) of the centres of rows ``row0..row1-1``
-(row-major, float64 [n, 2]) and a boolean ``ok`` array: False where the centre cannot be
-transformed (outside the projection's domain, checked by a round trip); those pixels are nodata.
+(row-major, float64 [n, 2]) and a boolean ``ok`` array: False where the centre is off the globe;
+those pixels are nodata. Off the globe means: outside the projection's domain (checked by a round
+trip), or, in a geographic CRS, beyond a pole or, when the extent spans more than a full turn of
+longitude, outside -180..180 (so no meridian is mapped twice; a narrower window such as 170..190
+across the antimeridian is wrapped). A map view that shows more than the world ("Zoom Full") is
+thus predicted where it can be, with nodata around; :func:`off_globe_note` says so in a sentence.
 
 Invalid requests raise :class:`~sinr_qgis.core.errors.GridError` with a message that says what
 to change: an empty or inverted extent, a non-positive pixel size, more than ``MAX_PIXELS``
-pixels, a geographic extent beyond +/-90 deg latitude, or a CRS that cannot be parsed or has no
-transformation to WGS 84.
+pixels, or a CRS that cannot be parsed or has no transformation to WGS 84.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from .errors import GridError
 MAX_PIXELS = 500_000_000  # 20000 x 20000 = 400 M fits; beyond this a request is almost surely a typo
 WGS84_WKT = osr.SRS_WKT_WGS84_LAT_LONG
 _ROUNDTRIP_TOL = 1e-3  # of a pixel: how far a round-tripped centre may move before it is "invalid"
+OFF_GLOBE_SAMPLE = 256  # off_globe_fraction samples at most this many rows and columns of a projected grid
 
 
 def parse_crs(crs: str) -> osr.SpatialReference:
@@ -97,6 +101,7 @@ class Grid:
     _srs: osr.SpatialReference = field(init=False, repr=False, compare=False)
     _transformers: dict = field(init=False, repr=False, compare=False)
     _identity: bool = field(init=False, repr=False, compare=False)
+    _half_turn: float = field(init=False, repr=False, compare=False)  # 180 deg in a geographic CRS's unit
 
     def __post_init__(self) -> None:
         try:
@@ -125,9 +130,9 @@ class Grid:
         _check_pixel_count(w, h)
         srs = parse_crs(self.crs)
         object.__setattr__(self, "_srs", srs)
-        if srs.IsGeographic() and (ymin < -90 - 1e-9 or ymax > 90 + 1e-9):
-            raise GridError(f"The extent {ext} reaches beyond the poles (latitude must stay within "
-                            "-90..90). Clip the extent's north/south edges.")
+        # GetAngularUnits: radians per unit (degrees, grads...); pixels beyond the poles are nodata
+        unit = srs.GetAngularUnits() if srs.IsGeographic() else 0.0
+        object.__setattr__(self, "_half_turn", math.pi / unit if unit > 0 else 180.0)
         wgs = _wgs84()
         identity = bool(srs.IsGeographic() and srs.IsSame(wgs))
         object.__setattr__(self, "_identity", identity)
@@ -246,13 +251,18 @@ class Grid:
     def lonlat(self, row0: int = 0, row1: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """WGS 84 (lon, lat) [n, 2] of the pixel centres of rows row0..row1-1 and a bool ``ok`` [n].
 
-        ``ok`` is False where the centre is outside the CRS's domain (the transformation fails or
-        does not round-trip); such rows of ``lonlat`` are NaN. Longitudes are wrapped to [-180, 180).
+        ``ok`` is False where the centre is off the globe (see the module docstring: outside the
+        CRS's domain, beyond a pole, or a repeated meridian); such rows of ``lonlat`` are NaN.
+        Longitudes are wrapped to [-180, 180).
         """
-        x, y = self.pixel_centres(row0, row1)
+        return self._lonlat_at(*self.pixel_centres(row0, row1))
+
+    def _lonlat_at(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``lonlat`` for any points (x, y) of the grid's CRS, float64 [n]."""
+        on_globe = self._on_globe(x, y)
         if self._identity:
             lon, lat = x.copy(), y.copy()
-            ok = np.ones(x.size, dtype=bool)
+            ok = on_globe
         else:
             forward, inverse = self._thread_transformers()
             lon, lat, ok = _transform(forward, x, y)
@@ -264,17 +274,86 @@ class Grid:
                 if self.is_geographic:  # longitudes may come back wrapped by 360 deg
                     dx = np.mod(dx + 180.0, 360.0) - 180.0
                 ok &= ok2 & (np.abs(dx) <= tol) & (np.abs(by - y) <= tol)
-            ok &= np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90.0)
+            ok &= on_globe & np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90.0)
         out = np.full((x.size, 2), np.nan)
         out[ok, 0] = np.mod(lon[ok] + 180.0, 360.0) - 180.0
         out[ok, 1] = lat[ok]
         return out, ok
+
+    def _on_globe(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """bool [n]: False where a geographic grid's own coordinates leave the globe (beyond a pole, or
+        outside -180..180 when the extent spans more than a full turn); all True when projected."""
+        ok = np.ones(np.shape(x), dtype=bool)
+        if not self.is_geographic:
+            return ok  # a projection's domain is checked by the round trip in _lonlat_at
+        half = self._half_turn
+        ok &= np.abs(y) <= half / 2 * (1 + 1e-12)
+        if self.repeats_meridians:
+            ok &= np.abs(x) <= half * (1 + 1e-12)
+        return ok
+
+    @property
+    def reaches_beyond_poles(self) -> bool:
+        """A geographic extent whose north or south edge lies past a pole."""
+        pole = self._half_turn / 2
+        return self.is_geographic and (self.extent[1] < -pole or self.extent[3] > pole)
+
+    @property
+    def repeats_meridians(self) -> bool:
+        """A geographic extent wider than a full turn: wrapping would map some meridians twice."""
+        return self.is_geographic and self.extent[2] - self.extent[0] > 2 * self._half_turn * (1 + 1e-9)
+
+    def off_globe_fraction(self) -> float:
+        """Share (0..1) of the pixels whose centre is off the globe (nodata in every output).
+
+        Exact for a geographic grid (rows beyond a pole, repeated columns); for a projected grid it
+        is estimated on at most ``OFF_GLOBE_SAMPLE`` evenly spread rows by as many columns.
+        """
+        x_cols = self.extent[0] + (np.arange(self.width) + 0.5) * self.xres
+        y_rows = self.extent[3] - (np.arange(self.height) + 0.5) * self.yres
+        if self.is_geographic:
+            rows_on = self._on_globe(np.zeros_like(y_rows), y_rows).mean()
+            cols_on = self._on_globe(x_cols, np.zeros_like(x_cols)).mean()
+            return float(1.0 - rows_on * cols_on)
+        rows = np.unique(np.linspace(0, self.height - 1, min(self.height, OFF_GLOBE_SAMPLE)).round().astype(int))
+        cols = np.unique(np.linspace(0, self.width - 1, min(self.width, OFF_GLOBE_SAMPLE)).round().astype(int))
+        x, y = np.meshgrid(x_cols[cols], y_rows[rows])
+        _, ok = self._lonlat_at(x.ravel(), y.ravel())
+        return float(1.0 - ok.mean())
 
     def row_blocks(self, rows: int) -> Iterator[tuple[int, int]]:
         """(row0, row1) pairs covering the grid top to bottom, ``rows`` rows each (last one shorter)."""
         rows = max(1, int(rows))
         for r0 in range(0, self.height, rows):
             yield r0, min(self.height, r0 + rows)
+
+
+def off_globe_note(grid: Grid, what: str = "extent") -> str:
+    """One sentence telling the user that part of ``grid`` is off the globe and left empty, e.g.
+    "10 % of the extent lies off the globe (beyond the poles); ...", or "" when none is.
+
+    ``what`` names the area in the sentence ("extent", "map view"). Raises ``GridError`` when no
+    pixel is on the globe, since such a map would be empty.
+    """
+    frac = grid.off_globe_fraction()
+    if frac <= 0.0:
+        return ""
+    if grid.is_geographic:
+        where = []
+        if grid.reaches_beyond_poles:
+            where.append("beyond the poles")
+        if grid.repeats_meridians:
+            where.append("past 180 degrees of longitude, where the map would repeat itself")
+        reason = " or ".join(where)
+    else:
+        reason = f"outside what {grid.crs_name} can show"
+    if frac >= 1.0:
+        raise GridError(f"The whole {what} lies off the globe ({reason}), so there is nothing to predict. "
+                        "Pan or zoom to a part of the Earth.")
+    share = f"{frac * 100:.0f} %" if frac >= 0.005 else "Less than 1 %"
+    if not grid.is_geographic and frac >= 0.005:
+        share = "About " + share  # estimated on a sample of the pixels
+    return f"{share} of the {what} lies off the globe ({reason}); those pixels are left empty (nodata)."
 
 
 def extent_across_antimeridian(west: float, south: float, east: float, north: float,

@@ -31,13 +31,33 @@ def grid_from_size(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem, widt
     return Grid(extent_to_core(extent), crs_to_core(crs), int(width), int(height))
 
 
+NO_MAP_VIEW = ("The map shows no area yet (QGIS's start page is open): create or open a project, or add a "
+               "layer, zoom to the area you want, then try again.")
+
+
+def map_view_extent(settings: QgsMapSettings) -> QgsRectangle:
+    """The visible extent of a canvas's map settings (map CRS units).
+
+    Raises ``GridError`` (``NO_MAP_VIEW``) when it is empty: on QGIS's start page the canvas is
+    hidden, 100 x 30 pixels, with no extent, and "the map" means nothing yet.
+    """
+    extent = settings.visibleExtent()
+    if extent.isNull() or extent.isEmpty():
+        raise GridError(NO_MAP_VIEW)
+    return extent
+
+
 def canvas_grid(settings: QgsMapSettings, max_side: int = CANVAS_MAX_SIDE) -> Grid:
     """The visible map as a grid: the canvas extent and CRS, about one cell per screen pixel.
 
-    Takes ``QgsMapSettings`` (a value copied from the canvas on the main thread), never the canvas.
+    Takes ``QgsMapSettings`` (a value copied from the canvas on the main thread), never the canvas;
+    raises ``GridError`` when the map shows no area (QGIS's start page, see :func:`map_view_extent`).
+    A view larger than the world (Zoom Full) is kept whole, so the result lies exactly over the
+    canvas; its pixels off the globe are nodata (``core.grid.off_globe_note`` says how many).
     """
+    extent = map_view_extent(settings)
     size = settings.outputSize()
     w, h = max(1, size.width()), max(1, size.height())
     scale = min(1.0, max_side / max(w, h))
-    return grid_from_size(settings.visibleExtent(), settings.destinationCrs(),
+    return grid_from_size(extent, settings.destinationCrs(),
                           max(1, round(w * scale)), max(1, round(h * scale)))

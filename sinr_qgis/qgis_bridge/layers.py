@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qgis.core import (
+    QgsColorRampLegendNodeSettings,
     QgsColorRampShader,
     QgsContrastEnhancement,
     QgsGradientColorRamp,
@@ -27,6 +28,8 @@ from ..toolbelt.paths import STYLES
 
 PROBABILITY_RAMP = "Viridis"
 COUNT_RAMP = "YlGnBu"
+# a score learned from presence-only records ranks places: never "absent"/"present" (as prediction.qml)
+SCORE_LEGEND = ("0 low relative score", "1 high relative score")
 
 
 def _ramp(name: str) -> QgsGradientColorRamp:
@@ -36,9 +39,10 @@ def _ramp(name: str) -> QgsGradientColorRamp:
     return ramp
 
 
-def pseudocolor_renderer(layer: QgsRasterLayer, band: int, vmin: float, vmax: float,
-                         ramp_name: str, classes: int = 0) -> QgsSingleBandPseudoColorRenderer:
-    """A continuous (or, with ``classes``, equal-interval) colour ramp from vmin to vmax."""
+def pseudocolor_renderer(layer: QgsRasterLayer, band: int, vmin: float, vmax: float, ramp_name: str,
+                         classes: int = 0, legend: tuple[str, str] | None = None) -> QgsSingleBandPseudoColorRenderer:
+    """A continuous (or, with ``classes``, equal-interval) colour ramp from vmin to vmax; ``legend``
+    labels its two ends (the continuous legend's and the first and last class's labels)."""
     fcn = QgsColorRampShader(vmin, vmax)
     fcn.setSourceColorRamp(_ramp(ramp_name))
     if classes:
@@ -47,6 +51,14 @@ def pseudocolor_renderer(layer: QgsRasterLayer, band: int, vmin: float, vmax: fl
     else:
         fcn.setColorRampType(QgsColorRampShader.Interpolated)
         fcn.classifyColorRamp(5, -1)
+    if legend:
+        settings = QgsColorRampLegendNodeSettings()
+        settings.setMinimumLabel(legend[0])
+        settings.setMaximumLabel(legend[1])
+        fcn.setLegendSettings(settings)
+        items = fcn.colorRampItemList()
+        items[0].label, items[-1].label = legend
+        fcn.setColorRampItemList(items)
     shader = QgsRasterShader(vmin, vmax)
     shader.setRasterShaderFunction(fcn)
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
@@ -56,7 +68,8 @@ def pseudocolor_renderer(layer: QgsRasterLayer, band: int, vmin: float, vmax: fl
 
 
 def style_probability_layer(layer: QgsRasterLayer, band: int = 1) -> None:
-    """Probability 0..1 as a pseudocolour ramp on ``band``, nodata transparent.
+    """A relative score 0..1 as a pseudocolour ramp on ``band`` (legend: low to high relative
+    score, not absent/present), nodata transparent.
 
     A ``.qml`` beside the file (written with the GeoTIFF) wins, then the plugin's shared
     ``prediction.qml``; a code-built Viridis ramp is the fallback. The band is then set to ``band``
@@ -69,10 +82,10 @@ def style_probability_layer(layer: QgsRasterLayer, band: int = 1) -> None:
             if ok and isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer):
                 break
     else:
-        layer.setRenderer(pseudocolor_renderer(layer, band, 0.0, 1.0, PROBABILITY_RAMP))
+        layer.setRenderer(pseudocolor_renderer(layer, band, 0.0, 1.0, PROBABILITY_RAMP, legend=SCORE_LEGEND))
     renderer = layer.renderer()
     if not isinstance(renderer, QgsSingleBandPseudoColorRenderer):
-        layer.setRenderer(pseudocolor_renderer(layer, band, 0.0, 1.0, PROBABILITY_RAMP))
+        layer.setRenderer(pseudocolor_renderer(layer, band, 0.0, 1.0, PROBABILITY_RAMP, legend=SCORE_LEGEND))
     elif renderer.band() != band:
         renderer.setBand(band)
     layer.triggerRepaint()
@@ -107,10 +120,12 @@ def load_raster(path: str | Path, name: str) -> QgsRasterLayer:
 
 
 def add_styled_raster(path: str | Path, name: str, kind: str = "probability",
-                      project: QgsProject | None = None, opacity: float = 1.0) -> QgsRasterLayer:
-    """Open ``path``, style it as ``kind`` (see ``STYLERS``) and add it to the project (main thread)."""
+                      project: QgsProject | None = None, opacity: float = 1.0,
+                      add_to_legend: bool = True) -> QgsRasterLayer:
+    """Open ``path``, style it as ``kind`` (see ``STYLERS``) and add it to the project (main thread);
+    with ``add_to_legend`` False the caller places it in the layer tree."""
     layer = load_raster(path, name)
     STYLERS[kind](layer)
     layer.renderer().setOpacity(max(0.0, min(1.0, opacity)))
-    (project or QgsProject.instance()).addMapLayer(layer)
+    (project or QgsProject.instance()).addMapLayer(layer, add_to_legend)
     return layer

@@ -21,11 +21,15 @@ class PredictTask(QgsTask):
     Inputs are plain values copied on the main thread (a core ``Grid``, ``Species`` records, a
     path). ``run()`` never raises: an error is stored in ``self.error`` and ``on_done(task, ok)``
     is called from ``finished()`` on the main thread, where layers may be added.
+
+    With ``one_file_per_species`` each species gets its own file (``self.files`` in the order of
+    ``self.species``), so each can be its own layer. ``notes`` (e.g. the part of the grid off the
+    globe) start ``self.warnings``; the run adds the prediction's own warnings.
     """
 
     def __init__(self, predictor, grid: Grid, species: Sequence[Species], path: str | Path, *,
-                 mask_ocean: bool = True, on_done: Callable[[PredictTask, bool], None] | None = None,
-                 description: str = "") -> None:
+                 mask_ocean: bool = True, one_file_per_species: bool = False, notes: Sequence[str] = (),
+                 on_done: Callable[[PredictTask, bool], None] | None = None, description: str = "") -> None:
         names = ", ".join(s.name or s.code for s in species)
         super().__init__(description or f"SINR: predicting {names}", QgsTask.CanCancel)
         self.predictor = predictor
@@ -33,18 +37,20 @@ class PredictTask(QgsTask):
         self.species = list(species)
         self.path = Path(path)
         self.mask_ocean = bool(mask_ocean)
+        self.one_file_per_species = bool(one_file_per_species)
         self.on_done = on_done
         self.files: list[Path] = []
-        self.warnings: list[str] = []
+        self.warnings: list[str] = list(notes)
         self.error: Exception | None = None
 
     def run(self) -> bool:
         try:
             result = prediction.predict_range_raster(
                 self.predictor, self.grid, self.species, self.path, mask_ocean=self.mask_ocean,
-                progress=self.setProgress, is_cancelled=self.isCanceled)
+                one_file_per_species=self.one_file_per_species, progress=self.setProgress,
+                is_cancelled=self.isCanceled)
             self.files = list(result.paths)
-            self.warnings = list(result.warnings)
+            self.warnings += result.warnings
         except SinrError as exc:  # user errors and cancellation: reported in finished()
             self.error = exc
             return False

@@ -8,7 +8,7 @@ import pytest
 from osgeo import osr
 
 from sinr_qgis.core.errors import GridError
-from sinr_qgis.core.grid import MAX_PIXELS, Grid
+from sinr_qgis.core.grid import MAX_PIXELS, Grid, off_globe_note
 
 R = 6378137.0  # WGS 84 / Pseudo-Mercator sphere radius
 
@@ -142,12 +142,53 @@ def test_zero_width_or_height():
         Grid((0, 0, 1, 1), "EPSG:4326", 0, 10)
 
 
-def test_geographic_extent_beyond_the_poles():
-    with pytest.raises(GridError, match="poles"):
-        Grid.from_pixel_size((-10, -95, 10, 10), "EPSG:4326", 1)
-    with pytest.raises(GridError, match="poles"):
-        Grid((-10, 0, 10, 91), "EPSG:4269", 10, 10)
-    Grid((-180, -90, 180, 90), "EPSG:4326", 36, 18)  # exactly the globe is fine
+# ---- a view larger than the world ("Zoom Full"): predicted where it is on the globe -------------
+def test_extent_beyond_the_poles_is_nodata_there_not_an_error():
+    g = Grid.from_pixel_size((-180, -100, 180, 100), "EPSG:4326", 1)  # QGIS's Zoom Full on a tall canvas
+    assert (g.width, g.height) == (360, 200) and g.geotransform == (-180.0, 1.0, 0.0, 100.0, 0.0, -1.0)
+    ll, ok = g.lonlat()
+    rows_ok = ok.reshape(200, 360)
+    assert not rows_ok[:10].any() and not rows_ok[190:].any() and rows_ok[10:190].all()  # centres 99.5..90.5 off
+    assert ll[10 * 360].tolist() == [-179.5, 89.5] and np.isnan(ll[9 * 360]).all()
+    assert g.off_globe_fraction() == pytest.approx(0.1, abs=1e-12)  # 20 of 200 rows, exact
+    assert off_globe_note(g) == ("10 % of the extent lies off the globe (beyond the poles); "
+                                 "those pixels are left empty (nodata).")
+    assert off_globe_note(Grid((-180, -90, 180, 90), "EPSG:4326", 36, 18)) == ""  # exactly the globe
+
+
+def test_beyond_the_pole_in_another_geographic_crs_and_unit():
+    _, ok = Grid((-10, 0, 10, 100), "EPSG:4269", 20, 100).lonlat()  # NAD83: transformed, not identity
+    assert ok.reshape(100, 20)[:10].sum() == 0 and ok.reshape(100, 20)[10:].all()
+    # NTF (Paris) counts in grads: 100 grad is the pole and 200 grad the antimeridian, nothing is off
+    g = Grid((-200, -100, 200, 100), "EPSG:4807", 40, 20)
+    assert g.off_globe_fraction() == 0.0 and g.lonlat()[1].all()
+
+
+def test_a_view_wider_than_the_world_maps_each_meridian_once():
+    g = Grid.from_pixel_size((-250, -90, 250, 90), "EPSG:4326", 10)  # Zoom Full on a wide canvas
+    ll, ok = g.lonlat()
+    cols = ok.reshape(18, 50)[0]
+    assert cols.sum() == 36 and cols[7:43].all()  # centres -175..175 only: no second Asia at -245..-185
+    assert ll[7].tolist() == [-175.0, 85.0]
+    assert g.off_globe_fraction() == pytest.approx(1 - 36 / 50, abs=1e-12)
+    assert "28 %" in off_globe_note(g) and "repeat" in off_globe_note(g)
+    # a window narrower than a full turn across the antimeridian is still wrapped, not cut
+    assert Grid.from_pixel_size((170, 50, 190, 70), "EPSG:4326", 5).lonlat()[1].all()
+
+
+def test_web_mercator_beyond_the_edge_of_the_world():
+    g = Grid((-30e6, -10e6, 30e6, 10e6), "EPSG:3857", 60, 20)  # the world's edge is x = +/-20037508 m
+    _, ok = g.lonlat()
+    np.testing.assert_array_equal(ok.reshape(20, 60)[0], np.abs(np.arange(60) * 1e6 - 29.5e6) < math.pi * R)
+    assert ok.reshape(20, 60).sum(axis=1).tolist() == [40] * 20
+    assert g.off_globe_fraction() == pytest.approx(1 / 3, abs=1e-12)  # all 60 x 20 centres sampled
+    assert off_globe_note(g).startswith("About 33 % of the extent lies off the globe (outside what EPSG:3857")
+
+
+@pytest.mark.parametrize("extent, crs", [((-10, 95, 10, 100), "EPSG:4326"), ((25e6, 0, 30e6, 1e6), "EPSG:3857")])
+def test_a_view_entirely_off_the_globe_is_a_clear_error(extent, crs):
+    with pytest.raises(GridError, match=r"whole map view lies off the globe.*Pan or zoom"):
+        off_globe_note(Grid(extent, crs, 10, 10), "map view")
 
 
 @pytest.mark.parametrize("crs", ["", "EPSG:99999", "not a crs"])

@@ -230,9 +230,47 @@ def test_unwritable_output_is_a_clear_error(sinr_provider, model_file, tmp_path)
     assert not out.parent.exists()
 
 
-def test_extent_beyond_the_poles_is_a_clear_error(sinr_provider, model_file, tmp_path):  # noqa: F811
-    with pytest.raises(QgsProcessingException, match="poles"):
-        processing.run("sinr:species_richness", {"MODEL": str(model_file), "EXTENT": "-10,10,80,95 [EPSG:4326]",
+def test_extent_beyond_the_poles_predicts_the_globe_with_a_note(sinr_provider, model_file, bundle,  # noqa: F811
+                                                                tmp_path):
+    feedback = RecordingFeedback()
+    out = tmp_path / "world.tif"
+    processing.run("sinr:predict_range", {
+        "MODEL": str(model_file), "SPECIES": "sp001", "EXTENT": "-180,180,-100,100 [EPSG:4326]", "PIXEL_SIZE": 10.0,
+        "MASK_OCEAN": False, "OUTPUT": str(out)}, feedback=feedback)
+    data, info = read_raster(out)
+    assert info["size"] == (36, 20) and info["gt"] == (-180.0, 10.0, 0.0, 100.0, 0.0, -10.0)  # the extent asked for
+    assert np.isnan(data[0, 0]).all() and np.isnan(data[0, 19]).all()  # centres at 95 N and 95 S: off the globe
+    assert np.isfinite(data[0, 1:19]).all()
+    lon, lat = pixel_centre(info["gt"], 1, 3)  # (-145, 85): next to the pole
+    ref = runtime.Predictor(bundle).predict_points(np.array([[lon, lat]]), [1])[0, 0]
+    assert data[0, 1, 3] == pytest.approx(float(ref), abs=bundle_prob_atol(bundle, [(lon, lat)], 1))
+    assert feedback.warnings == ["10 % of the extent lies off the globe (beyond the poles); "
+                                 "those pixels are left empty (nodata)."]
+
+
+@pytest.mark.parametrize("alg, extra, bands", [
+    ("sinr:species_richness", {"THRESHOLD": 1, "THRESHOLD_VALUE": 0.5}, 1),
+    ("sinr:location_embeddings", {"MODE": 0}, 3),
+])
+def test_every_grid_algorithm_takes_a_view_larger_than_the_world(sinr_provider, model_file, tmp_path,  # noqa: F811
+                                                                 alg, extra, bands):
+    feedback = RecordingFeedback()
+    out = tmp_path / "world.tif"
+    processing.run(alg, {"MODEL": str(model_file), "EXTENT": "-250,250,-100,100 [EPSG:4326]", "PIXEL_SIZE": 10.0,
+                         "MASK_OCEAN": False, "OUTPUT": str(out), **extra}, feedback=feedback)
+    data, info = read_raster(out)
+    assert info["size"] == (50, 20) and data.shape[0] == bands
+    on = np.isfinite(data).all(axis=0)
+    # rows at 95 N / 95 S and columns past +/-180 (centres -245..-185 and 185..245) are empty
+    np.testing.assert_array_equal(on, np.outer(np.r_[False, [True] * 18, False], np.r_[[False] * 7, [True] * 36,
+                                                                                      [False] * 7]))
+    assert any(w.startswith("35 % of the extent lies off the globe (beyond the poles or past 180 degrees")
+               for w in feedback.warnings)  # 1 - 18/20 * 36/50
+
+
+def test_extent_entirely_beyond_a_pole_is_a_clear_error(sinr_provider, model_file, tmp_path):  # noqa: F811
+    with pytest.raises(QgsProcessingException, match="whole extent lies off the globe"):
+        processing.run("sinr:species_richness", {"MODEL": str(model_file), "EXTENT": "-10,10,91,95 [EPSG:4326]",
                                                  "PIXEL_SIZE": 1.0, "OUTPUT": str(tmp_path / "r.tif")})
     assert list(tmp_path.iterdir()) == []
 
