@@ -1,71 +1,157 @@
-"""The dock's "Compare" section: the current species' prediction against a loaded expert range.
+"""The dock's "Compare" section: the species typed in the dock against a loaded expert range layer.
 
-Pick the range layer and its species field, press "Compare": the AP (percent, as MAP everywhere
-in the plugin) on the land cells of the visible map, the precision-recall curve, and the species'
-expert outline drawn over the map. The numbers come from ``qgis_bridge.evaluation.compare_species``,
-the same code as ``sinr:evaluate_ranges``. It runs on the main thread: one species on at most
-``SIDE_CELLS`` x ``SIDE_CELLS`` cells takes well under a second, and reading the layer must
-happen there anyway.
+The panel preselects a polygon layer and the field whose values name the most species of the
+model. "Compare" reads the species' range features on the main thread (layers are never read
+from a worker thread) and computes, in a ``CompareTask``, each species' AP (percent, as MAP
+everywhere in the plugin) on the land cells of the visible map. A table lists every species
+typed with its AP or why it has none; the selected row shows its precision-recall curve, and its
+expert outline is drawn over the map. A range that lies partly or wholly outside the view is
+said so ("Zoom to ranges" frames them). The numbers come from
+``qgis_bridge.evaluation.compare_species``, the same code as ``sinr:evaluate_ranges``.
 """
 from __future__ import annotations
 
 import logging
+import math
 
 from qgis.core import (
+    QgsApplication,
+    QgsCoordinateTransform,
+    QgsCsException,
     QgsFeature,
     QgsFillSymbol,
     QgsGeometry,
     QgsMapLayerProxyModel,
     QgsMapSettings,
     QgsProject,
+    QgsRectangle,
     QgsSingleSymbolRenderer,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
 from qgis.gui import QgsCollapsibleGroupBox, QgsFieldComboBox, QgsMapLayerComboBox
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QByteArray, Qt
 from qgis.PyQt.QtSvg import QSvgWidget
-from qgis.PyQt.QtWidgets import QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core.errors import SinrError
+from ..core.errors import CancelledError, SinrError
 from ..core.eval_report import OUTLINE_COLOUR, pr_curve_svg
+from ..core.species_names import isolate_bidi
 from ..qgis_bridge import evaluation as bridge
+from ..qgis_bridge import prediction
 from ..qgis_bridge.features import write_features
+from ..qgis_bridge.grids import map_view_extent
+from ..tasks.compare_task import CompareTask
 
 LOG = logging.getLogger("sinr_qgis")
 SIDE_CELLS = 300  # cells along the longer side of the visible map
 
 
 class ComparePanel(QgsCollapsibleGroupBox):
-    """Expert range layer + species field -> AP, PR curve and outline of the dock's current species."""
+    """Expert range layer + species field -> a table of APs of the dock's species, the selected
+    one's PR curve and outline."""
 
     def __init__(self, dock, parent: QWidget | None = None) -> None:
-        super().__init__("Compare with an expert range", parent)
+        super().__init__("Compare with range maps", parent)
+        self.setObjectName("SinrComparePanel")
         self.setCollapsed(True)  # keeps the dock compact until asked for
         self.dock = dock
         self.outline_layer_id: str | None = None
-        self.comparison: bridge.SpeciesComparison | None = None
+        self.task: CompareTask | None = None
+        self.comparisons: list[bridge.SpeciesComparison] = []  # the last run, one per species typed
+        self.comparison: bridge.SpeciesComparison | None = None  # the selected one, when it has an AP
+        self._ranges_crs = None
         self.layer_combo = QgsMapLayerComboBox(self)
+        self.layer_combo.setObjectName("SinrCompareLayer")
         self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
         self.layer_combo.setAllowEmptyLayer(True)
         self.field_combo = QgsFieldComboBox(self)
+        self.field_combo.setObjectName("SinrCompareField")
         self.layer_combo.layerChanged.connect(self._layer_changed)
         self.compare_button = QPushButton("Compare", self)
+        self.compare_button.setObjectName("SinrCompareButton")
+        self.compare_button.setToolTip("AP of each species typed above against its expert range, on the visible map")
         self.compare_button.clicked.connect(self.compare)
+        self.zoom_button = QPushButton("Zoom to ranges", self)
+        self.zoom_button.setObjectName("SinrCompareZoomButton")
+        self.zoom_button.setToolTip("Frame the expert ranges of the species typed above")
+        self.zoom_button.clicked.connect(self.zoom_to_ranges)
+        self.table = QTableWidget(0, 2, self)
+        self.table.setObjectName("SinrCompareTable")
+        self.table.setHorizontalHeaderLabels(["Species", "AP"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setMaximumHeight(150)
+        self.table.setVisible(False)
+        self.table.currentCellChanged.connect(lambda row, *_: self.show_row(row))
         self.result_label = QLabel(self)
+        self.result_label.setObjectName("SinrCompareResult")
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.curve = QSvgWidget(self)
-        self.curve.setFixedSize(260, 220)
+        self.curve.setFixedSize(240, 200)
         self.curve.setVisible(False)
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)
         form.addRow("Ranges", self.layer_combo)
         form.addRow("Species field", self.field_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.compare_button, 1)
+        buttons.addWidget(self.zoom_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(self.compare_button)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table)
         layout.addWidget(self.result_label)
         layout.addWidget(self.curve, 0, Qt.AlignHCenter)
+        QgsProject.instance().layersAdded.connect(self._layers_added)
+        self._following_project = True
+        self.collapsedStateChanged.connect(lambda collapsed: collapsed or self.preselect_layer())
         self._layer_changed(self.layer_combo.currentLayer())
+
+    # ---- the range layer -----------------------------------------------------------------------
+    def model_changed(self) -> None:
+        """The dock loaded another model: choose the layer and field that match its species."""
+        self.preselect_layer()
+        self._layer_changed(self.layer_combo.currentLayer())
+
+    def preselect_layer(self) -> QgsVectorLayer | None:
+        """Unless the chosen layer names some of the model's species, choose the polygon layer of the
+        project that names the most (by its best text field); returns the layer chosen."""
+        bundle = self.dock.bundle
+        current = self.layer_combo.currentLayer()
+        if bundle is None or (isinstance(current, QgsVectorLayer) and _matches(current, bundle.species)):
+            return current
+        best, best_n = None, 0
+        for layer in QgsProject.instance().mapLayers().values():
+            if (isinstance(layer, QgsVectorLayer) and layer.isValid()
+                    and QgsWkbTypes.geometryType(layer.wkbType()) == QgsWkbTypes.PolygonGeometry):
+                n = _matches(layer, bundle.species)
+                if n > best_n:
+                    best, best_n = layer, n
+        if best is not None:
+            self.layer_combo.setLayer(best)  # layerChanged -> its species field
+        return best or current
+
+    def _layers_added(self, _layers) -> None:
+        if not sip.isdeleted(self):
+            self.preselect_layer()
 
     def _layer_changed(self, layer) -> None:
         """Bind the field list to the layer and preselect the field that matches the most species."""
@@ -74,42 +160,146 @@ class ComparePanel(QgsCollapsibleGroupBox):
             best, _n = bridge.best_species_field(layer, self.dock.bundle.species)
             if best:
                 self.field_combo.setField(best)
-        self.compare_button.setEnabled(layer is not None)
+        self.compare_button.setEnabled(layer is not None and self.task is None)
+        self.zoom_button.setEnabled(layer is not None)
 
-    def compare(self) -> bridge.SpeciesComparison | None:
-        """Compare the dock's (first) species on the visible map; show AP, curve and outline."""
+    def _inputs(self):
+        """(layer, field, species) for a comparison; raises ``SinrError`` saying what is missing."""
         layer = self.layer_combo.currentLayer()
         field = self.field_combo.currentField()
-        if self.dock.bundle is None or self.dock.point_predictor is None or layer is None or not field:
-            self._show_error("Choose a model, a range layer and its species field first.")
+        if self.dock.bundle is None or layer is None or not field:
+            raise SinrError("Choose a model, a range layer (expert range polygons with a species field, e.g. "
+                            "Little's ranges) and its species field first.")
+        return layer, field, self.dock.bundle.find_species_list(self.dock.species_edit.text())
+
+    # ---- comparing -----------------------------------------------------------------------------
+    def compare(self) -> CompareTask | None:
+        """Start comparing every species typed in the dock on the visible map; returns the task."""
+        if self.task is not None:
             return None
+        self.dock.clear_status()
+        self._clear_results()
         settings = QgsMapSettings(self.dock.canvas.mapSettings())
+        context = QgsProject.instance().transformContext()
         try:
-            species = self.dock.bundle.find_species_list(self.dock.species_edit.text())[0]
-            grid = bridge.default_grid(settings.visibleExtent(), settings.destinationCrs(),
-                                       QgsProject.instance().transformContext(), side_cells=SIDE_CELLS)
-            comparison = bridge.compare_species(self.dock.point_predictor, species, layer, field, grid)
+            layer, field, species = self._inputs()
+            grid = bridge.default_grid(map_view_extent(settings), settings.destinationCrs(), context,
+                                       side_cells=SIDE_CELLS)
+            ranges = bridge.copy_ranges(layer, field, species)  # main thread: the task never reads the layer
+            predictor = prediction.make_predictor(self.dock.bundle)  # the task's own: predictors are not thread-safe
         except SinrError as exc:
             self._show_error(str(exc))
             return None
-        self.comparison = comparison
-        r = comparison.evaluation
-        self.result_label.setText(
-            f"<b>{species.label}</b>: AP <b>{r.ap_percent:.2f} %</b> on {r.n_cells:,} land cells in view "
-            f"(prevalence {r.prevalence:.1%}, what a random map scores). Best F1 {r.f1:.2f} at "
-            f"p ≥ {r.threshold:.3g}, IoU {r.iou:.2f}. <span style='color:{OUTLINE_COLOUR}'>Outline</span>: "
-            "expert range.")
+        view = bridge.view_in_crs(settings.visibleExtent(), settings.destinationCrs(), layer.crs(), context)
+        self._ranges_crs = ranges.crs
+        task = CompareTask(predictor, ranges, grid, view=view, on_done=self._done)
+        self.task = task
+        self.compare_button.setEnabled(False)
+        n = len(species)
+        self.result_label.setText(f"Comparing {n} species with their expert ranges on the visible map…")
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _done(self, task: CompareTask, ok: bool) -> None:
+        """Main thread: fill the table and show the first species with an AP."""
+        if sip.isdeleted(self):
+            return
+        self.task = None
+        self.compare_button.setEnabled(self.layer_combo.currentLayer() is not None)
+        if not ok:
+            cancelled = task.error is None or isinstance(task.error, CancelledError)
+            self._show_error("Comparison cancelled." if cancelled else f"Comparison failed: {task.error}")
+            return
+        self.comparisons = task.results
+        self.table.setRowCount(len(task.results))
+        for row, c in enumerate(task.results):
+            name = QTableWidgetItem(isolate_bidi(c.label))
+            name.setToolTip(c.problem or c.label)
+            ap = QTableWidgetItem(f"{c.evaluation.ap_percent:.1f} %" if c.evaluation is not None else "–")
+            ap.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+            if c.evaluation is not None and c.share_in_view is not None and c.share_in_view < bridge.PARTLY_IN_VIEW:
+                ap.setText(ap.text() + " ⚠")  # only part of its range in view
+            self.table.setItem(row, 0, name)
+            self.table.setItem(row, 1, ap)
+        self.table.setVisible(len(task.results) > 1)
+        first = next((i for i, c in enumerate(task.results) if c.evaluation is not None), 0)
+        self.table.blockSignals(True)  # shown once, below
+        self.table.setCurrentCell(first, 0)
+        self.table.blockSignals(False)
+        self.show_row(first)
+
+    def show_row(self, row: int) -> bridge.SpeciesComparison | None:
+        """Show species ``row`` of the last comparison: its numbers, curve and outline, or why it has none."""
+        if not 0 <= row < len(self.comparisons):
+            return None
+        c = self.comparisons[row]
+        self.remove_outline()
+        r = c.evaluation
+        if r is None:
+            self.comparison = None
+            self.curve.setVisible(False)
+            self.result_label.setText(f"{c.label} {c.problem}")
+            return None
+        self.comparison = c
+        text = (f"<b>{c.label}</b>: AP <b>{r.ap_percent:.2f} %</b> on {r.n_cells:,} land cells in view "
+                f"(prevalence {r.prevalence:.1%}, what a random map scores). Best F1 {r.f1:.2f} at "
+                f"p ≥ {r.threshold:.3g}, IoU {r.iou:.2f}. <span style='color:{OUTLINE_COLOUR}'>Outline</span>: "
+                "expert range.")
+        if c.share_in_view is not None and c.share_in_view < bridge.PARTLY_IN_VIEW:
+            text += (f"<br><b>⚠ Only {math.floor(100 * c.share_in_view)} % of its expert range is in view</b>: "
+                     "the AP covers that part. Press “Zoom to ranges” to compare the whole range.")
+        self.result_label.setText(text)
         self.curve.load(QByteArray(pr_curve_svg(r.curve_precision, r.curve_recall, title=f"AP {r.ap_percent:.2f} %",
                                                 prevalence=r.prevalence).encode("utf-8")))
         self.curve.setVisible(True)
-        self._show_outline(layer, comparison, species.label)
-        return comparison
+        self._show_outline(c)
+        return c
 
-    def _show_outline(self, layer: QgsVectorLayer, comparison: bridge.SpeciesComparison, label: str) -> None:
+    def zoom_to_ranges(self) -> QgsRectangle | None:
+        """Frame the expert ranges of the species typed in the dock (map CRS); returns the new extent."""
+        self.dock.clear_status()
+        try:
+            layer, field, species = self._inputs()
+            ranges = bridge.copy_ranges(layer, field, species)
+        except SinrError as exc:
+            self._show_error(str(exc))
+            return None
+        box = QgsRectangle()
+        for feats in ranges.features.values():
+            for f in feats:
+                box.combineExtentWith(f.geometry().boundingBox())
+        if box.isEmpty():
+            self._show_error(f"None of the species typed has a range in layer {layer.name()!r}.")
+            return None
+        canvas = self.dock.canvas
+        try:
+            box = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(),
+                                         QgsProject.instance()).transformBoundingBox(box)
+        except QgsCsException as exc:
+            self._show_error(f"The ranges cannot be shown in the map's CRS ({exc}).")
+            return None
+        box.scale(1.1)  # a margin, so the view also holds land outside the ranges
+        canvas.setExtent(box)
+        canvas.refresh()
+        return canvas.extent()
+
+    def shutdown(self) -> None:
+        """Plugin unload: cancel a running comparison (its result is dropped) and stop following the project."""
+        if self.task is not None:
+            self.task.on_done = None
+            self.task.cancel()
+            self.task = None
+        if self._following_project:  # unload may come twice (the dock closed, then the plugin)
+            QgsProject.instance().layersAdded.disconnect(self._layers_added)
+            self._following_project = False
+
+    # ---- drawing -------------------------------------------------------------------------------
+    def _show_outline(self, comparison: bridge.SpeciesComparison) -> None:
         """Replace the outline layer: the species' range features, no fill, on top of the map."""
         self.remove_outline()
+        label = comparison.label
         out = QgsVectorLayer("MultiPolygon?field=species:string", f"Expert range: {label}", "memory")
-        out.setCrs(layer.crs())
+        out.setCrs(self._ranges_crs)
         feats = []
         for f in comparison.features:
             geom = QgsGeometry(f.geometry())
@@ -137,8 +327,19 @@ class ComparePanel(QgsCollapsibleGroupBox):
             QgsProject.instance().removeMapLayer(self.outline_layer_id)
         self.outline_layer_id = None
 
-    def _show_error(self, text: str) -> None:
-        self.comparison = None
+    def _clear_results(self) -> None:
+        self.comparisons, self.comparison = [], None
+        self.table.setRowCount(0)
+        self.table.setVisible(False)
         self.curve.setVisible(False)
+        self.remove_outline()
+
+    def _show_error(self, text: str) -> None:
+        self._clear_results()
         self.result_label.setText(text)
         LOG.warning(text)
+
+
+def _matches(layer: QgsVectorLayer, species) -> int:
+    """How many of ``species`` the layer's best text field names."""
+    return bridge.best_species_field(layer, species)[1]

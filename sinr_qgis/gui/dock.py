@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import html
 import logging
-import tempfile
 from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication, QgsMapSettings, QgsPointXY, QgsProject, QgsRasterLayer
-from qgis.gui import QgsDockWidget, QgsFileWidget
-from qgis.PyQt.QtCore import Qt
+from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget
+from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -29,27 +28,35 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.bundle import ModelBundle
 from ..core.errors import CancelledError, SinrError
-from ..core.file_names import safe_file_stem
-from ..core.species_names import isolate_bidi
-from ..qgis_bridge import layers as bridge_layers
-from ..qgis_bridge import prediction
+from ..core.grid import off_globe_note
+from ..core.point_context import MIN_SCORE, point_context, record_extents
+from ..core.reliability import every_species_reliability
+from ..core.species_names import format_species_list, isolate_bidi
+from ..qgis_bridge import prediction, prediction_layers
 from ..qgis_bridge.grids import canvas_grid
-from ..qgis_bridge.model import load_model
+from ..qgis_bridge.model import load_model, model_path
 from ..qgis_bridge.points import point_to_lonlat
 from ..tasks.predict_task import PredictTask
-from ..toolbelt import settings
+from ..toolbelt import model_registry, settings
+from ..toolbelt.paths import BUNDLED_MODEL
+from ..toolbelt.prediction_folder import PredictionFolder
 from .compare_panel import ComparePanel
+from .install_button import OnnxruntimeInstallButton
 from .map_tool import SpeciesAtPointTool
-from .model_list import ModelListWidget
+from .model_list import ModelChooser, model_summary
 from .species_completer import SpeciesCompleter
+from .species_info import SpeciesInfo
+from .species_list_dialog import SpeciesListDialog
 
 LOG = logging.getLogger("sinr_qgis")
-BUNDLED_LABEL = "Bundled model (North American trees)"
+DOCK_WIDTH = 300  # px: the dock's default width, so the map keeps most of a laptop screen
 
 
 class SinrDock(QgsDockWidget):
-    """Model, species, "Predict on canvas extent", opacity and a "what lives here" list."""
+    """One model control, species (with reliability and suggestions), "Predict on canvas extent",
+    opacity, "What lives here?" and "Compare with range maps"."""
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
         super().__init__("SINR species ranges", parent)
@@ -60,52 +67,91 @@ class SinrDock(QgsDockWidget):
         self.grid_predictor = None   # used only by the (single) running task
         self.point_predictor = None  # used only on the main thread by the map tool
         self.task: PredictTask | None = None
-        self.layer_id: str | None = None
-        self.out_dir = Path(tempfile.mkdtemp(prefix="sinr_predictions_"))
+        self.layer_id: str | None = None  # the first species' layer of the last prediction
+        self.layer_ids: list[str] = []    # every layer of the last prediction, in species order
+        self.predictions = PredictionFolder()  # this session's managed folder (out_dir), made on first use
         self._counter = 0
+        self.model_path = ""  # the loaded model's file ("" = the bundled model)
+        self._record_extents = None  # per-species records boxes of the loaded model, made on first use
         self._build()
         self.map_tool = SpeciesAtPointTool(self.canvas)
         self.map_tool.pointPicked.connect(self.show_species_at)
         self.map_tool.deactivated.connect(lambda: self.here_button.setChecked(False))
-        self.load_model()
+        self._load_saved_model()
 
     # ---- widgets -------------------------------------------------------------------------
     def _build(self) -> None:
         body = QWidget(self)
         form = QFormLayout()
-        self.model_widget = QgsFileWidget(body)
-        self.model_widget.setFilter("SINR model (*.sinr)")
-        self.model_widget.setDialogTitle("Choose a SINR model bundle")
-        self.model_widget.lineEdit().setPlaceholderText(BUNDLED_LABEL)
-        self.model_widget.setFilePath(settings.get_value("model_path"))
-        self.model_widget.fileChanged.connect(lambda _path: self.load_model())
-        form.addRow("Model", self.model_widget)
-        self.model_list = ModelListWidget(body, choose=self.choose_model, report=self._report)  # + "Train model…"
-        form.addRow("My models", self.model_list)
-        self.model_label = QLabel(body)
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)  # a narrow dock puts a field under its label
+        # one model control: bundled model, My models, "Open model file…" (+ "Train…")
+        self.model_chooser = ModelChooser(body, choose=self.choose_model, report=self._report)
+        form.addRow("Model", self.model_chooser)
+        self.model_label = QLabel(body)  # the model in plain words; the technical card is under Details
+        self.model_label.setObjectName("SinrModelSummary")
         self.model_label.setWordWrap(True)
-        form.addRow("", self.model_label)
+        form.addRow(self.model_label)
+        self.backend_label = QLabel(body)
+        self.backend_label.setObjectName("SinrBackend")
+        self.backend_label.setWordWrap(True)
+        self.install_button = OnnxruntimeInstallButton(body)  # hidden while onnxruntime is importable
+        self.install_button.installed.connect(self._onnxruntime_installed)
+        # A widget, not a bare layout, holds the row: only a widget row of the form grows with the
+        # label's wrapped height (a layout row kept one line and clipped the rest)
+        backend_row = QWidget(body)
+        backend_layout = QHBoxLayout(backend_row)
+        backend_layout.setContentsMargins(0, 0, 0, 0)
+        backend_layout.addWidget(self.backend_label, 1)
+        backend_layout.addWidget(self.install_button)
+        form.addRow(backend_row)
+        self.details_box = QgsCollapsibleGroupBox("Details", body)
+        self.details_box.setObjectName("SinrModelDetails")
+        self.details_box.setCollapsed(True)
+        self.model_details = QLabel(self.details_box)
+        self.model_details.setWordWrap(True)
+        self.model_details.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        QVBoxLayout(self.details_box).addWidget(self.model_details)
+        form.addRow(self.details_box)
         self.species_edit = QLineEdit(settings.get_value("species"), body)
-        self.species_edit.setPlaceholderText("Name or code, e.g. Acer rubrum (several: comma-separated)")
+        self.species_edit.setObjectName("SinrSpeciesEdit")
+        self.species_edit.setPlaceholderText("Name or code, e.g. Acer rubrum")
+        self.species_edit.setToolTip("One or more species (comma-separated): scientific or common name, or code")
         self.species_completer = SpeciesCompleter(self.species_edit)
         self.species_edit.setCompleter(self.species_completer)
-        form.addRow("Species", self.species_edit)
+        self.species_list_button = QPushButton("List…", body)
+        self.species_list_button.setObjectName("SinrSpeciesListButton")
+        self.species_list_button.setToolTip("All species of the model, with their records and reliability")
+        self.species_list_button.clicked.connect(self.show_species_list)
+        species_row = QHBoxLayout()
+        species_row.addWidget(self.species_edit, 1)
+        species_row.addWidget(self.species_list_button)
+        form.addRow("Species", species_row)
+        self.species_info = SpeciesInfo(body)  # what the text finds, its reliability, near misses
+        self.species_info.textCorrected.connect(self._correct_species)
+        form.addRow(self.species_info)
+        self._species_timer = QTimer(self)  # described once typing pauses, not at every key
+        self._species_timer.setSingleShot(True)
+        self._species_timer.setInterval(300)
+        self._species_timer.timeout.connect(self.update_species_info)
+        self.species_edit.textChanged.connect(lambda _text: self._species_timer.start())
         self.mask_check = QCheckBox("Mask ocean", body)
         self.mask_check.setChecked(settings.get_value("mask_ocean"))
         form.addRow("", self.mask_check)
 
         self.predict_button = QPushButton("Predict on canvas extent", body)
+        self.predict_button.setObjectName("SinrPredictButton")
         self.predict_button.clicked.connect(self.predict_canvas_extent)
         self.cancel_button = QPushButton("Cancel", body)
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.predict_button, 1)
-        buttons.addWidget(self.cancel_button)
         self.progress = QProgressBar(body)
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
-        self.status_label = QLabel(body)
+        progress_row = QHBoxLayout()  # Cancel next to the progress it stops (and the dock stays narrow)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        self.status_label = QLabel(body)  # the last action's outcome; cleared when a new one starts
+        self.status_label.setObjectName("SinrStatus")
         self.status_label.setWordWrap(True)
 
         self.opacity_slider = QSlider(Qt.Horizontal, body)
@@ -115,7 +161,9 @@ class SinrDock(QgsDockWidget):
         opacity_row = QFormLayout()
         opacity_row.addRow("Opacity", self.opacity_slider)
 
-        self.here_button = QPushButton("What lives here? (click the map)", body)
+        self.here_button = QPushButton("What lives here?", body)
+        self.here_button.setObjectName("SinrWhatLivesHereButton")
+        self.here_button.setToolTip("Then click the map: the species most likely at that point (it is marked)")
         self.here_button.setCheckable(True)
         self.here_button.toggled.connect(self._toggle_map_tool)
         self.top_k = QSpinBox(body)
@@ -126,12 +174,15 @@ class SinrDock(QgsDockWidget):
         here_row.addWidget(QLabel("Top", body))
         here_row.addWidget(self.top_k)
         self.here_label = QLabel(body)
-        self.species_list = QListWidget(body)
+        self.here_label.setObjectName("SinrHereLabel")
+        self.here_label.setWordWrap(True)
+        self.species_list = QListWidget(body)  # the "what lives here" ranking
+        self.species_list.setObjectName("SinrHereList")
 
         layout = QVBoxLayout(body)
         layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
+        layout.addWidget(self.predict_button)
+        layout.addLayout(progress_row)
         layout.addWidget(self.status_label)
         layout.addLayout(opacity_row)
         layout.addLayout(here_row)
@@ -140,13 +191,13 @@ class SinrDock(QgsDockWidget):
         self.compare_panel = ComparePanel(self, body)  # the current species vs a loaded expert range
         layout.addWidget(self.compare_panel)
         # The guide (gui/help_dialog.py): the model, reading the scores, expert ranges, credits.
-        self.help_button = QPushButton("Help: what the map and its numbers mean", body)
+        self.help_button = QPushButton("Help: reading the map", body)
         self.help_button.setObjectName("SinrDockHelpButton")
         self.help_button.clicked.connect(self.show_help)
         layout.addWidget(self.help_button)
         # Scrollable: with the compare panel open the content is ~930 px tall, which would otherwise
         # force the QGIS window taller than a 1080p screen.
-        scroll = QScrollArea(self)
+        scroll = _DockScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
@@ -155,37 +206,61 @@ class SinrDock(QgsDockWidget):
         self.setWidget(scroll)
 
     # ---- model ---------------------------------------------------------------------------
-    def load_model(self) -> bool:
-        """Load the chosen model (empty = bundled); fill the species completer; show the backend."""
-        path = self.model_widget.filePath().strip()
+    def _load_saved_model(self) -> None:
+        """At start: the model used last time; the bundled one (with a message) if it no longer loads."""
+        saved = settings.get_value("model_path")
+        if not self.choose_model(saved) and saved:
+            why = self.status_label.text()
+            if self.choose_model(""):
+                self._report(f"{why} The bundled model is used instead.", Qgis.Warning)
+
+    def choose_model(self, path: str) -> bool:
+        """Load the model at ``path`` ("" = bundled), e.g. one just trained or opened; True when it loaded.
+
+        A model from a file joins "My models". A file that does not load leaves the model in use
+        (if any) as it was and says why in the status line and the message bar."""
+        self.clear_status()
+        path = str(path or "").strip()
         try:
             bundle = load_model(path)
-            self.grid_predictor = prediction.make_predictor(bundle)
-            self.point_predictor = prediction.make_predictor(bundle)
+            if path and model_path(path).resolve() == model_path("").resolve():
+                path = ""  # the bundled model's own file: one entry, not a copy in "My models"
+            grid_predictor = prediction.make_predictor(bundle)
+            point_predictor = prediction.make_predictor(bundle)
+            if path:
+                model_registry.add_model(path, bundle)
         except SinrError as exc:
-            self.bundle = self.grid_predictor = self.point_predictor = None
-            self.species_completer.set_labels([])
-            self.model_label.setText(f"<b>No model:</b> {exc}")
-            self.model_list.model_loaded(path, None)
-            self.predict_button.setEnabled(False)
+            self._report(f"Model not loaded: {exc}", Qgis.Warning)
+            if self.bundle is None:
+                self.model_label.setText(f"<b>No model:</b> {html.escape(str(exc))}")
+            self.model_chooser.refresh(select=self.model_path)
             return False
-        self.bundle = bundle
+        self.bundle, self.grid_predictor, self.point_predictor = bundle, grid_predictor, point_predictor
+        self.model_path = path
+        self._record_extents = None
         settings.set_value("model_path", path)
-        self.species_completer.set_labels([s.label for s in bundle.species])
-        self.model_label.setText(f"{bundle.name}: {bundle.n_species} species, encoding {bundle.encoding}. "
-                                 f"Backend: <b>{self.backend_name}</b>"
-                                 + "".join(f"<br><b>Warning:</b> {html.escape(w)}" for w in bundle.warnings))
-        self.model_label.setToolTip(bundle.card())
-        self.model_list.model_loaded(path, bundle)
+        self.species_completer.set_labels([s.label for s in bundle.species], [s.common_name for s in bundle.species])
+        self._show_model(bundle)
+        self.model_chooser.refresh(select=path)
         self.predict_button.setEnabled(self.task is None)
+        self.update_species_info()
+        self.compare_panel.model_changed()
         return True
 
-    def choose_model(self, path: str) -> None:
-        """Show and load the model at ``path`` ("" = bundled), e.g. one just trained."""
-        if self.model_widget.filePath().strip() == path:
-            self.load_model()
-        else:
-            self.model_widget.setFilePath(path)  # fileChanged -> load_model
+    def _show_model(self, bundle: ModelBundle) -> None:
+        """The model in plain words, the engine it runs on, and the technical card under Details."""
+        self.model_label.setText(f"{html.escape(bundle.name)}: {html.escape(model_summary(bundle))}"
+                                 + "".join(f"<br><b>Warning:</b> {html.escape(w)}" for w in bundle.warnings))
+        fast = self.backend_name == "onnxruntime"
+        self.backend_label.setText(f"Runs with <b>{self.backend_name}</b>"
+                                   + ("." if fast else " (slower than onnxruntime)."))
+        self.install_button.refresh()
+        self.model_details.setText(html.escape(bundle.card()).replace("\n", "<br>"))
+
+    def _onnxruntime_installed(self) -> None:
+        """onnxruntime just became importable: reload the model so it runs on the fast engine."""
+        if self.choose_model(self.model_path):
+            self._report(f"onnxruntime installed: predictions now run with {self.backend_name}.", Qgis.Info)
 
     @property
     def backend_name(self) -> str:
@@ -194,24 +269,67 @@ class SinrDock(QgsDockWidget):
     def _species(self):
         return self.bundle.find_species_list(self.species_edit.text())
 
+    # ---- species -------------------------------------------------------------------------
+    def update_species_info(self) -> None:
+        """Describe under the species field what its text finds: reliability, or near misses as links."""
+        self._species_timer.stop()
+        self.species_info.update_for(self.bundle, self.species_edit.text())
+
+    def _correct_species(self, text: str) -> None:
+        """A suggestion was clicked: its text replaces the field's, described at once (its links
+        must never refer to the text before the correction)."""
+        self.species_edit.setText(text)
+        self.update_species_info()
+
+    def show_species_list(self) -> SpeciesListDialog | None:
+        """Open the loaded model's species table; its choice is added to the species field."""
+        if self.bundle is None:
+            return None
+        self._species_list_dialog = SpeciesListDialog(self.bundle, self, on_choose=self.add_species)
+        self._species_list_dialog.show()
+        return self._species_list_dialog
+
+    def add_species(self, species: list) -> None:
+        """Append ``species`` (not yet in the field) to the species field."""
+        try:
+            current = self._species()
+        except SinrError:  # the field holds text that finds nothing: start afresh
+            current = []
+        have = {s.index for s in current}
+        items = [s.name if self.bundle.species_index().candidates(s.name) == [s] else s.label
+                 for s in species if s.index not in have]
+        typed = [self.species_edit.text().strip()] if current else []
+        self.species_edit.setText(", ".join(typed + [format_species_list([i]) for i in items]))
+        self.update_species_info()
+
     # ---- predict -------------------------------------------------------------------------
+    @property
+    def out_dir(self) -> Path:
+        """This session's managed folder for the dock's maps (``toolbelt/prediction_folder.py``)."""
+        return self.predictions.path
+
     def predict_canvas_extent(self) -> PredictTask | None:
-        """Start a background prediction of the species over the visible map; returns the task."""
+        """Start a background prediction of the species over the visible map; returns the task.
+
+        A view larger than the world (Zoom Full) is predicted where it is on the globe, with nodata
+        around and a note; each species is written to its own file, shown as its own layer."""
         if self.bundle is None or self.task is not None:
             return None
         try:
             species = self._species()
             grid = canvas_grid(QgsMapSettings(self.canvas.mapSettings()))
+            note = off_globe_note(grid, "map view")
+            out_dir = self.out_dir
         except SinrError as exc:
             self._report(str(exc), Qgis.Warning)
             return None
         settings.set_value("species", self.species_edit.text())
         settings.set_value("mask_ocean", self.mask_check.isChecked())
         self._counter += 1
-        stem = safe_file_stem("_".join(s.code for s in species), max_bytes=60)
-        path = self.out_dir / f"{stem}_{self._counter}.tif"
+        # a new name each time: the layer being replaced still reads the previous file
+        path = out_dir / f"{self._counter}.tif"  # one species: 3.tif; several: 3_<code>.tif each
         task = PredictTask(self.grid_predictor, grid, species, path, mask_ocean=self.mask_check.isChecked(),
-                           on_done=self._task_done)
+                           one_file_per_species=True, notes=[note] if note else [], on_done=self._task_done)
         # a bound method of this (main-thread) widget: Qt queues the worker thread's signal to us
         task.progressChanged.connect(self._task_progress)
         self.task = task
@@ -242,46 +360,114 @@ class SinrDock(QgsDockWidget):
                 self._report(f"Prediction failed: {task.error}", Qgis.Critical)
             return
         self.progress.setValue(100)
-        name = "SINR: " + ", ".join(s.name or s.code for s in task.species)
-        layer = bridge_layers.add_styled_raster(task.files[0], name, "probability", QgsProject.instance(),
-                                                opacity=self.opacity_slider.value() / 100.0)
-        self.layer_id = layer.id()
-        self.status_label.setText(f"Added {name} ({task.grid.width} x {task.grid.height} pixels).")
+        bundle = task.predictor.bundle
+        # the model's name tells two models' maps of one species apart; the bundled model needs none
+        bundled = bundle.path is not None and Path(bundle.path).resolve() == BUNDLED_MODEL.resolve()
+        suffix = "" if bundled else f" · {bundle.name}"
+        shown, replaced = [], 0
+        try:  # reversed: each new layer goes on top, so the first species typed ends up first and shown
+            for s, path in reversed(list(zip(task.species, task.files))):
+                layer, old = prediction_layers.show_prediction(
+                    path, prediction_layers.prediction_key(bundle.sha256, s.code), (s.name or s.code) + suffix,
+                    self.opacity_slider.value() / 100.0)
+                shown.insert(0, layer)
+                replaced += bool(old)
+        except SinrError as exc:
+            self._report(f"Prediction failed: {exc}", Qgis.Critical)
+            return
+        finally:  # the replaced maps' files (and any a removed layer left) are no longer read
+            self.predictions.remove_unused(prediction_layers.layer_sources())
+        self.layer_ids = [layer.id() for layer in shown]
+        self.layer_id = self.layer_ids[0]
+        names = ", ".join(layer.name() for layer in shown)
+        text = (f"{'Updated' if replaced == len(shown) else 'Added'} {names} "
+                f"({task.grid.width} x {task.grid.height} pixels).")
+        if len(shown) > 1:
+            text += f" One layer per species in “{prediction_layers.GROUP_NAME}”; tick one to show it."
+        if task.warnings:
+            self._report(" ".join([text, *task.warnings]), Qgis.Info)
+        else:
+            self.status_label.setText(text)
 
     def prediction_layer(self) -> QgsRasterLayer | None:
+        """The layer of the last prediction's first species (None before one, or once removed)."""
         return QgsProject.instance().mapLayer(self.layer_id) if self.layer_id else None
 
+    def prediction_layers(self) -> list[QgsRasterLayer]:
+        """Every dock prediction layer of the project (any model, any species)."""
+        return prediction_layers.dock_prediction_layers()
+
     def set_opacity(self, value: int) -> None:
+        """The slider's opacity (percent) for every dock prediction layer."""
         settings.set_value("opacity", int(value))
-        layer = self.prediction_layer()
-        if layer is not None:
-            layer.renderer().setOpacity(value / 100.0)
-            layer.triggerRepaint()
+        prediction_layers.set_predictions_opacity(value / 100.0)
 
     # ---- what lives here -----------------------------------------------------------------
     def _toggle_map_tool(self, on: bool) -> None:
         if on:
             self.canvas.setMapTool(self.map_tool)
         elif self.canvas.mapTool() is self.map_tool:
-            self.canvas.unsetMapTool(self.map_tool)
+            self.canvas.unsetMapTool(self.map_tool)  # deactivate(): the point's marker goes too
+        else:
+            self.map_tool.clear_marker()
 
     def show_species_at(self, point: QgsPointXY) -> list:
-        """Fill the list with the species ranked at ``point`` (canvas CRS); returns the ranking."""
+        """List the species ranked at ``point`` (canvas CRS); returns the ranking shown.
+
+        Nothing is ranked on water or far outside the model's data (the label says which, see
+        ``core.point_context``); species scoring under ``MIN_SCORE`` are left out and counted; a
+        species listed far from its own training records is marked so."""
         self.species_list.clear()
+        self.clear_status()
         if self.point_predictor is None:
             return []
         settings.set_value("top_k", self.top_k.value())
         try:
             lon, lat = point_to_lonlat(point, self.canvas.mapSettings().destinationCrs(),
                                        QgsProject.instance().transformContext())
+        except SinrError as exc:
+            self._report(str(exc), Qgis.Warning)
+            return []
+        where = f"At lat {lat:.4f}, lon {lon:.4f}"
+        context = point_context(lon, lat, self._extents())
+        if context.message:
+            self.here_label.setText(f"{where}: {context.message}")
+            return []
+        try:
             ranking = prediction.ranked_species(self.point_predictor, [[lon, lat]], self.top_k.value())[0]
         except SinrError as exc:
             self._report(str(exc), Qgis.Warning)
             return []
-        self.here_label.setText(f"At lat {lat:.4f}, lon {lon:.4f} (relative probability):")
-        for r in ranking:
-            self.species_list.addItem(f"{r.rank}. {isolate_bidi(r.species.label)}  {r.probability:.3f}")
-        return ranking
+        shown = [r for r in ranking if r.probability >= MIN_SCORE]
+        if not ranking:  # the runtime could not score the point at all (e.g. a covariate has no value here)
+            self.here_label.setText(f"{where}: the model gives no score here.")
+            return []
+        if not shown:
+            self.here_label.setText(f"{where}: no species scores above {MIN_SCORE} here.")
+            return []
+        below = len(ranking) - len(shown)
+        note = f" {below} more of the top {len(ranking)} score below {MIN_SCORE}." if below else ""
+        self.here_label.setText(f"{where} (relative score, 0-1):{note}")
+        far = 0
+        for r in shown:
+            text = f"{r.rank}. {isolate_bidi(r.species.label)}"
+            if r.species.common_name:
+                text += f", {isolate_bidi(r.species.common_name)}"
+            if context.far_from_records(r.species.index):
+                text += " (far from most of its records)"
+                far += 1
+            self.species_list.addItem(f"{text}  {r.probability:.3f}")  # the score last: a column to read down
+        if far:
+            self.here_label.setText(self.here_label.text() + f" {far} species marked “far from most of its "
+                                    "records” were rarely or never recorded near here: their scores are guesses.")
+        return shown
+
+    def _extents(self):
+        """The loaded model's per-species records boxes (made once per model)."""
+        if self._record_extents is None:
+            boxes = {s.index: r.record_extent for s, r in every_species_reliability(self.bundle)}
+            self._record_extents = record_extents(self.bundle.species, lambda s: boxes[s.index])
+        return self._record_extents
 
     # ---- misc ----------------------------------------------------------------------------
     def show_help(self) -> None:
@@ -289,6 +475,10 @@ class SinrDock(QgsDockWidget):
         from .help_dialog import show_help
 
         self._help_dialog = show_help("numbers", self.iface.mainWindow())
+
+    def clear_status(self) -> None:
+        """A new action starts: the last one's message no longer applies."""
+        self.status_label.clear()
 
     def _report(self, text: str, level) -> None:
         self.status_label.setText(text)
@@ -302,7 +492,20 @@ class SinrDock(QgsDockWidget):
             self.task.cancel()
             self.task = None
         self._toggle_map_tool(False)
+        self.map_tool.clear_marker()
+        self.compare_panel.shutdown()
+        self.predictions.close(prediction_layers.layer_sources())  # keeps the files layers still show
 
     def closeEvent(self, event) -> None:
         self._toggle_map_tool(False)
         super().closeEvent(event)
+
+
+class _DockScrollArea(QScrollArea):
+    """The dock's scroll area, asking for ``DOCK_WIDTH`` (or its minimum, when wider) so the dock
+    opens narrow; the user can still widen it."""
+
+    def sizeHint(self):  # Qt override
+        hint = super().sizeHint()
+        hint.setWidth(max(DOCK_WIDTH, self.minimumWidth()))
+        return hint

@@ -1,62 +1,67 @@
-"""The dock's "My models" row: the user's remembered models, their card, and "Train model…".
+"""The dock's one model control: the bundled model, "My models", "Open model file…", and "Train model…".
 
-A small widget the dock embeds: choosing a model calls ``choose(path)`` ("" = the bundled
-model); a finished training adds the new model to the list and chooses it.
+A small widget the dock embeds. Choosing an entry calls ``choose(path)`` ("" = the bundled
+model), which loads it and returns whether it did; a model opened from a file joins "My models"
+(the dock remembers it once it loaded), and a finished training adds the new model and chooses it.
 """
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from qgis.core import Qgis
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import Qt, QTimer
-from qgis.PyQt.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
+from ..core.bundle import ModelBundle
+from ..core.reliability import every_species_reliability
 from ..tasks.train_task import TrainTask
 from ..toolbelt import model_registry
 from .train_dialog import TrainDialog
 
 LOG = logging.getLogger("sinr_qgis")
 BUNDLED = "Bundled model (North American trees)"
+OPEN_FILE = "Open model file…"
+ACTION_ROLE = Qt.UserRole + 1  # marks the "Open model file…" entry (its data is no path)
 
 
-class ModelListWidget(QWidget):
-    """A combo of the user's models (newest first), the selected model's card, and a Train button."""
+class ModelChooser(QWidget):
+    """A combo of the bundled model, the user's models (last used first) and "Open model file…", and a
+    "Train model…" button. ``choose(path) -> bool`` loads a model ("" = bundled)."""
 
-    def __init__(self, parent: QWidget | None = None, *, choose: Callable[[str], None],
+    def __init__(self, parent: QWidget | None = None, *, choose: Callable[[str], bool],
                  report: Callable[[str, object], None] | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("SinrModelList")
+        self.setObjectName("SinrModelChooser")
         self.choose = choose
         self.report = report
         self.dialog: TrainDialog | None = None
+        self.current_path = ""  # the entry shown while no other is chosen
         self.combo = QComboBox(self)
-        self.combo.setToolTip("Models you trained (newest first); files that have gone are dropped from the list")
-        if hasattr(self.combo, "setPlaceholderText"):  # Qt >= 5.15
-            self.combo.setPlaceholderText("choose one of your models")
+        self.combo.setObjectName("SinrModelCombo")
+        self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(8)  # long model names are elided, not widening the dock
+        self.combo.setToolTip("The bundled model, the models you trained or opened (last used first), or open a "
+                              ".sinr file; files that have gone are dropped from the list")
         self.combo.activated.connect(self._activated)
-        self.train_button = QPushButton("Train model…", self)
+        self.train_button = QPushButton("Train…", self)
+        self.train_button.setObjectName("SinrTrainButton")
         self.train_button.setToolTip("Train a SINR model on your observations (runs in the background)")
         self.train_button.clicked.connect(self.open_train_dialog)
-        self.card = QLabel(self)
-        self.card.setWordWrap(True)
-        self.card.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        row = QHBoxLayout()
+        row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
         row.addWidget(self.train_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(row)
-        layout.addWidget(self.card)
         self._pending: list[str] = []
         self.refresh(defer_messages=True)  # the host (the dock) is still being built: report a moment later
 
     # ---- the list ------------------------------------------------------------------------------
     def refresh(self, select: str | None = None, defer_messages: bool = False) -> None:
-        """Re-read the remembered models (dropping gone files, with a message) and select ``select``."""
+        """Re-read the remembered models (dropping gone files, with a message) and show ``select``
+        (default: the current model)."""
         messages = model_registry.prune_missing()
         if defer_messages and messages:
             self._pending = messages
@@ -64,41 +69,55 @@ class ModelListWidget(QWidget):
         else:
             for msg in messages:
                 self._report(msg, Qgis.Info)
-        current = self.combo.currentData() if select is None else select
         self.combo.blockSignals(True)
         self.combo.clear()
         self.combo.addItem(BUNDLED, "")
         for e in model_registry.list_models(prune=False):
             self.combo.addItem(e.label, e.path)
             self.combo.setItemData(self.combo.count() - 1, e.path, Qt.ToolTipRole)
-        self._select(current)
+        self.combo.insertSeparator(self.combo.count())
+        self.combo.addItem(OPEN_FILE, None)
+        self.combo.setItemData(self.combo.count() - 1, True, ACTION_ROLE)
+        self.combo.setItemData(self.combo.count() - 1, "Choose a .sinr model bundle on disk; it joins this list",
+                               Qt.ToolTipRole)
         self.combo.blockSignals(False)
+        self.show_model(self.current_path if select is None else select)
 
     def _flush_messages(self) -> None:
         for msg in self._pending:
             self._report(msg, Qgis.Info)
         self._pending = []
 
-    def _select(self, path: str | None) -> None:
+    def show_model(self, path: str) -> None:
+        """Show ``path``'s entry as the current one ("" = bundled); nothing shown when it is not listed."""
+        self.current_path = path
         key = _key(path) if path else ""
+        self.combo.blockSignals(True)
+        self.combo.setCurrentIndex(-1)
         for i in range(self.combo.count()):
-            data = self.combo.itemData(i) or ""
-            if (_key(data) if data else "") == key:
+            data = self.combo.itemData(i)
+            if isinstance(data, str) and (_key(data) if data else "") == key:
                 self.combo.setCurrentIndex(i)
-                return
-        self.combo.setCurrentIndex(-1)  # a model opened from a file that is not in the list
+                break
+        self.combo.blockSignals(False)
 
     def _activated(self, index: int) -> None:
-        self.choose(self.combo.itemData(index) or "")
+        if self.combo.itemData(index, ACTION_ROLE):
+            self.open_model_file()
+        elif not self.choose(self.combo.itemData(index) or ""):
+            self.show_model(self.current_path)  # it did not load: the model in use stays shown
 
-    def model_loaded(self, path: str, bundle) -> None:
-        """The dock loaded ``path`` (``bundle`` None when it failed): select it if listed, show its card."""
-        self._select(path)
-        card = bundle.card() if bundle is not None else ""
-        # the long licence and citation lines stay in the tooltip; the label keeps the facts
-        self.card.setText("\n".join(line for line in card.splitlines()
-                                    if not line.startswith(("Cite:", "Licence:"))))
-        self.card.setToolTip(card)
+    def open_model_file(self, path: str | None = None) -> bool:
+        """Load a model from a file (asks for it when ``path`` is None); True when it loaded.
+
+        Cancelling the file dialog, or a file that does not load, keeps the model in use."""
+        if path is None:
+            start = str(Path(self.current_path).parent) if self.current_path else ""
+            path, _filter = QFileDialog.getOpenFileName(self, "Open a SINR model", start, "SINR model (*.sinr)")
+        if not path or not self.choose(path):
+            self.show_model(self.current_path)
+            return False
+        return True
 
     # ---- training ------------------------------------------------------------------------------
     def open_train_dialog(self) -> TrainDialog:
@@ -125,6 +144,27 @@ class ModelListWidget(QWidget):
             self.report(text, level)
         else:
             LOG.info(text)
+
+
+def model_summary(bundle: ModelBundle) -> str:
+    """The model in plain words for the dock: how many species, from how many records, from what
+    inputs (the technical card, ``ModelBundle.card``, goes under "Details")."""
+    data = bundle.meta.get("data") if isinstance(bundle.meta.get("data"), dict) else {}
+    records = data.get("n_records_used")
+    text = f"{bundle.n_species:,} species"
+    if isinstance(records, int) and records > 0:
+        text += f", learned from {records:,} records" + (f" ({data['file']})" if data.get("file") else "")
+    names = bundle.covariate_names
+    if names:
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        text += f". It maps them from the location and {len(names)} environmental layers ({shown})."
+    else:
+        text += ". It maps them from the location alone (no climate or land-cover layers)."
+    levels = Counter(r.level for _s, r in every_species_reliability(bundle))
+    if levels["poor"] or levels["caution"]:
+        text += (f" Maps: {levels['good']} good, {levels['caution']} to use with caution, {levels['poor']} poor"
+                 + (f", {levels['unknown']} unknown" if levels["unknown"] else "") + " (see the species list).")
+    return text
 
 
 def _key(path: str) -> str:

@@ -13,7 +13,8 @@ KEY_ROLE = Qt.UserRole + 1
 
 
 class SpeciesCompleter(QCompleter):
-    """Offers the model's "Name (code)" labels that contain the species being typed.
+    """Offers the model's "Name (code)" labels that contain the species being typed (or whose
+    common name does).
 
     Only the item after the last comma is completed, and choosing a label replaces only that item
     (quoted when it holds a comma). Text is compared by ``core.species_names.name_key``, the
@@ -29,12 +30,17 @@ class SpeciesCompleter(QCompleter):
         self.setCaseSensitivity(Qt.CaseSensitive)  # keys are already case-folded
         self.setFilterMode(Qt.MatchContains)
 
-    def set_labels(self, labels: Sequence[str]) -> None:
-        """Replace the offered labels (shown as they are, matched by their key)."""
+    def set_labels(self, labels: Sequence[str], also_found_by: Sequence[str] = ()) -> None:
+        """Replace the offered labels (shown as they are, matched by their key); ``also_found_by[i]``
+        (e.g. a common name) finds label ``i`` too and is shown as its tooltip."""
         self.labels.clear()
-        for label in labels:
+        for i, label in enumerate(labels):
+            extra = also_found_by[i] if i < len(also_found_by) else ""
             item = QStandardItem(label)
-            item.setData(name_key(label), KEY_ROLE)
+            # one line per spelling: a query is matched within a line, never across two
+            item.setData(name_key(label) + (f"\n{name_key(extra)}" if extra else ""), KEY_ROLE)
+            if extra:
+                item.setToolTip(extra)
             item.setEditable(False)
             self.labels.appendRow(item)
 

@@ -18,7 +18,9 @@ from qgis.core import (
     QgsCoordinateTransform,
     QgsCoordinateTransformContext,
     QgsCsException,
+    QgsFeature,
     QgsFeatureRequest,
+    QgsGeometry,
     QgsPointXY,
     QgsRectangle,
     QgsWkbTypes,
@@ -171,6 +173,13 @@ def range_references(source, species_field: str, match: evaluation.SpeciesMatch,
     (layer CRS), also keyed by species code. A matched name without usable polygons gets no
     presence cell."""
     polys = range_polygons(source, species_field, list(match.matched), crs, is_cancelled)
+    return reference_labels(polys, match, grid, is_cancelled), polys
+
+
+def reference_labels(polys: RangePolygons, match: evaluation.SpeciesMatch, grid: Grid,
+                     is_cancelled: IsCancelled = None) -> list[tuple[str, Species, np.ndarray]]:
+    """(reference name, species, bool labels [H, W]) for every species of ``match`` from polygons
+    already read (any thread); ``polys.polygons`` also gets each species' polygons under its code."""
     # names meaning the same species (its code in one feature, its name in another) are merged
     by_code: dict[str, tuple[str, Species, list[bytes]]] = {}
     for name, sp in match.matched.items():
@@ -182,7 +191,7 @@ def range_references(source, species_field: str, match: evaluation.SpeciesMatch,
             break
         refs.append((name, sp, grid_cells_in_polygons(grid, wkbs, polys.crs)))
         polys.polygons[sp.code] = wkbs
-    return refs, polys
+    return refs
 
 
 # ---- presence/absence points -------------------------------------------------------------------
@@ -277,36 +286,128 @@ def presence_absence_points(source, crs: QgsCoordinateReferenceSystem,
                                     for k, (y, ix) in labels.items()}, len(kept) + skipped, skipped, unreadable)
 
 
-# ---- one species against a loaded range layer (the dock's "Compare") --------------------------
+# ---- the species typed in the dock against a loaded range layer (the dock's "Compare") --------
+@dataclass
+class RangeCopy:
+    """Range features of some species, copied from a layer on the main thread so that a background
+    task can compare them without touching the layer."""
+
+    species: list[Species]  # the species asked for, in the order given
+    match: evaluation.SpeciesMatch  # the field's values that name one of them
+    polygons: RangePolygons  # their polygons (WKB, the layer's CRS)
+    features: dict[str, list]  # species code -> QgsFeature copies of its range (for the outline)
+    crs: QgsCoordinateReferenceSystem  # the layer's CRS
+    layer_name: str
+    species_field: str
+
+
+def copy_ranges(layer, species_field: str, species: Sequence[Species]) -> RangeCopy:
+    """Read the range features of ``species`` from ``layer`` (main thread: it reads the layer)."""
+    match = evaluation.match_species(field_values(layer, species_field, layer.name()), species)
+    polys = range_polygons(layer, species_field, list(match.matched), layer.crs())
+    code_of = {name_key(n): sp.code for n, sp in match.matched.items()}
+    idx = layer.fields().lookupField(species_field)
+    features: dict[str, list] = {}
+    for f in layer.getFeatures(QgsFeatureRequest().setSubsetOfAttributes([idx])):
+        code = code_of.get(name_key(attribute_text(f.attribute(idx))))
+        if code is not None:
+            features.setdefault(code, []).append(QgsFeature(f))
+    return RangeCopy(list(species), match, polys, features, QgsCoordinateReferenceSystem(layer.crs()),
+                     layer.name(), species_field)
+
+
+def view_in_crs(extent: QgsRectangle, view_crs: QgsCoordinateReferenceSystem, crs: QgsCoordinateReferenceSystem,
+                transform_context: QgsCoordinateTransformContext) -> QgsGeometry | None:
+    """The map view (``extent`` in ``view_crs``) as a polygon in ``crs``, its edges densified so
+    they follow the projection; None when it cannot be transformed (a view beyond the CRS's area)."""
+    geom = QgsGeometry.fromRect(extent).densifyByCount(32)
+    if view_crs.isValid() and crs.isValid() and view_crs != crs:
+        try:
+            geom.transform(QgsCoordinateTransform(view_crs, crs, transform_context))
+        except QgsCsException:
+            return None
+    return geom if geom.isGeosValid() and not geom.isEmpty() else None
+
+
 @dataclass
 class SpeciesComparison:
-    """One species' agreement with its expert range on a grid, and the range features used."""
+    """One species' agreement with its expert range on the view's grid, or why there is none."""
 
-    evaluation: evaluation.SpeciesEvaluation
+    species: Species
     grid: Grid
     reference_names: list[str]  # the species field's values that mean this species
     features: list  # QgsFeature copies of the species' range (the layer's CRS), for the outline
+    evaluation: evaluation.SpeciesEvaluation | None = None
+    problem: str = ""  # why there is no AP and what to do, to follow the species' label ("has no range ...")
+    share_in_view: float | None = None  # share (0-1) of the range's area inside the view; None: unknown
+
+    @property
+    def label(self) -> str:
+        return self.species.label
 
 
-def compare_species(predictor, species: Species, layer, species_field: str, grid: Grid,
-                    area_weighted: bool = True) -> SpeciesComparison:
-    """AP etc. of ``species`` (model logits) against its polygons in ``layer`` on ``grid`` (land
-    cells), exactly as ``sinr:evaluate_ranges`` computes them. Main thread (reads the layer)."""
-    match = evaluation.match_species(field_values(layer, species_field, layer.name()), [species])
-    if not match.matched:
-        raise OccurrenceError(f"{species.label} has no range in layer {layer.name()!r} (field "
-                              f"{species_field!r} holds no code or name of it). Choose another species or field.")
-    refs, _polys = range_references(layer, species_field, match, grid, layer.crs())
-    scores = evaluation.model_logits(predictor, grid, [species])
-    result = evaluation.evaluate_grid(grid, refs, scores, logits=True, area_weighted=area_weighted)
-    if not result.results:  # the one skip rule of every evaluation, with its reason
-        s = result.skipped[0]
+PARTLY_IN_VIEW = 0.9  # below this share of its range in view, a comparison says it covers only a part
+
+
+def compare_species(predictor, ranges: RangeCopy, grid: Grid, *, view: QgsGeometry | None = None,
+                    area_weighted: bool = True, progress: Callable[[float], None] | None = None,
+                    is_cancelled: IsCancelled = None) -> list[SpeciesComparison]:
+    """AP etc. of every species of ``ranges`` (model logits, ``predictor``) against its polygons on
+    ``grid`` (land cells), exactly as ``sinr:evaluate_ranges`` computes them; one entry per species,
+    in order. Any thread (reads only the copies); ``predictor`` must be this thread's own.
+
+    ``view``: the map view in the ranges' CRS (:func:`view_in_crs`), to measure how much of each
+    range is in view; a species whose range lies wholly outside it is not computed."""
+    names: dict[str, list[str]] = {}
+    for name, sp in ranges.match.matched.items():
+        names.setdefault(sp.code, []).append(name)
+    out = [SpeciesComparison(sp, grid, names.get(sp.code, []), ranges.features.get(sp.code, []))
+           for sp in ranges.species]
+    todo = []
+    for c in out:
+        if not c.reference_names:
+            c.problem = (f"has no range in layer {ranges.layer_name!r} (field {ranges.species_field!r} holds no "
+                         "code or name of it). Choose another species or field.")
+        elif view is not None:
+            c.share_in_view = _share_in_view(c.features, view)
+            if c.share_in_view == 0.0:
+                c.problem = ("is not compared: its expert range is entirely outside the view. Press “Zoom to "
+                             "ranges”, or pan to it.")
+        if not c.problem:
+            todo.append(c)
+    if not todo:
+        return out
+    species = [c.species for c in todo]
+    match = evaluation.SpeciesMatch({n: c.species for c in todo for n in c.reference_names})
+    refs = reference_labels(ranges.polygons, match, grid, is_cancelled)
+    if progress is not None:
+        progress(10.0)
+    scores = evaluation.model_logits(predictor, grid, species, is_cancelled=is_cancelled,
+                                     progress=None if progress is None else lambda p: progress(10.0 + 0.85 * p))
+    result = evaluation.evaluate_grid(grid, refs, scores, logits=True, area_weighted=area_weighted,
+                                      is_cancelled=is_cancelled)
+    by_code = {c.species.code: c for c in todo}
+    for r in result.results:
+        by_code[r.code].evaluation = r
+    for s in result.skipped:  # the one skip rule of every evaluation, with its reason and what to do
         advice = ("No land cell in view has a score: zoom or pan to land." if not s.n_cells else
                   "Its range has no land cell in view: zoom or pan to where it lives." if not s.n_presence else
                   "Its range covers every land cell in view: zoom out so that the view also shows land "
                   "outside the range.")
-        raise GridError(f"{species.label} is not compared: {s.reason}. {advice}")
-    idx = layer.fields().lookupField(species_field)
-    names = {name_key(n) for n in match.matched}
-    features = [f for f in layer.getFeatures() if name_key(attribute_text(f.attribute(idx))) in names]
-    return SpeciesComparison(result.results[0], grid, list(match.matched), features)
+        by_code[s.code].problem = f"is not compared: {s.reason}. {advice}"
+    return out
+
+
+def _share_in_view(features: Sequence[QgsFeature], view: QgsGeometry) -> float | None:
+    """Share of the features' area inside ``view`` (same CRS); None when it cannot be measured."""
+    total = inside = 0.0
+    for f in features:
+        geom = f.geometry()
+        if geom is None or geom.isNull():
+            continue
+        if not geom.isGeosValid():
+            geom = geom.makeValid()
+        part = geom.intersection(view)
+        total += geom.area()
+        inside += part.area() if part is not None and not part.isNull() else 0.0
+    return min(1.0, inside / total) if total > 0 else None

@@ -1,4 +1,5 @@
-"""The user's trained models, remembered across sessions (path, name, species count, when trained).
+"""The user's models (trained, or opened from a file), remembered across sessions (path, name,
+species count, when trained).
 
 Stored as JSON under the plugin's settings prefix (``sinr_qgis/models/registry``). Entries whose
 file has gone are dropped with a message (logged, and returned to the caller), never an error.
@@ -59,7 +60,8 @@ def _key(path: str | Path) -> str:
 
 
 def list_models(prune: bool = True) -> list[ModelEntry]:
-    """The remembered models, newest first; with ``prune``, entries whose file has gone are dropped."""
+    """The remembered models, last added (trained, opened or used) first; with ``prune``, entries
+    whose file has gone are dropped."""
     entries = _read()
     if prune:
         entries, _ = _prune(entries)
@@ -87,9 +89,10 @@ def _prune(entries: list[ModelEntry]) -> tuple[list[ModelEntry], list[str]]:
     return kept, messages
 
 
-def add_model(path: str | Path) -> ModelEntry:
-    """Remember the model at ``path`` (validated by loading it); a model already listed moves to the top."""
-    bundle = ModelBundle.load(path)
+def add_model(path: str | Path, bundle: ModelBundle | None = None) -> ModelEntry:
+    """Remember the model at ``path`` (validated by loading it, unless its loaded ``bundle`` is
+    given); a model already listed moves to the top. Raises ``BundleError`` for a bad file."""
+    bundle = bundle if bundle is not None else ModelBundle.load(path)
     entry = ModelEntry(path=_key(path), name=bundle.name, n_species=bundle.n_species,
                        trained=str(bundle.meta.get("created", "")))
     entries = [e for e in _read() if _key(e.path) != entry.path]

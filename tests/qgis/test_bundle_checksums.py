@@ -15,6 +15,7 @@ from sinr_qgis.gui.dock import SinrDock
 
 from .prediction_helpers import RecordingFeedback, model_file, sinr_provider  # noqa: F401
 from .test_dock import restore_settings  # noqa: F401  (the dock stores the chosen model)
+from .train_helpers import isolated_model_list  # noqa: F401  (a model opened in the dock joins My models)
 
 PARAMS = {"SPECIES": "sp000", "EXTENT": "-80,-78,35,37 [EPSG:4326]", "PIXEL_SIZE": 1.0, "MASK_OCEAN": False}
 
@@ -56,13 +57,14 @@ def test_processing_shows_the_warning_of_a_bundle_without_sums(sinr_provider, mo
         "them cannot be detected. Export or save it again with this version to add them."]
 
 
-def test_dock_shows_the_warning_or_the_refusal(qgis_iface, model_file, tmp_path, restore_settings):  # noqa: F811
+def test_dock_shows_the_warning_or_the_refusal(qgis_iface, model_file, tmp_path, restore_settings,  # noqa: F811
+                                               isolated_model_list):  # noqa: F811
     dock = SinrDock(qgis_iface)
-    dock.model_widget.setFilePath(str(copy_bundle(model_file, tmp_path / "old.sinr", drop_sums=True)))
-    assert dock.bundle is not None
+    assert dock.choose_model(str(copy_bundle(model_file, tmp_path / "old.sinr", drop_sums=True)))
     assert "<b>Warning:</b> old.sinr has no SHA-256 checksums" in dock.model_label.text()
-    dock.model_widget.setFilePath(str(copy_bundle(model_file, tmp_path / "bad.sinr", flip_onnx=True)))
-    assert dock.bundle is None
-    assert "bad.sinr: encoder.onnx is damaged or was altered" in dock.model_label.text()
-    dock.model_widget.setFilePath(str(model_file))
+    # a refused file leaves the model in use loaded and says why
+    assert not dock.choose_model(str(copy_bundle(model_file, tmp_path / "bad.sinr", flip_onnx=True)))
+    assert dock.bundle is not None and dock.bundle.path.name == "old.sinr"
+    assert "bad.sinr: encoder.onnx is damaged or was altered" in dock.status_label.text()
+    assert dock.choose_model(str(model_file))
     assert dock.bundle is not None and "Warning" not in dock.model_label.text()

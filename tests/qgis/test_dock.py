@@ -23,6 +23,7 @@ from tests.factories import make_bundle
 from tests.tolerances import bundle_prob_atol
 
 from .prediction_helpers import bundle, model_file, pixel_centre, read_raster  # noqa: F401
+from .train_helpers import isolated_model_list  # noqa: F401
 
 
 @pytest.fixture
@@ -40,13 +41,13 @@ def restore_settings():
 
 
 @pytest.fixture
-def dock(qgis_iface, qgis_canvas, model_file, restore_settings):  # noqa: F811
+def dock(qgis_iface, qgis_canvas, model_file, restore_settings, isolated_model_list):  # noqa: F811
     qgis_canvas.resize(QSize(240, 160))
     qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
     qgis_canvas.setExtent(QgsRectangle(-80, 35, -70, 45))
     qgis_iface.messageBar().clear_messages()
     d = SinrDock(qgis_iface)
-    d.model_widget.setFilePath(str(model_file))  # fileChanged -> load_model
+    assert d.choose_model(str(model_file))
     yield d
     if d.layer_id:
         QgsProject.instance().removeMapLayer(d.layer_id)
@@ -57,7 +58,7 @@ def test_dock_loads_the_model_and_offers_species(dock, bundle):  # noqa: F811
     assert dock.bundle is not None and dock.bundle.sha256 == bundle.sha256
     assert dock.species_completer.label_list() == [s.label for s in bundle.species]
     assert dock.backend_name in ("onnxruntime", "numpy")
-    assert dock.backend_name in dock.model_label.text()
+    assert dock.backend_name in dock.backend_label.text()
     completer = dock.species_edit.completer()
     completer.setCompletionPrefix("number4")
     assert completer.currentIndex().data() == bundle.species[4].label
@@ -153,7 +154,7 @@ def test_map_tool_lists_species_ranked_like_the_runtime(dock, bundle, qgis_canva
 def test_what_lives_here_keeps_right_to_left_names_from_reordering_the_line(dock, tmp_path):
     b = make_bundle(tmp_path / "random.sinr", n_species=3, width=16, depth=1, seed=2)
     b.species = [Species(0, "q1", "אלון מצוי", 1), Species(1, "a1", "Acer rubrum", 1), Species(2, "e1", "🌳 شجرة", 1)]
-    dock.model_widget.setFilePath(str(b.write(tmp_path / "rtl.sinr")))
+    assert dock.choose_model(str(b.write(tmp_path / "rtl.sinr")))
     assert [s.code for s in dock.bundle.species] == ["q1", "a1", "e1"]
     dock.top_k.setValue(3)
     ranking = dock.show_species_at(QgsPointXY(-84.4, 33.7))  # the canvas is in EPSG:4326

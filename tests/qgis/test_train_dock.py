@@ -1,4 +1,4 @@
-"""The dock's model list: remembered models, gone files dropped with a message, card, Train model…"""
+"""The dock's model chooser: remembered models, gone files dropped with a message, card, Train…"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,24 +40,25 @@ def test_model_list_selects_shows_card_and_drops_gone_files(dock, qtbot, tmp_pat
     with caplog.at_level("INFO", logger="sinr_qgis"):
         d = dock()
     qtbot.addWidget(d)
-    combo = d.model_list.combo
+    combo = d.model_chooser.combo
     assert combo.itemText(0) == "Bundled model (North American trees)"
-    assert [combo.itemData(i) for i in range(1, combo.count())] == [str(Path(kept.path).resolve())]
+    # then My models, a separator and "Open model file…"
+    assert [combo.itemData(i) for i in range(1, combo.count() - 2)] == [str(Path(kept.path).resolve())]
     assert any("Model 'gone' is no longer at" in r.getMessage() for r in caplog.records)
     qtbot.waitUntil(lambda: "Model 'gone' is no longer at" in d.status_label.text(), timeout=2000)
     combo.setCurrentIndex(1)
     combo.activated.emit(1)
-    assert d.model_widget.filePath() == str(Path(kept.path).resolve())
+    assert d.model_path == str(Path(kept.path).resolve())
     assert d.bundle is not None and d.bundle.name == "kept"
-    assert d.model_list.card.text().startswith("Model: kept\nSpecies: 3")
-    assert "Cite:" not in d.model_list.card.text() and "Cite: Cole" in d.model_list.card.toolTip()
+    assert d.model_label.text().startswith("kept: 3 species.")  # plain words; the card under Details
+    assert d.model_details.text().startswith("Model: kept<br>Species: 3") and "Cite: Cole" in d.model_details.text()
 
 
 def test_train_button_trains_and_selects_the_new_model(dock, qtbot, tmp_path):
     QgsProject.instance().addMapLayer(point_layer("EPSG:3857"))
     d = dock()
     qtbot.addWidget(d)
-    dlg = d.model_list.open_train_dialog()
+    dlg = d.model_chooser.open_train_dialog()
     qtbot.addWidget(dlg)
     out = tmp_path / "dock_trained.sinr"
     dlg.output.setFilePath(str(out))
@@ -67,8 +68,8 @@ def test_train_button_trains_and_selects_the_new_model(dock, qtbot, tmp_path):
     assert task is not None
     qtbot.waitUntil(lambda: task.ended and task not in active_tasks(), timeout=120_000)
     assert task.ok, task.error
-    assert d.model_widget.filePath() == str(out.resolve())
-    assert d.model_list.combo.currentData() == str(out.resolve())
+    assert d.model_path == str(out.resolve())
+    assert d.model_chooser.combo.currentData() == str(out.resolve())
     assert d.bundle.name == "dock_trained" and d.bundle.n_species == 3
-    assert "Species: 3" in d.model_list.card.text()
+    assert "Species: 3" in d.model_details.text()
     assert "Trained dock_trained.sinr: 3 species" in d.status_label.text()
