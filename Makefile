@@ -30,10 +30,10 @@ clean:
 desktop: setup  ## the real QGIS desktop, plugin enabled, isolated profile in build/qgis-profile
 	bash scripts/desktop.sh $(ARGS)
 
-package: setup  ## build/sinr_qgis.<version>.zip with pb_tool, ready for the plugin repository
+package:  ## build/sinr_qgis.<version>.zip with pb_tool (own small venv, no torch), for the plugin repository
 	bash scripts/package.sh
 
-test-desktop: setup  ## only the end-to-end desktop test (Xvfb); screenshots in build/screenshots
+test-desktop: setup  ## only the desktop tests (Xvfb): the checkout and the zip install; screenshots in build/screenshots
 	$(PY) -m pytest -q -m desktop tests/desktop
 
 screenshots: test-desktop  ## refresh the README's docs/screenshots from the desktop test's artifacts

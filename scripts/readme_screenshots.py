@@ -1,7 +1,9 @@
 """Copy the best end-to-end desktop screenshots into docs/screenshots/, small enough for the README.
 
-The desktop test (`make test-desktop`) leaves full-size PNGs in build/screenshots/; this scales
-them to at most 1000 px wide (a palette would band the colour ramps, so they stay RGB).
+The desktop tests (`make test-desktop`) leave full-size PNGs in build/screenshots/: afternoon/ from
+the zip install on QGIS's own Python (tests/desktop/test_first_afternoon.py), checkout/ from the
+checkout with the venv, which also trains (tests/desktop/test_desktop_e2e.py). This scales them to
+at most 1000 px wide (a palette would band the colour ramps, so they stay RGB).
 `make screenshots` runs the test, then this.
 """
 from __future__ import annotations
@@ -16,11 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "build" / "screenshots"
 TARGET = ROOT / "docs" / "screenshots"
 # README name <- e2e screenshot, width
-PICKS = {"predict.png": ("03_what_lives_here.png", 1000),
-         "compare.png": ("04_compare.png", 1000),
-         "train_dialog.png": ("05_train_dialog.png", 480),
-         "trained_model.png": ("05_trained_model.png", 1000),
-         "diagnostics.png": ("06_diagnostics.png", 700)}
+PICKS = {"predict.png": ("afternoon/a05_here_list.png", 1000),
+         "compare.png": ("afternoon/a06_compare.png", 1000),
+         "train_dialog.png": ("checkout/05_train_dialog.png", 480),
+         "trained_model.png": ("checkout/05_trained_model.png", 1000),
+         "diagnostics.png": ("afternoon/06_diagnostics.png", 700)}
 
 
 def main() -> int:

@@ -1,4 +1,5 @@
-"""Command line: ``python -m training train ...`` and ``python -m training import-official ...``.
+"""Command line: ``python -m training train ...``, ``python -m training import-official ...`` and
+``python -m training annotate MODEL --data FILE`` (record extents for a bundle of an older version).
 
 User errors (bad files, columns, options) print one line ``error: ...`` on stderr and exit with
 code 2; with ``--jsonl`` an ``{"event": "error", "message": ...}`` line is also written to stdout.
@@ -53,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--depth", type=int, default=4)
     t.add_argument("--dropout", type=float, default=0.5)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--pos-weight", type=float, default=2048.0, help="lambda of the full losses")
+    t.add_argument("--pos-weight", type=_pos_weight, default=2048.0,
+                   help="lambda of the full losses; 'species' = the number of species trained (the bundled "
+                   "model's recipe)")
     t.add_argument("--thin-deg", type=float, default=None,
                    help="keep one record per species per grid cell of this size (degrees)")
     t.add_argument("--min-records", type=int, default=1, help="drop species with fewer records")
@@ -96,7 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
                                   "the content); without it every class keeps its taxon id as name")
     o.add_argument("--out", required=True, help="output model bundle (.sinr)")
     o.add_argument("--name", help="model name (default: the output file's stem)")
+
+    n = sub.add_parser("annotate", help="add where each species' training records are (shown as its reliability) "
+                                        "to a .sinr bundle written by an older version")
+    n.add_argument("model", help="model bundle (.sinr) to annotate")
+    n.add_argument("--data", required=True, help="the occurrence file the model was trained on")
+    n.add_argument("--out", help="write the annotated bundle here (default: replace MODEL)")
+    for col in ("species", "name", "lat", "lon"):
+        n.add_argument(f"--{col}-column")
     return ap
+
+
+def _pos_weight(text: str) -> float | str:
+    """``--pos-weight``: a positive number, or ``species`` (resolved once the species are known)."""
+    if text.strip().lower() == "species":
+        return "species"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'species', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def _check_options(a: argparse.Namespace) -> None:
@@ -185,7 +209,8 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
         env_mean, env_std = stack.stats()
         data.provenance["n_removed_no_covariates"] = n_no_cov
     cfg = TrainConfig(loss=a.loss, cap=a.cap, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                      width=a.width, depth=a.depth, dropout=a.dropout, seed=a.seed, pos_weight=a.pos_weight,
+                      width=a.width, depth=a.depth, dropout=a.dropout, seed=a.seed,
+                      pos_weight=float(data.n_species) if a.pos_weight == "species" else a.pos_weight,
                       thin_deg=a.thin_deg, min_records=a.min_records, encoding=a.encoding,
                       frequencies=a.frequencies,
                       covariates=[Path(c).name for c in a.covariates], negatives=a.negatives,
@@ -221,7 +246,7 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
                                              "training records", "torch": torch.__version__}
     bundle = export_bundle(trainer.model, species, out, name=a.name or out.stem,
                            covariate_names=stack.names if stack is not None else (),
-                           training=training, data=prov,
+                           training=training, data=prov, records=(data.lonlat, data.species),
                            licence=a.licence or DEFAULT_LICENCE.format(file=Path(a.data).name))
     if not a.keep_checkpoint:
         with contextlib.suppress(FileNotFoundError):
@@ -232,6 +257,28 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
     print(f"wrote {out} ({data.n_species} species, final loss {result.final_loss:.4f}, "
           f"training {train_seconds:.1f} s)", file=sys.stderr)
     return summary
+
+
+def run_annotate(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``annotate`` command: re-select the model's training records from ``--data`` with the
+    selection recorded in its model.json (cap, seed, thinning, minimum records) and store each
+    species' record extent and cell count; the weights are untouched."""
+    from sinr_qgis.core.bundle import ModelBundle
+    from sinr_qgis.core.occurrences import read_occurrences
+
+    from .data import prepare_training_data
+    from .export import annotate_bundle
+
+    bundle = ModelBundle.load(a.model)
+    out = check_writable(a.out or a.model)
+    t = bundle.meta.get("training", {})
+    occ = read_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
+                           lat_column=a.lat_column, lon_column=a.lon_column)
+    data = prepare_training_data(occ, cap=int(t.get("cap", 1000)), seed=int(t.get("seed", 0)),
+                                 thin_deg=t.get("thin_deg"), min_records=int(t.get("min_records", 1)))
+    annotate_bundle(bundle, data.codes, data.lonlat, data.species).write(out)
+    print(f"wrote {out} (record extents of {bundle.n_species} species)", file=sys.stderr)
+    return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256}
 
 
 def run_import_official(a: argparse.Namespace) -> dict[str, Any]:
@@ -250,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     jsonl = sys.stdout if getattr(args, "jsonl", False) else None
     try:
-        summary = run_train(args, jsonl) if args.command == "train" else run_import_official(args)
+        run = {"train": run_train, "import-official": run_import_official, "annotate": run_annotate}[args.command]
+        summary = run(args, jsonl) if args.command == "train" else run(args)
     except CancelledError as exc:
         _event(jsonl, {"event": "cancelled", "message": str(exc)})
         print(f"cancelled: {exc}", file=sys.stderr)

@@ -3,7 +3,10 @@
 Members:
 - ``model.json``: format name/version, architecture, encoding (covariate names, means, stds),
   number of species, training configuration, data provenance, licence and citation.
-- ``species.csv``: ``index,code,name,n_train[,threshold]`` in head order.
+- ``species.csv``: ``index,code,name,n_train[,threshold][,common_name][,lon_min,lat_min,lon_max,lat_max,
+  n_cells]`` in head order (the last five: where the training records are, see
+  :mod:`~sinr_qgis.core.reliability`); readers ignore columns they do not know, so optional
+  columns can be added without a format change.
 - ``encoder.onnx``: ``lonlat`` float32 [N, 2] (+ ``env`` float32 [N, k] raw values) -> ``embedding``.
 - ``weights.npz``: ``head`` [n_species, D] plus encoder weights (names in ``network.py``).
 A species' logit at a location is ``embedding . head[i]``; its probability is the sigmoid.
@@ -32,12 +35,15 @@ from . import network
 from .atomic import atomic_path
 from .encoding import ENCODINGS, check_frequencies, input_dim, uses_covariates
 from .errors import BundleError
+from .reliability import ranges_reference, reliability_lines
+from .species_list import species_list_line
 from .species_names import SpeciesIndex
 
 FORMAT_NAME = "sinr-qgis-model"
 FORMAT_VERSION = 1
 MEMBERS = ("model.json", "species.csv", "encoder.onnx", "weights.npz")
 SPECIES_COLUMNS = ("index", "code", "name", "n_train")
+EXTENT_COLUMNS = ("lon_min", "lat_min", "lon_max", "lat_max")  # optional: the records' bulk (degrees)
 EXTENSION = ".sinr"
 SUMS_KEY = "member_sha256"  # model.json: {member: SHA-256 hex} of every member but model.json
 SUMMED_MEMBERS = tuple(m for m in MEMBERS if m != "model.json")
@@ -53,6 +59,10 @@ class Species:
     name: str
     n_train: int
     threshold: float | None = None  # LPT-R probability threshold, if computed at export
+    common_name: str = ""  # vernacular name (optional species.csv column), found by lookups too
+    # where the training records are (core.reliability.record_footprints); None in older bundles
+    record_extent: tuple[float, float, float, float] | None = None  # lon_min, lat_min, lon_max, lat_max
+    n_cells: int | None = None  # distinct 1-degree cells holding the records
 
     @property
     def label(self) -> str:
@@ -250,7 +260,8 @@ class ModelBundle:
         return final
 
     def card(self) -> str:
-        """A short human-readable summary (model card) of the bundle."""
+        """A short human-readable summary (model card) of the bundle, ending with how reliable its
+        species' maps are (:mod:`~sinr_qgis.core.reliability`) and the poor ones, one line each."""
         m = self.meta
         data = m.get("data", {})
         train = m.get("training", {})
@@ -262,12 +273,28 @@ class ModelBundle:
                  f"Trained on: {data.get('file', '?')} ({data.get('n_records_used', '?')} records)",
                  f"Created: {m.get('created', '?')}"]
         if m.get("evaluation"):
-            lines.append(f"Evaluation: {m['evaluation']}")
+            lines.append(f"Evaluation: {_evaluation_text(m['evaluation'])}")
         if m.get("licence"):
             lines.append(f"Licence: {m['licence']}")
         if m.get("citation"):
             lines.append(f"Cite: {m['citation']}")
-        return "\n".join(lines)
+        return "\n".join([*lines, species_list_line(self), *reliability_lines(self)])
+
+
+def _evaluation_text(ev: Any) -> str:
+    """model.json ``evaluation`` in one line: ``<task>_map`` values as "task MAP x.xx %", the
+    per-species ``ranges_ap`` only counted, other plain values as they are."""
+    if not isinstance(ev, dict):
+        return str(ev)
+    parts = []
+    for k, v in ev.items():
+        if k.endswith("_map") and isinstance(v, (int, float)):
+            parts.append(f"{k[:-4]} MAP {v:.2f} %")
+        elif k == "ranges_ap" and isinstance(v, dict):
+            parts.append(f"AP per species against {ranges_reference({'evaluation': ev})} for {len(v)}")
+        elif k != "ranges_reference" and not isinstance(v, (dict, list)):
+            parts.append(f"{k} {v}")
+    return ", ".join(parts)
 
 
 def _check_member_sums(who: str, meta: dict[str, Any], members: dict[str, bytes]) -> list[str]:
@@ -301,21 +328,45 @@ def _parse_species(text: str) -> list[Species]:
         thr = row.get("threshold")
         out.append(Species(index=int(row["index"]), code=row["code"], name=row["name"],
                            n_train=int(row["n_train"] or 0),
-                           threshold=float(thr) if thr not in (None, "") else None))
+                           threshold=float(thr) if thr not in (None, "") else None,
+                           common_name=(row.get("common_name") or "").strip(),
+                           record_extent=_extent(row), n_cells=_int_or_none(row.get("n_cells"))))
     return out
 
 
+def _extent(row: dict[str, str]) -> tuple[float, float, float, float] | None:
+    """The record extent of a species.csv row; None when its columns are absent or empty."""
+    vals = [row.get(c) for c in EXTENT_COLUMNS]
+    if any(v in (None, "") for v in vals):
+        return None
+    x0, y0, x1, y1 = (float(v) for v in vals)
+    return (x0, y0, x1, y1)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return None if text in (None, "") else int(text)
+
+
 def species_csv(species: list[Species]) -> str:
-    """``species.csv`` text; the ``threshold`` column is written when any species has one."""
+    """``species.csv`` text; the ``threshold``, ``common_name`` and record-extent columns are
+    written when any species has one (older readers ignore them)."""
     buf = io.StringIO()
     with_thr = any(s.threshold is not None for s in species)
-    cols = list(SPECIES_COLUMNS) + (["threshold"] if with_thr else [])
+    with_common = any(s.common_name for s in species)
+    with_extent = any(s.record_extent is not None or s.n_cells is not None for s in species)
+    cols = list(SPECIES_COLUMNS) + (["threshold"] if with_thr else []) + (["common_name"] if with_common else [])
+    cols += [*EXTENT_COLUMNS, "n_cells"] if with_extent else []
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
     for s in species:
         row = [s.index, s.code, s.name, s.n_train]
         if with_thr:
             row.append("" if s.threshold is None or math.isnan(s.threshold) else f"{s.threshold:.6g}")
+        if with_common:
+            row.append(s.common_name)
+        if with_extent:
+            row += [f"{v:.4f}" for v in s.record_extent] if s.record_extent is not None else [""] * 4
+            row.append("" if s.n_cells is None else s.n_cells)
         w.writerow(row)
     return buf.getvalue()
 

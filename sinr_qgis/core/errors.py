@@ -39,3 +39,15 @@ class CancelledError(SinrError):
 
 class AmbiguousSpeciesError(SpeciesNotFoundError):
     """A species code, name or list fits more than one species of the model."""
+
+
+class DependencyInstallError(SinrError):
+    """An optional package (e.g. onnxruntime) could not be installed for QGIS's Python.
+
+    ``reason`` names the cause for callers and tests: "network", "proxy", "ssl", "disk",
+    "permission", "platform", "no_interpreter", "no_pip", "verify", "cancelled" or "pip".
+    """
+
+    def __init__(self, message: str, reason: str = "pip") -> None:
+        super().__init__(message)
+        self.reason = reason

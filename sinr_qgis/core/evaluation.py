@@ -33,10 +33,11 @@ import numpy as np
 from osgeo import gdal, osr
 
 from . import metrics
+from .blas import matmul_t
 from .bundle import Species
 from .errors import GridError
 from .grid import Grid
-from .species_names import index_for, name_key
+from .species_names import ONE_EDIT_SCORE, index_for, name_key
 
 
 # ---- species matching --------------------------------------------------------------------------
@@ -48,12 +49,17 @@ class SpeciesMatch:
     matched: dict[str, Species] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)
     ambiguous: dict[str, list[Species]] = field(default_factory=dict)
+    # an unmatched name one slip or one Latin ending away from a species ("Quercus rubrum")
+    close: dict[str, Species] = field(default_factory=dict)
 
     def unmatched_text(self, limit: int = 20) -> str:
-        """The unmatched names for a message; an ambiguous one says which species it fits."""
+        """The unmatched names for a message; an ambiguous one says which species it fits, a near
+        miss which species it may mean."""
         def text(n: str) -> str:
             fits = self.ambiguous.get(n)
-            return repr(n) + (f" (fits {len(fits)} species: {'; '.join(s.label for s in fits[:3])})" if fits else "")
+            if fits:
+                return repr(n) + f" (fits {len(fits)} species: {'; '.join(s.label for s in fits[:3])})"
+            return repr(n) + (f" (did you mean {self.close[n].label}?)" if n in self.close else "")
 
         more = f" and {len(self.unmatched) - limit} more" if len(self.unmatched) > limit else ""
         return ", ".join(text(n) for n in self.unmatched[:limit]) + more
@@ -67,7 +73,8 @@ def match_species(names: Iterable[str], species: Sequence[Species]) -> SpeciesMa
     Empty names are dropped; names with the same :func:`~sinr_qgis.core.species_names.name_key`
     appear once (first spelling kept, exactly as given, so callers can look it up). Two names
     meaning the same species (its code and its name) both match it. A name that fits several
-    species matches none: it is unmatched and listed in ``ambiguous``.
+    species matches none: it is unmatched and listed in ``ambiguous``. A name one slip or one Latin
+    ending away from a species ("Quercus rubrum") stays unmatched, its likely species in ``close``.
     """
     index = index_for(species)
     out = SpeciesMatch()
@@ -85,6 +92,8 @@ def match_species(names: Iterable[str], species: Sequence[Species]) -> SpeciesMa
             out.unmatched.append(text)
             if found:
                 out.ambiguous[text] = found
+            elif near := index.suggestions(text, n=1, min_score=ONE_EDIT_SCORE):
+                out.close[text] = near[0]  # said, never matched: a near name may be another species
     return out
 
 
@@ -410,7 +419,8 @@ def model_logits(predictor, grid: Grid, species: Sequence[Species], *, mask_ocea
     # float64 products: the result no longer depends on how BLAS splits a float32 sum (which
     # differs with the number of species), so near-tied cells rank the same in every caller
     head = np.asarray(predictor.bundle.head, dtype=np.float64)[[s.index for s in species]].T
-    arr = map_grid(predictor, grid, lambda e: np.asarray(e, dtype=np.float64) @ head, len(species),
+    # matmul_t, not numpy's @: numpy's product can be bound to a reference BLAS inside QGIS (core.blas)
+    arr = map_grid(predictor, grid, lambda e: matmul_t(np.asarray(e, dtype=np.float64), head.T), len(species),
                    mask_ocean=mask_ocean, covariates=covariates, progress=progress, is_cancelled=is_cancelled)
     return {s.code: arr[k] for k, s in enumerate(species)}
 

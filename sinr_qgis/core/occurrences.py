@@ -270,9 +270,11 @@ def _choose_table(container: Container, label: str, explicit: dict[str, str | No
 
 
 def _has_observation_columns(container: Container, table: str, label: str, explicit: dict[str, str | None]) -> bool:
-    with container.open(table) as raw:
+    # the text wrapper is closed too (closing it closes ``raw``): one left to the garbage
+    # collector is an "unclosed file" ResourceWarning
+    with container.open(table) as raw, open_text(raw, "utf-8-sig", label) as text:
         try:
-            rows = header_rows(open_text(raw, "utf-8-sig", label), label, table)
+            rows = header_rows(text, label, table)
             _resolve_columns(rows.header, explicit, label)
         except OccurrenceError:  # not a table of observations (a readme, a licence), or not text
             return False
@@ -311,9 +313,9 @@ def _open_data(container: Container, data: DataFile, label: str, role: str = "co
             f"{label}: meta.xml names the {role} file '{posixpath.basename(data.location)}', which is not in the "
             "archive; the archive is incomplete, export or download it again."
         )
-    with container.open(member) as raw:
+    with container.open(member) as raw, open_text(raw, data.encoding, label) as text:
         yield declared_rows(
-            open_text(raw, data.encoding, label), label, member, encoding=data.encoding, terms=data.terms,
+            text, label, member, encoding=data.encoding, terms=data.terms,
             delimiter=data.delimiter, quotechar=data.quotechar, skip_lines=data.skip_lines,
         )
 
@@ -324,8 +326,9 @@ def _open_data(container: Container, data: DataFile, label: str, role: str = "co
 
 def _read_table(raw: IO[bytes], label: str, name: str, explicit: dict[str, str | None]) -> Occurrences:
     """A CSV/TSV (GBIF, iNaturalist or generic) whose first line names the columns."""
-    rows = header_rows(open_text(raw, "utf-8-sig", label), label, name)
-    roles, columns, n_read = _columns(rows, rows.header, label, explicit)
+    with open_text(raw, "utf-8-sig", label) as text:  # closed here, not left to the garbage collector
+        rows = header_rows(text, label, name)
+        roles, columns, n_read = _columns(rows, rows.header, label, explicit)
     return _from_columns(roles, columns, n_read, label)
 
 

@@ -45,7 +45,8 @@ the pixel is nodata (never a silent zero).
 
 GeoTIFF outputs (see :mod:`~sinr_qgis.core.raster_io`): Float32 COG, DEFLATE, nodata -9999, band
 description = species name, per-band metadata (SPECIES_CODE, VALUE probability|binary,
-THRESHOLD), dataset metadata (MODEL_NAME, MODEL_SHA256, SPECIES_CODE and SPECIES_NAME as
+THRESHOLD, the species' reliability: RELIABILITY, N_TRAIN, RANGES_AP, ...), dataset metadata
+(MODEL_NAME, MODEL_SHA256, SPECIES_CODE and SPECIES_NAME as
 comma-separated lists, CSV-quoted where an item holds a comma or quote, ENCODING, BACKEND,
 OCEAN_MASK), and a ``.qml`` default style beside each file. ``threshold`` adds a 0/1 band after
 each species' probability band: a number (fixed), or ``"lpt_r"`` (each species' LPT-R threshold
@@ -68,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from . import network
+from .blas import matmul_t
 from .bundle import ModelBundle, Species
 from .encoding import uses_covariates
 from .errors import BundleError, CancelledError, CovariateError, OutputError, SpeciesNotFoundError
@@ -75,6 +77,7 @@ from .file_names import MAX_NAME_BYTES, unique_file_stems
 from .grid import Grid
 from .landmask import load_land_mask
 from .raster_io import BandSpec, GeoTiffWriter, RasterBandSampler
+from .reliability import SpeciesReliability, species_reliability
 from .species_names import format_species_list
 
 LOG = logging.getLogger("sinr_qgis")
@@ -110,10 +113,13 @@ def default_threads() -> int:
 
 # ---- backends --------------------------------------------------------------------------------
 class _NumpyBackend:
+    """The encoder in numpy, its products on scipy's BLAS (see :mod:`~sinr_qgis.core.blas`)."""
+
     name = "numpy"
 
     def __init__(self, bundle: ModelBundle) -> None:
-        self.weights = bundle.weights
+        # C-contiguous float32 once here (a no-op for loaded bundles), so no product copies a weight
+        self.weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in bundle.weights.items()}
         self.encoding = bundle.encoding
         self.frequencies = bundle.frequencies
 
@@ -214,7 +220,8 @@ class Predictor:
         elif backend == "onnxruntime":
             if not onnxruntime_available():
                 raise BundleError("The onnxruntime backend was requested but onnxruntime is not installed. "
-                                  "Install it (pip install onnxruntime) or use the numpy backend.")
+                                  "Install it with the Install onnxruntime button of the SINR panel (a plain "
+                                  "pip install would upgrade QGIS's numpy), or use the numpy backend.")
             self._backend = _OnnxBackend(bundle, self.threads)
         elif onnxruntime_available():
             try:
@@ -338,7 +345,7 @@ class Predictor:
     def logits(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
         """Logits [N, S] = embedding . head[species]."""
         head = self._head_rows(self._indices(species))
-        return np.asarray(embedding, dtype=np.float32) @ head.T
+        return matmul_t(np.ascontiguousarray(embedding, dtype=np.float32), head)
 
     def probabilities(self, embedding: np.ndarray,
                       species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
@@ -364,7 +371,7 @@ class Predictor:
             ok = np.isfinite(e).all(axis=1)
             if not ok.any():
                 continue
-            lg = e[ok] @ self._head.T
+            lg = matmul_t(e[ok], self._head)
             part = np.argpartition(-lg, k - 1, axis=1)[:, :k] if k < self.n_species else \
                 np.tile(np.arange(self.n_species), (lg.shape[0], 1))
             vals = np.take_along_axis(lg, part, axis=1)
@@ -655,12 +662,15 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
     """Predict ``species`` on ``grid`` and write Float32 COG GeoTIFF(s) with a ``.qml`` style beside.
 
     Bands per species: probability (description = species name), then, if ``threshold`` is set,
-    a 0/1 band "<name> present (p >= t)". All files are written atomically after the whole grid
-    is done; a cancel or an error leaves no file. Returns the paths, the thresholds used and
-    warnings (also logged).
+    a 0/1 band "<name> above threshold (p >= t)". Each band's metadata carries the species'
+    reliability (:func:`reliability_metadata`). All files are written atomically after the whole
+    grid is done; a cancel or an error leaves no file. Returns the paths, the thresholds used and
+    warnings (also logged): threshold fallbacks and each species whose map is poor.
     """
     sp = predictor.resolve_species(species)
     thresholds, warnings = resolve_thresholds(sp, threshold, fallback_threshold)
+    reliability = {s.code: species_reliability(predictor.bundle, s) for s in sp}
+    warnings += [f"{s.label}: {reliability[s.code].warning}" for s in sp if reliability[s.code].level == "poor"]
     for w in warnings:
         LOG.warning(w)
     paths = species_output_paths(path, sp, one_file_per_species, predictor.bundle.species)
@@ -671,12 +681,14 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
         specs: list[BandSpec] = []
         cols: list[tuple[int, float | None]] = []  # (head index, threshold or None)
         for s in group:
-            bm = {"SPECIES_CODE": s.code, "SPECIES_NAME": s.name, "SPECIES_INDEX": str(s.index)}
+            bm = {"SPECIES_CODE": s.code, "SPECIES_NAME": s.name, "SPECIES_INDEX": str(s.index),
+                  **reliability_metadata(reliability[s.code])}
             specs.append(BandSpec(s.name or s.code, {**bm, "VALUE": "probability"}))
             cols.append((s.index, None))
             if s.code in thresholds:
                 t, src = thresholds[s.code]
-                specs.append(BandSpec(f"{s.name or s.code} present (p >= {t:.4g})",
+                # a relative score above a cut, not a presence: the legend and the name say so
+                specs.append(BandSpec(f"{s.name or s.code} above threshold (p >= {t:.4g})",
                                       {**bm, "VALUE": "binary", "THRESHOLD": f"{t:.6g}", "THRESHOLD_SOURCE": src}))
                 cols.append((s.index, t))
         # CSV-quoted: a code or name holding a comma stays one item
@@ -689,6 +701,22 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
                       land_mask=land_mask, progress=progress, is_cancelled=is_cancelled)
     return PredictionResult(paths=written, species=sp, thresholds={c: t for c, (t, _) in thresholds.items()},
                             warnings=warnings, backend=predictor.backend_name)
+
+
+def reliability_metadata(r: SpeciesReliability) -> dict[str, str]:
+    """Band metadata of a species' reliability: RELIABILITY (good | caution | poor | unknown),
+    RELIABILITY_SUMMARY, N_TRAIN, and where known RANGES_AP (0-1), N_CELLS, RECORD_EXTENT
+    ("lon_min,lat_min,lon_max,lat_max" degrees) and RELIABILITY_WARNING."""
+    meta = {"RELIABILITY": r.level, "RELIABILITY_SUMMARY": r.summary, "N_TRAIN": str(r.n_train)}
+    if r.ap_ranges is not None:
+        meta["RANGES_AP"] = f"{r.ap_ranges:.4f}"
+    if r.n_cells is not None:
+        meta["N_CELLS"] = str(r.n_cells)
+    if r.record_extent is not None:
+        meta["RECORD_EXTENT"] = ",".join(f"{v:.4f}" for v in r.record_extent)
+    if r.warning:
+        meta["RELIABILITY_WARNING"] = r.warning
+    return meta
 
 
 def _species_fn(predictor: Predictor, cols: list[tuple[int, float | None]]) -> Callable[[np.ndarray], np.ndarray]:

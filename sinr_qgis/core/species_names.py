@@ -19,8 +19,11 @@ Matching rules (:func:`name_key`):
   different authorships never match each other.
 
 Lookup order (:meth:`SpeciesIndex.find`): the text exactly as a code, then exactly as a name or
-"Name (code)" label, then by :func:`name_key`, then bare name against name with authorship. A
-step that fits two or more species raises :class:`~sinr_qgis.core.errors.AmbiguousSpeciesError`.
+"Name (code)" label, then by :func:`name_key`, then bare name against name with authorship, then
+as a common name (``common_name``, where the model has them: "red maple"). A step that fits two or
+more species raises :class:`~sinr_qgis.core.errors.AmbiguousSpeciesError`. A text that fits none
+raises :class:`~sinr_qgis.core.errors.SpeciesNotFoundError` with the closest names
+(:meth:`SpeciesIndex.suggestions`: "Acer rubra" -> "Did you mean: Acer rubrum (acerrubr)?").
 
 Lists (:meth:`SpeciesIndex.parse_list`, the rule shown in the Processing help as
 :data:`LIST_RULE`): the whole text is tried as one species first; then each line is one item or a
@@ -31,11 +34,14 @@ inside) is taken as it is. A list that reads as two different sets of species is
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Generic, Protocol, TypeVar
+
+import numpy as np
 
 from .errors import AmbiguousSpeciesError, SpeciesNotFoundError
 
@@ -62,7 +68,8 @@ _QUOTES = {'"': '"', "\u201c": "\u201d"}
 
 
 class NamedSpecies(Protocol):
-    """What the index needs of a species (``bundle.Species`` and anything shaped like it)."""
+    """What the index needs of a species (``bundle.Species`` and anything shaped like it); an
+    optional ``common_name`` attribute is looked up and suggested too."""
 
     code: str
     name: str
@@ -192,20 +199,32 @@ class SpeciesIndex(Generic[S]):
         self._exact: dict[str, list[int]] = {}
         self._key: dict[str, list[int]] = {}
         self._bare: dict[str, list[tuple[int, bool]]] = {}  # bare-name key -> (position, has authorship)
+        self._common: dict[str, list[int]] = {}
+        # (key, position) of every spelling a suggestion may come from
+        self._spellings: list[tuple[str, int]] = []
+        self._stems: dict[str, list[int]] = {}  # names without Latin endings: rubra = rubrum
         self.max_commas = 0
         for pos, s in enumerate(self.species):
+            common = name_key(getattr(s, "common_name", ""))
+            _add(self._common, common, pos)
             _add(self._code, s.code.strip(), pos)
             for text in (s.name, s.label):
                 _add(self._exact, text.strip(), pos)
             for text in (s.code, s.name, s.label):
                 _add(self._key, name_key(text), pos)
                 self.max_commas = max(self.max_commas, text.count(","))
-            for text in {s.code, s.name}:
+            spellings = [common]
+            for text in dict.fromkeys((s.code, s.name)):  # the name last: its bare form gives the stem
                 split = split_authorship(text)
                 entry = (pos, split is not None)
                 bare = name_key(split[0] if split else text)
+                spellings += [name_key(text), bare]
                 if bare and entry not in self._bare.get(bare, []):
                     self._bare.setdefault(bare, []).append(entry)
+            self._spellings.extend((k, pos) for k in dict.fromkeys(spellings) if k)
+            _add(self._stems, _stem_key(spellings[-1]), pos)
+        # built here, not on the first suggestion, so that every query takes milliseconds
+        self._bags = _Bags([k for k, _ in self._spellings])
 
     @staticmethod
     def fingerprint_of(species: Sequence[NamedSpecies]) -> list[tuple[int, str, str]]:
@@ -225,6 +244,8 @@ class SpeciesIndex(Generic[S]):
         bare = name_key(split[0] if split else text)
         # bare <-> with authorship only: two different authorships may be two different taxa
         found = [p for p, authored in self._bare.get(bare, []) if not (authored and split is not None)]
+        if not found:
+            found = self._common.get(name_key(text), [])  # last: a scientific name always wins
         return [self.species[p] for p in dict.fromkeys(found)]
 
     def find(self, query: object) -> S:
@@ -240,12 +261,55 @@ class SpeciesIndex(Generic[S]):
                 f"Species {query!r} matches {len(found)} species of model {self.owner!r} "
                 f"({'; '.join(s.label for s in found[:5])}{'; ...' if len(found) > 5 else ''}). "
                 "Give the code, or the name exactly as the model spells it.")
-        key = name_key(query)
-        close = [s.label for s in self.species if key and key in name_key(s.label)][:5]
+        close = [s.label for s in self.suggestions(query)]
         hint = f" Did you mean: {'; '.join(close)}?" if close else ""
         raise SpeciesNotFoundError(
             f"Species {query!r} is not in model {self.owner!r} ({len(self.species)} species).{hint} "
             "Use a code or scientific name from the model's species list.")
+
+    def suggestions(self, text: object, n: int = 5, min_score: float = 0.0) -> list[S]:
+        """Up to ``n`` species whose code, name (with or without authorship) or common name is
+        close to ``text``, best first; ``[]`` when none is close. ``min_score`` raises the bar
+        (``ONE_EDIT_SCORE``: only a slip or a Latin ending away).
+
+        Near misses ("Acer rubra" -> Acer rubrum, "acerrbur" -> acerrubr) score difflib's ratio of
+        the :func:`name_key` forms; a name or code that contains a text of 3 or more characters
+        ("borisii" -> Abies borisii-regis) scores at least 0.7, more the more of it the text
+        covers; a scientific name that differs only in the Latin endings of its epithets (-a, -us,
+        -um, -is, -e: "Acer rubra", "Quercus albus") scores ``STEM_SCORE`` (0.95), and one typing
+        slip (a letter or digit wrong, missing, added, or two swapped: "100043" -> 100042) at least
+        ``ONE_EDIT_SCORE`` (0.9), which difflib alone gives short codes no more than other codes.
+        Species scoring under ``SUGGEST_CUTOFF`` (0.6) or more than ``SUGGEST_SPREAD`` (0.15)
+        below the best (``CLEAR_SPREAD``, 0.05, when the best is a slip or an ending away) are left
+        out, so one clear match is not followed by noise.
+        """
+        query = name_key(text)
+        if not query or n <= 0:
+            return []
+        bags = self._bags
+        # the same name with another Latin ending ("Acer rubra", "Quercus albus") is the likeliest miss
+        split = split_authorship(text)
+        stem = _stem_key(name_key(split[0]) if split else query)
+        score = dict.fromkeys(self._stems.get(stem, []), STEM_SCORE)
+        matcher = difflib.SequenceMatcher(autojunk=False)
+        matcher.set_seq2(query)  # difflib caches what it learns about the second sequence
+        for row in bags.promising(query):
+            matcher.set_seq1(bags.keys[row])
+            pos = self._spellings[row][1]
+            near = ONE_EDIT_SCORE if _one_edit(bags.keys[row], query) else 0.0
+            score[pos] = max(score.get(pos, 0.0), matcher.ratio(), near)
+        if len(query) >= 3:
+            for row in bags.containing(query):
+                pos = self._spellings[row][1]
+                score[pos] = max(score.get(pos, 0.0), 0.7 + 0.3 * len(query) / len(bags.keys[row]))
+        if not score:
+            return []
+        best = max(score.values())
+        # after one slip or ending (0.9+), names two slips away are noise; otherwise offer more
+        floor = max(SUGGEST_CUTOFF, min_score,
+                    best - (CLEAR_SPREAD if best >= ONE_EDIT_SCORE else SUGGEST_SPREAD))
+        chosen = sorted((p for p, v in score.items() if v >= floor), key=lambda p: (-score[p], p))
+        return [self.species[p] for p in chosen[:n]]
 
     def parse_list(self, text: str | Sequence[str]) -> list[S]:
         """The species of a list (rules in the module docstring), in order, duplicates removed.
@@ -322,6 +386,58 @@ class SpeciesIndex(Generic[S]):
         return out
 
 
+class _Bags:
+    """Character counts of many spellings, to find those that may be close to a query fast.
+
+    difflib's ratio is 2 * matches / (len(a) + len(b)), and matches cannot exceed the characters
+    the two texts share; counting characters per bin (code point modulo ``_BINS``, where folding
+    only adds shared counts) keeps that an upper bound, computed for every spelling in one numpy
+    step. Only the ``_EXACT_LIMIT`` spellings with the highest bound get the exact ratio.
+    """
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+        self.counts = self._count("".join(keys), np.repeat(np.arange(len(keys)), self.lengths), len(keys))
+        self.text = "\n".join(keys)  # name_key() leaves no line break inside a key
+        self.starts = np.concatenate(([0], np.cumsum(self.lengths + 1)[:-1]))
+
+    @staticmethod
+    def _count(text: str, rows: np.ndarray, n_rows: int) -> np.ndarray:
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        counts = np.bincount(rows * _BINS + points % _BINS, minlength=n_rows * _BINS)
+        # uint8 keeps 47,000 species' counts small; 255+ of one bin in a name never happens
+        return np.minimum(counts, 255).astype(np.uint8).reshape(n_rows, _BINS)
+
+    def promising(self, query: str) -> np.ndarray:
+        """Rows whose ratio bound reaches ``SUGGEST_CUTOFF``, at most ``_EXACT_LIMIT``, best bound first."""
+        bag = self._count(query, np.zeros(len(query), dtype=np.int64), 1)
+        shared = np.minimum(self.counts, bag).sum(axis=1)
+        bound = 2.0 * shared / (self.lengths + len(query))
+        rows = np.flatnonzero(bound >= SUGGEST_CUTOFF)
+        if len(rows) > _EXACT_LIMIT:
+            rows = rows[np.argpartition(-bound[rows], _EXACT_LIMIT)[:_EXACT_LIMIT]]
+        return rows[np.argsort(-bound[rows], kind="stable")]
+
+    def containing(self, query: str) -> np.ndarray:
+        """Rows whose spelling contains ``query`` (the first ``_EXACT_LIMIT``)."""
+        hits, at = [], self.text.find(query)
+        while at >= 0 and len(hits) < _EXACT_LIMIT:
+            hits.append(at)
+            at = self.text.find(query, at + 1)
+        return np.unique(np.searchsorted(self.starts, hits, side="right") - 1)
+
+
+SUGGEST_CUTOFF = 0.6  # difflib's own default for get_close_matches
+SUGGEST_SPREAD = 0.15
+CLEAR_SPREAD = 0.05
+STEM_SCORE = 0.95
+ONE_EDIT_SCORE = 0.9
+# gender and number endings of Latin epithets, longest first (sylvestris/sylvestre, rubra/rubrum)
+_LATIN_ENDINGS = ("ae", "um", "us", "is", "es", "a", "e", "i", "o")
+_BINS = 64
+_EXACT_LIMIT = 400  # exact comparisons per query: about 10 ms
+
 _last_index: SpeciesIndex[NamedSpecies] | None = None
 
 
@@ -333,6 +449,27 @@ def index_for(species: Sequence[S], owner: str = "the model") -> SpeciesIndex[S]
     if last is None or last.owner != owner or last.fingerprint != SpeciesIndex.fingerprint_of(species):
         last = _last_index = SpeciesIndex(species, owner)
     return last
+
+
+def _stem_key(key: str) -> str:
+    """``key`` (a :func:`name_key`) with the Latin ending of each epithet removed: "acer rubrum"
+    and "acer rubra" -> "acer rubr"; "" for a one-word text (a genus, a code)."""
+    words = key.split(" ")
+    if len(words) < 2:
+        return ""
+    return " ".join(words[:1] + [next((w[:-len(e)] for e in _LATIN_ENDINGS if w.endswith(e) and len(w) > len(e) + 2),
+                                      w) for w in words[1:]])
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with at most one character replaced, removed or added, or two
+    neighbours swapped."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))  # first difference
+    if len(a) != len(b):
+        return a[i + 1:] == b[i:] if len(a) > len(b) else a[i:] == b[i + 1:]
+    return a[i + 1:] == b[i + 1:] or (a[i:i + 2] == b[i:i + 2][::-1] and a[i + 2:] == b[i + 2:])
 
 
 def _add(table: dict[str, list[int]], key: str, pos: int) -> None:

@@ -40,6 +40,7 @@ from .atomic import check_writable
 from .encoding import ENCODINGS
 from .errors import CancelledError, OutputError, SinrError
 from .occurrence_terms import drop_reason_text
+from .train_setup import setup_steps
 
 LOSSES = ("an_full", "an_ssdl", "an_slds", "me_full", "me_ssdl", "gp")
 LOSS_LABELS = {
@@ -50,16 +51,42 @@ LOSS_LABELS = {
     "me_ssdl": "Maximum entropy, same species (ME-SSDL)",
     "gp": "Generative / pseudo-absence (GP)",
 }
-# What the dialog and the algorithm show before the user changes anything: the paper's set-up,
-# the same values as the CLI's defaults (training/cli.py; a test checks they agree).
-DEFAULTS: dict[str, Any] = {"loss": "an_full", "cap": 1000, "epochs": 10, "width": 256, "depth": 4,
-                            "seed": 0, "min_records": 1, "batch_size": 2048}
+# What the dialog and the algorithm show before the user changes anything: the recipe of the
+# bundled model (resources/models/na_trees_coords_v1.md; a test checks it against the bundle's
+# model.json): AN-full with lambda = the number of species, no per-species cap, 20 epochs, random
+# absences on land, the paper's network. With a source column, source-aware negatives are added
+# (cli_arguments). The CLI's own defaults stay the paper's recipe.
+DEFAULTS: dict[str, Any] = {"loss": "an_full", "cap": 0, "epochs": 20, "width": 256, "depth": 4,
+                            "seed": 0, "min_records": 1, "batch_size": 2048, "pos_weight": "species",
+                            "pseudo_negatives": "land"}
+PSEUDO_NEGATIVES = ("land", "sphere")
+# losses with negatives at observed locations, where source-aware negatives act (training/cli.py)
+ROW_NEGATIVE_LOSSES = ("an_full", "me_full", "gp", "an_slds")
+# One line per loss for the dialog and the help: what it takes as absences (training/losses.py).
+LOSS_HELP = {
+    "an_full": "Assume negative, full: at each record's place every other species, and at random places every "
+               "species, count as absent; the presence weighs lambda. The paper's best and the bundled model's.",
+    "an_ssdl": "Assume negative, same species: each record's species counts as absent at one random place; "
+               "other species' records are never used as absences.",
+    "an_slds": "Assume negative, same location: at each record's place one other species, drawn at random, "
+               "counts as absent; no random places.",
+    "me_full": "Maximum entropy, full: AN-full, but the assumed absences pull a score towards 'unknown' (0.5) "
+               "instead of towards 0.",
+    "me_ssdl": "Maximum entropy, same species: AN-SSDL, with the random places pulling towards 'unknown' "
+               "instead of 0.",
+    "gp": "Generative / pseudo-absence (Mac Aodha et al. 2019): AN-full with lambda fixed to the number of "
+          "species.",
+}
 TERM_GRACE_S = 5.0
 STDERR_TAIL_LINES = 20
 TORCH_INSTALL_HELP = (
-    "Install PyTorch for that interpreter, e.g. `{python} -m pip install torch` "
-    "(CPU only, smaller: `{python} -m pip install torch --index-url https://download.pytorch.org/whl/cpu`), "
-    "or choose another Python interpreter that has torch in the SINR training settings.")
+    "Install PyTorch for that interpreter, e.g. `{python} -m pip install torch onnx \"numpy<2\"` "
+    "(CPU only, smaller: `{python} -m pip install torch --index-url https://download.pytorch.org/whl/cpu`, "
+    "then `{python} -m pip install onnx \"numpy<2\"`), or choose another Python interpreter that has torch "
+    "in the SINR training settings.")
+# what the probe checks besides torch, as a message names it
+_NEEDED_WITH_TORCH = {"onnx": "onnx (it writes the model file)",
+                      "osgeo.gdal": "GDAL's Python bindings (osgeo; they read the land mask)"}
 
 
 class TrainingError(SinrError):
@@ -106,6 +133,8 @@ class TrainOptions:
     name: str | None = None
     resume: bool = False
     threads: int | None = None  # torch CPU threads in the child (None: torch's choice)
+    pos_weight: float | str | None = None  # lambda of the full losses; "species" = the number of species
+    pseudo_negatives: str | None = None  # where random absences are drawn: "land" or "sphere" (the paper)
 
     def check(self) -> None:
         """Refuse invalid options up front with a message that says what to change."""
@@ -117,6 +146,13 @@ class TrainOptions:
             if v is not None and (int(v) != v or v < low):
                 raise TrainingInputError(f"{key.replace('_', ' ').capitalize()} must be a whole number "
                                          f">= {low}; got {v}.")
+        if self.pos_weight is not None and self.pos_weight != "species" and not (
+                isinstance(self.pos_weight, (int, float)) and self.pos_weight > 0):
+            raise TrainingInputError(f"The positive weight must be a positive number or 'species'; "
+                                     f"got {self.pos_weight!r}.")
+        if self.pseudo_negatives is not None and self.pseudo_negatives not in PSEUDO_NEGATIVES:
+            raise TrainingInputError(f"Random absences are drawn on 'land' or on the whole 'sphere'; "
+                                     f"got {self.pseudo_negatives!r}.")
         if self.encoding is not None and self.encoding not in ENCODINGS:
             raise TrainingInputError(f"Unknown encoding {self.encoding!r}. Choose one of {', '.join(ENCODINGS)}.")
         if self.encoding in ("env", "sin_cos_env") and not self.covariates:
@@ -140,15 +176,19 @@ def cli_arguments(opts: TrainOptions) -> list[str]:
              ("min_records", "--min-records"), ("encoding", "--encoding"),
              ("species_column", "--species-column"),
              ("lat_column", "--lat-column"), ("lon_column", "--lon-column"),
-             ("source_column", "--source-column"), ("name", "--name"), ("threads", "--threads"))
+             ("source_column", "--source-column"), ("name", "--name"), ("threads", "--threads"),
+             ("pos_weight", "--pos-weight"))
     for key, flag in flags:
         v = getattr(opts, key)
         if v is not None and v != "":
             args += [flag, str(v)]
-    if opts.source_column:
+    if opts.source_column and opts.loss in ROW_NEGATIVE_LOSSES:
         # a record speaks only for the species its own source records, with land pseudo-negatives:
         # the study's winning combination (training/benchmarks/README.md, issue 4 section 5)
-        args += ["--negatives", "source_site", "--pseudo-negatives", "land"]
+        args += ["--negatives", "source_site"]
+    pseudo = opts.pseudo_negatives or ("land" if opts.source_column else None)
+    if pseudo:
+        args += ["--pseudo-negatives", pseudo]
     if opts.covariates:
         args += ["--covariates", *[str(c) for c in opts.covariates]]
     # one JSON line per step drives the progress bar; no text progress bar to fill the stderr tail
@@ -173,10 +213,7 @@ def training_root() -> Path:
     raise TrainingEnvironmentError(
         f"Training is unavailable: the training code (package 'training') was not found next to the "
         f"plugin ({plugin_dir}); the plugin zip does not include it. Prediction and comparison work "
-        "without it. To train, get the source (git clone https://github.com/sinr-qgis/sinr-qgis), run "
-        "`make setup` in it, then either start QGIS with `make desktop`, or replace this plugin folder by "
-        "a link to the checkout's sinr_qgis folder and choose the checkout's .venv/bin/python as the "
-        "Python with PyTorch.")
+        f"without it. {setup_steps(plugin_dir)}")
 
 
 def build_command(python: str, opts: TrainOptions, entry: list[str] | None = None) -> list[str]:
@@ -238,6 +275,12 @@ _PROBE = ("import json, sys\n"
           "    info['torch'] = torch.__version__\n"
           "except Exception as exc:\n"
           "    info['error'] = f'{type(exc).__name__}: {exc}'\n"
+          "info['missing'] = []\n"
+          "for name in ('onnx', 'osgeo.gdal'):\n"  # onnx writes the model file; GDAL reads the land mask
+          "    try:\n"
+          "        __import__(name)\n"
+          "    except Exception:\n"
+          "        info['missing'].append(name)\n"
           "print(json.dumps(info))\n")
 
 
@@ -273,6 +316,31 @@ def check_python(python: str, timeout: float = 120.0) -> dict[str, str]:
             f"PyTorch is missing: the Python interpreter {python} (Python {info.get('python', '?')}) cannot "
             f"import torch ({info.get('error', 'unknown error')}). "
             + TORCH_INSTALL_HELP.format(python=python))
+    missing = [m for m in info.get("missing") or [] if m in _NEEDED_WITH_TORCH]
+    if missing:
+        raise TrainingEnvironmentError(
+            f"The Python interpreter {python} has PyTorch but lacks "
+            + " and ".join(_NEEDED_WITH_TORCH[m] for m in missing) + ", which training needs. "
+            + (f"Install it: `{python} -m pip install onnx \"numpy<2\"`. " if "onnx" in missing else "")
+            + ("Choose QGIS's own Python, which has GDAL, or install GDAL's Python bindings there. "
+               if "osgeo.gdal" in missing else ""))
+    return info
+
+
+def check_training_available(python: str) -> dict[str, str]:
+    """Raise :class:`TrainingEnvironmentError`, saying how to set it up on this system, unless
+    training can run here: the training code is next to the plugin and ``python`` has PyTorch,
+    onnx and GDAL. Returns :func:`check_python`'s versions. Takes seconds (the probe imports torch).
+    When both are missing, the message says both."""
+    problems = []
+    info: dict[str, str] = {}
+    for check in (training_root, lambda: info.update(check_python(python))):
+        try:
+            check()
+        except TrainingEnvironmentError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise TrainingEnvironmentError(" Also: ".join(problems))
     return info
 
 
@@ -408,6 +476,10 @@ class TrainingProcess:
         except (OSError, ValueError):
             pass
         finally:
+            # the pipe is done with: close it here, or it stays open until garbage collection
+            # (a ResourceWarning on the command line)
+            with contextlib.suppress(OSError):
+                stream.close()
             if is_stdout:
                 self._lines.put(None)
 

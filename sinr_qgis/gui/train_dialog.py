@@ -3,18 +3,26 @@
 The dialog only gathers inputs. On "Train" it copies them on the main thread (a point layer is
 exported to a temporary lon/lat CSV by ``qgis_bridge.observations``), then queues a
 ``TrainTask`` and closes; ``on_done(task, ok)`` is called when the task ends.
+
+When it opens it says whether training can run here: the training code's presence is checked at
+once, the interpreter (torch, onnx, GDAL) in a background thread (importing torch takes seconds);
+a failure shows the set-up steps for the user's system. Its defaults are the bundled model's
+recipe (``train_runner.DEFAULTS``), and each loss is explained in one line.
 """
 from __future__ import annotations
 
+import contextlib
+import html
 import logging
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsCheckableComboBox, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import QObject, QSize, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QApplication,
     QButtonGroup,
@@ -22,6 +30,7 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -29,6 +38,7 @@ from qgis.PyQt.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -36,7 +46,17 @@ from qgis.PyQt.QtWidgets import (
 
 from ..core.encoding import ENCODINGS
 from ..core.errors import SinrError
-from ..core.train_runner import DEFAULTS, LOSS_LABELS, LOSSES, TrainOptions, checkpoint_path
+from ..core.train_runner import (
+    DEFAULTS,
+    LOSS_HELP,
+    LOSS_LABELS,
+    LOSSES,
+    TrainingEnvironmentError,
+    TrainOptions,
+    check_training_available,
+    checkpoint_path,
+    training_root,
+)
 from ..qgis_bridge.covariates import raster_layer_source
 from ..qgis_bridge.observations import (
     OBSERVATION_FILE_FILTER,
@@ -59,8 +79,19 @@ ENCODING_CHOICES = (("Automatic (coordinates + covariates when rasters are check
                     ("Coordinates + covariates", "sin_cos_env"))
 
 
+class _Probe(QObject):
+    """Carries the interpreter check's answer from its thread to the dialog (a queued signal)."""
+
+    done = pyqtSignal(str, bool, str)  # message, training can run, the interpreter checked
+
+
 class TrainDialog(QDialog):
-    """Observations, covariates, loss and network settings, output, interpreter -> a ``TrainTask``."""
+    """Observations, covariates, loss and network settings, output, interpreter -> a ``TrainTask``.
+
+    ``availability``: None while the interpreter check runs, then True or False, for the
+    interpreter in the *Python with PyTorch* field (checked again when it changes);
+    ``unavailable_reason``: why training cannot run (empty when it can or is not known yet).
+    """
 
     def __init__(self, parent: QWidget | None = None,
                  on_done: Callable[[TrainTask, bool], None] | None = None) -> None:
@@ -69,7 +100,14 @@ class TrainDialog(QDialog):
         self.setWindowTitle("Train a SINR model")
         self.on_done = on_done
         self.task: TrainTask | None = None
+        self.availability: bool | None = None
+        self.unavailable_reason = ""
+        self._checking_text = ""
         self._build()
+        self._probe = _Probe(self)
+        self._probe.done.connect(self._availability_known)
+        self.python.fileChanged.connect(lambda _path: self.check_availability())
+        self.check_availability()
 
     # ---- widgets -------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -117,10 +155,30 @@ class TrainDialog(QDialog):
         for label, value in ENCODING_CHOICES:
             self.encoding.addItem(label, value)
         self.loss = QComboBox(model)
-        for key in LOSSES:
+        self.loss.setObjectName("SinrTrainLoss")
+        for i, key in enumerate(LOSSES):
             self.loss.addItem(LOSS_LABELS[key], key)
+            self.loss.setItemData(i, LOSS_HELP[key], Qt.ToolTipRole)
+        self.loss_help = QLabel(model)  # the chosen loss in one line, under the list
+        self.loss_help.setObjectName("SinrTrainLossHelp")
+        self.loss_help.setWordWrap(True)
+        self.loss_help.setAlignment(Qt.AlignLeft | Qt.AlignTop)  # under the list, even when its row is taller
+        self.loss.currentIndexChanged.connect(self._loss_changed)
         self.loss.setCurrentIndex(LOSSES.index(DEFAULTS["loss"]))
-        self.cap = self._spin(0, 10_000_000, DEFAULTS["cap"], "0 = all records")
+        self._loss_changed()
+        self.pos_weight = QDoubleSpinBox(model)
+        self.pos_weight.setRange(0.0, 1e6)
+        self.pos_weight.setDecimals(1)
+        self.pos_weight.setSpecialValueText("number of species")  # shown for 0: lambda = C
+        self.pos_weight.setValue(0.0 if DEFAULTS["pos_weight"] == "species" else float(DEFAULTS["pos_weight"]))
+        self.pos_weight.setToolTip("Lambda: how much one presence weighs against the assumed absences in the "
+                                   "full losses. The number of species (the bundled model's choice) balances "
+                                   "them; the paper used 2048 for 47,000 species.")
+        self.land_absences = QCheckBox("Random absences on land only", model)
+        self.land_absences.setChecked(DEFAULTS["pseudo_negatives"] == "land")
+        self.land_absences.setToolTip("Random places taken as absences are drawn on land (the bundled model's "
+                                      "recipe); unticked: anywhere on the globe, as the paper.")
+        self.cap = self._spin(0, 10_000_000, DEFAULTS["cap"], "0 = all records (the bundled model used all)")
         self.epochs = self._spin(1, 100_000, DEFAULTS["epochs"])
         self.width_spin = self._spin(1, 4096, DEFAULTS["width"])
         self.depth = self._spin(0, 64, DEFAULTS["depth"])
@@ -131,6 +189,9 @@ class TrainDialog(QDialog):
         m.addRow("Covariate rasters", self.covariates)
         m.addRow("Model inputs", self.encoding)
         m.addRow("Loss", self.loss)
+        m.addRow("", self.loss_help)
+        m.addRow("Presence weight", self.pos_weight)
+        m.addRow("", self.land_absences)
         m.addRow("Max records per species", self.cap)
         m.addRow("Min records per species", self.min_records)
         m.addRow("Epochs", self.epochs)
@@ -163,16 +224,30 @@ class TrainDialog(QDialog):
         self._output_changed(self.output.filePath())
 
         self.message = QLabel(self)
+        self.message.setObjectName("SinrTrainMessage")
         self.message.setWordWrap(True)
+        self.message.setOpenExternalLinks(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Cancel, self)
         self.train_button = self.buttons.addButton("Train", QDialogButtonBox.AcceptRole)
         self.buttons.accepted.connect(self.start)
         self.buttons.rejected.connect(self.reject)
+        body = QWidget(self)
+        body_layout = QVBoxLayout(body)
+        body_layout.setContentsMargins(0, 0, 0, 0)
+        for part in (obs, model, out):
+            body_layout.addWidget(part)
+        # The settings scroll rather than shrink: a zip install's set-up steps (~20 lines) in the
+        # message, or a short laptop screen, crushed them to unreadable slivers and clipped the loss
+        # help line. The message stays outside, so it is read at once without scrolling.
+        scroll = _ScrolledBody(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         layout = QVBoxLayout(self)
-        layout.addWidget(obs)
-        layout.addWidget(model)
-        layout.addWidget(out)
+        layout.addWidget(scroll, 1)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
 
@@ -214,22 +289,65 @@ class TrainDialog(QDialog):
         path = str(path or "").strip()
         return path if not path or path.lower().endswith(".sinr") else path + ".sinr"
 
+    def _loss_changed(self) -> None:
+        self.loss_help.setText(LOSS_HELP.get(self.loss.currentData(), ""))
+
     def show_message(self, text: str, error: bool = True) -> None:
         colour = "#b00020" if error else "#1b5e20"
-        self.message.setText(f'<span style="color:{colour}">{text}</span>')
+        self.message.setText(f'<span style="color:{colour}">{html.escape(text)}</span>')
+
+    # ---- can training run here? ----------------------------------------------------------------
+    def check_availability(self) -> None:
+        """Say at once when the training code is missing; check the interpreter in the background
+        (``availability`` and the message follow when it answers)."""
+        self.availability, self.unavailable_reason = None, ""
+        python = self._current_python()
+        try:
+            training_root()
+            self.show_message(f"Checking {python} for PyTorch…", error=False)
+            self._checking_text = self.message.text()
+        except TrainingEnvironmentError as exc:  # known at once; the probe adds the interpreter's state
+            self.show_message(str(exc))
+        probe = self._probe
+
+        def run() -> None:
+            try:
+                info = check_training_available(python)
+                answer = (f"Ready to train: {python}: Python {info.get('python', '?')}, "
+                          f"torch {info.get('torch', '?')}", True)
+            except SinrError as exc:
+                answer = (str(exc), False)
+            with contextlib.suppress(RuntimeError):  # the dialog was closed meanwhile
+                probe.done.emit(*answer, python)
+
+        threading.Thread(target=run, name="sinr-train-probe", daemon=True).start()
+
+    def _current_python(self) -> str:
+        return self.python.filePath().strip() or training_interpreter()
+
+    def _availability_known(self, message: str, ok: bool, python: str = "") -> None:
+        if python and python != self._current_python():
+            return  # the answer for an interpreter the user has since replaced
+        self.availability = ok
+        self.unavailable_reason = "" if ok else message
+        # a failure always shows; "ready" only replaces the "Checking" note, not a newer message
+        if not ok or self.message.text() == self._checking_text:
+            self.show_message(message, error=not ok)
 
     # ---- actions -------------------------------------------------------------------------------
     def check_python(self) -> bool:
-        """Check the chosen interpreter (imports torch: a few seconds) and say what was found."""
+        """Check the training code and the chosen interpreter (imports torch: a few seconds) now,
+        and say what was found."""
         QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
             text = check_training_interpreter(self.python.filePath().strip() or None)
         except SinrError as exc:
-            self.show_message(str(exc))
+            self._availability_known(str(exc), False)
             return False
         finally:
             QApplication.restoreOverrideCursor()
-        self.show_message(f"Ready to train: {text}", error=False)
+        self._checking_text = self.message.text()  # an explicit check always shows its answer
+        self._availability_known(f"Ready to train: {text}", True)
         return True
 
     def build_options(self, workdir: Path) -> tuple[TrainOptions, str, str]:
@@ -278,12 +396,23 @@ class TrainDialog(QDialog):
             batch_size=self.batch_size.value(), width=self.width_spin.value(), depth=self.depth.value(),
             seed=self.seed.value(), min_records=self.min_records.value(), encoding=encoding,
             covariates=rasters or None, name=self.model_name.text().strip() or None,
-            resume=self.resume.isChecked(), **kw)
+            resume=self.resume.isChecked(), pos_weight=self.pos_weight.value() or "species",
+            pseudo_negatives="land" if self.land_absences.isChecked() else "sphere", **kw)
         opts.check()
         return opts, label, species_label
 
     def start(self) -> TrainTask | None:
-        """Copy the inputs, queue the training task and close; on a bad input, say why and stay open."""
+        """Copy the inputs, queue the training task and close; on a bad input, or when training
+        cannot run here, say why and stay open."""
+        try:
+            training_root()  # instant, and whatever the interpreter
+            refused = self.unavailable_reason if self.availability is False else ""
+        except TrainingEnvironmentError as exc:
+            refused = self.unavailable_reason or str(exc)
+        if refused:
+            self.show_message(refused)
+            LOG.warning(refused)
+            return None
         workdir = Path(tempfile.mkdtemp(prefix="sinr_train_"))
         try:
             opts, label, species_label = self.build_options(workdir)
@@ -300,3 +429,14 @@ class TrainDialog(QDialog):
         LOG.info("Training %s started in the background.", Path(opts.out).name)
         self.accept()
         return self.task
+
+
+class _ScrolledBody(QScrollArea):
+    """The dialog's settings in a scroll area that asks for their whole height (QScrollArea's own
+    hint stops at about 24 lines), up to 85 % of the screen: a scroll bar only where they do not fit."""
+
+    def sizeHint(self):  # Qt override
+        content = self.widget().sizeHint()
+        screen = self.screen() or QApplication.primaryScreen()
+        tallest = int(0.85 * screen.availableGeometry().height()) if screen is not None else content.height()
+        return QSize(content.width() + self.verticalScrollBar().sizeHint().width(), min(content.height(), tallest))

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
+import sys
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from qgis.core import (
+    QgsApplication,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -15,7 +18,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsRasterLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QTimer
 
 from ..core.bundle import ModelBundle
 from ..core.errors import CancelledError, SinrError
@@ -37,6 +40,13 @@ class SinrAlgorithm(QgsProcessingAlgorithm):
 
     MODEL = "MODEL"
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Every algorithm's ``processAlgorithm`` reports a failure once on the command line
+        (:func:`report_once_on_the_command_line`)."""
+        super().__init_subclass__(**kwargs)
+        if "processAlgorithm" in vars(cls):
+            cls.processAlgorithm = _failure_reported_once(vars(cls)["processAlgorithm"])
+
     def tr(self, text: str) -> str:
         return QCoreApplication.translate("SinrProcessing", text)
 
@@ -55,7 +65,7 @@ class SinrAlgorithm(QgsProcessingAlgorithm):
 
     def add_model_parameter(self) -> None:
         self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, self.tr("Model bundle (.sinr; empty = the bundled North American trees model)"),
+            self.MODEL, self.tr("Model file (leave empty for the bundled trees model)"),
             behavior=QgsProcessingParameterFile.File, extension="sinr", optional=True))
 
     def model(self, parameters: dict, context: QgsProcessingContext,
@@ -79,6 +89,38 @@ def user_errors() -> Iterator[None]:
         raise QgsProcessingException(str(exc) or "Cancelled; nothing was written.") from None
     except SinrError as exc:
         raise QgsProcessingException(str(exc)) from None
+
+
+def report_once_on_the_command_line(message: str) -> None:
+    """Make ``qgis_process`` show the error ``message`` of a failing algorithm once.
+
+    For an algorithm that raises, QGIS 3.22 logs the message as critical, reports it to the
+    feedback (``qgis_process`` prints ``ERROR:<tab>message``) and the feedback logs it again, and
+    ``qgis_process`` echoes every critical log message to stderr: the user reads it three times.
+    So, in ``qgis_process`` only, the message log is silenced until control returns to the event
+    loop (after those two log calls), leaving QGIS's ``ERROR:`` line; with ``--json``, which prints
+    no such line, the message is written to stderr once here. Elsewhere (the desktop, scripts)
+    nothing changes.
+    """
+    if QgsApplication.platform() != "qgis_process":
+        return
+    if "--json" in QCoreApplication.arguments():
+        print(message, file=sys.stderr, flush=True)
+    log = QgsApplication.messageLog()
+    log.blockSignals(True)
+    QTimer.singleShot(0, lambda: log.blockSignals(False))
+
+
+def _failure_reported_once(process: Callable) -> Callable:
+    @functools.wraps(process)
+    def run(self, parameters, context, feedback):
+        try:
+            return process(self, parameters, context, feedback)
+        except QgsProcessingException as exc:
+            report_once_on_the_command_line(str(exc))
+            raise
+
+    return run
 
 
 def progress_callbacks(feedback: QgsProcessingFeedback) -> tuple[Callable[[float], None], Callable[[], bool]]:
@@ -114,10 +156,16 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
         return instance
 
 
-def style_output_on_load(context: QgsProcessingContext, path: str, kind: str, name: str | None = None) -> None:
-    """Attach the styling post-processor to ``path`` if Processing will load it."""
+def style_output_on_load(context: QgsProcessingContext, path: str, kind: str, name: str | None = None,
+                         keep_name: bool = False) -> None:
+    """Attach the styling post-processor to ``path`` if Processing will load it, named ``name``.
+
+    QGIS names a loaded output saved as a file after that file by default (Processing's "Prefer
+    output filename for layer names"); ``keep_name`` keeps ``name`` even then, for a name that
+    carries a caveat the file name would lose."""
     if context.willLoadLayerOnCompletion(path):
         details = context.layerToLoadOnCompletionDetails(path)
         details.setPostProcessor(StyleOnLoad.create(kind))
         if name:
             details.name = name
+            details.forceName = keep_name

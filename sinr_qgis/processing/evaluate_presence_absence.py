@@ -12,6 +12,7 @@ from qgis.core import (
 )
 
 from ..core import evaluation
+from ..core.blas import matmul_t
 from ..qgis_bridge import evaluation as bridge
 from ..qgis_bridge import prediction
 from .base import SinrAlgorithm, user_errors
@@ -33,7 +34,7 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
         return "evaluate_presence_absence"
 
     def displayName(self) -> str:
-        return self.tr("Evaluate at presence/absence points (S&T-style)")
+        return self.tr("Evaluate at presence/absence plots")
 
     def shortHelpString(self) -> str:
         return self.tr(
@@ -59,14 +60,16 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
             self.INPUT, self.tr("Presence/absence points"), [QgsProcessing.TypeVectorPoint]))
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterField(
-            self.SPECIES_FIELDS, self.tr("Species presence fields (wide layout; empty = fields named like species)"),
+            self.SPECIES_FIELDS, self.tr("Presence fields, one per species (empty: detected)"),
             parentLayerParameterName=self.INPUT, type=QgsProcessingParameterField.Any, allowMultiple=True,
             optional=True))
         self.addParameter(QgsProcessingParameterField(
-            self.SPECIES_FIELD, self.tr("Species field (long layout)"), parentLayerParameterName=self.INPUT,
+            self.SPECIES_FIELD, self.tr("…or a species field (one row per species and plot)"),
+            parentLayerParameterName=self.INPUT,
             type=QgsProcessingParameterField.Any, optional=True))
         self.addParameter(QgsProcessingParameterField(
-            self.PRESENCE_FIELD, self.tr("Presence field, 1/0 (long layout)"), parentLayerParameterName=self.INPUT,
+            self.PRESENCE_FIELD, self.tr("…and its presence field (1 present, 0 absent)"),
+            parentLayerParameterName=self.INPUT,
             type=QgsProcessingParameterField.Any, optional=True))
         add_covariates_parameter(self)
         add_output_parameters(self)
@@ -129,7 +132,7 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
                     raise QgsProcessingException(self.tr("Cancelled."))
                 env = None if env_all is None else env_all[start:start + BATCH]
                 emb = predictor.embed(data.lonlat[start:start + BATCH], env)
-                logits[start:start + BATCH] = emb.astype(np.float64) @ head
+                logits[start:start + BATCH] = matmul_t(emb.astype(np.float64), head.T)  # not numpy's @: see core.blas
                 feedback.setProgress(80.0 * min(n, start + BATCH) / max(1, n))
             scores = {sp.code: logits[:, k] for k, sp in enumerate(used)}
             result = evaluation.evaluate_points(list(refs.values()), scores, logits=True)

@@ -45,7 +45,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
         return "evaluate_ranges"
 
     def displayName(self) -> str:
-        return self.tr("Evaluate against expert ranges (IUCN-style)")
+        return self.tr("Evaluate against expert range maps")
 
     def shortHelpString(self) -> str:
         return self.tr(
@@ -81,21 +81,21 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.PREDICTION, self.tr("Prediction rasters (instead of the model)"), QgsProcessing.TypeRaster,
+            self.PREDICTION, self.tr("…or prediction rasters instead of the model"), QgsProcessing.TypeRaster,
             optional=True))
         self.addParameter(QgsProcessingParameterMapLayer(
-            self.RANGES, self.tr("Expert ranges (polygons, or a raster with cells > 0 = presence)"),
+            self.RANGES, self.tr("Expert ranges"),
             types=[QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeRaster]))
         self.addParameter(QgsProcessingParameterField(
-            self.SPECIES_FIELD, self.tr("Species field (codes or scientific names; empty = best match)"),
+            self.SPECIES_FIELD, self.tr("Species field (leave empty to detect it)"),
             parentLayerParameterName=self.RANGES, type=QgsProcessingParameterField.Any, optional=True))
         self.addParameter(QgsProcessingParameterExtent(
-            self.EXTENT, self.tr("Evaluation extent (empty = the range layer's extent)"), optional=True))
+            self.EXTENT, self.tr("Extent (leave empty for the ranges' extent)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.PIXEL_SIZE, self.tr("Cell size (grid CRS units; 0 = 0.25 degree or 400 cells)"),
+            self.PIXEL_SIZE, self.tr("Cell size (0: automatic)"),
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterBoolean(
-            self.AREA_WEIGHTED, self.tr("Weight cells by area (cos latitude, lon/lat grids)"), defaultValue=True))
+            self.AREA_WEIGHTED, self.tr("Weight cells by their area"), defaultValue=True))
         add_covariates_parameter(self)
         add_output_parameters(self)
 

@@ -3,22 +3,24 @@ from __future__ import annotations
 
 import re
 
+from qgis import utils as qgis_utils
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
+    QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QThread
 
 from ..core.bundle import ModelBundle
 from ..core.errors import GridError
-from ..core.grid import Grid, extent_across_antimeridian
+from ..core.grid import Grid, extent_across_antimeridian, off_globe_note
 from ..qgis_bridge.covariates import covariate_sources
 from ..qgis_bridge.crs import crs_to_core
 from ..qgis_bridge.grids import grid_from_extent
@@ -30,13 +32,31 @@ def _tr(text: str) -> str:
     return QCoreApplication.translate("SinrProcessing", text)
 
 
-def add_grid_parameters(alg: QgsProcessingAlgorithm, default_pixel_size: float = 0.1) -> None:
-    alg.addParameter(QgsProcessingParameterExtent(EXTENT, _tr("Extent")))
+def add_grid_parameters(alg: QgsProcessingAlgorithm) -> None:
+    """EXTENT (default: the map canvas's visible extent, where there is one), PIXEL_SIZE (default 0:
+    automatic) and MASK_OCEAN; what each means is in :data:`GRID_HELP`."""
+    alg.addParameter(QgsProcessingParameterExtent(EXTENT, _tr("Extent"), defaultValue=canvas_extent()))
     alg.addParameter(QgsProcessingParameterNumber(
-        PIXEL_SIZE, _tr("Pixel size (extent CRS units; 0 = about 1000 pixels wide)"),
-        QgsProcessingParameterNumber.Double, defaultValue=default_pixel_size, minValue=0.0))
-    alg.addParameter(QgsProcessingParameterBoolean(
-        MASK_OCEAN, _tr("Mask ocean (nodata over the sea)"), defaultValue=True))
+        PIXEL_SIZE, _tr("Pixel size (0: automatic)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
+        minValue=0.0))
+    alg.addParameter(QgsProcessingParameterBoolean(MASK_OCEAN, _tr("Leave the ocean empty"), defaultValue=True))
+
+
+def canvas_extent() -> str | None:
+    """The main map canvas's visible extent in its CRS, as Processing's extent text
+    (``"xmin,xmax,ymin,ymax [EPSG:3857]"``: the dialog's extent widget keeps the CRS of a text,
+    not of a QgsReferencedRectangle): what a user means by "here" when a dialog opens. None
+    without a canvas (``qgis_process``, scripts: EXTENT must then be given) or off the main thread
+    (a canvas is read on the thread that owns it only)."""
+    app, iface = QCoreApplication.instance(), qgis_utils.iface  # set by the desktop after start-up
+    if iface is None or app is None or QThread.currentThread() != app.thread():
+        return None
+    canvas = iface.mapCanvas()
+    if canvas is None or canvas.extent().isEmpty():
+        return None
+    e, crs = canvas.extent(), canvas.mapSettings().destinationCrs()
+    name = crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)
+    return f"{e.xMinimum()!r},{e.xMaximum()!r},{e.yMinimum()!r},{e.yMaximum()!r} [{name}]"
 
 
 # QGIS's text form of an extent: "xmin,xmax,ymin,ymax [CRS]"
@@ -68,18 +88,28 @@ def extent_parameter(alg: QgsProcessingAlgorithm, parameters: dict, context: Qgs
     return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()), crs
 
 
-def grid_from_parameters(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> Grid:
-    """The prediction grid: the extent in its own CRS, square pixels of PIXEL_SIZE (raises SinrError)."""
+def grid_from_parameters(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback | None = None) -> Grid:
+    """The prediction grid: the extent in its own CRS, square pixels of PIXEL_SIZE (raises SinrError).
+
+    An extent partly off the globe (e.g. ``-180,180,-100,100`` in EPSG:4326) is kept, its pixels
+    off the globe become nodata and ``feedback`` gets a warning saying how much; an extent with no
+    pixel on the globe raises ``GridError``.
+    """
     extent, crs = extent_parameter(alg, parameters, context)
     if extent is None:
         raise GridError("The extent is empty. Draw or choose an extent with a non-zero width and height.")
-    return grid_from_extent(extent, crs, alg.parameterAsDouble(parameters, PIXEL_SIZE, context))
+    grid = grid_from_extent(extent, crs, alg.parameterAsDouble(parameters, PIXEL_SIZE, context))
+    note = off_globe_note(grid)
+    if note and feedback is not None:
+        feedback.pushWarning(note)
+    return grid
 
 
 def add_covariates_parameter(alg: QgsProcessingAlgorithm) -> None:
     """COVARIATES (advanced, optional): rasters for a model with environmental inputs."""
     param = QgsProcessingParameterMultipleLayers(
-        COVARIATES, _tr("Covariate rasters, in the model's order (environmental models only)"),
+        COVARIATES, _tr("Covariate rasters (models with environmental inputs only)"),
         QgsProcessing.TypeRaster, optional=True)
     param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     alg.addParameter(param)
@@ -103,6 +133,10 @@ COVARIATES_HELP = (
     "are nodata.")
 
 GRID_HELP = (
-    "<i>Extent</i> and its CRS (the output is in that CRS); <i>pixel size</i> in the extent's CRS "
-    "units (degrees for EPSG:4326, metres for most projected CRSs; 0 = about 1000 pixels along "
-    "the longer side); <i>mask ocean</i> makes sea pixels nodata.")
+    "<i>Extent</i> and its CRS (the output is in that CRS); in the dialog it starts as the map's "
+    "visible extent; from <tt>qgis_process</tt> or a script give it as "
+    "<tt>xmin,xmax,ymin,ymax [EPSG:4326]</tt>. <i>Pixel size</i> in the extent's CRS units "
+    "(degrees for EPSG:4326, metres for most projected CRSs); 0 (the default) picks about 1000 "
+    "pixels along the longer side. <i>Leave the ocean empty</i>: sea pixels become nodata. "
+    "An extent reaching off the globe (past the poles, or wider than 360 degrees) is predicted where "
+    "it is on the globe; the rest is nodata and the log says how much.")

@@ -66,7 +66,7 @@ class LocationEmbeddingsAlgorithm(SinrAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         rgb = self.parameterAsEnum(parameters, self.MODE, context) == 0
         with user_errors():
-            grid = grid_from_parameters(self, parameters, context)
+            grid = grid_from_parameters(self, parameters, context, feedback)
             covariates = covariates_from_parameters(self, parameters, context, bundle)
             predictor = prediction.make_predictor(bundle)
             feedback.pushInfo(self.tr("{} x {} pixels, {} bands; backend: {}").format(

@@ -16,10 +16,12 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.reliability import species_reliability
 from ..core.species_names import LIST_RULE
 from ..qgis_bridge import prediction
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
 from .grid_params import (
+    GRID_HELP,
     add_covariates_parameter,
     add_grid_parameters,
     covariates_from_parameters,
@@ -54,12 +56,12 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             "and writes a Float32 GeoTIFF in the extent's CRS (tiled, compressed, nodata set; band "
             "description = species).</p>"
             "<p><b>Inputs.</b> <i>Model</i>: a .sinr bundle; empty = the bundled model. <i>Species</i>: "
-            "codes or scientific names (e.g. <tt>Acer rubrum, Quercus alba</tt>). {species_rule} "
-            "<i>Extent</i> and its CRS; the output is in that CRS. <i>Pixel size</i> in the extent's CRS "
-            "units (degrees for EPSG:4326, metres for most projected CRSs); 0 = about 1000 pixels along "
-            "the longer side. <i>Mask ocean</i>: ocean pixels become nodata. <i>Threshold</i>: "
-            "<b>None</b> writes probabilities only; <b>Fixed value</b> adds, after the probability "
-            "band(s), one 0/1 presence band per species at <i>Threshold value</i>; <b>LPT-R per "
+            "codes or scientific names (e.g. <tt>Acer rubrum, Quercus alba</tt>), or common names where "
+            "the model has them; for a name the model does not know the error lists the closest ones, and "
+            "<i>List a model's species</i> shows them all. {species_rule} {grid_help} <i>Threshold</i>: "
+            "<b>None</b> writes scores only; <b>Fixed value</b> adds, after the score band(s), one 0/1 "
+            "band per species, 1 where the score reaches <i>Threshold value</i> (legend: below/above "
+            "threshold); <b>LPT-R per "
             "species</b> uses each species' threshold stored in the model (the 5th percentile of its "
             "predictions at its training locations) and falls back to <i>Threshold value</i>, with a "
             "warning, for species without one. <i>One file per species</i> writes "
@@ -69,23 +71,27 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             "or macOS get a short tag, so each species has its own file. "
             "<i>Covariates</i> (models with environmental inputs only): one raster per covariate in "
             "the model's order, or one multi-band raster.</p>"
-            "<p><b>Output.</b> One band per species with the probability (0-1) of presence, styled "
-            "with a colour ramp when loaded.</p>").format(species_rule=self.tr(LIST_RULE)) + CAVEATS
+            "<p><b>Output.</b> One band per species with the model's relative score (0-1), styled with "
+            "a colour ramp from low to high relative score when loaded. Each band's metadata carry the "
+            "species' reliability (RELIABILITY good, caution, poor or unknown; N_TRAIN records; "
+            "RANGES_AP, the agreement with expert ranges where the model has it; RELIABILITY_WARNING); "
+            "the log lists it and warns for poor maps.</p>").format(
+                species_rule=self.tr(LIST_RULE), grid_help=self.tr(GRID_HELP)) + CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterString(
-            self.SPECIES, self.tr("Species (codes or scientific names; several: comma-separated or one per line)"),
+            self.SPECIES, self.tr("Species"),
             multiLine=True))
         add_grid_parameters(self)
         self.addParameter(QgsProcessingParameterEnum(
-            self.THRESHOLD, self.tr("Threshold (adds 0/1 presence bands)"),
+            self.THRESHOLD, self.tr("Threshold"),
             options=prediction.THRESHOLD_OPTIONS, defaultValue=prediction.THRESHOLD_NONE))
         self.addParameter(QgsProcessingParameterNumber(
-            self.THRESHOLD_VALUE, self.tr("Threshold value (fixed, or fallback for LPT-R)"),
+            self.THRESHOLD_VALUE, self.tr("Threshold value"),
             QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
         one_file = QgsProcessingParameterBoolean(
-            self.ONE_FILE_PER_SPECIES, self.tr("One file per species (<output>_<code>.tif)"), defaultValue=False)
+            self.ONE_FILE_PER_SPECIES, self.tr("One file per species"), defaultValue=False)
         one_file.setFlags(one_file.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(one_file)
         add_covariates_parameter(self)
@@ -101,7 +107,7 @@ class PredictRangeAlgorithm(SinrAlgorithm):
         one_file = self.parameterAsBoolean(parameters, self.ONE_FILE_PER_SPECIES, context)
         with user_errors():
             species = bundle.find_species_list(self.parameterAsString(parameters, self.SPECIES, context))
-            grid = grid_from_parameters(self, parameters, context)
+            grid = grid_from_parameters(self, parameters, context, feedback)
             covariates = covariates_from_parameters(self, parameters, context, bundle)
             predictor = prediction.make_predictor(bundle)
             feedback.pushInfo(self.tr("Grid: {} x {} pixels in {}; backend: {}").format(
@@ -113,6 +119,9 @@ class PredictRangeAlgorithm(SinrAlgorithm):
                 threshold_mode=self.parameterAsEnum(parameters, self.THRESHOLD, context),
                 threshold_value=self.parameterAsDouble(parameters, self.THRESHOLD_VALUE, context),
                 one_file_per_species=one_file, progress=progress, is_cancelled=is_cancelled)
+        for s in result.species:  # poor maps are also among the warnings, pushed next
+            r = species_reliability(bundle, s)
+            feedback.pushInfo(self.tr("Reliability {}: {}").format(r.level, r.summary))
         for w in result.warnings:
             feedback.pushWarning(w)
         for code, t in result.thresholds.items():

@@ -21,6 +21,7 @@ ALGORITHMS: list[tuple[str, str]] = [
     ("species_richness", "SpeciesRichnessAlgorithm"),
     ("evaluate_ranges", "EvaluateRangesAlgorithm"),
     ("evaluate_presence_absence", "EvaluatePresenceAbsenceAlgorithm"),
+    ("model_species", "ModelSpeciesAlgorithm"),
     ("train_model", "TrainModelAlgorithm"),  # needs torch only in the training interpreter, checked at run
 ]
 

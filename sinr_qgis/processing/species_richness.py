@@ -1,4 +1,5 @@
-"""``sinr:species_richness``: extent -> number of species predicted present per pixel."""
+"""``sinr:species_richness``: extent -> number of species above their threshold per pixel (a map that
+follows sampling effort as much as richness; the output and the log say so)."""
 from __future__ import annotations
 
 from qgis.core import (
@@ -10,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.reliability import RICHNESS_CAVEAT
 from ..core.species_names import LIST_RULE
 from ..qgis_bridge import prediction
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
@@ -44,8 +46,8 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
 
     def shortHelpString(self) -> str:
         return self.tr(
-            "<p>Counts, in each pixel, how many species the model predicts as present: a species "
-            "counts where its probability is at or above its threshold.</p>"
+            "<p>Counts, in each pixel, how many species reach their threshold: a species counts where "
+            "its relative score is at or above its threshold.</p>"
             "<p><b>Inputs.</b> The model (empty = bundled); <i>species</i>: codes or names, or empty "
             "for all the model's species (" + LIST_RULE + "); " + GRID_HELP + " <i>Threshold</i>: "
             "<b>LPT-R per species</b> (default) uses each species' threshold stored in the model (the "
@@ -53,21 +55,26 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
             "for species without one (with a warning); <b>Fixed value</b> uses <i>threshold value</i> "
             "for all. " + COVARIATES_HELP + "</p>"
             "<p><b>Output.</b> A one-band Float32 GeoTIFF of counts (0 to the number of species), "
-            "nodata over masked ocean.</p>" + CAVEATS
+            "nodata over masked ocean; its band name and metadata (CAVEAT) carry the warning below.</p>"
+            "<p><b>Sampling effort.</b> Species richness from presence-only records reflects sampling "
+            "effort as much as richness: more species reach their thresholds where more records were "
+            "collected. The bundled model's peaks follow the densely sampled north-eastern US states, "
+            "not a known richness gradient. Compare with where the training records are before reading "
+            "a hotspot.</p>" + CAVEATS
             + "<p>Richness adds up thresholded relative probabilities: it follows the threshold "
             "choice closely and is a map of predicted ranges overlapping, not a survey count.</p>")
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterString(
-            self.SPECIES, self.tr("Species (codes or names, comma-separated or one per line; empty = all)"),
+            self.SPECIES, self.tr("Species (leave empty for all)"),
             multiLine=True, optional=True))
         add_grid_parameters(self)
         add_covariates_parameter(self)
         self.addParameter(QgsProcessingParameterEnum(
             self.THRESHOLD, self.tr("Threshold"), options=THRESHOLD_LABELS, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.THRESHOLD_VALUE, self.tr("Threshold value (fixed, or fallback for LPT-R)"),
+            self.THRESHOLD_VALUE, self.tr("Threshold value"),
             QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Species richness")))
 
@@ -78,7 +85,7 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
         text = self.parameterAsString(parameters, self.SPECIES, context).strip()
         with user_errors():
             species = bundle.find_species_list(text) if text else list(bundle.species)
-            grid = grid_from_parameters(self, parameters, context)
+            grid = grid_from_parameters(self, parameters, context, feedback)
             mode = THRESHOLD_MODES[self.parameterAsEnum(parameters, self.THRESHOLD, context)]
             thresholds, warnings = prediction.species_thresholds(
                 species, mode, self.parameterAsDouble(parameters, self.THRESHOLD_VALUE, context))
@@ -92,5 +99,7 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
             prediction.species_richness_raster(
                 predictor, grid, species, thresholds, output, mask_ocean=mask_ocean(self, parameters, context),
                 covariates=covariates, progress=progress, is_cancelled=is_cancelled)
-        style_output_on_load(context, output, "count")
+        feedback.pushInfo(self.tr(RICHNESS_CAVEAT))
+        style_output_on_load(context, output, "count", name=self.tr("Species richness (follows sampling effort too)"),
+                             keep_name=True)
         return {self.OUTPUT: output}

@@ -6,12 +6,14 @@ training task makes.
 """
 from __future__ import annotations
 
+import html
 import logging
 import shutil
 import tempfile
 from pathlib import Path
 
 from qgis.core import (
+    QgsApplication,
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
@@ -27,11 +29,21 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
+    QgsProcessingUtils,
 )
 
 from ..core.encoding import ENCODINGS
 from ..core.errors import SinrError
-from ..core.train_runner import DEFAULTS, LOSS_LABELS, LOSSES, TrainOptions, run_training
+from ..core.file_names import safe_file_stem
+from ..core.train_runner import (
+    DEFAULTS,
+    LOSS_HELP,
+    LOSS_LABELS,
+    LOSSES,
+    TrainOptions,
+    check_training_available,
+    run_training,
+)
 from ..qgis_bridge.covariates import raster_layer_source
 from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER, SPECIES, export_file_name, export_observations
 from ..toolbelt import model_registry
@@ -69,6 +81,8 @@ class TrainModelAlgorithm(SinrAlgorithm):
     RESUME = "RESUME"
     PYTHON = "PYTHON"
     THREADS = "THREADS"
+    POS_WEIGHT = "POS_WEIGHT"
+    LAND_ABSENCES = "LAND_ABSENCES"
     OUTPUT = "OUTPUT"
     N_SPECIES = "N_SPECIES"
     N_RECORDS = "N_RECORDS"
@@ -109,47 +123,57 @@ class TrainModelAlgorithm(SinrAlgorithm):
             "<p><b>Covariates</b> (optional): lon/lat rasters (e.g. bioclim), each band one covariate; "
             "their means and standard deviations are computed from the rasters. With rasters the model "
             "uses coordinates + covariates unless you choose otherwise.</p>"
-            "<p><b>Training.</b> <i>Loss</i>: one of SINR's six presence-only losses (AN-full is the "
-            "paper's best). <i>Cap</i>: at most this many records per species (0 = all). <i>Epochs</i>, "
-            "<i>width</i> and <i>depth</i> of the network, <i>seed</i> for a reproducible run. "
+            "<p><b>Training.</b> The defaults are the bundled model's recipe: AN-full, every record "
+            "(no cap), 20 epochs, a network of width 256 and depth 4, the presence weighted by the "
+            "number of species, random absences on land, and, with a source field, absences only for "
+            "the species a record's own source records. <i>Loss</i>, one of SINR's six presence-only "
+            "losses, each taking absences differently:</p><ul>{losses}</ul><p><i>Maximum records per "
+            "species</i>: 0 keeps all. <i>Epochs</i>, <i>width</i> and <i>depth</i> of the network, "
+            "<i>seed</i> for a reproducible run. Advanced: <i>presence weight</i> (lambda of the full "
+            "losses; 0 = the number of species, the paper used 2048 for 47,000 species) and <i>random "
+            "absences on land only</i> (off: anywhere on the globe, as the paper). "
             "<i>Minimum records</i>: species with fewer records are left out. <i>Resume</i> continues "
             "an interrupted training to the same output from its last completed epoch (same data and "
             "options).</p>"
             "<p><b>Requirements.</b> Training runs in a separate Python that has PyTorch (Advanced: "
-            "<i>Python interpreter</i>; default: the plugin setting). If torch is missing you get the "
-            "command to install it.</p>"
+            "<i>Python with PyTorch</i>; default: the plugin setting) and needs the plugin's training "
+            "code, which the plugin zip does not carry. Both are checked before anything is read or "
+            "exported; if one is missing, the error gives the steps for your system (also in the Help, "
+            "<i>Training your own model</i>).</p>"
             "<p><b>Output.</b> The model bundle; a summary (records used and dropped, species, final loss, "
             "time) is written to the log, and the model is added to the dock's model list.</p>"
             "<p><b>Caveats.</b> Presence-only models rank places by relative likelihood of presence. "
             "Few records, or records from one region, give a model that knows little elsewhere.</p>"
-            + ABOUT_SINR + MORE_HELP)
+            + ABOUT_SINR + MORE_HELP).replace(
+                "{losses}", "".join(f"<li>{html.escape(LOSS_HELP[k])}</li>" for k in LOSSES))
 
     def initAlgorithm(self, config=None) -> None:
+        # INPUT (with SPECIES_FIELD) or INPUT_FILE: Processing has no "one of two", so both are
+        # optional and checkParameterValues() says which is missing before the run starts
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, self.tr("Observation points (any CRS)"), [QgsProcessing.TypeVectorPoint], optional=True))
+            self.INPUT, self.tr("Observations (point layer)"), [QgsProcessing.TypeVectorPoint], optional=True))
         self.addParameter(QgsProcessingParameterField(
-            self.SPECIES_FIELD, self.tr("Species field (name or code)"), parentLayerParameterName=self.INPUT,
+            self.SPECIES_FIELD, self.tr("Species field"), parentLayerParameterName=self.INPUT,
             optional=True))
         self.addParameter(QgsProcessingParameterField(
-            self.SOURCE_FIELD, self.tr("Source field (dataset / survey id)"), parentLayerParameterName=self.INPUT,
+            self.SOURCE_FIELD, self.tr("Source field (dataset or survey)"), parentLayerParameterName=self.INPUT,
             optional=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.INPUT_FILE, self.tr("…or an observation file (CSV, GBIF, iNaturalist, Darwin Core Archive)"),
+            self.INPUT_FILE, self.tr("…or an observation file"),
             behavior=QgsProcessingParameterFile.File, optional=True,
             fileFilter=OBSERVATION_FILE_FILTER))
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.COVARIATES, self.tr("Covariate rasters (lon/lat; optional)"), QgsProcessing.TypeRaster,
-            optional=True))
+            self.COVARIATES, self.tr("Covariate rasters"), QgsProcessing.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.ENCODING, self.tr("Model inputs"), options=[self.tr(o) for o in ENCODING_OPTIONS], defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.LOSS, self.tr("Loss"), options=[LOSS_LABELS[k] for k in LOSSES],
             defaultValue=LOSSES.index(DEFAULTS["loss"])))
         for key, label, default, low in (
-                (self.CAP, "Maximum records per species (0 = all)", DEFAULTS["cap"], 0),
+                (self.CAP, "Maximum records per species (0: all)", DEFAULTS["cap"], 0),
                 (self.EPOCHS, "Epochs", DEFAULTS["epochs"], 1),
                 (self.WIDTH, "Network width", DEFAULTS["width"], 1),
-                (self.DEPTH, "Network depth (residual blocks)", DEFAULTS["depth"], 0),
+                (self.DEPTH, "Network depth", DEFAULTS["depth"], 0),
                 (self.SEED, "Random seed", DEFAULTS["seed"], 0),
                 (self.MIN_RECORDS, "Minimum records per species", DEFAULTS["min_records"], 1)):
             self.addParameter(QgsProcessingParameterNumber(
@@ -157,6 +181,10 @@ class TrainModelAlgorithm(SinrAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             self.RESUME, self.tr("Resume from the last checkpoint of this output"), defaultValue=False))
         advanced = [
+            QgsProcessingParameterNumber(self.POS_WEIGHT, self.tr("Presence weight (0: the number of species)"),
+                                         QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0),
+            QgsProcessingParameterBoolean(self.LAND_ABSENCES, self.tr("Random absences on land only"),
+                                          defaultValue=DEFAULTS["pseudo_negatives"] == "land"),
             QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size"),
                                          QgsProcessingParameterNumber.Integer,
                                          defaultValue=DEFAULTS["batch_size"], minValue=1),
@@ -166,10 +194,10 @@ class TrainModelAlgorithm(SinrAlgorithm):
             QgsProcessingParameterString(self.FILE_SOURCE_COLUMN, self.tr("File: source column"), optional=True),
             QgsProcessingParameterString(self.FILE_LAT_COLUMN, self.tr("File: latitude column"), optional=True),
             QgsProcessingParameterString(self.FILE_LON_COLUMN, self.tr("File: longitude column"), optional=True),
-            QgsProcessingParameterFile(self.PYTHON, self.tr("Python interpreter with PyTorch (default: the plugin "
+            QgsProcessingParameterFile(self.PYTHON, self.tr("Python interpreter with PyTorch (empty: plugin "
                                                             "setting)"), behavior=QgsProcessingParameterFile.File,
                                        fileFilter=INTERPRETER_FILE_FILTER, optional=True),
-            QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads for training (0 = automatic)"),
+            QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads for training (0: automatic)"),
                                          QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
         ]
         for p in advanced:
@@ -181,18 +209,53 @@ class TrainModelAlgorithm(SinrAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.N_RECORDS, self.tr("Records used")))
         self.addOutput(QgsProcessingOutputNumber(self.FINAL_LOSS, self.tr("Final training loss")))
 
+    def _observations_name(self, parameters: dict, context: QgsProcessingContext) -> str:
+        data_file = self.parameterAsFile(parameters, self.INPUT_FILE, context)
+        if data_file:
+            return Path(data_file).name.split(".")[0]
+        layer = self.parameterAsVectorLayer(parameters, self.INPUT, context)
+        return layer.name() if layer is not None else "model"
+
+    def checkParameterValues(self, parameters: dict, context: QgsProcessingContext) -> tuple[bool, str]:
+        """The observations are a point layer with its species field, or a file: say which is
+        missing before the run starts (the dialog shows it; qgis_process prints it)."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        layer = parameters.get(self.INPUT) not in (None, "")
+        data_file = parameters.get(self.INPUT_FILE) not in (None, "")
+        if layer and data_file:
+            return False, self.tr("Give the observations either as a point layer or as a file, not both.")
+        if not layer and not data_file:
+            return False, self.tr("No observations: choose a point layer (and its species field) or an "
+                                  "observation file.")
+        if layer and parameters.get(self.SPECIES_FIELD) in (None, ""):
+            return False, self.tr("Choose the species field of the observation layer: the field that holds "
+                                  "each point's species name or code.")
+        return True, ""
+
     # ---- run ----------------------------------------------------------------------------------
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict:
         out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if not out.lower().endswith(".sinr"):
             out += ".sinr"
+        if _in_folder(out, QgsProcessingUtils.tempFolder()):
+            # the dialog's default: QGIS deletes that folder on exit, and the model list would keep
+            # pointing at a deleted model; a model is meant to last
+            lasting = lasting_model_path(self._observations_name(parameters, context))
+            feedback.pushWarning(self.tr("A temporary output would be deleted when QGIS closes: the model is "
+                                         "saved to {} instead (choose a file to save it elsewhere).").format(lasting))
+            out = str(lasting)
+        python = self.parameterAsFile(parameters, self.PYTHON, context) or training_interpreter()
+        feedback.pushInfo(self.tr("Python for training: {}").format(python))
+        with user_errors():  # before anything is exported: a zip install says at once what is missing
+            info = check_training_available(python)
+        feedback.pushInfo(self.tr("Python {}, PyTorch {}").format(info.get("python", "?"), info.get("torch", "?")))
         workdir = Path(tempfile.mkdtemp(prefix="sinr_train_"))
         try:
             with user_errors():
                 opts, label, species_label = self._options(parameters, context, feedback, out, workdir)
-                python = self.parameterAsFile(parameters, self.PYTHON, context) or training_interpreter()
-                feedback.pushInfo(self.tr("Python for training: {}").format(python))
                 result = run_training(
                     opts, python, check_input=True, input_label=label, species_label=species_label,
                     on_progress=feedback.setProgress, is_cancelled=feedback.isCanceled,
@@ -266,7 +329,10 @@ class TrainModelAlgorithm(SinrAlgorithm):
             encoding=encoding, covariates=rasters or None,
             name=self.parameterAsString(parameters, self.MODEL_NAME, context) or None,
             resume=self.parameterAsBoolean(parameters, self.RESUME, context),
-            threads=threads or None, **kw)
+            threads=threads or None,
+            pos_weight=self.parameterAsDouble(parameters, self.POS_WEIGHT, context) or "species",
+            pseudo_negatives="land" if self.parameterAsBoolean(parameters, self.LAND_ABSENCES, context) else "sphere",
+            **kw)
         return opts, label, species_label
 
     @staticmethod
@@ -279,3 +345,28 @@ class TrainModelAlgorithm(SinrAlgorithm):
                               + (f" (resuming at epoch {first})" if first != 1 else ""))
         elif kind == "epoch":
             feedback.pushInfo(f"Epoch {event.get('epoch')}/{event.get('epochs')}: loss {event.get('loss', 0):.4f}")
+
+
+def models_folder() -> Path:
+    """Where a model trained to a temporary output is kept: ``<QGIS profile>/sinr_qgis/models``."""
+    return Path(QgsApplication.qgisSettingsDirPath()) / "sinr_qgis" / "models"
+
+
+def lasting_model_path(name: str) -> Path:
+    """A new ``.sinr`` path named after ``name`` in :func:`models_folder` (created), never an
+    existing file's."""
+    folder = models_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = safe_file_stem(name, fallback="model")
+    path, n = folder / f"{stem}.sinr", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}_{n}.sinr"
+    return path
+
+
+def _in_folder(path: str, folder: str) -> bool:
+    try:
+        return bool(folder) and Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except OSError:
+        return False

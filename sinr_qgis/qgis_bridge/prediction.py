@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from ..core import runtime
+from ..core.blas import matmul_t
 from ..core.bundle import ModelBundle, Species
 from ..core.errors import SinrError
 from ..core.grid import Grid
 from ..core.raster_io import RasterBandSampler
+from ..core.reliability import RICHNESS_CAVEAT
 from ..core.species_names import format_species_list
 
 THRESHOLD_NONE, THRESHOLD_FIXED, THRESHOLD_LPTR = 0, 1, 2
@@ -103,7 +105,8 @@ def species_richness_raster(predictor: runtime.Predictor, grid: Grid, species: S
                             thresholds: np.ndarray, path: str | Path, *, mask_ocean: bool = True,
                             covariates: Covariates = None, progress: Progress = None,
                             is_cancelled: IsCancelled = None) -> Path:
-    """Per pixel, how many ``species`` reach their threshold (p >= t): a one-band GeoTIFF."""
+    """Per pixel, how many ``species`` reach their threshold (p >= t): a one-band GeoTIFF whose band
+    name and CAVEAT metadata say that it follows sampling effort too (``RICHNESS_CAVEAT``)."""
     idx = np.array([s.index for s in species], dtype=np.int64)
     thr = np.asarray(thresholds, dtype=np.float32).reshape(1, -1)
     if thr.shape[1] != idx.size:
@@ -114,9 +117,10 @@ def species_richness_raster(predictor: runtime.Predictor, grid: Grid, species: S
 
     meta = {"PRODUCT": "species richness", "N_SPECIES": str(idx.size),
             "SPECIES_CODE": format_species_list((s.code for s in species), max_chars=30000),
-            "THRESHOLDS": ",".join(f"{t:.6g}" for t in thr.ravel())[:30000]}
+            "THRESHOLDS": ",".join(f"{t:.6g}" for t in thr.ravel())[:30000], "CAVEAT": RICHNESS_CAVEAT}
     return runtime.map_grid_to_geotiff(
-        predictor, grid, path, count, [f"species richness ({idx.size} species)"], metadata=meta,
+        predictor, grid, path, count, [f"species richness ({idx.size} species; follows sampling effort too)"],
+        metadata=meta,
         resampling="AVERAGE", mask_ocean=mask_ocean, covariates=list(covariates or []) or None,
         progress=progress, is_cancelled=is_cancelled)
 
@@ -130,7 +134,8 @@ class Pca:
     explained: np.ndarray   # share of the variance per component
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, dtype=np.float64) - self.mean) @ self.components.T).astype(np.float32)
+        # matmul_t, not numpy's @: numpy's product can be bound to a reference BLAS inside QGIS (core.blas)
+        return matmul_t(np.asarray(x, dtype=np.float64) - self.mean, self.components).astype(np.float32)
 
 
 def fit_pca(x: np.ndarray, k: int = 3) -> Pca:

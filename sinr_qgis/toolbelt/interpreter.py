@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from qgis.core import QgsSettings
 
-from ..core.train_runner import TrainingEnvironmentError, check_python, default_python, training_root
+from ..core.train_runner import TrainingEnvironmentError, check_training_available, default_python, training_root
 from .settings import PREFIX
 
 KEY = PREFIX + "training/python"
@@ -40,7 +40,8 @@ def set_training_interpreter(path: str) -> None:
 
 
 def check_training_interpreter(path: str | None = None) -> str:
-    """A one-line description of a working interpreter, or ``TrainingEnvironmentError`` saying how to fix it."""
+    """A one-line description of a working interpreter, or ``TrainingEnvironmentError`` saying how
+    to fix what is missing (the training code, torch, onnx or GDAL) on this system."""
     python = path or training_interpreter()
-    info = check_python(python)
+    info = check_training_available(python)
     return f"{python}: Python {info.get('python', '?')}, torch {info.get('torch', '?')}"

@@ -326,8 +326,9 @@ def test_bands_metadata_thresholds_and_sidecar(bundle, tmp_path):
     assert res.thresholds == {"sp001": 0.3, "sp002": 0.6}
     assert len(res.warnings) == 1 and "sp002" in res.warnings[0] and "0.6" in res.warnings[0]
     arr, info = read_geotiff(tmp_path / "t.tif")
-    assert info["descriptions"] == ["Species number1", "Species number1 present (p >= 0.3)",
-                                    "Species number2", "Species number2 present (p >= 0.6)"]
+    # a cut of a relative score, not a presence: the binary band says "above threshold"
+    assert info["descriptions"] == ["Species number1", "Species number1 above threshold (p >= 0.3)",
+                                    "Species number2", "Species number2 above threshold (p >= 0.6)"]
     md = info["metadata"]
     assert md["MODEL_NAME"] == "coords" and md["MODEL_SHA256"] == bundle.sha256 and len(bundle.sha256) == 64
     assert md["SPECIES_CODE"] == "sp001,sp002" and md["ENCODING"] == "sin_cos"
@@ -340,6 +341,31 @@ def test_bands_metadata_thresholds_and_sidecar(bundle, tmp_path):
     np.testing.assert_array_equal(arr[3][valid], (arr[2][valid] >= 0.6).astype(np.float32))
     assert np.isnan(arr[1][~valid]).all()
     assert (tmp_path / "t.qml").is_file()
+
+
+def test_bands_carry_the_species_reliability_and_poor_maps_are_warned(bundle, tmp_path):
+    sp = bundle.species
+    aps = {"ranges_ap": {"sp001": 0.1088}, "ranges_reference": "Little's range maps"}
+    b2 = dataclasses.replace(bundle, meta={**bundle.meta, "evaluation": aps}, species=[
+        dataclasses.replace(sp[0], n_train=106, record_extent=(-111.0, 42.3, -105.7, 45.0), n_cells=22),
+        dataclasses.replace(sp[1], n_train=106, record_extent=(-111.0, 42.3, -105.7, 45.0), n_cells=22),
+        *sp[2:]])
+    g = Grid.from_pixel_size((-100, 35, -95, 40), "EPSG:4326", 1.0)
+    res = predict_to_geotiff(Predictor(b2), g, ["sp000", "sp001"], tmp_path / "r.tif", threshold=0.5)
+    _, info = read_geotiff(tmp_path / "r.tif")
+    bm = info["band_metadata"]
+    # sp000: 106 records in 22 cells, no AP -> caution; sp001: the same records and AP 10.9 % -> poor
+    assert [m["RELIABILITY"] for m in bm] == ["caution", "caution", "poor", "poor"]
+    assert bm[0]["N_TRAIN"] == "106" and bm[0]["N_CELLS"] == "22" and "RANGES_AP" not in bm[0]
+    assert bm[0]["RECORD_EXTENT"] == "-111.0000,42.3000,-105.7000,45.0000"
+    assert bm[2]["RANGES_AP"] == bm[3]["RANGES_AP"] == "0.1088"
+    assert bm[2]["RELIABILITY_SUMMARY"] == (
+        "Species number1 (sp001): 106 training records in 22 one-degree cells, mostly within "
+        "111.0°W–105.7°W, 42.3°N–45.0°N; agreement with Little's range maps: AP 10.9%.")
+    assert bm[2]["RELIABILITY_WARNING"].startswith("Poor map: it disagrees with Little's range maps (AP 10.9%)")
+    assert bm[0]["RELIABILITY_WARNING"].startswith("Use with caution: only 106 records in 22 one-degree cells")
+    # only the poor map is a warning of the result (and of predict_range's log)
+    assert res.warnings == [f"Species number1 (sp001): {bm[2]['RELIABILITY_WARNING']}"]
 
 
 def test_threshold_options():

@@ -46,7 +46,7 @@ def test_command_carries_every_option(tmp_path):
     o = tr.TrainOptions(data="d.csv", out="m.sinr", loss="me_ssdl", cap=50, epochs=3, batch_size=64, width=32,
                         depth=1, seed=7, min_records=5, encoding="sin_cos_env", covariates=["c.tif", "d.tif"],
                         species_column="sp", lat_column="y", lon_column="x", source_column="src",
-                        name="My model", resume=True, threads=1)
+                        name="My model", resume=True, threads=1, pos_weight="species", pseudo_negatives="sphere")
     cmd = tr.build_command("/usr/bin/python3", o)
     assert cmd[:5] == ["/usr/bin/python3", "-u", "-m", "training", "train"]
     i = cmd.index("--covariates")
@@ -58,11 +58,16 @@ def test_command_carries_every_option(tmp_path):
                      "--batch-size": "64", "--width": "32", "--depth": "1", "--seed": "7", "--min-records": "5",
                      "--encoding": "sin_cos_env", "--species-column": "sp",
                      "--lat-column": "y", "--lon-column": "x", "--source-column": "src", "--name": "My model",
-                     "--threads": "1", "--negatives": "source_site", "--pseudo-negatives": "land"}
+                     "--threads": "1", "--pos-weight": "species", "--pseudo-negatives": "sphere"}
+    # ME-SSDL has no negatives at observed places: no source-aware negatives, which the CLI would refuse
+    assert "--negatives" not in cmd
     plain = tr.build_command("py", tr.TrainOptions(data="d", out="o"))
     assert plain[-1] == "--no-progress" and "--cap" not in plain and "--resume" not in plain
     # without a source column the paper's negatives stay (every other species, sphere randoms)
-    assert "--negatives" not in plain and "--pseudo-negatives" not in plain
+    assert "--negatives" not in plain and "--pseudo-negatives" not in plain and "--pos-weight" not in plain
+    sourced = tr.build_command("py", tr.TrainOptions(data="d", out="o", source_column="src"))
+    pairs = dict(zip(sourced[5::2], sourced[6::2]))
+    assert pairs["--negatives"] == "source_site" and pairs["--pseudo-negatives"] == "land"
 
 
 def test_all_six_losses_accepted_and_bad_options_refused(opts):
@@ -252,13 +257,26 @@ def test_checkpoint_rule_matches_the_cli():
     assert tr.checkpoint_path("/x/m.sinr") == cli.checkpoint_path("/x/m.sinr")
 
 
-def test_defaults_match_the_cli():
+def test_defaults_are_the_bundled_models_recipe():
+    """The dialog's and the algorithm's defaults train as the bundled model was trained."""
+    from sinr_qgis.core.bundle import ModelBundle
+    from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
     from training import cli, losses
 
-    train = cli.build_parser()._subparsers._group_actions[0].choices["train"]
-    for key, value in tr.DEFAULTS.items():
-        assert train.get_default(key) == value, key
-    assert sorted(tr.LOSSES) == sorted(losses.LOSSES)
+    bundle = ModelBundle.load(BUNDLED_MODEL)
+    recipe = bundle.meta["training"]
+    assert recipe["pos_weight"] == bundle.n_species == 169  # lambda = the number of species
+    expected = {k: recipe[k] for k in ("loss", "cap", "epochs", "width", "depth", "seed", "min_records",
+                                       "batch_size", "pseudo_negatives")} | {"pos_weight": "species"}
+    assert tr.DEFAULTS == expected == {"loss": "an_full", "cap": 0, "epochs": 20, "width": 256, "depth": 4,
+                                       "seed": 0, "min_records": 1, "batch_size": 2048, "pos_weight": "species",
+                                       "pseudo_negatives": "land"}
+    assert recipe["negatives"] == "source_site"  # added by cli_arguments when a source column is given
+    assert sorted(tr.LOSSES) == sorted(losses.LOSSES) == sorted(tr.LOSS_HELP)
+    # every default is an option the CLI understands
+    args = cli.build_parser().parse_args(tr.cli_arguments(tr.TrainOptions(
+        data="d", out="o", **{k: v for k, v in tr.DEFAULTS.items()}, source_column="source")))
+    assert (args.pos_weight, args.cap, args.pseudo_negatives, args.negatives) == ("species", 0, "land", "source_site")
 
 
 def test_check_python_reports_missing_torch_with_install_help(tmp_path):
@@ -305,3 +323,32 @@ def test_cancel_still_works_after_the_child_closed_stdout(opts, tmp_path):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid)
+
+
+@pytest.mark.parametrize("mode", ["ok", "crash", "user_error"])
+def test_the_childs_pipes_are_closed_when_it_ends(opts, mode):
+    """Pipes left to the garbage collector are "unclosed file" ResourceWarnings on the command line."""
+    started = []
+    try:
+        _run(opts, mode=mode, on_start=started.append)
+    except tr.TrainingError:
+        assert mode != "ok"
+    proc = started[0].proc
+    assert proc.stdout.closed and proc.stderr.closed and proc.returncode is not None
+
+
+def test_check_training_available_names_every_missing_piece(tmp_path, monkeypatch):
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho '{\"python\": \"3.11.0\", \"torch\": \"2.3\", \"missing\": [\"osgeo.gdal\"]}'\n")
+    fake.chmod(0o755)
+    with pytest.raises(tr.TrainingEnvironmentError, match=r"has PyTorch but lacks GDAL's Python bindings \(osgeo"):
+        tr.check_training_available(str(fake))
+
+    def missing():
+        raise tr.TrainingEnvironmentError("Training is unavailable: the training code was not found.")
+
+    monkeypatch.setattr(tr, "training_root", missing)
+    with pytest.raises(tr.TrainingEnvironmentError) as err:
+        tr.check_training_available(str(fake))
+    assert str(err.value).startswith("Training is unavailable: the training code was not found. Also: The Python "
+                                     f"interpreter {fake} has PyTorch but lacks GDAL")

@@ -5,6 +5,7 @@ event loop (each step is a generator that yields "wait until" conditions, so QGI
 and background tasks keep running while a step waits). Every step takes a screenshot into
 $SINR_SCREENSHOTS and records what it saw; the findings go as JSON to $SINR_DESKTOP_RESULT and
 QGIS quits. The pytest side (test_desktop_e2e.py) asserts on the JSON and the PNGs.
+first_afternoon.py (the zip install's walk) loads this file for its helpers and runner.
 
 Inputs (environment): SINR_SCREENSHOTS, SINR_DESKTOP_RESULT, SINR_SHARED_DATA, SINR_E2E_RANGES
 (a private copy of the Little ranges GeoPackage), SINR_E2E_MODEL
@@ -242,7 +243,7 @@ def step_predict_dock():
     if dock is None or not hasattr(dock, "predict_button"):
         return {"skipped": "no prediction dock"}
     if MODEL:
-        dock.model_widget.setFilePath(MODEL)
+        dock.choose_model(MODEL)
     yield Wait(lambda: dock.bundle is not None, 60, "the dock to load the model")
     canvas = iface.mapCanvas()
     canvas.setExtent(EXTENT)
@@ -341,7 +342,7 @@ def step_compare_dock():
     field = panel.field_combo.currentField()
     t0 = time.time()
     QTest.mouseClick(panel.compare_button, Qt.LeftButton)
-    yield Wait(lambda: panel.comparison is not None or panel.result_label.text() != "", 120, "the comparison")
+    yield Wait(lambda: panel.task is None, 120, "the comparison task")
     seconds = time.time() - t0
     outline = panel.outline_layer()
     yield from WATCHER.refresh_and_wait()
@@ -382,7 +383,7 @@ def step_train():
     from qgis.PyQt.QtTest import QTest
 
     dock = find_dock()
-    model_list = getattr(dock, "model_list", None)
+    model_list = getattr(dock, "model_chooser", None)
     if model_list is None or not hasattr(model_list, "train_button"):
         return {"skipped": "no Train model button in the dock"}
     csv_path = training_observations()
@@ -420,7 +421,8 @@ def step_train():
     if dialog.isVisible():  # a bad input keeps it open with the reason
         raise AssertionError(f"training did not start: {dialog.message.text()}")
     task = dialog.task
-    yield Wait(lambda: task.progress() > 0 or model_list.combo.count() > 1, 90, "training progress")
+    # (the chooser holds the bundled model, a separator and "Open model file…" before any model of the user)
+    yield Wait(lambda: task.progress() > 0 or model_list.combo.count() > 3, 90, "training progress")
     shot("05_training_running")
     running = {"progress": task.progress(), "description": task.description()}
     yield Wait(lambda: dock.bundle is not None and dock.bundle.name == "My trees", 150,
@@ -462,6 +464,7 @@ def step_diagnostics():
                            for w in QApplication.topLevelWidgets()), 90, "diagnostics dialog")
     dialog = next(w for w in QApplication.topLevelWidgets()
                   if w.objectName() == "SinrDiagnosticsDialog" and w.isVisible())
+    yield Wait(lambda: bool(getattr(dialog, "report", "x")), 90, "diagnostics report collected in its task")
     yield sleep(0.3)
     path = SHOTS / "06_diagnostics.png"
     dialog.grab().save(str(path))
@@ -514,8 +517,8 @@ def finish(reason: str) -> None:
 class Runner:
     """Drives the step generators from a QTimer."""
 
-    def __init__(self) -> None:
-        self.steps = list(STEPS)
+    def __init__(self, steps: list | None = None) -> None:
+        self.steps = list(STEPS if steps is None else steps)
         self.gen = None
         self.name = None
         self.wait: Wait | None = None
@@ -583,4 +586,5 @@ def main() -> None:
     _KEEP.append(Runner())
 
 
-QTimer.singleShot(500, main)
+if __name__ == "__sinr_code__":  # run by QGIS; first_afternoon.py loads this file for its helpers only
+    QTimer.singleShot(500, main)

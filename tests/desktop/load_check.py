@@ -74,8 +74,8 @@ def deep_checks(out: dict) -> None:
         feats.append(f)
     points.dataProvider().addFeatures(feats)
     QgsProject.instance().addMapLayer(points)
-    dock.model_list.train_button.click()
-    dialog = dock.model_list.dialog
+    dock.model_chooser.train_button.click()
+    dialog = dock.model_chooser.dialog
     dialog.check_button.click()
     out["check_message"] = dialog.message.text()
     dialog.use_layer.setChecked(True)

@@ -1,6 +1,6 @@
 """Start the real QGIS desktop under Xvfb with an isolated profile and a --code script.
 
-Shared by the end-to-end desktop test and the package install test. The code script runs inside
+Shared by the end-to-end desktop tests and the package install test. The code script runs inside
 QGIS after start-up, writes its findings as JSON to a file, and quits QGIS itself; this module
 only starts and waits. Nothing here touches the user's own QGIS profile.
 """
@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,26 @@ def desktop_available() -> str | None:
         if shutil.which(exe) is None:
             return f"{exe} is not installed (make setup installs it)"
     return None
+
+
+def build_plugin_zip(out_dir: Path) -> Path:
+    """Build the plugin zip as `make package` does (scripts/package.sh) into ``out_dir``; its path."""
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "package.sh")], cwd=ROOT,
+                          env=dict(os.environ, SINR_PACKAGE_DIR=str(out_dir)),
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/package.sh failed:\n{proc.stdout}{proc.stderr}")
+    zips = list(out_dir.glob("sinr_qgis.*.zip"))
+    if len(zips) != 1:
+        raise RuntimeError(f"scripts/package.sh left {len(zips)} zips in {out_dir}")
+    return zips[0]
+
+
+def unzip_plugin(plugin_zip: Path, plugins_dir: Path) -> Path:
+    """Unzip into ``plugins_dir`` as the Plugin Manager's "Install from ZIP" does; the plugin folder."""
+    with zipfile.ZipFile(plugin_zip) as zf:
+        zf.extractall(plugins_dir)
+    return plugins_dir / "sinr_qgis"
 
 
 def venv_site_packages() -> str:

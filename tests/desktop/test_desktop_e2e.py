@@ -1,7 +1,9 @@
 """End-to-end: the real QGIS desktop, under Xvfb, used as a user would (tests/desktop/e2e_script.py).
 
 One QGIS session runs every step; this module starts it once, then each test checks one step's
-findings and screenshots. Screenshots are kept as artifacts in build/screenshots/.
+findings and screenshots. Screenshots are kept as artifacts in build/screenshots/checkout/. This walk
+runs the plugin from the checkout with the project's venv (onnxruntime, and torch for training);
+test_first_afternoon.py walks a zip install on QGIS's own Python.
 """
 from __future__ import annotations
 
@@ -65,20 +67,22 @@ def e2e(tmp_path_factory, little_ranges):
     shots.mkdir(exist_ok=True)
     (shots / "qgis.log").write_text(run.log)
     (shots / "e2e_result.json").write_text(json.dumps(run.result, indent=1))
-    publish_artifacts(shots)
+    publish_artifacts(shots, "checkout")
     assert run.result, f"QGIS gave no result (rc {run.returncode}):\n{run.log[-4000:]}"
     assert run.result.get("finished") == "done", run.result
     return run.result
 
 
-def publish_artifacts(shots: Path) -> None:
-    """Replace build/screenshots with this run's screenshots, JSON findings and QGIS log."""
-    staging = SCREENSHOTS.with_name(f".screenshots-{os.getpid()}")
+def publish_artifacts(shots: Path, walk: str) -> None:
+    """Replace build/screenshots/<walk> with this run's screenshots, JSON findings and QGIS log."""
+    target = SCREENSHOTS / walk
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{walk}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(shots, staging)
-    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
     try:
-        staging.rename(SCREENSHOTS)
+        staging.rename(target)
     except OSError:  # another run published at the same moment: keep theirs
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -42,7 +42,10 @@ def test_train_model_runs_the_interpreter_named_python3(sinr_provider, isolated_
         w.writerow(["species", "latitude", "longitude"])
         w.writerows([s, lat, lon] for (lon, lat), s in zip(ll, species))
     python = tmp_path / "python3"
-    python.write_text("#!/bin/sh\necho '{\"event\": \"error\", \"message\": \"the chosen python3 ran\"}'\nexit 2\n")
+    # the availability probe (python -c ...) finds torch; the training command then reports an error
+    python.write_text("#!/bin/sh\nif [ \"$1\" = -c ]; then echo '{\"python\": \"3.11.2\", \"torch\": \"2.3\", "
+                      "\"missing\": []}'; exit 0; fi\n"
+                      "echo '{\"event\": \"error\", \"message\": \"the chosen python3 ran\"}'\nexit 2\n")
     python.chmod(0o755)
     with pytest.raises(QgsProcessingException, match=r"^the chosen python3 ran$"):
         processing.run("sinr:train_model", {"INPUT_FILE": str(data), "PYTHON": str(python),

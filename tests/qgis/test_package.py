@@ -92,6 +92,51 @@ def test_zip_ships_the_bundled_model_card_and_land_mask(names):
     assert f"{PLUGIN}/resources/help/index.html" in names
 
 
+def test_package_builds_without_the_training_stack(tmp_path):
+    """`make package` does not run `make setup` (torch): pb_tool comes from its own small venv."""
+    dry = subprocess.run(["make", "-n", "package"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0 and "setup.sh" not in dry.stdout and "package.sh" in dry.stdout, dry.stdout
+    # the packaging venv that `make setup` prepared (scripts/package.sh --venv-only): nothing downloaded here
+    venv = ROOT / "build" / "package-venv"
+    env = dict(os.environ, SINR_PACKAGE_DIR=str(tmp_path / "out"))
+    env.pop("SINR_PACKAGE_VENV", None)
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "package.sh")], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(list((tmp_path / "out").glob("sinr_qgis.*.zip"))) == 1
+    assert (venv / "bin" / "pb_tool").is_file()
+    has_torch = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True)
+    assert has_torch.returncode != 0  # the packaging venv holds pb_tool, not the training stack
+
+
+def test_help_points_only_to_what_the_zip_carries(names, plugin_zip, qgis_app):
+    """Links of the guide are its own anchors or web addresses; files named in the guide, the
+    algorithms' help and the messages users see exist in the zip; the README is named with its URL."""
+    from sinr_qgis.core.bundle import ModelBundle
+    from sinr_qgis.core.train_setup import README_INSTALL, setup_steps
+    from sinr_qgis.processing.provider import available_algorithms
+    from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
+
+    with zipfile.ZipFile(plugin_zip) as zf:
+        guide = zf.read(f"{PLUGIN}/resources/help/index.html").decode("utf-8")
+        about = zf.read(f"{PLUGIN}/metadata.txt").decode("utf-8")
+    anchors = set(re.findall(r'<a (?:name|id)="([^"]+)"', guide))
+    for href in re.findall(r'href="([^"]+)"', guide):
+        assert href.startswith("https://") or (href.startswith("#") and href[1:] in anchors), href
+    texts = {"guide": guide, "metadata": about, "card": ModelBundle.load(BUNDLED_MODEL).card(),
+             "set-up steps": setup_steps("/plugins/sinr_qgis")}
+    for alg in available_algorithms():
+        alg.initAlgorithm()
+        texts[alg.name()] = alg.shortHelpString() + " ".join(p.description() for p in alg.parameterDefinitions())
+    for where, text in texts.items():
+        for path in re.findall(r"(?<![\w/.])((?:resources|docs|training|tests|scripts|shared)/[\w./-]*\w)", text):
+            assert path.startswith("resources/") and f"{PLUGIN}/{path}" in names, (where, path)
+        for mention in re.finditer(r"README", text):
+            assert "https://github.com/sinr-qgis/sinr-qgis" in text[mention.start():mention.start() + 120], (
+                where, text[mention.start() - 60:mention.start() + 60])
+    assert README_INSTALL in guide
+
+
 def metadata_version() -> str:
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(ROOT / "metadata.txt", encoding="utf-8")
@@ -172,6 +217,8 @@ def test_installed_zip_loads_in_a_clean_desktop_profile_without_optional_package
     assert "PyTorch is missing" in res["check_message"] and "pip install torch" in res["check_message"]
     reasons = " ".join(res["log_messages"] + res["bar_messages"] + [res["train_dialog_message"]])
     assert "training code" in reasons and "git clone" in reasons, reasons
+    # at once in the dialog, before anything is exported: what is missing and the steps for this system
+    assert "Training is unavailable" in res["train_dialog_message"] and "To set up training on Linux" in reasons
 
 
 def qgis_process(args: list[str], home: Path, plugins: Path) -> subprocess.CompletedProcess:
@@ -192,3 +239,32 @@ def test_installed_zip_loads_in_qgis_process_with_a_clean_profile(installed, tmp
     algs = qgis_process(["--json", "list"], home, installed)
     providers = json.loads(algs.stdout)["providers"]
     assert "sinr" in providers, list(providers)
+
+
+def test_installed_zip_says_training_is_unavailable_before_exporting(installed, tmp_path):
+    """A zip install has no training code: sinr:train_model says so once, with the set-up steps for
+    this system, before it exports a single observation."""
+    from osgeo import ogr, osr
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    points = tmp_path / "obs.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(points))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    layer = ds.CreateLayer("obs", srs, ogr.wkbPoint)
+    layer.CreateField(ogr.FieldDefn("species", ogr.OFTString))
+    for i in range(30):
+        f = ogr.Feature(layer.GetLayerDefn())
+        f.SetField("species", ["Aus bus", "Cus dus", "Eus fus"][i % 3])
+        f.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({-90 + i % 10} {35 + i // 10})"))
+        layer.CreateFeature(f)
+    ds = None
+    assert qgis_process(["plugins", "enable", PLUGIN], home, installed).returncode == 0
+    run = qgis_process(["run", "sinr:train_model", "--", f"INPUT={points}", "SPECIES_FIELD=species",
+                        f"OUTPUT={tmp_path / 'm.sinr'}"], home, installed)
+    assert run.returncode != 0
+    text = run.stdout + run.stderr
+    assert text.count("Training is unavailable: the training code (package 'training') was not found") == 1, text
+    assert "To set up training on Linux" in text and "archive/refs/heads/main.zip" in text
+    assert "exported" not in text and not (tmp_path / "m.sinr").exists()

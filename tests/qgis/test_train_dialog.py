@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProject
 
-from sinr_qgis.core.train_runner import checkpoint_path
+from sinr_qgis.core.train_runner import LOSS_HELP, LOSSES, checkpoint_path, cli_arguments
 from sinr_qgis.gui.train_dialog import TrainDialog
 from sinr_qgis.tasks.train_task import active_tasks
 from sinr_qgis.toolbelt import model_registry
@@ -81,3 +81,119 @@ def test_resume_is_offered_only_with_a_checkpoint(qgis_app, qtbot, layer, tmp_pa
     checkpoint_path(out).write_bytes(b"x")
     dlg.output.setFilePath(str(tmp_path / "m"))
     assert dlg.resume.isEnabled()
+
+
+# ---- when training cannot run, the recipe, the losses ------------------------------------------
+def _no_training_code(monkeypatch) -> None:
+    """A zip install: the training package is not next to the plugin."""
+    from sinr_qgis.core import train_runner
+    from sinr_qgis.gui import train_dialog
+
+    def missing():
+        raise train_runner.TrainingEnvironmentError(
+            "Training is unavailable: the training code (package 'training') was not found next to the plugin "
+            "(/x/sinr_qgis). " + train_runner.setup_steps("/x/sinr_qgis", "Windows"))
+
+    monkeypatch.setattr(train_runner, "training_root", missing)
+    monkeypatch.setattr(train_dialog, "training_root", missing)
+
+
+def test_dialog_says_at_once_that_training_cannot_run_and_how_to_set_it_up(qgis_app, qtbot, layer, tmp_path,
+                                                                           monkeypatch, caplog):
+    _no_training_code(monkeypatch)
+    dlg = TrainDialog()
+    qtbot.addWidget(dlg)
+    # at once, before the interpreter check answers: what is missing and the steps for the system
+    text = dlg.message.text()
+    assert "Training is unavailable: the training code" in text and "OSGeo4W Shell" in text
+    assert "archive/refs/heads/main.zip" in text and "Python with PyTorch" in text
+    qtbot.waitUntil(lambda: dlg.availability is not None, timeout=60_000)
+    assert dlg.availability is False and "training code" in dlg.unavailable_reason
+    # Train refuses without exporting the layer or queuing a task, and says why in the log too
+    _tiny(dlg, tmp_path / "m.sinr")
+    with caplog.at_level("WARNING", logger="sinr_qgis"):
+        assert dlg.start() is None
+    assert "Training is unavailable" in dlg.message.text() and not active_tasks()
+    assert any("Training is unavailable" in r.getMessage() for r in caplog.records)
+    assert list(tmp_path.iterdir()) == []  # nothing exported, no model
+
+
+def test_dialog_names_a_missing_torch_after_its_background_check(qgis_app, qtbot, layer, tmp_path):
+    fake = tmp_path / "python3"  # a Python without torch: the probe's answer
+    fake.write_text("#!/bin/sh\necho '{\"python\": \"3.11.2\", \"error\": \"ModuleNotFoundError: torch\", "
+                    "\"missing\": []}'\n")
+    fake.chmod(0o755)
+    from sinr_qgis.toolbelt.interpreter import set_training_interpreter
+
+    set_training_interpreter(str(fake))
+    try:
+        dlg = TrainDialog()
+        qtbot.addWidget(dlg)
+        qtbot.waitUntil(lambda: dlg.availability is not None, timeout=60_000)
+    finally:
+        set_training_interpreter("")
+    assert dlg.availability is False
+    assert "PyTorch is missing" in dlg.message.text() and f"{fake} -m pip install torch" in dlg.message.text()
+    # choosing another interpreter checks again: this test's own Python has torch
+    import sys
+
+    dlg.python.setFilePath(sys.executable)
+    assert dlg.availability is None
+    qtbot.waitUntil(lambda: dlg.availability is not None, timeout=60_000)
+    assert dlg.availability is True and dlg.message.text().count("Ready to train") == 1
+
+
+def test_dialog_defaults_are_the_bundled_models_recipe(qgis_app, qtbot, layer, tmp_path):
+    dlg = TrainDialog()
+    qtbot.addWidget(dlg)
+    assert (dlg.loss.currentData(), dlg.cap.value(), dlg.epochs.value(), dlg.width_spin.value(),
+            dlg.depth.value(), dlg.pos_weight.value(), dlg.land_absences.isChecked()) == (
+        "an_full", 0, 20, 256, 4, 0.0, True)
+    assert dlg.pos_weight.text() == "number of species"
+    dlg.output.setFilePath(str(tmp_path / "m.sinr"))
+    dlg.source_field.setField("dataset")
+    opts, _label, _species = dlg.build_options(tmp_path)
+    args = cli_arguments(opts)
+    pairs = dict(zip(args[1::2], args[2::2]))
+    assert (pairs["--cap"], pairs["--epochs"], pairs["--pos-weight"], pairs["--pseudo-negatives"],
+            pairs["--negatives"]) == ("0", "20", "species", "land", "source_site")
+    dlg.pos_weight.setValue(2048)
+    dlg.land_absences.setChecked(False)
+    opts, _label, _species = dlg.build_options(tmp_path)
+    assert (opts.pos_weight, opts.pseudo_negatives) == (2048.0, "sphere")
+
+
+def test_each_loss_is_explained_in_one_line(qgis_app, qtbot, layer):
+    from qgis.PyQt.QtCore import Qt
+
+    dlg = TrainDialog()
+    qtbot.addWidget(dlg)
+    for i, key in enumerate(LOSSES):
+        assert dlg.loss.itemData(i, Qt.ToolTipRole) == LOSS_HELP[key]
+        dlg.loss.setCurrentIndex(i)
+        assert dlg.loss_help.text() == LOSS_HELP[key] and "\n" not in LOSS_HELP[key]
+    assert LOSS_HELP["an_full"].startswith("Assume negative, full: at each record's place every other species")
+
+
+def test_a_long_message_never_squeezes_the_form(qgis_app, qtbot, layer, monkeypatch):
+    """The set-up steps of a zip install run to ~20 lines: they scroll in their own box instead of
+    squeezing the settings above them to unreadable slivers, and each loss's help line is whole."""
+    from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QLabel
+
+    _no_training_code(monkeypatch)
+    dlg = TrainDialog()
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    qtbot.waitUntil(lambda: dlg.availability is not None, timeout=60_000)  # its failure text is longer still
+    for i in range(dlg.loss.count()):
+        dlg.loss.setCurrentIndex(i)
+        qtbot.wait(50)  # the layout settles on the next event loop turn
+        fields = dlg.findChildren(QAbstractSpinBox) + dlg.findChildren(QComboBox)
+        squeezed = [w.objectName() or type(w).__name__ for w in fields
+                    if w.isVisible() and w.height() < w.minimumSizeHint().height()]
+        assert squeezed == [], dlg.loss.currentData()
+        help_ = dlg.loss_help
+        assert help_.height() >= help_.heightForWidth(help_.width()), (dlg.loss.currentData(), help_.text())
+    assert isinstance(dlg.message, QLabel) and "Training is unavailable" in dlg.message.text()
+    assert not dlg.message.visibleRegion().isEmpty()  # read at once: not scrolled out of sight

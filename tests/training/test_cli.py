@@ -154,3 +154,17 @@ def test_interrupted_export_leaves_no_partial_bundle(tmp_path, capsys, monkeypat
         main(["train", "--data", str(data), "--out", str(out), *FAST])
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.sinr")]
+
+
+def test_pos_weight_species_is_the_number_of_species_trained(tmp_path, capsys):
+    """``--pos-weight species``: lambda = C, the bundled model's recipe (the plugin's default)."""
+    data = write_csv(tmp_path / "obs.csv")
+    out = tmp_path / "m.sinr"
+    code, _, err = run_main(capsys, "train", "--data", data, "--out", out, "--pos-weight", "species",
+                            "--min-records", "1", *FAST)
+    assert code == 0, err
+    assert ModelBundle.load(out).meta["training"]["pos_weight"] == 3.0  # three species in the file
+    with pytest.raises(SystemExit) as exit_info:  # argparse: a usage error, exit status 2
+        main(["train", "--data", str(data), "--out", str(out), "--pos-weight", "many"])
+    assert exit_info.value.code == 2
+    assert "expected a positive number or 'species', got 'many'" in capsys.readouterr().err
