@@ -7,7 +7,8 @@
 # pb_tool copies what pb_tool.cfg lists, relative to its working folder. Running it inside
 # sinr_qgis/ would also copy __pycache__ folders and leave zip_build/ in the package, so we stage a
 # clean copy of the package first (symlinked metadata.txt, LICENSE and resources/ resolved to real
-# files, no compiled files) and run `pb_tool zip` there. The zip holds one folder, sinr_qgis/.
+# files, no compiled files) and run `pb_tool zip` there. The zip holds one folder, sinr_qgis/, with a
+# copy of the repository's training/ package (without benchmarks/) as sinr_qgis/training/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -32,12 +33,15 @@ fi
 [ "${1:-}" = "--venv-only" ] && exit 0  # `make setup` prepares the venv, so tests build the zip offline
 rm -rf "$STAGE"
 mkdir -p "$OUT_DIR"
-"$PYTHON" - "$ROOT/sinr_qgis" "$STAGE" <<'PY'
+"$PYTHON" - "$ROOT/sinr_qgis" "$STAGE" "$ROOT/training" <<'PY'
 import shutil, sys
 # symlinks=False copies the targets of the links; nothing compiled or editor-made goes in.
-shutil.copytree(sys.argv[1], sys.argv[2], symlinks=False,
-                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*~", "*.orig",
-                                              "*.rej", ".DS_Store", "*.part.*", "zip_build"))
+junk = ("__pycache__", "*.pyc", "*.pyo", "*~", "*.orig", "*.rej", ".DS_Store", "*.part.*", "zip_build")
+shutil.copytree(sys.argv[1], sys.argv[2], symlinks=False, ignore=shutil.ignore_patterns(*junk))
+# The training code rides along as sinr_qgis/training (pure Python; the plugin runs it in the
+# training process as `python -m sinr_qgis.training`): not its benchmarks, results or configs.
+shutil.copytree(sys.argv[3], sys.argv[2] + "/training", symlinks=False,
+                ignore=shutil.ignore_patterns(*junk, "benchmarks"))
 PY
 (cd "$STAGE" && "$VENV/bin/pb_tool" zip --config_file "$ROOT/pb_tool.cfg" > pb_tool.log 2>&1) || {
   cat "$STAGE/pb_tool.log" >&2; echo "package: pb_tool zip failed" >&2; exit 1; }

@@ -40,7 +40,7 @@ from .atomic import check_writable
 from .encoding import ENCODINGS
 from .errors import CancelledError, OutputError, SinrError
 from .occurrence_terms import drop_reason_text
-from .train_setup import setup_steps
+from .train_setup import PLUGIN_DIR, README_INSTALL, TrainingCode, setup_steps, training_code
 
 LOSSES = ("an_full", "an_ssdl", "an_slds", "me_full", "me_ssdl", "gp")
 LOSS_LABELS = {
@@ -79,14 +79,12 @@ LOSS_HELP = {
 }
 TERM_GRACE_S = 5.0
 STDERR_TAIL_LINES = 20
-TORCH_INSTALL_HELP = (
-    "Install PyTorch for that interpreter, e.g. `{python} -m pip install torch onnx \"numpy<2\"` "
-    "(CPU only, smaller: `{python} -m pip install torch --index-url https://download.pytorch.org/whl/cpu`, "
-    "then `{python} -m pip install onnx \"numpy<2\"`), or choose another Python interpreter that has torch "
-    "in the SINR training settings.")
 # what the probe checks besides torch, as a message names it
 _NEEDED_WITH_TORCH = {"onnx": "onnx (it writes the model file)",
-                      "osgeo.gdal": "GDAL's Python bindings (osgeo; they read the land mask)"}
+                      "osgeo.gdal": "GDAL's Python bindings (osgeo; they read the land mask)",
+                      # GDAL reads rasters into numpy through it; it fails when numpy is not the
+                      # major version GDAL was built for (numpy 2 beside a GDAL built for numpy 1)
+                      "osgeo.gdal_array": "a numpy that its GDAL works with (osgeo.gdal_array does not import)"}
 
 
 class TrainingError(SinrError):
@@ -205,20 +203,35 @@ def checkpoint_path(out: str | Path) -> Path:
 
 
 def training_root() -> Path:
-    """The folder holding the ``training`` package (the repository, or the plugin folder)."""
-    plugin_dir = Path(__file__).resolve().parent.parent
-    for root in (plugin_dir.parent, plugin_dir):
-        if (root / "training" / "__init__.py").is_file():
-            return root
-    raise TrainingEnvironmentError(
-        f"Training is unavailable: the training code (package 'training') was not found next to the "
-        f"plugin ({plugin_dir}); the plugin zip does not include it. Prediction and comparison work "
-        f"without it. {setup_steps(plugin_dir)}")
+    """The folder the training child runs in and has on its ``PYTHONPATH`` (see
+    :func:`~sinr_qgis.core.train_setup.training_code`); raises :class:`TrainingEnvironmentError`
+    when the plugin has no training code (a damaged install)."""
+    return _training_code().path
+
+
+def _training_code() -> TrainingCode:
+    code = training_code()
+    if code is None:
+        raise TrainingEnvironmentError(
+            f"Training is unavailable: the training code (package 'training') was not found in the plugin's "
+            f"folder, {PLUGIN_DIR}. Prediction and comparison work without it. Reinstall the plugin from its "
+            f"zip or the plugin repository (Plugins > Manage and Install Plugins), which carries it; "
+            f"the README ({README_INSTALL}) says more.")
+    return code
 
 
 def build_command(python: str, opts: TrainOptions, entry: list[str] | None = None) -> list[str]:
     """The child's argv: ``python -m training train ...`` (``entry`` replaces ``-m training``)."""
-    return [str(python), "-u", *(entry if entry is not None else ["-m", "training"]), *cli_arguments(opts)]
+    return [str(python), "-u", *(entry if entry is not None else ["-m", _training_code().module]),
+            *cli_arguments(opts)]
+
+
+def training_cli(python: str, args: list[str]) -> tuple[list[str], Path, dict[str, str]]:
+    """What runs the training CLI's ``args`` (e.g. ``["import-official", ...]``) with ``python``:
+    its argv, working folder and environment, for ``subprocess`` or :class:`TrainingProcess`.
+    Raises :class:`TrainingEnvironmentError` when the plugin has no training code."""
+    code = _training_code()
+    return [str(python), "-u", "-m", code.module, *args], code.path, child_environment(code.path)
 
 
 def child_environment(root: Path | None) -> dict[str, str]:
@@ -232,7 +245,7 @@ def child_environment(root: Path | None) -> dict[str, str]:
     env.pop("PYTHONHOME", None)
     env.pop("PYTHONPATH", None)
     if root is not None:
-        package_parent = Path(__file__).resolve().parent.parent.parent  # training imports sinr_qgis.core
+        package_parent = PLUGIN_DIR.parent  # training imports sinr_qgis.core
         paths = [str(root)] + ([str(package_parent)] if package_parent != root else [])
         env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
@@ -273,10 +286,14 @@ _PROBE = ("import json, sys\n"
           "try:\n"
           "    import torch\n"
           "    info['torch'] = torch.__version__\n"
+          # what the user may train on besides the CPU (shown when the interpreter is checked)
+          "    info['cuda'] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''\n"
+          "    mps = getattr(torch.backends, 'mps', None)\n"
+          "    info['mps'] = bool(mps is not None and mps.is_available())\n"
           "except Exception as exc:\n"
           "    info['error'] = f'{type(exc).__name__}: {exc}'\n"
           "info['missing'] = []\n"
-          "for name in ('onnx', 'osgeo.gdal'):\n"  # onnx writes the model file; GDAL reads the land mask
+          "for name in ('onnx', 'osgeo.gdal', 'osgeo.gdal_array'):\n"  # onnx writes the model; GDAL reads rasters
           "    try:\n"
           "        __import__(name)\n"
           "    except Exception:\n"
@@ -284,18 +301,18 @@ _PROBE = ("import json, sys\n"
           "print(json.dumps(info))\n")
 
 
-def check_python(python: str, timeout: float = 120.0) -> dict[str, str]:
-    """Check that ``python`` runs and imports torch; return its versions or raise with install help."""
+def check_python(python: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Check that ``python`` runs and imports torch, onnx and GDAL, in a subprocess (PyTorch never
+    loads in QGIS). Returns ``python`` and ``torch`` (versions), ``executable``, ``cuda`` (the GPU's
+    name, '' without CUDA) and ``mps`` (Apple GPU, bool); raises :class:`TrainingEnvironmentError`
+    with install help."""
     python = str(python or "").strip()
     if not python:
-        raise TrainingEnvironmentError("No Python interpreter is set for training. "
-                                       + TORCH_INSTALL_HELP.format(python="python3"))
+        raise TrainingEnvironmentError("No Python interpreter is set for training. " + setup_steps())
     resolved = shutil.which(python) or (python if Path(python).is_file() else None)
     if resolved is None:
         raise TrainingEnvironmentError(
-            f"The Python interpreter {python!r} for training was not found. Choose the path of a Python 3 "
-            "executable that has PyTorch (e.g. /usr/bin/python3), then "
-            + TORCH_INSTALL_HELP.format(python=python).lower())
+            f"The Python interpreter {python!r} for training was not found. " + setup_steps())
     try:
         proc = subprocess.run([resolved, "-c", _PROBE], capture_output=True, text=True, timeout=timeout,
                               env=child_environment(None))
@@ -314,20 +331,31 @@ def check_python(python: str, timeout: float = 120.0) -> dict[str, str]:
     if "torch" not in info:
         raise TrainingEnvironmentError(
             f"PyTorch is missing: the Python interpreter {python} (Python {info.get('python', '?')}) cannot "
-            f"import torch ({info.get('error', 'unknown error')}). "
-            + TORCH_INSTALL_HELP.format(python=python))
+            f"import torch ({info.get('error', 'unknown error')}). " + setup_steps(python))
     missing = [m for m in info.get("missing") or [] if m in _NEEDED_WITH_TORCH]
+    if "osgeo.gdal" in missing and "osgeo.gdal_array" in missing:
+        missing.remove("osgeo.gdal_array")  # no GDAL at all: that one message says it
     if missing:
         raise TrainingEnvironmentError(
             f"The Python interpreter {python} has PyTorch but lacks "
             + " and ".join(_NEEDED_WITH_TORCH[m] for m in missing) + ", which training needs. "
             + (f"Install it: `{python} -m pip install onnx \"numpy<2\"`. " if "onnx" in missing else "")
             + ("Choose QGIS's own Python, which has GDAL, or install GDAL's Python bindings there. "
-               if "osgeo.gdal" in missing else ""))
+               if "osgeo.gdal" in missing else "")
+            + (f"Install the numpy its GDAL was built for (usually `{python} -m pip install \"numpy<2\"`), or "
+               "click 'Set up PyTorch for me', whose environment keeps QGIS's own numpy. "
+               if "osgeo.gdal_array" in missing else ""))
     return info
 
 
-def check_training_available(python: str) -> dict[str, str]:
+def describe_python(python: str, info: dict[str, Any]) -> str:
+    """One line for the user from :func:`check_python`'s answer: versions and GPUs."""
+    gpu = f"CUDA: {info['cuda']}" if info.get("cuda") else "CUDA: no"
+    return (f"{python}: Python {info.get('python', '?')}, torch {info.get('torch', '?')}, {gpu}, "
+            f"Apple MPS: {'yes' if info.get('mps') else 'no'}")
+
+
+def check_training_available(python: str) -> dict[str, Any]:
     """Raise :class:`TrainingEnvironmentError`, saying how to set it up on this system, unless
     training can run here: the training code is next to the plugin and ``python`` has PyTorch,
     onnx and GDAL. Returns :func:`check_python`'s versions. Takes seconds (the probe imports torch).
@@ -727,7 +755,7 @@ def run_training(opts: TrainOptions, python: str, *,
                 raise TrainingInputError(line.removeprefix("error: ") or "The training CLI refused its input.")
             missing = _missing_module(proc.stderr_tail())
             if missing:
-                how = (TORCH_INSTALL_HELP.format(python=python) if missing == "torch" else
+                how = (setup_steps(python) if missing == "torch" else
                        f"Install it for that interpreter: `{python} -m pip install {missing}`.")
                 raise TrainingEnvironmentError(f"The Python interpreter {python} cannot import {missing!r}, "
                                                f"which training needs. {how}")

@@ -349,6 +349,7 @@ _FAILURES: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "temporary failure in name resolution", "nodename nor servname", "getaddrinfo failed",
                  "connection refused", "connecttimeouterror", "read timed out", "network is unreachable",
                  "max retries exceeded", "connection broken", "could not fetch url")),
+    ("conflict", ("resolutionimpossible", "conflicting dependencies")),
     ("disk", ("no space left on device", "errno 28", "not enough space on the disk", "winerror 112")),
     ("permission", ("permission denied", "errno 13", "access is denied", "winerror 5]")),
     ("platform", ("no matching distribution found", "is not a supported wheel on this platform",
@@ -356,34 +357,53 @@ _FAILURES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def classify_pip_failure(returncode: int, output: str, package_set: PackageSet, target: str | Path) -> \
-        DependencyInstallError:
-    """The user's error for a failed pip run: what went wrong and what to do."""
+def failure_reason(output: str) -> str:
+    """Why a pip run failed, from its output: one of the reasons of ``_FAILURES``, else "pip"."""
     text = output.lower()
-    reason = next((r for r, pats in _FAILURES if any(p in text for p in pats)), "pip")
-    what = f"{package_set.name} {package_set.version}"
-    keep = "Nothing was installed; predictions keep working with the numpy backend."
+    return next((r for r, pats in _FAILURES if any(p in text for p in pats)), "pip")
+
+
+def failure_message(reason: str, returncode: int, output: str, *, what: str, index: str, size_mb: int,
+                    target: str | Path, keep: str, again: str, python_label: str = "QGIS's Python") -> str:
+    """The user's message for a failed pip run: what went wrong with ``what`` and what to do.
+
+    ``index`` names where pip downloads from, ``keep`` what is left as it was, ``again`` how to
+    retry (e.g. "click Install again"), ``python_label`` the interpreter that runs pip."""
+    host = index.split("://", 1)[-1].split("/", 1)[0] or index
     messages = {
-        "no_pip": f"QGIS's Python has no pip, which the install needs. {keep}",
+        "no_pip": f"{python_label} has no pip, which the install needs. {keep}",
         "proxy": (f"The proxy refused the download of {what}. Check the proxy's host, port, user and password "
                   "in QGIS's Settings > Options > Network (pip cannot use a SOCKS proxy: choose an HTTP proxy), "
-                  f"then click Install again. {keep}"),
-        "ssl": (f"The secure connection to the package index failed while downloading {what} (certificate not "
-                "trusted). A company network that inspects HTTPS needs its certificate given to pip "
-                f"(ask your IT for pip's 'cert' setting). {keep}"),
-        "network": (f"Could not download {what}: no connection to the package index (pypi.org). Check the "
-                    "internet connection, or set QGIS's proxy in Settings > Options > Network, then click "
-                    f"Install again. {keep}"),
+                  f"then {again}. {keep}"),
+        "ssl": (f"The secure connection to the package index ({host}) failed while downloading {what} "
+                "(certificate not trusted). A company network that inspects HTTPS needs its certificate given "
+                f"to pip (ask your IT for pip's 'cert' setting). {keep}"),
+        "network": (f"Could not download {what}: no connection to the package index ({host}). Check the "
+                    f"internet connection, or set QGIS's proxy in Settings > Options > Network, then {again}. "
+                    f"{keep}"),
         "disk": (f"Not enough disk space to install {what} into {target}: it needs about "
-                 f"{package_set.size_mb} MB. Free some space, then click Install again. {keep}"),
+                 f"{size_mb} MB. Free some space, then {again}. {keep}"),
         "permission": (f"The folder {Path(target).parent} cannot be written to, so {what} cannot be installed "
-                       f"there. Check its permissions (or the antivirus's), then click Install again. {keep}"),
+                       f"there. Check its permissions (or the antivirus's), then {again}. {keep}"),
         "platform": (f"{what} has no build for this system (Python {sys.version_info[0]}.{sys.version_info[1]}, "
                      f"{platform.system()} {platform.machine()}), so it cannot be installed here. {keep}"),
+        "conflict": (f"pip found no {what} that fits the packages already there. Its last lines:\n"
+                     + "\n".join(output.strip().splitlines()[-5:]) + f"\n{keep}"),
         "pip": (f"pip failed (exit code {returncode}) while installing {what}. Its last lines:\n"
                 + "\n".join(output.strip().splitlines()[-5:]) + f"\n{keep}"),
     }
-    return DependencyInstallError(messages[reason], reason)
+    return messages[reason]
+
+
+def classify_pip_failure(returncode: int, output: str, package_set: PackageSet, target: str | Path) -> \
+        DependencyInstallError:
+    """The user's error for a failed pip run: what went wrong and what to do."""
+    reason = failure_reason(output)
+    message = failure_message(reason, returncode, output, what=f"{package_set.name} {package_set.version}",
+                              index="https://pypi.org", size_mb=package_set.size_mb, target=target,
+                              keep="Nothing was installed; predictions keep working with the numpy backend.",
+                              again="click Install again")
+    return DependencyInstallError(message, reason)
 
 
 _VERIFY = ("import json, sys\n"
@@ -475,8 +495,12 @@ def install(package_set: PackageSet, root: str | Path, python: str | Path, *, pr
 
 
 def _check_folder(parent: Path, package_set: PackageSet) -> None:
-    """The install folder's parent can be created and written, with room for the packages."""
-    what = f"{package_set.name} {package_set.version}"
+    check_install_folder(parent, f"{package_set.name} {package_set.version}", package_set.size_mb)
+
+
+def check_install_folder(parent: Path, what: str, size_mb: int, again: str = "click Install again") -> None:
+    """Refuse (``DependencyInstallError``, reason "permission" or "disk") unless ``parent`` can be
+    created and written, with ``size_mb`` free for ``what``; ``again`` says how to retry."""
     existing = next(p for p in (parent, *parent.parents) if p.exists())
     if not os.access(existing, os.W_OK):
         raise DependencyInstallError(f"The folder {parent} cannot be created ({existing} is not writable), so {what} "
@@ -490,10 +514,10 @@ def _check_folder(parent: Path, package_set: PackageSet) -> None:
         raise DependencyInstallError(f"The folder {parent} cannot be written to, so {what} cannot be installed "
                                      "there. Check its permissions.", "permission")
     free_mb = shutil.disk_usage(parent).free / 1e6
-    if free_mb < package_set.size_mb:
+    if free_mb < size_mb:
         raise DependencyInstallError(f"Not enough disk space to install {what} into {parent}: it needs about "
-                                     f"{package_set.size_mb} MB, {free_mb:.0f} MB are free. Free some space, "
-                                     "then click Install again.", "disk")
+                                     f"{size_mb} MB, {free_mb:.0f} MB are free. Free some space, "
+                                     f"then {again}.", "disk")
 
 
 def _pending(folder: Path) -> Path:

@@ -148,12 +148,14 @@ def torch_report(python: str) -> str:
 
 def training_code() -> str:
     """Where the training package is, or why training cannot run from this installation."""
-    from ..core.train_runner import training_root
+    from ..core.train_runner import TrainingEnvironmentError, training_root
+    from ..core.train_setup import training_code_dir
 
     try:
-        return str(training_root() / "training")
-    except Exception as exc:
+        training_root()  # raises, saying what to do, when the plugin has none
+    except TrainingEnvironmentError as exc:
         return f"not found: {exc}"
+    return str(training_code_dir())
 
 
 def _describe_model(path: str | Path) -> str:

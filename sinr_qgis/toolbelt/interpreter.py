@@ -1,14 +1,20 @@
 """The Python interpreter that runs training (it needs torch; QGIS's own Python usually has none).
 
 Stored under ``sinr_qgis/training/python``; empty means "the default guess" (see
-:func:`sinr_qgis.core.train_runner.default_python`: this repository's venv, then a Python on PATH).
+:func:`default_interpreter`: the environment "Set up PyTorch for me" made, this repository's venv,
+then a Python on PATH).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import QgsSettings
 
-from ..core.train_runner import TrainingEnvironmentError, check_training_available, default_python, training_root
+from ..core.train_runner import check_training_available, default_python, describe_python
+from ..core.train_setup import training_code
+from .private_packages import training_python_folder
 from .settings import PREFIX
+from .training_python import marked_python, venv_python
 
 KEY = PREFIX + "training/python"
 # File filter for choosing an interpreter: on Linux and macOS it has no extension (python3), on
@@ -16,15 +22,18 @@ KEY = PREFIX + "training/python"
 INTERPRETER_FILE_FILTER = "Python interpreter (python python3 python3.* python.exe python3.exe);;All files (*)"
 
 
-def _repo_root():
-    try:
-        return training_root()
-    except TrainingEnvironmentError:
-        return None
+def _repo_root() -> Path | None:
+    """The repository checkout the plugin runs from (its .venv has torch), or None (an installed zip)."""
+    code = training_code()
+    return code.path if code is not None and code.module == "training" else None
 
 
 def default_interpreter() -> str:
-    """The guess used when the user has not chosen an interpreter."""
+    """The guess used when the user has not chosen an interpreter: the environment "Set up
+    PyTorch for me" made, else the checkout's venv, else a Python on PATH."""
+    made = venv_python(training_python_folder())
+    if marked_python(made) is not None:
+        return str(made)
     return default_python(_repo_root())
 
 
@@ -40,8 +49,8 @@ def set_training_interpreter(path: str) -> None:
 
 
 def check_training_interpreter(path: str | None = None) -> str:
-    """A one-line description of a working interpreter, or ``TrainingEnvironmentError`` saying how
-    to fix what is missing (the training code, torch, onnx or GDAL) on this system."""
+    """A one-line description of a working interpreter (Python and torch versions, CUDA and MPS), or
+    ``TrainingEnvironmentError`` saying how to fix what is missing (the training code, torch, onnx or
+    GDAL) on this system. Runs ``path`` in a subprocess: seconds."""
     python = path or training_interpreter()
-    info = check_training_available(python)
-    return f"{python}: Python {info.get('python', '?')}, torch {info.get('torch', '?')}"
+    return describe_python(python, check_training_available(python))

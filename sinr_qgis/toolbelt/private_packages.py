@@ -22,6 +22,12 @@ def private_packages_root() -> Path:
     return Path(QgsApplication.qgisSettingsDirPath()) / "python" / "dependencies" / "sinr_qgis"
 
 
+def training_python_folder() -> Path:
+    """Where "Set up PyTorch for me" makes the training environment by default (never on
+    ``sys.path``: PyTorch only runs in the training process)."""
+    return private_packages_root() / "training-python"
+
+
 def onnxruntime_folder() -> Path:
     """Where onnxruntime is (or would be) installed for this Python."""
     return install_folder(private_packages_root(), ONNXRUNTIME)

@@ -352,3 +352,36 @@ def test_check_training_available_names_every_missing_piece(tmp_path, monkeypatc
         tr.check_training_available(str(fake))
     assert str(err.value).startswith("Training is unavailable: the training code was not found. Also: The Python "
                                      f"interpreter {fake} has PyTorch but lacks GDAL")
+
+
+def test_a_numpy_that_breaks_gdal_is_named_with_the_fix(tmp_path):
+    """numpy 2 beside a GDAL built for numpy 1: osgeo.gdal imports, gdal_array (rasters -> arrays) does not."""
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho '{\"python\": \"3.12.1\", \"torch\": \"2.5.0\", \"missing\": "
+                    "[\"osgeo.gdal_array\"]}'\n")
+    fake.chmod(0o755)
+    with pytest.raises(tr.TrainingEnvironmentError) as err:
+        tr.check_python(str(fake))
+    assert str(err.value) == (
+        f"The Python interpreter {fake} has PyTorch but lacks a numpy that its GDAL works with (osgeo.gdal_array "
+        "does not import), which training needs. Install the numpy its GDAL was built for (usually "
+        f"`{fake} -m pip install \"numpy<2\"`), or click 'Set up PyTorch for me', whose environment keeps QGIS's "
+        "own numpy. ")
+    # without GDAL at all, only that is said
+    fake.write_text("#!/bin/sh\necho '{\"python\": \"3.12.1\", \"torch\": \"2.5.0\", \"missing\": "
+                    "[\"osgeo.gdal\", \"osgeo.gdal_array\"]}'\n")
+    with pytest.raises(tr.TrainingEnvironmentError) as err:
+        tr.check_python(str(fake))
+    assert "lacks GDAL's Python bindings (osgeo; they read the land mask), which" in str(err.value)
+    assert "gdal_array" not in str(err.value)
+
+
+def test_the_probe_reports_versions_and_gpus_of_a_real_python():
+    import torch
+
+    info = tr.check_python(sys.executable)
+    assert info["torch"] == torch.__version__ and info["missing"] == []
+    assert info["cuda"] == (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
+    assert info["mps"] is False  # not a Mac
+    assert tr.describe_python("py", {"python": "3.12.1", "torch": "2.5.0", "cuda": "NVIDIA H200", "mps": False}) == (
+        "py: Python 3.12.1, torch 2.5.0, CUDA: NVIDIA H200, Apple MPS: no")

@@ -34,7 +34,7 @@ def test_report_text_is_aligned_plain_text():
 def test_missing_interpreter_gives_reason_and_install_instructions(tmp_path):
     line = diagnostics.torch_report(str(tmp_path / "no-such-python"))
     assert line.startswith("unavailable:")
-    assert "was not found" in line and "pip install torch" in line
+    assert "was not found" in line and "click 'Set up PyTorch for me'" in line and " -m pip install " in line
 
 
 def test_a_failing_part_reports_its_error_instead_of_raising():

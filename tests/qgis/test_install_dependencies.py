@@ -9,15 +9,12 @@ from a local folder. Failures are real pip runs where a machine can produce them
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.server
 import json
 import os
 import shutil
 import sys
 import threading
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -27,30 +24,11 @@ from sinr_qgis.core.errors import CancelledError, DependencyInstallError
 from sinr_qgis.toolbelt import dependencies as deps
 from sinr_qgis.toolbelt import private_packages
 
+from .setup_helpers import wheel as _wheel
+
 PROBE = deps.PackageSet("sinr-probe-pkg", "sinr_probe_pkg", ("sinr_probe_pkg==1.0",), size_mb=1)
 PROBE_2 = deps.PackageSet("sinr-probe-pkg", "sinr_probe_pkg", ("sinr_probe_pkg==2.0",), size_mb=1)
 KEY = "py3x-test"
-
-
-def _wheel(folder: Path, name: str, version: str, files: dict[str, str], tag: str = "py3-none-any",
-           requires: tuple[str, ...] = ()) -> Path:
-    """A minimal valid wheel (PEP 427): the files, METADATA, WHEEL and a RECORD with hashes."""
-    dist = f"{name}-{version}.dist-info"
-    meta = "".join(f"Requires-Dist: {r}\n" for r in requires)
-    members = {**files,
-               f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{meta}",
-               f"{dist}/WHEEL": (f"Wheel-Version: 1.0\nGenerator: sinr-tests\nRoot-Is-Purelib: "
-                                 f"{'true' if tag.endswith('none-any') else 'false'}\nTag: {tag}\n")}
-    record = []
-    for path, text in members.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    members[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
-    whl = folder / f"{name}-{version}-{tag}.whl"
-    with zipfile.ZipFile(whl, "w") as z:
-        for path, text in members.items():
-            z.writestr(path, text)
-    return whl
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,9 @@ def interpreter_parameters() -> list[tuple[str, QgsProcessingParameterFile]]:
 
 def test_every_interpreter_parameter_accepts_paths_without_extension(sinr_provider):  # noqa: F811
     params = interpreter_parameters()
-    assert [(alg_id, p.name()) for alg_id, p in params] == [("sinr:train_model", "PYTHON")]
+    assert sorted((alg_id, p.name()) for alg_id, p in params) == [("sinr:import_sinr_checkpoint", "PYTHON"),
+                                                                   ("sinr:setup_training", "BASE_PYTHON"),
+                                                                   ("sinr:train_model", "PYTHON")]
     for _alg_id, p in params:
         assert p.fileFilter() == INTERPRETER_FILE_FILTER
         assert [path for path in INTERPRETERS if not p.checkValueIsAcceptable(path)] == []

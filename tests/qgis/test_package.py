@@ -7,6 +7,7 @@ qgis_process, both with QGIS's own Python only (no project venv), as on a user's
 from __future__ import annotations
 
 import configparser
+import html
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from tests.desktop.qgis_desktop import ROOT, desktop_available, run_desktop
 
 PLUGIN = "sinr_qgis"
 MAX_BYTES = 25 * 1024 * 1024
-FORBIDDEN = re.compile(r"(__pycache__/|\.py[co]$|/tests?/|/training/|\.csv(\.gz)?$|\.gpkg$|\.npy$|"
+FORBIDDEN = re.compile(r"(__pycache__/|\.py[co]$|/tests?/|/benchmarks/|\.csv(\.gz)?$|\.gpkg$|\.npy$|"
                        r"\.(so|dll|dylib|exe|pyd)$|\.part\.|/zip_build/|!README\.txt$|\.DS_Store$)")
 REQUIRED_METADATA = ("name", "qgisMinimumVersion", "description", "about", "version", "author",
                      "email", "repository", "tracker", "homepage")
@@ -72,6 +73,18 @@ def test_zip_holds_every_python_module_and_resource_of_the_package(names):
                 if n.endswith(".py") or f"{PLUGIN}/resources/" in n or n.endswith((".ui", ".qml", ".svg"))]
     missing = sorted(set(expected) - set(names))
     assert not missing, f"not in the zip (add them to pb_tool.cfg): {missing}"
+
+
+def test_zip_carries_the_training_code_without_its_benchmarks(plugin_zip, names):
+    """The training package rides along as sinr_qgis/training, byte for byte, so an installed plugin
+    can train; its benchmarks, results and configs stay in the repository."""
+    wanted = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "training").glob("*.py"))
+    carried = sorted(n.removeprefix(f"{PLUGIN}/") for n in names
+                     if n.startswith(f"{PLUGIN}/training/") and not n.endswith("/"))
+    assert carried == wanted and "training/cli.py" in carried and "training/__main__.py" in carried
+    with zipfile.ZipFile(plugin_zip) as zf:
+        for rel in wanted:
+            assert zf.read(f"{PLUGIN}/{rel}") == (ROOT / rel).read_bytes(), rel
 
 
 def test_zip_holds_no_tests_training_data_compiled_or_binary_files(plugin_zip, names):
@@ -213,20 +226,19 @@ def test_installed_zip_loads_in_a_clean_desktop_profile_without_optional_package
     n_species = ModelBundle.load(BUNDLED_MODEL).n_species
     assert res["dock_backend"] == "numpy" and f"{n_species} species" in res["dock_model"], res["dock_model"]
     assert res["predict"]["n_valid"] > 500 and 0.0 <= res["predict"]["min"] < res["predict"]["max"] <= 1.0
-    # Training is unavailable, and says why and how to fix it.
-    assert "PyTorch is missing" in res["check_message"] and "pip install torch" in res["check_message"]
-    reasons = " ".join(res["log_messages"] + res["bar_messages"] + [res["train_dialog_message"]])
-    assert "training code" in reasons and "git clone" in reasons, reasons
-    # at once in the dialog, before anything is exported: what is missing and the steps for this system
-    assert "Training is unavailable" in res["train_dialog_message"] and "To set up training on Linux" in reasons
+    # The zip carries the training code; the stock Python has no PyTorch: said, with "Set up PyTorch for me"
+    assert "PyTorch is missing" in res["check_message"] and " -m pip install " in res["check_message"]
+    reasons = html.unescape(" ".join(res["log_messages"] + res["bar_messages"] + [res["train_dialog_message"]]))
+    assert "training code" not in reasons and "git clone" not in reasons, reasons
+    assert "To set up training on Linux, click 'Set up PyTorch for me'" in reasons, reasons
 
 
-def qgis_process(args: list[str], home: Path, plugins: Path) -> subprocess.CompletedProcess:
+def qgis_process(args: list[str], home: Path, plugins: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
     env.update(HOME=str(home), QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen",
                XDG_RUNTIME_DIR=str(home))
     return subprocess.run(["qgis_process.bin", *args], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=home)
+                          timeout=timeout, cwd=home)
 
 
 def test_installed_zip_loads_in_qgis_process_with_a_clean_profile(installed, tmp_path):
@@ -241,30 +253,107 @@ def test_installed_zip_loads_in_qgis_process_with_a_clean_profile(installed, tmp
     assert "sinr" in providers, list(providers)
 
 
-def test_installed_zip_says_training_is_unavailable_before_exporting(installed, tmp_path):
-    """A zip install has no training code: sinr:train_model says so once, with the set-up steps for
-    this system, before it exports a single observation."""
+def _points(path: Path) -> Path:
+    """A point layer (GeoPackage, EPSG:4326) of 3 species, 10 points each, on three continents."""
     from osgeo import ogr, osr
 
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
-    points = tmp_path / "obs.gpkg"
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(points))
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(4326)
     layer = ds.CreateLayer("obs", srs, ogr.wkbPoint)
     layer.CreateField(ogr.FieldDefn("species", ogr.OFTString))
-    for i in range(30):
-        f = ogr.Feature(layer.GetLayerDefn())
-        f.SetField("species", ["Aus bus", "Cus dus", "Eus fus"][i % 3])
-        f.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({-90 + i % 10} {35 + i // 10})"))
-        layer.CreateFeature(f)
+    for name, lon, lat in (("Aus bus", -100, 40), ("Cus dus", 10, 50), ("Eus fus", 140, -25)):
+        for i in range(10):
+            f = ogr.Feature(layer.GetLayerDefn())
+            f.SetField("species", name)
+            f.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({lon + i % 5} {lat + i // 5})"))
+            layer.CreateFeature(f)
     ds = None
+    return path
+
+
+TINY = ["EPOCHS=40", "BATCH_SIZE=32", "WIDTH=32", "DEPTH=1", "THREADS=1"]
+
+
+def test_installed_zip_says_pytorch_is_missing_before_exporting(installed, tmp_path):
+    """A zip install has the training code; with a Python that has no PyTorch, sinr:train_model
+    says so once, offering "Set up PyTorch for me", before it exports a single observation."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    points = _points(tmp_path / "obs.gpkg")
     assert qgis_process(["plugins", "enable", PLUGIN], home, installed).returncode == 0
     run = qgis_process(["run", "sinr:train_model", "--", f"INPUT={points}", "SPECIES_FIELD=species",
-                        f"OUTPUT={tmp_path / 'm.sinr'}"], home, installed)
+                        "PYTHON=/usr/bin/python3", f"OUTPUT={tmp_path / 'm.sinr'}"], home, installed)
     assert run.returncode != 0
     text = run.stdout + run.stderr
-    assert text.count("Training is unavailable: the training code (package 'training') was not found") == 1, text
-    assert "To set up training on Linux" in text and "archive/refs/heads/main.zip" in text
+    assert text.count("PyTorch is missing: the Python interpreter /usr/bin/python3") == 1, text
+    assert "To set up training on Linux, click 'Set up PyTorch for me'" in text and "sinr:setup_training" in text
+    assert "training code" not in text and "git clone" not in text
     assert "exported" not in text and not (tmp_path / "m.sinr").exists()
+
+
+def test_qgis_process_trains_with_the_zips_training_code(installed, tmp_path):
+    """sinr:train_model from the zip install, PYTHON = a Python with torch that has no checkout on its
+    path: the child runs the zip's own copy (sinr_qgis.training) and writes the bundle."""
+    from sinr_qgis.core.bundle import ModelBundle
+
+    python = ROOT / ".venv" / "bin" / "python"
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    bare = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    # that Python cannot import this checkout's code by itself: only the zip can give it to the child
+    for module in ("training", "sinr_qgis"):
+        probe = subprocess.run([str(python), "-c", f"import {module}"], cwd=home, env=bare, capture_output=True)
+        assert probe.returncode != 0, module
+    points = _points(tmp_path / "obs.gpkg")
+    out = tmp_path / "m.sinr"
+    assert qgis_process(["plugins", "enable", PLUGIN], home, installed).returncode == 0
+    run = qgis_process(["run", "sinr:train_model", "--", f"INPUT={points}", "SPECIES_FIELD=species",
+                        f"PYTHON={python}", f"OUTPUT={out}", *TINY], home, installed)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    bundle = ModelBundle.load(out)
+    assert sorted(s.name for s in bundle.species) == ["Aus bus", "Cus dus", "Eus fus"]
+    assert bundle.meta["data"]["n_used"] == 30
+
+
+@pytest.mark.slow
+def test_zip_install_sets_up_pytorch_trains_and_predicts(installed, tmp_path):
+    """From a zip in a clean profile with nothing else: "Set up PyTorch for me" (from a local package
+    source: no download) makes the training Python in the profile, training from a point layer uses
+    it without being told, and the new model maps a species."""
+    from osgeo import gdal
+
+    from sinr_qgis.core.bundle import ModelBundle
+
+    from .setup_helpers import local_torch_source
+
+    wheels = local_torch_source(tmp_path / "wheels")
+    if wheels is None:
+        pytest.skip("no local PyTorch wheel in pip's configuration (find-links) on this machine")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    assert qgis_process(["plugins", "enable", PLUGIN], home, installed).returncode == 0
+    setup = qgis_process(["--json", "run", "sinr:setup_training", "--", f"PACKAGE_SOURCE={wheels}"], home, installed,
+                         timeout=900)
+    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    results = json.loads(setup.stdout)["results"]
+    venv = home / ".local/share/QGIS/QGIS3/profiles/default/python/dependencies/sinr_qgis/training-python"
+    assert results == {"FOLDER": str(venv), "PYTHON": str(venv / "bin" / "python"), "TORCH": "2.13.0+cpu"}
+    assert "Base interpreter: QGIS's Python" in setup.stdout + setup.stderr
+    points = _points(tmp_path / "obs.gpkg")
+    model = tmp_path / "m.sinr"
+    train = qgis_process(["run", "sinr:train_model", "--", f"INPUT={points}", "SPECIES_FIELD=species",
+                          f"OUTPUT={model}", *TINY], home, installed)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    assert f"Python for training: {venv / 'bin' / 'python'}" in train.stdout
+    assert ModelBundle.load(model).n_species == 3
+    raster = tmp_path / "aus.tif"
+    predict = qgis_process(["run", "sinr:predict_range", "--", f"MODEL={model}", "SPECIES=Aus bus",
+                            "EXTENT=-180,180,-90,90 [EPSG:4326]", "PIXEL_SIZE=2", "MASK_OCEAN=false",
+                            f"OUTPUT={raster}"], home, installed)
+    assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
+    ds = gdal.Open(str(raster))
+    values = ds.GetRasterBand(1).ReadAsArray()
+    assert values.shape == (90, 180) and 0.0 <= values.min() < values.max() <= 1.0
+    # the species' own records (around 100 W, 40 N) score above the other species' (10 E, 50 N)
+    assert values[(90 - 41) // 2, (180 - 98) // 2] > values[(90 - 51) // 2, (180 + 12) // 2]
