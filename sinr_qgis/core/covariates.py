@@ -2,7 +2,8 @@
 
 The rasters must be in geographic lon/lat degrees (EPSG:4326 or another geographic CRS on the
 same axes). Each band is one covariate, in band order, rasters after each other. Nodata cells
-and points outside a raster read as NaN; bilinear weights are renormalised over the valid
+(declared, or undeclared fill values such as -3.4e38: :func:`missing_cells`) and points outside
+a raster read as NaN; bilinear weights are renormalised over the valid
 neighbours so coasts do not bleed nodata inwards (a point whose four neighbours are all nodata
 is NaN). Standardisation statistics (mean, std) are taken over each band's valid cells.
 """
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CovariateError
+
+FILL_MAGNITUDE = np.float32(1e30)  # beyond any covariate's values; fill values sit at float32's extremes
 
 
 @dataclass
@@ -79,8 +82,19 @@ class CovariateRaster:
         return mean, std
 
 
+def missing_cells(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """bool mask (the shape of float32 ``values``) of the cells that hold no covariate value: the
+    declared ``nodata``, NaN and infinities, and undeclared fill values, |v| >= ``FILL_MAGNITUDE``
+    (float32's extremes, WorldClim's -3.4e38, written without a nodata tag by many tools). Training
+    and prediction both read rasters through it, so they agree on what is missing."""
+    missing = ~np.isfinite(values) | (np.abs(values) >= FILL_MAGNITUDE)
+    if nodata is not None:
+        missing |= values == np.float32(nodata)
+    return missing
+
+
 @contextlib.contextmanager
-def _gdal_read_errors(p: Path) -> Iterator[list[str]]:
+def gdal_read_errors(p: Path) -> Iterator[list[str]]:
     """GDAL failures inside the block become one ``CovariateError`` naming ``p``, whether GDAL
     exceptions are on or off: that mode is process-wide, QGIS's and other plugins' to choose, so it
     is never changed here. Yields the failure messages so far (for calls that return None)."""
@@ -118,7 +132,7 @@ def read_covariate_raster(path: str | Path) -> CovariateRaster:
     p = Path(path)
     if not p.is_file():
         raise CovariateError(f"Covariate raster {p} does not exist.")
-    with _gdal_read_errors(p) as failures:
+    with gdal_read_errors(p) as failures:
         ds = gdal.Open(str(p))
         if ds is None:
             raise _unreadable(p, failures[0] if failures else "GDAL does not recognise it as a raster")
@@ -141,9 +155,7 @@ def read_covariate_raster(path: str | Path) -> CovariateRaster:
     if gt[2] != 0 or gt[4] != 0:
         raise CovariateError(f"Covariate raster {p.name} is rotated; warp it to a north-up grid first.")
     for arr, nodata in zip(bands, nodatas):
-        if nodata is not None:
-            arr[arr == np.float32(nodata)] = np.nan
-        arr[~np.isfinite(arr)] = np.nan
+        arr[missing_cells(arr, nodata)] = np.nan
     if not bands:
         raise CovariateError(f"Covariate raster {p.name} has no bands.")
     return CovariateRaster(path=p, names=names, values=np.stack(bands), geotransform=tuple(gt))

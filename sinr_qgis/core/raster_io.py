@@ -40,12 +40,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from osgeo import gdal
 
+from . import official_env
 from .atomic import check_writable
-from .covariates import CovariateRaster  # the training sampler: one interpolation for both
+from .covariates import CovariateRaster, missing_cells  # the training sampler: one interpolation for both
 from .errors import CancelledError, CovariateError, OutputError
 from .grid import WGS84_WKT, Grid, parse_crs
 
@@ -432,9 +434,7 @@ class RasterBandSampler:
             if win is None:
                 raise CovariateError(f"Reading covariate raster {self.path.name} failed: {gdal.GetLastErrorMsg()}")
             win = win.astype(np.float32)
-            if self._nodata is not None:
-                win[win == np.float32(self._nodata)] = np.nan
-            win[~np.isfinite(win)] = np.nan
+            win[missing_cells(win, self._nodata)] = np.nan
             sel = pick[start:stop]
             cov = CovariateRaster(path=self.path, names=[self.path.stem], values=win[None],
                                   geotransform=(x0 + c0 * dx, dx, 0.0, y0 + r0 * dy, 0.0, dy))
@@ -443,3 +443,79 @@ class RasterBandSampler:
             out[sel] = np.where(np.isfinite(own), vals, np.nan)  # a nodata cell stays nodata
             start = stop
         return out
+
+
+CovariateSampler = RasterBandSampler | official_env.OfficialBandSampler  # both: .sample(lonlat [N, 2]) -> [N]
+
+
+def covariate_samplers(encoding: Mapping[str, Any], sources: Sequence[tuple[str, int]]) -> list[CovariateSampler]:
+    """One sampler per covariate of a bundle (``encoding``: its ``model.json`` ``encoding``), from
+    ``sources`` [(path, band)] in the bundle's covariate order.
+
+    A bundle imported from an official SINR environmental checkpoint (``covariate_sampling``
+    method ``sinr_official``) reads its covariates exactly as the official code did
+    (:class:`~sinr_qgis.core.official_env.OfficialBandSampler`: standardised values, missing cells
+    0); every other bundle reads raw values with :class:`RasterBandSampler`, as its training did."""
+    covariates = list(encoding.get("covariates") or [])
+    sources = match_covariates([str(c.get("name", "")) for c in covariates], sources)
+    sampling = encoding.get("covariate_sampling")
+    if not sampling:
+        return [RasterBandSampler(p, b) for p, b in sources]
+    if sampling.get("method") != official_env.METHOD:
+        raise CovariateError(f"The model reads its covariates with method {sampling.get('method')!r}, which this "
+                             "version of the plugin does not know. Update the plugin.")
+    return [official_env.OfficialBandSampler(p, b, c, sampling["grid"]) for (p, b), c in zip(sources, covariates)]
+
+
+def match_covariates(names: Sequence[str], sources: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``sources`` [(path, band)] put in the order of a model's covariate ``names``, by name.
+
+    A band is known by its description, its file's name (a single-band file) or ``<file>_b<band>``
+    (how training names a band without description); when no band has such a name, by its
+    WorldClim variable (elevation, bio1 ... bio19) if every name on both sides is one. Bands given in
+    another order are re-ordered; bands whose names say nothing of the model's keep their place
+    (renamed files). Raises ``CovariateError`` when the count differs from the model's, or when a
+    band named for another covariate cannot be put in its place (a name missing or twice)."""
+    names, sources = list(names), [(str(p), int(b)) for p, b in sources]
+    if len(sources) != len(names):
+        raise CovariateError(f"The model reads {len(names)} covariates ({', '.join(names)}); {len(sources)} raster "
+                             "band(s) were given. Give one raster band per covariate.")
+    if not sources:  # a coordinate model
+        return []
+    labels = [_band_labels(p, b) for p, b in sources]
+    position = {n: i for i, n in enumerate(names)}
+    hits = [{position[x] for x in lab if x in position} for lab in labels]
+    if not any(hits):
+        model_keys = [official_env.worldclim_variable(n) for n in names]
+        given_keys = [official_env.worldclim_variable(lab[0]) if lab else None for lab in labels]
+        if None not in model_keys + given_keys and len(set(model_keys)) == len(set(given_keys)) == len(names):
+            hits = [{model_keys.index(k)} if k in model_keys else set() for k in given_keys]
+    if sorted(min(h) for h in hits if len(h) == 1) == list(range(len(names))):
+        ordered = [sources[0]] * len(names)
+        for src, h in zip(sources, hits):
+            ordered[min(h)] = src
+        return ordered
+    if all(not h or i in h for i, h in enumerate(hits)):  # the named ones are in their place already
+        return sources
+    given = [lab[0] if lab else Path(p).name for lab, (p, _b) in zip(labels, sources)]
+    raise CovariateError(f"The covariate rasters do not match the model's covariates by name: the model reads "
+                         f"{', '.join(names)} (in this order), the bands given are {', '.join(given)}. Give one "
+                         "band per covariate, named as the model's covariates (or in the model's order).")
+
+
+def _band_labels(path: str, band: int) -> list[str]:
+    """The names a raster band goes by: its description (or, for a single-band file, the file's
+    name) first, then ``<file>_b<band>``; none when the file cannot be opened (its sampler says why)."""
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        ds = gdal.Open(str(path))
+    except RuntimeError:
+        ds = None
+    finally:
+        gdal.PopErrorHandler()
+    if ds is None or not 1 <= band <= ds.RasterCount:
+        return []
+    stem = Path(path).stem
+    desc = ds.GetRasterBand(band).GetDescription()
+    first = desc or (stem if ds.RasterCount == 1 else f"{stem}_b{band}")
+    return list(dict.fromkeys([first, *([stem] if ds.RasterCount == 1 else []), f"{stem}_b{band}"]))

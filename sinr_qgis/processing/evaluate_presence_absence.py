@@ -122,7 +122,7 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
             used = [r[1] for r in refs.values()]
             covariates = covariates_from_parameters(self, parameters, context, bundle)
             predictor = prediction.make_predictor(bundle)
-            env_all = prediction.covariates_at_points(covariates, data.lonlat)
+            env_all = prediction.covariates_at_points(covariates, data.lonlat, bundle)
             n = data.lonlat.shape[0]
             logits = np.full((n, len(used)), np.nan, dtype=np.float32)
             # float64 products, as sinr:evaluate_ranges: near-ties rank the same whatever the species set

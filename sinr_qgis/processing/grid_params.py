@@ -128,9 +128,11 @@ def mask_ocean(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProces
 
 
 COVARIATES_HELP = (
-    "<i>Covariates</i> (advanced; models with environmental inputs only): one raster per covariate "
-    "in the model's order, or one raster with a band per covariate; pixels a raster does not cover "
-    "are nodata.")
+    "<i>Covariates</i> (advanced; models with environmental inputs only): one raster per covariate, "
+    "or one raster with a band per covariate. Bands are matched to the model's covariates by name (a "
+    "band's description or a single-band file's name; WorldClim names for imported official models), "
+    "in any order; bands whose names say nothing keep the model's order. Pixels a raster does not "
+    "cover are nodata.")
 
 GRID_HELP = (
     "<i>Extent</i> and its CRS (the output is in that CRS); in the dialog it starts as the map's "

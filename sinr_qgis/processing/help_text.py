@@ -39,7 +39,8 @@ MORE_HELP = _tr(
 
 # Which part of the guide each algorithm's Help button opens (default: reading the numbers).
 HELP_SECTIONS = {"evaluate_ranges": "ranges", "evaluate_presence_absence": "ap",
-                 "train_model": "training", "location_embeddings": "model", "model_species": "reliability"}
+                 "train_model": "training", "location_embeddings": "model", "model_species": "reliability",
+                 "import_sinr_checkpoint": "official"}
 
 
 def help_section(algorithm_name: str) -> str:

@@ -23,7 +23,8 @@ def write_tif(path: Path, bands: list[np.ndarray], gt=(10.0, 1.0, 0.0, 50.0, 0.0
     ds.SetProjection(srs.ExportToWkt())
     for i, arr in enumerate(bands):
         b = ds.GetRasterBand(i + 1)
-        b.SetNoDataValue(nodata)
+        if nodata is not None:
+            b.SetNoDataValue(nodata)
         b.WriteArray(arr.astype(np.float32))
         if names:
             b.SetDescription(names[i])
@@ -108,3 +109,25 @@ def test_no_module_changes_gdals_process_wide_exception_mode():
     offenders = [str(f.relative_to(ROOT)) for folder in ("sinr_qgis", "training") for f in (ROOT / folder).rglob("*.py")
                  if pattern.search(f.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+@pytest.mark.parametrize("fill", [np.finfo(np.float32).min, np.float32(-3.4e38), np.finfo(np.float32).max])
+def test_undeclared_fill_values_are_missing_in_training_and_prediction(tmp_path, fill):
+    """Case 21's kind: a fill value written without a nodata tag is no covariate value, for the
+    training reader and the prediction sampler alike."""
+    from sinr_qgis.core.raster_io import RasterBandSampler
+
+    rows, cols = np.mgrid[0:4, 0:5]
+    plane = (cols + 10.0 * rows).astype(np.float32)
+    plane[0, :2] = fill
+    path = write_tif(tmp_path / "undeclared.tif", [plane], nodata=None)
+    ds = gdal.Open(str(path))
+    assert ds.GetRasterBand(1).GetNoDataValue() is None
+    ds = None
+    r = read_covariate_raster(path)
+    mean, std = r.band_stats()
+    valid = np.r_[plane[1:].ravel(), plane[0, 2:]]
+    assert mean[0] == pytest.approx(np.mean(valid)) and std[0] == pytest.approx(np.std(valid))
+    pts = np.array([[10.5, 49.5], [13.5, 49.5]])  # the centre of a filled cell, of a valid one
+    for got in (r.sample(pts)[:, 0], RasterBandSampler(path).sample(pts)):
+        assert np.isnan(got[0]) and got[1] == pytest.approx(3.0)

@@ -103,9 +103,10 @@ class Evil:
 
 @pytest.mark.parametrize("case, message", [
     ("pickled_code", "cannot be loaded safely"),
-    ("env", "input_enc 'env'.*not supported yet"),
-    ("sin_cos_env", "input_enc 'sin_cos_env'.*not supported yet"),
-    ("unknown_encoding", "encoding 'wrap'.*only coordinate models"),
+    # environmental checkpoints import (test_official_env.py); here their weights read 4 features
+    ("env", r"input_dim 20 \(weights \(32, 4\)\) does not fit input_enc 'env'"),
+    ("sin_cos_env", r"input_dim 24 .* does not fit input_enc 'sin_cos_env' \(4 sin_cos features and the covariates\)"),
+    ("unknown_encoding", "encoding 'wrap'.*'sin_cos', 'env', 'sin_cos_env', and only those"),
     ("unknown_architecture", "'HyperNet' network.*ResidualFCNet and LinNet"),
     ("head_bias", "class_emb.bias.*bias-free"),
     ("extra_block", "depth 3.*unexpected feats.5.w1.weight"),
