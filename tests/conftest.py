@@ -73,3 +73,17 @@ def little_ranges(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -
     dst = tmp_path_factory.mktemp("ranges") / "little_ranges.gpkg"
     shutil.copyfile(shared_data / "ranges" / "little_ranges.gpkg", dst)
     return dst
+
+
+PAPER_SPECIES = 47_375  # the paper's (and the official checkpoints') number of species
+
+
+@pytest.fixture(scope="session")
+def paper_bundle_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A paper-scale bundle, made once per session: 47,375 species, width 256, depth 4, random
+    weights (~50 MB, a few seconds)."""
+    from tests.factories import make_bundle
+
+    path = tmp_path_factory.mktemp("paper") / "paper_scale.sinr"
+    make_bundle(path, n_species=PAPER_SPECIES, width=256, depth=4)
+    return path

@@ -1,14 +1,20 @@
 """The model bundle: one ``.sinr`` zip holding a trained SINR model (the contract every part uses).
 
 Members:
-- ``model.json``: format name/version, architecture, encoding (covariate names, means, stds),
-  number of species, training configuration, data provenance, licence and citation.
+- ``model.json``: format name/version, architecture, encoding (covariate names, means, stds;
+  ``covariate_sampling`` when the covariates are read as the official SINR code did, see
+  :mod:`~sinr_qgis.core.official_env`: format version 2), number of species, training
+  configuration, data provenance, licence and citation.
 - ``species.csv``: ``index,code,name,n_train[,threshold][,common_name][,lon_min,lat_min,lon_max,lat_max,
   n_cells]`` in head order (the last five: where the training records are, see
   :mod:`~sinr_qgis.core.reliability`); readers ignore columns they do not know, so optional
   columns can be added without a format change.
 - ``encoder.onnx``: ``lonlat`` float32 [N, 2] (+ ``env`` float32 [N, k] raw values) -> ``embedding``.
-- ``weights.npz``: ``head`` [n_species, D] plus encoder weights (names in ``network.py``).
+- ``weights.npz``: ``head`` [n_species, D] plus encoder weights (names in ``network.py``), stored
+  in the zip uncompressed (float weights barely deflate, and inflating a paper-scale head took
+  0.3 s of its load). The head is float32, or float16 when ``model.json`` ``head_dtype`` says so
+  (half the size; :mod:`~sinr_qgis.core.head_precision` checks that its probabilities stay within
+  1e-3); it is float32 in memory either way, so every reader and backend takes it unchanged.
 A species' logit at a location is ``embedding . head[i]``; its probability is the sigmoid.
 
 ``model.json`` ``member_sha256`` holds the SHA-256 (hex) of every other member, written by
@@ -35,17 +41,20 @@ from . import network
 from .atomic import atomic_path
 from .encoding import ENCODINGS, check_frequencies, input_dim, uses_covariates
 from .errors import BundleError
+from .official_env import sampling_problem
 from .reliability import ranges_reference, reliability_lines
 from .species_list import species_list_line
-from .species_names import SpeciesIndex
+from .species_names import SpeciesIndex, index_for
 
 FORMAT_NAME = "sinr-qgis-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest format this plugin reads; each bundle is written as format_version_needed
 MEMBERS = ("model.json", "species.csv", "encoder.onnx", "weights.npz")
 SPECIES_COLUMNS = ("index", "code", "name", "n_train")
 EXTENT_COLUMNS = ("lon_min", "lat_min", "lon_max", "lat_max")  # optional: the records' bulk (degrees)
 EXTENSION = ".sinr"
 SUMS_KEY = "member_sha256"  # model.json: {member: SHA-256 hex} of every member but model.json
+HEAD_DTYPE_KEY = "head_dtype"  # model.json: how weights.npz stores the head (absent = float32)
+HEAD_DTYPES = ("float32", "float16")
 SUMMED_MEMBERS = tuple(m for m in MEMBERS if m != "model.json")
 LOG = logging.getLogger("sinr_qgis")
 
@@ -113,6 +122,11 @@ class ModelBundle:
         return self.weights[network.HEAD]
 
     @property
+    def head_dtype(self) -> str:
+        """How ``weights.npz`` stores the head: "float32" or "float16" (``model.json`` ``head_dtype``)."""
+        return str(self.meta.get(HEAD_DTYPE_KEY, "float32"))
+
+    @property
     def n_species(self) -> int:
         return len(self.species)
 
@@ -122,10 +136,12 @@ class ModelBundle:
 
     # ---- species lookup -----------------------------------------------------------------
     def species_index(self) -> SpeciesIndex:
-        """The lookup table of the species (rebuilt when the species, their codes or names change)."""
+        """The lookup table of the species (rebuilt when the species, their codes or names change),
+        built on the first lookup, not at load (0.7 s for 47,375 species), and shared with
+        ``species_names.index_for`` (range layers matched against this model's species)."""
         index = self._index
         if index is None or index.fingerprint != SpeciesIndex.fingerprint_of(self.species):
-            index = self._index = SpeciesIndex(self.species, self.name)
+            index = self._index = index_for(self.species, self.name)
         return index
 
     def find_species(self, query: str) -> Species:
@@ -198,6 +214,9 @@ class ModelBundle:
         for key in ("architecture", "encoding", "n_species"):
             if key not in m:
                 raise BundleError(f"{who}: model.json lacks {key!r}.")
+        if self.head_dtype not in HEAD_DTYPES:
+            raise BundleError(f"{who}: model.json head_dtype {self.head_dtype!r} is not one of {HEAD_DTYPES}. "
+                              "Update the plugin, or re-export the model.")
         enc = m["encoding"].get("name")
         if enc not in ENCODINGS:
             raise BundleError(f"{who}: unknown encoding {enc!r}; expected one of {ENCODINGS}.")
@@ -224,6 +243,9 @@ class ModelBundle:
             raise BundleError(f"{who}: input layer takes {self.weights[network.INPUT_W].shape[1]} "
                               f"features but encoding {enc!r} with {n_cov} covariates"
                               + (f" and {len(freqs)} frequencies" if freqs else "") + f" gives {d_in}.")
+        problem = sampling_problem(m["encoding"])
+        if problem:
+            raise BundleError(f"{who}: model.json encoding: {problem}")
         if uses_covariates(enc):
             for key in (network.ENV_MEAN, network.ENV_STD):
                 if key not in self.weights or self.weights[key].shape != (n_cov,):
@@ -240,21 +262,27 @@ class ModelBundle:
 
     def write(self, path: str | Path) -> Path:
         """Write the bundle atomically to ``path`` (a temporary name, then a rename), with the
-        SHA-256 of each member in ``model.json`` (``meta`` gets the new sums)."""
+        SHA-256 of each member in ``model.json`` (``meta`` gets the new sums). The head is stored
+        as ``head_dtype`` says, and kept in memory as stored (float16 rounds it: choose that through
+        ``training.export``, which checks the probabilities first)."""
         self.validate()
         final = Path(path)
+        stored = self.head.astype(self.head_dtype, copy=False)
         buf = io.BytesIO()
-        np.savez(buf, **self.weights)
+        np.savez(buf, **{**self.weights, network.HEAD: stored})
         members = {"species.csv": species_csv(self.species).encode("utf-8"), "encoder.onnx": self.onnx_bytes,
                    "weights.npz": buf.getvalue()}
-        meta = {**self.meta, SUMS_KEY: {m: hashlib.sha256(members[m]).hexdigest() for m in SUMMED_MEMBERS}}
+        meta = {**self.meta, "format_version": format_version_needed(self.meta),
+                SUMS_KEY: {m: hashlib.sha256(members[m]).hexdigest() for m in SUMMED_MEMBERS}}
         with atomic_path(final) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr("model.json", json.dumps(meta, indent=2, sort_keys=False))
                 for name in SUMMED_MEMBERS:
-                    zf.writestr(name, members[name])
+                    zf.writestr(name, members[name],
+                                compress_type=zipfile.ZIP_STORED if name == "weights.npz" else None)
         self.meta = meta
         self.path = final
+        self.weights[network.HEAD] = stored.astype(np.float32, copy=False)
         self.sha256 = hashlib.sha256(final.read_bytes()).hexdigest()
         self.warnings = []
         return final
@@ -272,6 +300,8 @@ class ModelBundle:
                  f"cap {train.get('cap', '?')}",
                  f"Trained on: {data.get('file', '?')} ({data.get('n_records_used', '?')} records)",
                  f"Created: {m.get('created', '?')}"]
+        if self.head_dtype != "float32":
+            lines.append(f"Species head stored as {self.head_dtype} (smaller file; probabilities within 0.001)")
         if m.get("evaluation"):
             lines.append(f"Evaluation: {_evaluation_text(m['evaluation'])}")
         if m.get("licence"):
@@ -279,6 +309,13 @@ class ModelBundle:
         if m.get("citation"):
             lines.append(f"Cite: {m['citation']}")
         return "\n".join([*lines, species_list_line(self), *reliability_lines(self)])
+
+
+def format_version_needed(meta: dict[str, Any]) -> int:
+    """The format version a bundle with ``meta`` is written as: 2 when its covariates are read as the
+    official SINR code did (``encoding.covariate_sampling``; a version-1 reader would ignore that and
+    feed raw values, so it must refuse the file), else 1, which every version of the plugin reads."""
+    return 2 if meta.get("encoding", {}).get("covariate_sampling") else 1
 
 
 def _evaluation_text(ev: Any) -> str:
@@ -318,26 +355,36 @@ def _check_member_sums(who: str, meta: dict[str, Any], members: dict[str, bytes]
 
 
 def _parse_species(text: str) -> list[Species]:
-    reader = csv.DictReader(io.StringIO(text))
-    cols = reader.fieldnames or []
+    """``species.csv`` text -> species in file order. Read as plain rows with the columns looked up
+    once (a dict per row took half of a 47,375-species model's load); blank lines are skipped and
+    a short row's missing cells are empty, as ``csv.DictReader`` reads them."""
+    reader = csv.reader(io.StringIO(text))
+    cols = next(reader, [])
     missing = [c for c in SPECIES_COLUMNS if c not in cols]
     if missing:
         raise BundleError(f"species.csv lacks column(s) {', '.join(missing)}")
+    at = {c: i for i, c in enumerate(cols)}  # a name twice: the last one, as DictReader reads it
+    index, code, name, n_train = (at[c] for c in SPECIES_COLUMNS)
+    thr, common, cells = (at.get(c) for c in ("threshold", "common_name", "n_cells"))
+    box = [at.get(c) for c in EXTENT_COLUMNS]
+    box = None if None in box else box
     out = []
     for row in reader:
-        thr = row.get("threshold")
-        out.append(Species(index=int(row["index"]), code=row["code"], name=row["name"],
-                           n_train=int(row["n_train"] or 0),
-                           threshold=float(thr) if thr not in (None, "") else None,
-                           common_name=(row.get("common_name") or "").strip(),
-                           record_extent=_extent(row), n_cells=_int_or_none(row.get("n_cells"))))
+        if not row:
+            continue
+        if len(row) < len(cols):
+            row += [""] * (len(cols) - len(row))
+        out.append(Species(index=int(row[index]), code=row[code], name=row[name], n_train=int(row[n_train] or 0),
+                           threshold=float(row[thr]) if thr is not None and row[thr] != "" else None,
+                           common_name=row[common].strip() if common is not None else "",
+                           record_extent=_extent([row[i] for i in box]) if box else None,
+                           n_cells=_int_or_none(row[cells]) if cells is not None else None))
     return out
 
 
-def _extent(row: dict[str, str]) -> tuple[float, float, float, float] | None:
-    """The record extent of a species.csv row; None when its columns are absent or empty."""
-    vals = [row.get(c) for c in EXTENT_COLUMNS]
-    if any(v in (None, "") for v in vals):
+def _extent(vals: list[str]) -> tuple[float, float, float, float] | None:
+    """The record extent from a species.csv row's four extent cells; None when any is empty."""
+    if "" in vals:
         return None
     x0, y0, x1, y1 = (float(v) for v in vals)
     return (x0, y0, x1, y1)

@@ -44,6 +44,7 @@ AP_POOR, AP_GOOD = 0.25, 0.5
 POOR_RECORDS, POOR_CELLS = 5, 3
 GOOD_RECORDS, GOOD_CELLS = 1000, 80
 DEFAULT_REFERENCE = "expert range maps"
+CARD_POOR = 50  # poor species named on the model card (the bundled model has 33); more are counted
 
 Extent = tuple[float, float, float, float]
 
@@ -124,20 +125,40 @@ def assess(species: Any, ap: float | None, reference: str = DEFAULT_REFERENCE) -
     n = max(int(species.n_train or 0), 0)
     extent = getattr(species, "record_extent", None)
     cells = getattr(species, "n_cells", None)
-    by_records = _records_level(n, cells)
-    by_ap = None if ap is None else "poor" if ap < AP_POOR else "caution" if ap < AP_GOOD else "good"
-    if by_ap is None:
-        level = by_records or "unknown"
-    elif by_ap == "good" and by_records == "poor":
-        level = "caution"
-    else:
-        level = by_ap
+    level, by_ap, by_records = _levels(n, cells, ap)
     who = getattr(species, "label", "") or species.code
     summary = f"{who}: {_records_text(n, cells, extent)}" + (
         f"; agreement with {reference}: AP {ap:.1%}." if ap is not None else
         f"; not compared with {reference}." if n else ".")
     return SpeciesReliability(n, extent, ap, level, summary,
                               _warning(level, by_ap, by_records, n, cells, ap, reference), cells)
+
+
+def _levels(n: int, cells: int | None, ap: float | None) -> tuple[str, str | None, str | None]:
+    """(level, the level the AP alone gives, the level the records alone give) of one species."""
+    by_records = _records_level(n, cells)
+    by_ap = None if ap is None else "poor" if ap < AP_POOR else "caution" if ap < AP_GOOD else "good"
+    if by_ap is None:
+        return by_records or "unknown", by_ap, by_records
+    if by_ap == "good" and by_records == "poor":
+        return "caution", by_ap, by_records
+    return by_ap, by_ap, by_records
+
+
+def species_levels(bundle: Any) -> list[str]:
+    """The level (one of ``LEVELS``) of each species of ``bundle``, in head order: the levels alone,
+    without the sentences of :func:`assess`, so a 47,375-species model takes tens of milliseconds."""
+    aps = ranges_ap(bundle.meta)
+    return [_levels(max(int(s.n_train or 0), 0), getattr(s, "n_cells", None), aps.get(s.code))[0]
+            for s in bundle.species]
+
+
+def level_counts(bundle: Any) -> dict[str, int]:
+    """How many species of ``bundle`` have each of ``LEVELS`` (see :func:`species_levels`)."""
+    counts = dict.fromkeys(LEVELS, 0)
+    for level in species_levels(bundle):
+        counts[level] += 1
+    return counts
 
 
 def _records_level(n: int, cells: int | None) -> str | None:
@@ -203,22 +224,31 @@ def every_species_reliability(bundle: Any) -> list[tuple[Any, SpeciesReliability
     return [(s, assess(s, aps.get(s.code), ref)) for s in bundle.species]
 
 
-def reliability_lines(bundle: Any) -> list[str]:
+def reliability_lines(bundle: Any, limit: int = CARD_POOR) -> list[str]:
     """The model card's reliability section: the count per level, then each poor species in one
-    line (its AP, records and cells)."""
-    rel = every_species_reliability(bundle)
-    counts = {lv: sum(1 for _, r in rel if r.level == lv) for lv in LEVELS}
+    line (its AP, records and cells), the first ``limit`` of them and how many more."""
+    counts = level_counts(bundle)
     lines = ["Reliability of the species' maps: "
              + ", ".join(f"{counts[lv]} {lv}" for lv in LEVELS if counts[lv])
              + f" (from the training records and, where measured, the agreement with {ranges_reference(bundle.meta)})."]
-    poor = [(s, r) for s, r in rel if r.level == "poor"]
-    if poor:
-        lines.append(f"Poor maps ({len(poor)}; check them against a range map before use):")
+    if counts["poor"]:
+        aps, ref = ranges_ap(bundle.meta), ranges_reference(bundle.meta)
+        poor = []
+        for s in bundle.species:
+            if len(poor) == limit:
+                break
+            ap = aps.get(s.code)
+            if _levels(max(int(s.n_train or 0), 0), getattr(s, "n_cells", None), ap)[0] == "poor":
+                poor.append((s, assess(s, ap, ref)))  # sentences for the listed species only
+        lines.append(f"Poor maps ({counts['poor']}; check them against a range map before use):")
         for s, r in poor:
             facts = ([f"AP {r.ap_ranges:.1%}"] if r.ap_ranges is not None else []) + [
                 f"{r.n_train:,} record{'s' if r.n_train != 1 else ''}"
                 + (f" in {r.n_cells} one-degree cell{'s' if r.n_cells != 1 else ''}" if r.n_cells is not None else "")]
             lines.append(f"  {getattr(s, 'label', s.code)}: {', '.join(facts)}")
+        if counts["poor"] > len(poor):
+            lines.append(f"  … and {counts['poor'] - len(poor):,} more: the panel's species list or Processing "
+                         "'List a model's species' (sinr:model_species) shows them all.")
     return lines
 
 

@@ -9,6 +9,7 @@ Points
     emb = predictor.embed(lonlat)                  # [N, 2] degrees (+ env [N, k] raw) -> [N, D] float32
     p = predictor.predict_points(lonlat, species)  # -> probabilities [N, S] float32
     idx, p = predictor.top_species(lonlat, k=10)   # ranked species per point ("expected nearby")
+    n = predictor.count_above(emb, species, thresholds)  # int32 [N]: species with p >= their threshold
 
 ``species`` is anything :meth:`Predictor.resolve_species` accepts: an index, a code or name, a
 ``Species``, or a list of them (None = all species). Rows whose lon/lat (or covariates) are
@@ -29,6 +30,12 @@ are encoded. The embeddings of the last grid are cached in the predictor when th
 ``cache_max_bytes`` (default 1 GiB of float32), so a further species on the same grid, mask and
 covariates costs only the head product.
 
+Many species (a paper-scale model has 47,375) never make one [pixels x species] array larger
+than ``SPECIES_BLOCK_BYTES`` (64 MiB): ``top_species`` and ``count_above`` (species richness:
+logits against :func:`logit_thresholds`, no sigmoid of a block) work a few rows at a time,
+multi-band outputs are written in row pieces of that size, and one file per species writes at
+most ``MAX_OPEN_OUTPUTS`` files per pass over the grid.
+
 ::
 
     probs = predict_grid(predictor, grid, species)                 # [S, H, W] float32, NaN = nodata
@@ -41,7 +48,9 @@ covariates costs only the head product.
 a raster ``(path, band)`` (or just a path: band 1), as a list, or a dict keyed by covariate
 name. Values are read at the pixel centres (rasters in any CRS) with the training sampler's
 bilinear interpolation (``raster_io.RasterBandSampler``); outside a raster or in a nodata cell
-the pixel is nodata (never a silent zero).
+the pixel is nodata (never a silent zero). A bundle imported from an official SINR
+environmental checkpoint reads them as the official code did instead (``raster_io.covariate_samplers``,
+:mod:`~sinr_qgis.core.official_env`: standardised, missing cells 0).
 
 GeoTIFF outputs (see :mod:`~sinr_qgis.core.raster_io`): Float32 COG, DEFLATE, nodata -9999, band
 description = species name, per-band metadata (SPECIES_CODE, VALUE probability|binary,
@@ -76,7 +85,7 @@ from .errors import BundleError, CancelledError, CovariateError, OutputError, Sp
 from .file_names import MAX_NAME_BYTES, unique_file_stems
 from .grid import Grid
 from .landmask import load_land_mask
-from .raster_io import BandSpec, GeoTiffWriter, RasterBandSampler
+from .raster_io import BandSpec, GeoTiffWriter, covariate_samplers
 from .reliability import SpeciesReliability, species_reliability
 from .species_names import format_species_list
 
@@ -85,6 +94,11 @@ BACKENDS = ("auto", "onnxruntime", "numpy")
 TILE_PIXELS = 1 << 17  # pixels per row block: ~130 MB of float32 embeddings at D = 256
 DEFAULT_BATCH = 4096  # locations per encoder run: activations stay in cache (benchmarked)
 DEFAULT_CACHE_BYTES = 1 << 30
+# The most bytes of one [locations x species] block (logits, their comparisons and ranks, a
+# multi-band tile) held at once: a 47,375-species model on a 97,631-pixel block would otherwise
+# need 17.2 GiB. 64 MiB keeps the products large enough for BLAS to run at full speed.
+SPECIES_BLOCK_BYTES = 64 << 20
+MAX_OPEN_OUTPUTS = 32  # GeoTIFFs written at once: each holds a file open (macOS allows 256 per process)
 THRESHOLD_LPT_R = "lpt_r"
 MIN_CODE_BYTES = 24  # room left for a species code in a one-file-per-species name
 
@@ -160,13 +174,54 @@ class _OnnxBackend:
         return self.session.run([self.output], feeds)[0]
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """Overflow-free logistic function, float32."""
+def _sigmoid(x: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """Overflow-free logistic function, float32; ``in_place`` overwrites ``x`` (a float32 array)
+    instead of holding two more arrays of its size."""
     x = np.asarray(x, dtype=np.float32)
-    out = np.tanh(x * np.float32(0.5))
+    out = x if in_place else np.empty_like(x)
+    np.multiply(x, np.float32(0.5), out=out)
+    np.tanh(out, out=out)
     out *= np.float32(0.5)
     out += np.float32(0.5)
     return out
+
+
+def _float32_keys(x: np.ndarray) -> np.ndarray:
+    """int64 keys ordered as the float32 values ``x`` (-0 and +0 share 0; no NaN)."""
+    bits = np.asarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
+    mag = bits & 0x7FFFFFFF
+    return np.where(bits < 0, -mag, mag)
+
+
+def _from_float32_keys(keys: np.ndarray) -> np.ndarray:
+    bits = np.where(keys < 0, (-keys) | 0x80000000, keys).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+def logit_thresholds(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The logit cut of each probability threshold: float32 [S] ``L`` with, for every float32
+    logit ``x``, ``x >= L[i]`` exactly when this module's float32 sigmoid of ``x`` is ``>= t[i]``.
+
+    So a count of species above their thresholds compares logits (no sigmoid of a whole block)
+    and agrees value for value with the 0/1 bands of ``predict_to_geotiff``, including ``t = 1``
+    (logits from about 17 give a float32 probability of exactly 1) and ``t = 0`` (an LPT-R
+    threshold of a species whose training records all score 0 in float32: every logit counts,
+    ``L = -inf``). ``thresholds`` [S] must be probabilities in [0, 1]; found by bisection over
+    the float32 values (32 steps)."""
+    t = np.asarray(thresholds, dtype=np.float32).ravel()
+    if t.size and not (np.all(t >= 0) and np.all(t <= 1)):
+        raise ValueError("thresholds must be probabilities in [0, 1]")
+    inf = np.float32(np.inf)
+    lo = np.full(t.shape, _float32_keys(-inf), dtype=np.int64)  # sigmoid(-inf) = 0 < t (t > 0)
+    hi = np.full(t.shape, _float32_keys(inf), dtype=np.int64)   # sigmoid(+inf) = 1 >= t
+    while np.any(hi - lo > 1):
+        mid = (lo + hi) // 2
+        above = _sigmoid(_from_float32_keys(mid)) >= t
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    cut = _from_float32_keys(hi)
+    cut[t <= 0] = -inf
+    return cut
 
 
 # ---- grid blocks and cache -----------------------------------------------------------------
@@ -349,8 +404,37 @@ class Predictor:
 
     def probabilities(self, embedding: np.ndarray,
                       species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
-        """Presence probabilities [N, S] = sigmoid(logits)."""
-        return _sigmoid(self.logits(embedding, species))
+        """Presence probabilities [N, S] = sigmoid(logits), computed in the logits' own array (no
+        second array of the result's size)."""
+        return _sigmoid(self.logits(embedding, species), in_place=True)
+
+    def count_above(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None,
+                    thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
+        """How many of ``species`` reach their probability threshold (p >= t) at each row of
+        ``embedding`` [N, D]: int32 [N] (0 for a row with NaN). ``thresholds`` [S] in [0, 1], one per
+        species in the order given.
+
+        Logits are compared with :func:`logit_thresholds` (the same decisions as the 0/1 bands), a
+        few rows at a time, so that no more than ``SPECIES_BLOCK_BYTES`` of logits and comparisons
+        exist at once whatever N and S (e.g. 47,375 species on a 131,072-pixel block)."""
+        idx = self._indices(species)
+        cut = logit_thresholds(thresholds)
+        if cut.size != idx.size:
+            raise ValueError(f"{cut.size} thresholds for {idx.size} species")
+        emb = np.ascontiguousarray(embedding, dtype=np.float32)
+        head = self._head_rows(idx)
+        counts = np.zeros(emb.shape[0], dtype=np.int32)
+        rows = min(emb.shape[0], _rows_per_block(idx.size, 4 + 1))  # float32 logits + their bool comparison
+        # one buffer of each, reused by every chunk (the last one's rows are a leading slice of it)
+        logits = np.empty((rows, idx.size), dtype=np.float32)
+        above = np.empty((rows, idx.size), dtype=np.bool_)
+        for i in range(0, emb.shape[0], rows):
+            e = emb[i:i + rows]
+            n = e.shape[0]
+            matmul_t(e, head, out=logits[:n])
+            np.greater_equal(logits[:n], cut, out=above[:n])
+            above[:n].sum(axis=1, dtype=np.int32, out=counts[i:i + n])
+        return counts
 
     def predict_points(self, lonlat: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None,
                        env: np.ndarray | None = None) -> np.ndarray:
@@ -362,21 +446,22 @@ class Predictor:
         """The ``k`` most probable species per point: indices int64 [N, k] and probabilities [N, k],
         best first. Points that cannot be evaluated get index -1 and probability NaN."""
         emb = self.embed(lonlat, env)
-        n, k = emb.shape[0], max(1, min(int(k), self.n_species))
+        n, s = emb.shape[0], self.n_species
+        k = max(1, min(int(k), s))
         idx = np.full((n, k), -1, dtype=np.int64)
         prob = np.full((n, k), np.nan, dtype=np.float32)
-        chunk = max(1, (1 << 24) // self.n_species)
-        for i in range(0, n, chunk):
-            e = emb[i:i + chunk]
-            ok = np.isfinite(e).all(axis=1)
-            if not ok.any():
-                continue
-            lg = matmul_t(e[ok], self._head)
-            part = np.argpartition(-lg, k - 1, axis=1)[:, :k] if k < self.n_species else \
-                np.tile(np.arange(self.n_species), (lg.shape[0], 1))
+        valid = np.flatnonzero(np.isfinite(emb).all(axis=1))
+        # ranked on logits (the sigmoid is monotone): only the k kept get a probability
+        chunk = min(max(1, valid.size), _rows_per_block(s, 4 + 8))  # float32 logits + argpartition's int64
+        logits = np.empty((chunk, s), dtype=np.float32)  # one buffer for every chunk
+        for i in range(0, valid.size, chunk):
+            rows = valid[i:i + chunk]
+            lg = matmul_t(emb[rows], self._head, out=logits[:rows.size])
+            # the k kept copied out, so the full [rows, S] positions are freed at once
+            part = np.argpartition(lg, s - k, axis=1)[:, s - k:].copy() if k < s else \
+                np.broadcast_to(np.arange(s), lg.shape)
             vals = np.take_along_axis(lg, part, axis=1)
-            order = np.argsort(-vals, axis=1, kind="stable")
-            rows = np.flatnonzero(ok) + i
+            order = np.lexsort((part, -vals), axis=1)  # best first; equal logits by head order
             idx[rows] = np.take_along_axis(part, order, axis=1)
             prob[rows] = _sigmoid(np.take_along_axis(vals, order, axis=1))
         return idx, prob
@@ -414,7 +499,7 @@ class Predictor:
             return
         self._cache = None  # free the old grid's embeddings before computing new ones
         mask = load_land_mask(land_mask) if mask_ocean else None
-        samplers = [RasterBandSampler(p, b) for p, b in sources]
+        samplers = covariate_samplers(self.bundle.meta["encoding"], sources)
         # Cache only grids that can fit; a huge grid (20000 x 20000) then never holds more than a block.
         kept: list[GridBlock] | None = \
             [] if grid.n_pixels * (4 * self.embedding_dim + 1) <= 4 * self.cache_max_bytes else None
@@ -473,6 +558,12 @@ class Predictor:
         return out
 
 
+def _rows_per_block(n_species: int, bytes_per_value: int) -> int:
+    """Rows of a [rows, n_species] block of ``bytes_per_value`` bytes each that fit in
+    ``SPECIES_BLOCK_BYTES`` (at least one)."""
+    return max(1, SPECIES_BLOCK_BYTES // (bytes_per_value * max(1, n_species)))
+
+
 def _file_key(path: str, band: int) -> tuple:
     try:
         st = os.stat(path)
@@ -489,9 +580,11 @@ def map_grid(predictor: Predictor, grid: Grid, fn: Callable[[np.ndarray], np.nda
     [n_bands, H, W], NaN = nodata. For small grids (the whole result is held in memory)."""
     h, w = grid.shape
     out = np.full((n_bands, h, w), np.nan, dtype=np.float32)
+    piece = max(1, SPECIES_BLOCK_BYTES // (4 * w * max(1, n_bands)))  # fn's values beside the result: bounded
     for blk in predictor.iter_grid(grid, mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
                                    progress=progress, is_cancelled=is_cancelled):
-        out[:, blk.row0:blk.row1] = _block_values(blk, fn, n_bands, w)
+        for part in _row_pieces(blk, w, piece):
+            out[:, part.row0:part.row1] = _block_values(part, fn, n_bands, w)
     return out
 
 
@@ -516,19 +609,18 @@ def predict_grid(predictor: Predictor, grid: Grid, species: SpeciesLike | Iterab
 def _stream(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter, Callable, int]], *,
             mask_ocean: bool, covariates: CovariateSpec, land_mask: str | Path | None,
             progress: ProgressFn | None, is_cancelled: CancelFn | None) -> list[Path]:
-    """One pass over the grid feeding every (writer, fn, n_bands); then finish and commit all."""
-    rows = max(1, TILE_PIXELS // grid.width)
+    """Feed every (writer, fn, n_bands) from passes over the grid; then commit all (or none).
+
+    At most ``MAX_OPEN_OUTPUTS`` writers are open at once (one pass each group; a cached grid
+    embedding makes the later passes cost only their products), and a block is handed to the
+    ``fn`` in row pieces of at most ``SPECIES_BLOCK_BYTES`` of float32 values per output."""
+    groups = [outputs[i:i + MAX_OPEN_OUTPUTS] for i in range(0, len(outputs), MAX_OPEN_OUTPUTS)]
     try:
-        for w, _, _ in outputs:
-            w.open(min(rows, grid.height))
-        for blk in predictor.iter_grid(grid, mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
-                                       progress=_scaled(progress, 0, 90), is_cancelled=is_cancelled):
-            for w, fn, nb in outputs:
-                w.write_rows(blk.row0, _block_values(blk, fn, nb, grid.width))
-        _check_cancel(is_cancelled)
-        for i, (w, _, _) in enumerate(outputs):
-            lo = 90 + 10 * i / len(outputs)
-            w.finish(_scaled(progress, lo, lo + 10 / len(outputs)), is_cancelled)
+        for g, group in enumerate(groups):
+            _stream_group(predictor, grid, group, mask_ocean=mask_ocean, covariates=covariates,
+                          land_mask=land_mask, progress=_scaled(progress, 100 * g / len(groups),
+                                                                100 * (g + 1) / len(groups)),
+                          is_cancelled=is_cancelled)
         _check_cancel(is_cancelled)
         paths = [w.commit() for w, _, _ in outputs]
     finally:
@@ -537,6 +629,38 @@ def _stream(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter,
     if progress is not None:
         progress(100.0)
     return paths
+
+
+def _stream_group(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter, Callable, int]], *,
+                  mask_ocean: bool, covariates: CovariateSpec, land_mask: str | Path | None,
+                  progress: ProgressFn | None, is_cancelled: CancelFn | None) -> None:
+    """One pass over the grid writing ``outputs`` (progress 0-90), then each one finished (90-100)."""
+    rows = max(1, TILE_PIXELS // grid.width)
+    piece = max(1, SPECIES_BLOCK_BYTES // (4 * grid.width * max(nb for _, _, nb in outputs)))
+    for w, _, _ in outputs:
+        w.open(min(rows, piece, grid.height))
+    for blk in predictor.iter_grid(grid, mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
+                                   progress=_scaled(progress, 0, 90), is_cancelled=is_cancelled):
+        for part in _row_pieces(blk, grid.width, piece):
+            for w, fn, nb in outputs:
+                w.write_rows(part.row0, _block_values(part, fn, nb, grid.width))
+    _check_cancel(is_cancelled)
+    for i, (w, _, _) in enumerate(outputs):
+        lo = 90 + 10 * i / len(outputs)
+        w.finish(_scaled(progress, lo, lo + 10 / len(outputs)), is_cancelled)
+
+
+def _row_pieces(blk: GridBlock, width: int, max_rows: int) -> Iterator[GridBlock]:
+    """``blk`` as consecutive blocks of at most ``max_rows`` rows (views of its arrays)."""
+    if blk.row1 - blk.row0 <= max_rows:
+        yield blk
+        return
+    # embedding rows are the valid pixels in row-major order: row r starts at ends[r - row0]
+    ends = np.concatenate(([0], np.cumsum(blk.valid.reshape(-1, width).sum(axis=1))))
+    for r0 in range(blk.row0, blk.row1, max_rows):
+        r1 = min(blk.row1, r0 + max_rows)
+        a, b = r0 - blk.row0, r1 - blk.row0
+        yield GridBlock(r0, r1, blk.valid[a * width:b * width], blk.embedding[ends[a]:ends[b]])
 
 
 def map_grid_to_geotiff(predictor: Predictor, grid: Grid, path: str | Path,

@@ -33,12 +33,15 @@ inside) is taken as it is. A list that reads as two different sets of species is
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import difflib
+import gc
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -86,11 +89,15 @@ def _clean(text: object) -> str:
     """NFKC, no format characters, one hybrid sign, dashes/apostrophes unified, spaces collapsed;
     case kept (authorship detection needs it)."""
     t = "" if text is None else str(text)
-    if not t.isascii():  # ASCII holds no format character, nothing NFKC changes, no variant sign
+    if t.isascii():  # ASCII holds no format character, nothing NFKC changes, no '×' or variant sign
+        tokens = t.split()
+    else:
         t = unicodedata.normalize("NFKC", t)
         t = "".join(ch for ch in t if unicodedata.category(ch) != "Cf").translate(_TRANSLATE)
-    tokens = t.replace(HYBRID, f" {HYBRID} ").split()
-    t = " ".join(HYBRID if tok in ("x", "X") else tok for tok in tokens)
+        tokens = t.replace(HYBRID, f" {HYBRID} ").split()
+    if "x" in tokens or "X" in tokens:
+        tokens = [HYBRID if tok in ("x", "X") else tok for tok in tokens]
+    t = " ".join(tokens)
     return _COMMA.sub(", ", t).strip(" ,") if "," in t else t
 
 
@@ -111,6 +118,8 @@ def split_authorship(text: object) -> tuple[str, str] | None:
     """(bare name, authorship) of a scientific name followed by authorship, e.g.
     ``"Picea abies (L.) H.Karst."`` -> ``("Picea abies", "(L.) H.Karst.")``; None when the text is
     not a name with authorship (a bare name, a code, a vernacular name)."""
+    if isinstance(text, str) and text.isascii() and "," not in text and len(text.split(None, 2)) < 3:
+        return None  # fewer than three words stay fewer after cleaning: no room for an authorship
     tokens = _clean(text).split()
     i = 1 if tokens[:1] == [HYBRID] else 0
     if len(tokens) < i + 3 or not tokens[i][:1].isupper():
@@ -192,6 +201,10 @@ class SpeciesIndex(Generic[S]):
     """
 
     def __init__(self, species: Sequence[S], owner: str = "the model") -> None:
+        with _cyclic_gc_paused():
+            self._build(species, owner)
+
+    def _build(self, species: Sequence[S], owner: str) -> None:
         self.species = list(species)
         self.owner = owner
         self.fingerprint = self.fingerprint_of(self.species)
@@ -204,33 +217,43 @@ class SpeciesIndex(Generic[S]):
         self._spellings: list[tuple[str, int]] = []
         self._stems: dict[str, list[int]] = {}  # names without Latin endings: rubra = rubrum
         self.max_commas = 0
+        # A paper-scale model has 47,375 species: this loop is its lookup's load, so each distinct
+        # text is keyed once and a table takes all of a species' keys in one call.
+        spellings_out = self._spellings
         for pos, s in enumerate(self.species):
+            code, name, label = s.code, s.name, s.label
+            keys = {text: name_key(text) for text in (code, name, label)}
             common = name_key(getattr(s, "common_name", ""))
-            _add(self._common, common, pos)
-            _add(self._code, s.code.strip(), pos)
-            for text in (s.name, s.label):
-                _add(self._exact, text.strip(), pos)
-            for text in (s.code, s.name, s.label):
-                _add(self._key, name_key(text), pos)
-                self.max_commas = max(self.max_commas, text.count(","))
+            _add_all(self._common, (common,), pos)
+            _add_all(self._code, (code.strip(),), pos)
+            _add_all(self._exact, (name.strip(), label.strip()), pos)
+            _add_all(self._key, (keys[code], keys[name], keys[label]), pos)
+            self.max_commas = max(self.max_commas, code.count(","), name.count(","), label.count(","))
             spellings = [common]
-            for text in dict.fromkeys((s.code, s.name)):  # the name last: its bare form gives the stem
+            for text in dict.fromkeys((code, name)):  # the name last: its bare form gives the stem
                 split = split_authorship(text)
                 entry = (pos, split is not None)
-                bare = name_key(split[0] if split else text)
-                spellings += [name_key(text), bare]
+                bare = name_key(split[0]) if split else keys[text]
+                spellings += [keys[text], bare]
                 if bare and entry not in self._bare.get(bare, []):
                     self._bare.setdefault(bare, []).append(entry)
-            self._spellings.extend((k, pos) for k in dict.fromkeys(spellings) if k)
-            _add(self._stems, _stem_key(spellings[-1]), pos)
+            spellings_out.extend([(k, pos) for k in dict.fromkeys(spellings) if k])
+            _add_all(self._stems, (_stem_key(spellings[-1]),), pos)
         # built here, not on the first suggestion, so that every query takes milliseconds
         self._bags = _Bags([k for k, _ in self._spellings])
 
+    def renamed(self, owner: str) -> SpeciesIndex[S]:
+        """This index under another owner's name (for messages); the tables are shared, not rebuilt."""
+        other = copy.copy(self)
+        other.owner = owner
+        return other
+
     @staticmethod
-    def fingerprint_of(species: Sequence[NamedSpecies]) -> list[tuple[int, str, str]]:
+    def fingerprint_of(species: Sequence[NamedSpecies]) -> tuple[list[int], list[str], list[str]]:
         """What the index depends on: the species objects (held by the index, so their ids are
-        not reused) and their codes and names."""
-        return [(id(s), s.code, s.name) for s in species]
+        not reused) and their codes and names. Three flat lists, not a tuple per species: checked
+        at every lookup, 47,375 tuples set off a full garbage collection (80 ms) now and then."""
+        return list(map(id, species)), [s.code for s in species], [s.name for s in species]
 
     def candidates(self, query: object) -> list[S]:
         """The species ``query`` names: one, none (``[]``) or, when it is ambiguous, several."""
@@ -411,8 +434,9 @@ class _Bags:
 
     def promising(self, query: str) -> np.ndarray:
         """Rows whose ratio bound reaches ``SUGGEST_CUTOFF``, at most ``_EXACT_LIMIT``, best bound first."""
-        bag = self._count(query, np.zeros(len(query), dtype=np.int64), 1)
-        shared = np.minimum(self.counts, bag).sum(axis=1)
+        bag = self._count(query, np.zeros(len(query), dtype=np.int64), 1)[0]
+        bins = np.flatnonzero(bag)  # only the query's bins can be shared: a few columns, not all 64
+        shared = np.minimum(self.counts[:, bins], bag[bins]).sum(axis=1)
         bound = 2.0 * shared / (self.lengths + len(query))
         rows = np.flatnonzero(bound >= SUGGEST_CUTOFF)
         if len(rows) > _EXACT_LIMIT:
@@ -443,12 +467,13 @@ _last_index: SpeciesIndex[NamedSpecies] | None = None
 
 def index_for(species: Sequence[S], owner: str = "the model") -> SpeciesIndex[S]:
     """A :class:`SpeciesIndex` of ``species``, reused while the same species are looked up again
-    (e.g. every text field of a layer matched against one model's 47,000 species)."""
+    (e.g. every text field of a layer matched against one model's 47,000 species, or the dock's
+    lookups and its range-layer matching: one index, built once, whichever owner names it)."""
     global _last_index
     last = _last_index  # one read: another thread may replace it meanwhile
-    if last is None or last.owner != owner or last.fingerprint != SpeciesIndex.fingerprint_of(species):
+    if last is None or last.fingerprint != SpeciesIndex.fingerprint_of(species):
         last = _last_index = SpeciesIndex(species, owner)
-    return last
+    return last if last.owner == owner else last.renamed(owner)
 
 
 def _stem_key(key: str) -> str:
@@ -457,8 +482,21 @@ def _stem_key(key: str) -> str:
     words = key.split(" ")
     if len(words) < 2:
         return ""
-    return " ".join(words[:1] + [next((w[:-len(e)] for e in _LATIN_ENDINGS if w.endswith(e) and len(w) > len(e) + 2),
-                                      w) for w in words[1:]])
+    return " ".join(words[:1] + [_without_ending(w) for w in words[1:]])
+
+
+_ENDINGS_2 = frozenset(e for e in _LATIN_ENDINGS if len(e) == 2)
+_ENDINGS_1 = frozenset(e for e in _LATIN_ENDINGS if len(e) == 1)
+
+
+def _without_ending(word: str) -> str:
+    """``word`` less its first ``_LATIN_ENDINGS`` ending (two letters before one) when at least
+    three letters remain; set look-ups, as this runs for every species of a model at its load."""
+    if len(word) > 4 and word[-2:] in _ENDINGS_2:
+        return word[:-2]
+    if len(word) > 3 and word[-1] in _ENDINGS_1:
+        return word[:-1]
+    return word
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -472,9 +510,29 @@ def _one_edit(a: str, b: str) -> bool:
     return a[i + 1:] == b[i + 1:] or (a[i:i + 2] == b[i:i + 2][::-1] and a[i + 2:] == b[i + 2:])
 
 
-def _add(table: dict[str, list[int]], key: str, pos: int) -> None:
-    if key and pos not in table.setdefault(key, []):
-        table[key].append(pos)
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: the tables of 47,375 species are about a million
+    small lists and tuples, and the collections their creation triggers re-scan every live object
+    (a third of the build, measured). Nothing built here forms a reference cycle."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _add_all(table: dict[str, list[int]], keys: tuple[str, ...], pos: int) -> None:
+    """``pos`` under each non-empty key of ``keys`` in ``table``, once."""
+    for key in keys:
+        if key:
+            found = table.get(key)
+            if found is None:
+                table[key] = [pos]
+            elif pos not in found:
+                found.append(pos)
 
 
 def _pieces(line: str) -> list[tuple[str, bool]]:

@@ -9,7 +9,7 @@ from qgis.PyQt.QtWidgets import QCompleter, QWidget
 
 from ..core.species_names import format_species_list, name_key, split_last_item
 
-KEY_ROLE = Qt.UserRole + 1
+KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class SpeciesCompleter(QCompleter):
@@ -27,13 +27,17 @@ class SpeciesCompleter(QCompleter):
         self.labels = QStandardItemModel(self)
         self.setModel(self.labels)
         self.setCompletionRole(KEY_ROLE)
-        self.setCaseSensitivity(Qt.CaseSensitive)  # keys are already case-folded
-        self.setFilterMode(Qt.MatchContains)
+        self.setCaseSensitivity(Qt.CaseSensitivity.CaseSensitive)  # keys are already case-folded
+        self.setFilterMode(Qt.MatchFlag.MatchContains)
 
     def set_labels(self, labels: Sequence[str], also_found_by: Sequence[str] = ()) -> None:
         """Replace the offered labels (shown as they are, matched by their key); ``also_found_by[i]``
-        (e.g. a common name) finds label ``i`` too and is shown as its tooltip."""
+        (e.g. a common name) finds label ``i`` too and is shown as its tooltip.
+
+        The items are added in one call: a row at a time signalled every row to the completer and
+        its views, which doubled the time a 47,375-species model took to load."""
         self.labels.clear()
+        items = []
         for i, label in enumerate(labels):
             extra = also_found_by[i] if i < len(also_found_by) else ""
             item = QStandardItem(label)
@@ -42,7 +46,9 @@ class SpeciesCompleter(QCompleter):
             if extra:
                 item.setToolTip(extra)
             item.setEditable(False)
-            self.labels.appendRow(item)
+            items.append(item)
+        if items:
+            self.labels.appendColumn(items)
 
     def label_list(self) -> list[str]:
         """The offered labels, in model order."""
@@ -54,4 +60,4 @@ class SpeciesCompleter(QCompleter):
     def pathFromIndex(self, index: QModelIndex) -> str:  # Qt override
         widget = self.widget()
         before = split_last_item(widget.text())[0] if widget is not None and hasattr(widget, "text") else ""
-        return before + format_species_list([index.data(Qt.DisplayRole) or ""])
+        return before + format_species_list([index.data(Qt.ItemDataRole.DisplayRole) or ""])

@@ -18,7 +18,7 @@ from ..core.errors import AmbiguousSpeciesError, SpeciesNotFoundError
 from ..core.reliability import species_reliability
 from ..core.species_names import format_species_list, isolate_bidi
 
-MAX_SHOWN = 3  # species described in full; more are counted
+MAX_SHOWN = 3  # species described in full (or unknown names given suggestions); more are counted
 N_SUGGESTIONS = 3
 POOR_STYLE = "color:#b00020; font-weight:bold"
 
@@ -39,8 +39,8 @@ class SpeciesInfo(QLabel):
         super().__init__(parent)
         self.setObjectName("SinrSpeciesInfo")
         self.setWordWrap(True)
-        self.setTextFormat(Qt.RichText)
-        self.setTextInteractionFlags(Qt.TextBrowserInteraction)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.linkActivated.connect(self._link)
         self.species: list[Species] = []  # what the text finds (empty while it finds nothing)
         self.suggestions: dict[str, list[Species]] = {}  # unknown item -> its near misses
@@ -78,9 +78,8 @@ class SpeciesInfo(QLabel):
     def _not_found_html(self, bundle: ModelBundle, text: str, message: str) -> str:
         index = bundle.species_index()
         lines = []
-        for item in _items(text):
-            if index.candidates(item):
-                continue
+        unknown = [item for item in _items(text) if not index.candidates(item)]
+        for item in unknown[:MAX_SHOWN]:  # suggestions cost ~10 ms each: a pasted list of 500 would freeze
             found = index.suggestions(item, n=N_SUGGESTIONS)
             self.suggestions[item] = found
             links = []
@@ -91,6 +90,8 @@ class SpeciesInfo(QLabel):
             what = f"“{html.escape(item)}” is not in this model."
             lines.append(what + (f" Did you mean: {', '.join(links)}?" if links else
                                  " Open the species list to see the model's species."))
+        if len(unknown) > MAX_SHOWN:
+            lines.append(f"… and {len(unknown) - MAX_SHOWN} more names not in this model.")
         return "<br>".join(lines) or html.escape(message)
 
     def _corrected(self, index, item: str, species: Species) -> str:

@@ -17,7 +17,7 @@ from ..core.blas import matmul_t
 from ..core.bundle import ModelBundle, Species
 from ..core.errors import SinrError
 from ..core.grid import Grid
-from ..core.raster_io import RasterBandSampler
+from ..core.raster_io import covariate_samplers
 from ..core.reliability import RICHNESS_CAVEAT
 from ..core.species_names import format_species_list
 
@@ -79,11 +79,14 @@ class RankedSpecies:
     probability: float
 
 
-def covariates_at_points(covariates: Covariates, lonlat: np.ndarray) -> np.ndarray | None:
-    """Raw covariate values [N, k] at (lon, lat) points (NaN outside a raster or on nodata)."""
+def covariates_at_points(covariates: Covariates, lonlat: np.ndarray, bundle: ModelBundle) -> np.ndarray | None:
+    """Covariate values [N, k] of ``bundle`` at (lon, lat) points, read as the bundle reads them
+    (``raster_io.covariate_samplers``: raw values, NaN outside a raster or on nodata; or the
+    official SINR inputs of an imported official environmental model)."""
     if not covariates:
         return None
-    return np.stack([RasterBandSampler(p, b).sample(lonlat) for p, b in covariates], axis=1)
+    samplers = covariate_samplers(bundle.meta["encoding"], list(covariates))
+    return np.stack([s.sample(lonlat) for s in samplers], axis=1)
 
 
 def ranked_species(predictor: runtime.Predictor, lonlat: np.ndarray, k: int,
@@ -93,7 +96,7 @@ def ranked_species(predictor: runtime.Predictor, lonlat: np.ndarray, k: int,
     A point the model cannot evaluate (a covariate missing there) gets an empty list.
     """
     lonlat = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
-    env = covariates_at_points(covariates, lonlat)
+    env = covariates_at_points(covariates, lonlat, predictor.bundle)
     idx, prob = predictor.top_species(lonlat, k=k, env=env)
     species = predictor.bundle.species
     return [[RankedSpecies(r + 1, species[int(j)], float(p)) for r, (j, p) in enumerate(zip(row_i, row_p)) if j >= 0]
@@ -106,14 +109,18 @@ def species_richness_raster(predictor: runtime.Predictor, grid: Grid, species: S
                             covariates: Covariates = None, progress: Progress = None,
                             is_cancelled: IsCancelled = None) -> Path:
     """Per pixel, how many ``species`` reach their threshold (p >= t): a one-band GeoTIFF whose band
-    name and CAVEAT metadata say that it follows sampling effort too (``RICHNESS_CAVEAT``)."""
+    name and CAVEAT metadata say that it follows sampling effort too (``RICHNESS_CAVEAT``).
+
+    Memory stays within ``runtime.SPECIES_BLOCK_BYTES`` of logits whatever the number of species
+    (``Predictor.count_above``); a pixel counts exactly where the species' 0/1 band would be 1."""
     idx = np.array([s.index for s in species], dtype=np.int64)
     thr = np.asarray(thresholds, dtype=np.float32).reshape(1, -1)
     if thr.shape[1] != idx.size:
         raise ValueError(f"{thr.shape[1]} thresholds for {idx.size} species")
 
     def count(embedding: np.ndarray) -> np.ndarray:
-        return (predictor.probabilities(embedding, idx) >= thr).sum(axis=1, dtype=np.float32)[:, None]
+        # logits against logit cuts, a few rows at a time: bounded memory for any number of species
+        return predictor.count_above(embedding, idx, thr.ravel()).astype(np.float32)[:, None]
 
     meta = {"PRODUCT": "species richness", "N_SPECIES": str(idx.size),
             "SPECIES_CODE": format_species_list((s.code for s in species), max_chars=30000),
