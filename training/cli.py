@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -22,7 +23,7 @@ import numpy as np
 from sinr_qgis.core.atomic import check_writable
 from sinr_qgis.core.bundle import Species, file_sha256
 from sinr_qgis.core.encoding import DEFAULT_FREQUENCIES, ENCODINGS, check_frequencies, powers_of_two, uses_covariates
-from sinr_qgis.core.errors import CancelledError, SinrError
+from sinr_qgis.core.errors import BundleError, CancelledError, SinrError
 
 from .losses import LOSSES
 from .negatives import NEGATIVES, PSEUDO_NEGATIVES
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where random pseudo-negatives are drawn: sphere (the paper) or land")
     t.add_argument("--name", help="model name (default: the output file's stem)")
     t.add_argument("--licence", help="licence text stored in the bundle")
+    t.add_argument("--head-float16", action="store_true",
+                   help="store the species head in float16: about half the file for thousands of species; "
+                        "refused when a probability would move by more than 0.001")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="bf16: bfloat16 autocast for the network; auto (default): bf16 on CPUs with "
@@ -99,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
                                   "the content); without it every class keeps its taxon id as name")
     o.add_argument("--out", required=True, help="output model bundle (.sinr)")
     o.add_argument("--name", help="model name (default: the output file's stem)")
+    env = o.add_mutually_exclusive_group()
+    env.add_argument("--covariates", nargs="+", metavar="RASTER",
+                     help="environmental checkpoints (input_enc env, sin_cos_env): the global WorldClim 2.1 rasters "
+                          "at 5 arc-minutes, elevation and bio1..bio19 (any order: WorldClim names are sorted as the "
+                          "official code sorts them); their statistics are computed as the official code did")
+    env.add_argument("--covariate-stats", metavar="JSON",
+                     help="instead of --covariates: those statistics as the plugin computed them from the rasters")
+    o.add_argument("--jsonl", action="store_true", help="JSON-lines progress on stdout")
+    o.add_argument("--head-float16", action="store_true",
+                   help="store the species head in float16 (a 47,375-species model: 29 instead of 53 MB); "
+                        "refused when a probability would move by more than 0.001")
 
     n = sub.add_parser("annotate", help="add where each species' training records are (shown as its reliability) "
                                         "to a .sinr bundle written by an older version")
@@ -244,10 +259,18 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
                                 "train_seconds": round(train_seconds, 1), "resumed": bool(a.resume),
                                 "threshold": "LPT-R: 5th percentile of the probability at the species' "
                                              "training records", "torch": torch.__version__}
-    bundle = export_bundle(trainer.model, species, out, name=a.name or out.stem,
-                           covariate_names=stack.names if stack is not None else (),
-                           training=training, data=prov, records=(data.lonlat, data.species),
-                           licence=a.licence or DEFAULT_LICENCE.format(file=Path(a.data).name))
+    export = functools.partial(export_bundle, trainer.model, species, out, name=a.name or out.stem,
+                               covariate_names=stack.names if stack is not None else (),
+                               training=training, data=prov, records=(data.lonlat, data.species),
+                               licence=a.licence or DEFAULT_LICENCE.format(file=Path(a.data).name))
+    try:
+        bundle = export(head_dtype="float16" if a.head_float16 else "float32")
+    except BundleError as exc:
+        if not a.head_float16:
+            raise
+        # the trained model is kept: only its head's storage falls back, and the user is told
+        print(f"{exc} It was stored with a float32 head instead.", file=sys.stderr)
+        bundle = export()
     if not a.keep_checkpoint:
         with contextlib.suppress(FileNotFoundError):
             ckpt.unlink()
@@ -281,15 +304,35 @@ def run_annotate(a: argparse.Namespace) -> dict[str, Any]:
     return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256}
 
 
-def run_import_official(a: argparse.Namespace) -> dict[str, Any]:
+def run_import_official(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
+    """The ``import-official`` command; returns the summary that goes into the ``done`` event."""
+    from sinr_qgis.core.official_env import OfficialEnv, read_official_env
+
     from .official import convert_official
 
     out = check_writable(a.out)
-    bundle = convert_official(a.checkpoint, a.taxa, out, name=a.name)
+    env = None
+    if a.covariates:
+        env = read_official_env(a.covariates)
+    elif a.covariate_stats:
+        env = OfficialEnv.from_json(a.covariate_stats)
+    for warning in env.warnings if env is not None else []:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    def progress(fraction: float, what: str) -> None:
+        _event(jsonl, {"event": "progress", "progress": fraction, "message": what})
+
+    bundle = convert_official(a.checkpoint, a.taxa, out, name=a.name, env=env, progress=progress,
+                              head_dtype="float16" if a.head_float16 else "float32")
     names = bundle.meta["data"]["taxa_names"]
-    print(f"wrote {out} ({bundle.n_species} taxa, {bundle.meta['training']['architecture']})\n{names['summary']}",
-          file=sys.stderr)
-    return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256,
+    notes = list(bundle.meta["training"].get("warnings", []))
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    print(f"wrote {out} ({bundle.n_species} taxa, {bundle.meta['training']['architecture']}, input "
+          f"{bundle.encoding})\n{names['summary']}", file=sys.stderr)
+    return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256, "encoding": bundle.encoding,
+            "architecture": bundle.meta["training"]["architecture"], "names_summary": names["summary"],
+            "warnings": (env.warnings if env is not None else []) + notes,
             "taxa_names": {k: v for k, v in names.items() if k != "summary"}}
 
 
@@ -298,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     jsonl = sys.stdout if getattr(args, "jsonl", False) else None
     try:
         run = {"train": run_train, "import-official": run_import_official, "annotate": run_annotate}[args.command]
-        summary = run(args, jsonl) if args.command == "train" else run(args)
+        summary = run(args, jsonl) if args.command in ("train", "import-official") else run(args)
     except CancelledError as exc:
         _event(jsonl, {"event": "cancelled", "message": str(exc)})
         print(f"cancelled: {exc}", file=sys.stderr)

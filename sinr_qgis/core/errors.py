@@ -45,9 +45,14 @@ class DependencyInstallError(SinrError):
     """An optional package (e.g. onnxruntime) could not be installed for QGIS's Python.
 
     ``reason`` names the cause for callers and tests: "network", "proxy", "ssl", "disk",
-    "permission", "platform", "no_interpreter", "no_pip", "verify", "cancelled" or "pip".
+    "permission", "platform", "no_interpreter", "no_pip", "verify", "cancelled" or "pip"; the
+    training set-up adds "source", "folder", "busy", "venv", "conflict" and "in_use".
     """
 
     def __init__(self, message: str, reason: str = "pip") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class CheckpointImportError(SinrError):
+    """An official SINR checkpoint cannot be imported: not a checkpoint, or the converter refused it."""

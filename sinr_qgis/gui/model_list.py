@@ -1,4 +1,5 @@
-"""The dock's one model control: the bundled model, "My models", "Open model file…", and "Train model…".
+"""The dock's one model control: the bundled model, "My models", "Open model file…", "Import SINR
+checkpoint…" (an official SINR model, gui/import_dialog.py), and "Train model…".
 
 A small widget the dock embeds. Choosing an entry calls ``choose(path)`` ("" = the bundled
 model), which loads it and returns whether it did; a model opened from a file joins "My models"
@@ -7,7 +8,6 @@ model), which loads it and returns whether it did; a model opened from a file jo
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,15 +17,18 @@ from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from ..core.bundle import ModelBundle
-from ..core.reliability import every_species_reliability
+from ..core.reliability import level_counts
+from ..tasks.import_task import ImportTask
 from ..tasks.train_task import TrainTask
 from ..toolbelt import model_registry
+from .import_dialog import ImportCheckpointDialog
 from .train_dialog import TrainDialog
 
 LOG = logging.getLogger("sinr_qgis")
 BUNDLED = "Bundled model (North American trees)"
 OPEN_FILE = "Open model file…"
-ACTION_ROLE = Qt.UserRole + 1  # marks the "Open model file…" entry (its data is no path)
+IMPORT_CHECKPOINT = "Import SINR checkpoint…"
+ACTION_ROLE = Qt.UserRole + 1  # marks the action entries (their data is no path): OPEN_FILE or IMPORT_CHECKPOINT
 
 
 class ModelChooser(QWidget):
@@ -39,6 +42,7 @@ class ModelChooser(QWidget):
         self.choose = choose
         self.report = report
         self.dialog: TrainDialog | None = None
+        self.import_dialog: ImportCheckpointDialog | None = None
         self.current_path = ""  # the entry shown while no other is chosen
         self.combo = QComboBox(self)
         self.combo.setObjectName("SinrModelCombo")
@@ -77,9 +81,13 @@ class ModelChooser(QWidget):
             self.combo.setItemData(self.combo.count() - 1, e.path, Qt.ToolTipRole)
         self.combo.insertSeparator(self.combo.count())
         self.combo.addItem(OPEN_FILE, None)
-        self.combo.setItemData(self.combo.count() - 1, True, ACTION_ROLE)
+        self.combo.setItemData(self.combo.count() - 1, OPEN_FILE, ACTION_ROLE)
         self.combo.setItemData(self.combo.count() - 1, "Choose a .sinr model bundle on disk; it joins this list",
                                Qt.ToolTipRole)
+        self.combo.addItem(IMPORT_CHECKPOINT, None)
+        self.combo.setItemData(self.combo.count() - 1, IMPORT_CHECKPOINT, ACTION_ROLE)
+        self.combo.setItemData(self.combo.count() - 1, "Convert a model of the official SINR code (.pt, e.g. the "
+                               "paper's 47,375 species); it joins this list", Qt.ItemDataRole.ToolTipRole)
         self.combo.blockSignals(False)
         self.show_model(self.current_path if select is None else select)
 
@@ -102,7 +110,11 @@ class ModelChooser(QWidget):
         self.combo.blockSignals(False)
 
     def _activated(self, index: int) -> None:
-        if self.combo.itemData(index, ACTION_ROLE):
+        action = self.combo.itemData(index, ACTION_ROLE)
+        if action == IMPORT_CHECKPOINT:
+            self.show_model(self.current_path)  # the model in use stays shown while the dialog is open
+            self.open_import_dialog()
+        elif action:
             self.open_model_file()
         elif not self.choose(self.combo.itemData(index) or ""):
             self.show_model(self.current_path)  # it did not load: the model in use stays shown
@@ -119,6 +131,21 @@ class ModelChooser(QWidget):
             return False
         return True
 
+    def open_import_dialog(self) -> ImportCheckpointDialog:
+        """Show "Import SINR checkpoint" (non-modal); an imported model joins the list and is chosen."""
+        self.import_dialog = ImportCheckpointDialog(self.window(), on_done=self._imported)
+        self.import_dialog.show()
+        return self.import_dialog
+
+    def _imported(self, task: ImportTask) -> None:
+        if sip.isdeleted(self) or not task.ok or task.result is None:
+            return  # the dialog shows why
+        path = str(task.result.path)
+        self.refresh(select=path)
+        self.choose(path)
+        self._report(" ".join([task.result.summary(), *task.messages]),
+                     Qgis.MessageLevel.Warning if task.messages else Qgis.MessageLevel.Info)
+
     # ---- training ------------------------------------------------------------------------------
     def open_train_dialog(self) -> TrainDialog:
         """Show the "Train a SINR model" dialog (non-modal: QGIS stays usable)."""
@@ -133,7 +160,9 @@ class ModelChooser(QWidget):
             path = str(task.result.path)
             self.refresh(select=path)
             self.choose(path)
-            self._report(task.result.summary(), Qgis.Info)
+            # what the inputs could not take as asked (rasters with a coordinates-only model) stays in sight
+            self._report(" ".join([task.result.summary(), *task.warnings]),
+                         Qgis.Warning if task.warnings else Qgis.Info)
         elif task.cancelled:
             self._report(f"Training of {Path(task.opts.out).name} cancelled; no model was written.", Qgis.Info)
         else:
@@ -157,10 +186,11 @@ def model_summary(bundle: ModelBundle) -> str:
     names = bundle.covariate_names
     if names:
         shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
-        text += f". It maps them from the location and {len(names)} environmental layers ({shown})."
+        where = "the location and " if bundle.encoding != "env" else ""  # 'env' reads the layers alone
+        text += f". It maps them from {where}{len(names)} environmental layers ({shown})."
     else:
         text += ". It maps them from the location alone (no climate or land-cover layers)."
-    levels = Counter(r.level for _s, r in every_species_reliability(bundle))
+    levels = level_counts(bundle)
     if levels["poor"] or levels["caution"]:
         text += (f" Maps: {levels['good']} good, {levels['caution']} to use with caution, {levels['poor']} poor"
                  + (f", {levels['unknown']} unknown" if levels["unknown"] else "") + " (see the species list).")

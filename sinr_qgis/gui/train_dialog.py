@@ -1,12 +1,16 @@
 """The "Train model" dialog: the parameters of ``sinr:train_model``, started as a background task.
 
-The dialog only gathers inputs. On "Train" it copies them on the main thread (a point layer is
-exported to a temporary lon/lat CSV by ``qgis_bridge.observations``), then queues a
-``TrainTask`` and closes; ``on_done(task, ok)`` is called when the task ends.
+The dialog only gathers inputs into a ``TrainingRequest`` (:meth:`TrainDialog.gather_request`).
+On "Train" it turns it into the runner's options on the main thread through
+``qgis_bridge.training_inputs`` (the path ``sinr:train_model`` takes too: a point layer is
+exported to a temporary lon/lat CSV), then queues a ``TrainTask`` and closes; ``on_done(task,
+ok)`` is called when the task ends.
 
 When it opens it says whether training can run here: the training code's presence is checked at
 once, the interpreter (torch, onnx, GDAL) in a background thread (importing torch takes seconds);
-a failure shows the set-up steps for the user's system. Its defaults are the bundled model's
+a failure shows the set-up steps for the user's system and, when the interpreter is what is
+missing, "Set up PyTorch for me" (``SetupTrainingButton``): once it has made a Python with
+PyTorch, the dialog checks that one and enables Train. Its defaults are the bundled model's
 recipe (``train_runner.DEFAULTS``), and each loss is explained in one line.
 """
 from __future__ import annotations
@@ -44,7 +48,6 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..core.encoding import ENCODINGS
 from ..core.errors import SinrError
 from ..core.train_runner import (
     DEFAULTS,
@@ -52,18 +55,20 @@ from ..core.train_runner import (
     LOSS_LABELS,
     LOSSES,
     TrainingEnvironmentError,
-    TrainOptions,
     check_training_available,
     checkpoint_path,
+    describe_python,
     training_root,
 )
-from ..qgis_bridge.covariates import raster_layer_source
-from ..qgis_bridge.observations import (
-    OBSERVATION_FILE_FILTER,
-    SOURCE,
-    SPECIES,
-    export_file_name,
-    export_observations,
+from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER
+from ..qgis_bridge.training_inputs import (
+    ENCODING_CHOICES,
+    FILE_COLUMN_HINTS,
+    TrainingInputs,
+    TrainingRequest,
+    guess_species_field,
+    sinr_path,
+    training_inputs,
 )
 from ..tasks.train_task import TrainTask, start_training, training_busy_message
 from ..toolbelt.interpreter import (
@@ -72,11 +77,9 @@ from ..toolbelt.interpreter import (
     set_training_interpreter,
     training_interpreter,
 )
+from .setup_training_button import SetupTrainingButton
 
 LOG = logging.getLogger("sinr_qgis")
-ENCODING_CHOICES = (("Automatic (coordinates + covariates when rasters are checked)", None),
-                    ("Coordinates only", "sin_cos"), ("Covariates only", "env"),
-                    ("Coordinates + covariates", "sin_cos_env"))
 
 
 class _Probe(QObject):
@@ -102,6 +105,8 @@ class TrainDialog(QDialog):
         self.task: TrainTask | None = None
         self.availability: bool | None = None
         self.unavailable_reason = ""
+        self.code_missing = False  # no training code: a new Python would not help
+        self.warnings: list[str] = []  # what the last build_options() could not take as asked
         self._checking_text = ""
         self._build()
         self._probe = _Probe(self)
@@ -118,17 +123,18 @@ class TrainDialog(QDialog):
         group.addButton(self.use_layer)
         group.addButton(self.use_file)
         self.layer_combo = QgsMapLayerComboBox(obs)
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.PointLayer)
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.PointLayer)
         self.species_field = QgsFieldComboBox(obs)
+        self.species_field.setAllowEmptyFieldName(True)  # no field named like a species: the user chooses
         self.source_field = QgsFieldComboBox(obs)
         self.source_field.setAllowEmptyFieldName(True)
         self.layer_combo.layerChanged.connect(self._layer_changed)
         self.file_widget = QgsFileWidget(obs)
         self.file_widget.setFilter(OBSERVATION_FILE_FILTER)
-        self.species_column = QLineEdit(obs)
-        self.species_column.setPlaceholderText("detected (e.g. species, scientificName)")
-        self.source_column = QLineEdit(obs)
-        self.source_column.setPlaceholderText("detected (e.g. source, datasetKey); optional")
+        self.species_column = self._column_edit(obs, "species")
+        self.source_column = self._column_edit(obs, "source", "; optional")
+        self.lat_column = self._column_edit(obs, "latitude")
+        self.lon_column = self._column_edit(obs, "longitude")
         f = QFormLayout(obs)
         f.addRow(self.use_layer)
         f.addRow("Layer", self.layer_combo)
@@ -138,6 +144,8 @@ class TrainDialog(QDialog):
         f.addRow("File", self.file_widget)
         f.addRow("Species column", self.species_column)
         f.addRow("Source column", self.source_column)
+        f.addRow("Latitude column", self.lat_column)
+        f.addRow("Longitude column", self.lon_column)
         self.use_layer.toggled.connect(self._mode_changed)
         has_points = self.layer_combo.count() > 0
         (self.use_layer if has_points else self.use_file).setChecked(True)
@@ -150,7 +158,7 @@ class TrainDialog(QDialog):
         self.covariates.setToolTip("Raster layers (lon/lat, e.g. bioclim) whose bands become model inputs")
         for layer in QgsProject.instance().mapLayers().values():
             if isinstance(layer, QgsRasterLayer) and layer.providerType() == "gdal":
-                self.covariates.addItemWithCheckState(layer.name(), Qt.Unchecked, layer.id())
+                self.covariates.addItemWithCheckState(layer.name(), Qt.CheckState.Unchecked, layer.id())
         self.encoding = QComboBox(model)
         for label, value in ENCODING_CHOICES:
             self.encoding.addItem(label, value)
@@ -158,11 +166,12 @@ class TrainDialog(QDialog):
         self.loss.setObjectName("SinrTrainLoss")
         for i, key in enumerate(LOSSES):
             self.loss.addItem(LOSS_LABELS[key], key)
-            self.loss.setItemData(i, LOSS_HELP[key], Qt.ToolTipRole)
+            self.loss.setItemData(i, LOSS_HELP[key], Qt.ItemDataRole.ToolTipRole)
         self.loss_help = QLabel(model)  # the chosen loss in one line, under the list
         self.loss_help.setObjectName("SinrTrainLossHelp")
         self.loss_help.setWordWrap(True)
-        self.loss_help.setAlignment(Qt.AlignLeft | Qt.AlignTop)  # under the list, even when its row is taller
+        # under the list, even when its row is taller
+        self.loss_help.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.loss.currentIndexChanged.connect(self._loss_changed)
         self.loss.setCurrentIndex(LOSSES.index(DEFAULTS["loss"]))
         self._loss_changed()
@@ -185,6 +194,9 @@ class TrainDialog(QDialog):
         self.seed = self._spin(0, 2**31 - 1, DEFAULTS["seed"])
         self.min_records = self._spin(1, 1_000_000, DEFAULTS["min_records"])
         self.batch_size = self._spin(1, 1_000_000, DEFAULTS["batch_size"])
+        self.threads = self._spin(0, 1024, 0, "CPU threads of the training process; 0 = PyTorch's choice")
+        self.threads.setObjectName("SinrTrainThreads")
+        self.threads.setSpecialValueText("automatic")
         m = QFormLayout(model)
         m.addRow("Covariate rasters", self.covariates)
         m.addRow("Model inputs", self.encoding)
@@ -199,10 +211,11 @@ class TrainDialog(QDialog):
         m.addRow("Network depth", self.depth)
         m.addRow("Batch size", self.batch_size)
         m.addRow("Random seed", self.seed)
+        m.addRow("CPU threads", self.threads)
 
         out = QGroupBox("Output", self)
         self.output = QgsFileWidget(out)
-        self.output.setStorageMode(QgsFileWidget.SaveFile)
+        self.output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output.setFilter("SINR model (*.sinr)")
         self.output.fileChanged.connect(self._output_changed)
         self.model_name = QLineEdit(out)
@@ -227,9 +240,20 @@ class TrainDialog(QDialog):
         self.message.setObjectName("SinrTrainMessage")
         self.message.setWordWrap(True)
         self.message.setOpenExternalLinks(True)
-        self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Cancel, self)
-        self.train_button = self.buttons.addButton("Train", QDialogButtonBox.AcceptRole)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # beside the message while the interpreter is what keeps training from running
+        self.setup_button = SetupTrainingButton(self)
+        self.setup_button.ready.connect(self.use_python)
+        self.setup_row = QWidget(self)
+        self.setup_row.setObjectName("SinrTrainSetupRow")
+        setup_layout = QHBoxLayout(self.setup_row)
+        setup_layout.setContentsMargins(0, 0, 0, 0)
+        setup_layout.addWidget(self.setup_button)
+        setup_layout.addStretch(1)
+        self.setup_row.setVisible(False)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
+        self.train_button = self.buttons.addButton("Train", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.train_button.setObjectName("SinrTrainButton")
         self.buttons.accepted.connect(self.start)
         self.buttons.rejected.connect(self.reject)
         body = QWidget(self)
@@ -242,13 +266,14 @@ class TrainDialog(QDialog):
         # help line. The message stays outside, so it is read at once without scrolling.
         scroll = _ScrolledBody(self)
         scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
         scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         layout = QVBoxLayout(self)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.message)
+        layout.addWidget(self.setup_row)
         layout.addWidget(self.buttons)
 
     def _spin(self, low: int, high: int, value: int, tip: str = "") -> QSpinBox:
@@ -259,35 +284,32 @@ class TrainDialog(QDialog):
             s.setToolTip(tip)
         return s
 
+    def _column_edit(self, parent: QWidget, role: str, note: str = "") -> QLineEdit:
+        edit = QLineEdit(parent)
+        edit.setPlaceholderText(f"detected (e.g. {FILE_COLUMN_HINTS[role]}){note}")
+        return edit
+
     def _layer_changed(self, layer) -> None:
         self.species_field.setLayer(layer)
         self.source_field.setLayer(layer)
-        if layer is not None:
-            names = [f.name().lower() for f in layer.fields()]
-            for guess in ("species", "scientificname", "scientific_name", "taxon", "name"):
-                if guess in names:
-                    self.species_field.setField(layer.fields()[names.index(guess)].name())
-                    break
-            self.source_field.setField("")
+        # the names the file reader detects (the path sinr:train_model takes without a species field)
+        guess = guess_species_field(layer.fields().names()) if layer is not None else None
+        self.species_field.setField(guess or "")
+        self.source_field.setField("")  # a source changes which absences are assumed: the user's choice
 
     def _mode_changed(self) -> None:
         layer_mode = self.use_layer.isChecked()
         for w in (self.layer_combo, self.species_field, self.source_field):
             w.setEnabled(layer_mode)
-        for w in (self.file_widget, self.species_column, self.source_column):
+        for w in (self.file_widget, self.species_column, self.source_column, self.lat_column, self.lon_column):
             w.setEnabled(not layer_mode)
 
     def _output_changed(self, path: str) -> None:
-        has_ckpt = bool(path) and checkpoint_path(self._sinr_path(path)).is_file()
+        has_ckpt = bool(path) and checkpoint_path(sinr_path(path)).is_file()
         self.resume.setEnabled(has_ckpt)
         if not has_ckpt:
             self.resume.setChecked(False)
         self.resume.setToolTip("" if has_ckpt else "No interrupted training to resume for this output.")
-
-    @staticmethod
-    def _sinr_path(path: str) -> str:
-        path = str(path or "").strip()
-        return path if not path or path.lower().endswith(".sinr") else path + ".sinr"
 
     def _loss_changed(self) -> None:
         self.loss_help.setText(LOSS_HELP.get(self.loss.currentData(), ""))
@@ -301,26 +323,34 @@ class TrainDialog(QDialog):
         """Say at once when the training code is missing; check the interpreter in the background
         (``availability`` and the message follow when it answers)."""
         self.availability, self.unavailable_reason = None, ""
+        self._show_availability()
         python = self._current_python()
         try:
             training_root()
+            self.code_missing = False
             self.show_message(f"Checking {python} for PyTorch…", error=False)
             self._checking_text = self.message.text()
         except TrainingEnvironmentError as exc:  # known at once; the probe adds the interpreter's state
+            self.code_missing = True
             self.show_message(str(exc))
         probe = self._probe
 
         def run() -> None:
             try:
-                info = check_training_available(python)
-                answer = (f"Ready to train: {python}: Python {info.get('python', '?')}, "
-                          f"torch {info.get('torch', '?')}", True)
+                answer = (f"Ready to train: {describe_python(python, check_training_available(python))}", True)
             except SinrError as exc:
                 answer = (str(exc), False)
             with contextlib.suppress(RuntimeError):  # the dialog was closed meanwhile
                 probe.done.emit(*answer, python)
 
         threading.Thread(target=run, name="sinr-train-probe", daemon=True).start()
+
+    def use_python(self, python: str) -> None:
+        """Train with ``python`` (e.g. the one "Set up PyTorch for me" made): shown, then checked."""
+        if python == self.python.filePath().strip():
+            self.check_availability()  # the same path, a new environment: fileChanged does not fire
+        else:
+            self.python.setFilePath(python)  # fileChanged checks it
 
     def _current_python(self) -> str:
         return self.python.filePath().strip() or training_interpreter()
@@ -333,12 +363,23 @@ class TrainDialog(QDialog):
         # a failure always shows; "ready" only replaces the "Checking" note, not a newer message
         if not ok or self.message.text() == self._checking_text:
             self.show_message(message, error=not ok)
+        self._show_availability()
+
+    def _show_availability(self) -> None:
+        """Train is enabled unless training is known not to run; "Set up PyTorch for me" is offered
+        when it cannot and the training code is there (the button hides itself while the
+        configured Python works)."""
+        self.train_button.setEnabled(self.availability is not False)
+        offer = self.availability is False and not self.code_missing
+        if offer and self.setup_row.isHidden():
+            self.setup_button.refresh()
+        self.setup_row.setVisible(offer)
 
     # ---- actions -------------------------------------------------------------------------------
     def check_python(self) -> bool:
         """Check the training code and the chosen interpreter (imports torch: a few seconds) now,
         and say what was found."""
-        QApplication.setOverrideCursor(Qt.WaitCursor)
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             text = check_training_interpreter(self.python.filePath().strip() or None)
         except SinrError as exc:
@@ -350,56 +391,44 @@ class TrainDialog(QDialog):
         self._availability_known(f"Ready to train: {text}", True)
         return True
 
-    def build_options(self, workdir: Path) -> tuple[TrainOptions, str, str]:
-        """Plain training options from the widgets; a point layer is exported into ``workdir``."""
-        out = self._sinr_path(self.output.filePath())
-        if not out:
-            raise SinrError("Choose where to save the model (Model file).")
-        busy = training_busy_message(out)
+    def gather_request(self) -> TrainingRequest:
+        """The widgets' values as the plain request ``sinr:train_model`` also makes (no checks here)."""
+        layer_mode = self.use_layer.isChecked()
+        project = QgsProject.instance()
+        return TrainingRequest(
+            output=self.output.filePath(),
+            layer=self.layer_combo.currentLayer() if layer_mode else None,
+            species_field=self.species_field.currentField() if layer_mode else "",
+            source_field=self.source_field.currentField() if layer_mode else "",
+            data_file="" if layer_mode else self.file_widget.filePath(),
+            species_column="" if layer_mode else self.species_column.text(),
+            source_column="" if layer_mode else self.source_column.text(),
+            lat_column="" if layer_mode else self.lat_column.text(),
+            lon_column="" if layer_mode else self.lon_column.text(),
+            # a checked layer removed from the project since stays in the list as None: refused, never dropped
+            rasters=[project.mapLayer(layer_id) for layer_id in self.covariates.checkedItemsData()],
+            encoding=self.encoding.currentData(), loss=self.loss.currentData(), cap=self.cap.value(),
+            epochs=self.epochs.value(), batch_size=self.batch_size.value(), width=self.width_spin.value(),
+            depth=self.depth.value(), seed=self.seed.value(), min_records=self.min_records.value(),
+            pos_weight=self.pos_weight.value(), land_absences=self.land_absences.isChecked(),
+            name=self.model_name.text(), resume=self.resume.isChecked(), threads=self.threads.value())
+
+    def build_options(self, workdir: Path) -> TrainingInputs:
+        """The training options for the widgets (``qgis_bridge.training_inputs``); a point layer is
+        exported into ``workdir``. What could not be taken as asked is logged and kept in ``warnings``."""
+        request = self.gather_request()
+        # queued tasks too, which only the task module knows (the runner's lock covers running ones)
+        busy = training_busy_message(sinr_path(request.output)) if request.output.strip() else None
         if busy:
             raise SinrError(busy)
-        if self.resume.isChecked() and not checkpoint_path(out).is_file():
-            raise SinrError(f"There is no checkpoint to resume for {Path(out).name}. Untick Resume to train anew.")
-        kw: dict = {}
-        if self.use_layer.isChecked():
-            layer = self.layer_combo.currentLayer()
-            if layer is None:
-                raise SinrError("Choose a point layer of observations, or use a file.")
-            species_field = self.species_field.currentField()
-            if not species_field:
-                raise SinrError("Choose the species field: the field that holds each point's species name or code.")
-            export = export_observations(layer, species_field, workdir / export_file_name(layer.name()),
-                                         transform_context=QgsProject.instance().transformContext(),
-                                         source_field=self.source_field.currentField() or None)
-            LOG.info(export.text())
-            data, label, species_label = str(export.path), layer.name(), f"'{species_field}'"
-            kw = {"species_column": SPECIES, "source_column": SOURCE if export.has_source else None}
-        else:
-            data = self.file_widget.filePath().strip()
-            if not data:
-                raise SinrError("Choose an observation file, or use a point layer.")
-            label, species_label = Path(data).name, "species"
-            kw = {"species_column": self.species_column.text().strip() or None,
-                  "source_column": self.source_column.text().strip() or None}
-        rasters = []
-        for layer_id in self.covariates.checkedItemsData():
-            layer = QgsProject.instance().mapLayer(layer_id)
-            if layer is not None:
-                rasters.append(raster_layer_source(layer, 1)[0])
-        encoding = self.encoding.currentData() or ("sin_cos_env" if rasters else "sin_cos")
-        if encoding not in ENCODINGS:
-            raise SinrError(f"Unknown model inputs {encoding!r}.")
-        if encoding == "sin_cos":
-            rasters = []
-        opts = TrainOptions(
-            data=data, out=out, loss=self.loss.currentData(), cap=self.cap.value(), epochs=self.epochs.value(),
-            batch_size=self.batch_size.value(), width=self.width_spin.value(), depth=self.depth.value(),
-            seed=self.seed.value(), min_records=self.min_records.value(), encoding=encoding,
-            covariates=rasters or None, name=self.model_name.text().strip() or None,
-            resume=self.resume.isChecked(), pos_weight=self.pos_weight.value() or "species",
-            pseudo_negatives="land" if self.land_absences.isChecked() else "sphere", **kw)
-        opts.check()
-        return opts, label, species_label
+        self.warnings = []
+
+        def warn(text: str) -> None:
+            self.warnings.append(text)
+            LOG.warning(text)
+
+        return training_inputs(request, workdir, transform_context=QgsProject.instance().transformContext(),
+                               on_info=LOG.info, on_warning=warn)
 
     def start(self) -> TrainTask | None:
         """Copy the inputs, queue the training task and close; on a bad input, or when training
@@ -420,7 +449,8 @@ class TrainDialog(QDialog):
             if python and python != training_interpreter():
                 set_training_interpreter(python)
             task = TrainTask(opts, python or training_interpreter(), input_label=label,
-                             species_label=species_label, temp_paths=[workdir], on_done=self.on_done)
+                             species_label=species_label, temp_paths=[workdir], on_done=self.on_done,
+                             warnings=self.warnings)
             self.task = start_training(task)
         except SinrError as exc:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -23,6 +23,8 @@ ALGORITHMS: list[tuple[str, str]] = [
     ("evaluate_presence_absence", "EvaluatePresenceAbsenceAlgorithm"),
     ("model_species", "ModelSpeciesAlgorithm"),
     ("train_model", "TrainModelAlgorithm"),  # needs torch only in the training interpreter, checked at run
+    ("setup_training", "SetupTrainingAlgorithm"),  # makes that interpreter
+    ("import_checkpoint", "ImportCheckpointAlgorithm"),  # official SINR checkpoints, converted there too
 ]
 
 

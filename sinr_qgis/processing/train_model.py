@@ -2,7 +2,8 @@
 
 Training runs in a child process (the project's training CLI, with an interpreter that has
 torch), supervised by :func:`sinr_qgis.core.train_runner.run_training`, the same call the dock's
-training task makes.
+training task makes. The parameters become a ``TrainingRequest`` and then the runner's options
+through ``qgis_bridge.training_inputs``, the Train dialog's path too.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from qgis.core import (
     QgsApplication,
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -32,28 +32,32 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from ..core.encoding import ENCODINGS
 from ..core.errors import SinrError
 from ..core.file_names import safe_file_stem
+from ..core.train_events import describe_event
 from ..core.train_runner import (
     DEFAULTS,
     LOSS_HELP,
     LOSS_LABELS,
     LOSSES,
-    TrainOptions,
     check_training_available,
     run_training,
 )
-from ..qgis_bridge.covariates import raster_layer_source
-from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER, SPECIES, export_file_name, export_observations
+from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER
+from ..qgis_bridge.training_inputs import (
+    ENCODING_CHOICES,
+    TrainingRequest,
+    guess_species_field,
+    no_species_field_message,
+    sinr_path,
+    training_inputs,
+)
 from ..toolbelt import model_registry
 from ..toolbelt.interpreter import INTERPRETER_FILE_FILTER, training_interpreter
 from .base import SinrAlgorithm, user_errors
 from .help_text import ABOUT_SINR, MORE_HELP
 
 LOG = logging.getLogger("sinr_qgis")
-ENCODING_OPTIONS = ("Automatic: coordinates, plus covariates when rasters are given",
-                    "Coordinates only (sin_cos)", "Covariates only (env)", "Coordinates + covariates (sin_cos_env)")
 
 
 class TrainModelAlgorithm(SinrAlgorithm):
@@ -109,7 +113,8 @@ class TrainModelAlgorithm(SinrAlgorithm):
             "<p>Trains a SINR species range model (Cole et al., ICML 2023) on presence-only observations "
             "and writes a <tt>.sinr</tt> model bundle, ready for the prediction tools and the dock.</p>"
             "<p><b>Observations.</b> Either a <i>point layer</i> in any CRS (reprojected to longitude/"
-            "latitude) with a <i>species field</i> (name or code per point) and an optional <i>source "
+            "latitude) with a <i>species field</i> (name or code per point; left empty, the field named as "
+            "the file reader knows it: species, scientificName, taxonKey...) and an optional <i>source "
             "field</i> (dataset, survey or checklist id, e.g. GBIF's datasetKey: with it, a record only "
             "counts as evidence of absence for species its own source records, and pseudo-absences are "
             "drawn on land, which beat the paper's negatives on mixed-source data), or an <i>observation "
@@ -136,10 +141,12 @@ class TrainModelAlgorithm(SinrAlgorithm):
             "an interrupted training to the same output from its last completed epoch (same data and "
             "options).</p>"
             "<p><b>Requirements.</b> Training runs in a separate Python that has PyTorch (Advanced: "
-            "<i>Python with PyTorch</i>; default: the plugin setting) and needs the plugin's training "
-            "code, which the plugin zip does not carry. Both are checked before anything is read or "
-            "exported; if one is missing, the error gives the steps for your system (also in the Help, "
-            "<i>Training your own model</i>).</p>"
+            "<i>Python with PyTorch</i>; default: the plugin setting), with the training code the plugin "
+            "carries. No such Python yet? Run <i>Set up PyTorch for training</i> "
+            "(<tt>sinr:setup_training</tt>) once: it makes one and sets it as the default, no terminal "
+            "needed. Both are checked before anything is read or exported; the error says what to do "
+            "(also in the Help, <i>Training your own model</i>). The Train dialog in the dock takes the "
+            "same inputs the same way.</p>"
             "<p><b>Output.</b> The model bundle; a summary (records used and dropped, species, final loss, "
             "time) is written to the log, and the model is added to the dock's model list.</p>"
             "<p><b>Caveats.</b> Presence-only models rank places by relative likelihood of presence. "
@@ -151,7 +158,8 @@ class TrainModelAlgorithm(SinrAlgorithm):
         # INPUT (with SPECIES_FIELD) or INPUT_FILE: Processing has no "one of two", so both are
         # optional and checkParameterValues() says which is missing before the run starts
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, self.tr("Observations (point layer)"), [QgsProcessing.TypeVectorPoint], optional=True))
+            self.INPUT, self.tr("Observations (point layer)"), [QgsProcessing.SourceType.TypeVectorPoint],
+            optional=True))
         self.addParameter(QgsProcessingParameterField(
             self.SPECIES_FIELD, self.tr("Species field"), parentLayerParameterName=self.INPUT,
             optional=True))
@@ -160,12 +168,13 @@ class TrainModelAlgorithm(SinrAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterFile(
             self.INPUT_FILE, self.tr("…or an observation file"),
-            behavior=QgsProcessingParameterFile.File, optional=True,
+            behavior=QgsProcessingParameterFile.Behavior.File, optional=True,
             fileFilter=OBSERVATION_FILE_FILTER))
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.COVARIATES, self.tr("Covariate rasters"), QgsProcessing.TypeRaster, optional=True))
+            self.COVARIATES, self.tr("Covariate rasters"), QgsProcessing.SourceType.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterEnum(
-            self.ENCODING, self.tr("Model inputs"), options=[self.tr(o) for o in ENCODING_OPTIONS], defaultValue=0))
+            self.ENCODING, self.tr("Model inputs"), options=[self.tr(label) for label, _value in ENCODING_CHOICES],
+            defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.LOSS, self.tr("Loss"), options=[LOSS_LABELS[k] for k in LOSSES],
             defaultValue=LOSSES.index(DEFAULTS["loss"])))
@@ -177,16 +186,16 @@ class TrainModelAlgorithm(SinrAlgorithm):
                 (self.SEED, "Random seed", DEFAULTS["seed"], 0),
                 (self.MIN_RECORDS, "Minimum records per species", DEFAULTS["min_records"], 1)):
             self.addParameter(QgsProcessingParameterNumber(
-                key, self.tr(label), QgsProcessingParameterNumber.Integer, defaultValue=default, minValue=low))
+                key, self.tr(label), QgsProcessingParameterNumber.Type.Integer, defaultValue=default, minValue=low))
         self.addParameter(QgsProcessingParameterBoolean(
             self.RESUME, self.tr("Resume from the last checkpoint of this output"), defaultValue=False))
         advanced = [
             QgsProcessingParameterNumber(self.POS_WEIGHT, self.tr("Presence weight (0: the number of species)"),
-                                         QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0),
+                                         QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0),
             QgsProcessingParameterBoolean(self.LAND_ABSENCES, self.tr("Random absences on land only"),
                                           defaultValue=DEFAULTS["pseudo_negatives"] == "land"),
             QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size"),
-                                         QgsProcessingParameterNumber.Integer,
+                                         QgsProcessingParameterNumber.Type.Integer,
                                          defaultValue=DEFAULTS["batch_size"], minValue=1),
             QgsProcessingParameterString(self.MODEL_NAME, self.tr("Model name (default: the file name)"),
                                          optional=True),
@@ -195,13 +204,14 @@ class TrainModelAlgorithm(SinrAlgorithm):
             QgsProcessingParameterString(self.FILE_LAT_COLUMN, self.tr("File: latitude column"), optional=True),
             QgsProcessingParameterString(self.FILE_LON_COLUMN, self.tr("File: longitude column"), optional=True),
             QgsProcessingParameterFile(self.PYTHON, self.tr("Python interpreter with PyTorch (empty: plugin "
-                                                            "setting)"), behavior=QgsProcessingParameterFile.File,
+                                                            "setting)"),
+                                       behavior=QgsProcessingParameterFile.Behavior.File,
                                        fileFilter=INTERPRETER_FILE_FILTER, optional=True),
             QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads for training (0: automatic)"),
-                                         QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
+                                         QgsProcessingParameterNumber.Type.Integer, defaultValue=0, minValue=0),
         ]
         for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, self.tr("Model bundle"), fileFilter="SINR model (*.sinr)"))
@@ -217,8 +227,9 @@ class TrainModelAlgorithm(SinrAlgorithm):
         return layer.name() if layer is not None else "model"
 
     def checkParameterValues(self, parameters: dict, context: QgsProcessingContext) -> tuple[bool, str]:
-        """The observations are a point layer with its species field, or a file: say which is
-        missing before the run starts (the dialog shows it; qgis_process prints it)."""
+        """The observations are a point layer with its species field (given, or named as the file
+        reader knows it), or a file: say which is missing before the run starts (the dialog shows
+        it; qgis_process prints it)."""
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -230,16 +241,17 @@ class TrainModelAlgorithm(SinrAlgorithm):
             return False, self.tr("No observations: choose a point layer (and its species field) or an "
                                   "observation file.")
         if layer and parameters.get(self.SPECIES_FIELD) in (None, ""):
-            return False, self.tr("Choose the species field of the observation layer: the field that holds "
-                                  "each point's species name or code.")
+            # unreadable here (processing.run checks with the instance it was given, before
+            # initAlgorithm): the run refuses it with the same message
+            found = self.parameterAsSource(parameters, self.INPUT, context)
+            if found is not None and guess_species_field(found.fields().names()) is None:
+                return False, no_species_field_message(found.sourceName())
         return True, ""
 
     # ---- run ----------------------------------------------------------------------------------
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict:
-        out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        if not out.lower().endswith(".sinr"):
-            out += ".sinr"
+        out = sinr_path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
         if _in_folder(out, QgsProcessingUtils.tempFolder()):
             # the dialog's default: QGIS deletes that folder on exit, and the model list would keep
             # pointing at a deleted model; a model is meant to last
@@ -255,7 +267,10 @@ class TrainModelAlgorithm(SinrAlgorithm):
         workdir = Path(tempfile.mkdtemp(prefix="sinr_train_"))
         try:
             with user_errors():
-                opts, label, species_label = self._options(parameters, context, feedback, out, workdir)
+                opts, label, species_label = training_inputs(
+                    self.training_request(parameters, context, out), workdir,
+                    transform_context=context.transformContext(), on_info=feedback.pushInfo,
+                    on_warning=feedback.pushWarning, is_cancelled=feedback.isCanceled)
                 result = run_training(
                     opts, python, check_input=True, input_label=label, species_label=species_label,
                     on_progress=feedback.setProgress, is_cancelled=feedback.isCanceled,
@@ -278,47 +293,20 @@ class TrainModelAlgorithm(SinrAlgorithm):
                 feedback.reportError(str(exc))
         return {}
 
-    def _options(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
-                 out: str, workdir: Path) -> tuple[TrainOptions, str, str]:
-        source = self.parameterAsSource(parameters, self.INPUT, context)
-        data_file = self.parameterAsFile(parameters, self.INPUT_FILE, context)
-        if source is not None and data_file:
-            raise QgsProcessingException(self.tr("Give observations either as a point layer or as a file, not both."))
-        if source is None and not data_file:
-            raise QgsProcessingException(self.tr("No observations: choose a point layer (with its species field) "
-                                                 "or an observation file."))
-        kw: dict = {}
-        if source is not None:
-            species_field = self.parameterAsString(parameters, self.SPECIES_FIELD, context)
-            if not species_field:
-                raise QgsProcessingException(self.tr("Choose the species field of the observation layer: the field "
-                                                     "that holds each point's species name or code."))
-            source_field = self.parameterAsString(parameters, self.SOURCE_FIELD, context) or None
-            label = source.sourceName() or "observations"
-            export = export_observations(source, species_field, workdir / export_file_name(label),
-                                         transform_context=context.transformContext(), source_field=source_field,
-                                         origin=label, is_cancelled=feedback.isCanceled)
-            feedback.pushInfo(export.text())
-            data_file = str(export.path)
-            kw = {"species_column": SPECIES, "source_column": "source" if export.has_source else None}
-            species_label = f"'{species_field}'"
-        else:
-            label = Path(data_file).name
-            kw = {"species_column": self.parameterAsString(parameters, self.FILE_SPECIES_COLUMN, context) or None,
-                  "source_column": self.parameterAsString(parameters, self.FILE_SOURCE_COLUMN, context) or None,
-                  "lat_column": self.parameterAsString(parameters, self.FILE_LAT_COLUMN, context) or None,
-                  "lon_column": self.parameterAsString(parameters, self.FILE_LON_COLUMN, context) or None}
-            species_label = "species"
-        rasters = [raster_layer_source(lyr, 1)[0]
-                   for lyr in self.parameterAsLayerList(parameters, self.COVARIATES, context)]
-        choice = self.parameterAsEnum(parameters, self.ENCODING, context)
-        encoding = ("sin_cos_env" if rasters else "sin_cos") if choice == 0 else ENCODINGS[choice - 1]
-        if encoding == "sin_cos" and rasters:
-            feedback.pushWarning(self.tr("Covariate rasters are ignored: the model uses coordinates only."))
-            rasters = []
-        threads = self.parameterAsInt(parameters, self.THREADS, context)
-        opts = TrainOptions(
-            data=data_file, out=out, loss=LOSSES[self.parameterAsEnum(parameters, self.LOSS, context)],
+    def training_request(self, parameters: dict, context: QgsProcessingContext, out: str) -> TrainingRequest:
+        """The parameters as the plain request the Train dialog also makes (one path to the options)."""
+        return TrainingRequest(
+            output=out, layer=self.parameterAsSource(parameters, self.INPUT, context),
+            species_field=self.parameterAsString(parameters, self.SPECIES_FIELD, context),
+            source_field=self.parameterAsString(parameters, self.SOURCE_FIELD, context),
+            data_file=self.parameterAsFile(parameters, self.INPUT_FILE, context),
+            species_column=self.parameterAsString(parameters, self.FILE_SPECIES_COLUMN, context),
+            source_column=self.parameterAsString(parameters, self.FILE_SOURCE_COLUMN, context),
+            lat_column=self.parameterAsString(parameters, self.FILE_LAT_COLUMN, context),
+            lon_column=self.parameterAsString(parameters, self.FILE_LON_COLUMN, context),
+            rasters=self.parameterAsLayerList(parameters, self.COVARIATES, context),
+            encoding=ENCODING_CHOICES[self.parameterAsEnum(parameters, self.ENCODING, context)][1],
+            loss=LOSSES[self.parameterAsEnum(parameters, self.LOSS, context)],
             cap=self.parameterAsInt(parameters, self.CAP, context),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
@@ -326,25 +314,17 @@ class TrainModelAlgorithm(SinrAlgorithm):
             depth=self.parameterAsInt(parameters, self.DEPTH, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
             min_records=self.parameterAsInt(parameters, self.MIN_RECORDS, context),
-            encoding=encoding, covariates=rasters or None,
-            name=self.parameterAsString(parameters, self.MODEL_NAME, context) or None,
+            pos_weight=self.parameterAsDouble(parameters, self.POS_WEIGHT, context),
+            land_absences=self.parameterAsBoolean(parameters, self.LAND_ABSENCES, context),
+            name=self.parameterAsString(parameters, self.MODEL_NAME, context),
             resume=self.parameterAsBoolean(parameters, self.RESUME, context),
-            threads=threads or None,
-            pos_weight=self.parameterAsDouble(parameters, self.POS_WEIGHT, context) or "species",
-            pseudo_negatives="land" if self.parameterAsBoolean(parameters, self.LAND_ABSENCES, context) else "sphere",
-            **kw)
-        return opts, label, species_label
+            threads=self.parameterAsInt(parameters, self.THREADS, context))
 
     @staticmethod
     def _report(event: dict, feedback: QgsProcessingFeedback) -> None:
-        kind = event.get("event")
-        if kind == "start":
-            first = event.get("start_epoch", 1)
-            feedback.pushInfo(f"Training {event.get('n_records', '?')} records of {event.get('n_species', '?')} "
-                              f"species for {event.get('epochs', '?')} epochs"
-                              + (f" (resuming at epoch {first})" if first != 1 else ""))
-        elif kind == "epoch":
-            feedback.pushInfo(f"Epoch {event.get('epoch')}/{event.get('epochs')}: loss {event.get('loss', 0):.4f}")
+        text = describe_event(event)
+        if text is not None:
+            feedback.pushInfo(text)
 
 
 def models_folder() -> Path:

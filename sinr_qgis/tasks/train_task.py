@@ -18,6 +18,7 @@ from typing import Any
 from qgis.core import QgsApplication, QgsTask
 
 from ..core.errors import CancelledError, SinrError
+from ..core.train_events import describe_event
 from ..core.train_runner import (
     OutputBusyError,
     TrainOptions,
@@ -39,14 +40,19 @@ def _key(out: str | Path) -> str:
 
 
 class TrainTask(QgsTask):
-    """One training run. Inputs are plain values (options, an interpreter path); no layers."""
+    """One training run. Inputs are plain values (options, an interpreter path); no layers.
+
+    ``warnings``: what the inputs could not take as asked (``qgis_bridge.training_inputs``), kept
+    with the task's messages so its report can repeat them.
+    """
 
     def __init__(self, opts: TrainOptions, python: str, *, input_label: str | None = None,
                  species_label: str = "species", temp_paths: Sequence[str | Path] = (),
                  on_done: Callable[[TrainTask, bool], None] | None = None, register: bool = True,
-                 description: str = "", entry: list[str] | None = None, cwd: str | Path | None = None) -> None:
+                 description: str = "", entry: list[str] | None = None, cwd: str | Path | None = None,
+                 warnings: Sequence[str] = ()) -> None:
         verb = "resuming" if opts.resume else "training"
-        super().__init__(description or f"SINR: {verb} {Path(opts.out).name}", QgsTask.CanCancel)
+        super().__init__(description or f"SINR: {verb} {Path(opts.out).name}", QgsTask.Flag.CanCancel)
         self.opts = opts
         self.python = python
         self.input_label = input_label
@@ -65,7 +71,8 @@ class TrainTask(QgsTask):
         # Plain Python state that outlives the C++ task (the task manager deletes it when done):
         self.ended = False
         self.ok = False
-        self.messages: list[str] = []
+        self.warnings = list(warnings)
+        self.messages: list[str] = list(self.warnings)
 
     # ---- worker thread ------------------------------------------------------------------------
     def run(self) -> bool:
@@ -95,11 +102,9 @@ class TrainTask(QgsTask):
         self.last_event = event
         if event.get("event") == "start":
             self.start_event = event
-            first = event.get("start_epoch", 1)
-            self._log(f"Training {event.get('n_records', '?')} records of {event.get('n_species', '?')} species, "
-                      f"{event.get('epochs', '?')} epochs" + (f", resuming at epoch {first}" if first != 1 else ""))
-        elif event.get("event") == "epoch":
-            self._log(f"Epoch {event.get('epoch')}/{event.get('epochs')}: loss {event.get('loss', float('nan')):.4f}")
+        text = describe_event(event)
+        if text is not None:
+            self._log(text)
 
     def _log(self, text: str) -> None:
         self.messages.append(text)

@@ -421,8 +421,9 @@ def step_train():
     if dialog.isVisible():  # a bad input keeps it open with the reason
         raise AssertionError(f"training did not start: {dialog.message.text()}")
     task = dialog.task
-    # (the chooser holds the bundled model, a separator and "Open model file…" before any model of the user)
-    yield Wait(lambda: task.progress() > 0 or model_list.combo.count() > 3, 90, "training progress")
+    # (the chooser holds the bundled model, a separator, "Open model file…" and "Import SINR checkpoint…"
+    # before any model of the user)
+    yield Wait(lambda: task.progress() > 0 or model_list.combo.count() > 4, 90, "training progress")
     shot("05_training_running")
     running = {"progress": task.progress(), "description": task.description()}
     yield Wait(lambda: dock.bundle is not None and dock.bundle.name == "My trees", 150,

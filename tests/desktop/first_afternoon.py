@@ -372,7 +372,8 @@ def observations_layer() -> QgsVectorLayer:
 
 
 def step_train_unavailable():
-    """8. Train in a zip install without torch: said at once; Train starts nothing, exports nothing."""
+    """8. Train in a zip install without torch: said as soon as the interpreter is checked, with "Set up
+    PyTorch for me" offered (the zip carries the training code); Train starts nothing, exports nothing."""
     d = dock()
     points = observations_layer()
     QgsProject.instance().addMapLayer(points)
@@ -380,7 +381,10 @@ def step_train_unavailable():
     QTest.mouseClick(chooser.train_button, Qt.LeftButton)
     yield Wait(lambda: chooser.dialog is not None and chooser.dialog.isVisible(), 20, "the training dialog")
     dialog = chooser.dialog
-    at_once = dialog.message.text()  # before the interpreter check can answer
+    yield Wait(lambda: dialog.availability is not None, 60, "the interpreter check")
+    at_once = dialog.message.text()
+    setup = dialog.findChild(QPushButton, "SinrSetupTrainingButton")
+    yield Wait(lambda: setup.isVisible(), 60, "the set-up button")
     helps = []
     for i in range(dialog.loss.count()):
         dialog.loss.setCurrentIndex(i)
@@ -397,6 +401,7 @@ def step_train_unavailable():
     grab(dialog, "a08_train_unavailable")
     out = {"message_at_once": at_once, "message_after_train": dialog.message.text(), "loss_help": helps,
            "task": dialog.task is not None, "dialog_visible": dialog.isVisible(),
+           "setup_button": [setup.isVisible(), setup.text()],
            "active_tasks": QgsApplication.taskManager().countActiveTasks(),
            "exports": sorted(p.name for p in temp.glob("sinr_train_*")), "output_exists": output.exists(),
            "temp": str(temp)}

@@ -5,6 +5,7 @@ kept as artifacts in build/screenshots/afternoon/.
 """
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -187,9 +188,12 @@ def test_train_says_at_once_that_it_is_unavailable_and_starts_nothing(afternoon)
     from sinr_qgis.core.train_runner import LOSS_HELP
 
     train = step(afternoon, "train_unavailable")
-    assert "Training is unavailable" in train["message_at_once"], train["message_at_once"]
-    assert "To set up training on Linux" in train["message_at_once"]
-    assert "Training is unavailable" in train["message_after_train"]
+    # the zip carries the training code; the stock Python has no PyTorch: said, and the set-up offered
+    message = html.unescape(train["message_at_once"])
+    assert ">PyTorch is missing: the Python interpreter /usr/bin/python3 " in message, message
+    assert "To set up training on Linux, click 'Set up PyTorch for me'" in message
+    assert train["setup_button"] == [True, "Set up PyTorch for me"]
+    assert train["message_after_train"] == train["message_at_once"]
     assert not train["task"] and train["dialog_visible"] and train["active_tasks"] == 0
     assert train["exports"] == [] and not train["output_exists"]
     assert train["temp"] == str(afternoon["temp"])  # the private TMPDIR, where an export would have gone

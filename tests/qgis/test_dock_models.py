@@ -13,7 +13,7 @@ from qgis.PyQt.QtWidgets import QFileDialog, QHBoxLayout
 
 from sinr_qgis.gui import dock as dock_module
 from sinr_qgis.gui.dock import DOCK_WIDTH, SinrDock
-from sinr_qgis.gui.model_list import BUNDLED, OPEN_FILE
+from sinr_qgis.gui.model_list import BUNDLED, IMPORT_CHECKPOINT, OPEN_FILE
 from sinr_qgis.toolbelt import model_registry, settings
 from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
 
@@ -49,13 +49,14 @@ def test_one_model_control_opens_files_into_my_models(make_dock, model_file, mon
     d = make_dock()
     assert d.findChildren(QgsFileWidget) == []  # no second model control
     assert d.bundle is not None and d.bundle.name == "na_trees_coords_v1" and d.model_path == ""
-    assert _entries(d) == [BUNDLED, "", OPEN_FILE]  # the bundled model, a separator, "Open model file…"
+    # the bundled model, a separator, "Open model file…", "Import SINR checkpoint…"
+    assert _entries(d) == [BUNDLED, "", OPEN_FILE, IMPORT_CHECKPOINT]
     assert d.model_chooser.combo.currentIndex() == 0
     # "Open model file…": the file dialog's choice is loaded and joins My models
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(model_file), "SINR model (*.sinr)"))
     combo = d.model_chooser.combo
-    combo.setCurrentIndex(combo.count() - 1)
-    combo.activated.emit(combo.count() - 1)
+    combo.setCurrentIndex(combo.findText(OPEN_FILE))
+    combo.activated.emit(combo.findText(OPEN_FILE))
     assert d.bundle.name == "test_model" and d.model_path == str(model_file)
     entry = model_registry.find_model(model_file)
     assert entry is not None and entry.n_species == 6
@@ -89,7 +90,8 @@ def test_a_file_that_does_not_load_keeps_the_model_in_use(make_dock, model_file,
 def test_the_bundled_file_is_not_listed_twice_and_a_gone_model_falls_back(make_dock, model_file, tmp_path):  # noqa: F811
     d = make_dock()
     assert d.choose_model(str(BUNDLED_MODEL))
-    assert d.model_path == "" and model_registry.list_models() == [] and _entries(d) == [BUNDLED, "", OPEN_FILE]
+    assert d.model_path == "" and model_registry.list_models() == []
+    assert _entries(d) == [BUNDLED, "", OPEN_FILE, IMPORT_CHECKPOINT]
     gone = copy_bundle(model_file, tmp_path / "gone.sinr")
     assert d.choose_model(str(gone))
     gone.unlink()

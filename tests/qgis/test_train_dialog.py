@@ -1,6 +1,7 @@
 """The "Train model" dialog: fills TrainOptions, exports the layer, starts the task, reports bad input inline."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,12 @@ def test_dialog_trains_the_layer_in_the_background(qgis_app, qtbot, layer, tmp_p
     dlg = TrainDialog(on_done=lambda t, ok: done.append((t, ok)))
     qtbot.addWidget(dlg)
     assert dlg.use_layer.isChecked() and dlg.layer_combo.currentLayer() is layer
-    assert dlg.species_field.currentField() == "taxon"  # guessed from the field names
+    # 'taxon' is no column name the file reader detects: the user chooses (the layer's first field
+    # was taken before, whatever it held)
+    assert dlg.species_field.currentField() == ""
     assert dlg.loss.count() == 6 and dlg.loss.currentData() == "an_full"
     _tiny(dlg, tmp_path / "from_dialog")  # the .sinr extension is added
+    dlg.species_field.setField("taxon")
     dlg.source_field.setField("dataset")
     opts, label, species_label = dlg.build_options(tmp_path)
     assert (opts.out, opts.epochs, opts.width, opts.encoding, opts.source_column) == (
@@ -84,15 +88,17 @@ def test_resume_is_offered_only_with_a_checkpoint(qgis_app, qtbot, layer, tmp_pa
 
 
 # ---- when training cannot run, the recipe, the losses ------------------------------------------
+NO_CODE = ("Training is unavailable: the training code (package 'training') was not found in the plugin's "
+           "folder, /x/sinr_qgis. Reinstall the plugin from its zip & try again.")
+
+
 def _no_training_code(monkeypatch) -> None:
-    """A zip install: the training package is not next to the plugin."""
+    """A damaged install: the training package is not in the plugin (the runner's message is given)."""
     from sinr_qgis.core import train_runner
     from sinr_qgis.gui import train_dialog
 
     def missing():
-        raise train_runner.TrainingEnvironmentError(
-            "Training is unavailable: the training code (package 'training') was not found next to the plugin "
-            "(/x/sinr_qgis). " + train_runner.setup_steps("/x/sinr_qgis", "Windows"))
+        raise train_runner.TrainingEnvironmentError(NO_CODE)
 
     monkeypatch.setattr(train_runner, "training_root", missing)
     monkeypatch.setattr(train_dialog, "training_root", missing)
@@ -103,10 +109,8 @@ def test_dialog_says_at_once_that_training_cannot_run_and_how_to_set_it_up(qgis_
     _no_training_code(monkeypatch)
     dlg = TrainDialog()
     qtbot.addWidget(dlg)
-    # at once, before the interpreter check answers: what is missing and the steps for the system
-    text = dlg.message.text()
-    assert "Training is unavailable: the training code" in text and "OSGeo4W Shell" in text
-    assert "archive/refs/heads/main.zip" in text and "Python with PyTorch" in text
+    # at once, before the interpreter check answers: what is missing and what to do, as the runner says it
+    assert html.escape(NO_CODE) in dlg.message.text()
     qtbot.waitUntil(lambda: dlg.availability is not None, timeout=60_000)
     assert dlg.availability is False and "training code" in dlg.unavailable_reason
     # Train refuses without exporting the layer or queuing a task, and says why in the log too
@@ -143,6 +147,44 @@ def test_dialog_names_a_missing_torch_after_its_background_check(qgis_app, qtbot
     assert dlg.availability is True and dlg.message.text().count("Ready to train") == 1
 
 
+def test_set_up_pytorch_is_offered_when_the_python_lacks_it_and_its_python_enables_train(
+        qgis_app, qtbot, layer, tmp_path):
+    import sys
+
+    from sinr_qgis.gui.setup_training_button import SetupTrainingButton
+
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho '{\"python\": \"3.11.2\", \"error\": \"ModuleNotFoundError: torch\"}'\n")
+    fake.chmod(0o755)
+    dlg = TrainDialog()
+    qtbot.addWidget(dlg)
+    dlg.python.setFilePath(str(fake))
+    qtbot.waitUntil(lambda: dlg.availability is False, timeout=60_000)
+    # "Set up PyTorch for me" beside the message; Train waits for a Python that can train
+    assert isinstance(dlg.setup_button, SetupTrainingButton)
+    assert dlg.findChild(SetupTrainingButton, "SinrSetupTrainingButton") is dlg.setup_button
+    assert not dlg.setup_row.isHidden() and not dlg.train_button.isEnabled()
+    # the set-up made a Python with PyTorch (here: this test's own): the dialog takes it and checks it
+    dlg.setup_button.ready.emit(sys.executable)
+    assert dlg.python.filePath() == sys.executable and dlg.availability is None
+    qtbot.waitUntil(lambda: dlg.availability is not None, timeout=60_000)
+    assert dlg.availability is True and "Ready to train" in dlg.message.text()
+    assert dlg.train_button.isEnabled() and dlg.setup_row.isHidden()
+    # the same path again (an environment made anew where the old one was): checked again too
+    dlg.use_python(sys.executable)
+    assert dlg.availability is None
+    qtbot.waitUntil(lambda: dlg.availability is True, timeout=60_000)
+
+
+def test_no_set_up_offer_when_the_training_code_is_missing(qgis_app, qtbot, layer, monkeypatch):
+    _no_training_code(monkeypatch)
+    dlg = TrainDialog()
+    qtbot.addWidget(dlg)
+    qtbot.waitUntil(lambda: dlg.availability is False, timeout=60_000)
+    # a new Python would not bring the code back: the message says to reinstall, Train is off
+    assert dlg.code_missing and dlg.setup_row.isHidden() and not dlg.train_button.isEnabled()
+
+
 def test_dialog_defaults_are_the_bundled_models_recipe(qgis_app, qtbot, layer, tmp_path):
     dlg = TrainDialog()
     qtbot.addWidget(dlg)
@@ -151,6 +193,7 @@ def test_dialog_defaults_are_the_bundled_models_recipe(qgis_app, qtbot, layer, t
         "an_full", 0, 20, 256, 4, 0.0, True)
     assert dlg.pos_weight.text() == "number of species"
     dlg.output.setFilePath(str(tmp_path / "m.sinr"))
+    dlg.species_field.setField("taxon")
     dlg.source_field.setField("dataset")
     opts, _label, _species = dlg.build_options(tmp_path)
     args = cli_arguments(opts)
