@@ -66,7 +66,7 @@ class SinrPlugin:
 
             self.dock = SinrDock(self.iface, self.iface.mainWindow())
             self.dock.visibilityChanged.connect(self.dock_action.setChecked)
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         if self.dock is not None:
             self.dock.setUserVisible(visible)
 

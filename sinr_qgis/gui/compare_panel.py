@@ -32,7 +32,11 @@ from qgis.core import (
 from qgis.gui import QgsCollapsibleGroupBox, QgsFieldComboBox, QgsMapLayerComboBox
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QByteArray, Qt
-from qgis.PyQt.QtSvg import QSvgWidget
+
+try:
+    from qgis.PyQt.QtSvg import QSvgWidget  # Qt 5 (QGIS 3)
+except ImportError:  # Qt 6 moved it to QtSvgWidgets, which qgis.PyQt does not mirror in early QGIS 4 releases
+    from PyQt6.QtSvgWidgets import QSvgWidget
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -75,7 +79,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
         self._ranges_crs = None
         self.layer_combo = QgsMapLayerComboBox(self)
         self.layer_combo.setObjectName("SinrCompareLayer")
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
         self.layer_combo.setAllowEmptyLayer(True)
         self.field_combo = QgsFieldComboBox(self)
         self.field_combo.setObjectName("SinrCompareField")
@@ -91,24 +95,24 @@ class ComparePanel(QgsCollapsibleGroupBox):
         self.table = QTableWidget(0, 2, self)
         self.table.setObjectName("SinrCompareTable")
         self.table.setHorizontalHeaderLabels(["Species", "AP"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setMaximumHeight(150)
         self.table.setVisible(False)
         self.table.currentCellChanged.connect(lambda row, *_: self.show_row(row))
         self.result_label = QLabel(self)
         self.result_label.setObjectName("SinrCompareResult")
         self.result_label.setWordWrap(True)
-        self.result_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.curve = QSvgWidget(self)
         self.curve.setFixedSize(240, 200)
         self.curve.setVisible(False)
         form = QFormLayout()
-        form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Ranges", self.layer_combo)
         form.addRow("Species field", self.field_combo)
         buttons = QHBoxLayout()
@@ -119,7 +123,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
         layout.addLayout(buttons)
         layout.addWidget(self.table)
         layout.addWidget(self.result_label)
-        layout.addWidget(self.curve, 0, Qt.AlignHCenter)
+        layout.addWidget(self.curve, 0, Qt.AlignmentFlag.AlignHCenter)
         QgsProject.instance().layersAdded.connect(self._layers_added)
         self._following_project = True
         self.collapsedStateChanged.connect(lambda collapsed: collapsed or self.preselect_layer())
@@ -127,7 +131,11 @@ class ComparePanel(QgsCollapsibleGroupBox):
 
     # ---- the range layer -----------------------------------------------------------------------
     def model_changed(self) -> None:
-        """The dock loaded another model: choose the layer and field that match its species."""
+        """The dock loaded another model: the last comparison (its table, curve, outline) and a running
+        one were the previous model's, so they go; then choose the layer and field that match its species."""
+        self._drop_running()
+        self._clear_results()
+        self.result_label.clear()
         self.preselect_layer()
         self._layer_changed(self.layer_combo.currentLayer())
 
@@ -141,7 +149,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
         best, best_n = None, 0
         for layer in QgsProject.instance().mapLayers().values():
             if (isinstance(layer, QgsVectorLayer) and layer.isValid()
-                    and QgsWkbTypes.geometryType(layer.wkbType()) == QgsWkbTypes.PolygonGeometry):
+                    and QgsWkbTypes.geometryType(layer.wkbType()) == QgsWkbTypes.GeometryType.PolygonGeometry):
                 n = _matches(layer, bundle.species)
                 if n > best_n:
                     best, best_n = layer, n
@@ -216,7 +224,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
             name = QTableWidgetItem(isolate_bidi(c.label))
             name.setToolTip(c.problem or c.label)
             ap = QTableWidgetItem(f"{c.evaluation.ap_percent:.1f} %" if c.evaluation is not None else "–")
-            ap.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+            ap.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if c.evaluation is not None and c.share_in_view is not None and c.share_in_view < bridge.PARTLY_IN_VIEW:
                 ap.setText(ap.text() + " ⚠")  # only part of its range in view
             self.table.setItem(row, 0, name)
@@ -283,12 +291,17 @@ class ComparePanel(QgsCollapsibleGroupBox):
         canvas.refresh()
         return canvas.extent()
 
-    def shutdown(self) -> None:
-        """Plugin unload: cancel a running comparison (its result is dropped) and stop following the project."""
+    def _drop_running(self) -> None:
+        """Cancel a running comparison; its result is dropped."""
         if self.task is not None:
             self.task.on_done = None
             self.task.cancel()
             self.task = None
+            self.compare_button.setEnabled(self.layer_combo.currentLayer() is not None)
+
+    def shutdown(self) -> None:
+        """Plugin unload: cancel a running comparison (its result is dropped) and stop following the project."""
+        self._drop_running()
         if self._following_project:  # unload may come twice (the dock closed, then the plugin)
             QgsProject.instance().layersAdded.disconnect(self._layers_added)
             self._following_project = False

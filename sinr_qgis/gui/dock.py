@@ -72,6 +72,7 @@ class SinrDock(QgsDockWidget):
         self._counter = 0
         self.model_path = ""  # the loaded model's file ("" = the bundled model)
         self._record_extents = None  # per-species records boxes of the loaded model, made on first use
+        self._species_list_dialog: SpeciesListDialog | None = None  # open on the loaded model's species
         self._build()
         self.map_tool = SpeciesAtPointTool(self.canvas)
         self.map_tool.pointPicked.connect(self.show_species_at)
@@ -82,7 +83,7 @@ class SinrDock(QgsDockWidget):
     def _build(self) -> None:
         body = QWidget(self)
         form = QFormLayout()
-        form.setRowWrapPolicy(QFormLayout.WrapLongRows)  # a narrow dock puts a field under its label
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow dock puts a field under its label
         # one model control: bundled model, My models, "Open model file…" (+ "Train…")
         self.model_chooser = ModelChooser(body, choose=self.choose_model, report=self._report)
         form.addRow("Model", self.model_chooser)
@@ -108,7 +109,7 @@ class SinrDock(QgsDockWidget):
         self.details_box.setCollapsed(True)
         self.model_details = QLabel(self.details_box)
         self.model_details.setWordWrap(True)
-        self.model_details.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.model_details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         QVBoxLayout(self.details_box).addWidget(self.model_details)
         form.addRow(self.details_box)
         self.species_edit = QLineEdit(settings.get_value("species"), body)
@@ -153,7 +154,7 @@ class SinrDock(QgsDockWidget):
         self.status_label.setObjectName("SinrStatus")
         self.status_label.setWordWrap(True)
 
-        self.opacity_slider = QSlider(Qt.Horizontal, body)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, body)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(settings.get_value("opacity"))
         self.opacity_slider.valueChanged.connect(self.set_opacity)
@@ -198,8 +199,8 @@ class SinrDock(QgsDockWidget):
         # force the QGIS window taller than a 1080p screen.
         scroll = _DockScrollArea(self)
         scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
         scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         self.setWidget(scroll)
@@ -211,7 +212,7 @@ class SinrDock(QgsDockWidget):
         if not self.choose_model(saved) and saved:
             why = self.status_label.text()
             if self.choose_model(""):
-                self._report(f"{why} The bundled model is used instead.", Qgis.Warning)
+                self._report(f"{why} The bundled model is used instead.", Qgis.MessageLevel.Warning)
 
     def choose_model(self, path: str) -> bool:
         """Load the model at ``path`` ("" = bundled), e.g. one just trained or opened; True when it loaded.
@@ -229,7 +230,7 @@ class SinrDock(QgsDockWidget):
             if path:
                 model_registry.add_model(path, bundle)
         except SinrError as exc:
-            self._report(f"Model not loaded: {exc}", Qgis.Warning)
+            self._report(f"Model not loaded: {exc}", Qgis.MessageLevel.Warning)
             if self.bundle is None:
                 self.model_label.setText(f"<b>No model:</b> {html.escape(str(exc))}")
             self.model_chooser.refresh(select=self.model_path)
@@ -245,7 +246,22 @@ class SinrDock(QgsDockWidget):
         self.predict_button.setEnabled(self.task is None)
         self.update_species_info()
         self.compare_panel.model_changed()
+        self._rank_again()
         return True
+
+    def _rank_again(self) -> None:
+        """A new model: the "what lives here" list was the previous model's. Rank the marked point
+        again with the new one; with no point marked, clear the list. An open species list showed
+        the previous model's species (a choice from it could name species the new one lacks): closed."""
+        if self._species_list_dialog is not None:  # a child of the dock: alive while the dock is
+            self._species_list_dialog.close()
+            self._species_list_dialog = None
+        marker = self.map_tool.marker
+        if marker is not None:
+            self.show_species_at(marker.center())  # the marker sits at the clicked point, in the canvas CRS
+        else:
+            self.species_list.clear()
+            self.here_label.clear()
 
     def _show_model(self, bundle: ModelBundle) -> None:
         """The model in plain words, the engine it runs on, and the technical card under Details."""
@@ -260,7 +276,8 @@ class SinrDock(QgsDockWidget):
     def _onnxruntime_installed(self) -> None:
         """onnxruntime just became importable: reload the model so it runs on the fast engine."""
         if self.choose_model(self.model_path):
-            self._report(f"onnxruntime installed: predictions now run with {self.backend_name}.", Qgis.Info)
+            self._report(f"onnxruntime installed: predictions now run with {self.backend_name}.",
+                         Qgis.MessageLevel.Info)
 
     @property
     def backend_name(self) -> str:
@@ -321,7 +338,7 @@ class SinrDock(QgsDockWidget):
             note = off_globe_note(grid, "map view")
             out_dir = self.out_dir
         except SinrError as exc:
-            self._report(str(exc), Qgis.Warning)
+            self._report(str(exc), Qgis.MessageLevel.Warning)
             return None
         settings.set_value("species", self.species_edit.text())
         settings.set_value("mask_ocean", self.mask_check.isChecked())
@@ -355,9 +372,9 @@ class SinrDock(QgsDockWidget):
         if not ok:
             self.progress.setValue(0)
             if isinstance(task.error, CancelledError) or task.error is None:
-                self._report("Prediction cancelled.", Qgis.Info)
+                self._report("Prediction cancelled.", Qgis.MessageLevel.Info)
             else:
-                self._report(f"Prediction failed: {task.error}", Qgis.Critical)
+                self._report(f"Prediction failed: {task.error}", Qgis.MessageLevel.Critical)
             return
         self.progress.setValue(100)
         bundle = task.predictor.bundle
@@ -373,7 +390,7 @@ class SinrDock(QgsDockWidget):
                 shown.insert(0, layer)
                 replaced += bool(old)
         except SinrError as exc:
-            self._report(f"Prediction failed: {exc}", Qgis.Critical)
+            self._report(f"Prediction failed: {exc}", Qgis.MessageLevel.Critical)
             return
         finally:  # the replaced maps' files (and any a removed layer left) are no longer read
             self.predictions.remove_unused(prediction_layers.layer_sources())
@@ -385,7 +402,7 @@ class SinrDock(QgsDockWidget):
         if len(shown) > 1:
             text += f" One layer per species in “{prediction_layers.GROUP_NAME}”; tick one to show it."
         if task.warnings:
-            self._report(" ".join([text, *task.warnings]), Qgis.Info)
+            self._report(" ".join([text, *task.warnings]), Qgis.MessageLevel.Info)
         else:
             self.status_label.setText(text)
 
@@ -426,7 +443,7 @@ class SinrDock(QgsDockWidget):
             lon, lat = point_to_lonlat(point, self.canvas.mapSettings().destinationCrs(),
                                        QgsProject.instance().transformContext())
         except SinrError as exc:
-            self._report(str(exc), Qgis.Warning)
+            self._report(str(exc), Qgis.MessageLevel.Warning)
             return []
         where = f"At lat {lat:.4f}, lon {lon:.4f}"
         context = point_context(lon, lat, self._extents())
@@ -436,7 +453,7 @@ class SinrDock(QgsDockWidget):
         try:
             ranking = prediction.ranked_species(self.point_predictor, [[lon, lat]], self.top_k.value())[0]
         except SinrError as exc:
-            self._report(str(exc), Qgis.Warning)
+            self._report(str(exc), Qgis.MessageLevel.Warning)
             return []
         shown = [r for r in ranking if r.probability >= MIN_SCORE]
         if not ranking:  # the runtime could not score the point at all (e.g. a covariate has no value here)
@@ -481,7 +498,7 @@ class SinrDock(QgsDockWidget):
 
     def _report(self, text: str, level) -> None:
         self.status_label.setText(text)
-        LOG.log(logging.WARNING if level != Qgis.Info else logging.INFO, text)
+        LOG.log(logging.WARNING if level != Qgis.MessageLevel.Info else logging.INFO, text)
         self.iface.messageBar().pushMessage("SINR", text, level, 8)
 
     def shutdown(self) -> None:

@@ -20,7 +20,7 @@ class HelpDialog(QDialog):
         self.browser.setSource(QUrl.fromLocalFile(str(HELP_PAGE)))
         if section:
             self.browser.scrollToAnchor(section)
-        buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.browser)

@@ -77,7 +77,7 @@ class OnnxruntimeInstallButton(QPushButton):
             self.installed.emit()
             return
         self.last_error = str(task.error) if task.error is not None else self.tr("Install cancelled.")
-        QgsMessageLog.logMessage(self.last_error, TAG, Qgis.Warning)
+        QgsMessageLog.logMessage(self.last_error, TAG, Qgis.MessageLevel.Warning)
         self.refresh()
         self.failed.emit(self.last_error)
         if not self.quiet and task.error is not None and not isinstance(task.error, CancelledError):

@@ -20,12 +20,12 @@ class SpeciesAtPointTool(QgsMapToolEmitPoint):
 
     def __init__(self, canvas: QgsMapCanvas) -> None:
         super().__init__(canvas)
-        self.setCursor(QCursor(Qt.WhatsThisCursor))
+        self.setCursor(QCursor(Qt.CursorShape.WhatsThisCursor))
         self.marker: QgsVertexMarker | None = None
         self.canvasClicked.connect(self._clicked)
 
     def _clicked(self, point: QgsPointXY, button) -> None:
-        if button == Qt.LeftButton:
+        if button == Qt.MouseButton.LeftButton:
             self.mark(point)
             self.pointPicked.emit(QgsPointXY(point))
 
@@ -33,7 +33,7 @@ class SpeciesAtPointTool(QgsMapToolEmitPoint):
         """Put the marker at ``point`` (canvas CRS), replacing the previous one."""
         self.clear_marker()
         marker = QgsVertexMarker(self.canvas())
-        marker.setIconType(QgsVertexMarker.ICON_X)
+        marker.setIconType(QgsVertexMarker.IconType.ICON_X)
         marker.setIconSize(14)
         marker.setPenWidth(3)
         marker.setColor(MARKER_COLOUR)

@@ -28,7 +28,8 @@ LOG = logging.getLogger("sinr_qgis")
 BUNDLED = "Bundled model (North American trees)"
 OPEN_FILE = "Open model file…"
 IMPORT_CHECKPOINT = "Import SINR checkpoint…"
-ACTION_ROLE = Qt.UserRole + 1  # marks the action entries (their data is no path): OPEN_FILE or IMPORT_CHECKPOINT
+# marks the action entries (their data is no path): OPEN_FILE or IMPORT_CHECKPOINT
+ACTION_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class ModelChooser(QWidget):
@@ -46,7 +47,7 @@ class ModelChooser(QWidget):
         self.current_path = ""  # the entry shown while no other is chosen
         self.combo = QComboBox(self)
         self.combo.setObjectName("SinrModelCombo")
-        self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(8)  # long model names are elided, not widening the dock
         self.combo.setToolTip("The bundled model, the models you trained or opened (last used first), or open a "
                               ".sinr file; files that have gone are dropped from the list")
@@ -72,18 +73,18 @@ class ModelChooser(QWidget):
             QTimer.singleShot(0, self._flush_messages)
         else:
             for msg in messages:
-                self._report(msg, Qgis.Info)
+                self._report(msg, Qgis.MessageLevel.Info)
         self.combo.blockSignals(True)
         self.combo.clear()
         self.combo.addItem(BUNDLED, "")
         for e in model_registry.list_models(prune=False):
             self.combo.addItem(e.label, e.path)
-            self.combo.setItemData(self.combo.count() - 1, e.path, Qt.ToolTipRole)
+            self.combo.setItemData(self.combo.count() - 1, e.path, Qt.ItemDataRole.ToolTipRole)
         self.combo.insertSeparator(self.combo.count())
         self.combo.addItem(OPEN_FILE, None)
         self.combo.setItemData(self.combo.count() - 1, OPEN_FILE, ACTION_ROLE)
         self.combo.setItemData(self.combo.count() - 1, "Choose a .sinr model bundle on disk; it joins this list",
-                               Qt.ToolTipRole)
+                               Qt.ItemDataRole.ToolTipRole)
         self.combo.addItem(IMPORT_CHECKPOINT, None)
         self.combo.setItemData(self.combo.count() - 1, IMPORT_CHECKPOINT, ACTION_ROLE)
         self.combo.setItemData(self.combo.count() - 1, "Convert a model of the official SINR code (.pt, e.g. the "
@@ -93,7 +94,7 @@ class ModelChooser(QWidget):
 
     def _flush_messages(self) -> None:
         for msg in self._pending:
-            self._report(msg, Qgis.Info)
+            self._report(msg, Qgis.MessageLevel.Info)
         self._pending = []
 
     def show_model(self, path: str) -> None:
@@ -162,11 +163,12 @@ class ModelChooser(QWidget):
             self.choose(path)
             # what the inputs could not take as asked (rasters with a coordinates-only model) stays in sight
             self._report(" ".join([task.result.summary(), *task.warnings]),
-                         Qgis.Warning if task.warnings else Qgis.Info)
+                         Qgis.MessageLevel.Warning if task.warnings else Qgis.MessageLevel.Info)
         elif task.cancelled:
-            self._report(f"Training of {Path(task.opts.out).name} cancelled; no model was written.", Qgis.Info)
+            self._report(f"Training of {Path(task.opts.out).name} cancelled; no model was written.",
+                         Qgis.MessageLevel.Info)
         else:
-            self._report(f"Training of {Path(task.opts.out).name} failed: {task.error}", Qgis.Warning)
+            self._report(f"Training of {Path(task.opts.out).name} failed: {task.error}", Qgis.MessageLevel.Warning)
 
     def _report(self, text: str, level) -> None:
         if self.report is not None:

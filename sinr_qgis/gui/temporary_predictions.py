@@ -74,7 +74,7 @@ class TemporaryPredictionsCheck(QObject):
             self.move_button.setToolTip(f"Copy the maps to {folder} and save the project again")
             self.move_button.clicked.connect(self.move_next_to_project)
             self.message_item.layout().addWidget(self.move_button)
-        bar.pushWidget(self.message_item, Qgis.Warning, 0)
+        bar.pushWidget(self.message_item, Qgis.MessageLevel.Warning, 0)
         return len(layers)
 
     def move_next_to_project(self) -> list[Path]:
@@ -99,7 +99,7 @@ class TemporaryPredictionsCheck(QObject):
         except (OSError, OutputError) as exc:
             self.iface.messageBar().pushMessage(
                 "SINR", f"Could not move the predictions to {folder}: {exc}. Export them with Export > Save As.",
-                Qgis.Critical, 0)
+                Qgis.MessageLevel.Critical, 0)
             return moved
         self._saving_again = True
         try:
@@ -108,10 +108,10 @@ class TemporaryPredictionsCheck(QObject):
             self._saving_again = False
         text = f"Moved {len(moved)} prediction{'s' if len(moved) > 1 else ''} to {folder}"
         if saved:
-            self.iface.messageBar().pushMessage("SINR", text + " and saved the project.", Qgis.Success, 8)
+            self.iface.messageBar().pushMessage("SINR", text + " and saved the project.", Qgis.MessageLevel.Success, 8)
         else:
             self.iface.messageBar().pushMessage("SINR", text + f"; saving the project failed: "
-                                                f"{self.project.error()}. Save it again.", Qgis.Warning, 0)
+                                                f"{self.project.error()}. Save it again.", Qgis.MessageLevel.Warning, 0)
         return moved
 
     def _dismiss(self) -> None:

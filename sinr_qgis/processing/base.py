@@ -66,7 +66,7 @@ class SinrAlgorithm(QgsProcessingAlgorithm):
     def add_model_parameter(self) -> None:
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Model file (leave empty for the bundled trees model)"),
-            behavior=QgsProcessingParameterFile.File, extension="sinr", optional=True))
+            behavior=QgsProcessingParameterFile.Behavior.File, extension="sinr", optional=True))
 
     def model(self, parameters: dict, context: QgsProcessingContext,
               feedback: QgsProcessingFeedback) -> ModelBundle:

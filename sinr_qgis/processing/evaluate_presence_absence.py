@@ -57,20 +57,20 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, self.tr("Presence/absence points"), [QgsProcessing.TypeVectorPoint]))
+            self.INPUT, self.tr("Presence/absence points"), [QgsProcessing.SourceType.TypeVectorPoint]))
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterField(
             self.SPECIES_FIELDS, self.tr("Presence fields, one per species (empty: detected)"),
-            parentLayerParameterName=self.INPUT, type=QgsProcessingParameterField.Any, allowMultiple=True,
+            parentLayerParameterName=self.INPUT, type=QgsProcessingParameterField.DataType.Any, allowMultiple=True,
             optional=True))
         self.addParameter(QgsProcessingParameterField(
             self.SPECIES_FIELD, self.tr("…or a species field (one row per species and plot)"),
             parentLayerParameterName=self.INPUT,
-            type=QgsProcessingParameterField.Any, optional=True))
+            type=QgsProcessingParameterField.DataType.Any, optional=True))
         self.addParameter(QgsProcessingParameterField(
             self.PRESENCE_FIELD, self.tr("…and its presence field (1 present, 0 absent)"),
             parentLayerParameterName=self.INPUT,
-            type=QgsProcessingParameterField.Any, optional=True))
+            type=QgsProcessingParameterField.DataType.Any, optional=True))
         add_covariates_parameter(self)
         add_output_parameters(self)
 

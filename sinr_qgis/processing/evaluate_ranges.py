@@ -81,19 +81,19 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.PREDICTION, self.tr("…or prediction rasters instead of the model"), QgsProcessing.TypeRaster,
-            optional=True))
+            self.PREDICTION, self.tr("…or prediction rasters instead of the model"),
+            QgsProcessing.SourceType.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterMapLayer(
             self.RANGES, self.tr("Expert ranges"),
-            types=[QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeRaster]))
+            types=[QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeRaster]))
         self.addParameter(QgsProcessingParameterField(
             self.SPECIES_FIELD, self.tr("Species field (leave empty to detect it)"),
-            parentLayerParameterName=self.RANGES, type=QgsProcessingParameterField.Any, optional=True))
+            parentLayerParameterName=self.RANGES, type=QgsProcessingParameterField.DataType.Any, optional=True))
         self.addParameter(QgsProcessingParameterExtent(
             self.EXTENT, self.tr("Extent (leave empty for the ranges' extent)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.PIXEL_SIZE, self.tr("Cell size (0: automatic)"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.AREA_WEIGHTED, self.tr("Weight cells by their area"), defaultValue=True))
         add_covariates_parameter(self)

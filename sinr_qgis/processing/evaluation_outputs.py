@@ -70,7 +70,7 @@ def _tr(text: str) -> str:
 
 def add_output_parameters(alg: QgsProcessingAlgorithm) -> None:
     alg.addParameter(QgsProcessingParameterFeatureSink(
-        OUTPUT_TABLE, _tr("Evaluation table (one row per species)"), type=QgsProcessing.TypeVector))
+        OUTPUT_TABLE, _tr("Evaluation table (one row per species)"), type=QgsProcessing.SourceType.TypeVector))
     alg.addParameter(QgsProcessingParameterFileDestination(
         OUTPUT_REPORT, _tr("Evaluation report (HTML)"), fileFilter="HTML files (*.html *.htm)",
         optional=True, createByDefault=True))
@@ -105,7 +105,7 @@ def write_outputs(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsPro
             .format("; ".join(str(s) for s in result.skipped[:5])
                     + (_tr("; and {} more").format(len(result.skipped) - 5) if len(result.skipped) > 5 else "")))
     fields = table_fields()
-    sink, dest_id = alg.parameterAsSink(parameters, OUTPUT_TABLE, context, fields, QgsWkbTypes.NoGeometry)
+    sink, dest_id = alg.parameterAsSink(parameters, OUTPUT_TABLE, context, fields, QgsWkbTypes.Type.NoGeometry)
     if sink is None:
         raise QgsProcessingException(alg.invalidSinkError(parameters, OUTPUT_TABLE))
     rows = []

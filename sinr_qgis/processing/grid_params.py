@@ -37,7 +37,7 @@ def add_grid_parameters(alg: QgsProcessingAlgorithm) -> None:
     automatic) and MASK_OCEAN; what each means is in :data:`GRID_HELP`."""
     alg.addParameter(QgsProcessingParameterExtent(EXTENT, _tr("Extent"), defaultValue=canvas_extent()))
     alg.addParameter(QgsProcessingParameterNumber(
-        PIXEL_SIZE, _tr("Pixel size (0: automatic)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
+        PIXEL_SIZE, _tr("Pixel size (0: automatic)"), QgsProcessingParameterNumber.Type.Double, defaultValue=0.0,
         minValue=0.0))
     alg.addParameter(QgsProcessingParameterBoolean(MASK_OCEAN, _tr("Leave the ocean empty"), defaultValue=True))
 
@@ -55,7 +55,7 @@ def canvas_extent() -> str | None:
     if canvas is None or canvas.extent().isEmpty():
         return None
     e, crs = canvas.extent(), canvas.mapSettings().destinationCrs()
-    name = crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)
+    name = crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED)
     return f"{e.xMinimum()!r},{e.xMaximum()!r},{e.yMinimum()!r},{e.yMaximum()!r} [{name}]"
 
 
@@ -110,8 +110,8 @@ def add_covariates_parameter(alg: QgsProcessingAlgorithm) -> None:
     """COVARIATES (advanced, optional): rasters for a model with environmental inputs."""
     param = QgsProcessingParameterMultipleLayers(
         COVARIATES, _tr("Covariate rasters (models with environmental inputs only)"),
-        QgsProcessing.TypeRaster, optional=True)
-    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        QgsProcessing.SourceType.TypeRaster, optional=True)
+    param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
     alg.addParameter(param)
 
 

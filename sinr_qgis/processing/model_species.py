@@ -71,14 +71,14 @@ class ModelSpeciesAlgorithm(SinrAlgorithm):
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, self.tr("Species of the model"), QgsProcessing.TypeVector))
+            self.OUTPUT, self.tr("Species of the model"), QgsProcessing.SourceType.TypeVector))
         self.addOutput(QgsProcessingOutputNumber(self.N_SPECIES, self.tr("Number of species")))
 
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict:
         bundle = self.model(parameters, context, feedback)
         fields = species_fields()
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry)
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.NoGeometry)
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         rows = species_rows(bundle)

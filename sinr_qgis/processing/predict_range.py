@@ -89,10 +89,10 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             options=prediction.THRESHOLD_OPTIONS, defaultValue=prediction.THRESHOLD_NONE))
         self.addParameter(QgsProcessingParameterNumber(
             self.THRESHOLD_VALUE, self.tr("Threshold value"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
         one_file = QgsProcessingParameterBoolean(
             self.ONE_FILE_PER_SPECIES, self.tr("One file per species"), defaultValue=False)
-        one_file.setFlags(one_file.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        one_file.setFlags(one_file.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(one_file)
         add_covariates_parameter(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Predicted range")))

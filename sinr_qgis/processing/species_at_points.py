@@ -70,14 +70,14 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, self.tr("Points"), [QgsProcessing.TypeVectorPoint]))
+            self.INPUT, self.tr("Points"), [QgsProcessing.SourceType.TypeVectorPoint]))
         self.add_model_parameter()
         self.addParameter(QgsProcessingParameterNumber(
-            self.TOP_K, self.tr("Species per point (k)"), QgsProcessingParameterNumber.Integer,
+            self.TOP_K, self.tr("Species per point (k)"), QgsProcessingParameterNumber.Type.Integer,
             defaultValue=10, minValue=1))
         add_covariates_parameter(self)
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, self.tr("Species at points"), QgsProcessing.TypeVectorPoint))
+            self.OUTPUT, self.tr("Species at points"), QgsProcessing.SourceType.TypeVectorPoint))
 
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict:

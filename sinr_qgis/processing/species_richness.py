@@ -75,7 +75,7 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
             self.THRESHOLD, self.tr("Threshold"), options=THRESHOLD_LABELS, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.THRESHOLD_VALUE, self.tr("Threshold value"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Species richness")))
 
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,

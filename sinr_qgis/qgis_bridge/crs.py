@@ -13,7 +13,7 @@ def crs_to_core(crs: QgsCoordinateReferenceSystem) -> str:
     authid = crs.authid()
     if authid and authid.upper().startswith(("EPSG:", "ESRI:", "IAU_")):
         return authid
-    return crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL)
+    return crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED_GDAL)
 
 
 def extent_to_core(extent: QgsRectangle) -> tuple[float, float, float, float]:

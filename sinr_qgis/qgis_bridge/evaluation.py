@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCoordinateTransformContext,
@@ -64,7 +65,7 @@ def default_grid(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
         west, east = longitude_window(_sample_longitudes(extent, xform))
         for pole in (90.0, -90.0):  # the extent's edges never reach a pole that lies inside it
             try:
-                at = xform.transform(QgsPointXY(0.0, pole), QgsCoordinateTransform.ReverseTransform)
+                at = xform.transform(QgsPointXY(0.0, pole), Qgis.TransformDirection.Reverse)
             except QgsCsException:
                 continue
             if extent.contains(at):
@@ -144,7 +145,7 @@ def range_polygons(source, species_field: str, names: Sequence[str], crs: QgsCoo
     They are not reprojected: a polygon around a pole or across the antimeridian has no faithful
     outline in lon/lat, so cells are tested against it in its own CRS
     (:func:`~sinr_qgis.core.polygons.grid_cells_in_polygons`)."""
-    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PolygonGeometry:
+    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.PolygonGeometry:
         raise OccurrenceError("The range layer is not a polygon layer. Choose expert range polygons "
                               "(or a raster whose cells > 0 are presence).")
     idx = source.fields().lookupField(species_field)
@@ -235,7 +236,7 @@ def presence_absence_points(source, crs: QgsCoordinateReferenceSystem,
     - long: ``species_field`` names the species of each row and ``presence_field`` holds 1/0 (a
       location surveyed for several species has one row per species).
     """
-    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PointGeometry:
+    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.PointGeometry:
         raise OccurrenceError("The presence/absence layer is not a point layer. Choose survey points.")
     fields = source.fields()
 

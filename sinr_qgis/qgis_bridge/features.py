@@ -90,7 +90,7 @@ def write_features(sink: QgsFeatureSink, features: Iterable[QgsFeature], destina
     batch = list(features)
     if not batch:
         return 0
-    ok = sink.addFeatures(batch, QgsFeatureSink.FastInsert)
+    ok = sink.addFeatures(batch, QgsFeatureSink.Flag.FastInsert)
     if isinstance(ok, tuple):  # a data provider answers (ok, features)
         ok = ok[0]
     if not ok:

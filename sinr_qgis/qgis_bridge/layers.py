@@ -46,10 +46,10 @@ def pseudocolor_renderer(layer: QgsRasterLayer, band: int, vmin: float, vmax: fl
     fcn = QgsColorRampShader(vmin, vmax)
     fcn.setSourceColorRamp(_ramp(ramp_name))
     if classes:
-        fcn.setColorRampType(QgsColorRampShader.Discrete)
+        fcn.setColorRampType(QgsColorRampShader.Type.Discrete)
         fcn.classifyColorRamp(classes, -1, layer.extent(), layer.dataProvider())
     else:
-        fcn.setColorRampType(QgsColorRampShader.Interpolated)
+        fcn.setColorRampType(QgsColorRampShader.Type.Interpolated)
         fcn.classifyColorRamp(5, -1)
     if legend:
         settings = QgsColorRampLegendNodeSettings()
@@ -93,7 +93,7 @@ def style_probability_layer(layer: QgsRasterLayer, band: int = 1) -> None:
 
 def style_count_layer(layer: QgsRasterLayer, band: int = 1) -> None:
     """A species count (richness) from 0 to its maximum, in classes."""
-    stats = layer.dataProvider().bandStatistics(band, QgsRasterBandStats.Max)
+    stats = layer.dataProvider().bandStatistics(band, QgsRasterBandStats.Stats.Max)
     vmax = max(1.0, float(stats.maximumValue))
     layer.setRenderer(pseudocolor_renderer(layer, band, 0.0, vmax, COUNT_RAMP))
     layer.triggerRepaint()
@@ -103,8 +103,8 @@ def style_rgb_layer(layer: QgsRasterLayer) -> None:
     """Bands 1-3 as red, green, blue, each stretched over its 2-98 % cumulative range."""
     renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3)
     layer.setRenderer(renderer)
-    layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
-                                 QgsRasterMinMaxOrigin.CumulativeCut)
+    layer.setContrastEnhancement(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum,
+                                 QgsRasterMinMaxOrigin.Limits.CumulativeCut)
     layer.triggerRepaint()
 
 

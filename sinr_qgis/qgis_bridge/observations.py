@@ -88,7 +88,7 @@ def export_observations(source: Any, species_field: str, path: str | Path, *,
     """
     origin = origin or source.sourceName() or "observations"
     crs = crs if crs is not None else source.sourceCrs()
-    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PointGeometry:
+    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.PointGeometry:
         raise OccurrenceError(f"Layer {origin!r} is not a point layer. Choose a layer of observation points.")
     sp_idx = _field_index(source, species_field, "species", origin)
     src_idx = _field_index(source, source_field, "source", origin) if source_field else None

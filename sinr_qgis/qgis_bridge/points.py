@@ -60,7 +60,7 @@ def features_to_lonlat(features: Iterable[QgsFeature], crs: QgsCoordinateReferen
         if is_cancelled is not None and is_cancelled():
             break
         geom = f.geometry()
-        if geom is None or geom.isNull() or geom.isEmpty() or geom.type() != QgsWkbTypes.PointGeometry:
+        if geom is None or geom.isNull() or geom.isEmpty() or geom.type() != QgsWkbTypes.GeometryType.PointGeometry:
             skipped += 1
             continue
         parts = [geom] if not geom.isMultipart() else \

@@ -24,7 +24,7 @@ class CompareTask(QgsTask):
     def __init__(self, predictor, ranges: bridge.RangeCopy, grid: Grid, *, view: QgsGeometry | None = None,
                  on_done: Callable[[CompareTask, bool], None] | None = None) -> None:
         names = ", ".join(s.name or s.code for s in ranges.species[:3]) + ("…" if len(ranges.species) > 3 else "")
-        super().__init__(f"SINR: comparing {names} with expert ranges", QgsTask.CanCancel)
+        super().__init__(f"SINR: comparing {names} with expert ranges", QgsTask.Flag.CanCancel)
         self.predictor = predictor
         self.ranges = ranges
         self.grid = grid

@@ -34,7 +34,7 @@ class InstallTask(QgsTask):
     def __init__(self, package_set: PackageSet, *, on_done: Callable[[InstallTask, bool], None] | None = None,
                  root: str | Path | None = None, index_args: tuple[str, ...] = (),
                  interpreter: str | Path | None = None) -> None:
-        super().__init__(f"SINR: installing {package_set.name} {package_set.version}", QgsTask.CanCancel)
+        super().__init__(f"SINR: installing {package_set.name} {package_set.version}", QgsTask.Flag.CanCancel)
         self.package_set = package_set
         self.on_done = on_done
         self.root = Path(root) if root is not None else private_packages_root()

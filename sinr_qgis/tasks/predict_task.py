@@ -31,7 +31,7 @@ class PredictTask(QgsTask):
                  mask_ocean: bool = True, one_file_per_species: bool = False, notes: Sequence[str] = (),
                  on_done: Callable[[PredictTask, bool], None] | None = None, description: str = "") -> None:
         names = ", ".join(s.name or s.code for s in species)
-        super().__init__(description or f"SINR: predicting {names}", QgsTask.CanCancel)
+        super().__init__(description or f"SINR: predicting {names}", QgsTask.Flag.CanCancel)
         self.predictor = predictor
         self.grid = grid
         self.species = list(species)

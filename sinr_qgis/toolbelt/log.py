@@ -6,8 +6,9 @@ import logging
 from qgis.core import Qgis, QgsMessageLog
 
 TAG = "SINR"
-_LEVELS = {logging.DEBUG: Qgis.Info, logging.INFO: Qgis.Info, logging.WARNING: Qgis.Warning,
-           logging.ERROR: Qgis.Critical, logging.CRITICAL: Qgis.Critical}
+_LEVELS = {logging.DEBUG: Qgis.MessageLevel.Info, logging.INFO: Qgis.MessageLevel.Info,
+           logging.WARNING: Qgis.MessageLevel.Warning, logging.ERROR: Qgis.MessageLevel.Critical,
+           logging.CRITICAL: Qgis.MessageLevel.Critical}
 
 
 class QgsMessageLogHandler(logging.Handler):
@@ -18,7 +19,7 @@ class QgsMessageLogHandler(logging.Handler):
             msg = self.format(record)
         except (MemoryError, ValueError, TypeError):
             msg = str(record.msg)
-        QgsMessageLog.logMessage(msg, TAG, _LEVELS.get(record.levelno, Qgis.Info))
+        QgsMessageLog.logMessage(msg, TAG, _LEVELS.get(record.levelno, Qgis.MessageLevel.Info))
 
 
 def setup_logging() -> logging.Logger:
