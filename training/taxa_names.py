@@ -74,11 +74,13 @@ class TaxaNaming:
         """One or two lines for a person: what was read and what was left out."""
         n = self.n_named + self.n_unnamed
         text = (f"names: {self.n_named} of {n} classes named from {file_name} ({self.layout}); "
-                f"{self.n_unnamed} keep their taxon id as name; {self.n_ignored} rows of the table name "
-                "taxa that are not in the model and were ignored")
+                f"{_count(self.n_unnamed, 'keeps its', 'keep their')} taxon id as name; "
+                f"{_count(self.n_ignored, 'row', 'rows')} of the table "
+                f"{'names a taxon that is' if self.n_ignored == 1 else 'name taxa that are'} not in the model "
+                f"and {'was' if self.n_ignored == 1 else 'were'} ignored")
         if self.n_unreadable:
-            text += (f"; {self.n_unreadable} rows without an id or a name were skipped "
-                     f"(first at {self.first_unreadable})")
+            text += (f"; {_count(self.n_unreadable, 'row', 'rows')} without an id or a name "
+                     f"{'was' if self.n_unreadable == 1 else 'were'} skipped (first at {self.first_unreadable})")
         return text + "."
 
 
@@ -256,3 +258,8 @@ def _match(file_name: str, layout: str, pairs: Iterator[tuple[Any, Any] | None],
     n_named = sum(k in found for k in keys)
     return TaxaNaming(names, layout, n_named=n_named, n_unnamed=len(keys) - n_named, n_ignored=n_ignored,
                       n_unreadable=n_unreadable, first_unreadable=first_unreadable)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``n`` followed by the singular or plural words, e.g. "1 row", "3 rows"."""
+    return f"{n} {one if n == 1 else many}"

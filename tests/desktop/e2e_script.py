@@ -378,6 +378,28 @@ def training_observations() -> Path:
     return path
 
 
+def training_layer() -> QgsVectorLayer:
+    """training_observations() as a point layer (delimited text, EPSG:4326), as a user loads a CSV."""
+    csv_path = training_observations()
+    uri = (f"file://{csv_path}?type=csv&delimiter=,&xField=longitude&yField=latitude&crs=EPSG:4326"
+           "&spatialIndex=no&subsetIndex=no&watchFile=no")
+    points = QgsVectorLayer(uri, "My tree observations", "delimitedtext")
+    if not points.isValid():
+        raise AssertionError(f"the observation CSV did not load: {csv_path}")
+    return points
+
+
+def small_training_settings(dialog) -> None:
+    """Small and quick, but enough optimiser steps (1000 records / 128 = 8 per epoch) to learn ranges.
+    AN-SSDL: with only 5 species the default AN-full (positive weight 2048, set for thousands of
+    species) scores about 1 everywhere; AN-SSDL gives a range-like map in the same time."""
+    dialog.loss.setCurrentIndex(dialog.loss.findData("an_ssdl"))
+    dialog.epochs.setValue(20)
+    dialog.batch_size.setValue(128)
+    dialog.width_spin.setValue(64)
+    dialog.depth.setValue(2)
+
+
 def step_train():
     """Train a small model from a point layer in the background; it appears in the model list."""
     from qgis.PyQt.QtTest import QTest
@@ -386,12 +408,7 @@ def step_train():
     model_list = getattr(dock, "model_chooser", None)
     if model_list is None or not hasattr(model_list, "train_button"):
         return {"skipped": "no Train model button in the dock"}
-    csv_path = training_observations()
-    uri = (f"file://{csv_path}?type=csv&delimiter=,&xField=longitude&yField=latitude&crs=EPSG:4326"
-           "&spatialIndex=no&subsetIndex=no&watchFile=no")
-    points = QgsVectorLayer(uri, "My tree observations", "delimitedtext")
-    if not points.isValid():
-        raise AssertionError(f"the observation CSV did not load: {csv_path}")
+    points = training_layer()
     QgsProject.instance().addMapLayer(points)
     QTest.mouseClick(model_list.train_button, Qt.LeftButton)
     yield Wait(lambda: model_list.dialog is not None and model_list.dialog.isVisible(), 20, "the training dialog")
@@ -399,14 +416,7 @@ def step_train():
     dialog.use_layer.setChecked(True)
     dialog.layer_combo.setLayer(points)
     dialog.species_field.setField("species")
-    # Small and quick, but enough optimiser steps (1000 records / 128 = 8 per epoch) to learn ranges.
-    # AN-SSDL: with only 5 species the default AN-full (positive weight 2048, set for thousands of
-    # species) scores about 1 everywhere; AN-SSDL gives a range-like map in the same time.
-    dialog.loss.setCurrentIndex(dialog.loss.findData("an_ssdl"))
-    dialog.epochs.setValue(20)
-    dialog.batch_size.setValue(128)
-    dialog.width_spin.setValue(64)
-    dialog.depth.setValue(2)
+    small_training_settings(dialog)
     dialog.output.setFilePath(str(WORK / "my_trees.sinr"))
     dialog.model_name.setText("My trees")
     dialog.python.setFilePath(ENV.get("SINR_E2E_PYTHON", ""))

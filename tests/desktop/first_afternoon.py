@@ -6,13 +6,17 @@ with the numpy backend and read Diagnostics; type species (a near miss, a poorly
 species list); predict two species, pan and predict again, change the opacity, read the legend
 and the reliability metadata; Zoom Full; "what lives here" on water and on land; Compare with
 Little's ranges; the Processing dialogs; Train (unavailable here); save the project and move the
-temporary maps; Help.
+temporary maps; Help. Then the rest of the job (issue 10): "Set up PyTorch for me" (from a local
+package source), training from a point layer with the Python it made, and "Import SINR checkpoint…"
+of an official-layout checkpoint with the web app's names file, each new model mapping a species.
 
 The step runner, the waits and the screenshot helpers are e2e_script.py's (loaded from its file:
 the repository itself must not be on this QGIS's path, or the training code would be found).
 Findings go to $SINR_DESKTOP_RESULT in the same shape; tests/desktop/test_first_afternoon.py
-asserts on them. Inputs (environment): those of e2e_script.py, and TMPDIR (a private temporary
-folder, so that the dock's managed folder and any training export can be inspected).
+asserts on them. Inputs (environment): those of e2e_script.py, TMPDIR (a private temporary
+folder, so that the dock's managed folder and any training export can be inspected),
+SINR_E2E_WHEELS (a folder of wheels for the set-up; empty: its steps are skipped), SINR_E2E_CHECKPOINT
+and SINR_E2E_NAMES (the checkpoint to import and its names file).
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QPoint, Qt, QTimer
 from qgis.PyQt.QtTest import QTest
-from qgis.PyQt.QtWidgets import QApplication, QPushButton, QWidget
+from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QPushButton, QWidget
 
 _spec = importlib.util.spec_from_file_location("sinr_e2e_walk", Path(__file__).with_name("e2e_script.py"))
 walk = importlib.util.module_from_spec(_spec)
@@ -433,11 +437,201 @@ def step_save_project():
             "dirty": project.isDirty(), "valid": {lyr.name(): lyr.isValid() for lyr in d.prediction_layers()}}
 
 
+# ---- the rest of the job (issue 10): set up PyTorch, train, import an official checkpoint -----
+WHEELS = walk.ENV.get("SINR_E2E_WHEELS", "")  # a folder of wheels: "Set up PyTorch for me" offline
+CHECKPOINT = walk.ENV.get("SINR_E2E_CHECKPOINT", "")  # an official-layout .pt and the web app's names file
+NAMES = walk.ENV.get("SINR_E2E_NAMES", "")
+TRAINED_SPECIES = "Liriodendron tulipifera"
+IMPORTED_SPECIES = "Abies balsamea"
+_SETUP: dict = {}  # the Train dialog and the point layer, kept open from the set-up to the training
+
+
+def sample_pixels(layer: QgsRasterLayer, n: int = 40) -> dict:
+    """``n`` valid pixels of band 1 spread over the raster: their centres (layer CRS) and values, with
+    the georeferencing, so the test can recompute them from the model."""
+    ds = gdal.Open(layer.source())
+    band = ds.GetRasterBand(1)
+    data = band.ReadAsArray().astype(np.float64)
+    nodata = band.GetNoDataValue()
+    valid = ~np.isnan(data) if nodata is None or np.isnan(nodata) else (data != nodata) & ~np.isnan(data)
+    cells = np.argwhere(valid)
+    pick = cells[np.linspace(0, len(cells) - 1, min(n, len(cells))).astype(int)] if len(cells) else cells
+    gt = ds.GetGeoTransform()
+    return {"crs": layer.crs().authid(), "geotransform": list(gt), "size": [ds.RasterXSize, ds.RasterYSize],
+            "n_valid": int(valid.sum()), "max": float(np.nanmax(np.where(valid, data, np.nan))),
+            "lonlat": [[gt[0] + (c + 0.5) * gt[1], gt[3] + (r + 0.5) * gt[5]] for r, c in pick],
+            "values": [float(data[r, c]) for r, c in pick]}
+
+
+def show_only(*keep) -> None:
+    """Untick every layer but ``keep`` (the screenshot shows the new map and its records)."""
+    root = QgsProject.instance().layerTreeRoot()
+    ids = {lyr.id() for lyr in keep}
+    for layer in QgsProject.instance().mapLayers().values():
+        node = root.findLayer(layer.id())
+        if node is not None:
+            node.setItemVisibilityChecked(layer.id() in ids)
+
+
+def show_log_tab(tag: str) -> bool:
+    """Open View > Panels > Log Messages on its ``tag`` tab; whether the tab was there."""
+    from qgis.PyQt.QtWidgets import QTabWidget
+
+    iface.openMessageLog()
+    for tabs in iface.mainWindow().findChildren(QTabWidget):
+        for i in range(tabs.count()):
+            if tabs.tabText(i) == tag:
+                tabs.setCurrentIndex(i)
+                return True
+    return False
+
+
+def step_setup_training():
+    """10. Train with QGIS's own Python: "Set up PyTorch for me" builds the training Python in the
+    profile (from a local package source: no download), the log shows pip, the dialog turns ready."""
+    if not WHEELS:
+        return {"skipped": "no local package source (SINR_E2E_WHEELS)"}
+    from qgis.core import QgsSettings
+
+    from sinr_qgis.toolbelt.interpreter import training_interpreter
+    from sinr_qgis.toolbelt.private_packages import training_python_folder
+
+    d = dock()
+    points = walk.training_layer()
+    QgsProject.instance().addMapLayer(points)
+    chooser = d.model_chooser
+    QTest.mouseClick(chooser.train_button, Qt.LeftButton)
+    yield Wait(lambda: chooser.dialog is not None and chooser.dialog.isVisible(), 20, "the training dialog")
+    dialog = chooser.dialog
+    _SETUP.update(dialog=dialog, points=points)
+    yield Wait(lambda: dialog.availability is not None, 60, "the interpreter check")
+    button = dialog.findChild(QPushButton, "SinrSetupTrainingButton")
+    yield Wait(lambda: button.isVisible(), 60, "the set-up button")
+    offered = {"availability": dialog.availability, "message": dialog.message.text(),
+               "train_enabled": dialog.train_button.isEnabled(), "button": button.text(),
+               "row": button.parent().objectName(), "python": training_interpreter()}
+    dialog.move(700, 60)
+    yield sleep(0.3)
+    grab(dialog, "a10_setup_offered")
+    ready: list[str] = []
+    button.ready.connect(ready.append)
+    button.quiet = True  # the confirmation box (download size, folder) is answered "Yes"
+    button.source = WHEELS
+    t0 = time.time()
+    task = button.start_setup()
+    iface.messageBar().clearWidgets()
+    log_tab = show_log_tab("SINR")
+    yield Wait(lambda: task.progress() >= 60 or button.task is None, 240, "pip installing the packages")
+    running = {"progress": task.progress(), "description": task.description(), "button": button.text(),
+               "button_enabled": button.isEnabled(), "log_tab": log_tab,
+               "active_tasks": QgsApplication.taskManager().countActiveTasks()}
+    shot("a10_setup_running")
+    log_dock = iface.mainWindow().findChild(QDockWidget, "MessageLog")
+    if log_dock is not None:
+        log_dock.hide()  # the user closes the log again: the maps need the room
+    yield Wait(lambda: bool(ready) or bool(button.last_error), 600, "the set-up to finish")
+    if button.last_error:
+        raise AssertionError(f"the set-up failed: {button.last_error}")
+    seconds = time.time() - t0
+    yield Wait(lambda: dialog.availability is True, 120, "the new Python's check")
+    yield sleep(0.3)
+    grab(dialog, "a11_setup_ready")
+    folder = training_python_folder()
+    marker = folder / "sinr_training.json"
+    return {"offered": offered, "running": running, "seconds": seconds, "ready": ready,
+            "log": list(task.log), "folder": str(folder), "setting": QgsSettings().value("sinr_qgis/training/python"),
+            "marker": marker.read_text(encoding="utf-8") if marker.is_file() else None,
+            "message": dialog.message.text(), "button_visible": button.isVisible(),
+            "train_enabled": dialog.train_button.isEnabled(), "dialog_python": dialog.python.filePath(),
+            "torch_in_qgis": "torch" in sys.modules}
+
+
+def step_train_after_setup():
+    """11. Train from the point layer with the new Python; the model joins My models and maps a species."""
+    if "dialog" not in _SETUP:
+        return {"skipped": "PyTorch was not set up"}
+    d = dock()
+    chooser = d.model_chooser
+    dialog, points = _SETUP["dialog"], _SETUP["points"]
+    dialog.use_layer.setChecked(True)
+    dialog.layer_combo.setLayer(points)
+    dialog.species_field.setField("species")
+    walk.small_training_settings(dialog)
+    dialog.output.setFilePath(str(WORK / "my_trees.sinr"))
+    dialog.model_name.setText("My trees")
+    yield sleep(0.3)
+    grab(dialog, "a12_train_dialog")
+    t0 = time.time()
+    QTest.mouseClick(dialog.train_button, Qt.LeftButton)
+    yield Wait(lambda: not dialog.isVisible(), 30, "the dialog to start the training")
+    task = dialog.task
+    description = task.description()
+    yield Wait(lambda: d.bundle is not None and d.bundle.name == "My trees", 300,
+               "the trained model to be listed and chosen")
+    seconds = time.time() - t0
+    items = [chooser.combo.itemText(i) for i in range(chooser.combo.count())]
+    pred = yield from predict(EAST, TRAINED_SPECIES)
+    layer = d.prediction_layer()
+    show_only(layer, points)
+    points.renderer().symbol().setSize(1.2)
+    points.setOpacity(0.7)
+    d.compare_panel.setCollapsed(True)  # the model's card and the map in sight
+    walk.scroll_dock_to_top(d)
+    yield from walk.WATCHER.refresh_and_wait()
+    shot("a12_trained_model")
+    return {"seconds": seconds, "description": description, "items": items, "current": chooser.combo.currentText(),
+            "model_path": d.model_path, "model_label": d.model_label.text(), "records": points.featureCount(),
+            "species_index": d.bundle.find_species(TRAINED_SPECIES).index, "status": pred["status"],
+            "layer": pred["layer"], "pixels": sample_pixels(layer), "python": task.python}
+
+
+def step_import_checkpoint():
+    """12. "Import SINR checkpoint…" from the model list: an official-layout checkpoint and the web
+    app's names file, into the profile's models folder; the model is chosen and maps a species."""
+    if not CHECKPOINT or "dialog" not in _SETUP:
+        return {"skipped": "no checkpoint (SINR_E2E_CHECKPOINT) or PyTorch was not set up"}
+    from sinr_qgis.gui.model_list import ACTION_ROLE, IMPORT_CHECKPOINT
+
+    d = dock()
+    chooser = d.model_chooser
+    combo = chooser.combo
+    entry = next(i for i in range(combo.count()) if combo.itemData(i, ACTION_ROLE) == IMPORT_CHECKPOINT)
+    combo.setCurrentIndex(entry)
+    combo.activated.emit(entry)  # what choosing the entry emits
+    yield Wait(lambda: chooser.import_dialog is not None and chooser.import_dialog.isVisible(), 20,
+               "the import dialog")
+    dialog = chooser.import_dialog
+    dialog.set_inputs(CHECKPOINT, NAMES)  # "Save as" left empty: the plugin's models folder in the profile
+    dialog.move(700, 60)
+    task = dialog.start()
+    yield Wait(lambda: task.ended, 180, "the import")
+    yield sleep(0.3)
+    grab(dialog, "a13_import_done")
+    out = {"ok": task.ok, "import_error": str(task.error) if task.error else None, "status": dialog.status.text(),
+           "progress": dialog.progress.value(), "path": str(task.result.path) if task.result else None,
+           "python": dialog.python_label.text(), "combo_current": combo.currentText(),
+           "items": [combo.itemText(i) for i in range(combo.count())], "model_path": d.model_path,
+           "model_label": d.model_label.text(), "n_species": d.bundle.n_species if d.bundle else None}
+    dialog.close()
+    pred = yield from predict(EAST, IMPORTED_SPECIES)
+    layer = d.prediction_layer()
+    show_only(layer)
+    iface.messageBar().clearWidgets()
+    walk.scroll_dock_to_top(d)
+    yield from walk.WATCHER.refresh_and_wait()
+    shot("a14_imported_map")
+    out.update(status_predict=pred["status"], layer=pred["layer"], pixels=sample_pixels(layer),
+               species_index=d.bundle.find_species(IMPORTED_SPECIES).index,
+               species_info=d.species_info.text(), torch_in_qgis="torch" in sys.modules)
+    return out
+
+
 STEPS = [("start", step_start), ("predict_numpy", step_predict_numpy), ("diagnostics", walk.step_diagnostics),
          ("species", step_species), ("layers", step_layers), ("zoom_full", step_zoom_full),
          ("what_lives_here", step_what_lives_here), ("compare", step_compare), ("processing", step_processing),
          ("train_unavailable", step_train_unavailable), ("save_project", step_save_project),
-         ("help", walk.step_help)]
+         ("help", walk.step_help), ("setup_training", step_setup_training),
+         ("train_after_setup", step_train_after_setup), ("import_checkpoint", step_import_checkpoint)]
 
 
 def main() -> None:

@@ -1,18 +1,24 @@
 """A new user's first afternoon (issue 15) in the real QGIS desktop: the plugin installed from its
 zip into a clean profile, QGIS's own Python (no onnxruntime, no torch). tests/desktop/first_afternoon.py
 walks it in one QGIS session; each test here checks one step's findings and screenshots, which are
-kept as artifacts in build/screenshots/afternoon/.
+kept as artifacts in build/screenshots/afternoon/ (the README's come from there). The walk ends with
+the rest of the job (issue 10): PyTorch set up from the Train dialog, a model trained from a point
+layer and an official-layout checkpoint imported, each mapping a species pixel for pixel as the model
+itself computes it.
 """
 from __future__ import annotations
 
 import html
 import json
 import re
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from qgis.PyQt.QtGui import QImage
 
+from tests.desktop.official_checkpoint import TAXA, fit_official_checkpoint
 from tests.desktop.qgis_desktop import ROOT, build_plugin_zip, desktop_available, run_desktop, unzip_plugin
 from tests.desktop.test_desktop_e2e import (
     check_window_shot,
@@ -21,12 +27,13 @@ from tests.desktop.test_desktop_e2e import (
     publish_artifacts,
     step,
 )
+from tests.qgis.setup_helpers import local_torch_source
 
 pytestmark = [pytest.mark.desktop, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def afternoon(tmp_path_factory, little_ranges):
+def afternoon(tmp_path_factory, little_ranges, shared_data):
     why = desktop_available()
     if why:
         pytest.skip(why)
@@ -34,20 +41,30 @@ def afternoon(tmp_path_factory, little_ranges):
     plugin = unzip_plugin(build_plugin_zip(tmp / "package"), tmp / "installed")
     shots, temp = tmp / "screenshots", tmp / "temp"
     temp.mkdir()
+    # "Set up PyTorch for me" from the torch wheel already on this machine's disk (no download),
+    # and an official-layout checkpoint made here, where torch is, before QGIS starts.
+    wheels = local_torch_source(tmp / "wheels")
+    official = fit_official_checkpoint(tmp / "official", shared_data)
     # QGIS's own Python (no venv on its path) and /usr/bin/python3 for training: a stock machine.
     run = run_desktop(
         tmp / "profiles", plugin, ROOT / "tests" / "desktop" / "first_afternoon.py", tmp / "result.json",
-        with_venv=False, copy=True, timeout=300, profile="afternoon",
+        with_venv=False, copy=True, timeout=600, profile="afternoon",
         settings={"sinr_qgis/training/python": "/usr/bin/python3"},
         extra_env={"SINR_SCREENSHOTS": str(shots), "SINR_E2E_RANGES": str(little_ranges),
-                   "SINR_E2E_WORK": str(tmp / "work"), "TMPDIR": str(temp), "SINR_E2E_DEADLINE_S": "260"})
+                   "SINR_SHARED_DATA": str(shared_data), "SINR_E2E_WHEELS": str(wheels or ""),
+                   "SINR_E2E_CHECKPOINT": str(official.path), "SINR_E2E_NAMES": str(official.names),
+                   "SINR_E2E_WORK": str(tmp / "work"), "TMPDIR": str(temp), "SINR_E2E_DEADLINE_S": "560"})
     shots.mkdir(exist_ok=True)
     (shots / "qgis.log").write_text(run.log)
     (shots / "e2e_result.json").write_text(json.dumps(run.result, indent=1))
     publish_artifacts(shots, "afternoon")
     assert run.result, f"QGIS gave no result (rc {run.returncode}):\n{run.log[-4000:]}"
     assert run.result.get("finished") == "done", run.result
-    return {**run.result, "tmp": tmp, "temp": temp, "profiles": tmp / "profiles"}
+    profile = tmp / "profiles" / "profiles" / "afternoon"
+    yield {**run.result, "tmp": tmp, "temp": temp, "profiles": tmp / "profiles", "profile": profile,
+           "wheels": wheels, "official": official}
+    # the training Python is ~1 GB: not left behind in pytest's kept temporary folders
+    shutil.rmtree(profile / "python" / "dependencies" / "sinr_qgis" / "training-python", ignore_errors=True)
 
 
 def test_the_zip_install_runs_on_qgis_own_python_with_a_narrow_dock(afternoon):
@@ -221,3 +238,131 @@ def test_saving_the_project_moves_the_temporary_maps_next_to_it(afternoon):
 def test_help_opens_the_guide(afternoon):
     help_ = step(afternoon, "help")
     assert help_["has_numbers"] and help_["has_credits"] and help_["scrolled"]
+
+
+# ---- the rest of the job (issue 10): set up PyTorch, train, import an official checkpoint ----------
+# The maps of the dock against the models' own numbers: the same float32 network along two paths (the
+# dock's grid blocks in QGIS, the points here; numpy here, torch for the official model) agrees to
+# ~1e-7 (tests/tolerances.py); 1e-5 leaves a margin, while a pixel read at the wrong place or a
+# wrong input moves a value by 1e-3 or more.
+PIXEL_ATOL = 1e-5
+EAST_BOX = (-100.0, 24.0, -60.0, 50.0)  # first_afternoon.EAST: the map shown when predicting
+
+
+def training_python(afternoon) -> Path:
+    return afternoon["profile"] / "python" / "dependencies" / "sinr_qgis" / "training-python"
+
+
+def torch_wheel_version(wheels: Path) -> str:
+    """The version of the torch wheel in the package source, e.g. ``2.13.0+cpu``."""
+    (wheel,) = wheels.glob("torch-*.whl")
+    return wheel.name.split("-")[1]
+
+
+def needs_wheels(afternoon) -> None:
+    if afternoon["wheels"] is None:
+        pytest.skip("no local PyTorch wheel in pip's configuration (find-links) on this machine")
+
+
+def check_pixels(pixels: dict, expected) -> None:
+    """The sampled pixels are lon/lat cell centres over the predicted view and equal ``expected``."""
+    assert pixels["crs"] == "EPSG:4326" and len(pixels["values"]) == 40 and pixels["n_valid"] > 1000, pixels
+    x0, dx, _r1, y0, _r2, dy = pixels["geotransform"]
+    assert dx == pytest.approx(-dy, rel=1e-6) and 0.005 < dx < 0.2  # square cells, about one per screen pixel
+    lonlat = np.asarray(pixels["lonlat"])
+    west, south, east, north = EAST_BOX
+    # the view holds EAST (QGIS widens one side to the canvas's shape)
+    width, height = pixels["size"]
+    assert x0 <= west + dx and x0 + dx * width >= east - dx and y0 >= north - dx and y0 + dy * height <= south + dx
+    assert (lonlat[:, 0] > x0).all() and (lonlat[:, 1] < y0).all()
+    np.testing.assert_allclose(pixels["values"], expected(lonlat), rtol=0, atol=PIXEL_ATOL)
+
+
+def test_set_up_pytorch_for_me_builds_the_training_python_in_the_profile(afternoon):
+    needs_wheels(afternoon)
+    setup = step(afternoon, "setup_training")
+    offered = setup["offered"]
+    assert offered["availability"] is False and not offered["train_enabled"]
+    assert offered["python"] == "/usr/bin/python3"
+    assert "PyTorch is missing: the Python interpreter /usr/bin/python3" in html.unescape(offered["message"])
+    assert (offered["button"], offered["row"]) == ("Set up PyTorch for me", "SinrTrainSetupRow")
+    running = setup["running"]
+    assert running["description"] == "SINR: setting up PyTorch for training" and running["active_tasks"] >= 1
+    assert (running["button"], running["button_enabled"]) == ("Setting up PyTorch…", False)
+    assert 60 <= running["progress"] < 100 and running["log_tab"], running  # pip's lines in the SINR tab
+    venv = training_python(afternoon)
+    python = str(venv / "bin" / "python")
+    assert setup["folder"] == str(venv) and setup["ready"] == [python] and setup["setting"] == python
+    version = torch_wheel_version(afternoon["wheels"])
+    marker = json.loads(setup["marker"])
+    assert (marker["torch"], marker["source"], marker["base_origin"]) == (version, str(afternoon["wheels"]),
+                                                                          "QGIS's Python")
+    log = setup["log"]
+    assert log[0].startswith("Base interpreter: QGIS's Python 3.") and "GDAL " in log[0], log[0]
+    pip = next(line for line in log if " -m pip install " in line)
+    assert f"--no-index --find-links {afternoon['wheels']}" in pip  # the local source only: no download
+    assert any(line.startswith("Successfully installed") and f"torch-{version}" in line for line in log)
+    assert log[-1].startswith(f"PyTorch is set up for training in {venv}, made from QGIS's Python 3.")
+    # the dialog turns ready with the new Python, without a restart; torch never entered QGIS
+    message = html.unescape(setup["message"])
+    assert f"Ready to train: {python}: Python 3." in message and f"torch {version}, CUDA: no" in message
+    assert not setup["button_visible"] and setup["train_enabled"] and setup["dialog_python"] == python
+    assert not setup["torch_in_qgis"]
+    assert setup["seconds"] < 300
+    for name in ("a10_setup_offered", "a11_setup_ready"):
+        assert QImage(afternoon["screenshots"][name]["path"]).height() > 400, name
+    check_window_shot(afternoon, "a10_setup_running")
+
+
+def test_training_after_the_set_up_uses_the_new_python_and_maps_a_species(afternoon):
+    from sinr_qgis.core.bundle import ModelBundle
+    from sinr_qgis.core.runtime import Predictor
+
+    needs_wheels(afternoon)
+    train = step(afternoon, "train_after_setup")
+    assert train["python"] == str(training_python(afternoon) / "bin" / "python")
+    assert train["description"] == "SINR: training my_trees.sinr" and train["records"] == 1000
+    model = afternoon["tmp"] / "work" / "my_trees.sinr"
+    assert train["model_path"] == str(model) and train["current"].startswith("My trees (5 species")
+    assert any(item.startswith("My trees (5 species") for item in train["items"]), train["items"]
+    assert train["status"].startswith("Added Liriodendron tulipifera"), train["status"]
+    assert train["layer"]["valid"] and train["layer"]["renderer"] == "singlebandpseudocolor"
+    bundle = ModelBundle.load(model)
+    assert sorted(s.name for s in bundle.species) == ["Acer rubrum", "Acer saccharum", "Fagus grandifolia",
+                                                     "Liriodendron tulipifera", "Quercus alba"]
+    index = train["species_index"]
+    assert bundle.species[index].name == "Liriodendron tulipifera"
+    predictor = Predictor(bundle, "numpy")
+    check_pixels(train["pixels"], lambda lonlat: predictor.predict_points(lonlat.astype(np.float32))[:, index])
+    assert train["pixels"]["max"] > 0.5  # a range, not a flat map
+    info = check_window_shot(afternoon, "a12_trained_model")
+    assert non_background_fraction(info["path"], info["canvas_rect"], info["canvas_background"]) > 0.15
+    assert QImage(afternoon["screenshots"]["a12_train_dialog"]["path"]).height() > 400
+
+
+def test_an_official_checkpoint_imports_with_its_names_and_maps_as_the_official_model(afternoon):
+    from sinr_qgis.core.bundle import ModelBundle
+
+    needs_wheels(afternoon)
+    imp = step(afternoon, "import_checkpoint")
+    assert imp["ok"], imp["import_error"]
+    # "Save as" left empty: the plugin's models folder in the profile, named after the checkpoint
+    path = afternoon["profile"] / "sinr_qgis" / "models" / "model_an_full_input_enc_sin_cos.sinr"
+    assert imp["path"] == str(path) and imp["model_path"] == str(path)
+    python = str(training_python(afternoon) / "bin" / "python")
+    assert imp["python"] == f"With PyTorch from {python} (the training Python)"
+    assert imp["status"].startswith("Imported model_an_full_input_enc_sin_cos.sinr: 3 species, ResidualFCNet "
+                                     "reading the location."), imp["status"]
+    assert imp["status"].endswith("It is now in <i>My models</i>.") and imp["progress"] == 100
+    assert imp["n_species"] == 3 and imp["combo_current"] in imp["items"]
+    bundle = ModelBundle.load(path)
+    assert [(s.code, s.name) for s in bundle.species] == [(str(t), n) for t, n, _c in TAXA]
+    assert bundle.meta["data"]["taxa_names"]["n_ignored"] == 1  # the names file's taxon the model lacks
+    assert imp["status_predict"].startswith("Added Abies balsamea"), imp["status_predict"]
+    assert imp["species_index"] == 1 and imp["layer"]["valid"]
+    check_pixels(imp["pixels"], lambda lonlat: afternoon["official"].probabilities(lonlat, 1))
+    assert imp["pixels"]["max"] > 0.5
+    assert not imp["torch_in_qgis"]  # the conversion ran in the training Python
+    info = check_window_shot(afternoon, "a14_imported_map")
+    assert non_background_fraction(info["path"], info["canvas_rect"], info["canvas_background"]) > 0.15
+    assert QImage(afternoon["screenshots"]["a13_import_done"]["path"]).height() > 200

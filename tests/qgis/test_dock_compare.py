@@ -10,6 +10,7 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsP
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QSize
 
+from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.gui.dock import SinrDock
 from sinr_qgis.qgis_bridge import evaluation as bridge
 from sinr_qgis.tasks.compare_task import CompareTask
@@ -229,3 +230,24 @@ def test_the_range_layer_is_preselected_among_the_projects_polygon_layers(qgis_i
     finally:
         d.deleteLater()
         QgsProject.instance().removeAllMapLayers()
+
+
+def test_another_model_drops_the_last_comparison_and_a_running_one(compare_dock, qgis_canvas, model_file,  # noqa: F811
+                                                                   tmp_path, qtbot):
+    """A comparison is one model's: choosing another model clears its AP, table, curve and outline,
+    and a comparison still running is cancelled and its result dropped."""
+    dock, _layer = compare_dock
+    panel = dock.compare_panel
+    other_path = ModelBundle.load(model_file).write(tmp_path / "other.sinr")  # the same, as another file
+    _zoom_lonlat(qgis_canvas, -100, 30, -80, 46)
+    dock.species_edit.setText("sp001, sp003")
+    assert _compare(panel, qtbot) is not None and panel.comparison is not None
+    assert panel.table.rowCount() == 2 and panel.outline_layer() is not None
+    assert dock.choose_model(str(other_path))
+    assert (panel.comparisons, panel.comparison, panel.table.rowCount(), panel.result_label.text()) == ([], None, 0, "")
+    assert not panel.curve.isVisibleTo(panel) and panel.outline_layer() is None
+    task = panel.compare()
+    assert dock.choose_model(str(model_file))
+    assert panel.task is None and task.on_done is None and panel.compare_button.isEnabled()
+    qtbot.waitUntil(lambda: sip.isdeleted(task), timeout=120_000)  # the task manager deletes an ended task
+    assert panel.comparisons == [] and panel.result_label.text() == ""

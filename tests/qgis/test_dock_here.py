@@ -139,3 +139,19 @@ def test_a_model_without_records_boxes_lists_species_as_before(dock, model_file)
     items = _click(dock, *GERMANY)
     assert len(items) == 3 and not any("far from" in t for t in items)
     assert dock.here_label.text().startswith("At lat 50.0000, lon 10.0000 (relative score, 0-1):")
+
+
+def test_another_model_ranks_the_marked_point_again_or_clears_the_list(dock, here_model, model_file):  # noqa: F811
+    """The list is the ranking of the model that made it: choosing another model ranks the marked point
+    again with the new one (as a new click would), and with no point marked the old list goes."""
+    dock.here_button.setChecked(True)
+    before = _click(dock, *PENNSYLVANIA)
+    assert before and all(", common " in t for t in before)  # here_model's common names
+    assert dock.choose_model(str(model_file))  # the same species, without common names
+    after = [dock.species_list.item(i).text() for i in range(dock.species_list.count())]
+    assert after and not any("common" in t for t in after)
+    assert dock.here_label.text().startswith("At lat 40.8000, lon -77.5000 (relative score, 0-1):")
+    assert after == _click(dock, *PENNSYLVANIA) and dock.map_tool.marker is not None
+    dock.here_button.setChecked(False)  # the point is no longer marked
+    assert dock.choose_model(str(here_model))
+    assert dock.species_list.count() == 0 and dock.here_label.text() == ""

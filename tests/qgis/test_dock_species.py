@@ -122,3 +122,19 @@ def test_the_species_list_shows_every_species_and_adds_the_chosen_ones(dock, qtb
     dock.species_edit.setText("Bogus")
     dlg.choose_selected()
     assert dock.species_edit.text() == "Acer rubrum, Acer saccharum"
+
+
+def test_another_model_closes_the_species_list_of_the_previous_one(dock, qtbot, model_file, tmp_path):  # noqa: F811
+    """The list shows one model's species, and a choice from it goes into the field for that model:
+    choosing another model closes it (List… opens the new model's)."""
+    other = ModelBundle.load(model_file)
+    other.meta["name"] = "Other trees"
+    other_path = other.write(tmp_path / "other.sinr")
+    dlg = dock.show_species_list()
+    qtbot.addWidget(dlg)
+    assert dlg.isVisible() and dlg.windowTitle() == "Species of test_model"
+    assert dock.choose_model(str(other_path))
+    assert not dlg.isVisible()
+    again = dock.show_species_list()
+    qtbot.addWidget(again)
+    assert again.isVisible() and again.windowTitle() == "Species of Other trees"

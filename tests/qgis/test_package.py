@@ -11,10 +11,12 @@ import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.desktop.qgis_desktop import ROOT, desktop_available, run_desktop
@@ -316,44 +318,106 @@ def test_qgis_process_trains_with_the_zips_training_code(installed, tmp_path):
     assert bundle.meta["data"]["n_used"] == 30
 
 
+def lonlat_centres(ds) -> np.ndarray:
+    """The lon/lat centres of a north-up EPSG:4326 raster's pixels, row by row: [H * W, 2]."""
+    x0, dx, _, y0, _, dy = ds.GetGeoTransform()
+    lon = x0 + (np.arange(ds.RasterXSize) + 0.5) * dx
+    lat = y0 + (np.arange(ds.RasterYSize) + 0.5) * dy
+    return np.stack(np.meshgrid(lon, lat), -1).reshape(-1, 2).astype(np.float32)
+
+
+def epsg(ds) -> str | None:
+    from osgeo import osr
+
+    srs = osr.SpatialReference(wkt=ds.GetProjection())
+    srs.AutoIdentifyEPSG()
+    return srs.GetAuthorityCode(None)
+
+
+# A map written by QGIS (the numpy backend, grid blocks) against the model computed here on the pixel
+# centres (numpy points; torch for the official network): the same float32 network along two paths
+# agrees to ~1e-7 (tests/tolerances.py); 1e-5 leaves a margin and still catches a pixel off by a cell.
+MAP_ATOL = 1e-5
+
+
+@pytest.fixture
+def training_folder(tmp_path):
+    """A new folder for the training Python, with a space in its name as in many Windows profiles;
+    removed afterwards (about 1 GB)."""
+    folder = tmp_path / "training python"
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_zip_install_sets_up_pytorch_trains_and_predicts(installed, tmp_path):
-    """From a zip in a clean profile with nothing else: "Set up PyTorch for me" (from a local package
-    source: no download) makes the training Python in the profile, training from a point layer uses
-    it without being told, and the new model maps a species."""
+def test_zip_install_sets_up_pytorch_trains_imports_and_maps(installed, tmp_path, shared_data, training_folder):
+    """From a zip in a clean profile with nothing else, qgis_process.bin alone: sinr:setup_training (from a
+    local package source: no download) makes the training Python in a chosen folder; sinr:train_model
+    trains from a point layer with it without being told; sinr:import_sinr_checkpoint converts an
+    official-layout checkpoint named by the web app's names file (PYTHON = that Python); sinr:predict_range
+    maps a species of each model, pixel for pixel as the models themselves compute it."""
     from osgeo import gdal
 
     from sinr_qgis.core.bundle import ModelBundle
+    from sinr_qgis.core.runtime import Predictor
+    from tests.desktop.official_checkpoint import TAXA, fit_official_checkpoint
 
     from .setup_helpers import local_torch_source
 
     wheels = local_torch_source(tmp_path / "wheels")
     if wheels is None:
         pytest.skip("no local PyTorch wheel in pip's configuration (find-links) on this machine")
+    official = fit_official_checkpoint(tmp_path / "official", shared_data)
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
     assert qgis_process(["plugins", "enable", PLUGIN], home, installed).returncode == 0
-    setup = qgis_process(["--json", "run", "sinr:setup_training", "--", f"PACKAGE_SOURCE={wheels}"], home, installed,
-                         timeout=900)
+    setup = qgis_process(["--json", "run", "sinr:setup_training", "--", f"FOLDER={training_folder}",
+                          f"PACKAGE_SOURCE={wheels}"], home, installed, timeout=900)
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
-    results = json.loads(setup.stdout)["results"]
-    venv = home / ".local/share/QGIS/QGIS3/profiles/default/python/dependencies/sinr_qgis/training-python"
-    assert results == {"FOLDER": str(venv), "PYTHON": str(venv / "bin" / "python"), "TORCH": "2.13.0+cpu"}
+    venv_python = training_folder / "bin" / "python"
+    torch_version = next(wheels.glob("torch-*.whl")).name.split("-")[1]
+    assert json.loads(setup.stdout)["results"] == {"FOLDER": str(training_folder), "PYTHON": str(venv_python),
+                                                   "TORCH": torch_version}
     assert "Base interpreter: QGIS's Python" in setup.stdout + setup.stderr
+    assert json.loads((training_folder / "sinr_training.json").read_text())["source"] == str(wheels)
+
     points = _points(tmp_path / "obs.gpkg")
     model = tmp_path / "m.sinr"
     train = qgis_process(["run", "sinr:train_model", "--", f"INPUT={points}", "SPECIES_FIELD=species",
                           f"OUTPUT={model}", *TINY], home, installed)
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
-    assert f"Python for training: {venv / 'bin' / 'python'}" in train.stdout
-    assert ModelBundle.load(model).n_species == 3
-    raster = tmp_path / "aus.tif"
-    predict = qgis_process(["run", "sinr:predict_range", "--", f"MODEL={model}", "SPECIES=Aus bus",
-                            "EXTENT=-180,180,-90,90 [EPSG:4326]", "PIXEL_SIZE=2", "MASK_OCEAN=false",
-                            f"OUTPUT={raster}"], home, installed)
-    assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
-    ds = gdal.Open(str(raster))
-    values = ds.GetRasterBand(1).ReadAsArray()
-    assert values.shape == (90, 180) and 0.0 <= values.min() < values.max() <= 1.0
+    assert f"Python for training: {venv_python}" in train.stdout  # the set-up's Python, remembered
+    trained = ModelBundle.load(model)
+    assert sorted(s.name for s in trained.species) == ["Aus bus", "Cus dus", "Eus fus"]
+
+    imported = tmp_path / "official.sinr"
+    run = qgis_process(["run", "sinr:import_sinr_checkpoint", "--", f"INPUT={official.path}",
+                        f"TAXA={official.names}", f"PYTHON={venv_python}", f"OUTPUT={imported}"], home, installed)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "N_SPECIES:\t3" in run.stdout
+    assert [(s.code, s.name) for s in ModelBundle.load(imported).species] == [(str(t), n) for t, n, _c in TAXA]
+
+    maps = {}
+    for name, bundle_path, species, extent, pixel in (
+            ("aus", model, "Aus bus", "-180,180,-90,90 [EPSG:4326]", "2"),
+            ("pinus", imported, "Pinus taeda", "-100,-60,24,50 [EPSG:4326]", "0.5")):
+        raster = tmp_path / f"{name}.tif"
+        predict = qgis_process(["run", "sinr:predict_range", "--", f"MODEL={bundle_path}", f"SPECIES={species}",
+                                f"EXTENT={extent}", f"PIXEL_SIZE={pixel}", "MASK_OCEAN=false", f"OUTPUT={raster}"],
+                               home, installed)
+        assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
+        maps[name] = gdal.Open(str(raster))
+    aus, pinus = maps["aus"], maps["pinus"]
+    assert aus.GetGeoTransform() == (-180.0, 2.0, 0.0, 90.0, 0.0, -2.0)
+    assert pinus.GetGeoTransform() == (-100.0, 0.5, 0.0, 50.0, 0.0, -0.5)
+    assert [(ds.RasterXSize, ds.RasterYSize) for ds in (aus, pinus)] == [(180, 90), (80, 52)]
+    assert epsg(aus) == epsg(pinus) == "4326"
+    values = aus.GetRasterBand(1).ReadAsArray().ravel()
+    expected = Predictor(trained, "numpy").predict_points(lonlat_centres(aus))[:, trained.find_species("Aus bus").index]
+    np.testing.assert_allclose(values, expected, rtol=0, atol=MAP_ATOL)
     # the species' own records (around 100 W, 40 N) score above the other species' (10 E, 50 N)
-    assert values[(90 - 41) // 2, (180 - 98) // 2] > values[(90 - 51) // 2, (180 + 12) // 2]
+    grid = values.reshape(90, 180)
+    assert grid[(90 - 41) // 2, (180 - 98) // 2] > grid[(90 - 51) // 2, (180 + 12) // 2]
+    values = pinus.GetRasterBand(1).ReadAsArray().ravel()
+    np.testing.assert_allclose(values, official.probabilities(lonlat_centres(pinus), 0), rtol=0, atol=MAP_ATOL)
+    assert values.max() > 0.9 and values.min() < 0.1  # the pine's range in the south-east, not a flat map

@@ -395,7 +395,7 @@ def test_cli_reports_what_the_table_named(tmp_path, capsys):
         assert b.find_species("Cardinalis cardinalis").code == "12"
         err = capsys.readouterr().err
         assert f"names: 3 of 4 classes named from {file}" in err
-        assert "1 keep their taxon id as name; 1 rows of the table name taxa that are not in the model" in err
+        assert "1 keeps its taxon id as name; 1 row of the table names a taxon that is not in the model" in err
         assert b.meta["data"]["taxa_names"] | {"summary": ""} == {
             "file": file, "layout": b.meta["data"]["taxa_names"]["layout"], "n_named": 3, "n_unnamed": 1,
             "n_ignored": 1, "n_unreadable": 0, "summary": ""}
