@@ -13,10 +13,12 @@ from training.model import SinrModel
 def make_bundle(path: Path, n_species: int = 5, encoding: str = "sin_cos",
                 covariate_names: tuple[str, ...] = (), width: int = 32, depth: int = 2,
                 seed: int = 0, env_mean: list[float] | None = None,
-                env_std: list[float] | None = None) -> ModelBundle:
-    """Write a random-weight bundle to ``path`` and return it loaded back."""
+                env_std: list[float] | None = None,
+                classes: list[list[float] | None] | None = None) -> ModelBundle:
+    """Write a random-weight bundle to ``path`` and return it loaded back; ``classes``: per
+    covariate, the class codes of a categorical one (one-hot inputs) or None."""
     torch.manual_seed(seed)
-    model = SinrModel(n_species, encoding, len(covariate_names), width=width, depth=depth)
+    model = SinrModel(n_species, encoding, len(covariate_names), width=width, depth=depth, classes=classes)
     if covariate_names:
         model.env_mean[:] = torch.tensor(env_mean or [0.0] * len(covariate_names))
         model.env_std[:] = torch.tensor(env_std or [1.0] * len(covariate_names))

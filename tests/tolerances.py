@@ -89,5 +89,6 @@ def bundle_prob_atol(bundle, lonlat, species, env=None) -> float:
     from sinr_qgis.core import network
 
     emb = network.embed(bundle.weights, bundle.encoding, np.asarray(lonlat, np.float32).reshape(-1, 2),
-                        None if env is None else np.asarray(env, np.float32), frequencies=bundle.frequencies)
+                        None if env is None else np.asarray(env, np.float32), frequencies=bundle.frequencies,
+                        classes=bundle.covariate_classes)
     return prob_atol(logit_atol(emb, bundle.head[np.atleast_1d(species)]))

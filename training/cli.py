@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import functools
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from sinr_qgis.core.bundle import Species, file_sha256
 from sinr_qgis.core.encoding import DEFAULT_FREQUENCIES, ENCODINGS, check_frequencies, powers_of_two, uses_covariates
 from sinr_qgis.core.errors import BundleError, CancelledError, SinrError
 
+from .distributed import LeaderFailed, RunStopped, TrainingSession
 from .losses import LOSSES
 from .negatives import NEGATIVES, PSEUDO_NEGATIVES
 
@@ -44,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on presence-only records and write a .sinr bundle")
-    t.add_argument("--data", required=True, help="occurrence file (CSV/CSV.gz, GBIF, iNat export, DwC-A zip)")
+    t.add_argument("--data", required=True,
+                   help="occurrence file (CSV/CSV.gz, GBIF, iNat export, DwC-A zip; with pyarrow also Parquet, "
+                        "a file or a folder of parts): read column-wise in bounded memory when pyarrow is installed")
     t.add_argument("--out", required=True, help="output model bundle (.sinr)")
     t.add_argument("--loss", default="an_full", choices=sorted(LOSSES))
     t.add_argument("--cap", type=int, default=1000, help="max records per species (<= 0: no cap)")
@@ -64,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--encoding", default="sin_cos", choices=ENCODINGS)
     t.add_argument("--covariates", nargs="+", default=[], metavar="RASTER",
                    help="lon/lat covariate raster(s) for --encoding env or sin_cos_env")
+    t.add_argument("--categorical", nargs="+", default=[], metavar="NAME",
+                   help="covariate bands (by name) that hold classes (land cover, biome): read at the nearest "
+                   "cell and one-hot encoded; bands with GDAL category names, a thematic attribute table or a "
+                   "colour table are categorical without it")
     t.add_argument("--frequencies", metavar="K,K,...",
                    help="--encoding sin_cos_multi: whole-number frequencies, e.g. 1,2,4,8 "
                    "(k: k periods around the globe; default 1,2,4,...,32)")
@@ -87,9 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store the species head in float16: about half the file for thousands of species; "
                         "refused when a probability would move by more than 0.001")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="bf16: bfloat16 autocast for the network; auto (default): bf16 on CPUs with "
-                        "native bfloat16 (AMX/AVX512-BF16), else fp32 (the paper)")
+    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where to train: auto (default) takes a CUDA GPU, else an Apple GPU (MPS), else the "
+                        "CPU; under torchrun each process of a machine takes the GPU of its LOCAL_RANK")
+    t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="bf16/fp16: bfloat16/float16 autocast for the network (fp16: GPUs only); auto "
+                        "(default): bf16 on CPUs with native bfloat16 (AMX/AVX512-BF16) and on GPUs that have "
+                        "it, fp16 on older CUDA GPUs, else fp32 (the paper)")
     t.add_argument("--jsonl", action="store_true", help="JSON-lines progress on stdout")
     t.add_argument("--jsonl-every", type=int, default=20, help="steps between JSON step events")
     t.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -149,6 +161,8 @@ def _check_options(a: argparse.Namespace) -> None:
         raise SinrError("--covariates needs --encoding env or sin_cos_env.")
     if uses_covariates(a.encoding) and not a.covariates:
         raise SinrError(f"--encoding {a.encoding} needs --covariates RASTER.")
+    if getattr(a, "categorical", None) and not a.covariates:
+        raise SinrError("--categorical names covariate bands: give their rasters with --covariates.")
     a.frequencies = _frequencies(a)
     if getattr(a, "negatives", "all") != "all" and not _has_row_negatives(a):
         raise SinrError(f"--negatives {a.negatives} needs a loss with negatives at observed locations "
@@ -180,17 +194,50 @@ def _has_row_negatives(a: argparse.Namespace) -> bool:
     return a.loss in ("an_full", "me_full", "gp", "an_slds")
 
 
+def _own_cells(stack: Any, lonlat: np.ndarray) -> np.ndarray:
+    """[N, k]: the value of each record's own cell in every covariate (no interpolation, which would
+    blur class codes into fractions): what the hint about unmarked class bands looks at."""
+    return np.concatenate([r.sample(lonlat, nearest=[True] * r.n_bands) for r in stack.rasters], axis=1)
+
+
 def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
-    """The ``train`` command; returns the summary that goes into the ``done`` event."""
+    """The ``train`` command; returns the summary that goes into the ``done`` event (empty in
+    the processes other than rank 0 under torchrun: see ``training/distributed.py``)."""
+    with TrainingSession.start(a.device) as session:
+        if not session.env.is_leader:
+            return _follow_train(a, session)
+        return _lead_train(a, jsonl, session)
+
+
+def _follow_train(a: argparse.Namespace, session: TrainingSession) -> dict[str, Any]:
+    """A process other than rank 0: trains on rank 0's shared records and settings, silently."""
     import torch
 
+    from .trainer import TrainConfig, Trainer
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    data, neg_mask, s = session.receive()
+    trainer = Trainer(data, TrainConfig(**s["config"]), env_mean=s["env_mean"], env_std=s["env_std"],
+                      neg_mask=neg_mask, device=session.device, dist=session.env)
+    if s["resume"]:
+        trainer.load_checkpoint(s["checkpoint"])
+    trainer.fit(progress=False, jsonl_every=a.jsonl_every)
+    return {}
+
+
+def _lead_train(a: argparse.Namespace, jsonl: Any, session: TrainingSession) -> dict[str, Any]:
+    """Rank 0, or the only process: reads the data, trains, writes the bundle."""
+    import torch
+
+    from sinr_qgis.core.categories import covariate_class_lists
     from sinr_qgis.core.covariates import CovariateStack
-    from sinr_qgis.core.occurrences import read_occurrences
     from sinr_qgis.core.thresholds import lpt_r_per_species
 
-    from .data import prepare_training_data
+    from .columnar import read_training_occurrences
+    from .data import keep_covered, prepare_training_data
     from .export import export_bundle
-    from .negatives import SourceNegatives
+    from .negatives import CoveredArea, SourceNegatives
     from .trainer import TrainConfig, Trainer, resolve_precision
 
     _check_options(a)
@@ -198,44 +245,64 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
     if a.threads:
         torch.set_num_threads(a.threads)
     t_start = time.perf_counter()
-    occ = read_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
-                           lat_column=a.lat_column, lon_column=a.lon_column, source_column=a.source_column)
+    # column-wise in bounded memory whenever pyarrow is installed (the same records and messages)
+    occ, reader = read_training_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
+                                            lat_column=a.lat_column, lon_column=a.lon_column,
+                                            source_column=a.source_column)
     print(occ.summary(), file=sys.stderr)  # what was read and what was dropped, per reason
-    stack = None
-    n_no_cov = 0
+    print(f"{occ.origin}: {reader}", file=sys.stderr)
+    stack = covered = None
+    occ_all = occ  # every usable record: the negatives' source and site lists
     if a.covariates:
-        stack = CovariateStack.open(a.covariates)
-        if a.encoding == "env":
-            # an env-only model cannot place a record without covariates: leave those out
-            vals = stack.sample(np.stack([occ.lon, occ.lat], 1))
-            ok = np.isfinite(vals).any(1)
-            n_no_cov = int((~ok).sum())
-            if not ok.any():
-                raise SinrError(f"no record of {Path(a.data).name} falls on a valid cell of the covariates.")
-            occ = dataclasses.replace(occ, lon=occ.lon[ok], lat=occ.lat[ok], species=occ.species[ok],
-                                      source=None if occ.source is None else occ.source[ok])
+        # read as prediction reads them, windows and points only: never a whole raster in memory
+        stack = CovariateStack.open(a.covariates, categorical=a.categorical)
+        # a record without a value in every covariate has no environment to learn: left out, counted
+        covered = keep_covered(occ, stack)
+        occ = covered.occ
+        _note(jsonl, covered.text(", ".join(Path(c).name for c in a.covariates)))
     if a.negatives in ("source", "source_site") and occ.source is None:
         raise SinrError(f"--negatives {a.negatives} needs each record's source: name its column with "
                         "--source-column (e.g. source or datasetKey).")
-    data = prepare_training_data(occ, cap=a.cap, seed=a.seed, thin_deg=a.thin_deg, min_records=a.min_records)
-    env_mean = env_std = None
+    data = prepare_training_data(occ, cap=a.cap, seed=a.seed, thin_deg=a.thin_deg, min_records=a.min_records,
+                                 env=None if covered is None else covered.env)
+    env_mean = env_std = classes = None
     if stack is not None:
-        data.env = stack.sample(data.lonlat.astype(np.float64)).astype(np.float32)
         env_mean, env_std = stack.stats()
-        data.provenance["n_removed_no_covariates"] = n_no_cov
+        # categorical covariates: their classes at the records become one-hot inputs
+        classes, notes = covariate_class_lists(stack.names, stack.categorical, data.env,
+                                               _own_cells(stack, data.lonlat))
+        # the rasters' reading notes (fill values, an assumed CRS, 0..360 longitudes), then the classes';
+        # in the terminal's log and the plugin's (a "note" event)
+        for note in stack.warnings + notes:
+            print(note, file=sys.stderr)
+            _event(jsonl, {"event": "note", "message": note})
+        data.provenance.update(covered.provenance())
     cfg = TrainConfig(loss=a.loss, cap=a.cap, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                       width=a.width, depth=a.depth, dropout=a.dropout, seed=a.seed,
                       pos_weight=float(data.n_species) if a.pos_weight == "species" else a.pos_weight,
                       thin_deg=a.thin_deg, min_records=a.min_records, encoding=a.encoding,
                       frequencies=a.frequencies,
-                      covariates=[Path(c).name for c in a.covariates], negatives=a.negatives,
-                      pseudo_negatives=a.pseudo_negatives, precision=resolve_precision(a.precision))
+                      covariates=[Path(c).name for c in a.covariates],
+                      covariate_classes=None if classes is None else [c and list(c) for c in classes],
+                      negatives=a.negatives,
+                      pseudo_negatives=a.pseudo_negatives, precision=resolve_precision(a.precision, session.device))
+    _note(jsonl, _memory_budget(data, cfg))  # refused here, before anything big is allocated
     # source/site lists from every record of the file, not only the capped ones
     neg_mask = SourceNegatives.build(a.negatives, data.codes, data.lonlat, data.source,
-                                     np.stack([occ.lon, occ.lat], 1), np.asarray(occ.species).astype(str),
-                                     occ.source)
-    trainer = Trainer(data, cfg, env_mean=env_mean, env_std=env_std,
-                      rand_env=None if stack is None else stack.sample, neg_mask=neg_mask)
+                                     np.stack([occ_all.lon, occ_all.lat], 1),
+                                     np.asarray(occ_all.species).astype(str), occ_all.source)
+    # random absences are drawn inside the covariates' extent, where every covariate has a value
+    # what every process trains on: under torchrun memory-mapped from one copy beside the output
+    shared = session.share(data, out, neg_mask, {"config": cfg.to_dict(), "env_mean": env_mean, "env_std": env_std,
+                                                 "checkpoint": str(checkpoint_path(out)), "resume": a.resume})
+    trainer = Trainer(shared, cfg, env_mean=env_mean, env_std=env_std,
+                      rand_env=None if stack is None else CoveredArea.of(stack), neg_mask=neg_mask,
+                      device=session.device, dist=session.env)
+    data.provenance.update(trainer.pool_info)
+    if trainer.pool_info:
+        _note(jsonl, f"random absences: {trainer.pool_info['n_random_absences']:,} drawn where every covariate has a "
+                     f"value ({trainer.pool_info['n_random_redrawn_no_covariates']:,} random points without one drawn "
+                     "again)")
     ckpt = checkpoint_path(out)
     if a.resume:
         trainer.load_checkpoint(ckpt)
@@ -258,9 +325,13 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
                                 "epoch_losses": result.epoch_losses, "final_loss": result.final_loss,
                                 "train_seconds": round(train_seconds, 1), "resumed": bool(a.resume),
                                 "threshold": "LPT-R: 5th percentile of the probability at the species' "
-                                             "training records", "torch": torch.__version__}
-    export = functools.partial(export_bundle, trainer.model, species, out, name=a.name or out.stem,
+                                             "training records", "torch": torch.__version__,
+                                "device": session.device.type, "processes": session.env.world_size}
+    # exported from the CPU: the same bundle whatever the training device
+    export = functools.partial(export_bundle, trainer.model.cpu(), species, out, name=a.name or out.stem,
                                covariate_names=stack.names if stack is not None else (),
+                               class_names={n: d.names for n, d in zip(stack.names, stack.categorical) if d}
+                               if stack is not None else None,
                                training=training, data=prov, records=(data.lonlat, data.species),
                                licence=a.licence or DEFAULT_LICENCE.format(file=Path(a.data).name))
     try:
@@ -276,10 +347,29 @@ def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
             ckpt.unlink()
     summary = {"out": str(out), "n_species": data.n_species, "n_records": data.n_records,
                "final_loss": result.final_loss, "epochs": cfg.epochs, "train_seconds": round(train_seconds, 2),
-               "elapsed_s": round(time.perf_counter() - t_start, 2), "sha256": bundle.sha256}
+               "elapsed_s": round(time.perf_counter() - t_start, 2), "sha256": bundle.sha256, "reader": reader}
     print(f"wrote {out} ({data.n_species} species, final loss {result.final_loss:.4f}, "
           f"training {train_seconds:.1f} s)", file=sys.stderr)
     return summary
+
+
+def _memory_budget(data: Any, cfg: Any) -> str:
+    """The one ``memory:`` line of a training of ``data`` (``TrainingData``) with ``cfg``
+    (``TrainConfig``); raises ``MemoryBudgetError`` when the estimate exceeds the memory available."""
+    from sinr_qgis.core.encoding import covariate_features, input_dim
+    from sinr_qgis.core.train_checks import check_memory_budget, training_memory
+
+    from .losses import NEEDS_RANDOM
+
+    k = 0 if data.env is None else int(data.env.shape[1])
+    random = cfg.loss in NEEDS_RANDOM
+    parts = training_memory(
+        n_records=data.n_records, n_covariates=k, n_species=data.n_species, batch_size=cfg.batch_size,
+        n_features=input_dim(cfg.encoding, covariate_features(k, cfg.covariate_classes) if k else 0, cfg.frequencies),
+        width=cfg.width, depth=cfg.depth, random_negatives=random,
+        pool=cfg.env_pool if random and (k or cfg.pseudo_negatives == "land") else 0)
+    return check_memory_budget(parts, advice="Lower --batch-size or --width, train fewer species (--min-records) "
+                                             "or records (--cap), or train on a machine with more memory.")
 
 
 def run_annotate(a: argparse.Namespace) -> dict[str, Any]:
@@ -287,16 +377,16 @@ def run_annotate(a: argparse.Namespace) -> dict[str, Any]:
     selection recorded in its model.json (cap, seed, thinning, minimum records) and store each
     species' record extent and cell count; the weights are untouched."""
     from sinr_qgis.core.bundle import ModelBundle
-    from sinr_qgis.core.occurrences import read_occurrences
 
+    from .columnar import read_training_occurrences
     from .data import prepare_training_data
     from .export import annotate_bundle
 
     bundle = ModelBundle.load(a.model)
     out = check_writable(a.out or a.model)
     t = bundle.meta.get("training", {})
-    occ = read_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
-                           lat_column=a.lat_column, lon_column=a.lon_column)
+    occ, _ = read_training_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
+                                       lat_column=a.lat_column, lon_column=a.lon_column)
     data = prepare_training_data(occ, cap=int(t.get("cap", 1000)), seed=int(t.get("seed", 0)),
                                  thin_deg=t.get("thin_deg"), min_records=int(t.get("min_records", 1)))
     annotate_bundle(bundle, data.codes, data.lonlat, data.species).write(out)
@@ -338,24 +428,60 @@ def run_import_official(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    jsonl = sys.stdout if getattr(args, "jsonl", False) else None
+    # under torchrun rank 0 alone reports; the others' own errors name their process
+    rank = int(os.environ.get("RANK", "0")) if args.command == "train" and os.environ.get("RANK", "").isdigit() else 0
+    jsonl = sys.stdout if getattr(args, "jsonl", False) and rank == 0 else None
     try:
         run = {"train": run_train, "import-official": run_import_official, "annotate": run_annotate}[args.command]
-        summary = run(args, jsonl) if args.command in ("train", "import-official") else run(args)
+        with _output_lock(args):
+            summary = run(args, jsonl) if args.command in ("train", "import-official") else run(args)
     except CancelledError as exc:
         _event(jsonl, {"event": "cancelled", "message": str(exc)})
         print(f"cancelled: {exc}", file=sys.stderr)
         return 1
+    except LeaderFailed:  # rank 0 reported it
+        return EXIT_USER_ERROR
+    except RunStopped:  # torchrun ends every process when one fails
+        message = (f"training process {rank} was ended because another one stopped (see its error); no bundle was "
+                   "written; the last completed epoch is in the checkpoint (use --resume)")
+        _event(jsonl, {"event": "error", "message": message})
+        print(f"stopped: {message}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         _event(jsonl, {"event": "cancelled", "message": "interrupted"})
         print("interrupted; the last completed epoch is in the checkpoint (use --resume)", file=sys.stderr)
         return 130
     except SinrError as exc:
         _event(jsonl, {"event": "error", "message": str(exc)})
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}" if rank == 0 else f"error (training process {rank}): {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:  # beyond the up-front estimate: one line, never a traceback inside QGIS
+        message = ("Out of memory. Lower --batch-size or --width, train fewer species (--min-records) or records "
+                   "(--cap), or train on a machine with more memory.")
+        _event(jsonl, {"event": "error", "message": message})
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     _event(jsonl, {"event": "done"} | summary)
     return 0
+
+
+def _output_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
+    """The plugin's lock on the bundle this command writes (``core.train_runner.output_lock``): a
+    second command, or a plugin training, to the same output refuses (``OutputBusyError``) instead
+    of silently replacing the first one's model. Under the plugin the child uses its parent's lock;
+    under torchrun only rank 0, which writes the bundle, takes it."""
+    from sinr_qgis.core.train_runner import inherited_lock_tokens, output_lock
+
+    out = getattr(args, "out", None) or getattr(args, "model", None)
+    if not out or os.environ.get("RANK", "0") not in ("", "0"):  # a bad RANK is refused by the session
+        return contextlib.nullcontext()
+    return output_lock(out, inherited_lock_tokens())
+
+
+def _note(jsonl: Any, line: str) -> None:
+    """A line about the inputs for both logs: the terminal's (stderr) and the plugin's (a ``note`` event)."""
+    print(line, file=sys.stderr)
+    _event(jsonl, {"event": "note", "message": line})
 
 
 def _event(stream: Any, obj: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ is the sorted list of the remaining species ids.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import numpy as np
 
 from sinr_qgis.core.errors import OccurrenceError
 from sinr_qgis.core.occurrences import Occurrences
+from sinr_qgis.core.train_checks import covered_points
 
 
 @dataclass
@@ -108,9 +110,72 @@ def random_sphere_points(n: int, rng: np.random.Generator) -> np.ndarray:
     return sphere_lonlat(rng.random(n), rng.random(n), np)
 
 
+def random_points_in_bounds(n: int, rng: np.random.Generator,
+                            bounds: tuple[float, float, float, float]) -> np.ndarray:
+    """``n`` area-uniform random (lon, lat) points inside ``bounds`` (west, south, east, north
+    degrees), float64 [n, 2]: the sphere's points that fall in the box, drawn directly (uniform in
+    lon and in sin(lat)); the whole globe gives the distribution of :func:`random_sphere_points`."""
+    west, south, east, north = bounds
+    s0, s1 = math.sin(math.radians(south)), math.sin(math.radians(north))
+    lon = west + (east - west) * rng.random(n)
+    lat = np.degrees(np.arcsin(np.clip(s0 + (s1 - s0) * rng.random(n), -1.0, 1.0)))
+    return np.stack([lon, lat], 1)
+
+
+@dataclass
+class CoveredRecords:
+    """What :func:`keep_covered` kept and left out."""
+
+    occ: Occurrences  # the records with a value in every covariate
+    env: np.ndarray  # float64 [n_kept, k] their raw covariate values
+    n_removed: int  # records left out: outside a raster, or on a nodata cell of one
+    species_removed: list[str]  # species (ids) with no record left
+
+    def provenance(self) -> dict[str, Any]:
+        """The counts as the bundle's ``data`` section records them."""
+        return {"n_removed_no_covariates": self.n_removed, "n_species_no_covariates": len(self.species_removed),
+                "species_no_covariates": self.species_removed[:SPECIES_LISTED]}
+
+    def text(self, covariates: str) -> str:
+        """One line for the log: how many records and species were left out, and why."""
+        n_kept = len(self.occ)
+        line = (f"covariates ({covariates}): {n_kept:,} of {n_kept + self.n_removed:,} records have a value in "
+                f"every covariate; {self.n_removed:,} outside the rasters or on a nodata cell are left out")
+        if self.species_removed:
+            names = [str(self.occ.names.get(c, c)) for c in self.species_removed[:SPECIES_LISTED]]
+            more = len(self.species_removed) - len(names)
+            line += (f", and with them {len(self.species_removed):,} species that have no other record: "
+                     + ", ".join(names) + (f" and {more:,} more" if more > 0 else ""))
+        return line + "."
+
+
+SPECIES_LISTED = 10  # species named in messages and in the bundle when records are left out
+
+
+def keep_covered(occ: Occurrences, covariates: Any) -> CoveredRecords:
+    """Leave out the records without a value in every covariate (outside a raster, or on a nodata
+    cell of one): a model cannot be told their environment, and filling it in (with the mean)
+    would train on made-up values. ``covariates``: a ``core.covariates.CovariateStack``.
+
+    Raises ``CovariateError`` when the rasters miss most records (the pre-training check's rule,
+    ``core.train_checks.covered_points``), with the rasters' and the records' extents."""
+    lonlat = np.stack([np.asarray(occ.lon, np.float64), np.asarray(occ.lat, np.float64)], 1)
+    env = covariates.sample(lonlat)
+    ok = covered_points(covariates, lonlat, env)
+    species = np.asarray(occ.species).astype(str)
+    gone = sorted(set(species[~ok].tolist()) - set(species[ok].tolist()))
+    kept = dataclasses.replace(occ, lon=occ.lon[ok], lat=occ.lat[ok], species=occ.species[ok],
+                               source=None if occ.source is None else occ.source[ok])
+    return CoveredRecords(occ=kept, env=env[ok], n_removed=int((~ok).sum()), species_removed=gone)
+
+
 def prepare_training_data(occ: Occurrences, *, cap: int = 1000, seed: int = 0,
-                          thin_deg: float | None = None, min_records: int = 1) -> TrainingData:
+                          thin_deg: float | None = None, min_records: int = 1,
+                          env: np.ndarray | None = None) -> TrainingData:
     """Select the training records from ``occ`` (thin, drop rare species, cap) and index species.
+
+    ``env``: the raw covariate values of ``occ``'s records [N, k] (:func:`keep_covered`); the
+    selected records' rows become ``TrainingData.env`` (float32), read once.
 
     Raises ``OccurrenceError`` when nothing is left to train on.
     """
@@ -147,4 +212,5 @@ def prepare_training_data(occ: Occurrences, *, cap: int = 1000, seed: int = 0,
     names = [str(occ.names.get(c, c)) for c in codes]
     source = None if occ.source is None else np.asarray(occ.source, dtype=object)[keep]
     return TrainingData(lonlat=lonlat.astype(np.float32), species=idx, codes=codes, names=names,
+                        env=None if env is None else np.asarray(env)[keep].astype(np.float32),
                         source=source, provenance=prov)

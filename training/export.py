@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,12 @@ def build_bundle(model: SinrModel, species: Sequence[Species], *, name: str,
                  data: dict[str, Any] | None = None, licence: str = "",
                  extra: dict[str, Any] | None = None,
                  records: tuple[np.ndarray, np.ndarray] | None = None,
-                 head_dtype: str = "float32") -> ModelBundle:
+                 head_dtype: str = "float32",
+                 class_names: Mapping[str, Mapping[float, str]] | None = None) -> ModelBundle:
     """A validated in-memory bundle for ``model``; call ``.write(path)`` to save it atomically.
+
+    ``class_names``: per categorical covariate (by name), the raster's name of each class code,
+    stored beside the model's classes (``model.json`` ``class_names``).
 
     ``records``: the training records as (lonlat [N, 2] degrees, head index [N]); each species
     then gets its record extent and 1-degree cell count (``species.csv``).
@@ -89,8 +93,7 @@ def build_bundle(model: SinrModel, species: Sequence[Species], *, name: str,
         "architecture": {"type": "ResidualFCNet", "input_dim": int(weights["encoder.input.weight"].shape[1]),
                          "embedding_dim": int(weights["head"].shape[1]), **model.config},
         "encoding": {"name": model.encoding,
-                     "covariates": [{"name": n, "mean": m, "std": s}
-                                    for n, m, s in zip(covariate_names, mean, std)]},
+                     "covariates": covariate_entries(model, covariate_names, mean, std, class_names)},
         "n_species": len(species),
         "training": training or {},
         "data": data or {},
@@ -109,6 +112,24 @@ def build_bundle(model: SinrModel, species: Sequence[Species], *, name: str,
         bundle.meta[HEAD_DTYPE_KEY] = head_dtype
         bundle.weights["head"] = bundle.head.astype(head_dtype).astype(np.float32)
     return bundle
+
+
+def covariate_entries(model: SinrModel, names: Sequence[str], mean: Sequence[float], std: Sequence[float],
+                      class_names: Mapping[str, Mapping[float, str]] | None = None) -> list[dict[str, Any]]:
+    """``model.json`` ``encoding.covariates``: name, mean and std of each covariate; a categorical
+    one adds its ``classes`` (the model's one-hot order) and, where the raster names them, their
+    ``class_names`` ("" for a class without a name)."""
+    out = []
+    for j, (n, m, s) in enumerate(zip(names, mean, std)):
+        entry: dict[str, Any] = {"name": n, "mean": m, "std": s}
+        cls = model.classes[j] if model.classes else None
+        if cls is not None:
+            entry["classes"] = [int(c) if float(c).is_integer() else float(c) for c in cls]
+            known = (class_names or {}).get(n) or {}
+            if any(known.get(c) for c in cls):
+                entry["class_names"] = [str(known.get(c, "")) for c in cls]
+        out.append(entry)
+    return out
 
 
 def export_bundle(model: SinrModel, species: Sequence[Species], path: str | Path, **kwargs: Any) -> ModelBundle:

@@ -43,7 +43,10 @@ class SinrModel(nn.Module):
 
     def __init__(self, n_species: int, encoding: str = "sin_cos", n_covariates: int = 0,
                  width: int = 256, depth: int = 4, dropout: float = 0.5,
-                 frequencies: Sequence[int] | None = None) -> None:
+                 frequencies: Sequence[int] | None = None,
+                 classes: Sequence[Sequence[float] | None] | None = None) -> None:
+        """``classes``: per covariate, the class codes of a categorical one (one-hot encoded, see
+        :func:`sinr_qgis.core.encoding.encode_covariates`) or None; None: all continuous."""
         super().__init__()
         if encoding not in enc.ENCODINGS:
             raise ValueError(f"unknown encoding {encoding!r}")
@@ -52,18 +55,31 @@ class SinrModel(nn.Module):
         # sin_cos_multi only: plain ints, traced into encoder.onnx as constants
         self.frequencies = (enc.check_frequencies(frequencies or enc.DEFAULT_FREQUENCIES)
                             if encoding == "sin_cos_multi" else None)
+        self.classes = (None if classes is None or all(c is None for c in classes)
+                        else [None if c is None else tuple(float(x) for x in c) for c in classes])
         self.config = {"width": width, "depth": depth, "dropout": dropout}
-        self.encoder = LocationEncoder(enc.input_dim(encoding, n_covariates, self.frequencies),
-                                       width, depth, dropout)
+        self.encoder = LocationEncoder(
+            enc.input_dim(encoding, enc.covariate_features(n_covariates, self.classes), self.frequencies),
+            width, depth, dropout)
         self.head = nn.Linear(width, n_species, bias=False)
         # covariate standardisation, stored with the model (identity for coords-only)
         self.register_buffer("env_mean", torch.zeros(n_covariates))
         self.register_buffer("env_std", torch.ones(n_covariates))
+        # class codes as buffers: they follow the model to its device and trace into encoder.onnx
+        for j, cls in enumerate(self.classes or []):
+            if cls is not None:
+                self.register_buffer(f"env_classes_{j}", torch.tensor(cls, dtype=torch.float32))
+
+    def class_tensors(self) -> list[torch.Tensor | None] | None:
+        """The ``classes`` as the float32 buffers the encoding compares codes with."""
+        if self.classes is None:
+            return None
+        return [None if c is None else getattr(self, f"env_classes_{j}") for j, c in enumerate(self.classes)]
 
     def features(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
         """Encoded input features from degrees and raw covariates (the shared core formula)."""
         return enc.encode(self.encoding, lonlat, env, self.env_mean, self.env_std, xp=torch,
-                          frequencies=self.frequencies)
+                          frequencies=self.frequencies, classes=self.class_tensors())
 
     def embed(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
         return self.encoder(self.features(lonlat, env))

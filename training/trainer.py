@@ -1,17 +1,32 @@
-"""The SINR trainer: paper defaults, seeded, fast on CPU, checkpointed each epoch, resumable.
+"""The SINR trainer: paper defaults, seeded, fast on CPU and GPU, checkpointed each epoch, resumable.
 
-Speed: all features are encoded once into one tensor; a batch is an index slice of a seeded
-permutation (no DataLoader, no per-item Python); random pseudo-negatives are drawn in torch
-(coords) or from a pre-sampled pool of random sphere points with their covariates (env
-encodings); positives and negatives go through the network as one concatenated batch; dropout
-uses a mask built from random bits (same distribution as ``nn.Dropout``, several times faster on
-CPU than torch's Bernoulli sampler).
+Speed: all features are encoded once into one tensor on the training device; a batch is an index
+slice of a seeded permutation (no DataLoader, no per-item Python); random pseudo-negatives are
+drawn on the device (coords) or from a pre-sampled pool of random sphere points with their
+covariates (env encodings); positives and negatives go through the network as one concatenated
+batch; the step losses stay on the device and are read every ``jsonl_every`` steps (no host
+round trip per step). On the CPU dropout uses a mask built from random bits (same distribution as
+``nn.Dropout``, several times faster than torch's Bernoulli sampler).
+
+Randomness is drawn from streams seeded by (seed, epoch), so an epoch is the same whatever the
+device, the number of processes or where a ``--resume`` started: the permutation (on the CPU,
+shared by all processes), the pseudo-negatives (drawn for the whole batch by every process) and,
+per process, dropout and the SLDS losses' draws.
+
+Several processes (``training.distributed``, under torchrun): each epoch's permutation is cut
+into the single-process batches and each batch into one disjoint shard per process, so the global
+batch is ``batch_size`` whatever the number of processes; DistributedDataParallel all-reduces the
+gradients, each shard's loss weighted so that their average is the whole batch's gradient; the
+step losses are summed over the processes; rank 0 alone logs and writes checkpoints. On the CPU
+the processes read the shared memory-mapped records and encode each batch (pre-encoded features
+would be one more copy of the data per process).
 
 JSON-lines progress (``jsonl`` stream, one JSON object per line, flushed; the QGIS training task
 parses these). ``epoch`` is 1-based, ``step`` is the global 1-based step, ``progress`` is 0..1:
 
 - ``{"event": "start", "n_records", "n_species", "epochs", "start_epoch", "steps_per_epoch",
-  "steps_total", "config": {...}}`` (``start_epoch`` > 1 after ``--resume``)
+  "steps_total", "device", "processes", "config": {...}}`` (``start_epoch`` > 1 after ``--resume``;
+  ``device``: ``cpu``, ``cuda`` or ``mps``; ``processes``: the number of training processes)
 - ``{"event": "step", "epoch", "step", "steps_total", "loss", "progress", "samples_per_s",
   "elapsed_s"}`` every ``jsonl_every`` steps (``loss``: mean over the steps since the last one)
 - ``{"event": "epoch", "epoch", "epochs", "loss", "lr", "progress", "elapsed_s", "checkpoint"}``
@@ -23,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -32,19 +48,26 @@ from typing import IO, Any
 
 import numpy as np
 import torch
+import torch.distributed as tdist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from sinr_qgis.core.atomic import atomic_path
 from sinr_qgis.core.encoding import uses_covariates
 from sinr_qgis.core.errors import CancelledError, SinrError
 
-from .data import TrainingData, random_sphere_points, sphere_lonlat
+from .data import TrainingData, sphere_lonlat
+from .distributed import SINGLE, DistEnv, DistributedError, leader_made
 from .losses import NEEDS_RANDOM, get_loss
 from .model import SinrModel
-from .negatives import NEGATIVES, PSEUDO_NEGATIVES, SourceNegatives, random_land_points
+from .negatives import NEGATIVES, PSEUDO_NEGATIVES, SourceNegatives, pseudo_negative_pool
 
 CHECKPOINT_FORMAT = "sinr-qgis-training-checkpoint"
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+# random streams of an epoch (see the module docstring)
+PERMUTATION_STREAM, NEGATIVES_STREAM, DROPOUT_STREAM, LOSS_STREAM = range(4)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -57,16 +80,80 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def resolve_precision(name: str) -> str:
-    """``auto`` -> ``bf16`` where the CPU has native bfloat16 matrix units, else ``fp32``.
+def resolve_device(name: str, dist: DistEnv = SINGLE) -> torch.device:
+    """The training device for ``--device`` ``name`` (one of ``DEVICES``).
 
-    bf16 autocast trains about 2x faster there with the same benchmark quality (measured:
-    46.90 / 31.77 MAP against 46.62 / 31.34 in fp32, paper recipe); elsewhere it would be slower.
+    ``auto``: CUDA, then MPS (one process only: it has no process-group backend), then the CPU.
+    Under torchrun each process of a machine takes the GPU of its ``LOCAL_RANK``. Raises
+    ``TrainingError`` when the device asked for is not there.
     """
+    if name not in DEVICES:
+        raise TrainingError(f"device must be one of {', '.join(DEVICES)}, not {name!r}.")
+    mps = torch.backends.mps.is_available()
     if name == "auto":
-        return "bf16" if cpu_has_native_bf16() and torch.backends.mkldnn.is_available() else "fp32"
+        name = "cuda" if torch.cuda.is_available() else "mps" if mps and not dist.is_distributed else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise TrainingError(f"--device cuda: PyTorch sees no CUDA GPU (torch {torch.__version__}, {build}); "
+                                "use --device cpu, or auto to take a GPU only where there is one.")
+        n = torch.cuda.device_count()
+        if dist.local_rank >= n:
+            raise TrainingError(f"--device cuda: process {dist.local_rank} of this machine has no GPU of its own "
+                                f"({n} visible); start at most {n} processes per machine (--nproc_per_node).")
+        return torch.device("cuda", dist.local_rank)
+    if name == "mps":
+        if not mps:
+            raise TrainingError("--device mps: PyTorch sees no Apple GPU (MPS); use --device cpu or auto.")
+        if dist.is_distributed:
+            raise TrainingError("--device mps trains in one process: run it without torchrun, or use --device cpu.")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device | str = "cpu") -> str:
+    """The precision for ``--precision`` ``name`` on ``device``; ``auto``:
+
+    - CPU: ``bf16`` where it has native bfloat16 matrix units, else ``fp32``. bf16 autocast trains
+      about 2x faster there with the same benchmark quality (measured: 46.90 / 31.77 MAP against
+      46.62 / 31.34 in fp32, paper recipe); elsewhere it would be slower.
+    - CUDA: ``bf16`` where the GPU has it (Ampere and later), else ``fp16`` (with loss scaling).
+    - MPS: ``fp32`` (the precision its kernels are checked in).
+
+    Raises ``TrainingError`` for a precision the device cannot run.
+    """
+    kind = torch.device(device).type
+    if name == "auto":
+        if kind == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if kind == "cpu" and cpu_has_native_bf16() and torch.backends.mkldnn.is_available():
+            return "bf16"
+        return "fp32"
+    if name not in PRECISIONS:
+        raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, not {name!r}.")
+    if name == "fp16" and kind == "cpu":
+        raise TrainingError("--precision fp16 needs a GPU (--device cuda or mps); on the CPU use bf16 or fp32.")
+    if name == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TrainingError("this GPU has no bfloat16 arithmetic: use --precision fp16 or auto.")
     return name
-CHECKPOINT_VERSION = 1
+
+
+def stream_seed(seed: int, epoch: int, stream: int, rank: int = 0) -> int:
+    """The seed of random ``stream`` in 0-based ``epoch`` (of process ``rank``): independent streams
+    from one ``seed`` (numpy's SeedSequence), the same on every device and in every process."""
+    words = np.random.SeedSequence([seed % 2**63, epoch, stream, rank]).generate_state(2, np.uint32)
+    return int(words[0]) << 32 | int(words[1])
+
+
+def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
+    """[lo, hi) of process ``rank``'s shard of a batch of ``n``: ``world`` contiguous, disjoint
+    shards covering the batch, their sizes differing by at most one."""
+    q, r = divmod(n, world)
+    lo = rank * q + min(rank, r)
+    return lo, lo + q + (rank < r)
+
+
+# 2: random streams seeded per epoch (no generator states: they differ between CPU and GPU)
+CHECKPOINT_VERSION = 2
 
 
 class TrainingError(SinrError):
@@ -93,9 +180,12 @@ class TrainConfig:
     encoding: str = "sin_cos"
     frequencies: list[int] | None = None  # sin_cos_multi only (None: its default list)
     covariates: list[str] = field(default_factory=list)  # raster file names, env encodings only
+    # per covariate: the class codes of a categorical one (one-hot inputs), None for a continuous one
+    covariate_classes: list[list[float] | None] | None = None
     env_pool: int = 200_000  # random sphere points pre-sampled with covariates (env encodings)
-    # "fp32" (the paper) or "bf16": the network's forward under CPU bfloat16 autocast (fp32 master
-    # weights, loss in fp32); about 2x faster on CPUs with AMX / AVX512-BF16
+    # "fp32" (the paper), "bf16" or "fp16" (GPUs, with loss scaling): the network's forward under
+    # autocast (fp32 master weights, loss in fp32); bf16 is about 2x faster on CPUs with AMX /
+    # AVX512-BF16. A device's choice, not the model's: a checkpoint resumes in another precision
     precision: str = "fp32"
     # which negatives a record speaks for at its location (``negatives.NEGATIVES``) and where
     # the pseudo-negatives are drawn (``negatives.PSEUDO_NEGATIVES``); the paper: all, sphere
@@ -106,9 +196,11 @@ class TrainConfig:
         return asdict(self)
 
     def resume_key(self) -> dict[str, Any]:
-        """The settings that must match to continue a checkpoint (``epochs`` may grow)."""
+        """The settings that must match to continue a checkpoint (``epochs`` may grow; the
+        precision follows the device, so a GPU checkpoint resumes on a CPU and back)."""
         d = self.to_dict()
         d.pop("epochs")
+        d.pop("precision")
         return d
 
 
@@ -149,6 +241,8 @@ class BitDropout(nn.Module):
             return x
         if self.p >= 1.0:
             return torch.zeros_like(x)
+        if not x.is_cpu:  # the bit trick is a CPU speed-up; GPUs have a fused dropout kernel
+            return nn.functional.dropout(x, self.p, training=True)
         n = x.numel()
         # full-range int64 words: all 64 bits uniform, so every 16-bit lane is (no copy needed)
         words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
@@ -214,13 +308,18 @@ class Trainer:
 
     For env encodings pass ``env_mean``/``env_std`` (covariate statistics) and ``rand_env``: a
     callable mapping random (lon, lat) points [n, 2] to raw covariates [n, k] (NaN = missing),
-    used once to build the pseudo-negative pool.
+    used once to build the pseudo-negative pool where every covariate has a value (a
+    ``negatives.CoveredArea``: drawn inside its ``bounds``).
     """
 
     def __init__(self, data: TrainingData, config: TrainConfig, *,
                  env_mean: np.ndarray | None = None, env_std: np.ndarray | None = None,
                  rand_env: Callable[[np.ndarray], np.ndarray] | None = None,
-                 neg_mask: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 neg_mask: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 device: str | torch.device = "cpu", dist: DistEnv = SINGLE) -> None:
+        """``device``: where the model, the encoded records and the pseudo-negatives live.
+        ``dist``: this process's rank among several (``training.distributed``; its process group
+        must be started), each process passing the same ``data`` and ``config``."""
         if config.batch_size < 1 or config.epochs < 1:
             raise TrainingError("batch size and epochs must be at least 1.")
         if data.n_records == 0:
@@ -229,8 +328,11 @@ class Trainer:
         self.data = data
         self.config = config
         self.needs_random = config.loss in NEEDS_RANDOM
-        if config.precision not in PRECISIONS:
+        self.device = torch.device(device)
+        self.dist = dist
+        if config.precision not in PRECISIONS:  # "auto" is resolved before, by resolve_precision
             raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}.")
+        resolve_precision(config.precision, self.device)  # refuses one this device cannot run
         if config.pseudo_negatives not in PSEUDO_NEGATIVES or config.negatives not in NEGATIVES:
             raise TrainingError(f"pseudo-negatives must be one of {', '.join(PSEUDO_NEGATIVES)} and "
                                 f"negatives one of {', '.join(NEGATIVES)}.")
@@ -240,36 +342,57 @@ class Trainer:
             src = data.source
             neg_mask = SourceNegatives.build(config.negatives, data.codes, data.lonlat, src,
                                              data.lonlat, np.asarray(data.codes, dtype=object)[data.species], src)
-        self.neg_mask = neg_mask
+        self.neg_mask = neg_mask.to(self.device) if isinstance(neg_mask, SourceNegatives) else neg_mask
         uses_env = uses_covariates(config.encoding)
-        if uses_env and (data.env is None or env_mean is None or env_std is None or rand_env is None):
+        # (the other processes of a distributed run get the leader's pool: they need no rand_env)
+        if uses_env and (data.env is None or env_mean is None or env_std is None
+                         or (rand_env is None and dist.is_leader)):
             raise TrainingError(f"encoding {config.encoding!r} needs covariates (--covariates RASTER).")
         n_cov = data.env.shape[1] if uses_env and data.env is not None else 0
 
         torch.manual_seed(config.seed)
         self.model = SinrModel(data.n_species, config.encoding, n_cov, width=config.width,
-                               depth=config.depth, dropout=config.dropout, frequencies=config.frequencies)
+                               depth=config.depth, dropout=config.dropout, frequencies=config.frequencies,
+                               classes=config.covariate_classes if uses_env else None)
         if uses_env:
             self.model.env_mean[:] = torch.as_tensor(np.asarray(env_mean), dtype=torch.float32)
             self.model.env_std[:] = torch.as_tensor(np.asarray(env_std), dtype=torch.float32)
         use_fast_dropout(self.model)
-        self.gen = torch.Generator().manual_seed(config.seed)
+        # seeded per epoch (_begin_epoch); the pseudo-negatives are drawn on the device
+        self.neg_gen = torch.Generator(device=self.device)
+        self.loss_gen = torch.Generator(device=self.device)
+        # several processes on the CPU encode each batch from the shared records: one feature
+        # tensor per process would be one more copy of the data each
+        encode_batches = dist.is_distributed and self.device.type == "cpu"
 
         with torch.no_grad():
-            lonlat = torch.as_tensor(data.lonlat, dtype=torch.float32)
-            env = torch.as_tensor(data.env, dtype=torch.float32) if uses_env else None
-            self.features = self.model.features(lonlat, env).contiguous()
-            self.labels = torch.as_tensor(data.species, dtype=torch.int64)
+            # float32 / int64 records (memory-mapped ones too) are used without a copy
+            self.lonlat = torch.as_tensor(data.lonlat, dtype=torch.float32)
+            self.env = torch.as_tensor(data.env, dtype=torch.float32) if uses_env else None
+            self.features = (None if encode_batches
+                             else self.model.features(self.lonlat, self.env).contiguous().to(self.device))
+            self.labels = torch.as_tensor(data.species, dtype=torch.int64).to(self.device)
             self.rand_pool: torch.Tensor | None = None
+            self.pool_info: dict[str, Any] = {}  # what drawing the pool took, for the bundle's provenance
             if (uses_env or config.pseudo_negatives == "land") and self.needs_random:
-                rng = np.random.default_rng(config.seed + 1)
-                pts = (random_land_points(config.env_pool, rng) if config.pseudo_negatives == "land"
-                       else random_sphere_points(config.env_pool, rng))
-                pool_env = (torch.as_tensor(np.asarray(rand_env(pts)), dtype=torch.float32)
-                            if uses_env else None)
-                self.rand_pool = self.model.features(torch.as_tensor(pts, dtype=torch.float32),
+                # covariate models: only where every covariate has a value (negatives.pseudo_negative_pool)
+                pool = leader_made(dist, lambda: pseudo_negative_pool(
+                    config.env_pool, np.random.default_rng(config.seed + 1), config.pseudo_negatives,
+                    rand_env if uses_env else None))
+                self.pool_info = pool.provenance()
+                pool_env = None if pool.env is None else torch.as_tensor(pool.env, dtype=torch.float32)
+                self.rand_pool = self.model.features(torch.as_tensor(pool.lonlat, dtype=torch.float32),
                                                      pool_env).contiguous()
 
+        if self.rand_pool is not None:
+            self.rand_pool = self.rand_pool.to(self.device)
+        # initialised on the CPU, then moved: the same start on every device
+        self.model.to(self.device)
+        self.net: nn.Module = self.model  # what the step runs; self.model stays the plain model
+        if dist.is_distributed:
+            self.net = DistributedDataParallel(self.model,
+                                               device_ids=[self.device] if self.device.type == "cuda" else None)
+        self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)
         self.epoch = 0  # completed epochs
@@ -282,37 +405,88 @@ class Trainer:
     def random_features(self, n: int) -> torch.Tensor:
         """Encoded features of ``n`` random pseudo-negative locations (area-uniform on the sphere)."""
         if self.rand_pool is not None:
-            idx = torch.randint(0, len(self.rand_pool), (n,), generator=self.gen)
+            idx = torch.randint(0, len(self.rand_pool), (n,), generator=self.neg_gen, device=self.device)
             return self.rand_pool[idx]
-        u = torch.rand(n, generator=self.gen)
-        v = torch.rand(n, generator=self.gen)
+        u = torch.rand(n, generator=self.neg_gen, device=self.device)
+        v = torch.rand(n, generator=self.neg_gen, device=self.device)
         with torch.no_grad():
             return self.model.features(sphere_lonlat(u, v, torch))
 
-    def train_step(self, idx: torch.Tensor) -> float:
-        x_pos = self.features[idx]
-        y = self.labels[idx]
-        b = len(idx)
-        x = torch.cat([x_pos, self.random_features(b)], 0) if self.needs_random else x_pos
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
-            logits = self.model(x)
+    def _inputs(self, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoded features [b, d] and species [b] of the records ``idx``, on the device."""
+        if self.features is not None:
+            return self.features[idx], self.labels[idx]
+        env = None if self.env is None else self.env[idx]
+        return self.model.features(self.lonlat[idx], env), self.labels[idx]
+
+    def train_step(self, idx: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on the batch ``idx`` (record indices [B] on the device), of which
+        this process takes its shard. Returns this process's share of the batch loss, 0-d on the
+        device, without waiting for it (summed over the processes: the batch loss)."""
+        world = self.dist.world_size
+        lo, hi = shard_bounds(len(idx), world, self.dist.rank)
+        # each process's loss is a mean over its shard and DDP averages the gradients: weighting
+        # a shard by its share of the batch makes that average the whole batch's gradient
+        weight = (hi - lo) * world / len(idx)
+        if hi == lo:  # a last batch with fewer records than processes: a weightless row keeps DDP in step
+            lo, hi = 0, 1
+        shard = idx[lo:hi]
+        b = hi - lo
+        x_pos, y = self._inputs(shard)
+        # the pseudo-negatives of the whole batch, the same in every process: row i of a shard
+        # meets the random location it meets in one process
+        x = torch.cat([x_pos, self.random_features(len(idx))[lo:hi]], 0) if self.needs_random else x_pos
+        amp = AUTOCAST_DTYPES.get(self.config.precision)
+        with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            logits = self.net(x)
         logits = logits.float()
         logits_pos, logits_rand = (logits[:b], logits[b:]) if self.needs_random else (logits, None)
-        neg_mask = self.neg_mask(idx) if self.neg_mask is not None else None
+        neg_mask = self.neg_mask(shard) if self.neg_mask is not None else None
         loss = self.loss_fn(logits_pos, logits_rand, y, neg_mask, pos_weight=self.config.pos_weight,
-                            generator=self.gen)
+                            generator=self.loss_gen)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
+        weighted = loss * weight if world > 1 else loss
+        if self.scaler is None:
+            weighted.backward()
+            self.optimizer.step()
+        else:  # fp16: scaled so that small gradients do not underflow
+            self.scaler.scale(weighted).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return loss.detach() * (weight / world)
+
+    def _begin_epoch(self) -> torch.Tensor:
+        """Seed the random streams of the coming epoch; its permutation of the records, on the device."""
+        seed, epoch, rank = self.config.seed, self.epoch, self.dist.rank
+        self.neg_gen.manual_seed(stream_seed(seed, epoch, NEGATIVES_STREAM))
+        self.loss_gen.manual_seed(stream_seed(seed, epoch, LOSS_STREAM, rank))
+        torch.manual_seed(stream_seed(seed, epoch, DROPOUT_STREAM, rank))  # dropout draws from the default one
+        # on the CPU: the same permutation on every device
+        perm_gen = torch.Generator().manual_seed(stream_seed(seed, epoch, PERMUTATION_STREAM))
+        return torch.randperm(self.data.n_records, generator=perm_gen).to(self.device)
+
+    def _read_losses(self, shares: torch.Tensor) -> list[float]:
+        """The step losses whose shares ``shares`` [s] (on the device) this process holds: summed
+        over the processes, on the host. Raises ``TrainingError`` for a loss that is not finite."""
+        if self.dist.is_distributed:
+            tdist.all_reduce(shares)
+        values = shares.tolist()
+        bad = next((v for v in values if not math.isfinite(v)), None)
+        if bad is not None:
+            raise TrainingError(f"the loss became {bad} at epoch {self.epoch + 1}; lower the learning rate (--lr).")
+        return values
 
     # ---- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": self.epoch,
-                "config": self.config.to_dict(), "data_fingerprint": self.data.fingerprint(),
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "generator": self.gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "history": list(self.history)}
+        """What a checkpoint holds. Tensors keep their device; loading maps them to the CPU, then
+        to the device of the trainer that resumes (any device, any number of processes)."""
+        state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": self.epoch,
+                 "config": self.config.to_dict(), "data_fingerprint": self.data.fingerprint(),
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "history": list(self.history)}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def save_checkpoint(self, path: str | Path) -> Path:
         with atomic_path(path) as tmp:
@@ -343,8 +517,8 @@ class Trainer:
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
-        self.gen.set_state(ck["generator"])
-        torch.set_rng_state(ck["torch_rng"])
+        if self.scaler is not None and "scaler" in ck:  # fp16 on a GPU, after fp16 on a GPU
+            self.scaler.load_state_dict(ck["scaler"])
         self.epoch = int(ck["epoch"])
         self.history = [float(v) for v in ck["history"]]
 
@@ -354,39 +528,62 @@ class Trainer:
             should_cancel: Callable[[], bool] | None = None,
             max_steps: int | None = None) -> TrainResult:
         """Run the remaining epochs. ``should_cancel`` is checked between steps (raises
-        ``CancelledError``; the last epoch checkpoint stays). ``max_steps`` stops early (tests)."""
+        ``CancelledError``; the last epoch checkpoint stays). ``max_steps`` stops early (tests).
+        Under several processes every one calls ``fit`` with the same ``jsonl_every`` (the step
+        losses are summed over the processes every ``jsonl_every`` steps); rank 0 alone reports
+        and writes ``checkpoint``. Raises ``DistributedError`` when another process is lost."""
+        try:
+            return self._fit(checkpoint, progress, jsonl, jsonl_every, should_cancel, max_steps)
+        except RuntimeError as exc:  # a collective whose peer died: gloo and NCCL raise RuntimeError
+            if not self.dist.is_distributed:
+                raise
+            # gloo's text starts with its source line: keep the first sentence after it
+            first = (str(exc).strip().splitlines() or [""])[0]
+            cause = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0] or type(exc).__name__
+            raise DistributedError(
+                f"training process {self.dist.rank} of {self.dist.world_size} lost the others ({cause}): one of "
+                "them stopped, see its error. No bundle was written; the last completed epoch is in the "
+                "checkpoint: fix the cause and rerun with --resume.") from None
+
+    def _fit(self, checkpoint: str | Path | None, progress: bool, jsonl: IO[str] | None, jsonl_every: int,
+             should_cancel: Callable[[], bool] | None, max_steps: int | None) -> TrainResult:
         cfg = self.config
         spe = self.steps_per_epoch
         total = spe * cfg.epochs
         done_steps = spe * self.epoch
+        lead = self.dist.is_leader
+        jsonl = jsonl if lead else None
         _emit(jsonl, {"event": "start", "n_records": self.data.n_records, "n_species": self.data.n_species,
                       "epochs": cfg.epochs, "start_epoch": self.epoch + 1, "steps_per_epoch": spe,
-                      "steps_total": total, "config": cfg.to_dict()})
-        bar = ProgressBar(total) if progress else None
+                      "steps_total": total, "device": self.device.type, "processes": self.dist.world_size,
+                      "config": cfg.to_dict()})
+        bar = ProgressBar(total) if progress and lead else None
         self.model.train()
         t0 = time.perf_counter()
         steps = samples = 0
-        n = self.data.n_records
         window: list[float] = []
+        last = float("nan")
         stop = False
         while self.epoch < cfg.epochs and not stop:
-            perm = torch.randperm(n, generator=self.gen)
-            epoch_loss = 0.0
-            epoch_steps = 0
+            perm = self._begin_epoch()
+            shares = torch.zeros(spe, device=self.device)  # step losses, read every jsonl_every steps
+            read = 0
+            epoch_losses: list[float] = []
             for s in range(spe):
                 if should_cancel is not None and should_cancel():
                     raise CancelledError("Training cancelled; the last completed epoch is in the checkpoint.")
                 idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-                loss = self.train_step(idx)
-                if not math.isfinite(loss):
-                    raise TrainingError(f"the loss became {loss} at epoch {self.epoch + 1}; "
-                                        "lower the learning rate (--lr).")
-                epoch_loss += loss
-                epoch_steps += 1
-                window.append(loss)
+                shares[s] = self.train_step(idx)
                 steps += 1
                 samples += len(idx)
                 done_steps += 1
+                stop = max_steps is not None and steps >= max_steps
+                if done_steps % jsonl_every == 0 or s + 1 == spe or stop:  # the same steps in every process
+                    values = self._read_losses(shares[read:s + 1])
+                    read = s + 1
+                    epoch_losses += values
+                    window += values if jsonl is not None else []
+                    last = values[-1]
                 elapsed = time.perf_counter() - t0
                 if jsonl is not None and (done_steps % jsonl_every == 0):
                     _emit(jsonl, {"event": "step", "epoch": self.epoch + 1, "step": done_steps,
@@ -396,16 +593,15 @@ class Trainer:
                                   "elapsed_s": round(elapsed, 3)})
                     window = []
                 if bar is not None:
-                    bar.update(done_steps, f"epoch {self.epoch + 1}/{cfg.epochs} loss {loss:.4f}")
-                if max_steps is not None and steps >= max_steps:
-                    stop = True
+                    bar.update(done_steps, f"epoch {self.epoch + 1}/{cfg.epochs} loss {last:.4f}")
+                if stop:
                     break
             if stop:
                 break
             self.epoch += 1
             self.scheduler.step()
-            self.history.append(epoch_loss / max(1, epoch_steps))
-            ck = str(self.save_checkpoint(checkpoint)) if checkpoint is not None else None
+            self.history.append(sum(epoch_losses) / len(epoch_losses))
+            ck = str(self.save_checkpoint(checkpoint)) if checkpoint is not None and lead else None
             _emit(jsonl, {"event": "epoch", "epoch": self.epoch, "epochs": cfg.epochs,
                           "loss": self.history[-1], "lr": self.optimizer.param_groups[0]["lr"],
                           "progress": done_steps / total,
@@ -420,8 +616,8 @@ class Trainer:
         self.model.eval()
         out = np.empty(self.data.n_records, dtype=np.float64)
         for i in range(0, self.data.n_records, batch):
-            x = self.features[i:i + batch]
+            x, y = self._inputs(slice(i, i + batch))
             emb = self.model.encoder(x)
-            w = self.model.head.weight[self.labels[i:i + batch]]
-            out[i:i + batch] = torch.sigmoid((emb * w).sum(1)).numpy()
+            w = self.model.head.weight[y]
+            out[i:i + batch] = torch.sigmoid((emb * w).sum(1)).cpu().numpy()
         return out

@@ -3,7 +3,9 @@
 Members:
 - ``model.json``: format name/version, architecture, encoding (covariate names, means, stds;
   ``covariate_sampling`` when the covariates are read as the official SINR code did, see
-  :mod:`~sinr_qgis.core.official_env`: format version 2), number of species, training
+  :mod:`~sinr_qgis.core.official_env`: format version 2; ``classes`` and ``class_names`` of a
+  categorical covariate, read at the nearest cell and one-hot encoded, see
+  :mod:`~sinr_qgis.core.categories`: format version 3), number of species, training
   configuration, data provenance, licence and citation.
 - ``species.csv``: ``index,code,name,n_train[,threshold][,common_name][,lon_min,lat_min,lon_max,lat_max,
   n_cells]`` in head order (the last five: where the training records are, see
@@ -39,7 +41,8 @@ import numpy as np
 
 from . import network
 from .atomic import atomic_path
-from .encoding import ENCODINGS, check_frequencies, input_dim, uses_covariates
+from .categories import classes_problem, covariate_classes
+from .encoding import ENCODINGS, check_frequencies, covariate_features, input_dim, uses_covariates
 from .errors import BundleError
 from .official_env import sampling_problem
 from .reliability import ranges_reference, reliability_lines
@@ -47,7 +50,7 @@ from .species_list import species_list_line
 from .species_names import SpeciesIndex, index_for
 
 FORMAT_NAME = "sinr-qgis-model"
-FORMAT_VERSION = 2  # the newest format this plugin reads; each bundle is written as format_version_needed
+FORMAT_VERSION = 3  # the newest format this plugin reads; each bundle is written as format_version_needed
 MEMBERS = ("model.json", "species.csv", "encoder.onnx", "weights.npz")
 SPECIES_COLUMNS = ("index", "code", "name", "n_train")
 EXTENT_COLUMNS = ("lon_min", "lat_min", "lon_max", "lat_max")  # optional: the records' bulk (degrees)
@@ -116,6 +119,13 @@ class ModelBundle:
     @property
     def covariate_names(self) -> list[str]:
         return [c["name"] for c in self.covariates]
+
+    @property
+    def covariate_classes(self) -> list[tuple[float, ...] | None] | None:
+        """Per covariate, the class codes of a categorical one (``model.json`` covariate
+        ``classes``, one-hot encoded in this order) or None for a continuous one; None when no
+        covariate is categorical (every bundle before format version 3)."""
+        return covariate_classes(self.covariates)
 
     @property
     def head(self) -> np.ndarray:
@@ -238,10 +248,15 @@ class ModelBundle:
                 freqs = check_frequencies(m["encoding"]["frequencies"])
             except ValueError as exc:
                 raise BundleError(f"{who}: model.json encoding.{exc}.") from None
-        d_in = input_dim(enc, n_cov, freqs)
+        problem = classes_problem(m["encoding"])
+        if problem:
+            raise BundleError(f"{who}: model.json encoding: {problem}")
+        d_in = input_dim(enc, covariate_features(n_cov, self.covariate_classes), freqs)
         if self.weights[network.INPUT_W].shape[1] != d_in:
+            n_cat = sum(c is not None for c in self.covariate_classes or [])
             raise BundleError(f"{who}: input layer takes {self.weights[network.INPUT_W].shape[1]} "
                               f"features but encoding {enc!r} with {n_cov} covariates"
+                              + (f" ({n_cat} of them categorical)" if n_cat else "")
                               + (f" and {len(freqs)} frequencies" if freqs else "") + f" gives {d_in}.")
         problem = sampling_problem(m["encoding"])
         if problem:
@@ -287,6 +302,12 @@ class ModelBundle:
         self.warnings = []
         return final
 
+    def _covariate_labels(self) -> list[str]:
+        """Covariate names for the card, a categorical one with its number of classes."""
+        classes = self.covariate_classes or [None] * len(self.covariates)
+        return [n if c is None else f"{n}: categorical, {len(c)} classes"
+                for n, c in zip(self.covariate_names, classes)]
+
     def card(self) -> str:
         """A short human-readable summary (model card) of the bundle, ending with how reliable its
         species' maps are (:mod:`~sinr_qgis.core.reliability`) and the poor ones, one line each."""
@@ -295,11 +316,14 @@ class ModelBundle:
         train = m.get("training", {})
         lines = [f"Model: {self.name}", f"Species: {self.n_species}",
                  f"Encoding: {self.encoding}"
-                 + (f" ({', '.join(self.covariate_names)})" if self.covariates else ""),
+                 + (f" ({', '.join(self._covariate_labels())})" if self.covariates else ""),
                  f"Loss: {train.get('loss', '?')}, epochs {train.get('epochs', '?')}, "
                  f"cap {train.get('cap', '?')}",
                  f"Trained on: {data.get('file', '?')} ({data.get('n_records_used', '?')} records)",
                  f"Created: {m.get('created', '?')}"]
+        if data.get("n_removed_no_covariates"):  # a covariate model learns only where its covariates exist
+            lines.insert(-1, f"Left out: {data['n_removed_no_covariates']:,} records without a value in every "
+                             f"covariate ({data.get('n_species_no_covariates', 0):,} species lost all their records)")
         if self.head_dtype != "float32":
             lines.append(f"Species head stored as {self.head_dtype} (smaller file; probabilities within 0.001)")
         if m.get("evaluation"):
@@ -312,9 +336,13 @@ class ModelBundle:
 
 
 def format_version_needed(meta: dict[str, Any]) -> int:
-    """The format version a bundle with ``meta`` is written as: 2 when its covariates are read as the
-    official SINR code did (``encoding.covariate_sampling``; a version-1 reader would ignore that and
-    feed raw values, so it must refuse the file), else 1, which every version of the plugin reads."""
+    """The format version a bundle with ``meta`` is written as: 3 when a covariate is categorical
+    (``classes``: an older reader would sample its class codes bilinearly, giving codes between
+    classes, so it must refuse the file), 2 when its covariates are read as the official SINR code
+    did (``encoding.covariate_sampling``; a version-1 reader would ignore that and feed raw values),
+    else 1, which every version of the plugin reads."""
+    if covariate_classes(meta.get("encoding", {}).get("covariates") or []):
+        return 3
     return 2 if meta.get("encoding", {}).get("covariate_sampling") else 1
 
 

@@ -89,17 +89,55 @@ def standardise_env(env: Any, mean: Any, std: Any, xp: Any = np) -> Any:
     return xp.where(xp.isnan(z), xp.zeros_like(z), z)
 
 
+def one_hot(codes: Any, classes: Any, xp: Any = np) -> Any:
+    """Class codes [N, 1] -> float [N, C] (the dtype of ``codes``): column c is 1 where the code
+    equals ``classes[c]`` (float32 [C]: a sequence, numpy array or torch tensor), else 0. A code
+    that is none of ``classes`` (a class unseen in training) or NaN gives a row of zeros."""
+    if isinstance(classes, (list, tuple)):
+        classes = xp.asarray(np.asarray(classes, dtype=np.float32))
+    hit = codes == classes  # exact: class codes are float32 copies of one raster's cell values
+    return xp.where(hit, xp.ones_like(codes), xp.zeros_like(codes))
+
+
+def encode_covariates(env: Any, mean: Any, std: Any, classes: Sequence[Any] | None = None,
+                      xp: Any = np) -> Any:
+    """Raw covariate values [N, k] -> model features [N, F], covariate by covariate in order: a
+    continuous covariate gives its z-score (:func:`standardise_env`), a categorical one
+    (``classes[j]`` not None: its class codes) its one-hot columns (:func:`one_hot`), so
+    F = (continuous covariates) + (classes of the categorical ones). ``classes`` None (or all
+    None): every covariate is continuous, the formula of bundles without categorical covariates."""
+    if classes is None or all(c is None for c in classes):
+        return standardise_env(env, mean, std, xp)
+    cols = []
+    for j, cls in enumerate(classes):
+        x = env[:, j:j + 1]
+        cols.append(standardise_env(x, mean[j:j + 1], std[j:j + 1], xp) if cls is None else one_hot(x, cls, xp))
+    return xp.concatenate(cols, 1)
+
+
+def covariate_features(n_covariates: int, classes: Sequence[Sequence[float] | None] | None = None) -> int:
+    """How many model input features ``n_covariates`` covariates give: one per continuous
+    covariate, one per class of a categorical one (``classes``: per covariate, None or its classes)."""
+    if classes is None:
+        return n_covariates
+    if len(classes) != n_covariates:
+        raise ValueError(f"{len(classes)} class lists for {n_covariates} covariates")
+    return sum(1 if c is None else len(c) for c in classes)
+
+
 def encode(encoding: str, lonlat: Any, env: Any = None, mean: Any = None, std: Any = None,
-           xp: Any = np, frequencies: Sequence[int] | None = None) -> Any:
+           xp: Any = np, frequencies: Sequence[int] | None = None,
+           classes: Sequence[Any] | None = None) -> Any:
     """Model input features for ``encoding`` (one of ``ENCODINGS``); ``frequencies`` is used by
-    ``sin_cos_multi`` only (None: ``DEFAULT_FREQUENCIES``)."""
+    ``sin_cos_multi`` only (None: ``DEFAULT_FREQUENCIES``), ``classes`` (per covariate: None, or the
+    class codes of a categorical covariate) by the covariate encodings (:func:`encode_covariates`)."""
     if encoding == "sin_cos":
         return sin_cos(lonlat, xp)
     if encoding == "sin_cos_multi":
         return sin_cos_multi(lonlat, DEFAULT_FREQUENCIES if frequencies is None else frequencies, xp)
     if env is None:
         raise ValueError(f"encoding {encoding!r} needs covariate values")
-    z = standardise_env(env, mean, std, xp)
+    z = encode_covariates(env, mean, std, classes, xp)
     if encoding == "env":
         return z
     if encoding == "sin_cos_env":
@@ -108,7 +146,8 @@ def encode(encoding: str, lonlat: Any, env: Any = None, mean: Any = None, std: A
 
 
 def input_dim(encoding: str, n_covariates: int = 0, frequencies: Sequence[int] | None = None) -> int:
-    """Number of model input features for an encoding."""
+    """Number of model input features for an encoding; ``n_covariates``: the covariates' feature
+    count (:func:`covariate_features`: the number of covariates when none is categorical)."""
     if encoding == "sin_cos_multi":
         return COORD_DIM * len(DEFAULT_FREQUENCIES if frequencies is None else frequencies)
     return {"sin_cos": COORD_DIM, "env": n_covariates,

@@ -56,3 +56,7 @@ class DependencyInstallError(SinrError):
 
 class CheckpointImportError(SinrError):
     """An official SINR checkpoint cannot be imported: not a checkpoint, or the converter refused it."""
+
+
+class MemoryBudgetError(SinrError):
+    """A run would need more memory than this machine, or the limits it runs under, allow."""

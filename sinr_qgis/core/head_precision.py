@@ -38,7 +38,8 @@ def float16_head_error(bundle: Any, lonlat: np.ndarray | None = None, env: np.nd
     """The largest |p(float16 head) - p(float32 head)| over all species of ``bundle`` (a
     ``ModelBundle``) at ``lonlat`` [N, 2] degrees (default: ``N_POINTS`` on the sphere) with raw
     covariates ``env`` [N, k] (default for environmental models: each covariate's mean plus a
-    standard normal times its standard deviation). ``inf`` when a weight exceeds float16's range.
+    standard normal times its standard deviation; a categorical covariate's random classes).
+    ``inf`` when a weight exceeds float16's range.
 
     Changes under ``FLOAT16_TOLERANCE / 4`` are bounded, not computed (a quarter of the logit's
     change), so a smaller result is an upper bound rather than the exact largest change."""
@@ -51,7 +52,10 @@ def float16_head_error(bundle: Any, lonlat: np.ndarray | None = None, env: np.nd
         mean = np.asarray(bundle.weights[network.ENV_MEAN], dtype=np.float32)
         std = np.asarray(bundle.weights[network.ENV_STD], dtype=np.float32)
         env = mean + std * np.random.default_rng(1).standard_normal((ll.shape[0], mean.size)).astype(np.float32)
-    emb = network.embed(bundle.weights, bundle.encoding, ll, env, bundle.frequencies)
+        for j, cls in enumerate(bundle.covariate_classes or []):  # a categorical covariate: its classes
+            if cls is not None:
+                env[:, j] = np.random.default_rng(2 + j).choice(np.asarray(cls, np.float32), ll.shape[0])
+    emb = network.embed(bundle.weights, bundle.encoding, ll, env, bundle.frequencies, bundle.covariate_classes)
     emb = emb[np.isfinite(emb).all(axis=1)]
     delta = half - head  # exact: float16 rounding moves a float32 by less than itself
     # A probability moves by at most a quarter of its logit's change: only entries whose bound

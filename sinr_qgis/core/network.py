@@ -62,16 +62,22 @@ def _buffer(buf: np.ndarray | None, n: int, m: int) -> np.ndarray:
 
 
 def embed(weights: Mapping[str, np.ndarray], encoding: str, lonlat: np.ndarray,
-          env: np.ndarray | None = None, frequencies: Sequence[int] | None = None) -> np.ndarray:
+          env: np.ndarray | None = None, frequencies: Sequence[int] | None = None,
+          classes: Sequence[Sequence[float] | None] | None = None) -> np.ndarray:
     """(lon, lat) degrees [N, 2] (+ raw covariates [N, k]) -> embedding [N, D].
 
     ``frequencies``: the bundle's ``encoding.frequencies`` (``sin_cos_multi`` only, required:
-    a default list of the same length would silently give wrong embeddings)."""
+    a default list of the same length would silently give wrong embeddings). ``classes``: the
+    bundle's ``covariate_classes`` (required when a covariate is categorical; without them the
+    features do not fit the input layer: ValueError)."""
     if encoding == "sin_cos_multi" and frequencies is None:
         raise ValueError("encoding 'sin_cos_multi' needs the bundle's frequencies (bundle.frequencies)")
     lonlat = np.asarray(lonlat, dtype=np.float32)
     mean = weights.get(ENV_MEAN)
     std = weights.get(ENV_STD)
     feats = encode(encoding, lonlat, None if env is None else np.asarray(env, np.float32),
-                   mean, std, np, frequencies=frequencies)
+                   mean, std, np, frequencies=frequencies, classes=classes)
+    if feats.shape[1] != weights[INPUT_W].shape[1]:
+        raise ValueError(f"the encoding gives {feats.shape[1]} features, the input layer takes "
+                         f"{weights[INPUT_W].shape[1]}: pass the bundle's covariate_classes")
     return embed_features(weights, feats.astype(np.float32, copy=False))

@@ -57,6 +57,9 @@ from .errors import OccurrenceError
 from .occurrence_terms import DROP_REASONS, TERM_COLUMNS, dropped_text, term_drops
 
 __all__ = ["DROP_REASONS", "FORMATS", "Occurrences", "occurrences_from_arrays", "read_occurrences"]
+# Also used by training/columnar.py (pyarrow, in batches), so that both readers apply one set of
+# rules: choose_table, resolve_columns, parse_floats, id_text, one_spelling, usable_rows, refuse_unusable,
+# damaged_file.
 
 FORMATS = ("auto", "csv", "gbif", "inaturalist", "dwca")
 
@@ -147,9 +150,12 @@ def read_occurrences(
         except OccurrenceError:
             raise
         except DAMAGED as exc:
-            raise OccurrenceError(
-                f"{label}: the file is damaged or truncated ({exc}); download or export it again."
-            ) from exc
+            raise damaged_file(label, exc) from exc
+
+
+def damaged_file(label: str, exc: BaseException) -> OccurrenceError:
+    """The error for a file that stops or breaks while it is read (``exc``: one of ``DAMAGED``)."""
+    return OccurrenceError(f"{label}: the file is damaged or truncated ({exc}); download or export it again.")
 
 
 def _read_path(path: Path, label: str, explicit: dict[str, str | None], fmt: str) -> Occurrences:
@@ -221,9 +227,9 @@ def occurrences_from_arrays(
             f"{label}: longitude, latitude, species (and source) must have one value per record; "
             f"got {n}, {len(lat)}, {len(species)}" + ("" if source is None else f", {len(source)}") + "."
         )
-    ids = [_id_text(v) for v in species]
-    src = None if source is None else [_id_text(v) for v in source]
-    return _assemble(_parse_floats(lon), _parse_floats(lat), ids, None, src, n, label, known_names=names)
+    ids = [id_text(v) for v in species]
+    src = None if source is None else [id_text(v) for v in source]
+    return _assemble(parse_floats(lon), parse_floats(lat), ids, None, src, n, label, known_names=names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,12 +247,12 @@ def _read_container(container: Container, label: str, explicit: dict[str, str | 
             f"{label}: the {container.kind} has no meta.xml, so it is not a readable Darwin Core Archive; "
             "export the archive again with its meta.xml, or read the core file as a CSV."
         )
-    table = _choose_table(container, label, explicit)
+    table = choose_table(container, label, explicit)
     with container.open(table) as raw:
         return _read_table(raw, label, table, explicit)
 
 
-def _choose_table(container: Container, label: str, explicit: dict[str, str | None]) -> str:
+def choose_table(container: Container, label: str, explicit: dict[str, str | None]) -> str:
     """The one table of an archive without meta.xml that holds observations (readmes and licences beside it)."""
     files = container.files()
     tables = [f for f in files if f.lower().endswith(_TABLE_SUFFIXES)]
@@ -275,7 +281,7 @@ def _has_observation_columns(container: Container, table: str, label: str, expli
     with container.open(table) as raw, open_text(raw, "utf-8-sig", label) as text:
         try:
             rows = header_rows(text, label, table)
-            _resolve_columns(rows.header, explicit, label)
+            resolve_columns(rows.header, explicit, label)
         except OccurrenceError:  # not a table of observations (a readme, a licence), or not text
             return False
     return True
@@ -341,7 +347,7 @@ def _columns(
     defaults: dict[int, str] | None = None,
 ) -> tuple[dict[str, int | None], dict[int, list[str]], int]:
     """Roles -> positions, position -> values of the columns used, and the number of data rows."""
-    roles = _resolve_columns(header, explicit, label)
+    roles = resolve_columns(header, explicit, label)
     positions = sorted({i for i in roles.values() if i is not None})
     columns, n_read = _extract(rows, positions, constants or {}, defaults or {})
     return roles, columns, n_read
@@ -361,8 +367,8 @@ def _from_columns(
     source = None if source_col is None else [s.strip() for s in source_col]
     terms = {role: values for role in TERM_COLUMNS if (values := column(role)) is not None}
     return _assemble(
-        _parse_floats(column("longitude") or []),
-        _parse_floats(column("latitude") or []),
+        parse_floats(column("longitude") or []),
+        parse_floats(column("latitude") or []),
         ids,
         names,
         source,
@@ -372,7 +378,7 @@ def _from_columns(
     )
 
 
-def _resolve_columns(header: list[str], explicit: dict[str, str | None], label: str) -> dict[str, int | None]:
+def resolve_columns(header: list[str], explicit: dict[str, str | None], label: str) -> dict[str, int | None]:
     """Map roles (latitude, longitude, species, name, source, and the term roles of
     :data:`TERM_COLUMNS`) to column positions; None where a role has no column."""
     exact: dict[str, int] = {}
@@ -458,7 +464,7 @@ def _extract(
 # values
 
 
-def _parse_floats(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+def parse_floats(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """float64 array; empty or unparseable values become NaN. Vectorised unless something fails."""
     try:
         return np.asarray(values, dtype=np.float64).reshape(-1)
@@ -476,7 +482,7 @@ def _parse_floats(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     return out
 
 
-def _id_text(value: Any) -> str:
+def id_text(value: Any) -> str:
     """A species or source id as text: '' for missing, integral floats without '.0'."""
     if value is None:
         return ""
@@ -488,14 +494,58 @@ def _id_text(value: Any) -> str:
     return str(value).strip()
 
 
+def one_spelling(species_id: str) -> str:
+    """A species id in one spelling: Unicode NFC (a name typed on macOS arrives decomposed) and
+    single spaces (tabs, non-breaking or doubled spaces, none at the ends), so that spellings do not
+    split one species into two."""
+    return unicodedata.normalize("NFC", " ".join(species_id.split()))
+
+
 def _same_spelling(ids: list[str]) -> list[str]:
-    """Species ids with one spelling per species: Unicode NFC (a name typed on macOS arrives
-    decomposed) and single spaces (tabs, non-breaking or doubled spaces), so they do not split
-    one species into two. Worked out once per distinct id."""
-    spelling = {i: unicodedata.normalize("NFC", " ".join(i.split())) for i in set(ids)}
+    """Species ids in :func:`one_spelling`, worked out once per distinct id."""
+    spelling = {i: one_spelling(i) for i in set(ids)}
     if all(k == v for k, v in spelling.items()):
         return ids
     return [spelling[i] for i in ids]
+
+
+def usable_rows(
+    lon: np.ndarray, lat: np.ndarray, no_species: np.ndarray, term_masks: dict[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Which rows are usable presences, and why the others are not.
+
+    ``lon``, ``lat``: float64 [N] degrees (NaN where unreadable); ``no_species``: bool [N], the
+    species id is empty; ``term_masks``: reason -> bool [N] rows that the term rules drop
+    (:func:`.occurrence_terms.term_drops`). Returns the longitudes with 0..360 read as -180..180,
+    the kept rows (bool [N]) and, for every reason of :data:`DROP_REASONS` in its order, the rows
+    dropped under it (each row counted once, under its first reason).
+    """
+    with np.errstate(invalid="ignore"):
+        # 0..360 longitudes (some atlases and marine data): east of 180 is the western hemisphere
+        lon = np.where((lon > 180.0) & (lon <= 360.0), lon - 360.0, lon)
+        masks = dict(term_masks or {})
+        masks["missing"] = ~np.isfinite(lon) | ~np.isfinite(lat) | no_species
+        masks["out_of_range"] = (np.abs(lat) > 90.0) | (np.abs(lon) > 180.0)
+        masks["null_island"] = (lat == 0.0) & (lon == 0.0)
+    dropped_rows = np.zeros(len(lon), dtype=bool)
+    dropped: dict[str, int] = {}
+    for reason in DROP_REASONS:
+        mask = masks[reason] & ~dropped_rows if reason in masks else None
+        dropped[reason] = 0 if mask is None else int(mask.sum())
+        if mask is not None:
+            dropped_rows |= mask
+    return lon, ~dropped_rows, dropped
+
+
+def refuse_unusable(n_read: int, n_kept: int, dropped: dict[str, int], label: str) -> None:
+    """Raise :class:`OccurrenceError` for a file without data rows, or whose rows were all dropped."""
+    if n_read == 0:
+        raise OccurrenceError(f"{label}: the file has a header but no data rows; add observations.")
+    if n_kept == 0:
+        raise OccurrenceError(
+            f"{label}: no usable rows: all {n_read:,} rows were dropped ({dropped_text(dropped)}); check that the "
+            "right columns hold latitude, longitude and species, and that the file holds presence records."
+        )
 
 
 def _assemble(
@@ -511,30 +561,10 @@ def _assemble(
 ) -> Occurrences:
     """Drop unusable rows (each counted once, under its first reason), build the names table, and
     refuse an empty result. ``term_masks``: reason -> rows that the term rules drop."""
-    if n_read == 0:
-        raise OccurrenceError(f"{label}: the file has a header but no data rows; add observations.")
     species = np.empty(len(ids), dtype=object)
     species[:] = _same_spelling(ids)
-    with np.errstate(invalid="ignore"):
-        # 0..360 longitudes (some atlases and marine data): east of 180 is the western hemisphere
-        lon = np.where((lon > 180.0) & (lon <= 360.0), lon - 360.0, lon)
-        masks = dict(term_masks or {})
-        masks["missing"] = ~np.isfinite(lon) | ~np.isfinite(lat) | (species == "")
-        masks["out_of_range"] = (np.abs(lat) > 90.0) | (np.abs(lon) > 180.0)
-        masks["null_island"] = (lat == 0.0) & (lon == 0.0)
-    dropped_rows = np.zeros(len(ids), dtype=bool)
-    dropped: dict[str, int] = {}
-    for reason in DROP_REASONS:
-        mask = masks[reason] & ~dropped_rows if reason in masks else None
-        dropped[reason] = 0 if mask is None else int(mask.sum())
-        if mask is not None:
-            dropped_rows |= mask
-    keep = ~dropped_rows
-    if not keep.any():
-        raise OccurrenceError(
-            f"{label}: no usable rows: all {n_read:,} rows were dropped ({dropped_text(dropped)}); check that the "
-            "right columns hold latitude, longitude and species, and that the file holds presence records."
-        )
+    lon, keep, dropped = usable_rows(lon, lat, species == "", term_masks)
+    refuse_unusable(n_read, int(keep.sum()), dropped, label)
     kept_ids = species[keep]
     table: dict[str, str] = {}
     if names is not None:

@@ -40,16 +40,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from osgeo import gdal
 
-from . import official_env
 from .atomic import check_writable
-from .covariates import CovariateRaster, missing_cells  # the training sampler: one interpolation for both
-from .errors import CancelledError, CovariateError, OutputError
-from .grid import WGS84_WKT, Grid, parse_crs
+from .covariates import band_info, read_band
+from .errors import CancelledError, OutputError
+from .grid import Grid
 
 NODATA = -9999.0
 STYLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "styles"
@@ -334,11 +332,7 @@ def read_geotiff(path: str | Path) -> tuple[np.ndarray, dict]:
     bands, desc, bmeta = [], [], []
     for i in range(1, ds.RasterCount + 1):
         b = ds.GetRasterBand(i)
-        a = b.ReadAsArray().astype(np.float32)
-        nd = b.GetNoDataValue()
-        if nd is not None:
-            a[a == np.float32(nd)] = np.nan
-        bands.append(a)
+        bands.append(read_band(b, band_info(b, i, Path(path).stem)))  # the covariates' reader: one set of rules
         desc.append(b.GetDescription())
         bmeta.append(b.GetMetadata())
     info = {"geotransform": ds.GetGeoTransform(), "wkt": ds.GetProjection(), "descriptions": desc,
@@ -348,174 +342,3 @@ def read_geotiff(path: str | Path) -> tuple[np.ndarray, dict]:
             "compression": ds.GetMetadata("IMAGE_STRUCTURE").get("COMPRESSION", "")}
     ds = None
     return np.stack(bands), info
-
-
-# ---- reading covariate rasters at pixel centres ------------------------------------------------------
-_WINDOW_PIXELS = 1 << 24  # largest raster window read at once when sampling (64 MB of float32)
-
-
-class RasterBandSampler:
-    """Values of one raster band at (lon, lat) points, for env-model predictions.
-
-    Interpolation is the training sampler's (``covariates.CovariateRaster.sample``: bilinear,
-    weights renormalised over valid neighbours), so predictions see covariates the way the model
-    did in training. On top of that a point whose containing cell is nodata, or that lies outside
-    the raster, reads NaN: missing coverage becomes nodata, never a made-up value. The raster
-    may be in any CRS (points are transformed to it); only a window around the requested points
-    is read (in strips of at most ``_WINDOW_PIXELS``, padded by one cell for the interpolation).
-    """
-
-    def __init__(self, path: str | Path, band: int = 1) -> None:
-        self.path, self.band = Path(path), int(band)
-        if not self.path.exists():
-            raise CovariateError(f"Covariate raster {self.path} does not exist. Choose an existing raster.")
-        try:
-            ds = gdal.Open(str(self.path))
-        except RuntimeError as exc:
-            raise CovariateError(f"Cannot read covariate raster {self.path.name}: {exc}") from None
-        if ds is None:
-            raise CovariateError(f"Cannot read covariate raster {self.path.name}: {gdal.GetLastErrorMsg()}")
-        if not 1 <= self.band <= ds.RasterCount:
-            raise CovariateError(f"Covariate raster {self.path.name} has {ds.RasterCount} band(s); "
-                                 f"band {self.band} does not exist.")
-        gt = ds.GetGeoTransform()
-        if gt[2] != 0 or gt[4] != 0:
-            raise CovariateError(f"Covariate raster {self.path.name} is rotated; warp it to a north-up grid first.")
-        wkt = ds.GetProjection()
-        if not wkt:
-            raise CovariateError(f"Covariate raster {self.path.name} has no CRS. Assign one (e.g. EPSG:4326).")
-        srs = parse_crs(wkt)
-        self._transformer = None
-        if not (srs.IsGeographic() and srs.IsSame(parse_crs(WGS84_WKT))):
-            try:
-                self._transformer = gdal.Transformer(None, None, [f"SRC_SRS={WGS84_WKT}", f"DST_SRS={wkt}"])
-            except RuntimeError as exc:
-                raise CovariateError(f"Cannot transform lon/lat to the CRS of {self.path.name} ({exc}).") from None
-        self._ds = ds
-        self._band = ds.GetRasterBand(self.band)
-        self._nodata = self._band.GetNoDataValue()
-        self._gt = gt
-        self._size = (ds.RasterXSize, ds.RasterYSize)
-
-    def sample(self, lonlat: np.ndarray) -> np.ndarray:
-        """float64 [n]: the band's (bilinear) value at each (lon, lat); NaN where there is no coverage."""
-        ll = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
-        out = np.full(ll.shape[0], np.nan)
-        if ll.shape[0] == 0:
-            return out
-        ok = np.isfinite(ll).all(axis=1)
-        x, y = ll[:, 0].copy(), ll[:, 1].copy()
-        if self._transformer is not None and ok.any():
-            pts, good = self._transformer.TransformPoints(0, np.stack([x[ok], y[ok]], axis=1))
-            pts = np.asarray(pts, dtype=np.float64).reshape(-1, 3)
-            x[ok], y[ok] = pts[:, 0], pts[:, 1]
-            ok[ok] = np.asarray(good, dtype=bool) & np.isfinite(pts[:, :2]).all(axis=1)
-        x0, dx, _, y0, _, dy = self._gt
-        w, h = self._size
-        with np.errstate(invalid="ignore"):
-            colf = np.floor((x - x0) / dx)
-            rowf = np.floor((y - y0) / dy)
-        ok &= (colf >= 0) & (colf < w) & (rowf >= 0) & (rowf < h)
-        if not ok.any():
-            return out
-        pick = np.flatnonzero(ok)
-        col, row = colf[pick].astype(np.int64), rowf[pick].astype(np.int64)
-        c0, c1 = max(0, int(col.min()) - 1), min(w, int(col.max()) + 2)  # +-1 cell for the interpolation
-        strip = max(1, _WINDOW_PIXELS // (c1 - c0) - 2)
-        order = np.argsort(row, kind="stable")
-        pick, col, row = pick[order], col[order], row[order]
-        start = 0
-        while start < len(pick):
-            ra = int(row[start])
-            rb = min(int(row[-1]) + 1, ra + strip)
-            stop = int(np.searchsorted(row, rb, side="left"))
-            r0, r1 = max(0, ra - 1), min(h, rb + 1)
-            win = self._band.ReadAsArray(c0, r0, c1 - c0, r1 - r0)
-            if win is None:
-                raise CovariateError(f"Reading covariate raster {self.path.name} failed: {gdal.GetLastErrorMsg()}")
-            win = win.astype(np.float32)
-            win[missing_cells(win, self._nodata)] = np.nan
-            sel = pick[start:stop]
-            cov = CovariateRaster(path=self.path, names=[self.path.stem], values=win[None],
-                                  geotransform=(x0 + c0 * dx, dx, 0.0, y0 + r0 * dy, 0.0, dy))
-            vals = cov.sample(np.stack([x[sel], y[sel]], axis=1))[:, 0]
-            own = win[row[start:stop] - r0, col[start:stop] - c0]
-            out[sel] = np.where(np.isfinite(own), vals, np.nan)  # a nodata cell stays nodata
-            start = stop
-        return out
-
-
-CovariateSampler = RasterBandSampler | official_env.OfficialBandSampler  # both: .sample(lonlat [N, 2]) -> [N]
-
-
-def covariate_samplers(encoding: Mapping[str, Any], sources: Sequence[tuple[str, int]]) -> list[CovariateSampler]:
-    """One sampler per covariate of a bundle (``encoding``: its ``model.json`` ``encoding``), from
-    ``sources`` [(path, band)] in the bundle's covariate order.
-
-    A bundle imported from an official SINR environmental checkpoint (``covariate_sampling``
-    method ``sinr_official``) reads its covariates exactly as the official code did
-    (:class:`~sinr_qgis.core.official_env.OfficialBandSampler`: standardised values, missing cells
-    0); every other bundle reads raw values with :class:`RasterBandSampler`, as its training did."""
-    covariates = list(encoding.get("covariates") or [])
-    sources = match_covariates([str(c.get("name", "")) for c in covariates], sources)
-    sampling = encoding.get("covariate_sampling")
-    if not sampling:
-        return [RasterBandSampler(p, b) for p, b in sources]
-    if sampling.get("method") != official_env.METHOD:
-        raise CovariateError(f"The model reads its covariates with method {sampling.get('method')!r}, which this "
-                             "version of the plugin does not know. Update the plugin.")
-    return [official_env.OfficialBandSampler(p, b, c, sampling["grid"]) for (p, b), c in zip(sources, covariates)]
-
-
-def match_covariates(names: Sequence[str], sources: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-    """``sources`` [(path, band)] put in the order of a model's covariate ``names``, by name.
-
-    A band is known by its description, its file's name (a single-band file) or ``<file>_b<band>``
-    (how training names a band without description); when no band has such a name, by its
-    WorldClim variable (elevation, bio1 ... bio19) if every name on both sides is one. Bands given in
-    another order are re-ordered; bands whose names say nothing of the model's keep their place
-    (renamed files). Raises ``CovariateError`` when the count differs from the model's, or when a
-    band named for another covariate cannot be put in its place (a name missing or twice)."""
-    names, sources = list(names), [(str(p), int(b)) for p, b in sources]
-    if len(sources) != len(names):
-        raise CovariateError(f"The model reads {len(names)} covariates ({', '.join(names)}); {len(sources)} raster "
-                             "band(s) were given. Give one raster band per covariate.")
-    if not sources:  # a coordinate model
-        return []
-    labels = [_band_labels(p, b) for p, b in sources]
-    position = {n: i for i, n in enumerate(names)}
-    hits = [{position[x] for x in lab if x in position} for lab in labels]
-    if not any(hits):
-        model_keys = [official_env.worldclim_variable(n) for n in names]
-        given_keys = [official_env.worldclim_variable(lab[0]) if lab else None for lab in labels]
-        if None not in model_keys + given_keys and len(set(model_keys)) == len(set(given_keys)) == len(names):
-            hits = [{model_keys.index(k)} if k in model_keys else set() for k in given_keys]
-    if sorted(min(h) for h in hits if len(h) == 1) == list(range(len(names))):
-        ordered = [sources[0]] * len(names)
-        for src, h in zip(sources, hits):
-            ordered[min(h)] = src
-        return ordered
-    if all(not h or i in h for i, h in enumerate(hits)):  # the named ones are in their place already
-        return sources
-    given = [lab[0] if lab else Path(p).name for lab, (p, _b) in zip(labels, sources)]
-    raise CovariateError(f"The covariate rasters do not match the model's covariates by name: the model reads "
-                         f"{', '.join(names)} (in this order), the bands given are {', '.join(given)}. Give one "
-                         "band per covariate, named as the model's covariates (or in the model's order).")
-
-
-def _band_labels(path: str, band: int) -> list[str]:
-    """The names a raster band goes by: its description (or, for a single-band file, the file's
-    name) first, then ``<file>_b<band>``; none when the file cannot be opened (its sampler says why)."""
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    try:
-        ds = gdal.Open(str(path))
-    except RuntimeError:
-        ds = None
-    finally:
-        gdal.PopErrorHandler()
-    if ds is None or not 1 <= band <= ds.RasterCount:
-        return []
-    stem = Path(path).stem
-    desc = ds.GetRasterBand(band).GetDescription()
-    first = desc or (stem if ds.RasterCount == 1 else f"{stem}_b{band}")
-    return list(dict.fromkeys([first, *([stem] if ds.RasterCount == 1 else []), f"{stem}_b{band}"]))

@@ -44,12 +44,18 @@ most ``MAX_OPEN_OUTPUTS`` files per pass over the grid.
     map_grid(predictor, grid, fn, n_bands)                         # any fn(embedding [m, D]) -> [m, B]
     map_grid_to_geotiff(predictor, grid, "emb.tif", fn, band_names)  # the same, streamed to a GeoTIFF
 
-``covariates`` (env models only) gives, for each covariate of the bundle in the bundle's order,
-a raster ``(path, band)`` (or just a path: band 1), as a list, or a dict keyed by covariate
-name. Values are read at the pixel centres (rasters in any CRS) with the training sampler's
-bilinear interpolation (``raster_io.RasterBandSampler``); outside a raster or in a nodata cell
-the pixel is nodata (never a silent zero). A bundle imported from an official SINR
-environmental checkpoint reads them as the official code did instead (``raster_io.covariate_samplers``,
+``covariates`` (env models only) gives the raster bands: a list of ``(path, band)`` (or just a
+path: all its bands), matched to the bundle's covariates by name
+(:func:`~sinr_qgis.core.covariate_match.match_covariates`: another order is re-ordered, names that
+cannot be placed are refused), or the user's explicit dict {covariate name: (path, band)}. Values
+are read at the pixel centres by the training reader's rules (``covariates.RasterBandSampler``:
+masks, scale and offset, rasters in any CRS, 0..360 longitudes wrapped, bilinear); outside a
+raster or in a nodata cell the pixel is nodata (never a silent zero), and a map with no valid
+pixel at all is an error that says why, never an empty file. A categorical covariate (``classes``,
+:mod:`~sinr_qgis.core.categories`) is read at its nearest cell and one-hot encoded; a class no
+training record had encodes as no class, with a warning (``Predictor.take_class_warnings``,
+``PredictionResult.warnings``). A bundle imported from an official SINR
+environmental checkpoint reads them as the official code did instead (``covariate_match.covariate_samplers``,
 :mod:`~sinr_qgis.core.official_env`: standardised, missing cells 0).
 
 GeoTIFF outputs (see :mod:`~sinr_qgis.core.raster_io`): Float32 COG, DEFLATE, nodata -9999, band
@@ -70,6 +76,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,12 +87,22 @@ import numpy as np
 from . import network
 from .blas import matmul_t
 from .bundle import ModelBundle, Species
+from .categories import count_unseen, unseen_class_warnings
+from .covariate_match import covariate_samplers, match_covariates
 from .encoding import uses_covariates
-from .errors import BundleError, CancelledError, CovariateError, OutputError, SpeciesNotFoundError
+from .errors import (
+    BundleError,
+    CancelledError,
+    CovariateError,
+    GridError,
+    OutputError,
+    SinrError,
+    SpeciesNotFoundError,
+)
 from .file_names import MAX_NAME_BYTES, unique_file_stems
 from .grid import Grid
 from .landmask import load_land_mask
-from .raster_io import BandSpec, GeoTiffWriter, covariate_samplers
+from .raster_io import BandSpec, GeoTiffWriter
 from .reliability import SpeciesReliability, species_reliability
 from .species_names import format_species_list
 
@@ -136,9 +153,10 @@ class _NumpyBackend:
         self.weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in bundle.weights.items()}
         self.encoding = bundle.encoding
         self.frequencies = bundle.frequencies
+        self.classes = bundle.covariate_classes
 
     def embed(self, lonlat: np.ndarray, env: np.ndarray | None) -> np.ndarray:
-        return network.embed(self.weights, self.encoding, lonlat, env, self.frequencies)
+        return network.embed(self.weights, self.encoding, lonlat, env, self.frequencies, self.classes)
 
 
 class _OnnxBackend:
@@ -239,6 +257,32 @@ class GridBlock:
 class _GridCache:
     key: tuple
     blocks: list[GridBlock]
+    unseen: Counter = field(default_factory=Counter)  # the grid's cells in classes unseen in training
+
+
+@dataclass
+class GridCoverage:
+    """How many pixels of the last grid computed were on the globe, then on land (when the ocean is
+    left empty), then had every covariate; and the covariate rasters' extents, for messages."""
+
+    on_globe: int
+    on_land: int
+    valid: int
+    mask_ocean: bool
+    raster_extents: list[str] = field(default_factory=list)
+
+    def empty_reason(self) -> SinrError:
+        """The error for a map without a valid pixel: what emptied it and what to change."""
+        if self.on_globe and not self.on_land:
+            return GridError("Every pixel of the extent is at sea and the ocean is left empty, so there is nothing "
+                             "to predict; no file was written. Choose an extent over land, or untick 'Leave the "
+                             "ocean empty'.")
+        if self.on_land and self.raster_extents:
+            where = " on land" if self.mask_ocean else ""
+            return CovariateError(f"The covariate rasters have no value at any pixel of the extent{where} (they cover "
+                                  f"{'; '.join(self.raster_extents)}), so there is nothing to predict; no file was "
+                                  "written. Choose covariate rasters that cover the extent, or an extent inside them.")
+        return GridError("No pixel of the extent can be predicted; no file was written. Choose an extent on the globe.")
 
 
 def _scaled(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:
@@ -266,7 +310,11 @@ class Predictor:
         self.warnings: list[str] = []
         self.encoder_calls = 0
         self.locations_encoded = 0
+        # locations encoded in categorical classes no training record had (take_class_warnings)
+        self._unseen: Counter[tuple[int, float]] = Counter()
         self._cache: _GridCache | None = None
+        self.grid_coverage: GridCoverage | None = None  # of the last grid computed (iter_grid)
+        self.covariate_warnings: list[str] = []  # what the covariate rasters' reading called for, last grid
         self._head = np.ascontiguousarray(bundle.head, dtype=np.float32)
         self._head_memo: tuple[np.ndarray, np.ndarray] | None = None
         self._backend: _NumpyBackend | _OnnxBackend
@@ -392,10 +440,20 @@ class Predictor:
         for i in range(0, n, self.batch_size):
             pick = slice(i, min(n, i + self.batch_size)) if rows is None else rows[i:i + self.batch_size]
             e = None if env is None else np.ascontiguousarray(env[pick], dtype=np.float32)
+            if e is not None and self.bundle.covariate_classes is not None:
+                self._unseen += count_unseen(e, self.bundle.covariate_classes)
             out[pick] = self._backend.embed(np.ascontiguousarray(ll[pick], dtype=np.float32), e)
             self.encoder_calls += 1
         self.locations_encoded += n
         return out
+
+    def take_class_warnings(self) -> list[str]:
+        """Sentences about the locations encoded since the last call in categorical classes that no
+        training record had (encoded as no class: :mod:`~sinr_qgis.core.categories`); the count
+        starts again. Empty for a model without categorical covariates."""
+        classes = self.bundle.covariate_classes
+        counts, self._unseen = self._unseen, Counter()
+        return unseen_class_warnings(counts, classes, self.bundle.covariate_names) if classes else []
 
     def logits(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
         """Logits [N, S] = embedding . head[species]."""
@@ -491,6 +549,7 @@ class Predictor:
                rows, self.bundle.sha256 or id(self.bundle))
         n_blocks = -(-grid.height // rows)
         if self._cache is not None and self._cache.key == key:
+            self._unseen += self._cache.unseen  # the cached grid's cells are in those classes again
             for i, block in enumerate(self._cache.blocks):
                 _check_cancel(is_cancelled)
                 yield block
@@ -499,22 +558,28 @@ class Predictor:
             return
         self._cache = None  # free the old grid's embeddings before computing new ones
         mask = load_land_mask(land_mask) if mask_ocean else None
-        samplers = covariate_samplers(self.bundle.meta["encoding"], sources)
+        # already matched by name: the explicit mapping keeps that order
+        samplers = covariate_samplers(self.bundle.meta["encoding"], dict(zip(self.bundle.covariate_names, sources)))
+        n_globe = n_land = n_valid = 0
         # Cache only grids that can fit; a huge grid (20000 x 20000) then never holds more than a block.
         kept: list[GridBlock] | None = \
             [] if grid.n_pixels * (4 * self.embedding_dim + 1) <= 4 * self.cache_max_bytes else None
         size = 0
+        unseen_before = Counter(self._unseen)
         for i, (r0, r1) in enumerate(grid.row_blocks(rows)):
             _check_cancel(is_cancelled)
             lonlat, valid = grid.lonlat(r0, r1)
+            n_globe += int(valid.sum())
             if mask is not None:
                 valid &= mask.is_land(lonlat)
+            n_land += int(valid.sum())
             env = None
             if samplers:
                 env = np.stack([s.sample(lonlat[valid]) for s in samplers], axis=1)
                 have = np.isfinite(env).all(axis=1)
                 valid[valid] = have
                 env = env[have]
+            n_valid += int(valid.sum())
             emb = self._encode(lonlat[valid].astype(np.float32), env) if valid.any() else \
                 np.empty((0, self.embedding_dim), np.float32)
             block = GridBlock(r0, r1, valid, emb)
@@ -527,35 +592,25 @@ class Predictor:
             yield block
             if progress is not None:
                 progress(100.0 * (i + 1) / n_blocks)
+        # what the grid held, for the reason of an empty map (a cached grid is the last one computed)
+        self.grid_coverage = GridCoverage(n_globe, n_land, n_valid, bool(mask_ocean), [
+            s.extent_text() for s in samplers if hasattr(s, "extent_text")])
+        self.covariate_warnings = list(dict.fromkeys(w for s in samplers for w in getattr(s, "warnings", [])))
+        for w in self.covariate_warnings:
+            LOG.warning(w)
         if kept is not None:
-            self._cache = _GridCache(key, kept)
+            self._cache = _GridCache(key, kept, self._unseen - unseen_before)
 
     def _covariate_sources(self, covariates: CovariateSpec) -> list[tuple[str, int]]:
+        """(path, band) per covariate of the bundle, in its order (matched by name); [] for a
+        coordinate model."""
         names = self.bundle.covariate_names
         if not self.needs_covariates:
             return []
         if not covariates:
             raise CovariateError(f"Model {self.bundle.name!r} needs covariate rasters for: {', '.join(names)}. "
-                                 "Choose one raster (and band) per covariate, in this order.")
-        if isinstance(covariates, Mapping):
-            missing = [n for n in names if n not in covariates]
-            if missing:
-                raise CovariateError(f"No raster given for covariate(s) {', '.join(missing)} of model "
-                                     f"{self.bundle.name!r}. Map every covariate to a raster band.")
-            items = [covariates[n] for n in names]
-        else:
-            items = list(covariates)
-            if len(items) != len(names):
-                raise CovariateError(f"Model {self.bundle.name!r} needs {len(names)} covariate raster(s) "
-                                     f"({', '.join(names)}); {len(items)} given.")
-        out = []
-        for it in items:
-            if isinstance(it, (str, os.PathLike)):
-                out.append((str(it), 1))
-            else:
-                p, b = it
-                out.append((str(p), int(b)))
-        return out
+                                 "Choose a raster band for each covariate.")
+        return match_covariates(names, covariates)
 
 
 def _rows_per_block(n_species: int, bytes_per_value: int) -> int:
@@ -634,17 +689,23 @@ def _stream(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter,
 def _stream_group(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter, Callable, int]], *,
                   mask_ocean: bool, covariates: CovariateSpec, land_mask: str | Path | None,
                   progress: ProgressFn | None, is_cancelled: CancelFn | None) -> None:
-    """One pass over the grid writing ``outputs`` (progress 0-90), then each one finished (90-100)."""
+    """One pass over the grid writing ``outputs`` (progress 0-90), then each one finished (90-100).
+    A grid without any valid pixel raises the reason (``GridCoverage.empty_reason``): an empty map
+    is never a success."""
     rows = max(1, TILE_PIXELS // grid.width)
     piece = max(1, SPECIES_BLOCK_BYTES // (4 * grid.width * max(nb for _, _, nb in outputs)))
     for w, _, _ in outputs:
         w.open(min(rows, piece, grid.height))
+    n_valid = 0
     for blk in predictor.iter_grid(grid, mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
                                    progress=_scaled(progress, 0, 90), is_cancelled=is_cancelled):
+        n_valid += int(np.count_nonzero(blk.valid))
         for part in _row_pieces(blk, grid.width, piece):
             for w, fn, nb in outputs:
                 w.write_rows(part.row0, _block_values(part, fn, nb, grid.width))
     _check_cancel(is_cancelled)
+    if n_valid == 0 and predictor.grid_coverage is not None:
+        raise predictor.grid_coverage.empty_reason()
     for i, (w, _, _) in enumerate(outputs):
         lo = 90 + 10 * i / len(outputs)
         w.finish(_scaled(progress, lo, lo + 10 / len(outputs)), is_cancelled)
@@ -821,8 +882,13 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
         writer = GeoTiffWriter(out_path, grid, specs, metadata=meta, style="probability",
                                resampling="NEAREST" if thresholds else "AVERAGE")
         outputs.append((writer, _species_fn(predictor, cols), len(specs)))
+    predictor.take_class_warnings()  # what earlier calls encoded is not this map's
     written = _stream(predictor, grid, outputs, mask_ocean=mask_ocean, covariates=covariates,
                       land_mask=land_mask, progress=progress, is_cancelled=is_cancelled)
+    for w in predictor.take_class_warnings():
+        LOG.warning(w)
+        warnings.append(w)
+    warnings += [w for w in predictor.covariate_warnings if w not in warnings]  # logged by iter_grid
     return PredictionResult(paths=written, species=sp, thresholds={c: t for c, (t, _) in thresholds.items()},
                             warnings=warnings, backend=predictor.backend_name)
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .errors import CovariateError, OccurrenceError
+from .errors import CovariateError, MemoryBudgetError, OccurrenceError
 from .occurrence_terms import drop_reason_text
 from .occurrences import Occurrences, read_occurrences
 
@@ -32,6 +33,7 @@ class InputSummary:
     n_species_below_min: int = 0
     n_records_below_min: int = 0
     covered_fraction: float | None = None
+    n_without_covariates: int = 0  # records without a value in every covariate: left out of training
     origin: str = ""
 
     def text(self) -> str:
@@ -44,6 +46,9 @@ class InputSummary:
         text = parts[0] + ("; dropped " + ", ".join(drops) if drops else "") + ")"
         if self.covered_fraction is not None:
             text += f"; covariates cover {100 * self.covered_fraction:.0f}% of the records"
+            if self.n_without_covariates:
+                text += (f": {self.n_without_covariates:,} records without a value in every covariate (outside "
+                         "the rasters or on a nodata cell) will be left out")
         return text + "."
 
 
@@ -94,34 +99,134 @@ def check_occurrences(occ: Occurrences, min_records: int = 1, species_label: str
 
 
 def check_covariates_cover(paths: Sequence[str | Path], lonlat: np.ndarray,
-                           min_fraction: float = MIN_COVERED_FRACTION) -> float:
-    """Fraction of points with values in every covariate; refuse rasters that miss most points."""
+                           min_fraction: float = MIN_COVERED_FRACTION) -> np.ndarray:
+    """bool [N]: the points with a value in every covariate (read as training reads them: windows
+    only); refuse rasters that miss more than ``1 - min_fraction`` of the points."""
     from .covariates import CovariateStack
 
     stack = CovariateStack.open(list(paths))
     lonlat = np.asarray(lonlat, np.float64).reshape(-1, 2)
     if len(lonlat) == 0:
-        return 1.0
-    values = stack.sample(lonlat)
+        return np.ones(0, dtype=bool)
+    return covered_points(stack, lonlat, stack.sample(lonlat), min_fraction)
+
+
+def covered_points(stack: Any, lonlat: np.ndarray, values: np.ndarray,
+                   min_fraction: float = MIN_COVERED_FRACTION) -> np.ndarray:
+    """bool [N]: the points (lon, lat) [N, 2] whose covariate ``values`` [N, k] (NaN = missing, as
+    ``stack.sample`` of a ``core.covariates.CovariateStack`` gives them) are all there. The one rule
+    of the pre-training check and of training itself: raises ``CovariateError`` with the rasters'
+    and the points' extents when fewer than ``min_fraction`` of the points are covered."""
     covered = np.isfinite(values).all(axis=1)
-    frac = float(covered.mean())
+    frac = float(covered.mean()) if covered.size else 1.0
     if frac < min_fraction:
-        names = ", ".join(Path(p).name for p in paths)
-        extents = "; ".join(_raster_extent_text(r) for r in stack.rasters)
+        names = ", ".join(r.path.name for r in stack.rasters)
+        extents = "; ".join(f"{r.path.name}: {r.extent_text()}" for r in stack.rasters)
         raise CovariateError(
             f"The covariate rasters ({names}) do not cover the observations: only {int(covered.sum()):,} of "
             f"{len(lonlat):,} points ({100 * frac:.0f}%) fall on cells with values in every raster, at least "
             f"{100 * min_fraction:.0f}% are needed. Rasters cover {extents}; the points span lon "
             f"{lonlat[:, 0].min():.2f} to {lonlat[:, 0].max():.2f}, lat {lonlat[:, 1].min():.2f} to "
             f"{lonlat[:, 1].max():.2f}. Use rasters that cover the study area.")
-    return frac
+    return covered
 
 
-def _raster_extent_text(raster) -> str:
-    x0, dx, _, y0, _, dy = raster.geotransform
-    _, h, w = raster.values.shape
-    xs, ys = sorted((x0, x0 + w * dx)), sorted((y0, y0 + h * dy))
-    return f"lon {xs[0]:.2f} to {xs[1]:.2f}, lat {ys[0]:.2f} to {ys[1]:.2f}"
+# ---- memory ------------------------------------------------------------------------------------
+GIB = float(1 << 30)
+LOGIT_COPIES = 3  # a batch's [rows, species] float32 tensors alive at once: logits, their gradient, the head's backward
+ACTIVATION_COPIES = 5  # per residual block: two linear outputs, ReLU, the dropout mask, the gradient
+ADAM_COPIES = 4  # weights, gradients and Adam's two moments
+READ_STRIP_BYTES = 3 * 4 * (1 << 22)  # a statistics strip of 2**22 cells: as read, as float32, and valid cells
+KEPT_BAND_BYTES = 1 << 24  # a covariate band up to this size is read once and kept (core.covariates)
+
+
+def training_memory(*, n_records: int, n_features: int, n_covariates: int, n_species: int, batch_size: int,
+                    width: int, depth: int, pool: int, random_negatives: bool) -> dict[str, int]:
+    """Bytes a training run holds at its peak, by what holds them (an estimate: float32 tensors).
+
+    ``n_records`` training records [N] with ``n_features`` input features each (the encoding's
+    width) and ``n_covariates`` raw covariates; ``n_species`` output classes; a batch of
+    ``batch_size`` records (twice as many rows with ``random_negatives``: the random absences go
+    through the network with them); the network's ``width`` and ``depth``; ``pool`` random absences
+    drawn once (covariate or land models; 0 otherwise). Covariate reads count one kept band per
+    covariate and a statistics strip."""
+    rows = batch_size * (2 if random_negatives else 1)
+    params = n_features * width + width + depth * 2 * (width * width + width) + width * n_species
+    return {
+        "records": n_records * (4 * (2 + n_covariates + n_features) + 8),
+        "random absences": pool * (4 * n_features + 8 * (2 + n_covariates)),
+        "covariate reads": (n_covariates * KEPT_BAND_BYTES + READ_STRIP_BYTES) if n_covariates else 0,
+        "network": 4 * ADAM_COPIES * params,
+        "batches": 4 * rows * (LOGIT_COPIES * n_species + width * (2 + ACTIVATION_COPIES * depth)),
+    }
+
+
+def available_memory() -> tuple[float | None, str]:
+    """(bytes this process may still take, what bounds it), the tightest of: the system's available
+    memory (Linux ``MemAvailable``), a container's or job's memory limit (cgroup, e.g. Slurm, Docker),
+    and the address-space limit (``ulimit -v``) less what the process has mapped. (None, "") where
+    none can be read (macOS, Windows): the check is then skipped."""
+    found: list[tuple[float, str]] = []
+    meminfo = _read_kib("/proc/meminfo", "MemAvailable:")
+    if meminfo is not None:
+        found.append((meminfo, "available memory"))
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit, usage = _read_number(limit_file), _read_number(usage_file)
+        if limit is not None and usage is not None and limit < 1 << 60:  # v1 writes "no limit" as ~2**63
+            found.append((max(0.0, limit - usage), "the memory limit of this job or container"))
+            break
+    soft = _address_space_limit()
+    mapped = _read_kib("/proc/self/status", "VmSize:")
+    if soft is not None and mapped is not None:
+        found.append((max(0.0, soft - mapped), "the address-space limit (ulimit -v)"))
+    return min(found) if found else (None, "")
+
+
+def _address_space_limit() -> float | None:
+    """The soft ``ulimit -v`` in bytes; None where there is none (or no such limit: Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else float(soft)
+
+
+def _read_kib(path: str, key: str) -> float | None:
+    """A ``key: N kB`` line of a /proc file, in bytes; None when unreadable."""
+    try:
+        with open(path, encoding="ascii") as f:
+            line = next((x for x in f if x.startswith(key)), None)
+        return None if line is None else 1024.0 * float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _read_number(path: str) -> float | None:
+    """A file holding one number of bytes (cgroup files); None when unreadable or "max"."""
+    try:
+        return float(Path(path).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def check_memory_budget(parts: dict[str, int], available: tuple[float | None, str] | None = None,
+                        advice: str = "") -> str:
+    """One line for the log: the estimated need (``parts``, :func:`training_memory`) against the
+    memory available (:func:`available_memory` unless given). Raises ``MemoryBudgetError`` with
+    that line and ``advice`` when the need exceeds what is available."""
+    need = sum(parts.values())
+    free, bound = available if available is not None else available_memory()
+    detail = ", ".join(f"{k} {v / GIB:.2f}" for k, v in parts.items() if v)
+    line = f"memory: about {need / GIB:.2f} GiB needed ({detail})"
+    if free is None:
+        return line + "; the memory available is unknown here."
+    line += f"; {free / GIB:.2f} GiB available ({bound})"
+    if need > free:
+        raise MemoryBudgetError(f"Not enough memory: {line.removeprefix('memory: ')}. {advice}".strip())
+    return line + "."
 
 
 def check_training_input(data: str | Path, *, min_records: int = 1, covariates: Sequence[str | Path] = (),
@@ -139,5 +244,7 @@ def check_training_input(data: str | Path, *, min_records: int = 1, covariates: 
     summary = check_occurrences(occ, min_records=min_records, species_label=species_label)
     if covariates:
         lonlat = np.stack([np.asarray(occ.lon, np.float64), np.asarray(occ.lat, np.float64)], 1)
-        summary.covered_fraction = check_covariates_cover(covariates, lonlat)
+        covered = check_covariates_cover(covariates, lonlat)
+        summary.covered_fraction = float(covered.mean()) if covered.size else 1.0
+        summary.n_without_covariates = int((~covered).sum())
     return summary

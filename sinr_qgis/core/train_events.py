@@ -2,7 +2,7 @@
 ``sinr:train_model``, so both logs read the same.
 
 The events are those of ``training/trainer.py`` (module docstring) and ``training/cli.py``:
-``start``, ``step``, ``epoch``, ``done``, ``error``, ``cancelled``. Pure Python (no qgis, no torch).
+``start``, ``note``, ``step``, ``epoch``, ``done``, ``error``, ``cancelled``. Pure Python (no qgis, no torch).
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def describe_event(event: Mapping[str, Any]) -> str | None:
     """One log line for a training event, or ``None`` for an event that has no line of its own.
 
     ``start`` -> "Training 300 records of 3 species for 20 epochs" (", resuming at epoch 4" after
-    ``--resume``); ``epoch`` -> "Epoch 3/20: loss 0.1234". ``step`` events only move the progress
+    ``--resume``); ``epoch`` -> "Epoch 3/20: loss 0.1234"; ``note`` -> its message (what the CLI
+    tells about its inputs, e.g. how a categorical covariate is read). ``step`` events only move the progress
     bar, and ``done``, ``error`` and ``cancelled`` are reported by the supervisor
     (``train_runner.run_training``: the summary, or the error it raises), so they give ``None``.
     """
@@ -38,4 +39,6 @@ def describe_event(event: Mapping[str, Any]) -> str | None:
         loss = event.get("loss")
         return (f"Epoch {_count(event.get('epoch'))}/{_count(event.get('epochs'))}: "
                 f"loss {f'{loss:.4f}' if _finite(loss) else '?'}")
+    if kind == "note" and event.get("message"):
+        return str(event["message"])
     return None

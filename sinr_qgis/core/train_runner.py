@@ -25,10 +25,12 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -124,6 +126,7 @@ class TrainOptions:
     min_records: int | None = None
     encoding: str | None = None
     covariates: list[str] | None = None  # raster files; each band is one covariate
+    categorical: list[str] | None = None  # covariate band names that hold classes (nearest cell, one-hot)
     species_column: str | None = None
     lat_column: str | None = None
     lon_column: str | None = None
@@ -156,6 +159,9 @@ class TrainOptions:
         if self.encoding in ("env", "sin_cos_env") and not self.covariates:
             raise TrainingInputError(f"Encoding {self.encoding!r} needs covariate rasters. Add them or "
                                      "choose the coordinates-only encoding 'sin_cos'.")
+        if self.categorical and not self.covariates:
+            raise TrainingInputError(f"Categorical covariates ({', '.join(self.categorical)}) are bands of covariate "
+                                     "rasters: add the rasters, or leave the categorical covariates empty.")
         if not Path(self.data).is_file():
             raise TrainingInputError(f"Observation file {self.data} does not exist.")
         for raster in self.covariates or []:
@@ -189,6 +195,8 @@ def cli_arguments(opts: TrainOptions) -> list[str]:
         args += ["--pseudo-negatives", pseudo]
     if opts.covariates:
         args += ["--covariates", *[str(c) for c in opts.covariates]]
+    if opts.categorical:
+        args += ["--categorical", *[str(c) for c in opts.categorical]]
     # one JSON line per step drives the progress bar; no text progress bar to fill the stderr tail
     args += ["--jsonl", "--jsonl-every", "1", "--no-progress"]
     if opts.resume:
@@ -248,6 +256,8 @@ def child_environment(root: Path | None) -> dict[str, str]:
         package_parent = PLUGIN_DIR.parent  # training imports sinr_qgis.core
         paths = [str(root)] + ([str(package_parent)] if package_parent != root else [])
         env["PYTHONPATH"] = os.pathsep.join(paths)
+    # the outputs this process holds: the child CLI writes them under this lock (output_lock)
+    env[LOCK_TOKENS_ENV] = ",".join(_HELD_TOKENS.values())
     return env
 
 
@@ -375,6 +385,12 @@ def check_training_available(python: str) -> dict[str, Any]:
 # ---- one output at a time --------------------------------------------------------------------
 _RUNNING: set[str] = set()
 _RUNNING_LOCK = threading.Lock()
+# The plugin holds an output's lock while its training child runs; the child (the same CLI that
+# takes the lock when run by hand) finds the token of the lock file in this variable and works
+# under its parent's lock instead of refusing it.
+LOCK_TOKENS_ENV = "SINR_OUTPUT_LOCK_TOKENS"
+_HELD_TOKENS: dict[str, str] = {}  # lock file -> token, locks this process holds
+_NEW_LOCK_GRACE_S = 5.0  # an empty lock file this young is being written by its owner
 
 
 def lock_path(out: str | Path) -> Path:
@@ -396,47 +412,112 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def output_busy_message(out: str | Path) -> str | None:
-    """Why ``out`` cannot be trained now (another training writes it), or ``None`` if it is free."""
+def _lock_owner(lp: Path) -> dict[str, Any] | None:
+    """The live owner recorded in lock file ``lp`` (pid, host, started, token), or ``None`` when
+    the file is absent or stale (its process ended on this machine)."""
+    try:
+        text = lp.read_text(encoding="utf-8")
+        age = time.time() - lp.stat().st_mtime
+    except OSError:
+        return None
+    try:
+        info = json.loads(text)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):  # being written right now, or garbage left by a crash
+        return {"pid": "?", "started": "just now"} if age < _NEW_LOCK_GRACE_S else None
+    if info.get("host", socket.gethostname()) != socket.gethostname():
+        return info  # a process on another machine (shared folder): its pid cannot be checked here
+    try:
+        pid = int(info.get("pid", -1))
+    except (TypeError, ValueError):
+        return None
+    return info if _pid_alive(pid) else None
+
+
+def _busy_text(out: str | Path, info: dict[str, Any] | None = None) -> str:
+    who = (f" (process {info.get('pid')}" + (f" on {info['host']}" if info.get("host") not in
+                                             (None, socket.gethostname()) else "")
+           + f", started {info.get('started', '?')})") if info else ""
+    text = (f"A training is already writing {Path(out).name}{who}. Wait for it to finish or cancel it, "
+            "or choose another output file.")
+    return text + (f" If no training is running, delete {lock_path(out)}." if info else "")
+
+
+def inherited_lock_tokens() -> set[str]:
+    """Tokens of the locks the parent process holds for this one (:data:`LOCK_TOKENS_ENV`)."""
+    return {t for t in os.environ.get(LOCK_TOKENS_ENV, "").split(",") if t}
+
+
+def output_busy_message(out: str | Path, inherited: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """Why ``out`` cannot be trained now (another training writes it), or ``None`` if it is free.
+
+    ``inherited``: lock tokens handed down by a parent that holds the lock for this process."""
     key = str(Path(out).resolve())
     with _RUNNING_LOCK:
         if key in _RUNNING:
-            return (f"A training is already writing {Path(out).name}. Wait for it to finish or cancel it, "
-                    "or choose another output file.")
-    lp = lock_path(out)
-    try:
-        info = json.loads(lp.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+            return _busy_text(out)
+    info = _lock_owner(lock_path(out))
+    if info is None or info.get("token") in inherited:
         return None
-    if _pid_alive(int(info.get("pid", -1))):
-        return (f"A training is already writing {Path(out).name} (process {info.get('pid')}, started "
-                f"{info.get('started', '?')}). Wait for it to finish or cancel it, or choose another output file. "
-                f"If no training is running, delete {lp}.")
-    return None
+    return _busy_text(out, info)
 
 
 @contextlib.contextmanager
-def output_lock(out: str | Path) -> Iterator[Path]:
-    """Hold ``out`` for this training: refused with :class:`OutputBusyError` while another holds it."""
+def output_lock(out: str | Path, inherited: set[str] | frozenset[str] = frozenset()) -> Iterator[Path]:
+    """Hold ``out`` for this training: refused with :class:`OutputBusyError` while another process
+    (the plugin, or the CLI run by hand) or thread holds it. The lock file is created exclusively,
+    so of two trainings started at once one refuses. With a token of the current lock in
+    ``inherited`` (a child of the holder, see :func:`inherited_lock_tokens`) the parent's lock is
+    used as it is. Child processes started meanwhile get this lock's token (:func:`child_environment`)."""
     key = str(Path(out).resolve())
-    msg = output_busy_message(out)
-    if msg:
-        raise OutputBusyError(msg)
+    lp = lock_path(out)
     with _RUNNING_LOCK:
         if key in _RUNNING:
-            raise OutputBusyError(f"A training is already writing {Path(out).name}. Wait for it to finish "
-                                  "or cancel it, or choose another output file.")
+            raise OutputBusyError(_busy_text(out))
         _RUNNING.add(key)
-    lp = lock_path(out)
+    created = False
     try:
-        with contextlib.suppress(OSError):  # a read-only folder is reported by the output check
-            lp.write_text(json.dumps({"pid": os.getpid(), "started": _now()}), encoding="utf-8")
+        info = _lock_owner(lp)
+        if info is not None and info.get("token") in inherited:
+            yield lp  # the parent's lock; it removes the file
+            return
+        token = uuid.uuid4().hex
+        created = _create_lock(lp, token)
+        if not created and _lock_owner(lp) is not None:
+            raise OutputBusyError(_busy_text(out, _lock_owner(lp)))
+        if created:
+            _HELD_TOKENS[str(lp)] = token
         yield lp
     finally:
-        with contextlib.suppress(OSError):
-            lp.unlink()
+        if created:
+            _HELD_TOKENS.pop(str(lp), None)
+            with contextlib.suppress(OSError):
+                lp.unlink()
         with _RUNNING_LOCK:
             _RUNNING.discard(key)
+
+
+def _create_lock(lp: Path, token: str) -> bool:
+    """Create ``lp`` exclusively with this process as owner; a stale lock (its process ended) is
+    replaced. False when a live owner holds it, or the folder refuses files (the output check reports
+    that)."""
+    record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "token": token})
+    for _attempt in range(2):
+        try:
+            fd = os.open(lp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _lock_owner(lp) is not None:
+                return False
+            with contextlib.suppress(OSError):
+                lp.unlink()  # stale: its process ended
+            continue
+        except OSError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(record)
+        return True
+    return False
 
 
 def _now() -> str:
@@ -651,6 +732,11 @@ def training_summary(done: dict[str, Any], path: str | Path, seconds: float,
         text += "; dropped " + ", ".join(dropped)
     elif prov:
         text += "; no records dropped"
+    if prov.get("n_species_no_covariates"):
+        text += f"; {int(prov['n_species_no_covariates']):,} species had no record with covariate values"
+    if prov.get("n_random_absences"):  # a covariate model's absences lie where every covariate has a value
+        text += (f"; {int(prov['n_random_absences']):,} random absences drawn where every covariate has a value "
+                 f"({int(prov.get('n_random_redrawn_no_covariates', 0)):,} random points without one drawn again)")
     return text + "."
 
 

@@ -159,6 +159,13 @@ class TrainDialog(QDialog):
         for layer in QgsProject.instance().mapLayers().values():
             if isinstance(layer, QgsRasterLayer) and layer.providerType() == "gdal":
                 self.covariates.addItemWithCheckState(layer.name(), Qt.CheckState.Unchecked, layer.id())
+        self.categorical = QLineEdit(model)
+        self.categorical.setObjectName("SinrTrainCategorical")
+        self.categorical.setPlaceholderText("band names, e.g. biome, landcover")
+        self.categorical.setToolTip("Covariate bands that hold classes (land cover, biome, soil type), by band "
+                                    "name, comma-separated: read at the nearest cell and one class per input. "
+                                    "Bands with GDAL category names, an attribute table or a colour table are "
+                                    "categorical without being named here.")
         self.encoding = QComboBox(model)
         for label, value in ENCODING_CHOICES:
             self.encoding.addItem(label, value)
@@ -199,6 +206,7 @@ class TrainDialog(QDialog):
         self.threads.setSpecialValueText("automatic")
         m = QFormLayout(model)
         m.addRow("Covariate rasters", self.covariates)
+        m.addRow("Categorical covariates", self.categorical)
         m.addRow("Model inputs", self.encoding)
         m.addRow("Loss", self.loss)
         m.addRow("", self.loss_help)
@@ -407,6 +415,7 @@ class TrainDialog(QDialog):
             lon_column="" if layer_mode else self.lon_column.text(),
             # a checked layer removed from the project since stays in the list as None: refused, never dropped
             rasters=[project.mapLayer(layer_id) for layer_id in self.covariates.checkedItemsData()],
+            categorical=self.categorical.text().split(","),
             encoding=self.encoding.currentData(), loss=self.loss.currentData(), cap=self.cap.value(),
             epochs=self.epochs.value(), batch_size=self.batch_size.value(), width=self.width_spin.value(),
             depth=self.depth.value(), seed=self.seed.value(), min_records=self.min_records.value(),

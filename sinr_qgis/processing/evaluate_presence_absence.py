@@ -134,6 +134,8 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
                 emb = predictor.embed(data.lonlat[start:start + BATCH], env)
                 logits[start:start + BATCH] = matmul_t(emb.astype(np.float64), head.T)  # not numpy's @: see core.blas
                 feedback.setProgress(80.0 * min(n, start + BATCH) / max(1, n))
+            for w in predictor.take_class_warnings():  # categorical classes no training record had
+                feedback.pushWarning(w)
             scores = {sp.code: logits[:, k] for k, sp in enumerate(used)}
             result = evaluation.evaluate_points(list(refs.values()), scores, logits=True)
         summary = [("Model", bundle.name), ("Points", f"{n:,} ({source.sourceName()})"),

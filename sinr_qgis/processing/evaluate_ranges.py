@@ -167,6 +167,8 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
                 feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
                 scores = evaluation.model_logits(predictor, grid, used, covariates=covariates or None,
                                                  progress=lambda p: progress(10 + 0.7 * p), is_cancelled=is_cancelled)
+                for w in predictor.take_class_warnings():  # categorical classes no training record had
+                    feedback.pushWarning(w)
                 logits = True
             area = self.parameterAsBoolean(parameters, self.AREA_WEIGHTED, context)
             if area and not grid.is_geographic:

@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QThread
 
@@ -26,6 +27,7 @@ from ..qgis_bridge.crs import crs_to_core
 from ..qgis_bridge.grids import grid_from_extent
 
 EXTENT, PIXEL_SIZE, MASK_OCEAN, COVARIATES = "EXTENT", "PIXEL_SIZE", "MASK_OCEAN", "COVARIATES"
+COVARIATE_NAMES = "COVARIATE_NAMES"
 
 
 def _tr(text: str) -> str:
@@ -107,20 +109,30 @@ def grid_from_parameters(alg: QgsProcessingAlgorithm, parameters: dict, context:
 
 
 def add_covariates_parameter(alg: QgsProcessingAlgorithm) -> None:
-    """COVARIATES (advanced, optional): rasters for a model with environmental inputs."""
+    """COVARIATES and COVARIATE_NAMES (advanced, optional): rasters for a model with environmental
+    inputs, and the covariate names of their bands where the bands' own names do not say them."""
     param = QgsProcessingParameterMultipleLayers(
         COVARIATES, _tr("Covariate rasters (models with environmental inputs only)"),
         QgsProcessing.SourceType.TypeRaster, optional=True)
     param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
     alg.addParameter(param)
+    names = QgsProcessingParameterString(
+        COVARIATE_NAMES, _tr("Covariate names of the bands, comma-separated"),
+        optional=True)
+    names.setFlags(names.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+    alg.addParameter(names)
 
 
 def covariates_from_parameters(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext,
-                               bundle: ModelBundle) -> list[tuple[str, int]]:
-    """(path, band) per model covariate from COVARIATES; empty for a coordinate-only model."""
+                               bundle: ModelBundle) -> dict[str, tuple[str, int]]:
+    """{covariate name: (path, band)} of the model's covariates from COVARIATES (every band of
+    each raster, matched by name) and COVARIATE_NAMES; empty for a coordinate-only model."""
     if not bundle.covariates:
-        return []
-    return covariate_sources(alg.parameterAsLayerList(parameters, COVARIATES, context), bundle.covariate_names)
+        return {}
+    text = alg.parameterAsString(parameters, COVARIATE_NAMES, context) if COVARIATE_NAMES in parameters else ""
+    band_names = [n.strip() for n in text.split(",")] if text.strip() else []
+    return covariate_sources(alg.parameterAsLayerList(parameters, COVARIATES, context), bundle.covariate_names,
+                             band_names)
 
 
 def mask_ocean(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> bool:
@@ -128,11 +140,16 @@ def mask_ocean(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProces
 
 
 COVARIATES_HELP = (
-    "<i>Covariates</i> (advanced; models with environmental inputs only): one raster per covariate, "
-    "or one raster with a band per covariate. Bands are matched to the model's covariates by name (a "
-    "band's description or a single-band file's name; WorldClim names for imported official models), "
-    "in any order; bands whose names say nothing keep the model's order. Pixels a raster does not "
-    "cover are nodata.")
+    "<i>Covariates</i> (advanced; models with environmental inputs only): rasters whose bands hold the "
+    "model's covariates, in any order. Bands are matched to the model's covariates by name: a band's "
+    "description, a single-band file's or layer's name (WorldClim variables for imported official "
+    "models); bands the model does not read are left out. Where the names do not say which covariate a "
+    "band holds, the algorithm stops and lists both orders: name the bands in <i>Covariate names</i>, one "
+    "name per band of the rasters in order (e.g. <tt>bio1,bio12</tt>; an empty name keeps the band's own, "
+    "<tt>-</tt> leaves it out). Values are read as GDAL and QGIS read them (nodata, masks, scale and "
+    "offset); a raster without CRS is read as EPSG:4326 when its extent is in degrees, and 0..360 "
+    "longitudes are wrapped. Pixels a raster does not cover are nodata; a map with no pixel covered is "
+    "an error.")
 
 GRID_HELP = (
     "<i>Extent</i> and its CRS (the output is in that CRS); in the dialog it starts as the map's "

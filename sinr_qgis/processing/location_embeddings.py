@@ -75,6 +75,8 @@ class LocationEmbeddingsAlgorithm(SinrAlgorithm):
             _path, pca = prediction.embedding_raster(
                 predictor, grid, output, rgb=rgb, mask_ocean=mask_ocean(self, parameters, context),
                 covariates=covariates, progress=progress, is_cancelled=is_cancelled)
+            for w in predictor.take_class_warnings():  # categorical classes no training record had
+                feedback.pushWarning(w)
         if pca is not None:
             feedback.pushInfo(self.tr("Explained variance of PC1-3: {}").format(
                 ", ".join(f"{v:.1%}" for v in pca.explained)))

@@ -21,6 +21,7 @@ from ..core.species_names import LIST_RULE
 from ..qgis_bridge import prediction
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
 from .grid_params import (
+    COVARIATES_HELP,
     GRID_HELP,
     add_covariates_parameter,
     add_grid_parameters,
@@ -68,15 +69,14 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             "<tt>&lt;output&gt;_&lt;code&gt;.tif</tt> files instead of one band per species: letters of "
             "every script and the hybrid sign are kept, other characters (spaces, commas, characters "
             "Windows refuses) become <tt>_</tt>, and codes that would give the same file on Windows "
-            "or macOS get a short tag, so each species has its own file. "
-            "<i>Covariates</i> (models with environmental inputs only): one raster per covariate in "
-            "the model's order, or one multi-band raster.</p>"
+            "or macOS get a short tag, so each species has its own file. {covariates_help}</p>"
             "<p><b>Output.</b> One band per species with the model's relative score (0-1), styled with "
             "a colour ramp from low to high relative score when loaded. Each band's metadata carry the "
             "species' reliability (RELIABILITY good, caution, poor or unknown; N_TRAIN records; "
             "RANGES_AP, the agreement with expert ranges where the model has it; RELIABILITY_WARNING); "
             "the log lists it and warns for poor maps.</p>").format(
-                species_rule=self.tr(LIST_RULE), grid_help=self.tr(GRID_HELP)) + CAVEATS
+                species_rule=self.tr(LIST_RULE), grid_help=self.tr(GRID_HELP),
+                covariates_help=self.tr(COVARIATES_HELP)) + CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()

@@ -99,6 +99,8 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
             prediction.species_richness_raster(
                 predictor, grid, species, thresholds, output, mask_ocean=mask_ocean(self, parameters, context),
                 covariates=covariates, progress=progress, is_cancelled=is_cancelled)
+            for w in predictor.take_class_warnings():  # categorical classes no training record had
+                feedback.pushWarning(w)
         feedback.pushInfo(self.tr(RICHNESS_CAVEAT))
         style_output_on_load(context, output, "count", name=self.tr("Species richness (follows sampling effort too)"),
                              keep_name=True)

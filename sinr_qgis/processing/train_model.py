@@ -72,6 +72,7 @@ class TrainModelAlgorithm(SinrAlgorithm):
     FILE_LAT_COLUMN = "FILE_LAT_COLUMN"
     FILE_LON_COLUMN = "FILE_LON_COLUMN"
     COVARIATES = "COVARIATES"
+    CATEGORICAL = "CATEGORICAL"
     ENCODING = "ENCODING"
     LOSS = "LOSS"
     CAP = "CAP"
@@ -127,7 +128,11 @@ class TrainModelAlgorithm(SinrAlgorithm):
             "alike.</p>"
             "<p><b>Covariates</b> (optional): lon/lat rasters (e.g. bioclim), each band one covariate; "
             "their means and standard deviations are computed from the rasters. With rasters the model "
-            "uses coordinates + covariates unless you choose otherwise.</p>"
+            "uses coordinates + covariates unless you choose otherwise. A band of classes (land cover, "
+            "biome) is read at its nearest cell, never interpolated, and each class becomes its own input "
+            "(one-hot) when GDAL says it holds classes (category names, a thematic attribute table, a "
+            "colour table) or when you name it under <i>Categorical covariates</i>; a band of few whole "
+            "numbers that is neither gets a warning.</p>"
             "<p><b>Training.</b> The defaults are the bundled model's recipe: AN-full, every record "
             "(no cap), 20 epochs, a network of width 256 and depth 4, the presence weighted by the "
             "number of species, random absences on land, and, with a source field, absences only for "
@@ -172,6 +177,8 @@ class TrainModelAlgorithm(SinrAlgorithm):
             fileFilter=OBSERVATION_FILE_FILTER))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.COVARIATES, self.tr("Covariate rasters"), QgsProcessing.SourceType.TypeRaster, optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.CATEGORICAL, self.tr("Categorical covariates (band names, comma-separated)"), optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.ENCODING, self.tr("Model inputs"), options=[self.tr(label) for label, _value in ENCODING_CHOICES],
             defaultValue=0))
@@ -305,6 +312,7 @@ class TrainModelAlgorithm(SinrAlgorithm):
             lat_column=self.parameterAsString(parameters, self.FILE_LAT_COLUMN, context),
             lon_column=self.parameterAsString(parameters, self.FILE_LON_COLUMN, context),
             rasters=self.parameterAsLayerList(parameters, self.COVARIATES, context),
+            categorical=self.parameterAsString(parameters, self.CATEGORICAL, context).split(","),
             encoding=ENCODING_CHOICES[self.parameterAsEnum(parameters, self.ENCODING, context)][1],
             loss=LOSSES[self.parameterAsEnum(parameters, self.LOSS, context)],
             cap=self.parameterAsInt(parameters, self.CAP, context),

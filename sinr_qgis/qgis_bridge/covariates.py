@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from qgis.core import QgsRasterLayer
 
+from ..core.covariate_match import match_covariates
+from ..core.covariates import CovariateRaster
 from ..core.errors import CovariateError
 
 
@@ -21,19 +24,43 @@ def raster_layer_source(layer: QgsRasterLayer, band: int = 1) -> tuple[str, int]
     return layer.source().split("|")[0], band
 
 
-def covariate_sources(layers: Sequence[QgsRasterLayer], names: Sequence[str]) -> list[tuple[str, int]]:
-    """One (path, band) per model covariate, in the model's order.
+def covariate_sources(layers: Sequence[QgsRasterLayer], names: Sequence[str],
+                      band_names: Sequence[str] = ()) -> dict[str, tuple[str, int]]:
+    """{covariate name: (path, band)} for a model whose covariates are ``names``, from every band of
+    ``layers`` (layers in order, then their bands).
 
-    A single multi-band layer supplies band i to covariate i; otherwise one single-band layer per
-    covariate, in the model's order.
-    """
+    Without ``band_names`` the bands are matched by name
+    (:func:`~sinr_qgis.core.covariate_match.match_covariates`; a single-band layer also goes by its
+    layer name); an alpha band is a mask, not a covariate, and is not among them. ``band_names``
+    (the user's explicit choice) name the bands in that order, one
+    each: an empty entry keeps the band's own name for the matching, ``-`` leaves the band out.
+    Raises ``CovariateError`` with the model's order and the bands given when they do not fit."""
     names = list(names)
     if not names:
-        return []
-    layers = list(layers)
-    if len(layers) == 1 and layers[0] is not None and layers[0].bandCount() == len(names) > 1:
-        return [raster_layer_source(layers[0], i + 1) for i in range(len(names))]
-    if len(layers) != len(names):
-        raise CovariateError(f"The model needs {len(names)} covariate raster(s) in this order: "
-                             f"{', '.join(names)}; {len(layers)} layer(s) were given.")
-    return [raster_layer_source(lyr, 1) for lyr in layers]
+        return {}
+    per_layer = [_covariate_bands(lyr) for lyr in layers]
+    bands = [src for srcs in per_layer for src in srcs]
+    aliases = [[lyr.name()] if len(srcs) == 1 else [] for lyr, srcs in zip(layers, per_layer) for _s in srcs]
+    given = [n.strip() for n in band_names]
+    if not given:
+        return dict(zip(names, match_covariates(names, bands, aliases)))
+    if len(given) != len(bands):
+        listed = ", ".join(f"{Path(p).name} band {b}" for p, b in bands)
+        raise CovariateError(f"{len(given)} covariate name(s) were given for {len(bands)} raster band(s) ({listed}). "
+                             "Give one name per band, in this order (an empty name keeps the band's own name, "
+                             "'-' leaves the band out).")
+    twice = sorted({n for n in given if n and n != "-" and given.count(n) > 1})
+    if twice:
+        raise CovariateError(f"Covariate name(s) {', '.join(twice)} given to more than one band. Name each band once.")
+    named = {n: src for n, src in zip(given, bands) if n and n != "-"}
+    rest = [(src, al) for n, src, al in zip(given, bands, aliases) if not n]
+    if rest:  # the unnamed bands go by their own names, for the covariates not named explicitly
+        left = [n for n in names if n not in named]
+        named.update(zip(left, match_covariates(left, [s for s, _ in rest], [a for _, a in rest])))
+    return named
+
+
+def _covariate_bands(layer: QgsRasterLayer) -> list[tuple[str, int]]:
+    """(path, band) of each covariate band of ``layer``: every band but an alpha band (core's rule)."""
+    path, _ = raster_layer_source(layer)
+    return [(path, b) for b in CovariateRaster(path).band_numbers]

@@ -15,9 +15,9 @@ import numpy as np
 from ..core import runtime
 from ..core.blas import matmul_t
 from ..core.bundle import ModelBundle, Species
+from ..core.covariate_match import SourceSpec, covariate_samplers
 from ..core.errors import SinrError
 from ..core.grid import Grid
-from ..core.raster_io import covariate_samplers
 from ..core.reliability import RICHNESS_CAVEAT
 from ..core.species_names import format_species_list
 
@@ -26,7 +26,7 @@ THRESHOLD_OPTIONS = ["None (probabilities only)", "Fixed value", "LPT-R per spec
 
 Progress = Callable[[float], None] | None
 IsCancelled = Callable[[], bool] | None
-Covariates = Sequence[tuple[str, int]] | None
+Covariates = SourceSpec | None  # bands matched by name, or the user's {covariate: (path, band)}
 
 
 def make_predictor(bundle: ModelBundle, backend: str = "auto") -> runtime.Predictor:
@@ -64,7 +64,7 @@ def predict_range_raster(predictor: runtime.Predictor, grid: Grid, species: Sequ
                          is_cancelled: IsCancelled = None) -> runtime.PredictionResult:
     """Write the species' probability raster(s) for ``grid`` (plus 0/1 bands if thresholded)."""
     return runtime.predict_to_geotiff(
-        predictor, grid, list(species), path, mask_ocean=mask_ocean, covariates=list(covariates or []) or None,
+        predictor, grid, list(species), path, mask_ocean=mask_ocean, covariates=covariates or None,
         threshold=threshold_argument(threshold_mode, threshold_value), fallback_threshold=float(threshold_value),
         one_file_per_species=one_file_per_species, progress=progress, is_cancelled=is_cancelled)
 
@@ -81,11 +81,11 @@ class RankedSpecies:
 
 def covariates_at_points(covariates: Covariates, lonlat: np.ndarray, bundle: ModelBundle) -> np.ndarray | None:
     """Covariate values [N, k] of ``bundle`` at (lon, lat) points, read as the bundle reads them
-    (``raster_io.covariate_samplers``: raw values, NaN outside a raster or on nodata; or the
+    (``covariate_match.covariate_samplers``: raw values, NaN outside a raster or on nodata; or the
     official SINR inputs of an imported official environmental model)."""
     if not covariates:
         return None
-    samplers = covariate_samplers(bundle.meta["encoding"], list(covariates))
+    samplers = covariate_samplers(bundle.meta["encoding"], covariates)
     return np.stack([s.sample(lonlat) for s in samplers], axis=1)
 
 
@@ -128,7 +128,7 @@ def species_richness_raster(predictor: runtime.Predictor, grid: Grid, species: S
     return runtime.map_grid_to_geotiff(
         predictor, grid, path, count, [f"species richness ({idx.size} species; follows sampling effort too)"],
         metadata=meta,
-        resampling="AVERAGE", mask_ocean=mask_ocean, covariates=list(covariates or []) or None,
+        resampling="AVERAGE", mask_ocean=mask_ocean, covariates=covariates or None,
         progress=progress, is_cancelled=is_cancelled)
 
 
@@ -175,7 +175,7 @@ def embedding_raster(predictor: runtime.Predictor, grid: Grid, path: str | Path,
                      is_cancelled: IsCancelled = None) -> tuple[Path, Pca | None]:
     """The location embedding per pixel: all D dimensions, or (``rgb``) its first 3 principal components
     fitted on a coarse sample of the same extent (numpy SVD) and applied block by block."""
-    cov = list(covariates or []) or None
+    cov = covariates or None
     pca = None
     if rgb:
         scale = min(1.0, PCA_SAMPLE_SIDE / max(grid.width, grid.height))
@@ -183,6 +183,7 @@ def embedding_raster(predictor: runtime.Predictor, grid: Grid, path: str | Path,
         sample = runtime.map_grid(predictor, coarse, lambda e: e, predictor.embedding_dim,
                                   mask_ocean=mask_ocean, covariates=cov, is_cancelled=is_cancelled)
         pca = fit_pca(sample.reshape(predictor.embedding_dim, -1).T)
+        predictor.take_class_warnings()  # the sample's pixels are counted again by the map itself
         names = ["PC1", "PC2", "PC3"]
         fn = pca.transform
         meta = {"PRODUCT": "embedding PCA (RGB)",

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from qgis.core import QgsCoordinateTransformContext, QgsRasterLayer
 
+from ..core.covariates import CovariateStack
 from ..core.encoding import COVARIATE_ENCODINGS
 from ..core.errors import SinrError
 from ..core.occurrences import ID_NAMES, LAT_NAMES, LON_NAMES, NAME_NAMES, SOURCE_NAMES
@@ -87,6 +88,7 @@ class TrainingRequest:
     lat_column: str = ""
     lon_column: str = ""
     rasters: Sequence[QgsRasterLayer | None] = ()
+    categorical: Sequence[str] = ()  # covariate band names that hold classes (nearest cell, one-hot)
     encoding: str | None = None
     loss: str = DEFAULTS["loss"]
     cap: int = DEFAULTS["cap"]
@@ -124,6 +126,18 @@ def resolve_encoding(choice: str | None, rasters: list[str],
     return encoding, rasters
 
 
+def categorical_names(names: Sequence[str] | str, rasters: Sequence[str]) -> list[str]:
+    """The covariate band names marked categorical (a list, or one text with commas), stripped and
+    without repeats. Raises ``CovariateError`` naming the rasters' bands when a name is none of them
+    (the check training makes, before a process starts); names without rasters are refused by
+    ``TrainOptions.check``."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    picked = list(dict.fromkeys(n.strip() for n in items if n and n.strip()))
+    if picked and rasters:
+        CovariateStack.open(rasters, categorical=picked)  # opens the files; values are read when sampled
+    return picked
+
+
 def training_inputs(request: TrainingRequest, workdir: str | Path, *,
                     transform_context: QgsCoordinateTransformContext,
                     on_info: Callable[[str], None] | None = None,
@@ -158,10 +172,13 @@ def training_inputs(request: TrainingRequest, workdir: str | Path, *,
                    "lon_column": request.lon_column.strip() or None}
     encoding, rasters = resolve_encoding(request.encoding, [raster_layer_source(r, 1)[0] for r in request.rasters],
                                          on_warning)
+    # rasters a coordinates-only choice dropped (RASTERS_IGNORED) take their categorical bands along
+    categorical = categorical_names(request.categorical, rasters) if rasters or not request.rasters else []
     opts = TrainOptions(
         data=data_file, out=out, loss=request.loss, cap=request.cap, epochs=request.epochs,
         batch_size=request.batch_size, width=request.width, depth=request.depth, seed=request.seed,
         min_records=request.min_records, encoding=encoding, covariates=rasters or None,
+        categorical=categorical or None,
         name=request.name.strip() or None, resume=request.resume, threads=request.threads or None,
         pos_weight=request.pos_weight or "species",
         pseudo_negatives="land" if request.land_absences else "sphere", **columns)

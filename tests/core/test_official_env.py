@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from sinr_qgis.core import official_env, raster_io
+from sinr_qgis.core import official_env
 from sinr_qgis.core.bundle import ModelBundle
+from sinr_qgis.core.covariate_match import covariate_samplers, match_covariates
 from sinr_qgis.core.errors import BundleError, CovariateError
 from sinr_qgis.core.official_env import OfficialBandSampler, official_order, sampling_problem, worldclim_variable
-from sinr_qgis.core.raster_io import covariate_samplers, match_covariates
 from tests import factories
 from tests.training.official_env_data import official_env as official_values
 from tests.training.official_env_data import official_stack, worldwide_points, write_global_raster
@@ -125,9 +125,19 @@ def test_covariates_are_matched_by_name_not_position(tmp_path):
     # WorldClim variables when no name is the model's own (renamed or other-resolution files)
     assert match_covariates(["wc2.1_2d_elev", "wc2.1_2d_bio_2"], [(str(p), 1) for p in singles]) == [
         (str(singles[1]), 1), (str(singles[0]), 1)]
-    # names that say nothing of the model's covariates keep their place
+    # names that say nothing of the model's covariates are not guessed by position: refused, both orders
+    # listed; the user names them explicitly ({covariate: band}), or by elimination when one is left
     other = _bands(tmp_path / "other.tif", ["x", "y"])
-    assert match_covariates(["bio1", "bio5"], [(other, 1), (other, 2)]) == [(other, 1), (other, 2)]
+    with pytest.raises(CovariateError, match=r"the model reads bio1, bio5 \(in this order\), the bands given are x, "
+                                             r"y; no band is named bio1, bio5\. Name each band"):
+        match_covariates(["bio1", "bio5"], [(other, 1), (other, 2)])
+    assert match_covariates(["bio1", "bio5"], {"bio5": (other, 1), "bio1": (other, 2)}) == [(other, 2), (other, 1)]
+    assert match_covariates(["bio1", "bio5"], [(other, 2), (stack, 2)]) == [(stack, 2), (other, 2)]
+    # a path alone stands for all its bands; bands the model does not read are left out; case is ignored
+    assert match_covariates(["BIO12", "bio5"], [stack]) == [(stack, 1), (stack, 3)]
+    # an alias (a QGIS layer's name) names an undescribed band
+    assert match_covariates(["bio1", "bio5"], [(other, 1), (other, 2)], aliases=[["bio5"], ["bio1"]]) == [
+        (other, 2), (other, 1)]
 
 
 @pytest.mark.parametrize("given, message", [
@@ -144,6 +154,6 @@ def test_bands_that_cannot_be_put_in_place_are_refused(tmp_path, given, message)
 
 def test_plugin_models_sample_covariates_by_name_too(tmp_path):
     stack = _bands(tmp_path / "stack.tif", ["b", "a"])
-    samplers = raster_io.covariate_samplers({"covariates": [{"name": "a"}, {"name": "b"}]}, [(stack, 1), (stack, 2)])
+    samplers = covariate_samplers({"covariates": [{"name": "a"}, {"name": "b"}]}, [(stack, 1), (stack, 2)])
     assert [s.band for s in samplers] == [2, 1]
     assert [s.sample(np.array([[0.0, 0.0]]))[0] for s in samplers] == [2.0, 1.0]

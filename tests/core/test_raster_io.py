@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
+from sinr_qgis.core.covariates import RasterBandSampler
 from sinr_qgis.core.errors import CancelledError, CovariateError, OutputError
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.raster_io import (
     NODATA,
     BandSpec,
     GeoTiffWriter,
-    RasterBandSampler,
     read_geotiff,
     style_path,
     write_geotiff,
@@ -141,23 +141,22 @@ def test_sampler_interpolates_like_training_and_keeps_nodata(tmp_path):
     # cell centre; clamped at the raster's edge; containing cell is nodata; outside (west);
     # half-way between two cells; a corner of four cells, one nodata (weights renormalised); NaN point
     np.testing.assert_allclose(got, [0, 11, np.nan, np.nan, 1.5, (4 + 8 + 9) / 3, np.nan])
-    # the very same interpolation as the training sampler where both have coverage
-    from sinr_qgis.core.covariates import read_covariate_raster
+    # the very same values as the training reader (one sampler for both)
+    from sinr_qgis.core.covariates import CovariateStack
 
-    train = read_covariate_raster(p).sample(pts)[:, 0]
-    have = np.isfinite(got)
-    np.testing.assert_allclose(got[have], train[have])
+    np.testing.assert_array_equal(CovariateStack.open([p]).sample(pts)[:, 0], got)
 
 
 def test_sampler_windows_match_a_whole_raster_read(tmp_path, monkeypatch):
-    from sinr_qgis.core import raster_io
+    from sinr_qgis.core import covariates
 
     rng = np.random.default_rng(0)
     arr = rng.random((40, 50)).astype(np.float32)
     p = _raster(tmp_path / "w.tif", 4326, (0, 0.5, 0, 20, 0, -0.5), arr)
     pts = np.stack([rng.uniform(0, 25, 500), rng.uniform(0, 20, 500)], 1)
     whole = RasterBandSampler(p).sample(pts)
-    monkeypatch.setattr(raster_io, "_WINDOW_PIXELS", 120)  # strips of ~1 row: many windows
+    monkeypatch.setattr(covariates, "KEEP_BAND_BYTES", 0)  # read in tiles, not kept whole
+    monkeypatch.setattr(covariates, "TILE_CELLS", 7)  # tiles of 7 x 7 cells: many windows
     np.testing.assert_allclose(RasterBandSampler(p).sample(pts), whole)
     assert np.isfinite(whole).all()
 

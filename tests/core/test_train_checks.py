@@ -7,13 +7,17 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from sinr_qgis.core.errors import CovariateError, OccurrenceError
+from sinr_qgis.core.errors import CovariateError, MemoryBudgetError, OccurrenceError
 from sinr_qgis.core.occurrences import Occurrences, occurrences_from_arrays
 from sinr_qgis.core.train_checks import (
+    GIB,
     MIN_TRAINING_RECORDS,
+    available_memory,
     check_covariates_cover,
+    check_memory_budget,
     check_occurrences,
     check_training_input,
+    training_memory,
 )
 
 
@@ -80,7 +84,7 @@ def test_covariates_that_miss_the_points(tmp_path):
     occ = _occ((20, 15))
     lonlat = np.stack([occ.lon, occ.lat], 1)
     inside = _raster(tmp_path / "na.tif")
-    assert check_covariates_cover([inside], lonlat) == 1.0
+    assert check_covariates_cover([inside], lonlat).all()
     europe = _raster(tmp_path / "eu.tif", extent=(-10.0, 35.0, 30.0, 70.0))
     with pytest.raises(CovariateError, match=r"do not cover the observations: only 0 of 35 points.*lon -10.00 to 30"):
         check_covariates_cover([europe], lonlat)
@@ -93,3 +97,63 @@ def test_check_training_input_reads_the_file(tmp_path):
     csv.write_text("\n".join(rows) + "\n")
     s = check_training_input(csv, covariates=[_raster(tmp_path / "na.tif")])
     assert (s.n_records, s.n_species, s.covered_fraction) == (35, 2, 1.0)
+
+
+def test_records_outside_the_covariates_are_counted_before_training(tmp_path):
+    # 35 records at 40-45 N; a raster ending at 44 N leaves out those further north
+    occ = _occ((20, 15))
+    csv = tmp_path / "obs.csv"
+    rows = ["longitude,latitude,species"] + [f"{x},{y},{s}" for x, y, s in zip(occ.lon, occ.lat, occ.species)]
+    csv.write_text("\n".join(rows) + "\n")
+    south = _raster(tmp_path / "south.tif", extent=(-110.0, 30.0, -60.0, 44.0))
+    n_north = int((occ.lat >= 44.0).sum())
+    assert 0 < n_north < 35 / 2  # under half: a warning in the summary, not a refusal
+    covered = check_covariates_cover([south], np.stack([occ.lon, occ.lat], 1))
+    np.testing.assert_array_equal(covered, occ.lat < 44.0)
+    s = check_training_input(csv, covariates=[south])
+    assert s.n_without_covariates == n_north
+    assert (f"{n_north} records without a value in every covariate (outside the rasters or on a nodata cell) "
+            "will be left out") in s.text()
+
+
+def test_memory_estimate_adds_up_what_training_holds():
+    parts = training_memory(n_records=1000, n_features=6, n_covariates=2, n_species=10, batch_size=100, width=8,
+                            depth=1, pool=500, random_negatives=True)
+    assert parts["records"] == 1000 * (4 * (2 + 2 + 6) + 8)
+    assert parts["random absences"] == 500 * (4 * 6 + 8 * 4)
+    params = 6 * 8 + 8 + 2 * (64 + 8) + 8 * 10
+    assert parts["network"] == 16 * params
+    assert parts["batches"] == 4 * 200 * (3 * 10 + 8 * (2 + 5))
+    assert parts["covariate reads"] == 2 * (1 << 24) + 3 * 4 * (1 << 22)
+    # the paper's scale: 47,375 species at batch 2048 need gigabytes for the batches alone
+    paper = training_memory(n_records=35_500_000, n_features=4, n_covariates=0, n_species=47_375, batch_size=2048,
+                            width=256, depth=4, pool=0, random_negatives=True)
+    assert paper["covariate reads"] == 0 and 2.0 < paper["batches"] / GIB < 2.5
+
+
+def test_memory_budget_one_line_or_a_refusal():
+    parts = {"records": int(1.5 * GIB), "batches": int(0.5 * GIB)}
+    line = check_memory_budget(parts, available=(8 * GIB, "available memory"))
+    assert line == ("memory: about 2.00 GiB needed (records 1.50, batches 0.50); 8.00 GiB available "
+                    "(available memory).")
+    assert check_memory_budget(parts, available=(None, "")).endswith("the memory available is unknown here.")
+    with pytest.raises(MemoryBudgetError) as err:
+        check_memory_budget(parts, available=(1 * GIB, "the address-space limit (ulimit -v)"), advice="Lower it.")
+    assert str(err.value) == ("Not enough memory: about 2.00 GiB needed (records 1.50, batches 0.50); 1.00 GiB "
+                              "available (the address-space limit (ulimit -v)). Lower it.")
+
+
+def test_available_memory_sees_the_address_space_limit():
+    # a child under ulimit -v 2 GiB (the shell's limit, as a laptop-sized budget): its own reading
+    import subprocess
+    import sys
+
+    code = ("from sinr_qgis.core.train_checks import available_memory as a; f, why = a(); "
+            "print(int(f), why, sep='|')")
+    out = subprocess.run(["bash", "-c", f"ulimit -v 2097152; exec {sys.executable} -c \"{code}\""],
+                         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2])
+    free, why = out.stdout.strip().split("|")
+    assert why == "the address-space limit (ulimit -v)"
+    assert 0 < int(free) < 2 * GIB
+    here, _ = available_memory()
+    assert here is None or here > 0

@@ -34,3 +34,10 @@ def test_fields_the_cli_left_out_or_garbled_read_as_a_question_mark(event, text)
 def test_events_without_a_line_of_their_own(kind):
     # steps only move the progress bar; done / error / cancelled are reported by the supervisor
     assert describe_event({"event": kind, "step": 3, "loss": 0.5, "message": "x"}) is None
+
+
+def test_a_note_is_logged_as_its_message():
+    # what the CLI says about its inputs (e.g. how a categorical covariate is read) reaches both logs
+    text = "Covariate 'biome' is categorical (category names): read at the nearest cell"
+    assert describe_event({"event": "note", "message": text}) == text
+    assert describe_event({"event": "note"}) is None and describe_event({"event": "note", "message": ""}) is None

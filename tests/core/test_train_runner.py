@@ -1,7 +1,10 @@
 """The training supervisor against a fake CLI: events, progress, cancel, crash, locks, partials."""
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -45,12 +48,16 @@ def _run(opts, mode="ok", delay=0.0, extra=(), **kw):
 def test_command_carries_every_option(tmp_path):
     o = tr.TrainOptions(data="d.csv", out="m.sinr", loss="me_ssdl", cap=50, epochs=3, batch_size=64, width=32,
                         depth=1, seed=7, min_records=5, encoding="sin_cos_env", covariates=["c.tif", "d.tif"],
-                        species_column="sp", lat_column="y", lon_column="x", source_column="src",
+                        categorical=["biome", "soil"], species_column="sp", lat_column="y", lon_column="x",
+                        source_column="src",
                         name="My model", resume=True, threads=1, pos_weight="species", pseudo_negatives="sphere")
     cmd = tr.build_command("/usr/bin/python3", o)
     assert cmd[:5] == ["/usr/bin/python3", "-u", "-m", "training", "train"]
     i = cmd.index("--covariates")
     assert cmd[i:i + 3] == ["--covariates", "c.tif", "d.tif"]
+    del cmd[i:i + 3]
+    i = cmd.index("--categorical")
+    assert cmd[i:i + 3] == ["--categorical", "biome", "soil"]
     del cmd[i:i + 3]
     assert cmd[-5:] == ["--jsonl", "--jsonl-every", "1", "--no-progress", "--resume"]
     pairs = dict(zip(cmd[5:-5:2], cmd[6:-5:2]))
@@ -85,6 +92,10 @@ def test_all_six_losses_accepted_and_bad_options_refused(opts):
     opts.epochs = 2
     opts.encoding = "env"
     with pytest.raises(tr.TrainingInputError, match="needs covariate rasters"):
+        opts.check()
+    opts.encoding, opts.categorical = "sin_cos", ["biome"]
+    with pytest.raises(tr.TrainingInputError, match=r"^Categorical covariates \(biome\) are bands of covariate "
+                                                    r"rasters: add the rasters, or leave the categorical"):
         opts.check()
 
 
@@ -277,6 +288,10 @@ def test_defaults_are_the_bundled_models_recipe():
     args = cli.build_parser().parse_args(tr.cli_arguments(tr.TrainOptions(
         data="d", out="o", **{k: v for k, v in tr.DEFAULTS.items()}, source_column="source")))
     assert (args.pos_weight, args.cap, args.pseudo_negatives, args.negatives) == ("species", 0, "land", "source_site")
+    # categorical band names after the rasters: each list to its own option
+    args = cli.build_parser().parse_args(tr.cli_arguments(tr.TrainOptions(
+        data="d", out="o", covariates=["a.tif", "b.tif"], categorical=["biome"])))
+    assert (args.covariates, args.categorical) == (["a.tif", "b.tif"], ["biome"])
 
 
 def test_check_python_reports_missing_torch_with_install_help(tmp_path):
@@ -385,3 +400,54 @@ def test_the_probe_reports_versions_and_gpus_of_a_real_python():
     assert info["mps"] is False  # not a Mac
     assert tr.describe_python("py", {"python": "3.12.1", "torch": "2.5.0", "cuda": "NVIDIA H200", "mps": False}) == (
         "py: Python 3.12.1, torch 2.5.0, CUDA: NVIDIA H200, Apple MPS: no")
+
+
+def test_lock_file_is_taken_exclusively_and_stale_ones_replaced(tmp_path):
+    out = tmp_path / "m.sinr"
+    lp = tr.lock_path(out)
+    lp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now", "token": "x"}))
+    assert not tr._create_lock(lp, "y")  # a live owner keeps it
+    assert json.loads(lp.read_text())["token"] == "x"
+    lp.write_text(json.dumps({"pid": 999999999, "host": socket.gethostname(), "started": "yesterday"}))
+    assert tr._create_lock(lp, "z")  # its process ended: replaced
+    info = json.loads(lp.read_text())
+    assert (info["pid"], info["token"]) == (os.getpid(), "z")
+    lp.write_text("")  # an owner writing it right now
+    assert tr.output_busy_message(out) is not None
+    old = time.time() - 60
+    os.utime(lp, (old, old))  # an empty file left by a crash long ago
+    assert tr.output_busy_message(out) is None
+    lp.write_text(json.dumps({"pid": 1, "host": "another-machine", "started": "today"}))
+    assert "process 1 on another-machine" in tr.output_busy_message(out)  # cannot be checked from here
+
+
+def test_child_process_works_under_its_parents_lock(tmp_path):
+    out = tmp_path / "m.sinr"
+    take = ("import sys; from sinr_qgis.core.train_runner import inherited_lock_tokens, output_lock, OutputBusyError\n"
+            "try:\n    with output_lock(sys.argv[1], inherited_lock_tokens()):\n        print('held')\n"
+            "except OutputBusyError as exc:\n    print('busy:', exc)\n")
+    repo = Path(__file__).resolve().parents[2]
+    with tr.output_lock(out) as lp:
+        env = tr.child_environment(repo)  # what the plugin gives its training child
+        child = subprocess.run([sys.executable, "-c", take, str(out)], env=env, capture_output=True, text=True,
+                               check=True)
+        assert child.stdout.strip() == "held"
+        assert lp.is_file()  # the child left its parent's lock in place
+        env.pop(tr.LOCK_TOKENS_ENV)  # a process that is not the holder's child: refused
+        other = subprocess.run([sys.executable, "-c", take, str(out)], env=env, capture_output=True, text=True,
+                               check=True)
+        assert other.stdout.startswith(f"busy: A training is already writing m.sinr (process {os.getpid()}, started ")
+        assert other.stdout.strip().endswith(f"If no training is running, delete {lp}.")
+    assert not lp.exists()
+
+
+def test_summary_counts_what_covariates_left_out_and_where_absences_were_drawn():
+    prov = {"n_used": 1500, "n_read": 2000, "n_removed_no_covariates": 500, "n_species_no_covariates": 2,
+            "n_random_absences": 200_000, "n_random_redrawn_no_covariates": 509_619}
+    assert tr.training_summary({"n_species": 5, "epochs": 1}, "north.sinr", 4, prov) == (
+        "Trained north.sinr: 5 species, 1,500 records used of 2,000 read, 1 epochs, time 4s; dropped 500 without "
+        "covariate values; 2 species had no record with covariate values; 200,000 random absences drawn where every "
+        "covariate has a value (509,619 random points without one drawn again).")
+    # a coordinates model's bundle has none of these counts: its summary is unchanged
+    assert tr.training_summary({"n_species": 5}, "m.sinr", 4, {"n_used": 10, "n_read": 10}) == (
+        "Trained m.sinr: 5 species, 10 records used of 10 read, time 4s; no records dropped.")

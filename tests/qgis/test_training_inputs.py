@@ -151,7 +151,7 @@ def test_a_layer_with_covariates_gives_the_same_options_both_ways(qgis_processin
     assert from_dialog == {
         "out": str(tmp_path / "same.sinr"), "loss": "an_full", "cap": 7, "epochs": 3, "batch_size": 64, "width": 32,
         "depth": 1, "seed": 5, "min_records": 2, "encoding": encoding,
-        "covariates": [str(tmp_path / "bio.tif")] if with_rasters else None,
+        "covariates": [str(tmp_path / "bio.tif")] if with_rasters else None, "categorical": None,
         "species_column": "species", "lat_column": None, "lon_column": None, "source_column": "source",
         "name": "Same model", "resume": False, "threads": 2, "pos_weight": 2048.0, "pseudo_negatives": "sphere",
         "labels": ("observations", "'taxon'")}
@@ -193,6 +193,41 @@ def test_the_dialogs_choices_are_the_algorithms():
     alg.initAlgorithm()
     assert alg.parameterDefinition("ENCODING").options() == [label for label, _value in ENCODING_CHOICES]
     assert [value for _label, value in ENCODING_CHOICES] == [None, "sin_cos", "env", "sin_cos_env"]
+
+
+def test_categorical_bands_are_named_the_same_both_ways(qgis_processing, qtbot, project, tmp_path, monkeypatch):
+    layer, raster = project
+    dlg = TrainDialog()
+    qtbot.addWidget(dlg)
+    dlg.layer_combo.setLayer(layer)
+    dlg.species_field.setField("taxon")
+    _check_rasters(dlg, raster)
+    dlg.categorical.setText(" bio_b2, ,bio_b2 ")  # spaces, an empty item and a repeat: one name
+    dlg.output.setFilePath(str(tmp_path / "m.sinr"))
+    from_dialog = _dialog_inputs(dlg, tmp_path)[0]
+    params = {"INPUT": layer, "SPECIES_FIELD": "taxon", "COVARIATES": [raster.id()], "OUTPUT": str(tmp_path / "m")}
+    from_algorithm = _algorithm_inputs(monkeypatch, params | {"CATEGORICAL": "bio_b2"})[0]
+    assert from_dialog["categorical"] == from_algorithm["categorical"] == ["bio_b2"]
+    assert _algorithm_inputs(monkeypatch, params)[0]["categorical"] is None  # none named: GDAL's declarations only
+    # a name that is no band of the rasters: refused before anything runs, listing the bands
+    dlg.categorical.setText("biome")
+    text = "No covariate band is named 'biome'; the covariates are bio_b1, bio_b2. Mark categorical covariates"
+    with pytest.raises(CovariateError, match=f"^{text}"):
+        dlg.build_options(tmp_path)
+    with pytest.raises(QgsProcessingException, match=f"^{text}"):
+        _run_algorithm(monkeypatch, params | {"CATEGORICAL": "biome"}, _Feedback(), {})
+    # names without any raster: refused, never ignored; with rasters a coordinates-only choice drops
+    # (RASTERS_IGNORED), their names go with them
+    dlg.categorical.setText("bio_b2")
+    dlg.covariates.setItemCheckState(dlg.covariates.findData(raster.id()), Qt.CheckState.Unchecked)
+    text = r"Categorical covariates \(bio_b2\) are bands of covariate rasters: add the rasters, or leave"
+    with pytest.raises(TrainingInputError, match=f"^{text}"):
+        dlg.build_options(tmp_path)
+    with pytest.raises(QgsProcessingException, match=f"^{text}"):
+        _run_algorithm(monkeypatch, {"INPUT": layer, "SPECIES_FIELD": "taxon", "CATEGORICAL": "bio_b2",
+                                     "OUTPUT": str(tmp_path / "m")}, _Feedback(), {})
+    dropped, _csv, _infos, warnings = _algorithm_inputs(monkeypatch, params | {"CATEGORICAL": "bio_b2", "ENCODING": 1})
+    assert dropped["covariates"] is None and dropped["categorical"] is None and warnings == [RASTERS_IGNORED]
 
 
 # ---- the species field: the reader's own column names -------------------------------------------

@@ -51,7 +51,9 @@ def test_train_writes_a_complete_bundle(tmp_path, capsys):
                                  "--pos-weight", "3", *FAST)
     assert code == 0, err
     events = [json.loads(line) for line in stdout.splitlines()]
-    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    # the memory budget's line comes first (a "note" for the plugin's log), then the training's events
+    assert events[0]["event"] == "note" and events[0]["message"].startswith("memory: about ")
+    assert events[1]["event"] == "start" and events[-1]["event"] == "done"
     assert events[-1]["out"] == str(out) and events[-1]["n_species"] == 3
     b = ModelBundle.load(out)
     assert [s.code for s in b.species] == ["aaa", "bbb", "ccc"]
@@ -133,7 +135,7 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, capsys):
     code, stdout, err = run_main(capsys, "train", *opts, "--epochs", "2", "--resume")
     assert code == 0, err
     events = [json.loads(line) for line in stdout.splitlines()]
-    assert events[0]["start_epoch"] == 2
+    assert next(e for e in events if e["event"] == "start")["start_epoch"] == 2
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [2]
     losses = ModelBundle.load(out).meta["training"]["epoch_losses"]
     assert len(losses) == 2 and losses[0] == pytest.approx(first[0])

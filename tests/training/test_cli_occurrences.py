@@ -1,8 +1,12 @@
 """``python -m training train`` says what it read and dropped, and refuses a shifted archive with one line."""
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
+
+import pyarrow
+import pyarrow.parquet
 
 from training.cli import main
 
@@ -18,6 +22,24 @@ def test_train_prints_what_was_read_and_dropped_per_reason(tmp_path: Path, capsy
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "m.sinr"), *FAST]) == 0
     err = capsys.readouterr().err
     assert "plots.csv: 20 records of 2 species (23 rows read; dropped 2 absent, 1 missing)" in err.splitlines()
+    # the training side reads column-wise whenever pyarrow is installed, and says so
+    assert f"plots.csv: read column-wise in batches with pyarrow {pyarrow.__version__}" in err.splitlines()
+
+
+def test_train_reads_parquet_and_reports_the_reader(tmp_path: Path, capsys) -> None:
+    # GBIF / iNaturalist open data come as Parquet: typed columns, read column-wise only
+    n = 30
+    table = pyarrow.table({"taxonKey": pyarrow.array([5 + i % 3 for i in range(n)], pyarrow.int64()),
+                           "decimalLatitude": [40.0 + i * 0.25 for i in range(n)],
+                           "decimalLongitude": [-75.0 - (i % 7) for i in range(n - 1)] + [None]})
+    data = tmp_path / "occ.parquet"
+    pyarrow.parquet.write_table(table, data)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m.sinr"), "--jsonl", *FAST]) == 0
+    out, err = capsys.readouterr()
+    assert "occ.parquet: 29 records of 3 species (30 rows read; dropped 1 missing)" in err.splitlines()
+    done = json.loads(out.strip().splitlines()[-1])
+    assert (done["event"], done["n_records"], done["n_species"]) == ("done", 29, 3)
+    assert done["reader"] == f"read column-wise in batches with pyarrow {pyarrow.__version__}"
 
 
 def test_train_refuses_an_archive_whose_rows_are_shorter_than_meta_xml(tmp_path: Path, capsys) -> None:

@@ -12,10 +12,10 @@ import torch
 from osgeo import gdal
 
 from sinr_qgis.core.bundle import ModelBundle
+from sinr_qgis.core.covariate_match import covariate_samplers
 from sinr_qgis.core.errors import CovariateError
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.official_env import OfficialEnv, read_official_env
-from sinr_qgis.core.raster_io import covariate_samplers
 from sinr_qgis.core.runtime import Predictor, predict_grid
 from tests.training.official_env_data import (
     official_env,

@@ -48,7 +48,7 @@ def test_short_training_learns_ranges_of_held_back_records(shared_data, one_thre
 
     def recording_step(idx):
         loss = step(idx)
-        losses.append(loss)
+        losses.append(float(loss))  # the step's loss tensor, read here on purpose
         return loss
 
     trainer.train_step = recording_step
