@@ -3,14 +3,14 @@
 
 User errors (bad files, columns, options) print one line ``error: ...`` on stderr and exit with
 code 2; with ``--jsonl`` an ``{"event": "error", "message": ...}`` line is also written to stdout.
-The JSON-lines schema is documented in ``training/trainer.py``.
+The JSON-lines events are defined in ``sinr_qgis/core/training/events.py``; the exit statuses, the
+options' names and their defaults (the paper's recipe) in ``sinr_qgis/core/training/defaults.py``.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import functools
-import json
 import os
 import signal
 import sys
@@ -25,23 +25,30 @@ from sinr_qgis.core.atomic import check_writable
 from sinr_qgis.core.bundle import Species, file_sha256
 from sinr_qgis.core.encoding import DEFAULT_FREQUENCIES, ENCODINGS, check_frequencies, powers_of_two, uses_covariates
 from sinr_qgis.core.errors import BundleError, CancelledError, SinrError
+from sinr_qgis.core.training.defaults import (
+    EXIT_CANCELLED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    LOSSES,
+    NEGATIVES,
+    PAPER_RECIPE,
+    PSEUDO_NEGATIVES,
+    USES_NEG_MASK,
+)
+from sinr_qgis.core.training.events import write_event
+from sinr_qgis.core.training.options import checkpoint_path
 
 from .distributed import LeaderFailed, RunStopped, TrainingSession
-from .losses import LOSSES
-from .negatives import NEGATIVES, PSEUDO_NEGATIVES
 
-EXIT_USER_ERROR = 2
 DEFAULT_LICENCE = ("This model is derived from its training data ({file}); it carries the terms of "
                    "that data's licences. Check them before redistributing the model.")
 
 
-def checkpoint_path(out: str | Path) -> Path:
-    """Where ``train`` keeps its per-epoch checkpoint for ``out``: ``OUT.ckpt.pt`` beside it."""
-    p = Path(out)
-    return p.with_name(p.name + ".ckpt.pt")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The CLI's parser: ``train``, ``import-official`` and ``annotate``; the training defaults are
+    the paper's recipe (``PAPER_RECIPE``)."""
+    d = PAPER_RECIPE
     ap = argparse.ArgumentParser(prog="python -m training", description="Train SINR species range models.")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -50,22 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="occurrence file (CSV/CSV.gz, GBIF, iNat export, DwC-A zip; with pyarrow also Parquet, "
                         "a file or a folder of parts): read column-wise in bounded memory when pyarrow is installed")
     t.add_argument("--out", required=True, help="output model bundle (.sinr)")
-    t.add_argument("--loss", default="an_full", choices=sorted(LOSSES))
-    t.add_argument("--cap", type=int, default=1000, help="max records per species (<= 0: no cap)")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=2048)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--width", type=int, default=256)
-    t.add_argument("--depth", type=int, default=4)
-    t.add_argument("--dropout", type=float, default=0.5)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--pos-weight", type=_pos_weight, default=2048.0,
+    t.add_argument("--loss", default=d["loss"], choices=sorted(LOSSES))
+    t.add_argument("--cap", type=int, default=d["cap"], help="max records per species (<= 0: no cap)")
+    t.add_argument("--epochs", type=int, default=d["epochs"])
+    t.add_argument("--batch-size", type=int, default=d["batch_size"])
+    t.add_argument("--lr", type=float, default=d["lr"])
+    t.add_argument("--width", type=int, default=d["width"])
+    t.add_argument("--depth", type=int, default=d["depth"])
+    t.add_argument("--dropout", type=float, default=d["dropout"])
+    t.add_argument("--seed", type=int, default=d["seed"])
+    t.add_argument("--pos-weight", type=_pos_weight, default=d["pos_weight"],
                    help="lambda of the full losses; 'species' = the number of species trained (the bundled "
                    "model's recipe)")
     t.add_argument("--thin-deg", type=float, default=None,
                    help="keep one record per species per grid cell of this size (degrees)")
-    t.add_argument("--min-records", type=int, default=1, help="drop species with fewer records")
-    t.add_argument("--encoding", default="sin_cos", choices=ENCODINGS)
+    t.add_argument("--min-records", type=int, default=d["min_records"], help="drop species with fewer records")
+    t.add_argument("--encoding", default=d["encoding"], choices=ENCODINGS)
     t.add_argument("--covariates", nargs="+", default=[], metavar="RASTER",
                    help="lon/lat covariate raster(s) for --encoding env or sin_cos_env")
     t.add_argument("--categorical", nargs="+", default=[], metavar="NAME",
@@ -83,11 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lon-column")
     t.add_argument("--source-column", help="column naming each record's source (dataset, survey); "
                    "auto-detected as source/datasetKey/datasetID")
-    t.add_argument("--negatives", default="all", choices=NEGATIVES,
+    t.add_argument("--negatives", default=d["negatives"], choices=NEGATIVES,
                    help="which species a record speaks against at its location: all (the paper), "
                    "source (only species its own source records), site (not species the same source "
                    "recorded at the same place), source_site (both); see training/negatives.py")
-    t.add_argument("--pseudo-negatives", default="sphere", choices=PSEUDO_NEGATIVES,
+    t.add_argument("--pseudo-negatives", default=d["pseudo_negatives"], choices=PSEUDO_NEGATIVES,
                    help="where random pseudo-negatives are drawn: sphere (the paper) or land")
     t.add_argument("--name", help="model name (default: the output file's stem)")
     t.add_argument("--licence", help="licence text stored in the bundle")
@@ -164,9 +171,9 @@ def _check_options(a: argparse.Namespace) -> None:
     if getattr(a, "categorical", None) and not a.covariates:
         raise SinrError("--categorical names covariate bands: give their rasters with --covariates.")
     a.frequencies = _frequencies(a)
-    if getattr(a, "negatives", "all") != "all" and not _has_row_negatives(a):
+    if getattr(a, "negatives", "all") != "all" and a.loss not in USES_NEG_MASK:
         raise SinrError(f"--negatives {a.negatives} needs a loss with negatives at observed locations "
-                        "(an_full, me_full, gp, an_slds).")
+                        f"({', '.join(n for n in LOSSES if n in USES_NEG_MASK)}).")
     if not Path(a.data).is_file():
         raise SinrError(f"data file {a.data} does not exist.")
 
@@ -187,11 +194,6 @@ def _frequencies(a: argparse.Namespace) -> list[int] | None:
     except ValueError as exc:
         raise SinrError(f"--frequencies: {exc}.") from None
     return list(freqs)
-
-
-def _has_row_negatives(a: argparse.Namespace) -> bool:
-    """Whether ``a.loss`` uses negatives at observed locations (where ``--negatives`` acts)."""
-    return a.loss in ("an_full", "me_full", "gp", "an_slds")
 
 
 def _own_cells(stack: Any, lonlat: np.ndarray) -> np.ndarray:
@@ -232,7 +234,7 @@ def _lead_train(a: argparse.Namespace, jsonl: Any, session: TrainingSession) -> 
 
     from sinr_qgis.core.categories import covariate_class_lists
     from sinr_qgis.core.covariates import CovariateStack
-    from sinr_qgis.core.thresholds import lpt_r_per_species
+    from sinr_qgis.core.thresholds import LPT_R_PERCENTILE, lpt_r_per_species
 
     from .columnar import read_training_occurrences
     from .data import keep_covered, prepare_training_data
@@ -275,7 +277,7 @@ def _lead_train(a: argparse.Namespace, jsonl: Any, session: TrainingSession) -> 
         # in the terminal's log and the plugin's (a "note" event)
         for note in stack.warnings + notes:
             print(note, file=sys.stderr)
-            _event(jsonl, {"event": "note", "message": note})
+            write_event(jsonl, {"event": "note", "message": note})
         data.provenance.update(covered.provenance())
     cfg = TrainConfig(loss=a.loss, cap=a.cap, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                       width=a.width, depth=a.depth, dropout=a.dropout, seed=a.seed,
@@ -324,8 +326,8 @@ def _lead_train(a: argparse.Namespace, jsonl: Any, session: TrainingSession) -> 
     training = cfg.to_dict() | {"optimizer": "Adam", "lr_schedule": f"ExponentialLR(gamma={cfg.lr_decay}) per epoch",
                                 "epoch_losses": result.epoch_losses, "final_loss": result.final_loss,
                                 "train_seconds": round(train_seconds, 1), "resumed": bool(a.resume),
-                                "threshold": "LPT-R: 5th percentile of the probability at the species' "
-                                             "training records", "torch": torch.__version__,
+                                "threshold": f"LPT-R: {LPT_R_PERCENTILE:g}th percentile of the probability at the "
+                                             "species' training records", "torch": torch.__version__,
                                 "device": session.device.type, "processes": session.env.world_size}
     # exported from the CPU: the same bundle whatever the training device
     export = functools.partial(export_bundle, trainer.model.cpu(), species, out, name=a.name or out.stem,
@@ -410,7 +412,7 @@ def run_import_official(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
         print(f"warning: {warning}", file=sys.stderr)
 
     def progress(fraction: float, what: str) -> None:
-        _event(jsonl, {"event": "progress", "progress": fraction, "message": what})
+        write_event(jsonl, {"event": "progress", "progress": fraction, "message": what})
 
     bundle = convert_official(a.checkpoint, a.taxa, out, name=a.name, env=env, progress=progress,
                               head_dtype="float16" if a.head_float16 else "float32")
@@ -436,41 +438,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _output_lock(args):
             summary = run(args, jsonl) if args.command in ("train", "import-official") else run(args)
     except CancelledError as exc:
-        _event(jsonl, {"event": "cancelled", "message": str(exc)})
+        write_event(jsonl, {"event": "cancelled", "message": str(exc)})
         print(f"cancelled: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CANCELLED
     except LeaderFailed:  # rank 0 reported it
         return EXIT_USER_ERROR
     except RunStopped:  # torchrun ends every process when one fails
         message = (f"training process {rank} was ended because another one stopped (see its error); no bundle was "
                    "written; the last completed epoch is in the checkpoint (use --resume)")
-        _event(jsonl, {"event": "error", "message": message})
+        write_event(jsonl, {"event": "error", "message": message})
         print(f"stopped: {message}", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        _event(jsonl, {"event": "cancelled", "message": "interrupted"})
+        write_event(jsonl, {"event": "cancelled", "message": "interrupted"})
         print("interrupted; the last completed epoch is in the checkpoint (use --resume)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except SinrError as exc:
-        _event(jsonl, {"event": "error", "message": str(exc)})
+        write_event(jsonl, {"event": "error", "message": str(exc)})
         print(f"error: {exc}" if rank == 0 else f"error (training process {rank}): {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except MemoryError:  # beyond the up-front estimate: one line, never a traceback inside QGIS
         message = ("Out of memory. Lower --batch-size or --width, train fewer species (--min-records) or records "
                    "(--cap), or train on a machine with more memory.")
-        _event(jsonl, {"event": "error", "message": message})
+        write_event(jsonl, {"event": "error", "message": message})
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
-    _event(jsonl, {"event": "done"} | summary)
-    return 0
+    write_event(jsonl, {"event": "done"} | summary)
+    return EXIT_OK
 
 
 def _output_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
-    """The plugin's lock on the bundle this command writes (``core.train_runner.output_lock``): a
+    """The plugin's lock on the bundle this command writes (``core.training.lock.output_lock``): a
     second command, or a plugin training, to the same output refuses (``OutputBusyError``) instead
     of silently replacing the first one's model. Under the plugin the child uses its parent's lock;
     under torchrun only rank 0, which writes the bundle, takes it."""
-    from sinr_qgis.core.train_runner import inherited_lock_tokens, output_lock
+    from sinr_qgis.core.training.lock import inherited_lock_tokens, output_lock
 
     out = getattr(args, "out", None) or getattr(args, "model", None)
     if not out or os.environ.get("RANK", "0") not in ("", "0"):  # a bad RANK is refused by the session
@@ -481,10 +483,4 @@ def _output_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[
 def _note(jsonl: Any, line: str) -> None:
     """A line about the inputs for both logs: the terminal's (stderr) and the plugin's (a ``note`` event)."""
     print(line, file=sys.stderr)
-    _event(jsonl, {"event": "note", "message": line})
-
-
-def _event(stream: Any, obj: dict[str, Any]) -> None:
-    if stream is not None:
-        stream.write(json.dumps(obj) + "\n")
-        stream.flush()
+    write_event(jsonl, {"event": "note", "message": line})

@@ -33,8 +33,10 @@ from collections.abc import Callable
 
 import torch
 
+from sinr_qgis.core.training.defaults import PAPER_RECIPE
+
 EPS = 1e-5
-DEFAULT_POS_WEIGHT = 2048.0
+DEFAULT_POS_WEIGHT = PAPER_RECIPE["pos_weight"]
 
 LossFn = Callable[..., torch.Tensor]
 
@@ -250,6 +252,9 @@ LOSSES: dict[str, LossFn] = {
 }
 # losses that take logits at random sphere locations (the trainer draws them only for these)
 NEEDS_RANDOM = frozenset({"an_full", "an_ssdl", "me_full", "me_ssdl", "gp"})
+# The losses that read ``neg_mask`` (negatives at observed locations) are
+# ``sinr_qgis.core.training.defaults.USES_NEG_MASK``: the plugin's supervisor needs that set too,
+# and core imports nothing from training (tests/training/test_losses.py checks it against the code).
 
 
 def get_loss(name: str) -> LossFn:

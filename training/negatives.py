@@ -32,9 +32,7 @@ import numpy as np
 import torch
 
 from sinr_qgis.core.errors import CovariateError
-
-NEGATIVES = ("all", "source", "site", "source_site")
-PSEUDO_NEGATIVES = ("sphere", "land")
+from sinr_qgis.core.training.defaults import NEGATIVES
 
 
 def _site_keys(source: np.ndarray, lonlat32: np.ndarray) -> np.ndarray:
@@ -189,7 +187,7 @@ def pseudo_negative_pool(n: int, rng: np.random.Generator, mode: str,
                          covariates: Callable[[np.ndarray], np.ndarray] | None = None,
                          land_mask: str | None = None) -> PseudoNegativePool:
     """``n`` random absences: area-uniform on the sphere or on land (``mode``, one of
-    ``PSEUDO_NEGATIVES``) and, with ``covariates`` (raw values at points [m, 2] -> [m, k], NaN =
+    ``core.training.defaults.PSEUDO_NEGATIVES``) and, with ``covariates`` (raw values at points [m, 2] -> [m, k], NaN =
     missing; a :class:`CoveredArea` limits the draw to its bounds), only where every covariate
     has a value: rejection sampling, so the absences are area-uniform over the covered area, never
     given made-up (mean) covariates. Raises ``CovariateError`` when fewer than 1 in

@@ -10,8 +10,8 @@ round trip per step). On the CPU dropout uses a mask built from random bits (sam
 
 Randomness is drawn from streams seeded by (seed, epoch), so an epoch is the same whatever the
 device, the number of processes or where a ``--resume`` started: the permutation (on the CPU,
-shared by all processes), the pseudo-negatives (drawn for the whole batch by every process) and,
-per process, dropout and the SLDS losses' draws.
+shared by all processes), the pseudo-negatives and the dropout masks (drawn for the whole batch by
+every process, each taking its shard's rows) and, per process, the SLDS losses' draws.
 
 Several processes (``training.distributed``, under torchrun): each epoch's permutation is cut
 into the single-process batches and each batch into one disjoint shard per process, so the global
@@ -21,22 +21,11 @@ step losses are summed over the processes; rank 0 alone logs and writes checkpoi
 the processes read the shared memory-mapped records and encode each batch (pre-encoded features
 would be one more copy of the data per process).
 
-JSON-lines progress (``jsonl`` stream, one JSON object per line, flushed; the QGIS training task
-parses these). ``epoch`` is 1-based, ``step`` is the global 1-based step, ``progress`` is 0..1:
-
-- ``{"event": "start", "n_records", "n_species", "epochs", "start_epoch", "steps_per_epoch",
-  "steps_total", "device", "processes", "config": {...}}`` (``start_epoch`` > 1 after ``--resume``;
-  ``device``: ``cpu``, ``cuda`` or ``mps``; ``processes``: the number of training processes)
-- ``{"event": "step", "epoch", "step", "steps_total", "loss", "progress", "samples_per_s",
-  "elapsed_s"}`` every ``jsonl_every`` steps (``loss``: mean over the steps since the last one)
-- ``{"event": "epoch", "epoch", "epochs", "loss", "lr", "progress", "elapsed_s", "checkpoint"}``
-  after each epoch (``loss``: the epoch's mean step loss; ``checkpoint``: path or null)
-- the CLI adds ``{"event": "done", "out", "n_species", "final_loss", "elapsed_s", ...}`` after the
-  bundle is written, or ``{"event": "error", "message"}`` when it stops on a user error.
+JSON-lines progress (``jsonl`` stream): the ``start``, ``step`` and ``epoch`` events of
+``sinr_qgis/core/training/events.py``, where every event of the CLI is defined.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -55,12 +44,14 @@ from torch.nn.parallel import DistributedDataParallel
 from sinr_qgis.core.atomic import atomic_path
 from sinr_qgis.core.encoding import uses_covariates
 from sinr_qgis.core.errors import CancelledError, SinrError
+from sinr_qgis.core.training.defaults import NEGATIVES, PAPER_RECIPE, PSEUDO_NEGATIVES
+from sinr_qgis.core.training.events import write_event
 
 from .data import TrainingData, sphere_lonlat
 from .distributed import SINGLE, DistEnv, DistributedError, leader_made
 from .losses import NEEDS_RANDOM, get_loss
 from .model import SinrModel
-from .negatives import NEGATIVES, PSEUDO_NEGATIVES, SourceNegatives, pseudo_negative_pool
+from .negatives import SourceNegatives, pseudo_negative_pool
 
 CHECKPOINT_FORMAT = "sinr-qgis-training-checkpoint"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -162,22 +153,23 @@ class TrainingError(SinrError):
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (stored in the checkpoint and the bundle)."""
+    """Everything that defines a training run (stored in the checkpoint and the bundle); the
+    defaults are the paper's recipe (``core.training.defaults.PAPER_RECIPE``)."""
 
-    loss: str = "an_full"
-    cap: int = 1000
-    epochs: int = 10
-    batch_size: int = 2048
-    lr: float = 5e-4
-    lr_decay: float = 0.98  # ExponentialLR, stepped per epoch
-    width: int = 256
-    depth: int = 4
-    dropout: float = 0.5
-    seed: int = 0
-    pos_weight: float = 2048.0
+    loss: str = PAPER_RECIPE["loss"]
+    cap: int = PAPER_RECIPE["cap"]
+    epochs: int = PAPER_RECIPE["epochs"]
+    batch_size: int = PAPER_RECIPE["batch_size"]
+    lr: float = PAPER_RECIPE["lr"]
+    lr_decay: float = PAPER_RECIPE["lr_decay"]  # ExponentialLR, stepped per epoch
+    width: int = PAPER_RECIPE["width"]
+    depth: int = PAPER_RECIPE["depth"]
+    dropout: float = PAPER_RECIPE["dropout"]
+    seed: int = PAPER_RECIPE["seed"]
+    pos_weight: float = PAPER_RECIPE["pos_weight"]
     thin_deg: float | None = None
-    min_records: int = 1
-    encoding: str = "sin_cos"
+    min_records: int = PAPER_RECIPE["min_records"]
+    encoding: str = PAPER_RECIPE["encoding"]
     frequencies: list[int] | None = None  # sin_cos_multi only (None: its default list)
     covariates: list[str] = field(default_factory=list)  # raster file names, env encodings only
     # per covariate: the class codes of a categorical one (one-hot inputs), None for a continuous one
@@ -187,10 +179,10 @@ class TrainConfig:
     # autocast (fp32 master weights, loss in fp32); bf16 is about 2x faster on CPUs with AMX /
     # AVX512-BF16. A device's choice, not the model's: a checkpoint resumes in another precision
     precision: str = "fp32"
-    # which negatives a record speaks for at its location (``negatives.NEGATIVES``) and where
-    # the pseudo-negatives are drawn (``negatives.PSEUDO_NEGATIVES``); the paper: all, sphere
-    negatives: str = "all"
-    pseudo_negatives: str = "sphere"
+    # which negatives a record speaks for at its location (``NEGATIVES``) and where the
+    # pseudo-negatives are drawn (``PSEUDO_NEGATIVES``); the paper: all, sphere
+    negatives: str = PAPER_RECIPE["negatives"]
+    pseudo_negatives: str = PAPER_RECIPE["pseudo_negatives"]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,21 +227,37 @@ class BitDropout(nn.Module):
         self.p = float(p)
         # int16 lane value v is uniform on [-32768, 32767]; keep when v >= threshold
         self._threshold = round(self.p * 65536) - 32768
+        # under several processes (set_dropout_rows): the rows [b] of x within the whole batch of
+        # batch_rows rows, whose mask every process draws alike and takes its rows of
+        self.rows: torch.Tensor | None = None
+        self.batch_rows = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p <= 0.0:
             return x
         if self.p >= 1.0:
             return torch.zeros_like(x)
-        if not x.is_cpu:  # the bit trick is a CPU speed-up; GPUs have a fused dropout kernel
-            return nn.functional.dropout(x, self.p, training=True)
-        n = x.numel()
-        # full-range int64 words: all 64 bits uniform, so every 16-bit lane is (no copy needed)
-        words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
-        lanes = words.view(torch.int16)[:n].view_as(x)
+        shape = (self.batch_rows, *x.shape[1:]) if self.rows is not None else x.shape
+        if x.is_cpu:
+            n = math.prod(shape)
+            # full-range int64 words: all 64 bits uniform, so every 16-bit lane is (no copy needed)
+            words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+            keep = words.view(torch.int16)[:n].view(shape) >= self._threshold
+        else:  # the bit trick is a CPU speed-up; on a GPU uniform draws cost little
+            keep = torch.rand(shape, device=x.device) >= self.p
+        if self.rows is not None:
+            keep = keep[self.rows]
         # one float mask with the scale folded in: a single multiply forward and backward
-        mask = (lanes >= self._threshold).to(x.dtype).mul_(1.0 / (1.0 - self.p))
-        return x * mask
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+
+
+def set_dropout_rows(model: nn.Module, rows: torch.Tensor | None, batch_rows: int = 0) -> None:
+    """Make every ``BitDropout`` of ``model`` draw the mask of a whole batch of ``batch_rows`` rows
+    and apply its ``rows`` [b] (int64, on the device) to the input: one process's shard then meets
+    the dropout it meets when one process trains the whole batch. ``rows`` None: the input is the batch."""
+    for module in model.modules():
+        if isinstance(module, BitDropout):
+            module.rows, module.batch_rows = rows, batch_rows
 
 
 def use_fast_dropout(model: nn.Module) -> nn.Module:
@@ -294,12 +302,6 @@ class ProgressBar:
             self.stream.write(f"{100 * frac:5.1f}% {done}/{self.total} {text}\n")
         self._last_draw = now
         self.stream.flush()
-
-
-def _emit(stream: IO[str] | None, obj: dict[str, Any]) -> None:
-    if stream is not None:
-        stream.write(json.dumps(obj) + "\n")
-        stream.flush()
 
 
 # ---- the trainer -------------------------------------------------------------------------------
@@ -436,6 +438,10 @@ class Trainer:
         # the pseudo-negatives of the whole batch, the same in every process: row i of a shard
         # meets the random location it meets in one process
         x = torch.cat([x_pos, self.random_features(len(idx))[lo:hi]], 0) if self.needs_random else x_pos
+        if world > 1:  # this shard's rows of the whole batch's [positives; pseudo-negatives]
+            rows = torch.arange(lo, hi, device=self.device)
+            rows = torch.cat([rows, rows + len(idx)]) if self.needs_random else rows
+            set_dropout_rows(self.model, rows, len(idx) * (2 if self.needs_random else 1))
         amp = AUTOCAST_DTYPES.get(self.config.precision)
         with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             logits = self.net(x)
@@ -460,7 +466,8 @@ class Trainer:
         seed, epoch, rank = self.config.seed, self.epoch, self.dist.rank
         self.neg_gen.manual_seed(stream_seed(seed, epoch, NEGATIVES_STREAM))
         self.loss_gen.manual_seed(stream_seed(seed, epoch, LOSS_STREAM, rank))
-        torch.manual_seed(stream_seed(seed, epoch, DROPOUT_STREAM, rank))  # dropout draws from the default one
+        # dropout draws from the default generator, the same in every process (set_dropout_rows)
+        torch.manual_seed(stream_seed(seed, epoch, DROPOUT_STREAM))
         # on the CPU: the same permutation on every device
         perm_gen = torch.Generator().manual_seed(stream_seed(seed, epoch, PERMUTATION_STREAM))
         return torch.randperm(self.data.n_records, generator=perm_gen).to(self.device)
@@ -553,7 +560,7 @@ class Trainer:
         done_steps = spe * self.epoch
         lead = self.dist.is_leader
         jsonl = jsonl if lead else None
-        _emit(jsonl, {"event": "start", "n_records": self.data.n_records, "n_species": self.data.n_species,
+        write_event(jsonl, {"event": "start", "n_records": self.data.n_records, "n_species": self.data.n_species,
                       "epochs": cfg.epochs, "start_epoch": self.epoch + 1, "steps_per_epoch": spe,
                       "steps_total": total, "device": self.device.type, "processes": self.dist.world_size,
                       "config": cfg.to_dict()})
@@ -586,7 +593,7 @@ class Trainer:
                     last = values[-1]
                 elapsed = time.perf_counter() - t0
                 if jsonl is not None and (done_steps % jsonl_every == 0):
-                    _emit(jsonl, {"event": "step", "epoch": self.epoch + 1, "step": done_steps,
+                    write_event(jsonl, {"event": "step", "epoch": self.epoch + 1, "step": done_steps,
                                   "steps_total": total, "loss": sum(window) / len(window),
                                   "progress": done_steps / total,
                                   "samples_per_s": samples / elapsed if elapsed > 0 else None,
@@ -602,7 +609,7 @@ class Trainer:
             self.scheduler.step()
             self.history.append(sum(epoch_losses) / len(epoch_losses))
             ck = str(self.save_checkpoint(checkpoint)) if checkpoint is not None and lead else None
-            _emit(jsonl, {"event": "epoch", "epoch": self.epoch, "epochs": cfg.epochs,
+            write_event(jsonl, {"event": "epoch", "epoch": self.epoch, "epochs": cfg.epochs,
                           "loss": self.history[-1], "lr": self.optimizer.param_groups[0]["lr"],
                           "progress": done_steps / total,
                           "elapsed_s": round(time.perf_counter() - t0, 3), "checkpoint": ck})

@@ -40,3 +40,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def remove_partial_outputs(out: str | os.PathLike) -> list[Path]:
+    """Delete the temporary ``.part`` files (:func:`atomic_path`'s names) a killed writer left beside
+    ``out``, never ``out`` itself; returns the files removed."""
+    p = Path(out)
+    removed = []
+    if p.parent.is_dir():
+        for tmp in p.parent.glob(f".{p.name}.*.part*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed

@@ -31,6 +31,14 @@ def _scipy_gemms() -> dict[np.dtype, Callable] | None:
     return {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 
 
+@functools.lru_cache(maxsize=1)
+def _scipy_gemvs() -> dict[np.dtype, Callable]:
+    """scipy's sgemv and dgemv (only asked for once ``_scipy_gemms`` found scipy)."""
+    from scipy.linalg import blas
+
+    return {np.dtype(np.float32): blas.sgemv, np.dtype(np.float64): blas.dgemv}
+
+
 def product_engine() -> str:
     """Which code computes :func:`matmul_t`: ``ENGINE_SCIPY`` or ``ENGINE_NUMPY``."""
     return ENGINE_SCIPY if _scipy_gemms() is not None else ENGINE_NUMPY
@@ -39,9 +47,9 @@ def product_engine() -> str:
 def matmul_t(x: np.ndarray, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``x @ w.T`` for 2-D arrays x [N, K] and w [M, K] of one float dtype -> C-contiguous [N, M].
 
-    float32 and float64 go through scipy's BLAS gemm: with C-contiguous inputs the transposed
-    views are exactly the Fortran-ordered operands gemm wants, so nothing is copied and the
-    Fortran-ordered [M, N] result is returned as its C-contiguous transpose. ``out`` (C-contiguous
+    float32 and float64 go through scipy's BLAS gemm (gemv when w has one row): with C-contiguous
+    inputs the transposed views are exactly the Fortran-ordered operands gemm wants, so nothing is
+    copied and the Fortran-ordered [M, N] result is returned as its C-contiguous transpose. ``out`` (C-contiguous
     [N, M], same dtype) receives the result in place, so a loop of layers can reuse its buffers
     (fresh arrays cost page faults). Other dtypes, mixed dtypes and a missing scipy use numpy's
     ``@`` (same values to float rounding).
@@ -54,12 +62,21 @@ def matmul_t(x: np.ndarray, w: np.ndarray, out: np.ndarray | None = None) -> np.
         raise ValueError(f"matmul_t: shapes {x.shape} and {w.shape} do not share their last dimension")
     if x.shape[0] == 0 or w.shape[0] == 0 or x.shape[1] == 0:
         return np.matmul(x, w.T, out=out)  # BLAS rejects empty operands; numpy needs no product for them
+    if out is not None and (out.shape != (x.shape[0], w.shape[0]) or out.dtype != x.dtype
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"matmul_t: out must be C-contiguous {x.dtype} {(x.shape[0], w.shape[0])}")
+    if w.shape[0] == 1:
+        # one row of w (one species' head): gemv, which streams x once; OpenBLAS's gemm with a
+        # one-column result ran 3x slower on [131072, 256] (a further species on a cached canvas)
+        y = _scipy_gemvs()[x.dtype](1.0, np.ascontiguousarray(x).T, np.ascontiguousarray(w[0]), trans=1)
+        if out is None:
+            return y.reshape(-1, 1)
+        out[:, 0] = y
+        return out
     # ascontiguousarray is a no-op for the C-contiguous arrays every caller passes
     a, b = np.ascontiguousarray(w).T, np.ascontiguousarray(x).T
     if out is None:
         return gemm(1.0, a, b, trans_a=1).T
-    if out.shape != (x.shape[0], w.shape[0]) or out.dtype != x.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"matmul_t: out must be C-contiguous {x.dtype} {(x.shape[0], w.shape[0])}")
     gemm(1.0, a, b, beta=0.0, c=out.T, trans_a=1, overwrite_c=1)  # out.T is the Fortran [M, N] gemm writes
     return out
 

@@ -3,7 +3,9 @@ class lists. numpy only; GDAL objects are passed in.
 
 A band's values are classes, not quantities, when GDAL says so: it has category names
 (``GetCategoryNames``, the index is the class code), a thematic raster attribute table
-(``GetDefaultRAT``: a value column and a name column) or is a palette index into a colour table.
+(``GetDefaultRAT``: a value column and a name column), is a palette index into a colour table, or
+its band metadata says ``CATEGORICAL=YES`` (names in ``CLASS_<code>`` items, as in the project's
+bioclim test raster).
 Such a band is read at the nearest cell (never interpolated: a point between classes 3 and 5 is
 in class 3 or 5, not 4) and one-hot encoded (:func:`~sinr_qgis.core.encoding.one_hot`), in
 training and in prediction alike. A band of whole numbers with few distinct values may be classes
@@ -37,13 +39,14 @@ class BandClasses:
     """A band declared categorical: how GDAL says so (``source``) and the class names it gives,
     by class code (empty for a colour table without names)."""
 
-    source: str  # "category names", "raster attribute table" or "colour table"
+    source: str  # "category names", "raster attribute table", "colour table" or "band metadata"
     names: Mapping[float, str] = field(default_factory=dict)
 
 
 def declared_classes(band: Any) -> BandClasses | None:
     """The classes GDAL declares for ``band`` (a ``gdal.Band``), or None for a continuous band:
-    category names first, then a thematic raster attribute table, then a palette index band."""
+    category names first, then a thematic raster attribute table, then a palette index band, then
+    band metadata ``CATEGORICAL=YES`` (class names from its ``CLASS_<code>`` items)."""
     from osgeo import gdal
 
     names = band.GetCategoryNames() or []
@@ -57,7 +60,24 @@ def declared_classes(band: Any) -> BandClasses | None:
             return BandClasses("raster attribute table", table)
     if band.GetColorTable() is not None and band.GetColorInterpretation() == gdal.GCI_PaletteIndex:
         return BandClasses("colour table")
-    return None
+    return _metadata_classes(band.GetMetadata() or {})
+
+
+def _metadata_classes(metadata: Mapping[str, str]) -> BandClasses | None:
+    """Classes declared in band metadata: ``CATEGORICAL`` YES/TRUE/1 (any case), names from the
+    ``CLASS_<code>`` items whose code is a number; None when the band is not declared so."""
+    flag = next((v for k, v in metadata.items() if k.upper() == "CATEGORICAL"), "")
+    if str(flag).strip().upper() not in ("YES", "TRUE", "1"):
+        return None
+    names = {}
+    for key, name in metadata.items():
+        head, _, code = key.partition("_")
+        if head.upper() == "CLASS" and name and name.strip():
+            try:
+                names[float(code)] = name.strip()
+            except ValueError:
+                continue  # CLASS_<word>: not a class code
+    return BandClasses("band metadata", names)
 
 
 def _rat_classes(rat: Any) -> dict[float, str] | None:

@@ -49,7 +49,7 @@ def match_covariates(names: Sequence[str], sources: SourceSpec,
         extra = list(aliases[i]) if aliases is not None else []
         for path, band in _bands_of(item, rasters):
             given.append((path, band))
-            labels.append(_band_labels(rasters[path], band) + extra)
+            labels.append(band_labels(rasters[path], band) + extra)
     if len(given) < len(names):
         raise CovariateError(f"The model reads {len(names)} covariates ({', '.join(names)}); {len(given)} raster "
                              f"band(s) were given. Give one raster band per covariate. {NAMING_HINT}")
@@ -108,7 +108,7 @@ def _bands_of(item: Source | str, rasters: dict[str, CovariateRaster]) -> list[S
     return [(path, band)]
 
 
-def _band_labels(raster: CovariateRaster, band: int) -> list[str]:
+def band_labels(raster: CovariateRaster, band: int) -> list[str]:
     """The names a band goes by: its description (for a single-band file without one, the file's
     name) first, then the file's name (single-band files) and ``<file stem>_b<band>``."""
     stem = raster.path.stem
@@ -117,6 +117,28 @@ def _band_labels(raster: CovariateRaster, band: int) -> list[str]:
     desc = name if name != f"{stem}_b{band}" else ""
     first = desc or (stem if single else f"{stem}_b{band}")
     return list(dict.fromkeys([first, *([stem] if single else []), f"{stem}_b{band}"]))
+
+
+def band_candidates(names: Sequence[str], labels: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Per covariate of ``names`` (a model's), the indices of the bands that go by its name, in order.
+
+    ``labels``: per band, the names it goes by (:func:`band_labels`, then aliases such as a QGIS
+    layer's name); a band goes by the first of them that is a covariate name, letter case aside,
+    as in :func:`match_covariates`. A covariate no band names gets the bands holding its WorldClim
+    variable (when the model's names are distinct WorldClim variables). For choosing among many
+    bands (e.g. every raster layer of a project), where :func:`match_covariates` places the bands given."""
+    names = [str(n) for n in names]
+    position = {n.casefold(): j for j, n in enumerate(names)}
+    out: list[list[int]] = [[] for _ in names]
+    for i, lab in enumerate(labels):
+        j = next((position[x.casefold()] for x in lab if x.casefold() in position), None)
+        if j is not None:
+            out[j].append(i)
+    unnamed = {j for j, found in enumerate(out) if not found}
+    for i, j in enumerate(_worldclim_hits(names, labels)):
+        if j in unnamed:
+            out[j].append(i)
+    return out
 
 
 def _worldclim_hits(names: list[str], labels: list[list[str]]) -> list[int | None]:

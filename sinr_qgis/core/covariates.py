@@ -12,7 +12,8 @@ Values are read as GDAL and QGIS define them (:func:`read_band`):
 - packed integers are unpacked with the band's scale and offset (``raw * scale + offset``);
 - other usual fill values (-9999; -32768 in an Int16 band; 65535 in a UInt16 band) met among the
   valid cells stay values (they may be real), with a warning that says to declare nodata;
-- a band with GDAL category names, a raster attribute table or a palette holds classes
+- a band with GDAL category names, a raster attribute table, a palette or band metadata
+  ``CATEGORICAL=YES`` holds classes
   (:mod:`.categories`): it is read at the nearest cell, never interpolated, and not standardised;
   so is a band the user marks categorical.
 

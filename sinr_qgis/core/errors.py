@@ -60,3 +60,23 @@ class CheckpointImportError(SinrError):
 
 class MemoryBudgetError(SinrError):
     """A run would need more memory than this machine, or the limits it runs under, allow."""
+
+
+class TrainingError(SinrError):
+    """Training could not start or did not finish."""
+
+
+class TrainingInputError(TrainingError):
+    """The training CLI refused its input (exit status 2) or the options are invalid."""
+
+
+class TrainingCrashError(TrainingError):
+    """The training process died unexpectedly; the message carries its stderr tail."""
+
+
+class TrainingEnvironmentError(TrainingError):
+    """The Python interpreter for training is missing or lacks torch."""
+
+
+class OutputBusyError(OutputError):
+    """Another training is writing to the same output right now."""

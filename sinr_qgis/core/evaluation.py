@@ -1,12 +1,14 @@
 """Comparing predicted ranges with reference data: species matching, labels on a grid, per-species scores.
 
-The Processing algorithms ``sinr:evaluate_ranges`` / ``sinr:evaluate_presence_absence`` and the
-dock's "Compare" all go through here, and score with :mod:`~sinr_qgis.core.metrics` (the same code
-as the NA-Trees benchmark harness), so every place reports the same numbers.
+The Processing algorithms ``sinr:evaluate_ranges`` / ``sinr:evaluate_presence_absence``, the
+dock's "Compare" and the NA-Trees benchmark harness all match species here, take model logits from
+:mod:`~sinr_qgis.core.scoring` and score with :mod:`~sinr_qgis.core.metrics`, so every place
+reports the same numbers.
 
 - :func:`match_species` pairs reference names (a range layer's species field, a presence/absence
   column) with model species by code or scientific name, with the lookup rules of
-  :mod:`~sinr_qgis.core.species_names` (case, Unicode form, spacing, hybrid sign, authorship).
+  :mod:`~sinr_qgis.core.species_names` (case, Unicode form, spacing, hybrid sign, authorship); or,
+  for the benchmark protocol, by code only.
 - :func:`~sinr_qgis.core.polygons.grid_cells_in_polygons` labels grid cells from range polygons (in
   their own CRS): a cell is a presence when its *centre* lies inside a polygon, the same
   point-in-polygon rule the benchmark applies to its H3 points.
@@ -33,7 +35,6 @@ import numpy as np
 from osgeo import gdal, osr
 
 from . import metrics
-from .blas import matmul_t
 from .bundle import Species
 from .errors import GridError
 from .grid import Grid
@@ -65,10 +66,12 @@ class SpeciesMatch:
         return ", ".join(text(n) for n in self.unmatched[:limit]) + more
 
 
-def match_species(names: Iterable[str], species: Sequence[Species]) -> SpeciesMatch:
+def match_species(names: Iterable[str], species: Sequence[Species], *, by_code_only: bool = False) -> SpeciesMatch:
     """Pair each reference name with a species by code, scientific name (with or without
     authorship) or "Name (code)" label, as :class:`~sinr_qgis.core.species_names.SpeciesIndex`
-    finds them (case, Unicode form, spacing and the hybrid sign's spelling ignored).
+    finds them (case, Unicode form, spacing and the hybrid sign's spelling ignored). With
+    ``by_code_only`` (the NA-Trees protocol) a name matches only a species whose code has the same
+    :func:`~sinr_qgis.core.species_names.name_key`, and no near miss is looked for.
 
     Empty names are dropped; names with the same :func:`~sinr_qgis.core.species_names.name_key`
     appear once (first spelling kept, exactly as given, so callers can look it up). Two names
@@ -76,7 +79,12 @@ def match_species(names: Iterable[str], species: Sequence[Species]) -> SpeciesMa
     species matches none: it is unmatched and listed in ``ambiguous``. A name one slip or one Latin
     ending away from a species ("Quercus rubrum") stays unmatched, its likely species in ``close``.
     """
-    index = index_for(species)
+    if by_code_only:
+        by_code: dict[str, list[Species]] = {}
+        for s in species:
+            by_code.setdefault(name_key(s.code), []).append(s)
+    else:
+        index = index_for(species)
     out = SpeciesMatch()
     seen: set[str] = set()
     for n in names:
@@ -85,14 +93,14 @@ def match_species(names: Iterable[str], species: Sequence[Species]) -> SpeciesMa
         if not k or k in seen:
             continue
         seen.add(k)
-        found = index.candidates(text)
+        found = by_code.get(k, []) if by_code_only else index.candidates(text)
         if len(found) == 1:
             out.matched[text] = found[0]
         else:
             out.unmatched.append(text)
             if found:
                 out.ambiguous[text] = found
-            elif near := index.suggestions(text, n=1, min_score=ONE_EDIT_SCORE):
+            elif not by_code_only and (near := index.suggestions(text, n=1, min_score=ONE_EDIT_SCORE)):
                 out.close[text] = near[0]  # said, never matched: a near name may be another species
     return out
 
@@ -246,12 +254,6 @@ def _round_or_none(v: float, nd: int) -> float | None:
     return round(float(v), nd) if math.isfinite(v) else None
 
 
-def _sigmoid(x: float) -> float:
-    if not math.isfinite(x):
-        return x
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
 def evaluate_species(species: Species, reference: str, labels: np.ndarray, scores: np.ndarray,
                      weights: np.ndarray | None = None, *, logits: bool = False,
                      curve_points: int = 400) -> SpeciesEvaluation:
@@ -277,7 +279,7 @@ def evaluate_species(species: Species, reference: str, labels: np.ndarray, score
     if precision.size > curve_points:
         keep = np.unique(np.r_[np.linspace(0, precision.size - 1, curve_points).astype(np.int64), precision.size - 1])
         precision, recall = precision[keep], recall[keep]
-    threshold = _sigmoid(best.threshold) if logits else best.threshold
+    threshold = float(metrics.sigmoid(best.threshold)) if logits else best.threshold
     return SpeciesEvaluation(
         code=species.code, name=species.name, reference=reference, ap=ap,
         prevalence=pos / total if total > 0 else float("nan"), n_cells=int(y.size), n_presence=int(y.sum()),
@@ -407,28 +409,6 @@ def evaluate_grid(grid: Grid, references: Sequence[tuple[str, Species, np.ndarra
         if note:
             out.unscored.append(note)
     return out
-
-
-def model_logits(predictor, grid: Grid, species: Sequence[Species], *, mask_ocean: bool = True,
-                 covariates=None, progress=None, is_cancelled=None) -> dict[str, np.ndarray]:
-    """Model logits of ``species`` on ``grid`` (``runtime.Predictor``): code -> float32 [H, W] of
-    the float64 product embedding . head, NaN off land / without covariates. Logits rank exactly
-    like probabilities, without the ties float32 probabilities get near 0 and 1."""
-    from .runtime import map_grid
-
-    # float64 products: the result no longer depends on how BLAS splits a float32 sum (which
-    # differs with the number of species), so near-tied cells rank the same in every caller
-    head = np.asarray(predictor.bundle.head, dtype=np.float64)[[s.index for s in species]].T
-    # matmul_t, not numpy's @: numpy's product can be bound to a reference BLAS inside QGIS (core.blas)
-    arr = map_grid(predictor, grid, lambda e: matmul_t(np.asarray(e, dtype=np.float64), head.T), len(species),
-                   mask_ocean=mask_ocean, covariates=covariates, progress=progress, is_cancelled=is_cancelled)
-    return {s.code: arr[k] for k, s in enumerate(species)}
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Probabilities from logits (float64, no overflow warnings)."""
-    x = np.asarray(x, dtype=np.float64)
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def evaluate_points(references: Sequence[tuple[str, Species, np.ndarray, np.ndarray]],

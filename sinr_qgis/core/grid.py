@@ -26,6 +26,12 @@ longitude, outside -180..180 (so no meridian is mapped twice; a narrower window 
 across the antimeridian is wrapped). A map view that shows more than the world ("Zoom Full") is
 thus predicted where it can be, with nodata around; :func:`off_globe_note` says so in a sentence.
 
+Where longitude depends on x alone and latitude on y alone (EPSG:4326, EPSG:3857 and other
+cylindrical CRSs: ``grid.separable``, tested once per grid on a sample of centres), ``lonlat``
+transforms one row and one column and broadcasts them; elsewhere each request is one vectorised
+GDAL call and its round trip. pyproj is not used: QGIS's Python may carry one without its PROJ
+data (as Debian's does), while GDAL's PROJ is the one QGIS itself uses.
+
 Invalid requests raise :class:`~sinr_qgis.core.errors.GridError` with a message that says what
 to change: an empty or inverted extent, a non-positive pixel size, more than ``MAX_PIXELS``
 pixels, or a CRS that cannot be parsed or has no transformation to WGS 84.
@@ -47,6 +53,10 @@ MAX_PIXELS = 500_000_000  # 20000 x 20000 = 400 M fits; beyond this a request is
 WGS84_WKT = osr.SRS_WKT_WGS84_LAT_LONG
 _ROUNDTRIP_TOL = 1e-3  # of a pixel: how far a round-tripped centre may move before it is "invalid"
 OFF_GLOBE_SAMPLE = 256  # off_globe_fraction samples at most this many rows and columns of a projected grid
+# How far a sampled centre may lie from its row-and-column value for a grid to count as separable:
+# 1e-9 deg is 0.1 mm, far below the 1e-5 deg a float32 longitude resolves (the encoder's input).
+SEPARABLE_TOL_DEG = 1e-9
+SEPARABLE_SAMPLE = 32  # the separability check compares up to this many rows x columns of centres
 
 
 def parse_crs(crs: str) -> osr.SpatialReference:
@@ -91,6 +101,30 @@ def _wgs84() -> osr.SpatialReference:
 
 
 @dataclass(frozen=True)
+class _Axes:
+    """A separable grid's centres: the longitude of each column and the latitude of each row."""
+
+    lon: np.ndarray  # float64 [W], wrapped to [-180, 180); NaN where the column is off the globe
+    col_ok: np.ndarray  # bool [W]
+    lat: np.ndarray  # float64 [H]; NaN where the row is off the globe
+    row_ok: np.ndarray  # bool [H]
+
+    def lonlat(self, row0: int, row1: int) -> tuple[np.ndarray, np.ndarray]:
+        """``Grid.lonlat`` of rows row0..row1-1: (lon, lat) [n, 2] (NaN off the globe) and ok [n]."""
+        out = np.empty((row1 - row0, self.lon.size, 2))
+        out[:, :, 0] = self.lon
+        out[:, :, 1] = self.lat[row0:row1, None]
+        ok = self.row_ok[row0:row1, None] & self.col_ok
+        out[~ok] = np.nan
+        return out.reshape(-1, 2), ok.ravel()
+
+
+def _spread(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` distinct indices of 0..n-1, evenly spread and including both ends."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(np.int64))
+
+
+@dataclass(frozen=True)
 class Grid:
     """A north-up raster grid: extent (xmin, ymin, xmax, ymax) in ``crs``, ``width`` x ``height`` pixels."""
 
@@ -102,6 +136,7 @@ class Grid:
     _transformers: dict = field(init=False, repr=False, compare=False)
     _identity: bool = field(init=False, repr=False, compare=False)
     _half_turn: float = field(init=False, repr=False, compare=False)  # 180 deg in a geographic CRS's unit
+    _axes_memo: dict = field(init=False, repr=False, compare=False)  # "axes": _Axes | None, once per grid
 
     def __post_init__(self) -> None:
         try:
@@ -139,6 +174,7 @@ class Grid:
         # One pair of transformers per thread: PROJ objects belong to the thread that made them,
         # and a grid is typically built on the main thread and used in a background task.
         object.__setattr__(self, "_transformers", {})
+        object.__setattr__(self, "_axes_memo", {})
         if not identity:
             self._thread_transformers()  # fail now, with a clear error, if there is no transformation
 
@@ -241,21 +277,73 @@ class Grid:
     def pixel_centres(self, row0: int = 0, row1: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """x, y (grid CRS, float64, row-major, flattened) of the centres of rows row0..row1-1."""
         row1 = self.height if row1 is None else row1
-        xmin, _, _, ymax = self.extent
-        cols = xmin + (np.arange(self.width, dtype=np.float64) + 0.5) * self.xres
-        rows = ymax - (np.arange(row0, row1, dtype=np.float64) + 0.5) * self.yres
+        cols = self._column_x()
+        rows = self._row_y(row0, row1)
         x = np.broadcast_to(cols, (row1 - row0, self.width)).ravel()
         y = np.repeat(rows, self.width)
         return x, y
+
+    def _column_x(self) -> np.ndarray:
+        """x of each column's centres, float64 [W]."""
+        return self.extent[0] + (np.arange(self.width, dtype=np.float64) + 0.5) * self.xres
+
+    def _row_y(self, row0: int = 0, row1: int | None = None) -> np.ndarray:
+        """y of the centres of rows row0..row1-1, float64 [row1 - row0]."""
+        row1 = self.height if row1 is None else row1
+        return self.extent[3] - (np.arange(row0, row1, dtype=np.float64) + 0.5) * self.yres
 
     def lonlat(self, row0: int = 0, row1: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """WGS 84 (lon, lat) [n, 2] of the pixel centres of rows row0..row1-1 and a bool ``ok`` [n].
 
         ``ok`` is False where the centre is off the globe (see the module docstring: outside the
         CRS's domain, beyond a pole, or a repeated meridian); such rows of ``lonlat`` are NaN.
-        Longitudes are wrapped to [-180, 180).
+        Longitudes are wrapped to [-180, 180). A :attr:`separable` grid is answered from one row and
+        one column transformed once per grid (no transform per pixel); any other grid in one
+        vectorised GDAL call per request, then its round trip.
         """
+        row1 = self.height if row1 is None else row1
+        axes = self._axes()
+        if axes is not None:
+            return axes.lonlat(row0, row1)
         return self._lonlat_at(*self.pixel_centres(row0, row1))
+
+    @property
+    def separable(self) -> bool:
+        """Whether every centre's longitude depends on its x alone and its latitude on its y alone
+        (EPSG:4326, EPSG:3857 and other cylindrical CRSs), checked by transforming one row and one
+        column and comparing a sample of up to ``SEPARABLE_SAMPLE`` x ``SEPARABLE_SAMPLE`` centres
+        spread over the grid with the point-by-point transform (within ``SEPARABLE_TOL_DEG``, same
+        off-globe pixels). Computed once per grid."""
+        return self._axes() is not None
+
+    def _axes(self) -> _Axes | None:
+        memo = self._axes_memo
+        if "axes" not in memo:  # two threads may both compute it: same value, no lock needed
+            memo["axes"] = self._separable_axes()
+        return memo["axes"]
+
+    def _separable_axes(self) -> _Axes | None:
+        """The centres' lon of each column and lat of each row when the grid is separable, else None."""
+        x, y = self._column_x(), self._row_y()
+        # reference row and column: lon/lat 0 needs no transform; otherwise the grid's middle
+        ry = 0.0 if self._identity else y[self.height // 2]
+        cx = 0.0 if self._identity else x[self.width // 2]
+        lon_cols, col_ok = self._lonlat_at(x, np.full_like(x, ry))
+        lat_rows, row_ok = self._lonlat_at(np.full_like(y, cx), y)
+        axes = _Axes(lon_cols[:, 0], col_ok, lat_rows[:, 1], row_ok)
+        rows = _spread(self.height, SEPARABLE_SAMPLE)
+        cols = _spread(self.width, SEPARABLE_SAMPLE)
+        sx, sy = np.meshgrid(x[cols], y[rows])
+        want, want_ok = self._lonlat_at(sx.ravel(), sy.ravel())
+        got_ok = np.outer(row_ok[rows], col_ok[cols]).ravel()
+        if not np.array_equal(want_ok, got_ok):
+            return None
+        got_lon = np.broadcast_to(axes.lon[cols], (rows.size, cols.size)).ravel()[got_ok]
+        got_lat = np.repeat(axes.lat[rows], cols.size)[got_ok]
+        dlon = np.mod(want[got_ok, 0] - got_lon + 180.0, 360.0) - 180.0  # -180 and 180 are one meridian
+        if np.any(np.abs(dlon) > SEPARABLE_TOL_DEG) or np.any(np.abs(want[got_ok, 1] - got_lat) > SEPARABLE_TOL_DEG):
+            return None
+        return axes
 
     def _lonlat_at(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``lonlat`` for any points (x, y) of the grid's CRS, float64 [n]."""
@@ -265,9 +353,10 @@ class Grid:
             ok = on_globe
         else:
             forward, inverse = self._thread_transformers()
-            lon, lat, ok = _transform(forward, x, y)
-            # round trip: a centre that does not come back was outside the projection's domain
-            bx, by, ok2 = _transform(inverse, np.where(ok, lon, 0.0), np.where(ok, lat, 0.0))
+            with _quiet_gdal():  # a centre off the domain is reported by ok, not one stderr line per pixel
+                lon, lat, ok = _transform(forward, x, y)
+                # round trip: a centre that does not come back was outside the projection's domain
+                bx, by, ok2 = _transform(inverse, np.where(ok, lon, 0.0), np.where(ok, lat, 0.0))
             tol = _ROUNDTRIP_TOL * min(self.xres, self.yres)
             with np.errstate(invalid="ignore"):
                 dx = bx - x
@@ -306,17 +395,19 @@ class Grid:
     def off_globe_fraction(self) -> float:
         """Share (0..1) of the pixels whose centre is off the globe (nodata in every output).
 
-        Exact for a geographic grid (rows beyond a pole, repeated columns); for a projected grid it
-        is estimated on at most ``OFF_GLOBE_SAMPLE`` evenly spread rows by as many columns.
+        Exact for a geographic or :attr:`separable` grid (rows beyond a pole, repeated columns,
+        columns past the edge of the world); for any other projected grid it is estimated on at
+        most ``OFF_GLOBE_SAMPLE`` evenly spread rows by as many columns.
         """
-        x_cols = self.extent[0] + (np.arange(self.width) + 0.5) * self.xres
-        y_rows = self.extent[3] - (np.arange(self.height) + 0.5) * self.yres
+        axes = self._axes()
+        if axes is not None:
+            return float(1.0 - axes.row_ok.mean() * axes.col_ok.mean())
+        x_cols, y_rows = self._column_x(), self._row_y()
         if self.is_geographic:
             rows_on = self._on_globe(np.zeros_like(y_rows), y_rows).mean()
             cols_on = self._on_globe(x_cols, np.zeros_like(x_cols)).mean()
             return float(1.0 - rows_on * cols_on)
-        rows = np.unique(np.linspace(0, self.height - 1, min(self.height, OFF_GLOBE_SAMPLE)).round().astype(int))
-        cols = np.unique(np.linspace(0, self.width - 1, min(self.width, OFF_GLOBE_SAMPLE)).round().astype(int))
+        rows, cols = _spread(self.height, OFF_GLOBE_SAMPLE), _spread(self.width, OFF_GLOBE_SAMPLE)
         x, y = np.meshgrid(x_cols[cols], y_rows[rows])
         _, ok = self._lonlat_at(x.ravel(), y.ravel())
         return float(1.0 - ok.mean())

@@ -15,15 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from . import network
+from . import network, runtime
 from .blas import matmul_t
 from .encoding import uses_covariates
 from .errors import BundleError
+from .metrics import sigmoid
 
 FLOAT16_TOLERANCE = 1e-3  # the largest probability change allowed by storing the head in float16
 N_POINTS = 4096
 FLOAT16_MAX = float(np.finfo(np.float16).max)
-_ROWS = 256  # locations per product: [256, 47,375] float32 logits are 48 MB
+# bytes per [location, species] value held at once: the logit change, its magnitude, their bool
+# test and, where one passes, the logits
+_BYTES_PER_VALUE = 4 + 4 + 1 + 4
 
 
 def sphere_points(n: int, seed: int = 0) -> np.ndarray:
@@ -62,14 +65,19 @@ def float16_head_error(bundle: Any, lonlat: np.ndarray | None = None, env: np.nd
     # could exceed a quarter of the tolerance get the exact sigmoid (a few, for a good head).
     floor = FLOAT16_TOLERANCE / 4
     worst = 0.0
-    for i in range(0, emb.shape[0], _ROWS):
-        e = emb[i:i + _ROWS]
+    # locations per product: the runtime's budget of [locations x species] values, whatever the
+    # species count (a fixed 256 rows held 157 MB for 47,375 species, and more for larger heads)
+    rows = max(1, runtime.SPECIES_BLOCK_BYTES // (_BYTES_PER_VALUE * max(1, head.shape[0])))
+    for i in range(0, emb.shape[0], rows):
+        e = emb[i:i + rows]
         moved = matmul_t(e, delta)
-        r, c = np.nonzero(np.abs(moved) > 4 * floor)
-        worst = max(worst, min(floor, 0.25 * float(np.abs(moved).max(initial=0.0))))
+        size = np.abs(moved)
+        worst = max(worst, min(floor, 0.25 * float(size.max(initial=0.0))))
+        r, c = np.nonzero(size > 4 * floor)
+        del size
         if r.size:
             logit = matmul_t(e, head)[r, c].astype(np.float64)
-            exact = np.abs(_sigmoid64(logit + moved[r, c]) - _sigmoid64(logit))
+            exact = np.abs(sigmoid(logit + moved[r, c]) - sigmoid(logit))  # float64: measures the head, not rounding
             worst = max(worst, float(exact.max()))
     return worst
 
@@ -83,8 +91,3 @@ def check_float16_head(bundle: Any) -> float:
                           f"probabilities by up to {err:.2g} (more than {FLOAT16_TOLERANCE:g}). Keep the head in "
                           "float32 (leave out the float16 option).")
     return err
-
-
-def _sigmoid64(x: np.ndarray) -> np.ndarray:
-    """The logistic function in float64, so that the comparison measures the head, not float32 rounding."""
-    return 0.5 + 0.5 * np.tanh(0.5 * x)

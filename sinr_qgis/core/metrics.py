@@ -194,17 +194,6 @@ def fixed_threshold(value: float) -> float:
     return value
 
 
-def lpt_r_threshold(presence_scores: np.ndarray, percentile: float = 5.0) -> float:
-    """LPT-R (robust lowest presence threshold): the ``percentile``-th percentile of the
-    predictions at locations with presence records (iNat ``make_thresholds.py``; p = 0 is the
-    classic lowest presence threshold). NaN when there are no presence scores."""
-    s = np.asarray(presence_scores, dtype=np.float64).ravel()
-    s = s[np.isfinite(s)]
-    if not 0.0 <= percentile <= 100.0:
-        raise ValueError(f"percentile must be within 0..100, got {percentile}")
-    return float(np.percentile(s, percentile)) if s.size else float("nan")
-
-
 def f1_optimal_threshold(labels: np.ndarray, scores: np.ndarray,
                          weights: np.ndarray | None = None) -> ThresholdMetrics:
     """The threshold (one of the scores) that maximises F1 against ``labels``, with its metrics.
@@ -221,3 +210,20 @@ def f1_optimal_threshold(labels: np.ndarray, scores: np.ndarray,
     tp, fp = float(tps[k]), float(fps[k])
     fn, tn = float(tps[-1] - tp), float(fps[-1] - fp)
     return _from_counts(float(thresholds[k]), tp, fp, fn, tn)
+
+
+def sigmoid(x: np.ndarray | float, dtype: type[np.floating] = np.float64, *, in_place: bool = False) -> np.ndarray:
+    """Probabilities from logits: the logistic function of ``x`` (any shape) in ``dtype`` (float64,
+    or float32 for a map's probability bands); NaN stays NaN, +-inf gives 1 and 0.
+
+    Computed as 0.5 + 0.5 tanh(x / 2), which never overflows (``1 / (1 + exp(-x))`` warns below
+    about -88 in float32). ``in_place`` writes into ``x`` itself when it already is a ``dtype``
+    array, so a large block of logits needs no second array of its size. The one sigmoid of the
+    plugin: thresholds, 0/1 bands and reported probabilities all go through it."""
+    x = np.asarray(x, dtype=dtype)
+    out = x if in_place else np.empty_like(x)
+    np.multiply(x, dtype(0.5), out=out)
+    np.tanh(out, out=out)
+    out *= dtype(0.5)
+    out += dtype(0.5)
+    return out

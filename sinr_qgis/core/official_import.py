@@ -4,7 +4,7 @@ Processing algorithm ``sinr:import_sinr_checkpoint`` and the dock's import task 
 PyTorch never runs inside QGIS and the checkpoint (a pickle) is never opened here: the training
 code's ``import-official`` command runs in a child process with the training Python (there
 ``torch.load(weights_only=True)``, so no code stored in the file can run), supervised as a training
-run is (:class:`~sinr_qgis.core.train_runner.TrainingProcess`: JSON-line progress, cancel stops the
+run is (:class:`~sinr_qgis.core.training.process.TrainingProcess`: JSON-line progress, cancel stops the
 whole process group). The covariate statistics of an environmental checkpoint are computed here
 (:mod:`~sinr_qgis.core.official_env`, numpy + GDAL) and handed over as JSON, so the child needs
 no GDAL. Pure Python (no qgis, no torch).
@@ -19,19 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import check_writable
-from .errors import CancelledError, CheckpointImportError, OutputError
-from .official_env import read_official_env
-from .train_runner import (
+from .atomic import check_writable, remove_partial_outputs
+from .errors import (
+    CancelledError,
+    CheckpointImportError,
+    OutputError,
     TrainingCrashError,
     TrainingEnvironmentError,
-    TrainingProcess,
-    _missing_module,
-    event_progress,
-    output_lock,
-    remove_partial_outputs,
-    training_cli,
 )
+from .official_env import read_official_env
+from .training.events import event_progress
+from .training.lock import output_lock
+from .training.process import TrainingProcess, missing_module, training_cli
 
 STATS_SHARE = 40.0  # percent of the progress bar for reading the covariate rasters
 SETUP_HINT = ("Choose a Python that has PyTorch, or let the plugin make one: 'Set up PyTorch for me' in the Train "
@@ -176,7 +175,7 @@ def _run_converter(python: str, args: list[str], out: Path, progress: Callable[[
     if rc == 2:
         raise CheckpointImportError(error or proc.last_error_line().removeprefix("error: ")
                                     or "The converter refused the checkpoint.")
-    missing = _missing_module(proc.stderr_tail())
+    missing = missing_module(proc.stderr_tail())
     if missing:
         raise TrainingEnvironmentError(f"The Python interpreter {python} cannot import {missing!r}, which the "
                                        f"import needs (it runs the official network's weights through PyTorch). "

@@ -31,8 +31,9 @@ are encoded. The embeddings of the last grid are cached in the predictor when th
 covariates costs only the head product.
 
 Many species (a paper-scale model has 47,375) never make one [pixels x species] array larger
-than ``SPECIES_BLOCK_BYTES`` (64 MiB): ``top_species`` and ``count_above`` (species richness:
-logits against :func:`logit_thresholds`, no sigmoid of a block) work a few rows at a time,
+than ``SPECIES_BLOCK_BYTES`` (64 MiB): ``top_species`` works a few rows at a time,
+``count_above`` (species richness: logits against :func:`logit_thresholds`, no sigmoid of a block)
+in cache-sized tiles of ``COUNT_TILE_SPECIES`` x ``COUNT_TILE_ROWS`` at the machine's matrix rate,
 multi-band outputs are written in row pieces of that size, and one file per species writes at
 most ``MAX_OPEN_OUTPUTS`` files per pass over the grid.
 
@@ -102,6 +103,7 @@ from .errors import (
 from .file_names import MAX_NAME_BYTES, unique_file_stems
 from .grid import Grid
 from .landmask import load_land_mask
+from .metrics import sigmoid
 from .raster_io import BandSpec, GeoTiffWriter
 from .reliability import SpeciesReliability, species_reliability
 from .species_names import format_species_list
@@ -115,7 +117,14 @@ DEFAULT_CACHE_BYTES = 1 << 30
 # multi-band tile) held at once: a 47,375-species model on a 97,631-pixel block would otherwise
 # need 17.2 GiB. 64 MiB keeps the products large enough for BLAS to run at full speed.
 SPECIES_BLOCK_BYTES = 64 << 20
+# count_above's tile: [COUNT_TILE_SPECIES x COUNT_TILE_ROWS] logits (8 MiB) are compared and counted
+# while still in cache, and the product is large enough for BLAS's two threads. [283 x 47,375]
+# blocks (53 MB) read memory for every comparison: 196 instead of 228 GFLOP/s on 2 cores, 106
+# instead of 137 under load (training/benchmarks/README.md, issue 12).
+COUNT_TILE_ROWS = 2048
+COUNT_TILE_SPECIES = 1024
 MAX_OPEN_OUTPUTS = 32  # GeoTIFFs written at once: each holds a file open (macOS allows 256 per process)
+MAX_GEOTIFF_BANDS = 65535  # TIFF counts samples per pixel in 16 bits: GDAL refuses more bands
 THRESHOLD_LPT_R = "lpt_r"
 MIN_CODE_BYTES = 24  # room left for a species code in a one-file-per-species name
 
@@ -192,18 +201,6 @@ class _OnnxBackend:
         return self.session.run([self.output], feeds)[0]
 
 
-def _sigmoid(x: np.ndarray, *, in_place: bool = False) -> np.ndarray:
-    """Overflow-free logistic function, float32; ``in_place`` overwrites ``x`` (a float32 array)
-    instead of holding two more arrays of its size."""
-    x = np.asarray(x, dtype=np.float32)
-    out = x if in_place else np.empty_like(x)
-    np.multiply(x, np.float32(0.5), out=out)
-    np.tanh(out, out=out)
-    out *= np.float32(0.5)
-    out += np.float32(0.5)
-    return out
-
-
 def _float32_keys(x: np.ndarray) -> np.ndarray:
     """int64 keys ordered as the float32 values ``x`` (-0 and +0 share 0; no NaN)."""
     bits = np.asarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
@@ -234,7 +231,7 @@ def logit_thresholds(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
     hi = np.full(t.shape, _float32_keys(inf), dtype=np.int64)   # sigmoid(+inf) = 1 >= t
     while np.any(hi - lo > 1):
         mid = (lo + hi) // 2
-        above = _sigmoid(_from_float32_keys(mid)) >= t
+        above = sigmoid(_from_float32_keys(mid), np.float32) >= t
         hi = np.where(above, mid, hi)
         lo = np.where(above, lo, mid)
     cut = _from_float32_keys(hi)
@@ -464,7 +461,7 @@ class Predictor:
                       species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
         """Presence probabilities [N, S] = sigmoid(logits), computed in the logits' own array (no
         second array of the result's size)."""
-        return _sigmoid(self.logits(embedding, species), in_place=True)
+        return sigmoid(self.logits(embedding, species), np.float32, in_place=True)
 
     def count_above(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None,
                     thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -472,26 +469,32 @@ class Predictor:
         ``embedding`` [N, D]: int32 [N] (0 for a row with NaN). ``thresholds`` [S] in [0, 1], one per
         species in the order given.
 
-        Logits are compared with :func:`logit_thresholds` (the same decisions as the 0/1 bands), a
-        few rows at a time, so that no more than ``SPECIES_BLOCK_BYTES`` of logits and comparisons
-        exist at once whatever N and S (e.g. 47,375 species on a 131,072-pixel block)."""
+        Logits are compared with :func:`logit_thresholds` (the same decisions as the 0/1 bands) in
+        tiles of at most ``COUNT_TILE_SPECIES`` species x ``COUNT_TILE_ROWS`` rows (fewer rows where
+        ``SPECIES_BLOCK_BYTES`` is smaller), so memory is bounded whatever N and S (e.g. 47,375 species
+        on a 131,072-pixel block) and the product runs near the machine's matrix rate."""
         idx = self._indices(species)
         cut = logit_thresholds(thresholds)
         if cut.size != idx.size:
             raise ValueError(f"{cut.size} thresholds for {idx.size} species")
         emb = np.ascontiguousarray(embedding, dtype=np.float32)
         head = self._head_rows(idx)
-        counts = np.zeros(emb.shape[0], dtype=np.int32)
-        rows = min(emb.shape[0], _rows_per_block(idx.size, 4 + 1))  # float32 logits + their bool comparison
-        # one buffer of each, reused by every chunk (the last one's rows are a leading slice of it)
-        logits = np.empty((rows, idx.size), dtype=np.float32)
-        above = np.empty((rows, idx.size), dtype=np.bool_)
-        for i in range(0, emb.shape[0], rows):
+        n = emb.shape[0]
+        counts = np.zeros(n, dtype=np.int32)
+        cols = min(idx.size, COUNT_TILE_SPECIES)
+        rows = max(1, min(n, COUNT_TILE_ROWS, _rows_per_block(cols, 4 + 1)))  # float32 logits + bool comparison
+        # one flat buffer of each for every tile, reshaped so that a smaller last tile stays contiguous
+        logits = np.empty(cols * rows, dtype=np.float32)
+        above = np.empty(cols * rows, dtype=np.bool_)
+        cut_col = cut[:, None]
+        for i in range(0, n, rows):
             e = emb[i:i + rows]
-            n = e.shape[0]
-            matmul_t(e, head, out=logits[:n])
-            np.greater_equal(logits[:n], cut, out=above[:n])
-            above[:n].sum(axis=1, dtype=np.int32, out=counts[i:i + n])
+            for j in range(0, idx.size, cols):
+                h = head[j:j + cols]
+                shape = (h.shape[0], e.shape[0])  # species x locations: the count sums whole rows of it
+                lg = matmul_t(h, e, out=logits[:shape[0] * shape[1]].reshape(shape))
+                ab = np.greater_equal(lg, cut_col[j:j + cols], out=above[:lg.size].reshape(shape))
+                counts[i:i + shape[1]] += ab.sum(axis=0, dtype=np.int32)
         return counts
 
     def predict_points(self, lonlat: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None,
@@ -521,7 +524,7 @@ class Predictor:
             vals = np.take_along_axis(lg, part, axis=1)
             order = np.lexsort((part, -vals), axis=1)  # best first; equal logits by head order
             idx[rows] = np.take_along_axis(part, order, axis=1)
-            prob[rows] = _sigmoid(np.take_along_axis(vals, order, axis=1))
+            prob[rows] = sigmoid(np.take_along_axis(vals, order, axis=1), np.float32)
         return idx, prob
 
     # ---- grids ------------------------------------------------------------------------------
@@ -854,6 +857,7 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
     """
     sp = predictor.resolve_species(species)
     thresholds, warnings = resolve_thresholds(sp, threshold, fallback_threshold)
+    _check_band_count(len(sp), 2 if thresholds else 1, one_file_per_species)
     reliability = {s.code: species_reliability(predictor.bundle, s) for s in sp}
     warnings += [f"{s.label}: {reliability[s.code].warning}" for s in sp if reliability[s.code].level == "poor"]
     for w in warnings:
@@ -891,6 +895,18 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
     warnings += [w for w in predictor.covariate_warnings if w not in warnings]  # logged by iter_grid
     return PredictionResult(paths=written, species=sp, thresholds={c: t for c, (t, _) in thresholds.items()},
                             warnings=warnings, backend=predictor.backend_name)
+
+
+def _check_band_count(n_species: int, bands_per_species: int, one_file_per_species: bool) -> None:
+    """Refuse, before any work, a one-file output with more bands than a GeoTIFF holds (a paper-scale
+    model's every species with its 0/1 band is 94,750), saying how to get the maps instead."""
+    if (one_file_per_species and n_species > 1) or n_species * bands_per_species <= MAX_GEOTIFF_BANDS:
+        return
+    what = f"{n_species:,} species with their 0/1 bands" if bands_per_species > 1 else f"{n_species:,} species"
+    raise OutputError(f"{what} make {n_species * bands_per_species:,} bands, more than a GeoTIFF holds "
+                      f"({MAX_GEOTIFF_BANDS:,}); no file was written. Write one file per species, or at most "
+                      f"{MAX_GEOTIFF_BANDS // bands_per_species:,} species in one file (a species-richness map "
+                      "counts every species in one band).")
 
 
 def reliability_metadata(r: SpeciesReliability) -> dict[str, str]:

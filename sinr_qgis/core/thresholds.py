@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import lpt_r_threshold
+LPT_R_PERCENTILE = 5.0  # the bundles' stored thresholds; the training CLI records it in words
 
 
-def lpt_r(values: np.ndarray, percentile: float = 5.0) -> float:
+def lpt_r(values: np.ndarray, percentile: float = LPT_R_PERCENTILE) -> float:
     """The ``percentile``-th percentile of ``values`` (predictions at a species' training
-    locations); NaNs are ignored. Returns NaN when no finite value is given."""
-    # one implementation of the percentile rule, shared with the evaluation metrics
-    return lpt_r_threshold(values, percentile)
+    locations); NaNs are ignored; ``percentile`` 0 is the classic lowest presence threshold.
+    Returns NaN when no finite value is given; raises ``ValueError`` for a percentile outside
+    0..100. Source: iNaturalist's ``make_thresholds.py`` (reference section on LPT-R)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if not 0.0 <= percentile <= 100.0:
+        raise ValueError(f"percentile must be within 0..100, got {percentile}")
+    return float(np.percentile(v, percentile)) if v.size else float("nan")
 
 
 def lpt_r_per_species(probabilities: np.ndarray, species: np.ndarray, n_species: int,
-                      percentile: float = 5.0) -> np.ndarray:
+                      percentile: float = LPT_R_PERCENTILE) -> np.ndarray:
     """LPT-R for every species: ``probabilities`` [N] is each record's predicted probability for
     its own species ``species`` [N] (int indices); returns [n_species] (NaN for species without
     records)."""

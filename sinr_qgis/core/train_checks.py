@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .covariates import KEEP_BAND_BYTES  # a band up to this size is read once and kept
 from .errors import CovariateError, MemoryBudgetError, OccurrenceError
 from .occurrence_terms import drop_reason_text
 from .occurrences import Occurrences, read_occurrences
@@ -137,7 +138,6 @@ LOGIT_COPIES = 3  # a batch's [rows, species] float32 tensors alive at once: log
 ACTIVATION_COPIES = 5  # per residual block: two linear outputs, ReLU, the dropout mask, the gradient
 ADAM_COPIES = 4  # weights, gradients and Adam's two moments
 READ_STRIP_BYTES = 3 * 4 * (1 << 22)  # a statistics strip of 2**22 cells: as read, as float32, and valid cells
-KEPT_BAND_BYTES = 1 << 24  # a covariate band up to this size is read once and kept (core.covariates)
 
 
 def training_memory(*, n_records: int, n_features: int, n_covariates: int, n_species: int, batch_size: int,
@@ -155,7 +155,7 @@ def training_memory(*, n_records: int, n_features: int, n_covariates: int, n_spe
     return {
         "records": n_records * (4 * (2 + n_covariates + n_features) + 8),
         "random absences": pool * (4 * n_features + 8 * (2 + n_covariates)),
-        "covariate reads": (n_covariates * KEPT_BAND_BYTES + READ_STRIP_BYTES) if n_covariates else 0,
+        "covariate reads": (n_covariates * KEEP_BAND_BYTES + READ_STRIP_BYTES) if n_covariates else 0,
         "network": 4 * ADAM_COPIES * params,
         "batches": 4 * rows * (LOGIT_COPIES * n_species + width * (2 + ACTIVATION_COPIES * depth)),
     }

@@ -195,12 +195,13 @@ class ComparePanel(QgsCollapsibleGroupBox):
                                        side_cells=SIDE_CELLS)
             ranges = bridge.copy_ranges(layer, field, species)  # main thread: the task never reads the layer
             predictor = prediction.make_predictor(self.dock.bundle)  # the task's own: predictors are not thread-safe
+            covariates = self.dock.covariate_rows.mapping()  # an environmental model's rasters, as the dock maps
         except SinrError as exc:
             self._show_error(str(exc))
             return None
         view = bridge.view_in_crs(settings.visibleExtent(), settings.destinationCrs(), layer.crs(), context)
         self._ranges_crs = ranges.crs
-        task = CompareTask(predictor, ranges, grid, view=view, on_done=self._done)
+        task = CompareTask(predictor, ranges, grid, view=view, covariates=covariates, on_done=self._done)
         self.task = task
         self.compare_button.setEnabled(False)
         n = len(species)

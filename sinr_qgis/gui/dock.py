@@ -5,6 +5,7 @@ functions as the Processing algorithms (``qgis_bridge.prediction``), in a ``Pred
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from pathlib import Path
@@ -31,17 +32,19 @@ from qgis.PyQt.QtWidgets import (
 from ..core.bundle import ModelBundle
 from ..core.errors import CancelledError, SinrError
 from ..core.grid import off_globe_note
+from ..core.landmask import load_land_mask
 from ..core.point_context import MIN_SCORE, point_context, record_extents
 from ..core.species_names import format_species_list, isolate_bidi
 from ..qgis_bridge import prediction, prediction_layers
 from ..qgis_bridge.grids import canvas_grid
 from ..qgis_bridge.model import load_model, model_path
 from ..qgis_bridge.points import point_to_lonlat
-from ..tasks.predict_task import PredictTask
+from ..tasks.predict_task import PredictTask, Preview
 from ..toolbelt import model_registry, settings
 from ..toolbelt.paths import BUNDLED_MODEL
 from ..toolbelt.prediction_folder import PredictionFolder
 from .compare_panel import ComparePanel
+from .covariate_rows import CovariateRows
 from .install_button import OnnxruntimeInstallButton
 from .map_tool import SpeciesAtPointTool
 from .model_list import ModelChooser, model_summary
@@ -54,8 +57,9 @@ DOCK_WIDTH = 300  # px: the dock's default width, so the map keeps most of a lap
 
 
 class SinrDock(QgsDockWidget):
-    """One model control, species (with reliability and suggestions), "Predict on canvas extent",
-    opacity, "What lives here?" and "Compare with range maps"."""
+    """One model control, species (with reliability and suggestions), an environmental model's
+    covariate layers (``CovariateRows``), "Predict on canvas extent", opacity, "What lives here?"
+    and "Compare with range maps"."""
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
         super().__init__("SINR species ranges", parent)
@@ -64,10 +68,14 @@ class SinrDock(QgsDockWidget):
         self.canvas = iface.mapCanvas()
         self.bundle = None
         self.grid_predictor = None   # used only by the (single) running task
+        self.preview_predictor = None  # the same, for its coarse preview (keeps grid_predictor's cache)
         self.point_predictor = None  # used only on the main thread by the map tool
         self.task: PredictTask | None = None
         self.layer_id: str | None = None  # the first species' layer of the last prediction
         self.layer_ids: list[str] = []    # every layer of the last prediction, in species order
+        self._preview_shown: list[tuple[str, str]] = []  # (layer id, file before) of the running task's preview
+        self._checked_before: set[str] = set()  # prediction layers ticked before that preview
+        self._cached_view: tuple | None = None  # (grid key, ocean mask, covariates) grid_predictor has cached
         self.predictions = PredictionFolder()  # this session's managed folder (out_dir), made on first use
         self._counter = 0
         self.model_path = ""  # the loaded model's file ("" = the bundled model)
@@ -137,6 +145,9 @@ class SinrDock(QgsDockWidget):
         self.mask_check = QCheckBox("Mask ocean", body)
         self.mask_check.setChecked(settings.get_value("mask_ocean"))
         form.addRow("", self.mask_check)
+        # an environmental model's covariates: which raster layer and band feeds each (hidden otherwise)
+        self.covariate_rows = CovariateRows(body)
+        form.addRow(self.covariate_rows)
 
         self.predict_button = QPushButton("Predict on canvas extent", body)
         self.predict_button.setObjectName("SinrPredictButton")
@@ -226,6 +237,7 @@ class SinrDock(QgsDockWidget):
             if path and model_path(path).resolve() == model_path("").resolve():
                 path = ""  # the bundled model's own file: one entry, not a copy in "My models"
             grid_predictor = prediction.make_predictor(bundle)
+            preview_predictor = prediction.make_predictor(bundle)
             point_predictor = prediction.make_predictor(bundle)
             if path:
                 model_registry.add_model(path, bundle)
@@ -236,11 +248,15 @@ class SinrDock(QgsDockWidget):
             self.model_chooser.refresh(select=self.model_path)
             return False
         self.bundle, self.grid_predictor, self.point_predictor = bundle, grid_predictor, point_predictor
+        self.preview_predictor, self._cached_view = preview_predictor, None
         self.model_path = path
+        self.covariate_rows.set_model(bundle)
         self._record_extents = None
         settings.set_value("model_path", path)
         self.species_completer.set_labels([s.label for s in bundle.species], [s.common_name for s in bundle.species])
         bundle.species_index()  # built with the model (0.7 s for 47,375 species), not at the first keystroke
+        with contextlib.suppress(SinrError):  # read with the model (0.2 s), not at the first click; a
+            load_land_mask()                  # missing mask is reported where it is used
         self._show_model(bundle)
         self.model_chooser.refresh(select=path)
         self.predict_button.setEnabled(self.task is None)
@@ -329,11 +345,17 @@ class SinrDock(QgsDockWidget):
         """Start a background prediction of the species over the visible map; returns the task.
 
         A view larger than the world (Zoom Full) is predicted where it is on the globe, with nodata
-        around and a note; each species is written to its own file, shown as its own layer."""
+        around and a note; each species is written to its own file, shown as its own layer.
+
+        Progressive: on a map of ``prediction.PREVIEW_MIN_PIXELS`` or more whose embedding is not
+        cached, a coarse preview (``prediction.preview_grid``) is shown first in each species' layer
+        (within about a second), then the full map replaces it in place; the full map is exactly
+        the one-pass prediction, and a cancel or failure puts the layers back as they were."""
         if self.bundle is None or self.task is not None:
             return None
         try:
             species = self._species()
+            covariates = self.covariate_rows.mapping()
             grid = canvas_grid(QgsMapSettings(self.canvas.mapSettings()))
             note = off_globe_note(grid, "map view")
             out_dir = self.out_dir
@@ -345,10 +367,18 @@ class SinrDock(QgsDockWidget):
         self._counter += 1
         # a new name each time: the layer being replaced still reads the previous file
         path = out_dir / f"{self._counter}.tif"  # one species: 3.tif; several: 3_<code>.tif each
+        # a coarse preview first (progressive rendering), unless the full map's embedding is cached
+        # (then it costs only the head product: done at once). "preview-3.tif": never a final map's name
+        coarse = None if (grid.key, self.mask_check.isChecked(), _view_key(covariates)) == self._cached_view else \
+            prediction.preview_grid(grid)
+        preview = None if coarse is None else \
+            Preview(self.preview_predictor, coarse, out_dir / f"preview-{self._counter}.tif")
         task = PredictTask(self.grid_predictor, grid, species, path, mask_ocean=self.mask_check.isChecked(),
-                           one_file_per_species=True, notes=[note] if note else [], on_done=self._task_done)
-        # a bound method of this (main-thread) widget: Qt queues the worker thread's signal to us
+                           one_file_per_species=True, notes=[note] if note else [], on_done=self._task_done,
+                           preview=preview, covariates=covariates)
+        # bound methods of this (main-thread) widget: Qt queues the worker thread's signals to us
         task.progressChanged.connect(self._task_progress)
+        task.previewReady.connect(self._show_preview)
         self.task = task
         self.predict_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -364,12 +394,57 @@ class SinrDock(QgsDockWidget):
         if self.task is not None:
             self.task.cancel()
 
+    def _show_maps(self, task: PredictTask, files: list[Path]):
+        """Show ``files`` (one per species of ``task``) as the species' layers; yields (layer, the
+        file it read before, "" when new) in reverse species order: each new layer goes on top, so
+        the first species typed ends up first and shown. Raises ``SinrError`` when a file does not open."""
+        bundle = task.predictor.bundle
+        # the model's name tells two models' maps of one species apart; the bundled model needs none
+        bundled = bundle.path is not None and Path(bundle.path).resolve() == BUNDLED_MODEL.resolve()
+        suffix = "" if bundled else f" · {bundle.name}"
+        for s, path in reversed(list(zip(task.species, files))):
+            yield prediction_layers.show_prediction(
+                path, prediction_layers.prediction_key(bundle.sha256, s.code), (s.name or s.code) + suffix,
+                self.opacity_slider.value() / 100.0)
+
+    def _show_preview(self) -> None:
+        """Main thread, while the full map is computed: the coarse preview in the species' layers,
+        replaced in place by the full maps (or undone when they do not come)."""
+        task = self.task
+        if task is None or task.preview is None or not task.preview.files or task.files or task.isCanceled():
+            return  # the full map is already there (or will not be): nothing to show in between
+        self._checked_before = prediction_layers.checked_predictions()
+        try:
+            for layer, old in self._show_maps(task, task.preview.files):
+                self._preview_shown.append((layer.id(), old))
+        except SinrError as exc:  # the full map will be shown (or its failure reported)
+            LOG.info("Preview not shown: %s", exc)
+            return
+        self.status_label.setText(f"Preview shown; predicting {task.grid.width} x {task.grid.height} pixels "
+                                  f"with {self.backend_name}...")
+
+    def _withdraw_preview(self) -> None:
+        """The full maps did not come: the preview's layers read their previous maps again (new
+        ones are removed), the layers ticked before are ticked again, its files are deleted."""
+        shown, self._preview_shown = self._preview_shown, []
+        if not shown:
+            return
+        try:
+            prediction_layers.undo_show(shown, self._checked_before)
+        except SinrError as exc:
+            LOG.warning("The previous map could not be shown again: %s", exc)
+        self.predictions.remove_unused(prediction_layers.layer_sources())
+
     def _task_done(self, task: PredictTask, ok: bool) -> None:
         """Main thread: add the styled layer, or report the error."""
         self.task = None
         self.predict_button.setEnabled(self.bundle is not None)
         self.cancel_button.setEnabled(False)
+        # (a model chosen meanwhile has a new grid predictor, with nothing cached)
+        cached = ok and task.final_cached and task.predictor is self.grid_predictor
+        self._cached_view = (task.grid.key, task.mask_ocean, _view_key(task.covariates)) if cached else None
         if not ok:
+            self._withdraw_preview()
             self.progress.setValue(0)
             if isinstance(task.error, CancelledError) or task.error is None:
                 self._report("Prediction cancelled.", Qgis.MessageLevel.Info)
@@ -377,22 +452,18 @@ class SinrDock(QgsDockWidget):
                 self._report(f"Prediction failed: {task.error}", Qgis.MessageLevel.Critical)
             return
         self.progress.setValue(100)
-        bundle = task.predictor.bundle
-        # the model's name tells two models' maps of one species apart; the bundled model needs none
-        bundled = bundle.path is not None and Path(bundle.path).resolve() == BUNDLED_MODEL.resolve()
-        suffix = "" if bundled else f" · {bundle.name}"
+        before = dict(self._preview_shown)  # a layer that showed the preview: its file before that
         shown, replaced = [], 0
-        try:  # reversed: each new layer goes on top, so the first species typed ends up first and shown
-            for s, path in reversed(list(zip(task.species, task.files))):
-                layer, old = prediction_layers.show_prediction(
-                    path, prediction_layers.prediction_key(bundle.sha256, s.code), (s.name or s.code) + suffix,
-                    self.opacity_slider.value() / 100.0)
+        try:
+            for layer, old in self._show_maps(task, task.files):
                 shown.insert(0, layer)
-                replaced += bool(old)
+                replaced += bool(before.get(layer.id(), old))
         except SinrError as exc:
+            self._withdraw_preview()
             self._report(f"Prediction failed: {exc}", Qgis.MessageLevel.Critical)
             return
-        finally:  # the replaced maps' files (and any a removed layer left) are no longer read
+        finally:  # the replaced maps' and the preview's files (and any a removed layer left) are no longer read
+            self._preview_shown = []
             self.predictions.remove_unused(prediction_layers.layer_sources())
         self.layer_ids = [layer.id() for layer in shown]
         self.layer_id = self.layer_ids[0]
@@ -451,13 +522,16 @@ class SinrDock(QgsDockWidget):
             self.here_label.setText(f"{where}: {context.message}")
             return []
         try:
-            ranking = prediction.ranked_species(self.point_predictor, [[lon, lat]], self.top_k.value())[0]
-        except SinrError as exc:
+            ranking = prediction.ranked_species(self.point_predictor, [[lon, lat]], self.top_k.value(),
+                                                covariates=self.covariate_rows.mapping())[0]
+        except SinrError as exc:  # e.g. a covariate without a raster layer: named, nothing ranked
+            self.here_label.setText(f"{where}: {exc}")
             self._report(str(exc), Qgis.MessageLevel.Warning)
             return []
         shown = [r for r in ranking if r.probability >= MIN_SCORE]
         if not ranking:  # the runtime could not score the point at all (e.g. a covariate has no value here)
-            self.here_label.setText(f"{where}: the model gives no score here.")
+            why = " (a covariate raster has no value at this point)" if self.covariate_rows.rows else ""
+            self.here_label.setText(f"{where}: the model gives no score here{why}.")
             return []
         if not shown:
             self.here_label.setText(f"{where}: no species scores above {MIN_SCORE} here.")
@@ -507,6 +581,7 @@ class SinrDock(QgsDockWidget):
             self.task.on_done = None
             self.task.cancel()
             self.task = None
+            self._withdraw_preview()
         self._toggle_map_tool(False)
         self.map_tool.clear_marker()
         self.compare_panel.shutdown()
@@ -515,6 +590,12 @@ class SinrDock(QgsDockWidget):
     def closeEvent(self, event) -> None:
         self._toggle_map_tool(False)
         super().closeEvent(event)
+
+
+def _view_key(covariates: dict | None) -> tuple:
+    """What of the covariates decides whether the cached embedding is this view's (the runtime's cache
+    also checks the files themselves)."""
+    return tuple(sorted((covariates or {}).items()))
 
 
 class _DockScrollArea(QScrollArea):

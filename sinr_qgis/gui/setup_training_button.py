@@ -16,7 +16,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QMessageBox, QPushButton, QWidget
 
 from ..core.errors import CancelledError, SinrError
-from ..core.train_runner import check_python
+from ..core.training.interpreter import check_python
 from ..tasks.setup_training_task import SetupTrainingTask
 from ..toolbelt.interpreter import training_interpreter
 from ..toolbelt.private_packages import training_python_folder

@@ -11,7 +11,7 @@ once, the interpreter (torch, onnx, GDAL) in a background thread (importing torc
 a failure shows the set-up steps for the user's system and, when the interpreter is what is
 missing, "Set up PyTorch for me" (``SetupTrainingButton``): once it has made a Python with
 PyTorch, the dialog checks that one and enables Train. Its defaults are the bundled model's
-recipe (``train_runner.DEFAULTS``), and each loss is explained in one line.
+recipe (``core.training.defaults.DEFAULTS``), and each loss is explained in one line.
 """
 from __future__ import annotations
 
@@ -48,18 +48,11 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..core.errors import SinrError
-from ..core.train_runner import (
-    DEFAULTS,
-    LOSS_HELP,
-    LOSS_LABELS,
-    LOSSES,
-    TrainingEnvironmentError,
-    check_training_available,
-    checkpoint_path,
-    describe_python,
-    training_root,
-)
+from ..core.errors import SinrError, TrainingEnvironmentError
+from ..core.training.defaults import DEFAULTS, LOSS_HELP, LOSS_LABELS, LOSSES
+from ..core.training.interpreter import check_training_available, describe_python
+from ..core.training.options import checkpoint_path, sinr_path
+from ..core.training.process import training_root
 from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER
 from ..qgis_bridge.training_inputs import (
     ENCODING_CHOICES,
@@ -67,7 +60,6 @@ from ..qgis_bridge.training_inputs import (
     TrainingInputs,
     TrainingRequest,
     guess_species_field,
-    sinr_path,
     training_inputs,
 )
 from ..tasks.train_task import TrainTask, start_training, training_busy_message
@@ -164,8 +156,8 @@ class TrainDialog(QDialog):
         self.categorical.setPlaceholderText("band names, e.g. biome, landcover")
         self.categorical.setToolTip("Covariate bands that hold classes (land cover, biome, soil type), by band "
                                     "name, comma-separated: read at the nearest cell and one class per input. "
-                                    "Bands with GDAL category names, an attribute table or a colour table are "
-                                    "categorical without being named here.")
+                                    "Bands with GDAL category names, an attribute table, a colour table or the "
+                                    "metadata CATEGORICAL=YES are categorical without being named here.")
         self.encoding = QComboBox(model)
         for label, value in ENCODING_CHOICES:
             self.encoding.addItem(label, value)

@@ -1,7 +1,6 @@
 """``sinr:evaluate_presence_absence``: model scores at surveyed points (S&T-style) -> per-species AP, MAP."""
 from __future__ import annotations
 
-import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
@@ -11,15 +10,12 @@ from qgis.core import (
     QgsProcessingParameterField,
 )
 
-from ..core import evaluation
-from ..core.blas import matmul_t
+from ..core import evaluation, scoring
 from ..qgis_bridge import evaluation as bridge
 from ..qgis_bridge import prediction
-from .base import SinrAlgorithm, user_errors
+from .base import SinrAlgorithm, progress_callbacks, user_errors
 from .evaluation_outputs import AP_CAVEATS, TABLE_HELP, add_output_parameters, write_outputs
 from .grid_params import add_covariates_parameter, covariates_from_parameters
-
-BATCH = 65536  # points per model call
 
 
 class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
@@ -122,18 +118,11 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
             used = [r[1] for r in refs.values()]
             covariates = covariates_from_parameters(self, parameters, context, bundle)
             predictor = prediction.make_predictor(bundle)
-            env_all = prediction.covariates_at_points(covariates, data.lonlat, bundle)
+            env = prediction.covariates_at_points(covariates, data.lonlat, bundle)
             n = data.lonlat.shape[0]
-            logits = np.full((n, len(used)), np.nan, dtype=np.float32)
-            # float64 products, as sinr:evaluate_ranges: near-ties rank the same whatever the species set
-            head = np.asarray(bundle.head, dtype=np.float64)[[sp.index for sp in used]].T
-            for start in range(0, n, BATCH):
-                if feedback.isCanceled():
-                    raise QgsProcessingException(self.tr("Cancelled."))
-                env = None if env_all is None else env_all[start:start + BATCH]
-                emb = predictor.embed(data.lonlat[start:start + BATCH], env)
-                logits[start:start + BATCH] = matmul_t(emb.astype(np.float64), head.T)  # not numpy's @: see core.blas
-                feedback.setProgress(80.0 * min(n, start + BATCH) / max(1, n))
+            progress, is_cancelled = progress_callbacks(feedback)
+            logits = scoring.point_logits(predictor, data.lonlat, used, env, is_cancelled=is_cancelled,
+                                          progress=lambda p: progress(0.8 * p))
             for w in predictor.take_class_warnings():  # categorical classes no training record had
                 feedback.pushWarning(w)
             scores = {sp.code: logits[:, k] for k, sp in enumerate(used)}

@@ -17,7 +17,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from ..core import eval_report, evaluation
+from ..core import eval_report, evaluation, metrics, scoring
 from ..core.bundle import Species
 from ..core.grid import Grid
 from ..qgis_bridge import evaluation as bridge
@@ -165,8 +165,8 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
                 covariates = covariates_from_parameters(self, parameters, context, bundle)
                 predictor = prediction.make_predictor(bundle)
                 feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
-                scores = evaluation.model_logits(predictor, grid, used, covariates=covariates or None,
-                                                 progress=lambda p: progress(10 + 0.7 * p), is_cancelled=is_cancelled)
+                scores = scoring.grid_logits(predictor, grid, used, covariates=covariates or None,
+                                             progress=lambda p: progress(10 + 0.7 * p), is_cancelled=is_cancelled)
                 for w in predictor.take_class_warnings():  # categorical classes no training record had
                     feedback.pushWarning(w)
                 logits = True
@@ -229,7 +229,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
         out = {}
         for r in result.results:
             s = np.asarray(scores[r.code], dtype=np.float64)
-            values = evaluation.sigmoid(s) if logits else s
+            values = metrics.sigmoid(s) if logits else s
             values = np.where(valid, values, np.nan)
             finite = values[np.isfinite(values)]
             lo, hi = (0.0, 1.0) if finite.size == 0 or (finite.min() >= 0 and finite.max() <= 1) else \

@@ -1,7 +1,7 @@
 """``sinr:train_model``: observations (a point layer in any CRS, or a file) -> a ``.sinr`` model bundle.
 
 Training runs in a child process (the project's training CLI, with an interpreter that has
-torch), supervised by :func:`sinr_qgis.core.train_runner.run_training`, the same call the dock's
+torch), supervised by :func:`sinr_qgis.core.training.run.run_training`, the same call the dock's
 training task makes. The parameters become a ``TrainingRequest`` and then the runner's options
 through ``qgis_bridge.training_inputs``, the Train dialog's path too.
 """
@@ -34,22 +34,17 @@ from qgis.core import (
 
 from ..core.errors import SinrError
 from ..core.file_names import safe_file_stem
-from ..core.train_events import describe_event
-from ..core.train_runner import (
-    DEFAULTS,
-    LOSS_HELP,
-    LOSS_LABELS,
-    LOSSES,
-    check_training_available,
-    run_training,
-)
+from ..core.training.defaults import DEFAULTS, LOSS_HELP, LOSS_LABELS, LOSSES
+from ..core.training.events import describe_event
+from ..core.training.interpreter import check_training_available
+from ..core.training.options import sinr_path
+from ..core.training.run import run_training
 from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER
 from ..qgis_bridge.training_inputs import (
     ENCODING_CHOICES,
     TrainingRequest,
     guess_species_field,
     no_species_field_message,
-    sinr_path,
     training_inputs,
 )
 from ..toolbelt import model_registry
@@ -126,12 +121,13 @@ class TrainModelAlgorithm(SinrAlgorithm):
             "wild (occurrenceStatus absent, fossils, captive or cultivated organisms, records above "
             "species rank, GBIF geospatial issues), are dropped and counted, from a file or a layer "
             "alike.</p>"
-            "<p><b>Covariates</b> (optional): lon/lat rasters (e.g. bioclim), each band one covariate; "
+            "<p><b>Covariates</b> (optional): rasters in any CRS (e.g. bioclim), each band one covariate; "
             "their means and standard deviations are computed from the rasters. With rasters the model "
             "uses coordinates + covariates unless you choose otherwise. A band of classes (land cover, "
             "biome) is read at its nearest cell, never interpolated, and each class becomes its own input "
             "(one-hot) when GDAL says it holds classes (category names, a thematic attribute table, a "
-            "colour table) or when you name it under <i>Categorical covariates</i>; a band of few whole "
+            "colour table, band metadata CATEGORICAL=YES) or when you name it under <i>Categorical covariates</i>; "
+            "a band of few whole "
             "numbers that is neither gets a warning.</p>"
             "<p><b>Training.</b> The defaults are the bundled model's recipe: AN-full, every record "
             "(no cap), 20 epochs, a network of width 256 and depth 4, the presence weighted by the "

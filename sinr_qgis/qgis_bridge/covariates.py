@@ -6,9 +6,11 @@ from pathlib import Path
 
 from qgis.core import QgsRasterLayer
 
-from ..core.covariate_match import match_covariates
+from ..core.covariate_match import band_candidates, band_labels, match_covariates
 from ..core.covariates import CovariateRaster
 from ..core.errors import CovariateError
+
+LayerBand = tuple[QgsRasterLayer, int]  # a raster layer and its 1-based band
 
 
 def raster_layer_source(layer: QgsRasterLayer, band: int = 1) -> tuple[str, int]:
@@ -64,3 +66,28 @@ def _covariate_bands(layer: QgsRasterLayer) -> list[tuple[str, int]]:
     """(path, band) of each covariate band of ``layer``: every band but an alpha band (core's rule)."""
     path, _ = raster_layer_source(layer)
     return [(path, b) for b in CovariateRaster(path).band_numbers]
+
+
+def layer_band_candidates(names: Sequence[str], layers: Sequence[QgsRasterLayer]) -> list[list[LayerBand]]:
+    """Per covariate of ``names`` (a model's), the (layer, band) of ``layers`` that go by its name
+    (:func:`~sinr_qgis.core.covariate_match.band_candidates`: band description, file name,
+    ``<file stem>_b<band>``, a single-band layer's name, WorldClim variable), in ``layers`` order.
+
+    One entry per file band: a file loaded as two layers counts once (its first layer). Layers that
+    are not readable file rasters (WMS, an unreadable file) cannot be covariates and are passed over."""
+    bands: list[LayerBand] = []
+    labels: list[list[str]] = []
+    seen: set[tuple[str, int]] = set()
+    for layer in layers:
+        try:
+            path, _ = raster_layer_source(layer)
+            raster = CovariateRaster(path)
+        except CovariateError:
+            continue
+        alias = [layer.name()] if raster.n_bands == 1 else []
+        for band in raster.band_numbers:
+            if (path, band) not in seen:
+                seen.add((path, band))
+                bands.append((layer, band))
+                labels.append(band_labels(raster, band) + alias)
+    return [[bands[i] for i in found] for found in band_candidates(names, labels)]

@@ -9,7 +9,7 @@ report live in :mod:`~sinr_qgis.core.evaluation` and :mod:`~sinr_qgis.core.eval_
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +28,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core import evaluation
+from ..core import evaluation, scoring
 from ..core.bundle import Species
 from ..core.errors import GridError, OccurrenceError
 from ..core.grid import Grid, extent_across_antimeridian, longitude_window
@@ -351,14 +351,16 @@ PARTLY_IN_VIEW = 0.9  # below this share of its range in view, a comparison says
 
 
 def compare_species(predictor, ranges: RangeCopy, grid: Grid, *, view: QgsGeometry | None = None,
-                    area_weighted: bool = True, progress: Callable[[float], None] | None = None,
+                    area_weighted: bool = True, covariates: Mapping[str, tuple[str, int]] | None = None,
+                    progress: Callable[[float], None] | None = None,
                     is_cancelled: IsCancelled = None) -> list[SpeciesComparison]:
     """AP etc. of every species of ``ranges`` (model logits, ``predictor``) against its polygons on
     ``grid`` (land cells), exactly as ``sinr:evaluate_ranges`` computes them; one entry per species,
     in order. Any thread (reads only the copies); ``predictor`` must be this thread's own.
 
     ``view``: the map view in the ranges' CRS (:func:`view_in_crs`), to measure how much of each
-    range is in view; a species whose range lies wholly outside it is not computed."""
+    range is in view; a species whose range lies wholly outside it is not computed. ``covariates``:
+    an environmental model's {covariate name: (raster path, band)} (``core.covariate_match``)."""
     names: dict[str, list[str]] = {}
     for name, sp in ranges.match.matched.items():
         names.setdefault(sp.code, []).append(name)
@@ -383,8 +385,8 @@ def compare_species(predictor, ranges: RangeCopy, grid: Grid, *, view: QgsGeomet
     refs = reference_labels(ranges.polygons, match, grid, is_cancelled)
     if progress is not None:
         progress(10.0)
-    scores = evaluation.model_logits(predictor, grid, species, is_cancelled=is_cancelled,
-                                     progress=None if progress is None else lambda p: progress(10.0 + 0.85 * p))
+    scores = scoring.grid_logits(predictor, grid, species, covariates=covariates, is_cancelled=is_cancelled,
+                                 progress=None if progress is None else lambda p: progress(10.0 + 0.85 * p))
     result = evaluation.evaluate_grid(grid, refs, scores, logits=True, area_weighted=area_weighted,
                                       is_cancelled=is_cancelled)
     by_code = {c.species.code: c for c in todo}

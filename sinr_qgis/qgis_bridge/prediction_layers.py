@@ -72,12 +72,7 @@ def show_prediction(path: str | Path, key: str, name: str, opacity: float,
     old_source = ""
     if layer is not None:
         old_source = layer.source()
-        layer.setDataSource(str(path), layer.name(), "gdal", QgsDataProvider.ProviderOptions(), False)
-        if not layer.isValid():
-            raise OutputError(f"The result {path} could not be opened as a raster layer.")
-        if layer.renderer() is None:  # it was read from a project while its file was missing
-            style_probability_layer(layer)
-        layer.triggerRepaint()
+        _read_file(layer, path)
     else:
         layer = add_styled_raster(path, name, "probability", project, opacity=opacity, add_to_legend=False)
         layer.setCustomProperty(KEY_PROPERTY, key)
@@ -89,6 +84,48 @@ def show_prediction(path: str | Path, key: str, name: str, opacity: float,
         if isinstance(parent, QgsLayerTreeGroup):
             parent.setItemVisibilityChecked(True)
     return layer, old_source
+
+
+def _read_file(layer: QgsRasterLayer, path: str | Path) -> None:
+    """``layer`` reads ``path`` from now on (its name, style and tree position are kept)."""
+    layer.setDataSource(str(path), layer.name(), "gdal", QgsDataProvider.ProviderOptions(), False)
+    if not layer.isValid():
+        raise OutputError(f"The result {path} could not be opened as a raster layer.")
+    if layer.renderer() is None:  # it was read from a project while its file was missing
+        style_probability_layer(layer)
+    layer.triggerRepaint()
+
+
+def checked_predictions(project: QgsProject | None = None) -> set[str]:
+    """The ids of the dock prediction layers whose box is ticked in the layer tree."""
+    project = project or QgsProject.instance()
+    root = project.layerTreeRoot()
+    return {lyr.id() for lyr in dock_prediction_layers(project)
+            if (node := root.findLayer(lyr.id())) is not None and node.itemVisibilityChecked()}
+
+
+def undo_show(shown: list[tuple[str, str]], checked: set[str], project: QgsProject | None = None) -> None:
+    """Undo :func:`show_prediction` calls (a preview whose full map was cancelled or failed).
+
+    ``shown`` holds (layer id, the file it read before; "" for a layer the call added): each such
+    layer reads its file again, an added one is removed; the dock prediction layers whose ids are
+    in ``checked`` (:func:`checked_predictions` before the calls) are ticked again, the others not.
+    A layer the user removed meanwhile is left alone. Raises ``OutputError`` when a file no longer opens.
+    """
+    project = project or QgsProject.instance()
+    for layer_id, old_source in shown:
+        layer = project.mapLayer(layer_id)
+        if layer is None:
+            continue
+        if old_source:
+            _read_file(layer, old_source)
+        else:
+            project.removeMapLayer(layer_id)
+    root = project.layerTreeRoot()
+    nodes = [root.findLayer(lyr.id()) for lyr in dock_prediction_layers(project)]
+    # unticked first: in the mutually exclusive group, ticking one unticks the others
+    for node in sorted((n for n in nodes if n is not None), key=lambda n: n.layerId() in checked):
+        node.setItemVisibilityChecked(node.layerId() in checked)
 
 
 def set_predictions_opacity(opacity: float, project: QgsProject | None = None) -> int:

@@ -19,9 +19,10 @@ from qgis.core import QgsCoordinateTransformContext, QgsRasterLayer
 
 from ..core.covariates import CovariateStack
 from ..core.encoding import COVARIATE_ENCODINGS
-from ..core.errors import SinrError
+from ..core.errors import SinrError, TrainingInputError
 from ..core.occurrences import ID_NAMES, LAT_NAMES, LON_NAMES, NAME_NAMES, SOURCE_NAMES
-from ..core.train_runner import DEFAULTS, TrainingInputError, TrainOptions, checkpoint_path
+from ..core.training.defaults import DEFAULTS
+from ..core.training.options import TrainOptions, checkpoint_path, sinr_path
 from .covariates import raster_layer_source
 from .observations import SOURCE, SPECIES, export_file_name, export_observations
 
@@ -60,12 +61,6 @@ def no_species_field_message(layer_name: str) -> str:
     """Why a point layer cannot be trained without a species field, and what to do."""
     return (f"Choose the species field of the observation layer {layer_name!r}: the field that holds each "
             f"point's species name or code (none of its fields is named {', '.join(SPECIES_FIELD_NAMES)}).")
-
-
-def sinr_path(path: str | Path) -> str:
-    """``path`` with the model bundle's ``.sinr`` suffix added when it has none; ``""`` stays ``""``."""
-    text = str(path or "").strip()
-    return text if not text or text.lower().endswith(".sinr") else text + ".sinr"
 
 
 @dataclass

@@ -22,6 +22,7 @@ class CompareTask(QgsTask):
     """
 
     def __init__(self, predictor, ranges: bridge.RangeCopy, grid: Grid, *, view: QgsGeometry | None = None,
+                 covariates: dict[str, tuple[str, int]] | None = None,
                  on_done: Callable[[CompareTask, bool], None] | None = None) -> None:
         names = ", ".join(s.name or s.code for s in ranges.species[:3]) + ("…" if len(ranges.species) > 3 else "")
         super().__init__(f"SINR: comparing {names} with expert ranges", QgsTask.Flag.CanCancel)
@@ -29,6 +30,7 @@ class CompareTask(QgsTask):
         self.ranges = ranges
         self.grid = grid
         self.view = QgsGeometry(view) if view is not None else None
+        self.covariates = dict(covariates) if covariates else None  # {covariate: (path, band)}, env models
         self.on_done = on_done
         self.results: list[bridge.SpeciesComparison] = []
         self.error: Exception | None = None
@@ -36,7 +38,8 @@ class CompareTask(QgsTask):
     def run(self) -> bool:
         try:
             self.results = bridge.compare_species(self.predictor, self.ranges, self.grid, view=self.view,
-                                                  progress=self.setProgress, is_cancelled=self.isCanceled)
+                                                  covariates=self.covariates, progress=self.setProgress,
+                                                  is_cancelled=self.isCanceled)
         except SinrError as exc:  # user errors and cancellation: reported in finished()
             self.error = exc
             return False

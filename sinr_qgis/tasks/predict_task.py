@@ -2,17 +2,32 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qgis.core import QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
 
 from ..core.bundle import Species
-from ..core.errors import SinrError
+from ..core.errors import CancelledError, SinrError
 from ..core.grid import Grid
 from ..qgis_bridge import prediction
 
 LOG = logging.getLogger("sinr_qgis")
+
+
+@dataclass
+class Preview:
+    """A coarse first look at the map, predicted before it (``prediction.preview_grid``).
+
+    It has its own predictor so that the full grid's cached embedding (a further species on the
+    same view costs only its head product) is not replaced by the preview's."""
+
+    predictor: object  # a runtime.Predictor used by no other thread
+    grid: Grid
+    path: Path  # as the task's path: one file, or one per species (``files``, species order)
+    files: list[Path] = field(default_factory=list)
 
 
 class PredictTask(QgsTask):
@@ -25,11 +40,23 @@ class PredictTask(QgsTask):
     With ``one_file_per_species`` each species gets its own file (``self.files`` in the order of
     ``self.species``), so each can be its own layer. ``notes`` (e.g. the part of the grid off the
     globe) start ``self.warnings``; the run adds the prediction's own warnings.
+
+    With a ``preview``, its coarse map is written first and ``previewReady`` is emitted (connect a
+    main-thread widget's bound method: Qt then queues it to the main thread) before the full map
+    is computed; the final files are exactly those of a run without a preview. A preview that
+    finds nothing to show (a coarse grid that misses every valid pixel) is skipped: the full grid
+    decides. ``final_cached`` tells, after a run, whether the predictor keeps this grid's embedding.
+
+    ``covariates`` (environmental models): {covariate name: (raster path, band)}, the explicit
+    mapping (``core.covariate_match``), read by the preview and the full map alike.
     """
+
+    previewReady = pyqtSignal()  # self.preview.files are written
 
     def __init__(self, predictor, grid: Grid, species: Sequence[Species], path: str | Path, *,
                  mask_ocean: bool = True, one_file_per_species: bool = False, notes: Sequence[str] = (),
-                 on_done: Callable[[PredictTask, bool], None] | None = None, description: str = "") -> None:
+                 on_done: Callable[[PredictTask, bool], None] | None = None, description: str = "",
+                 preview: Preview | None = None, covariates: Mapping[str, tuple[str, int]] | None = None) -> None:
         names = ", ".join(s.name or s.code for s in species)
         super().__init__(description or f"SINR: predicting {names}", QgsTask.Flag.CanCancel)
         self.predictor = predictor
@@ -42,13 +69,23 @@ class PredictTask(QgsTask):
         self.files: list[Path] = []
         self.warnings: list[str] = list(notes)
         self.error: Exception | None = None
+        self.preview = preview
+        self.final_cached = False
+        self.covariates = dict(covariates) if covariates else None
 
     def run(self) -> bool:
+        # progress shared by pixel count: the preview's part is about 1/64
+        share = 0.0 if self.preview is None else \
+            100.0 * self.preview.grid.n_pixels / (self.preview.grid.n_pixels + self.grid.n_pixels)
         try:
+            if self.preview is not None:
+                self._predict_preview(share)
             result = prediction.predict_range_raster(
                 self.predictor, self.grid, self.species, self.path, mask_ocean=self.mask_ocean,
-                one_file_per_species=self.one_file_per_species, progress=self.setProgress,
+                covariates=self.covariates, one_file_per_species=self.one_file_per_species,
+                progress=lambda p: self.setProgress(min(100.0, share + p * (100.0 - share) / 100.0)),
                 is_cancelled=self.isCanceled)
+            self.final_cached = self.predictor.cached_bytes > 0
             self.files = list(result.paths)
             self.warnings += result.warnings
         except SinrError as exc:  # user errors and cancellation: reported in finished()
@@ -59,6 +96,22 @@ class PredictTask(QgsTask):
             self.error = exc
             return False
         return True  # finished: even a late cancel keeps the complete result
+
+    def _predict_preview(self, share: float) -> None:
+        """Write the preview's files and emit ``previewReady``; a cancel propagates."""
+        p = self.preview
+        try:
+            result = prediction.predict_range_raster(
+                p.predictor, p.grid, self.species, p.path, mask_ocean=self.mask_ocean, covariates=self.covariates,
+                one_file_per_species=self.one_file_per_species, progress=lambda v: self.setProgress(v * share / 100.0),
+                is_cancelled=self.isCanceled)
+        except CancelledError:
+            raise
+        except SinrError as exc:  # e.g. its pixels all miss a small island: the full map says what is wrong
+            LOG.info("No preview: %s", exc)
+            return
+        p.files = list(result.paths)
+        self.previewReady.emit()
 
     def finished(self, result: bool) -> None:
         if self.on_done is not None:

@@ -1,6 +1,6 @@
 """Train a model in the background: a QgsTask supervising the training CLI in a child process.
 
-PyTorch never runs inside QGIS: ``run()`` calls :func:`sinr_qgis.core.train_runner.run_training`
+PyTorch never runs inside QGIS: ``run()`` calls :func:`sinr_qgis.core.training.run.run_training`
 (the same call as ``sinr:train_model``), which starts ``python -m training train --jsonl`` with
 the configured interpreter. JSON lines drive ``setProgress``; cancelling the task stops the
 child's whole process group. On success ``finished()`` (main thread) adds the model to the
@@ -17,15 +17,12 @@ from typing import Any
 
 from qgis.core import QgsApplication, QgsTask
 
-from ..core.errors import CancelledError, SinrError
-from ..core.train_events import describe_event
-from ..core.train_runner import (
-    OutputBusyError,
-    TrainOptions,
-    TrainResult,
-    output_busy_message,
-    run_training,
-)
+from ..core.errors import CancelledError, OutputBusyError, SinrError
+from ..core.training.events import describe_event
+from ..core.training.lock import output_busy_message
+from ..core.training.options import TrainOptions
+from ..core.training.run import run_training
+from ..core.training.summary import TrainResult
 from ..toolbelt import model_registry
 
 LOG = logging.getLogger("sinr_qgis")

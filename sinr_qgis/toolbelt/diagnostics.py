@@ -137,7 +137,7 @@ def training_interpreter() -> str:
 
 def torch_report(python: str) -> str:
     """torch's version in ``python`` (a subprocess), or the reason training is unavailable."""
-    from ..core.train_runner import check_python
+    from ..core.training.interpreter import check_python
 
     try:
         info = check_python(python, timeout=60.0)
@@ -148,8 +148,9 @@ def torch_report(python: str) -> str:
 
 def training_code() -> str:
     """Where the training package is, or why training cannot run from this installation."""
-    from ..core.train_runner import TrainingEnvironmentError, training_root
+    from ..core.errors import TrainingEnvironmentError
     from ..core.train_setup import training_code_dir
+    from ..core.training.process import training_root
 
     try:
         training_root()  # raises, saying what to do, when the plugin has none

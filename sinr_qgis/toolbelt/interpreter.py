@@ -10,8 +10,8 @@ from pathlib import Path
 
 from qgis.core import QgsSettings
 
-from ..core.train_runner import check_training_available, default_python, describe_python
 from ..core.train_setup import training_code
+from ..core.training.interpreter import check_training_available, default_python, describe_python
 from .private_packages import training_python_folder
 from .settings import PREFIX
 from .training_python import marked_python, venv_python

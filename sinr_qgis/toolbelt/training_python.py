@@ -35,9 +35,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import DependencyInstallError
-from ..core.train_runner import TrainingEnvironmentError, check_python, describe_python
+from ..core.errors import DependencyInstallError, TrainingEnvironmentError
 from ..core.train_setup import CPU_INDEX
+from ..core.training.interpreter import check_python, describe_python
 from .dependencies import (
     PROBE_TIMEOUT_S,
     CancelFn,
@@ -218,7 +218,7 @@ def marked_python(python: str | Path) -> dict | None:
 @dataclass
 class TrainingPython:
     """A finished set-up: the interpreter to train with, where, made from what, and what it has
-    (:func:`~sinr_qgis.core.train_runner.check_python`'s answer)."""
+    (:func:`~sinr_qgis.core.training.interpreter.check_python`'s answer)."""
 
     python: Path
     folder: Path

@@ -46,6 +46,29 @@ def test_matmul_t_is_x_times_w_transposed(dtype):
     np.testing.assert_allclose(got, want, rtol=0, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_t_with_one_row_uses_gemv_with_the_same_values(dtype, monkeypatch):
+    """One species' head (w [1, K]) goes through gemv (3x faster than gemm with a one-column result
+    on a cached canvas); values equal the float64 product to the same rounding bound as gemm."""
+    x, w = _random((500, 64), dtype, 16), _random((1, 64), dtype, 17)
+    calls = []
+    gemv = blas._scipy_gemvs()[np.dtype(dtype)]
+    counted = {np.dtype(dtype): lambda *a, **k: calls.append(1) or gemv(*a, **k)}
+    monkeypatch.setattr(blas, "_scipy_gemvs", lambda: counted)
+    want = x.astype(np.float64) @ w.astype(np.float64).T
+    # float32: each of the 64 products rounds (tolerances.py); float64 is exact to 1e-12 here
+    tol = 64 * np.finfo(np.float32).eps * np.abs(x).max() * np.abs(w).sum() if dtype == np.float32 else 1e-12
+    got = blas.matmul_t(x, w)
+    assert got.shape == (500, 1) and got.dtype == dtype and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol)
+    out = np.full((500, 1), np.nan, dtype)
+    assert blas.matmul_t(x, w, out=out) is out
+    np.testing.assert_array_equal(out, got)
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="out must be"):
+        blas.matmul_t(x, w, out=np.empty((500, 2), dtype))
+
+
 def test_matmul_t_uses_scipy_here_and_numpy_without_it(monkeypatch):
     assert blas.product_engine() == blas.ENGINE_SCIPY  # scipy comes with Debian's QGIS
     x, w = _random((50, 8), np.float32, 3), _random((5, 8), np.float32, 4)

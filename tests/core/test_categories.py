@@ -105,6 +105,25 @@ def test_a_palette_band_holds_classes_and_a_plain_band_does_not(tmp_path):
     assert got.source == "colour table" and dict(got.names) == {}
 
 
+def test_band_metadata_categorical_yes_declares_classes(tmp_path):
+    # the project's bioclim test raster marks its biome band this way (CATEGORICAL=YES, CLASS_<code>)
+    _ds, band = write_band(tmp_path / "b.tif", LANDCOVER.astype(np.float32), dtype=gdal.GDT_Float32)
+    band.SetMetadata({"CATEGORICAL": "no", "CLASS_1": "forest"})
+    assert categories.declared_classes(band) is None
+    band.SetMetadata({"categorical": "Yes", "CLASS_1": "forest", "CLASS_10": "tundra", "CLASS_NOTE": "x",
+                      "CLASS_3": " "})
+    got = categories.declared_classes(band)
+    assert got.source == "band metadata" and dict(got.names) == {1.0: "forest", 10.0: "tundra"}
+
+
+def test_the_shared_bioclim_biome_band_is_declared_categorical(shared_data):
+    raster = CovariateStack.open([shared_data / "covariates" / "sa_bioclim_0p5deg.tif"]).rasters[0]
+    declared = {b.name: b.classes for b in raster.bands if b.classes is not None}
+    assert list(declared) == ["biome"]
+    assert declared["biome"].source == "band metadata"
+    assert len(declared["biome"].names) == 14 and declared["biome"].names[11.0] == "Tundra"
+
+
 def test_whole_numbers_with_few_values_are_only_a_hint():
     codes = np.repeat([1.0, 2.0, 3.0, 7.0], 5)
     hint = categories.class_hint(codes, "soil")

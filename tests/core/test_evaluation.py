@@ -28,6 +28,16 @@ def test_match_species_by_code_name_or_label_ignoring_case_and_spaces():
     assert "'Abies imaginaria'" in m.unmatched_text()
 
 
+def test_match_species_by_code_only_for_the_benchmark_protocol():
+    twins = [*SPECIES, Species(3, "ACERRUBR ", "Acer rubrum var. x", 1)]  # a code equal to another's key
+    m = evaluation.match_species([" QUERALBA", "Acer rubrum", "pinutaed (pinutaed)", "pinutaeda", "acerrubr"],
+                                 twins, by_code_only=True)
+    assert {k: v.code for k, v in m.matched.items()} == {" QUERALBA": "queralba"}
+    # names and labels do not match by code; a near code is not suggested; two fitting codes: none
+    assert m.unmatched == ["Acer rubrum", "pinutaed (pinutaed)", "pinutaeda", "acerrubr"]
+    assert m.close == {} and [s.index for s in m.ambiguous["acerrubr"]] == [0, 3]
+
+
 def test_area_weights_are_cos_latitude_on_lon_lat_grids_only():
     grid = Grid.from_pixel_size((-10, 0, 10, 80), "EPSG:4326", 20.0)
     np.testing.assert_allclose(evaluation.area_weights(grid), np.cos(np.radians([70, 50, 30, 10])))

@@ -225,3 +225,93 @@ def test_grid_built_on_one_thread_works_on_another():
     t.start()
     t.join()
     np.testing.assert_array_equal(there["ll"], here)
+
+
+def _count_transformed(monkeypatch) -> list[int]:
+    """Record how many points each vectorised GDAL transform call gets."""
+    from sinr_qgis.core import grid as grid_module
+
+    sizes: list[int] = []
+    real = grid_module._transform
+
+    def counting(transformer, x, y):
+        sizes.append(int(np.size(x)))
+        return real(transformer, x, y)
+
+    monkeypatch.setattr(grid_module, "_transform", counting)
+    return sizes
+
+
+# cylindrical CRSs: lon depends on x alone and lat on y alone, including views past the world's edge
+SEPARABLE = [((-1.45e7, 1.6e6, -6.0e6, 1.01e7), "EPSG:3857"), ((-3e7, -3e7, 3e7, 3e7), "EPSG:3857"),
+             ((-200, -100, 200, 100), "EPSG:4326"), ((170, 50, 190, 70), "EPSG:4326"),
+             ((-125, 24, -66, 50), "EPSG:4269"), ((-2e7, -1e7, 2e7, 1e7), "EPSG:4087"),
+             ((-2e7, -1.5e7, 2e7, 1.5e7), "EPSG:3395"), ((-2e6, -2e6, 2e6, 2e6), "+proj=cea +lat_ts=30 +datum=WGS84")]
+# lon depends on y too (conic, azimuthal, transverse, pseudo-cylindrical), or nearly separable: an
+# oblique Mercator 0.001 deg off the equatorial one, NAD27 with its grid shift
+NOT_SEPARABLE = [((2.5e6, 1.5e6, 7.5e6, 5.5e6), "EPSG:3035"), ((-3e6, -3e6, 3e6, 3e6), "EPSG:3413"),
+                 ((2e5, 5e6, 8e5, 6e6), "EPSG:32633"), ((-2.5e6, 2e5, 2.5e6, 3.3e6), "EPSG:5070"),
+                 ((-2e6, -2e6, 2e6, 2e6), "+proj=sinu +datum=WGS84"),
+                 ((-2e6, -2e6, 2e6, 2e6), "+proj=omerc +lat_0=0 +lonc=0 +alpha=89.999 +gamma=89.999 +datum=WGS84"),
+                 ((-125, 24, -66, 50), "EPSG:4267")]
+
+
+@pytest.mark.parametrize("extent, crs", SEPARABLE)
+def test_a_separable_grid_transforms_one_row_and_one_column(monkeypatch, extent, crs):
+    g = Grid(extent, crs, 300, 200)
+    want, want_ok = g._lonlat_at(*g.pixel_centres())  # every centre through GDAL, point by point
+    sizes = _count_transformed(monkeypatch)
+    fresh = Grid(extent, crs, 300, 200)
+    assert fresh.separable
+    ll, ok = fresh.lonlat()
+    np.testing.assert_array_equal(ok, want_ok)
+    # float64 against float64 of the same PROJ formulas: equal to far below the float32 input's 1e-5 deg
+    np.testing.assert_allclose(ll, want, rtol=0, atol=1e-9)
+    assert np.isnan(ll[~ok]).all()
+    # one row, one column and a 32 x 32 check sample, each there and back; nothing per pixel
+    identity = crs == "EPSG:4326"
+    assert sum(sizes) == (0 if identity else 2 * (300 + 200 + 32 * 32))
+    part, part_ok = fresh.lonlat(37, 91)  # a row block is the same rows of the whole
+    assert np.array_equal(part, ll[37 * 300:91 * 300], equal_nan=True)
+    np.testing.assert_array_equal(part_ok, ok[37 * 300:91 * 300])
+    assert fresh.off_globe_fraction() == pytest.approx(1.0 - ok.mean(), abs=1e-12)  # exact, not sampled
+
+
+@pytest.mark.parametrize("extent, crs", NOT_SEPARABLE)
+def test_a_grid_that_is_not_separable_is_transformed_in_one_call_per_block(monkeypatch, extent, crs):
+    g = Grid(extent, crs, 300, 200)
+    assert not g.separable
+    sizes = _count_transformed(monkeypatch)
+    ll, ok = g.lonlat(10, 60)
+    assert sizes == [300 * 50, 300 * 50]  # forward and the round trip, each one vectorised call
+    # the same as osr, point by point, at a few centres
+    srs = osr.SpatialReference()
+    srs.SetFromUserInput(crs)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    wgs = osr.SpatialReference()
+    wgs.ImportFromEPSG(4326)
+    wgs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(srs, wgs)
+    x, y = g.pixel_centres(10, 60)
+    for i in (0, 299, 7_777, 300 * 50 - 1):
+        assert ok[i]
+        lon, lat, _ = ct.TransformPoint(float(x[i]), float(y[i]))
+        np.testing.assert_allclose(ll[i], [lon, lat], rtol=0, atol=1e-9)
+
+
+def test_separability_is_decided_once_per_grid(monkeypatch):
+    g = Grid((-1.45e7, 1.6e6, -6.0e6, 1.01e7), "EPSG:3857", 1024, 1024)
+    sizes = _count_transformed(monkeypatch)
+    for r0, r1 in g.row_blocks(128):
+        g.lonlat(r0, r1)
+    g.off_globe_fraction()
+    assert sum(sizes) == 2 * (1024 + 1024 + 32 * 32)  # 6,144 points for 1,048,576 pixels
+
+
+def test_centres_off_the_domain_print_nothing(capfd):
+    """A centre past the projection's domain is reported by ``ok``; GDAL printed one stderr line
+    per such pixel before (thousands for a Miller world view)."""
+    g = Grid((-2e7, -1.5e7, 2e7, 1.5e7), "ESRI:54003", 300, 200)  # Miller: |y| beyond ~14.7e6 m is off
+    _, ok = g.lonlat()
+    assert ok.reshape(200, 300).all(axis=1).sum() == 196 and not ok.reshape(200, 300)[[0, 1, 198, 199]].any()
+    assert capfd.readouterr().err == ""

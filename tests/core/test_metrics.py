@@ -8,6 +8,7 @@ import pytest
 from sklearn import metrics as skm
 
 from sinr_qgis.core import metrics
+from tests.tolerances import F32_EPS
 
 
 def _random_case(seed: int, n: int, decimals: int | None, weighted: bool):
@@ -117,14 +118,8 @@ def test_f1_optimal_threshold_is_the_best_score(seed, weighted):
     assert (again.tp, again.fp) == pytest.approx((best.tp, best.fp))
 
 
-def test_lpt_r_and_fixed_thresholds():
-    presence = np.arange(101, dtype=float)  # 0..100
-    assert metrics.lpt_r_threshold(presence, 5) == pytest.approx(5.0)
-    assert metrics.lpt_r_threshold(presence, 0) == 0.0
-    assert math.isnan(metrics.lpt_r_threshold(np.array([]), 5))
+def test_fixed_thresholds():  # LPT-R: tests/core/test_thresholds.py
     assert metrics.fixed_threshold(0.5) == 0.5
-    with pytest.raises(ValueError):
-        metrics.lpt_r_threshold(presence, 150)
     with pytest.raises(ValueError):
         metrics.fixed_threshold(float("nan"))
 
@@ -136,3 +131,21 @@ def test_input_validation():
         metrics.average_precision([0, 1], [0.1, float("nan")])
     with pytest.raises(ValueError, match="non-negative"):
         metrics.average_precision([0, 1], [0.1, 0.2], [1, -1])
+
+
+def test_sigmoid_in_float64_and_float32_without_overflow():
+    x = np.linspace(-30, 30, 601)
+    # 0.5 + 0.5 tanh(x / 2) is exact to float64's eps in absolute terms (not relative near 0)
+    np.testing.assert_allclose(metrics.sigmoid(x), 1 / (1 + np.exp(-x)), rtol=0, atol=4e-16)
+    assert float(metrics.sigmoid(0.0)) == 0.5 and metrics.sigmoid(2.0).dtype == np.float64
+    with np.errstate(all="raise"):  # no overflow at extreme logits
+        p32 = metrics.sigmoid(np.array([-1000, -17, 0, 20, 1000, np.nan], dtype=np.float32), np.float32)
+    assert p32.dtype == np.float32
+    np.testing.assert_array_equal(p32[[0, 2, 4]], [0.0, 0.5, 1.0])
+    # float32 saturates: 0.5 + 0.5 tanh(x / 2) is exactly 1 from logits of about 17.3 (the 0/1 bands' t = 1)
+    assert p32[3] == 1.0 and p32[1] == pytest.approx(6e-8, rel=0.01)
+    assert np.isnan(p32[5])
+    # in place: a block of float32 logits becomes its probabilities without a second array
+    block = np.array([[0.0, 2.0]], dtype=np.float32)
+    assert metrics.sigmoid(block, np.float32, in_place=True) is block
+    np.testing.assert_allclose(block, [[0.5, 1 / (1 + np.exp(-2.0))]], rtol=F32_EPS, atol=0)

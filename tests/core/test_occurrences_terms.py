@@ -11,7 +11,7 @@ import pytest
 from sinr_qgis.core.errors import OccurrenceError
 from sinr_qgis.core.occurrences import read_occurrences
 from sinr_qgis.core.train_checks import check_training_input
-from sinr_qgis.core.train_runner import training_summary
+from sinr_qgis.core.training.summary import training_summary
 
 from .test_occurrences import nonzero, write_text
 

@@ -7,9 +7,8 @@ import zipfile
 
 import pytest
 
-from sinr_qgis.core.errors import CheckpointImportError, OutputError
+from sinr_qgis.core.errors import CheckpointImportError, OutputError, TrainingCrashError, TrainingEnvironmentError
 from sinr_qgis.core.official_import import check_checkpoint_file, import_official_checkpoint
-from sinr_qgis.core.train_runner import TrainingCrashError, TrainingEnvironmentError
 
 
 def fake_python(path, script: str):

@@ -11,8 +11,9 @@ from osgeo import gdal
 
 from sinr_qgis.core import raster_io, runtime
 from sinr_qgis.core.bundle import ModelBundle
-from sinr_qgis.core.errors import CancelledError
+from sinr_qgis.core.errors import CancelledError, OutputError
 from sinr_qgis.core.grid import Grid
+from sinr_qgis.core.metrics import sigmoid
 from sinr_qgis.core.runtime import Predictor, logit_thresholds, predict_to_geotiff
 from sinr_qgis.qgis_bridge import prediction
 from tests.conftest import PAPER_SPECIES
@@ -96,7 +97,7 @@ def test_top_species_chunking_does_not_change_the_ranking(small, monkeypatch):
 def test_logit_cuts_decide_exactly_as_the_float32_sigmoid():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 6, 200_000), [-np.inf, np.inf, 0.0, 17.3, 40.0, -40.0]]).astype(np.float32)
-    p = runtime._sigmoid(x)
+    p = sigmoid(x, np.float32)
     # thresholds on probabilities the data reach exactly (ties), 1 (reached from logit ~17), tiny ones
     # 0: an LPT-R threshold where a species' training records all score 0 in float32 (all count)
     t = np.concatenate([p[rng.integers(0, x.size, 40)], [1.0, 0.5, 1e-8, 0.999, 1e-3, 0.0]]).astype(np.float32)
@@ -104,7 +105,7 @@ def test_logit_cuts_decide_exactly_as_the_float32_sigmoid():
     for ti, ci in zip(t, cut):
         assert ((x >= ci) == (p >= ti)).all(), ti
     assert (p == 0).any() and (p == 1).any()  # both ends are in the data
-    assert runtime._sigmoid(np.array([cut[-6]]))[0] == 1.0  # t = 1 is reachable, as in the 0/1 bands
+    assert sigmoid(np.array([cut[-6]]), np.float32)[0] == 1.0  # t = 1 is reachable, as in the 0/1 bands
     assert cut[-1] == -np.inf
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         logit_thresholds([1.5])
@@ -117,17 +118,34 @@ def test_count_above_equals_counting_probabilities_and_its_chunks_stay_in_budget
     thr = np.array([0.5, 0.2, 0.9, 1.0, 0.05, 0.7, 0.35], dtype=np.float32)
     reference = (predictor.probabilities(emb, idx) >= thr).sum(axis=1)
     block_shapes.clear()
-    whole = predictor.count_above(emb, idx, thr)  # the default budget holds all 500 rows at once
-    assert block_shapes == [(500, 7)]
-    monkeypatch.setattr(runtime, "SPECIES_BLOCK_BYTES", 7 * 5 * 16)  # 16 rows a block
+    whole = predictor.count_above(emb, idx, thr)  # one tile: 7 species x 500 rows
+    assert block_shapes == [(7, 500)]
+    monkeypatch.setattr(runtime, "SPECIES_BLOCK_BYTES", 7 * 5 * 16)  # 16 rows a tile
     block_shapes.clear()
     chunked = predictor.count_above(emb, idx, thr)
-    assert {r for r, _ in block_shapes} == {16, 500 % 16} and sum(r for r, _ in block_shapes) == 500
+    assert {r for _, r in block_shapes} == {16, 500 % 16} and sum(r for _, r in block_shapes) == 500
     assert whole.dtype == np.int32 and whole.shape == (500,)
     np.testing.assert_array_equal(chunked, whole)
     np.testing.assert_array_equal(whole, reference)
     assert 0 < whole.sum() < 500 * 7  # the thresholds cut somewhere
     assert predictor.count_above(np.full((2, small.embedding_dim), np.nan, np.float32), idx, thr).tolist() == [0, 0]
+
+
+def test_count_above_tiles_species_and_rows_and_equals_one_whole_product(small, monkeypatch, block_shapes):
+    predictor = Predictor(small, "numpy")
+    emb = predictor.embed(_points(500, 5))
+    idx = np.arange(small.n_species)  # 40 species
+    thr = np.random.default_rng(6).uniform(0.2, 0.8, idx.size).astype(np.float32)
+    reference = (predictor.probabilities(emb, idx) >= thr).sum(axis=1)  # one [500 x 40] product
+    monkeypatch.setattr(runtime, "COUNT_TILE_SPECIES", 16)
+    monkeypatch.setattr(runtime, "COUNT_TILE_ROWS", 64)
+    block_shapes.clear()
+    counts = predictor.count_above(emb, idx, thr)
+    # 40 species in tiles of 16 + 16 + 8, 500 rows in 7 x 64 + 52: every (species, rows) tile once
+    assert len(block_shapes) == 3 * 8
+    assert sorted(set(block_shapes)) == [(8, 52), (8, 64), (16, 52), (16, 64)]
+    np.testing.assert_array_equal(counts, reference)
+    assert counts.min() > 0 and counts.max() < 40  # the thresholds cut inside the species list
 
 
 def test_species_richness_of_a_paper_scale_model_stays_within_the_memory_budget(paper, tmp_path, block_shapes):
@@ -144,13 +162,43 @@ def test_species_richness_of_a_paper_scale_model_stays_within_the_memory_budget(
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 1.1 * BUDGET  # the chunk's logits and comparisons, plus small per-block arrays
+    # one tile's logits and comparisons (1,024 species x 800 pixels: 4 MB) and the cuts' bisection
+    # (47,375 x a few int64), where a whole block would be 152 MB
+    assert peak < 12 << 20
     assert all(r * s * 5 <= BUDGET for r, s in block_shapes)
+    # 47,375 species in 47 tiles (46 x 1,024 + 271), each of all 800 pixels: one grid block
+    assert sorted(set(block_shapes)) == [(271, 800), (1024, 800)] and len(block_shapes) == 47
     counts = gdal.Open(str(out)).ReadAsArray()
     emb = next(iter(predictor.iter_grid(grid, mask_ocean=False))).embedding
     ref = np.concatenate([(predictor.probabilities(emb[i:i + 100]) >= thr).sum(axis=1) for i in range(0, 800, 100)])
     np.testing.assert_array_equal(counts.ravel(), ref.astype(np.float32))
     assert counts.min() > 0 and counts.max() < PAPER_SPECIES
+
+
+def test_the_float16_check_of_a_paper_scale_head_keeps_its_products_within_the_budget(paper, monkeypatch):
+    from sinr_qgis.core import head_precision
+
+    shapes: list[tuple[int, int]] = []
+    real = head_precision.matmul_t
+    monkeypatch.setattr(head_precision, "matmul_t", lambda x, w: (shapes.append((x.shape[0], w.shape[0])),
+                                                                  real(x, w))[1])
+    tracemalloc.start()
+    try:
+        err = head_precision.float16_head_error(paper)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # 13 bytes per value held (change, magnitude, test, logits): 108 of the 4,096 points a product
+    assert shapes and all(r * s * 13 <= BUDGET for r, s in shapes) and {s for _, s in shapes} == {PAPER_SPECIES}
+    # plus the float16-rounded head and its difference (2 x 48.5 MB) and the 4,096 embeddings:
+    # 145 MiB measured; a fixed 256 rows a product held 205 MiB
+    assert peak < 1.1 * BUDGET + 2 * paper.head.nbytes + (16 << 20)
+    assert 0 < err < 1e-4  # a random head moves probabilities by about 6e-5
+    monkeypatch.setattr(runtime, "SPECIES_BLOCK_BYTES", 13 * PAPER_SPECIES * 100)  # 100 rows a product
+    shapes.clear()
+    # a maximum over the same values; float32 products of other row counts may round differently
+    assert head_precision.float16_head_error(paper) == pytest.approx(err, rel=1e-6, abs=0)
+    assert {r for r, _ in shapes} == {100, 4096 % 100}
 
 
 def test_a_many_band_output_is_written_in_row_pieces_equal_to_whole_blocks(small, tmp_path, monkeypatch):
@@ -168,6 +216,33 @@ def test_a_many_band_output_is_written_in_row_pieces_equal_to_whole_blocks(small
     a, b = (gdal.Open(str(r[0])).ReadAsArray() for r in (whole, pieces))
     assert a.shape == b.shape == (24, 20, 30)
     np.testing.assert_allclose(b, a, atol=1e-6, rtol=0)  # float32 products of other row counts
+
+
+def test_more_bands_than_a_geotiff_holds_are_refused_before_any_work_with_what_to_do(small, tmp_path, monkeypatch):
+    # GDAL's own limit, which the constant states: a 65,536-band GeoTIFF cannot be created
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        assert gdal.GetDriverByName("GTiff").Create(str(tmp_path / "x.tif"), 1, 1, 65_536, gdal.GDT_Byte) is None
+    finally:
+        gdal.PopErrorHandler()
+    assert runtime.MAX_GEOTIFF_BANDS == 65_535 and list(tmp_path.iterdir()) == []
+    predictor = Predictor(small, "numpy")
+    grid = Grid((-100.0, 30.0, -80.0, 40.0), "EPSG:4326", 16, 8)
+    monkeypatch.setattr(runtime, "MAX_GEOTIFF_BANDS", 20)  # 12 species with 0/1 bands make 24
+    encoded = predictor.locations_encoded
+    with pytest.raises(OutputError, match=r"^12 species with their 0/1 bands make 24 bands, more than a GeoTIFF "
+                                          r"holds \(20\); no file was written\. Write one file per species, or at "
+                                          r"most 10 species in one file"):
+        predict_to_geotiff(predictor, grid, list(range(12)), tmp_path / "all.tif", mask_ocean=False, threshold=0.5)
+    with pytest.raises(OutputError, match=r"^21 species make 21 bands, .* at most 20 species in one file"):
+        predict_to_geotiff(predictor, grid, list(range(21)), tmp_path / "all.tif", mask_ocean=False)
+    assert predictor.locations_encoded == encoded and list(tmp_path.iterdir()) == []  # refused before any work
+    # what the message offers works: one file per species, or the probability bands alone
+    each = predict_to_geotiff(predictor, grid, list(range(12)), tmp_path / "each.tif", mask_ocean=False,
+                              threshold=0.5, one_file_per_species=True)
+    assert len(each.paths) == 12 and gdal.Open(str(each.paths[0])).RasterCount == 2
+    assert gdal.Open(str(predict_to_geotiff(predictor, grid, list(range(20)), tmp_path / "p.tif",
+                                            mask_ocean=False)[0])).RasterCount == 20
 
 
 def test_one_file_per_species_keeps_few_files_open_and_encodes_the_grid_once(small, tmp_path, monkeypatch):

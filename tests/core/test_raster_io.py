@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
+from sinr_qgis.core import raster_io
 from sinr_qgis.core.covariates import RasterBandSampler
 from sinr_qgis.core.errors import CancelledError, CovariateError, OutputError
 from sinr_qgis.core.grid import Grid
@@ -105,6 +106,33 @@ def test_writer_streams_blocks_and_discards_on_error(tmp_path):
     back, _ = read_geotiff(tmp_path / "s.tif")
     assert back[0, :, 0].tolist() == [0, 0, 0, 0, 4, 4, 4, 4, 8, 8]
     assert [p.name for p in tmp_path.iterdir()] == ["s.tif"]
+
+
+def test_in_memory_and_striped_rows_write_the_same_file(tmp_path, monkeypatch):
+    """A raster up to IN_MEMORY_BYTES is assembled in memory, a larger one in strips on disk: the
+    same values, nodata, georeferencing, descriptions and metadata either way, no file left over."""
+    g = _grid()  # 300 x 200, EPSG:32633
+    arr = np.random.default_rng(1).random((2, g.height, g.width)).astype(np.float32)
+    arr[1, 10:20, 30:40] = np.nan
+    specs = [BandSpec("p", {"VALUE": "probability"}), BandSpec("b", {"VALUE": "binary"})]
+    assert 4 * arr.size <= raster_io.IN_MEMORY_BYTES
+    for name, limit in (("memory.tif", raster_io.IN_MEMORY_BYTES), ("strips.tif", 0)):
+        monkeypatch.setattr(raster_io, "IN_MEMORY_BYTES", limit)
+        with GeoTiffWriter(tmp_path / name, g, specs, metadata={"MODEL_NAME": "m"}, style=None) as w:
+            for r0 in range(0, g.height, 64):
+                w.write_rows(r0, arr[:, r0:r0 + 64])
+            assert (w._strips is None) == (limit > 0)
+            w.finish()
+            w.commit()
+    mem, mem_info = read_geotiff(tmp_path / "memory.tif")
+    strips, strips_info = read_geotiff(tmp_path / "strips.tif")
+    np.testing.assert_array_equal(mem, arr)  # NaN where nodata, every value exact
+    np.testing.assert_array_equal(strips, arr)
+    assert mem_info == strips_info
+    assert mem_info["geotransform"] == g.geotransform and mem_info["descriptions"] == ["p", "b"]
+    assert mem_info["band_metadata"][1]["VALUE"] == "binary" and mem_info["metadata"]["MODEL_NAME"] == "m"
+    assert mem_info["layout"] == "COG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.tif", "strips.tif"]
 
 
 def test_cancel_during_conversion_leaves_nothing(tmp_path):

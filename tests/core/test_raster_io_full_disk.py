@@ -19,9 +19,12 @@ import numpy as np
 from osgeo import gdal
 from sinr_qgis.core.errors import OutputError
 from sinr_qgis.core.grid import Grid
+from sinr_qgis.core import raster_io
 from sinr_qgis.core.raster_io import write_geotiff
 
 limit, out, exceptions = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "on"
+if sys.argv[4] == "strips":  # as a raster larger than IN_MEMORY_BYTES: rows go to temporary strips
+    raster_io.IN_MEMORY_BYTES = 0
 if exceptions:  # QGIS or another plugin may have turned GDAL exceptions on
     gdal.UseExceptions()
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing us
@@ -37,13 +40,15 @@ print(json.dumps(result))
 """
 
 
-# 100 kB: the temporary strips fail while being written; 4 MB: the strips fit (deflate at level 1
-# saves a little) but the final COG does not (the case that used to return a truncated file)
+# Strips, 100 kB: the temporary strips fail while being written; 4 MB: the strips fit (deflate at
+# level 1 saves a little) but the final COG does not (the case that used to return a truncated
+# file). In memory (rasters up to IN_MEMORY_BYTES): the COG fails at either limit.
 @pytest.mark.parametrize("limit", [100_000, 4_000_000])
 @pytest.mark.parametrize("exceptions", ["off", "on"])
-def test_a_full_disk_is_an_output_error_and_leaves_no_file(tmp_path, limit, exceptions):
+@pytest.mark.parametrize("rows_to", ["strips", "memory"])
+def test_a_full_disk_is_an_output_error_and_leaves_no_file(tmp_path, limit, exceptions, rows_to):
     out = tmp_path / "big.tif"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(limit), str(out), exceptions], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(limit), str(out), exceptions, rows_to], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -55,9 +60,10 @@ def test_a_full_disk_is_an_output_error_and_leaves_no_file(tmp_path, limit, exce
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
 
 
-def test_the_same_write_succeeds_without_the_limit(tmp_path):
+@pytest.mark.parametrize("rows_to", ["strips", "memory"])
+def test_the_same_write_succeeds_without_the_limit(tmp_path, rows_to):
     out = tmp_path / "big.tif"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(1 << 40), str(out), "off"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(1 << 40), str(out), "off", rows_to], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"ok": True}, proc.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["big.tif"]

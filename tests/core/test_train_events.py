@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sinr_qgis.core.train_events import describe_event
+from sinr_qgis.core.training.events import describe_event
 
 
 def test_start_names_records_species_and_epochs():
@@ -41,3 +41,16 @@ def test_a_note_is_logged_as_its_message():
     text = "Covariate 'biome' is categorical (category names): read at the nearest cell"
     assert describe_event({"event": "note", "message": text}) == text
     assert describe_event({"event": "note"}) is None and describe_event({"event": "note", "message": ""}) is None
+
+
+def test_an_event_is_one_flushed_json_line_and_other_lines_are_not_events():
+    import io
+
+    from sinr_qgis.core.training.events import read_event, write_event
+
+    stream = io.StringIO()
+    write_event(stream, {"event": "note", "message": "3 bands"})
+    write_event(None, {"event": "note", "message": "nowhere"})  # no stream (--jsonl not given): nothing
+    assert stream.getvalue() == '{"event": "note", "message": "3 bands"}\n'
+    assert read_event(stream.getvalue()) == {"event": "note", "message": "3 bands"}
+    assert [read_event(line) for line in ("Epoch 1", "[1, 2]", "", "{\"event\": \"done\"")] == [None] * 4

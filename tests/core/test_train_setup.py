@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sinr_qgis.core import train_runner as tr
+from sinr_qgis.core.errors import TrainingEnvironmentError
 from sinr_qgis.core.train_setup import (
     CPU_INDEX,
+    PLUGIN_DIR,
     README_INSTALL,
     TrainingCode,
     install_command,
@@ -18,6 +19,8 @@ from sinr_qgis.core.train_setup import (
     training_code,
     training_code_dir,
 )
+from sinr_qgis.core.training import process
+from sinr_qgis.core.training.process import training_cli, training_root
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +35,7 @@ def _package(folder: Path) -> Path:
 def test_the_checkout_runs_its_top_level_training_package():
     assert training_code() == TrainingCode(ROOT / "training", "training", ROOT)
     assert training_code_dir() == ROOT / "training"
-    assert tr.training_root() == ROOT
+    assert training_root() == ROOT
 
 
 def test_an_installed_zip_runs_the_copy_inside_the_plugin(tmp_path):
@@ -49,15 +52,15 @@ def test_an_installed_zip_runs_the_copy_inside_the_plugin(tmp_path):
 
 
 def test_a_plugin_without_training_code_says_to_reinstall(monkeypatch, tmp_path):
-    monkeypatch.setattr(tr, "training_code", lambda: None)
-    with pytest.raises(tr.TrainingEnvironmentError) as err:
-        tr.training_root()
+    monkeypatch.setattr(process, "training_code", lambda: None)
+    with pytest.raises(TrainingEnvironmentError) as err:
+        training_root()
     text = str(err.value)
     assert text.startswith("Training is unavailable: the training code (package 'training') was not found in the "
-                           f"plugin's folder, {tr.PLUGIN_DIR}. Prediction and comparison work without it.")
+                           f"plugin's folder, {PLUGIN_DIR}. Prediction and comparison work without it.")
     assert "Reinstall the plugin from its zip" in text and README_INSTALL in text
-    with pytest.raises(tr.TrainingEnvironmentError):
-        tr.training_cli(sys.executable, ["--help"])
+    with pytest.raises(TrainingEnvironmentError):
+        training_cli(sys.executable, ["--help"])
 
 
 def test_training_cli_runs_the_located_module_from_its_folder_only(tmp_path, monkeypatch):
@@ -66,7 +69,7 @@ def test_training_cli_runs_the_located_module_from_its_folder_only(tmp_path, mon
     monkeypatch.setenv("PYTHONPATH", "/qgis/python")
     monkeypatch.setenv("PYTHONHOME", "/qgis/apps/Python39")
     monkeypatch.chdir(tmp_path)
-    argv, cwd, env = tr.training_cli(sys.executable, ["--help"])
+    argv, cwd, env = training_cli(sys.executable, ["--help"])
     assert argv == [sys.executable, "-u", "-m", "training", "--help"] and cwd == ROOT
     assert env["PYTHONPATH"] == str(ROOT) and "PYTHONHOME" not in env
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)

@@ -202,7 +202,7 @@ def test_processing_opens_on_the_map_lists_species_and_names_richness_honestly(a
 
 
 def test_train_says_at_once_that_it_is_unavailable_and_starts_nothing(afternoon):
-    from sinr_qgis.core.train_runner import LOSS_HELP
+    from sinr_qgis.core.training.defaults import LOSS_HELP
 
     train = step(afternoon, "train_unavailable")
     # the zip carries the training code; the stock Python has no PyTorch: said, and the set-up offered

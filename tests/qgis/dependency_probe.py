@@ -89,7 +89,7 @@ def main() -> dict:
     out["diagnostics"] = as_dict(collect_diagnostics(probe_torch=True))
 
     # Training: the configured interpreter is asked, in a subprocess, whether it has torch.
-    from sinr_qgis.core.train_runner import check_python
+    from sinr_qgis.core.training.interpreter import check_python
     from sinr_qgis.toolbelt.diagnostics import training_interpreter
 
     try:

@@ -7,7 +7,7 @@ import pytest
 from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsRectangle
 from qgis.PyQt.QtCore import QSize, Qt
 
-from sinr_qgis.core import runtime
+from sinr_qgis.core import landmask, runtime
 from sinr_qgis.core.bundle import ModelBundle, Species
 from sinr_qgis.core.point_context import MIN_SCORE
 from sinr_qgis.gui.dock import SinrDock
@@ -155,3 +155,14 @@ def test_another_model_ranks_the_marked_point_again_or_clears_the_list(dock, her
     dock.here_button.setChecked(False)  # the point is no longer marked
     assert dock.choose_model(str(here_model))
     assert dock.species_list.count() == 0 and dock.here_label.text() == ""
+
+
+def test_the_land_mask_is_read_with_the_model_not_at_the_first_click(dock, here_model, monkeypatch):
+    # the first click would otherwise read the global mask (about 0.2 s of the 50 ms a click may take)
+    landmask._load.cache_clear()
+    assert dock.choose_model(str(here_model))
+    assert landmask._load.cache_info().currsize == 1
+    reads = []
+    monkeypatch.setattr(landmask, "LandMask", lambda *a: reads.append(a))
+    dock.here_button.setChecked(True)
+    assert _click(dock, *PENNSYLVANIA) and reads == []

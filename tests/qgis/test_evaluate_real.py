@@ -112,9 +112,10 @@ def test_bundled_model_on_little_ranges(sinr_provider, shared_data, little_range
 def test_fia_plots_give_the_benchmark_harness_numbers(sinr_provider, shared_data, tmp_path):  # noqa: F811
     """sinr:evaluate_presence_absence on the 23,530 FIA plots (wide layout) agrees with the NA-Trees
     harness's "plots" task. The protocol asks two implementations to agree to 0.01 MAP points; here
-    the two differ only by float32 paths (onnxruntime in the plugin, numpy in batches of 8192 in the
-    harness), so each AP is held to the swaps of near-tied scores that float32 rounding allows. This
-    random model's scores are nearly flat over the south-east, where such ties are common."""
+    both score through core.scoring.point_logits on the plugin's default backend, and the points are
+    read by two readers (OGR here, csv in the harness), so each AP is held to the swaps of near-tied
+    scores that float32 rounding allows. This random model's scores are nearly flat over the
+    south-east, where such ties are common."""
     from qgis.core import QgsCoordinateReferenceSystem
 
     from training.benchmarks import na_trees
@@ -143,3 +144,34 @@ def test_fia_plots_give_the_benchmark_harness_numbers(sinr_provider, shared_data
     assert result["MAP"] == pytest.approx(harness["map"], abs=0.005 + np.mean(list(tols.values())))
     for code, ap in harness["per_species"].items():
         assert rows[code] == pytest.approx(100 * ap, abs=tols[code]), code
+
+
+def test_the_harness_and_evaluate_ranges_give_equal_ap_on_the_same_cells(sinr_provider, little_ranges):  # noqa: F811
+    """The bundled model scored by the NA-Trees harness (its matcher and scorer) and by
+    sinr:evaluate_ranges on the same cells (the 1-degree US grid's land cells, in the layer's CRS),
+    with the same labels (cell centre inside or on the polygon) and area weights: equal APs. Both
+    paths run the same backend on the same CPU over the same points in the same batches, then one
+    float64 product (core.scoring), so the logits and the APs are identical, not just close."""
+    from sinr_qgis.core import evaluation
+    from training.benchmarks import na_trees
+
+    codes = list(SPECIES)
+    bundle = ModelBundle.load(BUNDLED_MODEL)
+    result, rows = run(little_layer(little_ranges, codes), BUNDLED_MODEL)
+
+    grid = Grid.from_pixel_size(US_4267, "EPSG:4267", 1.0)
+    land = evaluation.valid_cells(grid)
+    x, y = grid.pixel_centres()
+    features = [f for f in na_trees.read_range_polygons(little_ranges) if f[0] in codes]
+    labels = na_trees.polygon_labels(np.column_stack([x, y])[land], [g for _, _, g in features])
+    task = na_trees.Task("ranges", grid.lonlat()[0][land], [c for c, _, _ in features],
+                         [s for _, s, _ in features], labels)
+    harness = na_trees.evaluate_task(task, na_trees.bundle_scorer(bundle), [s.code for s in bundle.species],
+                                     weights=evaluation.area_weights(grid)[land])
+
+    assert sorted(harness["per_species"]) == sorted(rows) == sorted(codes)
+    for code in codes:
+        assert rows[code]["n_cells"] == int(land.sum())
+        assert rows[code]["ap"] == round(100 * harness["per_species"][code], 4), code  # the table's 4 decimals
+    assert result["N_SPECIES"] == harness["n_species"] == 3
+    assert result["MAP"] == pytest.approx(harness["map"], abs=0.005)  # the table's MAP has 2 decimals

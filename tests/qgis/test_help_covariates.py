@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sinr_qgis.core.train_checks import MIN_COVERED_FRACTION
-from sinr_qgis.core.train_runner import lock_path
+from sinr_qgis.core.training.lock import lock_path
 from training.negatives import MAX_DRAWS_PER_POINT
 
 PAGE = Path(__file__).resolve().parents[2] / "resources" / "help" / "index.html"

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProject
 
-from sinr_qgis.core.train_runner import LOSS_HELP, LOSSES, checkpoint_path, cli_arguments
+from sinr_qgis.core.errors import TrainingEnvironmentError
+from sinr_qgis.core.training.defaults import LOSS_HELP, LOSSES
+from sinr_qgis.core.training.options import checkpoint_path
+from sinr_qgis.core.training.process import cli_arguments
 from sinr_qgis.gui.train_dialog import TrainDialog
 from sinr_qgis.tasks.train_task import active_tasks
 from sinr_qgis.toolbelt import model_registry
@@ -94,13 +97,13 @@ NO_CODE = ("Training is unavailable: the training code (package 'training') was 
 
 def _no_training_code(monkeypatch) -> None:
     """A damaged install: the training package is not in the plugin (the runner's message is given)."""
-    from sinr_qgis.core import train_runner
+    from sinr_qgis.core.training import interpreter
     from sinr_qgis.gui import train_dialog
 
     def missing():
-        raise train_runner.TrainingEnvironmentError(NO_CODE)
+        raise TrainingEnvironmentError(NO_CODE)
 
-    monkeypatch.setattr(train_runner, "training_root", missing)
+    monkeypatch.setattr(interpreter, "training_root", missing)
     monkeypatch.setattr(train_dialog, "training_root", missing)
 
 

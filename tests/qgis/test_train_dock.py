@@ -81,7 +81,7 @@ def test_what_training_could_not_take_as_asked_stays_in_the_report(dock, qtbot, 
     with the summary the dock shows when the model is ready: the dialog itself has closed by then."""
     from types import SimpleNamespace
 
-    from sinr_qgis.core.train_runner import TrainResult
+    from sinr_qgis.core.training.summary import TrainResult
     from sinr_qgis.qgis_bridge.training_inputs import RASTERS_IGNORED
     from tests import factories
 

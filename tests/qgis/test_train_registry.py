@@ -7,8 +7,7 @@ import sys
 import pytest
 from qgis.core import QgsSettings
 
-from sinr_qgis.core.errors import BundleError
-from sinr_qgis.core.train_runner import TrainingEnvironmentError
+from sinr_qgis.core.errors import BundleError, TrainingEnvironmentError
 from sinr_qgis.toolbelt import interpreter, model_registry
 
 from .train_helpers import isolated_model_list  # noqa: F401

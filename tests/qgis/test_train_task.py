@@ -9,7 +9,9 @@ import pytest
 from qgis.core import QgsProject
 
 from sinr_qgis.core.bundle import ModelBundle
-from sinr_qgis.core.train_runner import OutputBusyError, TrainOptions, checkpoint_path, lock_path
+from sinr_qgis.core.errors import OutputBusyError
+from sinr_qgis.core.training.lock import lock_path
+from sinr_qgis.core.training.options import TrainOptions, checkpoint_path
 from sinr_qgis.qgis_bridge.observations import export_observations
 from sinr_qgis.tasks.train_task import TrainTask, active_tasks, start_training, training_busy_message
 from sinr_qgis.toolbelt import model_registry

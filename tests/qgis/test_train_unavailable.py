@@ -7,7 +7,8 @@ import processing
 import pytest
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 
-from sinr_qgis.core import train_runner
+from sinr_qgis.core.errors import TrainingEnvironmentError
+from sinr_qgis.core.training import interpreter
 from sinr_qgis.processing.train_model import TrainModelAlgorithm
 
 from .train_helpers import TINY, isolated_model_list, point_layer  # noqa: F401
@@ -31,9 +32,9 @@ NO_CODE = ("Training is unavailable: the training code (package 'training') was 
 
 def test_an_install_without_the_training_code_says_so_before_exporting(qgis_processing, tmp_path, monkeypatch):
     def missing():
-        raise train_runner.TrainingEnvironmentError(NO_CODE)
+        raise TrainingEnvironmentError(NO_CODE)
 
-    monkeypatch.setattr(train_runner, "training_root", missing)
+    monkeypatch.setattr(interpreter, "training_root", missing)
     feedback = LogFeedback()
     with pytest.raises(QgsProcessingException) as err:
         processing.run(TrainModelAlgorithm(), {"INPUT": point_layer(), "SPECIES_FIELD": "taxon",

@@ -12,9 +12,9 @@ from osgeo import gdal, osr
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtCore import Qt
 
-from sinr_qgis.core.errors import CovariateError, SinrError
+from sinr_qgis.core.errors import CovariateError, SinrError, TrainingInputError
 from sinr_qgis.core.occurrences import ID_NAMES, NAME_NAMES
-from sinr_qgis.core.train_runner import TrainingInputError, checkpoint_path
+from sinr_qgis.core.training.options import TrainOptions, checkpoint_path, sinr_path
 from sinr_qgis.gui.train_dialog import TrainDialog
 from sinr_qgis.processing import train_model
 from sinr_qgis.processing.train_model import TrainModelAlgorithm
@@ -23,7 +23,6 @@ from sinr_qgis.qgis_bridge.training_inputs import (
     RASTERS_IGNORED,
     TrainingRequest,
     guess_species_field,
-    sinr_path,
     training_inputs,
 )
 from sinr_qgis.tasks.train_task import TrainTask
@@ -154,6 +153,7 @@ def test_a_layer_with_covariates_gives_the_same_options_both_ways(qgis_processin
         "covariates": [str(tmp_path / "bio.tif")] if with_rasters else None, "categorical": None,
         "species_column": "species", "lat_column": None, "lon_column": None, "source_column": "source",
         "name": "Same model", "resume": False, "threads": 2, "pos_weight": 2048.0, "pseudo_negatives": "sphere",
+        "negatives": "source_site",  # chosen by the options for a layer with a source field
         "labels": ("observations", "'taxon'")}
     # a coordinates-only choice with rasters: the same warning from both, never a silent drop
     assert dialog_warnings == algorithm_warnings == ([] if with_rasters else [RASTERS_IGNORED])
@@ -330,8 +330,6 @@ def test_sinr_suffix():
 
 # ---- one text per event --------------------------------------------------------------------------
 def test_the_task_and_the_algorithm_log_events_in_the_same_words(qgis_app, tmp_path):
-    from sinr_qgis.core.train_runner import TrainOptions
-
     events = [{"event": "start", "n_records": 300, "n_species": 3, "epochs": 2, "start_epoch": 2},
               {"event": "step", "step": 1, "progress": 0.5}, {"event": "epoch", "epoch": 2, "epochs": 2, "loss": 0.25},
               {"event": "done", "out": "m.sinr"}]

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from sinr_qgis.core.bundle import ModelBundle, file_sha256
+from sinr_qgis.core.training.defaults import EXIT_USER_ERROR, PAPER_RECIPE
+from sinr_qgis.core.training.options import checkpoint_path
 from tests.tolerances import logit_atol, prob_atol
-from training.cli import checkpoint_path, main
+from training.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--epochs", "1", "--batch-size", "256", "--width", "16", "--depth", "1", "--threads", "2", "--no-progress"]
@@ -170,3 +172,19 @@ def test_pos_weight_species_is_the_number_of_species_trained(tmp_path, capsys):
         main(["train", "--data", str(data), "--out", str(out), "--pos-weight", "many"])
     assert exit_info.value.code == 2
     assert "expected a positive number or 'species', got 'many'" in capsys.readouterr().err
+
+
+def test_the_cli_and_the_trainer_default_to_the_papers_recipe_in_core(tmp_path):
+    """One recipe (``core.training.defaults.PAPER_RECIPE``) behind ``train``'s options and ``TrainConfig``."""
+    from training.trainer import TrainConfig
+
+    args = vars(build_parser().parse_args(["train", "--data", "d.csv", "--out", "m.sinr"]))
+    config = TrainConfig().to_dict()
+    assert {k: args[k] for k in PAPER_RECIPE if k in args} == {k: v for k, v in PAPER_RECIPE.items() if k != "lr_decay"}
+    assert {k: config[k] for k in PAPER_RECIPE} == PAPER_RECIPE
+    assert PAPER_RECIPE == {  # the paper's numbers (Cole et al. 2023, supplementary)
+        "loss": "an_full", "cap": 1000, "epochs": 10, "batch_size": 2048, "lr": 5e-4, "lr_decay": 0.98, "width": 256,
+        "depth": 4, "dropout": 0.5, "seed": 0, "pos_weight": 2048.0, "min_records": 1, "encoding": "sin_cos",
+        "negatives": "all", "pseudo_negatives": "sphere"}
+    missing = ["train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m.sinr")]
+    assert main(missing) == EXIT_USER_ERROR

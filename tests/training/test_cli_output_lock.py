@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sinr_qgis.core import train_runner as tr
+from sinr_qgis.core.training.lock import LOCK_TOKENS_ENV, lock_path, output_busy_message, output_lock
+from sinr_qgis.core.training.process import child_environment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,9 +31,9 @@ def _train(data: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedPr
 
 def test_second_training_to_the_same_output_refuses(tmp_path):
     data, out = _data(tmp_path), tmp_path / "model.sinr"
-    env = tr.child_environment(REPO)
-    env.pop(tr.LOCK_TOKENS_ENV)  # a training started by hand, not the plugin's child
-    with tr.output_lock(out) as lp:  # the first training (this process) is writing model.sinr
+    env = child_environment(REPO)
+    env.pop(LOCK_TOKENS_ENV)  # a training started by hand, not the plugin's child
+    with output_lock(out) as lp:  # the first training (this process) is writing model.sinr
         second = _train(data, out, env)
         assert second.returncode == 2
         last = second.stderr.strip().splitlines()[-1]
@@ -43,7 +44,7 @@ def test_second_training_to_the_same_output_refuses(tmp_path):
         assert not out.exists()
     # once the first is done the output is free again; the CLI's own lock goes with it
     assert _train(data, out, env).returncode == 0
-    assert out.is_file() and not tr.lock_path(out).exists()
+    assert out.is_file() and not lock_path(out).exists()
 
 
 def test_the_cli_holds_the_lock_file_while_it_trains(tmp_path, monkeypatch):
@@ -56,14 +57,14 @@ def test_the_cli_holds_the_lock_file_while_it_trains(tmp_path, monkeypatch):
     seen = {}
 
     def fake_train(args, jsonl):  # what another process finds while this CLI trains
-        seen["owner"] = json.loads(tr.lock_path(out).read_text())
-        seen["busy"] = tr.output_busy_message(out)
+        seen["owner"] = json.loads(lock_path(out).read_text())
+        seen["busy"] = output_busy_message(out)
         return {}
 
     monkeypatch.setattr(cli, "run_train", fake_train)
-    monkeypatch.delenv(tr.LOCK_TOKENS_ENV, raising=False)
+    monkeypatch.delenv(LOCK_TOKENS_ENV, raising=False)
     assert cli.main(["train", "--data", str(_data(tmp_path)), "--out", str(out)]) == 0
     assert seen["owner"]["pid"] == os.getpid() and len(seen["owner"]["token"]) == 32
     assert seen["busy"] == ("A training is already writing model.sinr. Wait for it to finish or cancel it, or "
                             "choose another output file.")
-    assert not tr.lock_path(out).exists()  # released when the command ends
+    assert not lock_path(out).exists()  # released when the command ends

@@ -3,6 +3,7 @@
 in batches and in bounded memory."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import subprocess
@@ -139,7 +140,7 @@ def test_parquet_same_as_its_csv(tmp_path):
     pq.write_table(t.slice(6), parts / "000001")
     ours = read_occurrences_columnar(parts, batch_rows=4)
     plugin = read_occurrences(write_text(tmp_path / "occurrence.parquet.csv", ROWS))
-    assert_same(plugin, ours.__class__(**{**ours.__dict__, "origin": plugin.origin}))
+    assert_same(plugin, dataclasses.replace(ours, origin=plugin.origin))
     assert ours.origin == "occurrence.parquet"
     assert len(ours) == KEPT and {k: v for k, v in ours.dropped.items() if v} == DROPPED
 

@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 
 from sinr_qgis.core.bundle import ModelBundle
-from training.cli import checkpoint_path, main
+from sinr_qgis.core.training.options import checkpoint_path
+from training.cli import main
 
 from .test_cli import ROOT, write_csv
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
-# dropout 0: dropout masks are drawn per process, so with dropout two processes train like one
-# only in distribution; without it the runs differ by the float order of the gradient sums alone
-OPTS = ["--batch-size", "200", "--width", "16", "--depth", "1", "--threads", "1", "--dropout", "0",
+# dropout 0.5 (the default): every process draws the whole batch's dropout masks and takes its
+# shard's rows, so the runs differ by the float order of the gradient sums alone
+OPTS = ["--batch-size", "200", "--width", "16", "--depth", "1", "--threads", "1", "--dropout", "0.5",
         "--pos-weight", "3", "--precision", "fp32", "--no-progress", "--jsonl", "--jsonl-every", "2"]
 # Relative tolerance on the epoch losses and weights of 1 vs 2 processes. The only difference is
 # the float32 order of sums: a shard's gradient is a mean over half the batch, all-reduced, where

@@ -130,3 +130,18 @@ def test_losses_backpropagate():
         lp.grad = lr.grad = None
         fn(lp, lr, torch.tensor(Z)).backward()
         assert lp.grad is not None and torch.isfinite(lp.grad).all(), name
+
+
+def test_exactly_the_losses_core_names_read_the_negative_mask():
+    """``core.training.defaults.USES_NEG_MASK`` (what the supervisor and the CLI act on) is the set of
+    losses whose value a mask of no usable negatives changes."""
+    from sinr_qgis.core.training.defaults import LOSSES, USES_NEG_MASK
+
+    none_usable = torch.zeros(LP.shape, dtype=torch.bool)
+    reads_mask = set()
+    for name in LOSSES:
+        seeded = {"generator": torch.Generator().manual_seed(0)}, {"generator": torch.Generator().manual_seed(0)}
+        if call(name, neg_mask=none_usable, **seeded[0]) != call(name, **seeded[1]):
+            reads_mask.add(name)
+    assert reads_mask == set(USES_NEG_MASK) == {"an_full", "an_slds", "me_full", "gp"}
+    assert set(losses.LOSSES) == set(LOSSES)

@@ -11,9 +11,10 @@ from osgeo import ogr, osr
 
 from sinr_qgis.core import metrics, network
 from sinr_qgis.core.bundle import ModelBundle
+from sinr_qgis.core.errors import CovariateError
 from sinr_qgis.core.reliability import species_reliability
 from tests.factories import make_bundle
-from tests.tolerances import ap_atol
+from tests.tolerances import ap_atol, logit_atol
 from training.benchmarks import baselines
 from training.benchmarks import na_trees as nt
 
@@ -103,6 +104,43 @@ def test_species_matching_by_code_and_name():
     assert res["n_species"] == 0 and res["n_unmatched"] == 3 and res["map"] is None
 
 
+def _covariate_tif(path: Path, names: tuple[str, ...], values: tuple[float, ...]) -> Path:
+    """A 2-band lon/lat GeoTIFF over -110..-90, 30..45 holding one constant per band."""
+    from osgeo import gdal
+
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 20, 15, len(names), gdal.GDT_Float32)
+    ds.SetGeoTransform((-110.0, 1.0, 0.0, 45.0, 0.0, -1.0))
+    ds.SetProjection(osr.SRS_WKT_WGS84_LAT_LONG)
+    for i, (name, v) in enumerate(zip(names, values), start=1):
+        ds.GetRasterBand(i).SetDescription(name)
+        ds.GetRasterBand(i).Fill(v)
+    ds = None
+    return path
+
+
+def test_bundle_scorer_reads_covariates_with_the_plugin_sampler(tmp_path):
+    from training.benchmarks import paper_table
+
+    path = tmp_path / "env.sinr"
+    bundle = make_bundle(path, n_species=3, encoding="sin_cos_env", covariate_names=("elev", "temp"), width=16,
+                         depth=1, seed=2, env_mean=[500.0, 10.0], env_std=[300.0, 5.0])
+    # bands in another order than the model's: matched by name, as in the plugin
+    tif = _covariate_tif(tmp_path / "env.tif", ("temp", "elev"), (12.0, 800.0))
+    ll = np.array([[-100.0, 40.0], [-95.5, 33.2], [-60.0, 40.0]])  # the last one is outside the raster
+    got = nt.bundle_scorer(bundle, [str(tif)])(ll, ["sp002", "sp000"])
+    env = np.array([[800.0, 12.0]] * 2)
+    ref = network.embed(bundle.weights, bundle.encoding, ll[:2], env) @ bundle.head[[2, 0]].T
+    np.testing.assert_allclose(got[:2], ref, atol=logit_atol(ref, bundle.head), rtol=0)
+    assert np.isnan(got[2]).all()  # no covariate value there: no score, never a made-up one
+    score, codes = paper_table.bundle_scorer(path, tif)
+    assert codes == ["sp000", "sp001", "sp002"]
+    np.testing.assert_array_equal(score(ll, ["sp002", "sp000"]), got)
+    with pytest.raises(ValueError, match=r"needs covariates \(elev, temp\)"):
+        nt.bundle_scorer(bundle)
+    with pytest.raises(CovariateError, match="do not match the model's covariates by name"):
+        nt.bundle_scorer(bundle, [str(_covariate_tif(tmp_path / "other.tif", ("rain", "wind"), (1.0, 2.0)))])
+
+
 def test_scorer_shape_is_checked():
     with pytest.raises(ValueError, match="shape"):
         nt.evaluate_task(stub_task(), lambda lonlat, codes: np.zeros((2, 2)), ["aaa", "bbb"])
@@ -137,8 +175,8 @@ def test_cli_on_synthetic_data_matches_direct_computation(tmp_path, capsys):
     logits = network.embed(bundle.weights, bundle.encoding, pts) @ bundle.head.T
     inside0 = (pts[:, 0] >= -90) & (pts[:, 0] <= -75) & (pts[:, 1] >= 30) & (pts[:, 1] <= 45)
     ap0 = metrics.average_precision(inside0, logits[:, 0])
-    # the harness embeds in batches of 8192 and multiplies by a head subset: other BLAS kernels,
-    # float32 rounding; AP moves only where near-tied scores swap (2.2e-8 seen on an AVX2 EPYC)
+    # the harness scores on the plugin's backend (onnxruntime) with a float64 head product: other
+    # kernels, float32 rounding; AP moves only where near-tied scores swap (2.2e-8 seen on an AVX2 EPYC)
     assert rep["ranges"]["per_species"]["SP000"] == pytest.approx(ap0, abs=ap_atol(inside0, logits[:, 0]))
     plot_rows = nt.plots_task(plots)
     plot_logits = network.embed(bundle.weights, bundle.encoding, plot_rows.lonlat) @ bundle.head.T

@@ -10,7 +10,7 @@ import torch
 
 from sinr_qgis.core.errors import CancelledError
 from training.data import TrainingData
-from training.trainer import BitDropout, TrainConfig, Trainer, TrainingError
+from training.trainer import BitDropout, TrainConfig, Trainer, TrainingError, set_dropout_rows
 
 torch.set_num_threads(2)
 
@@ -80,6 +80,23 @@ def test_fit_lowers_loss_and_emits_the_documented_events():
     assert logits.argmax(1).tolist() == [0, 1, 2]
     probs = tr.own_species_probabilities()
     assert probs.shape == (900,) and probs.min() > 0 and probs.max() < 1
+
+
+def test_shards_take_their_rows_of_the_whole_batchs_dropout_mask():
+    # one process: the mask of the 6-row batch; two processes: rows 0-2 and 3-5 of the same mask
+    # (the same seed in every process), so sharding does not change which units are dropped
+    x = torch.ones(6, 40)
+    d = BitDropout(0.5).train()
+    torch.manual_seed(7)
+    whole = d(x)
+    shards = []
+    for rows in (torch.arange(0, 3), torch.arange(3, 6)):
+        torch.manual_seed(7)
+        set_dropout_rows(d, rows, 6)
+        shards.append(d(x[rows]))
+    set_dropout_rows(d, None)
+    assert torch.equal(torch.cat(shards), whole)
+    assert 0.3 < (whole == 0).float().mean() < 0.7 and set(whole.unique().tolist()) == {0.0, 2.0}
 
 
 @pytest.mark.parametrize("loss", ["an_ssdl", "an_slds", "me_full", "me_ssdl", "gp"])
@@ -162,3 +179,19 @@ def test_bf16_precision_trains_and_unknown_precision_is_refused():
     assert next(res.model.parameters()).dtype == torch.float32  # master weights stay fp32
     with pytest.raises(TrainingError, match="precision"):
         Trainer(synthetic(10), small_config(precision="fp8"))
+
+
+def test_the_trainers_events_carry_the_fields_core_defines():
+    """``start``, ``step`` and ``epoch`` lines hold exactly the fields of ``core.training.events``'
+    StartEvent, StepEvent and EpochEvent, the one definition the supervisor reads."""
+    from sinr_qgis.core.training.events import EpochEvent, StartEvent, StepEvent, read_event
+
+    stream = io.StringIO()
+    trainer = Trainer(synthetic(50), small_config(epochs=1))
+    trainer.fit(progress=False, jsonl=stream, jsonl_every=1)
+    events = [read_event(line) for line in stream.getvalue().splitlines()]
+    schema = {"start": StartEvent, "step": StepEvent, "epoch": EpochEvent}
+    assert [e["event"] for e in events] == ["start"] + ["step"] * trainer.steps_per_epoch + ["epoch"]
+    assert trainer.steps_per_epoch == 2  # 150 records in batches of 128
+    for event in events:
+        assert set(event) == set(schema[event["event"]].__annotations__), event["event"]

@@ -7,6 +7,12 @@ Two tasks on open North American tree data, both scored with the plugin's own me
   labelled by Little's expert range polygons;
 - "plots" (S&T-style): presence/absence of 20 species on 23,530 FIA evaluation plots.
 
+Species are matched with the plugin's matcher (``core.evaluation.match_species``, by code only as
+the protocol says) and a bundle is scored as the plugin scores it (:func:`bundle_scorer`:
+``core.runtime.Predictor`` + ``core.scoring.point_logits``, covariates read with the plugin's
+samplers), so the harness and ``sinr:evaluate_ranges`` / ``sinr:evaluate_presence_absence`` report
+the same APs on the same locations.
+
 Any scorer can be evaluated, not only a model bundle: ``evaluate(score, known_codes, tasks)``
 takes a callable ``score(lonlat [N, 2], codes) -> [N, len(codes)]`` (higher = more likely
 present), so the baselines go through the very same code path.
@@ -35,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from sinr_qgis.core import metrics
+from sinr_qgis.core import evaluation, metrics, scoring
 from sinr_qgis.core.atomic import atomic_path
-from sinr_qgis.core.bundle import file_sha256
+from sinr_qgis.core.bundle import Species, file_sha256
+from sinr_qgis.core.covariate_match import SourceSpec, covariate_samplers
 
 PROTOCOL = "na-trees-v1"
 H3_RESOLUTION = 5
@@ -190,27 +197,30 @@ def plots_task(path: str | Path = DEFAULT_PLOTS) -> Task:
 def match_species(task_codes: Sequence[str], model_codes: Iterable[str],
                   task_names: Sequence[str] | None = None,
                   model_names: Sequence[str] | None = None) -> tuple[list[tuple[int, str]], list[str]]:
-    """Pair task columns with model species.
+    """Pair task columns with model species, with the plugin's matcher (``core.evaluation.match_species``).
 
-    Matching is by code, case-insensitive (the protocol); if both name lists are given, a column
-    whose code is unknown may also match a model species by scientific name (case-insensitive).
+    Matching is by code (the protocol; case, Unicode form and spacing ignored); if both name lists
+    are given, a column whose code is unknown may also match a model species by scientific name,
+    by the plugin's name rules. A code or name that fits several model species matches none.
     Returns ``([(column index, model code), ...], [unmatched task codes])``.
     """
     model_codes = list(model_codes)
-    by_code = {c.strip().lower(): c for c in model_codes}
-    by_name: dict[str, str] = {}
+    names = list(model_names) if model_names is not None else [""] * len(model_codes)
+    species = [Species(i, c, n or c, 0) for i, (c, n) in enumerate(zip(model_codes, names))]
+    by_code = evaluation.match_species(task_codes, species, by_code_only=True).matched
+    by_name: dict[str, Species] = {}
     if model_names is not None and task_names is not None:
-        by_name = {n.strip().lower(): c for n, c in zip(model_names, model_codes) if n and n.strip()}
+        by_name = evaluation.match_species([n for n in task_names if n], species).matched
     matched: list[tuple[int, str]] = []
     unmatched: list[str] = []
     for j, code in enumerate(task_codes):
-        hit = by_code.get(code.strip().lower())
+        hit = by_code.get(code)
         if hit is None and by_name and task_names is not None and task_names[j]:
-            hit = by_name.get(task_names[j].strip().lower())
+            hit = by_name.get(task_names[j])
         if hit is None:
             unmatched.append(code)
         else:
-            matched.append((j, hit))
+            matched.append((j, hit.code))
     return matched, unmatched
 
 
@@ -256,24 +266,28 @@ def load_tasks(ranges: str | Path = DEFAULT_RANGES, plots: str | Path = DEFAULT_
     return [ranges_task(ranges, cache_dir), plots_task(plots)]
 
 
-def bundle_scorer(bundle: Any) -> ScoreFn:
-    """A scorer for a coordinate-only ``ModelBundle``: logits = embedding . head[species]."""
-    from sinr_qgis.core import network
+def bundle_scorer(bundle: Any, covariates: SourceSpec | None = None) -> ScoreFn:
+    """A scorer for a ``ModelBundle``, as the plugin scores it: logits float32 [N, S] of the float64
+    product embedding . head[species] (``core.scoring.point_logits`` on ``core.runtime.Predictor``).
 
+    An environmental model reads ``covariates`` (its rasters: paths or (path, band), matched to its
+    covariates by name) with the plugin's samplers (``core.covariate_match.covariate_samplers``):
+    a point without a value scores NaN. Raises ``ValueError`` when such a model gets none, and
+    ``CovariateError`` when the bands do not fit its covariates."""
+    from sinr_qgis.core.runtime import Predictor
+
+    samplers = []
     if bundle.covariates:
-        raise ValueError(f"model {bundle.name!r} needs covariates ({', '.join(bundle.covariate_names)}); "
-                         "this harness scores coordinate-only models. Wrap it in a scorer that samples "
-                         "the covariates and call evaluate() directly.")
-    index = {s.code: s.index for s in bundle.species}
+        if not covariates:
+            raise ValueError(f"model {bundle.name!r} needs covariates ({', '.join(bundle.covariate_names)}); "
+                             "give the rasters it was trained with.")
+        samplers = covariate_samplers(bundle.meta["encoding"], covariates)
+    predictor = Predictor(bundle)
+    by_code = {s.code: s for s in bundle.species}
 
     def score(lonlat: np.ndarray, codes: list[str]) -> np.ndarray:
-        rows = [index[c] for c in codes]
-        out = np.empty((lonlat.shape[0], len(rows)), dtype=np.float32)
-        for start in range(0, lonlat.shape[0], 8192):  # bounded memory for wide encoders
-            emb = network.embed(bundle.weights, bundle.encoding, lonlat[start:start + 8192],
-                                frequencies=bundle.frequencies)
-            out[start:start + 8192] = emb @ bundle.head[rows].T
-        return out
+        env = np.stack([s.sample(lonlat) for s in samplers], axis=1) if samplers else None
+        return scoring.point_logits(predictor, lonlat, [by_code[c] for c in codes], env)
 
     return score
 

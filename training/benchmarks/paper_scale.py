@@ -11,13 +11,18 @@ common names for a third, then measures side by side in one run:
   (``Predictor.count_above``), time and peak traced memory;
 - the dock (a child process in QGIS's interpreter, offscreen): choosing the model (load, completer,
   lookup, card), completion and the species line per keystroke while a name is typed, the species
-  list (open, filter per keystroke, sort), "What lives here?" at a click.
+  list (open, filter per keystroke, sort), "What lives here?" at a click;
+- issue 12, printed beside its targets: a ``--canvas`` x ``--canvas`` species-richness GeoTIFF of every
+  species (EPSG:3857 over North America, ocean mask on, the encoder included) against the bare
+  encoder on the canvas's land pixels, interleaved rounds in this process; the richness run's peak
+  memory (peak resident set of a fresh child process doing only that); "what lives here" at a click.
 
     .venv/bin/python -m training.benchmarks.paper_scale               # ~1 minute on 2 cores
     .venv/bin/python -m training.benchmarks.paper_scale --rounds 5 --pixels 4000 --keep /tmp/paper
     # the dock of another version side by side (a source tree, e.g. from `git archive`)
     git archive <commit> | tar -x -C /tmp/before
     .venv/bin/python -m training.benchmarks.paper_scale --compare-with /tmp/before
+    .venv/bin/python -m training.benchmarks.paper_scale --only-issue12 --rounds 2   # the issue 12 rows only
 
 Figures are the best (and median) of ``--rounds`` rounds; record them with the machine and the
 load average in README.md. Not timed assertions: the test suite checks the behaviour and the memory
@@ -43,7 +48,8 @@ import numpy as np
 import torch
 
 from sinr_qgis.core.bundle import ModelBundle, Species
-from sinr_qgis.core.runtime import Predictor, _sigmoid
+from sinr_qgis.core.metrics import sigmoid
+from sinr_qgis.core.runtime import Predictor
 from sinr_qgis.core.species_names import SpeciesIndex
 
 from ..export import export_bundle
@@ -134,10 +140,93 @@ def core_figures(paths: dict[str, Path], rounds: int, pixels: int) -> dict[str, 
     emb = predictor.embed(np.c_[rng.uniform(-100, -70, pixels), rng.uniform(30, 45, pixels)])
     thr = rng.uniform(0.3, 0.7, bundle.n_species).astype(np.float32)
     idx = np.arange(bundle.n_species)
-    old_s, old_peak = peak_bytes(lambda: (_sigmoid(emb @ bundle.head.T) >= thr).sum(axis=1))
+    old_s, old_peak = peak_bytes(lambda: (sigmoid(emb @ bundle.head.T, np.float32) >= thr).sum(axis=1))
     new_s, new_peak = peak_bytes(lambda: predictor.count_above(emb, idx, thr))
     out[f"richness of {pixels:,} pixels"] = {"before: all species at once": (round(old_s, 2), old_peak >> 20),
                                              "now: count_above": (round(new_s, 2), new_peak >> 20)}
+    return out
+
+
+# Issue 12's targets, printed beside the figures
+RICHNESS_MAX_RATIO = 25.0  # richness raster of every species / bare encoder on the same canvas
+RICHNESS_MAX_PEAK_GB = 2.0  # peak resident memory of the richness run
+CLICK_MAX_S = 0.050  # "what lives here" over every species at one point
+
+# A fresh interpreter that makes one richness raster: argv = repo root, bundle path, side, extent JSON,
+# output. Prints the peak resident set (KiB) after loading (imports, bundle, predictor) and after the
+# raster: VmHWM, this process's own peak (getrusage's would include the parent's at the fork).
+RICHNESS_CHILD = r'''
+import json, sys
+def peak_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from sinr_qgis.core.bundle import ModelBundle
+from sinr_qgis.core.grid import Grid
+from sinr_qgis.core.runtime import Predictor
+from sinr_qgis.qgis_bridge.prediction import species_richness_raster
+bundle = ModelBundle.load(sys.argv[2])
+side = int(sys.argv[3])
+predictor = Predictor(bundle)
+grid = Grid(tuple(json.loads(sys.argv[4])), "EPSG:3857", side, side)
+thr = np.random.default_rng(0).uniform(0.3, 0.7, bundle.n_species).astype(np.float32)
+loaded = peak_kib()
+species_richness_raster(predictor, grid, bundle.species, thr, sys.argv[5])
+print(json.dumps({"loaded KiB": loaded, "peak KiB": peak_kib()}))
+'''
+
+
+def issue12_figures(path: Path, rounds: int, side: int, python: str) -> dict[str, object]:
+    """Issue 12's rows: a ``side`` x ``side`` richness GeoTIFF of every species (ocean mask on, the
+    canvas encoded afresh each round) against the bare encoder on that canvas's land pixels,
+    interleaved, best of ``rounds``; its peak memory in a fresh child; "what lives here" at one point."""
+    from sinr_qgis.core.grid import Grid
+    from sinr_qgis.core.landmask import load_land_mask
+    from sinr_qgis.qgis_bridge.prediction import species_richness_raster
+
+    from .predict_speed import CANVAS_EXTENT
+
+    bundle = ModelBundle.load(path)
+    predictor = Predictor(bundle)
+    grid = Grid(CANVAS_EXTENT, "EPSG:3857", side, side)
+    lonlat, ok = grid.lonlat()
+    land = lonlat[ok & load_land_mask().is_land(lonlat)].astype(np.float32)  # what the raster encodes
+    thr = np.random.default_rng(0).uniform(0.3, 0.7, bundle.n_species).astype(np.float32)
+    out: dict[str, object] = {"canvas": f"{side} x {side} EPSG:3857 over North America, {len(land):,} land pixels, "
+                                        f"{bundle.n_species:,} species, {predictor.backend_name}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        def richness() -> None:
+            predictor.clear_cache()  # the encoder is part of the raster's cost
+            species_richness_raster(predictor, grid, bundle.species, thr, Path(tmp) / "richness.tif")
+
+        times: dict[str, list[float]] = {"encoder": [], "richness": []}
+        for _ in range(rounds):  # interleaved: load from other processes hurts both alike
+            for name, fn in (("encoder", lambda: predictor.embed(land)), ("richness", richness)):
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+        enc, rich = min(times["encoder"]), min(times["richness"])
+        out["bare encoder on the land pixels s (best, median)"] = (round(enc, 3), round(statistics.median(
+            times["encoder"]), 3))
+        out["richness raster s (best, median)"] = (round(rich, 2), round(statistics.median(times["richness"]), 2))
+        out["richness / encoder"] = f"{rich / enc:.1f}x (target < {RICHNESS_MAX_RATIO:g}x): " + \
+            ("PASS" if rich < RICHNESS_MAX_RATIO * enc else "MISS")
+        proc = subprocess.run([python, "-c", RICHNESS_CHILD, str(ROOT), str(path), str(side),
+                               json.dumps(list(CANVAS_EXTENT)), str(Path(tmp) / "child.tif")],
+                              capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"the richness memory run failed:\n{proc.stderr[-3000:]}")
+    mem = json.loads(proc.stdout.strip().splitlines()[-1])
+    peak_gb = mem["peak KiB"] * 1024 / 1e9
+    out["richness peak memory (whole process)"] = f"{peak_gb:.2f} GB (target < {RICHNESS_MAX_PEAK_GB:g} GB): " + \
+        ("PASS" if peak_gb < RICHNESS_MAX_PEAK_GB else "MISS") + \
+        f"; {mem['loaded KiB'] * 1024 / 1e9:.2f} GB after loading the model"
+    point = np.array([[-75.0, 40.0]])
+    predictor.top_species(point, k=10)  # the first call pays for onnxruntime's first run
+    click, _ = timed(lambda: predictor.top_species(point, k=10), max(5, rounds))
+    out["what lives here at a click, top 10 of all species"] = f"{click * 1e3:.1f} ms (target < " + \
+        f"{CLICK_MAX_S * 1e3:g} ms): " + ("PASS" if click < CLICK_MAX_S else "MISS")
     return out
 
 
@@ -253,6 +342,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--compare-with", type=Path, metavar="TREE",
                     help="also time the dock of the plugin in this source tree (another version)")
+    ap.add_argument("--canvas", type=int, default=512, help="side in pixels of the issue 12 richness canvas")
+    ap.add_argument("--only-issue12", action="store_true", help="only the issue 12 rows (richness canvas, click)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
@@ -262,8 +353,10 @@ def main() -> None:
         print(f"{args.species:,} species, width {args.width}, depth {args.depth}: built in "
               f"{time.perf_counter() - t:.1f} s; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f}")
-        figures = {"core": core_figures(paths, args.rounds, args.pixels),
-                   "dock": dock_figures(paths["float32"], args.rounds, args.python)}
+        figures = {"issue 12": issue12_figures(paths["float32"], args.rounds, args.canvas, sys.executable)}
+        if not args.only_issue12:
+            figures["core"] = core_figures(paths, args.rounds, args.pixels)
+            figures["dock"] = dock_figures(paths["float32"], args.rounds, args.python)
         if args.compare_with:
             figures[f"dock of {args.compare_with}"] = dock_figures(paths["float32"], args.rounds, args.python,
                                                                    args.compare_with.resolve())
@@ -271,6 +364,7 @@ def main() -> None:
         print(f"\n[{part}]")
         for k, v in values.items():
             print(f"  {k}: {v}")
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

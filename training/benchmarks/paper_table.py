@@ -131,28 +131,14 @@ def covered_tasks(tasks: Sequence[nt.Task], covariates: Path, covered_csv: Path)
 # ---- scoring a bundle (coords or covariates) ---------------------------------------------------
 
 def bundle_scorer(path: Path, covariates: Path | None = None) -> tuple[nt.ScoreFn, list[str]]:
-    """Scorer and species codes of a ``.sinr`` bundle; a covariate model samples ``covariates``
-    (the raster it was trained with) at the points."""
-    from sinr_qgis.core import network
+    """Scorer and species codes of a ``.sinr`` bundle (``na_trees.bundle_scorer``); a covariate
+    model reads ``covariates`` (the raster it was trained with), its bands matched by name."""
     from sinr_qgis.core.bundle import ModelBundle
-    from sinr_qgis.core.covariates import CovariateStack
 
     bundle = ModelBundle.load(path)
     codes = [s.code for s in bundle.species]
-    if not bundle.covariates:
-        return nt.bundle_scorer(bundle), codes
-    if covariates is None:
-        raise ValueError(f"{path.name} needs its covariate raster")
-    stack = CovariateStack.open([covariates])
-    if stack.names != bundle.covariate_names:
-        raise ValueError(f"{path.name} was trained on {bundle.covariate_names}, not {stack.names}")
-    index = {s.code: s.index for s in bundle.species}
-
-    def score(lonlat: np.ndarray, wanted: list[str]) -> np.ndarray:
-        emb = network.embed(bundle.weights, bundle.encoding, lonlat, stack.sample(lonlat))
-        return emb @ bundle.head[[index[c] for c in wanted]].T
-
-    return score, codes
+    rasters = [str(covariates)] if bundle.covariates and covariates is not None else None
+    return nt.bundle_scorer(bundle, rasters), codes
 
 
 # ---- running -----------------------------------------------------------------------------------
