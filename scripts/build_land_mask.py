@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sinr_qgis.core.atomic import atomic_path  # noqa: E402
+from sinr_qgis.core.resources import LAND_MASK  # noqa: E402
 
 SOURCE_RES = 1.0 / 120.0  # 30 arc-seconds
 
@@ -89,7 +90,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--resolution", type=float, default=0.05,
                     help="output cell size in degrees; a multiple of 1/120 that divides 180 (default 0.05)")
-    ap.add_argument("--output", type=Path, default=ROOT / "resources" / "land_mask.tif")
+    ap.add_argument("--output", type=Path, default=LAND_MASK)
     args = ap.parse_args()
     factor = round(args.resolution / SOURCE_RES)
     if factor < 1 or abs(factor * SOURCE_RES - args.resolution) > 1e-9 or 21600 % factor:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from qgis.core import QgsApplication
 
+from .core.resources import icon_path
 from .processing.provider import SinrProvider
 from .toolbelt.log import setup_logging
-from .toolbelt.paths import icon_path
 
 MENU = "&SINR Species Ranges"
 

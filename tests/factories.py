@@ -1,13 +1,48 @@
-"""Small generated model bundles for tests (random weights; no training, no shared data)."""
+"""Small model bundles for tests (random weights; no training, no shared data).
+
+:func:`fixture_bundle` copies a committed fixture (``tests/data/bundles``) without torch, for tests
+that only need "a bundle"; :func:`make_bundle` builds one of any size with torch (training tests,
+and core tests whose point is a wide network or one the fixtures do not cover).
+"""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from sinr_qgis.core.bundle import ModelBundle, Species
-from training.export import export_bundle
-from training.model import SinrModel
+from sinr_qgis.core import network
+from sinr_qgis.core.bundle import ModelBundle
+from tests.data.bundles.make_bundles import HERE as FIXTURE_DIR
+from tests.data.bundles.make_bundles import fixture_species
+
+
+def fixture_bundle(path: Path, kind: str = "sin_cos", n_species: int | None = None, seed: int = 0,
+                   covariate_names: tuple[str, ...] = ()) -> ModelBundle:
+    """Write a copy of the committed fixture ``tests/data/bundles/<kind>.sinr`` to ``path`` (named
+    after its stem, as :func:`make_bundle` names its bundles) and return it loaded back; no torch.
+
+    ``kind``: one of ``make_bundles.FIXTURES`` (sin_cos, sin_cos_env, sin_cos_multi, env_categorical).
+    ``n_species``: a new head of that many rows, drawn from ``seed`` as torch inits a linear layer
+    (uniform in +-1/sqrt(width)), with species ``sp000``.. as the fixtures have; None keeps the
+    fixture's head and species. ``covariate_names``: new names for the covariates (labels only: their
+    means, stds and classes are traced into the encoder, so they stay the fixture's)."""
+    bundle = ModelBundle.load(FIXTURE_DIR / f"{kind}.sinr")
+    bundle.meta["name"] = Path(path).stem
+    if n_species is not None:
+        bound = 1.0 / math.sqrt(bundle.embedding_dim)
+        rng = np.random.default_rng(seed)
+        bundle.weights[network.HEAD] = rng.uniform(-bound, bound, (n_species, bundle.embedding_dim)).astype(np.float32)
+        bundle.species = fixture_species(n_species)
+        bundle.meta["n_species"] = n_species
+    if covariate_names:
+        covariates = bundle.meta["encoding"]["covariates"]
+        if len(covariate_names) != len(covariates):
+            raise ValueError(f"fixture {kind} has {len(covariates)} covariates, {len(covariate_names)} names given")
+        for entry, name in zip(covariates, covariate_names):
+            entry["name"] = name
+    bundle.write(path)
+    return ModelBundle.load(path)
 
 
 def make_bundle(path: Path, n_species: int = 5, encoding: str = "sin_cos",
@@ -16,12 +51,16 @@ def make_bundle(path: Path, n_species: int = 5, encoding: str = "sin_cos",
                 env_std: list[float] | None = None,
                 classes: list[list[float] | None] | None = None) -> ModelBundle:
     """Write a random-weight bundle to ``path`` and return it loaded back; ``classes``: per
-    covariate, the class codes of a categorical one (one-hot inputs) or None."""
+    covariate, the class codes of a categorical one (one-hot inputs) or None. Needs torch."""
+    import torch  # here, not at the top: tests/core imports this module without torch
+
+    from training.export import export_bundle
+    from training.model import SinrModel
+
     torch.manual_seed(seed)
     model = SinrModel(n_species, encoding, len(covariate_names), width=width, depth=depth, classes=classes)
     if covariate_names:
         model.env_mean[:] = torch.tensor(env_mean or [0.0] * len(covariate_names))
         model.env_std[:] = torch.tensor(env_std or [1.0] * len(covariate_names))
-    species = [Species(i, f"sp{i:03d}", f"Species number{i}", 10 + i) for i in range(n_species)]
-    export_bundle(model, species, path, name=Path(path).stem, covariate_names=covariate_names)
+    export_bundle(model, fixture_species(n_species), path, name=Path(path).stem, covariate_names=covariate_names)
     return ModelBundle.load(path)

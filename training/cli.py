@@ -1,6 +1,7 @@
 """Command line: ``python -m training train ...``, ``python -m training import-official ...`` and
 ``python -m training annotate MODEL --data FILE`` (record extents for a bundle of an older version).
 
+The ``train`` command is argparse in front of ``training/pipeline.train_bundle``.
 User errors (bad files, columns, options) print one line ``error: ...`` on stderr and exit with
 code 2; with ``--jsonl`` an ``{"event": "error", "message": ...}`` line is also written to stdout.
 The JSON-lines events are defined in ``sinr_qgis/core/training/events.py``; the exit statuses, the
@@ -10,21 +11,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
+import dataclasses
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sinr_qgis.core.atomic import check_writable
-from sinr_qgis.core.bundle import Species, file_sha256
-from sinr_qgis.core.encoding import DEFAULT_FREQUENCIES, ENCODINGS, check_frequencies, powers_of_two, uses_covariates
-from sinr_qgis.core.errors import BundleError, CancelledError, SinrError
+from sinr_qgis.core.encoding import ENCODINGS
+from sinr_qgis.core.errors import CancelledError, SinrError
 from sinr_qgis.core.training.defaults import (
     EXIT_CANCELLED,
     EXIT_INTERRUPTED,
@@ -34,24 +30,26 @@ from sinr_qgis.core.training.defaults import (
     NEGATIVES,
     PAPER_RECIPE,
     PSEUDO_NEGATIVES,
-    USES_NEG_MASK,
 )
 from sinr_qgis.core.training.events import write_event
-from sinr_qgis.core.training.options import checkpoint_path
 
-from .distributed import LeaderFailed, RunStopped, TrainingSession
-
-DEFAULT_LICENCE = ("This model is derived from its training data ({file}); it carries the terms of "
-                   "that data's licences. Check them before redistributing the model.")
+from .distributed import LeaderFailed, RunStopped
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's parser: ``train``, ``import-official`` and ``annotate``; the training defaults are
     the paper's recipe (``PAPER_RECIPE``)."""
-    d = PAPER_RECIPE
     ap = argparse.ArgumentParser(prog="python -m training", description="Train SINR species range models.")
     sub = ap.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_import_official(sub)
+    _add_annotate(sub)
+    return ap
 
+
+def _add_train(sub: Any) -> None:
+    """The ``train`` command's options: the fields of ``pipeline.TrainRequest`` (and ``--jsonl``)."""
+    d = PAPER_RECIPE
     t = sub.add_parser("train", help="train a model on presence-only records and write a .sinr bundle")
     t.add_argument("--data", required=True,
                    help="occurrence file (CSV/CSV.gz, GBIF, iNat export, DwC-A zip; with pyarrow also Parquet, "
@@ -115,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.pt")
     t.add_argument("--keep-checkpoint", action="store_true", help="keep OUT.ckpt.pt after export")
 
+
+def _add_import_official(sub: Any) -> None:
+    """The ``import-official`` command's options."""
     o = sub.add_parser("import-official", help="convert an official SINR checkpoint to a .sinr bundle")
     o.add_argument("checkpoint", help="official SINR checkpoint (.pt)")
     o.add_argument("--taxa", help="taxon names: the SINR web app's id<TAB>name file, iNaturalist's taxa.csv(.gz), "
@@ -134,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store the species head in float16 (a 47,375-species model: 29 instead of 53 MB); "
                         "refused when a probability would move by more than 0.001")
 
+
+def _add_annotate(sub: Any) -> None:
+    """The ``annotate`` command's options."""
     n = sub.add_parser("annotate", help="add where each species' training records are (shown as its reliability) "
                                         "to a .sinr bundle written by an older version")
     n.add_argument("model", help="model bundle (.sinr) to annotate")
@@ -141,7 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--out", help="write the annotated bundle here (default: replace MODEL)")
     for col in ("species", "name", "lat", "lon"):
         n.add_argument(f"--{col}-column")
-    return ap
 
 
 def _pos_weight(text: str) -> float | str:
@@ -157,221 +160,14 @@ def _pos_weight(text: str) -> float | str:
     return value
 
 
-def _check_options(a: argparse.Namespace) -> None:
-    if a.epochs < 1 or a.batch_size < 1:
-        raise SinrError("--epochs and --batch-size must be at least 1.")
-    if a.lr <= 0 or a.width < 1 or a.depth < 0 or not 0.0 <= a.dropout < 1.0:
-        raise SinrError("--lr and --width must be positive, --depth >= 0 and --dropout within [0, 1).")
-    if a.thin_deg is not None and a.thin_deg <= 0:
-        raise SinrError("--thin-deg must be a positive cell size in degrees.")
-    if not uses_covariates(a.encoding) and a.covariates:
-        raise SinrError("--covariates needs --encoding env or sin_cos_env.")
-    if uses_covariates(a.encoding) and not a.covariates:
-        raise SinrError(f"--encoding {a.encoding} needs --covariates RASTER.")
-    if getattr(a, "categorical", None) and not a.covariates:
-        raise SinrError("--categorical names covariate bands: give their rasters with --covariates.")
-    a.frequencies = _frequencies(a)
-    if getattr(a, "negatives", "all") != "all" and a.loss not in USES_NEG_MASK:
-        raise SinrError(f"--negatives {a.negatives} needs a loss with negatives at observed locations "
-                        f"({', '.join(n for n in LOSSES if n in USES_NEG_MASK)}).")
-    if not Path(a.data).is_file():
-        raise SinrError(f"data file {a.data} does not exist.")
-
-
-def _frequencies(a: argparse.Namespace) -> list[int] | None:
-    """The ``sin_cos_multi`` frequency list from ``--frequencies`` / ``--n-frequencies``."""
-    given = getattr(a, "frequencies", None)
-    n = getattr(a, "n_frequencies", None)
-    if given is None and n is None:  # recorded in the bundle's training settings too
-        return list(DEFAULT_FREQUENCIES) if a.encoding == "sin_cos_multi" else None
-    if a.encoding != "sin_cos_multi":
-        raise SinrError("--frequencies and --n-frequencies need --encoding sin_cos_multi.")
-    if given is not None and n is not None:
-        raise SinrError("give either --frequencies or --n-frequencies, not both.")
-    try:
-        freqs = powers_of_two(n) if n is not None else check_frequencies(
-            [float(k) for k in str(given).split(",") if k.strip()])
-    except ValueError as exc:
-        raise SinrError(f"--frequencies: {exc}.") from None
-    return list(freqs)
-
-
-def _own_cells(stack: Any, lonlat: np.ndarray) -> np.ndarray:
-    """[N, k]: the value of each record's own cell in every covariate (no interpolation, which would
-    blur class codes into fractions): what the hint about unmarked class bands looks at."""
-    return np.concatenate([r.sample(lonlat, nearest=[True] * r.n_bands) for r in stack.rasters], axis=1)
-
-
 def run_train(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
-    """The ``train`` command; returns the summary that goes into the ``done`` event (empty in
-    the processes other than rank 0 under torchrun: see ``training/distributed.py``)."""
-    with TrainingSession.start(a.device) as session:
-        if not session.env.is_leader:
-            return _follow_train(a, session)
-        return _lead_train(a, jsonl, session)
+    """The ``train`` command: ``training/pipeline.train_bundle`` with the parsed options; returns the
+    summary that goes into the ``done`` event (empty in the processes other than rank 0 under
+    torchrun: see ``training/distributed.py``)."""
+    from .pipeline import TrainRequest, train_bundle
 
-
-def _follow_train(a: argparse.Namespace, session: TrainingSession) -> dict[str, Any]:
-    """A process other than rank 0: trains on rank 0's shared records and settings, silently."""
-    import torch
-
-    from .trainer import TrainConfig, Trainer
-
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    data, neg_mask, s = session.receive()
-    trainer = Trainer(data, TrainConfig(**s["config"]), env_mean=s["env_mean"], env_std=s["env_std"],
-                      neg_mask=neg_mask, device=session.device, dist=session.env)
-    if s["resume"]:
-        trainer.load_checkpoint(s["checkpoint"])
-    trainer.fit(progress=False, jsonl_every=a.jsonl_every)
-    return {}
-
-
-def _lead_train(a: argparse.Namespace, jsonl: Any, session: TrainingSession) -> dict[str, Any]:
-    """Rank 0, or the only process: reads the data, trains, writes the bundle."""
-    import torch
-
-    from sinr_qgis.core.categories import covariate_class_lists
-    from sinr_qgis.core.covariates import CovariateStack
-    from sinr_qgis.core.thresholds import LPT_R_PERCENTILE, lpt_r_per_species
-
-    from .columnar import read_training_occurrences
-    from .data import keep_covered, prepare_training_data
-    from .export import export_bundle
-    from .negatives import CoveredArea, SourceNegatives
-    from .trainer import TrainConfig, Trainer, resolve_precision
-
-    _check_options(a)
-    out = check_writable(a.out)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    t_start = time.perf_counter()
-    # column-wise in bounded memory whenever pyarrow is installed (the same records and messages)
-    occ, reader = read_training_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
-                                            lat_column=a.lat_column, lon_column=a.lon_column,
-                                            source_column=a.source_column)
-    print(occ.summary(), file=sys.stderr)  # what was read and what was dropped, per reason
-    print(f"{occ.origin}: {reader}", file=sys.stderr)
-    stack = covered = None
-    occ_all = occ  # every usable record: the negatives' source and site lists
-    if a.covariates:
-        # read as prediction reads them, windows and points only: never a whole raster in memory
-        stack = CovariateStack.open(a.covariates, categorical=a.categorical)
-        # a record without a value in every covariate has no environment to learn: left out, counted
-        covered = keep_covered(occ, stack)
-        occ = covered.occ
-        _note(jsonl, covered.text(", ".join(Path(c).name for c in a.covariates)))
-    if a.negatives in ("source", "source_site") and occ.source is None:
-        raise SinrError(f"--negatives {a.negatives} needs each record's source: name its column with "
-                        "--source-column (e.g. source or datasetKey).")
-    data = prepare_training_data(occ, cap=a.cap, seed=a.seed, thin_deg=a.thin_deg, min_records=a.min_records,
-                                 env=None if covered is None else covered.env)
-    env_mean = env_std = classes = None
-    if stack is not None:
-        env_mean, env_std = stack.stats()
-        # categorical covariates: their classes at the records become one-hot inputs
-        classes, notes = covariate_class_lists(stack.names, stack.categorical, data.env,
-                                               _own_cells(stack, data.lonlat))
-        # the rasters' reading notes (fill values, an assumed CRS, 0..360 longitudes), then the classes';
-        # in the terminal's log and the plugin's (a "note" event)
-        for note in stack.warnings + notes:
-            print(note, file=sys.stderr)
-            write_event(jsonl, {"event": "note", "message": note})
-        data.provenance.update(covered.provenance())
-    cfg = TrainConfig(loss=a.loss, cap=a.cap, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                      width=a.width, depth=a.depth, dropout=a.dropout, seed=a.seed,
-                      pos_weight=float(data.n_species) if a.pos_weight == "species" else a.pos_weight,
-                      thin_deg=a.thin_deg, min_records=a.min_records, encoding=a.encoding,
-                      frequencies=a.frequencies,
-                      covariates=[Path(c).name for c in a.covariates],
-                      covariate_classes=None if classes is None else [c and list(c) for c in classes],
-                      negatives=a.negatives,
-                      pseudo_negatives=a.pseudo_negatives, precision=resolve_precision(a.precision, session.device))
-    _note(jsonl, _memory_budget(data, cfg))  # refused here, before anything big is allocated
-    # source/site lists from every record of the file, not only the capped ones
-    neg_mask = SourceNegatives.build(a.negatives, data.codes, data.lonlat, data.source,
-                                     np.stack([occ_all.lon, occ_all.lat], 1),
-                                     np.asarray(occ_all.species).astype(str), occ_all.source)
-    # random absences are drawn inside the covariates' extent, where every covariate has a value
-    # what every process trains on: under torchrun memory-mapped from one copy beside the output
-    shared = session.share(data, out, neg_mask, {"config": cfg.to_dict(), "env_mean": env_mean, "env_std": env_std,
-                                                 "checkpoint": str(checkpoint_path(out)), "resume": a.resume})
-    trainer = Trainer(shared, cfg, env_mean=env_mean, env_std=env_std,
-                      rand_env=None if stack is None else CoveredArea.of(stack), neg_mask=neg_mask,
-                      device=session.device, dist=session.env)
-    data.provenance.update(trainer.pool_info)
-    if trainer.pool_info:
-        _note(jsonl, f"random absences: {trainer.pool_info['n_random_absences']:,} drawn where every covariate has a "
-                     f"value ({trainer.pool_info['n_random_redrawn_no_covariates']:,} random points without one drawn "
-                     "again)")
-    ckpt = checkpoint_path(out)
-    if a.resume:
-        trainer.load_checkpoint(ckpt)
-        print(f"resuming from {ckpt.name} after epoch {trainer.epoch}", file=sys.stderr)
-    print(f"training on {data.n_records} records of {data.n_species} species "
-          f"({cfg.loss}, {cfg.encoding}, {cfg.epochs} epochs)", file=sys.stderr)
-    result = trainer.fit(checkpoint=ckpt, progress=not a.no_progress, jsonl=jsonl, jsonl_every=a.jsonl_every)
-    train_seconds = result.seconds
-
-    probs = trainer.own_species_probabilities()
-    thresholds = lpt_r_per_species(probs, data.species, data.n_species)
-    n_train = data.n_train()
-    species = [Species(i, c, n, int(n_train[i]), float(thresholds[i]))
-               for i, (c, n) in enumerate(zip(data.codes, data.names))]
-    prov = dict(data.provenance)
-    prov["file"] = Path(a.data).name
-    prov["sha256"] = file_sha256(a.data)
-    prov["n_records_used"] = prov["n_used"]
-    training = cfg.to_dict() | {"optimizer": "Adam", "lr_schedule": f"ExponentialLR(gamma={cfg.lr_decay}) per epoch",
-                                "epoch_losses": result.epoch_losses, "final_loss": result.final_loss,
-                                "train_seconds": round(train_seconds, 1), "resumed": bool(a.resume),
-                                "threshold": f"LPT-R: {LPT_R_PERCENTILE:g}th percentile of the probability at the "
-                                             "species' training records", "torch": torch.__version__,
-                                "device": session.device.type, "processes": session.env.world_size}
-    # exported from the CPU: the same bundle whatever the training device
-    export = functools.partial(export_bundle, trainer.model.cpu(), species, out, name=a.name or out.stem,
-                               covariate_names=stack.names if stack is not None else (),
-                               class_names={n: d.names for n, d in zip(stack.names, stack.categorical) if d}
-                               if stack is not None else None,
-                               training=training, data=prov, records=(data.lonlat, data.species),
-                               licence=a.licence or DEFAULT_LICENCE.format(file=Path(a.data).name))
-    try:
-        bundle = export(head_dtype="float16" if a.head_float16 else "float32")
-    except BundleError as exc:
-        if not a.head_float16:
-            raise
-        # the trained model is kept: only its head's storage falls back, and the user is told
-        print(f"{exc} It was stored with a float32 head instead.", file=sys.stderr)
-        bundle = export()
-    if not a.keep_checkpoint:
-        with contextlib.suppress(FileNotFoundError):
-            ckpt.unlink()
-    summary = {"out": str(out), "n_species": data.n_species, "n_records": data.n_records,
-               "final_loss": result.final_loss, "epochs": cfg.epochs, "train_seconds": round(train_seconds, 2),
-               "elapsed_s": round(time.perf_counter() - t_start, 2), "sha256": bundle.sha256, "reader": reader}
-    print(f"wrote {out} ({data.n_species} species, final loss {result.final_loss:.4f}, "
-          f"training {train_seconds:.1f} s)", file=sys.stderr)
-    return summary
-
-
-def _memory_budget(data: Any, cfg: Any) -> str:
-    """The one ``memory:`` line of a training of ``data`` (``TrainingData``) with ``cfg``
-    (``TrainConfig``); raises ``MemoryBudgetError`` when the estimate exceeds the memory available."""
-    from sinr_qgis.core.encoding import covariate_features, input_dim
-    from sinr_qgis.core.train_checks import check_memory_budget, training_memory
-
-    from .losses import NEEDS_RANDOM
-
-    k = 0 if data.env is None else int(data.env.shape[1])
-    random = cfg.loss in NEEDS_RANDOM
-    parts = training_memory(
-        n_records=data.n_records, n_covariates=k, n_species=data.n_species, batch_size=cfg.batch_size,
-        n_features=input_dim(cfg.encoding, covariate_features(k, cfg.covariate_classes) if k else 0, cfg.frequencies),
-        width=cfg.width, depth=cfg.depth, random_negatives=random,
-        pool=cfg.env_pool if random and (k or cfg.pseudo_negatives == "land") else 0)
-    return check_memory_budget(parts, advice="Lower --batch-size or --width, train fewer species (--min-records) "
-                                             "or records (--cap), or train on a machine with more memory.")
+    request = TrainRequest(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainRequest)})
+    return train_bundle(request, jsonl)
 
 
 def run_annotate(a: argparse.Namespace) -> dict[str, Any]:
@@ -478,9 +274,3 @@ def _output_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[
     if not out or os.environ.get("RANK", "0") not in ("", "0"):  # a bad RANK is refused by the session
         return contextlib.nullcontext()
     return output_lock(out, inherited_lock_tokens())
-
-
-def _note(jsonl: Any, line: str) -> None:
-    """A line about the inputs for both logs: the terminal's (stderr) and the plugin's (a ``note`` event)."""
-    print(line, file=sys.stderr)
-    write_event(jsonl, {"event": "note", "message": line})

@@ -6,7 +6,7 @@ drawn on the device (coords) or from a pre-sampled pool of random sphere points 
 covariates (env encodings); positives and negatives go through the network as one concatenated
 batch; the step losses stay on the device and are read every ``jsonl_every`` steps (no host
 round trip per step). On the CPU dropout uses a mask built from random bits (same distribution as
-``nn.Dropout``, several times faster than torch's Bernoulli sampler).
+``nn.Dropout``, several times faster than torch's Bernoulli sampler: ``training/dropout.py``).
 
 Randomness is drawn from streams seeded by (seed, epoch), so an epoch is the same whatever the
 device, the number of processes or where a ``--resume`` started: the permutation (on the CPU,
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -41,19 +40,21 @@ import torch.distributed as tdist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from sinr_qgis.core.atomic import atomic_path
 from sinr_qgis.core.encoding import uses_covariates
-from sinr_qgis.core.errors import CancelledError, SinrError
+from sinr_qgis.core.errors import CancelledError
 from sinr_qgis.core.training.defaults import NEGATIVES, PAPER_RECIPE, PSEUDO_NEGATIVES
 from sinr_qgis.core.training.events import write_event
 
+from .checkpoint import read_checkpoint, write_checkpoint
 from .data import TrainingData, sphere_lonlat
 from .distributed import SINGLE, DistEnv, DistributedError, leader_made
+from .dropout import set_dropout_rows, use_fast_dropout
+from .errors import TrainingError
 from .losses import NEEDS_RANDOM, get_loss
 from .model import SinrModel
 from .negatives import SourceNegatives, pseudo_negative_pool
+from .progress import ProgressBar
 
-CHECKPOINT_FORMAT = "sinr-qgis-training-checkpoint"
 PRECISIONS = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -143,14 +144,6 @@ def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
     return lo, lo + q + (rank < r)
 
 
-# 2: random streams seeded per epoch (no generator states: they differ between CPU and GPU)
-CHECKPOINT_VERSION = 2
-
-
-class TrainingError(SinrError):
-    """Training cannot start or resume with the given data, configuration or checkpoint."""
-
-
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (stored in the checkpoint and the bundle); the
@@ -213,95 +206,36 @@ class TrainResult:
         return self.samples / self.seconds if self.seconds > 0 else float("nan")
 
 
-# ---- fast dropout ------------------------------------------------------------------------------
-class BitDropout(nn.Module):
-    """``nn.Dropout`` with the keep mask built from the four 16-bit lanes of random 64-bit words.
-
-    Each element is zeroed with probability round(p * 65536) / 65536 and the kept ones are
-    scaled by 1 / (1 - p), like ``nn.Dropout``; identity in eval mode. Has no parameters, so a
-    model's state dict is unchanged when it replaces ``nn.Dropout``.
-    """
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = float(p)
-        # int16 lane value v is uniform on [-32768, 32767]; keep when v >= threshold
-        self._threshold = round(self.p * 65536) - 32768
-        # under several processes (set_dropout_rows): the rows [b] of x within the whole batch of
-        # batch_rows rows, whose mask every process draws alike and takes its rows of
-        self.rows: torch.Tensor | None = None
-        self.batch_rows = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p <= 0.0:
-            return x
-        if self.p >= 1.0:
-            return torch.zeros_like(x)
-        shape = (self.batch_rows, *x.shape[1:]) if self.rows is not None else x.shape
-        if x.is_cpu:
-            n = math.prod(shape)
-            # full-range int64 words: all 64 bits uniform, so every 16-bit lane is (no copy needed)
-            words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
-            keep = words.view(torch.int16)[:n].view(shape) >= self._threshold
-        else:  # the bit trick is a CPU speed-up; on a GPU uniform draws cost little
-            keep = torch.rand(shape, device=x.device) >= self.p
-        if self.rows is not None:
-            keep = keep[self.rows]
-        # one float mask with the scale folded in: a single multiply forward and backward
-        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+def _new_model(data: TrainingData, config: TrainConfig, env_mean: np.ndarray | None,
+               env_std: np.ndarray | None) -> SinrModel:
+    """A model initialised from ``config.seed`` on the CPU (the same start on every device), with the
+    covariate statistics [k] of env encodings and the fast dropout."""
+    uses_env = uses_covariates(config.encoding)
+    n_cov = data.env.shape[1] if uses_env and data.env is not None else 0
+    torch.manual_seed(config.seed)
+    model = SinrModel(data.n_species, config.encoding, n_cov, width=config.width,
+                      depth=config.depth, dropout=config.dropout, frequencies=config.frequencies,
+                      classes=config.covariate_classes if uses_env else None)
+    if uses_env:
+        model.env_mean[:] = torch.as_tensor(np.asarray(env_mean), dtype=torch.float32)
+        model.env_std[:] = torch.as_tensor(np.asarray(env_std), dtype=torch.float32)
+    return use_fast_dropout(model)
 
 
-def set_dropout_rows(model: nn.Module, rows: torch.Tensor | None, batch_rows: int = 0) -> None:
-    """Make every ``BitDropout`` of ``model`` draw the mask of a whole batch of ``batch_rows`` rows
-    and apply its ``rows`` [b] (int64, on the device) to the input: one process's shard then meets
-    the dropout it meets when one process trains the whole batch. ``rows`` None: the input is the batch."""
-    for module in model.modules():
-        if isinstance(module, BitDropout):
-            module.rows, module.batch_rows = rows, batch_rows
+@dataclass
+class _FitRun:
+    """Where one ``Trainer.fit`` call stands, across its epochs."""
 
-
-def use_fast_dropout(model: nn.Module) -> nn.Module:
-    """Replace every ``nn.Dropout`` of ``model`` by ``BitDropout`` (same p), in place."""
-    for name, child in list(model.named_children()):
-        if isinstance(child, nn.Dropout):
-            setattr(model, name, BitDropout(child.p))
-        else:
-            use_fast_dropout(child)
-    return model
-
-
-# ---- progress ----------------------------------------------------------------------------------
-class ProgressBar:
-    """A small text progress bar on stderr (no tqdm): redrawn in place on a terminal, a line
-    every 10 % otherwise."""
-
-    def __init__(self, total: int, stream: IO[str] | None = None, width: int = 30) -> None:
-        self.total = max(1, total)
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last_draw = 0.0
-        self._last_decile = -1
-
-    def update(self, done: int, text: str = "", force: bool = False) -> None:
-        frac = min(1.0, done / self.total)
-        now = time.monotonic()
-        if self.tty:
-            if not force and now - self._last_draw < 0.2 and done < self.total:
-                return
-            filled = round(frac * self.width)
-            bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {100 * frac:5.1f}% {done}/{self.total} {text}   ")
-            if done >= self.total:
-                self.stream.write("\n")
-        else:
-            decile = int(frac * 10)
-            if decile == self._last_decile and not force:
-                return
-            self._last_decile = decile
-            self.stream.write(f"{100 * frac:5.1f}% {done}/{self.total} {text}\n")
-        self._last_draw = now
-        self.stream.flush()
+    t0: float  # perf_counter at the start of the call
+    total: int  # steps of the whole run, epochs before a resume included
+    done_steps: int  # of those, done
+    jsonl: IO[str] | None  # rank 0's event stream
+    jsonl_every: int
+    bar: ProgressBar | None
+    steps: int = 0  # run in this call
+    samples: int = 0  # positive records processed in this call
+    window: list[float] = field(default_factory=list)  # step losses since the last step event
+    last: float = float("nan")  # the latest step loss read
 
 
 # ---- the trainer -------------------------------------------------------------------------------
@@ -338,28 +272,13 @@ class Trainer:
         if config.pseudo_negatives not in PSEUDO_NEGATIVES or config.negatives not in NEGATIVES:
             raise TrainingError(f"pseudo-negatives must be one of {', '.join(PSEUDO_NEGATIVES)} and "
                                 f"negatives one of {', '.join(NEGATIVES)}.")
-        # the batch's neg_mask builder; built from the training records alone unless given
-        # (the CLI passes one built from every record of the file, see negatives.py)
-        if neg_mask is None and config.negatives != "all":
-            src = data.source
-            neg_mask = SourceNegatives.build(config.negatives, data.codes, data.lonlat, src,
-                                             data.lonlat, np.asarray(data.codes, dtype=object)[data.species], src)
-        self.neg_mask = neg_mask.to(self.device) if isinstance(neg_mask, SourceNegatives) else neg_mask
+        self.neg_mask = self._negatives_mask(neg_mask)
         uses_env = uses_covariates(config.encoding)
         # (the other processes of a distributed run get the leader's pool: they need no rand_env)
         if uses_env and (data.env is None or env_mean is None or env_std is None
                          or (rand_env is None and dist.is_leader)):
             raise TrainingError(f"encoding {config.encoding!r} needs covariates (--covariates RASTER).")
-        n_cov = data.env.shape[1] if uses_env and data.env is not None else 0
-
-        torch.manual_seed(config.seed)
-        self.model = SinrModel(data.n_species, config.encoding, n_cov, width=config.width,
-                               depth=config.depth, dropout=config.dropout, frequencies=config.frequencies,
-                               classes=config.covariate_classes if uses_env else None)
-        if uses_env:
-            self.model.env_mean[:] = torch.as_tensor(np.asarray(env_mean), dtype=torch.float32)
-            self.model.env_std[:] = torch.as_tensor(np.asarray(env_std), dtype=torch.float32)
-        use_fast_dropout(self.model)
+        self.model = _new_model(data, config, env_mean, env_std)
         # seeded per epoch (_begin_epoch); the pseudo-negatives are drawn on the device
         self.neg_gen = torch.Generator(device=self.device)
         self.loss_gen = torch.Generator(device=self.device)
@@ -374,20 +293,8 @@ class Trainer:
             self.features = (None if encode_batches
                              else self.model.features(self.lonlat, self.env).contiguous().to(self.device))
             self.labels = torch.as_tensor(data.species, dtype=torch.int64).to(self.device)
-            self.rand_pool: torch.Tensor | None = None
-            self.pool_info: dict[str, Any] = {}  # what drawing the pool took, for the bundle's provenance
-            if (uses_env or config.pseudo_negatives == "land") and self.needs_random:
-                # covariate models: only where every covariate has a value (negatives.pseudo_negative_pool)
-                pool = leader_made(dist, lambda: pseudo_negative_pool(
-                    config.env_pool, np.random.default_rng(config.seed + 1), config.pseudo_negatives,
-                    rand_env if uses_env else None))
-                self.pool_info = pool.provenance()
-                pool_env = None if pool.env is None else torch.as_tensor(pool.env, dtype=torch.float32)
-                self.rand_pool = self.model.features(torch.as_tensor(pool.lonlat, dtype=torch.float32),
-                                                     pool_env).contiguous()
-
-        if self.rand_pool is not None:
-            self.rand_pool = self.rand_pool.to(self.device)
+        # pool_info: what drawing the pool took, for the bundle's provenance
+        self.rand_pool, self.pool_info = self._pseudo_negative_pool(rand_env if uses_env else None)
         # initialised on the CPU, then moved: the same start on every device
         self.model.to(self.device)
         self.net: nn.Module = self.model  # what the step runs; self.model stays the plain model
@@ -399,6 +306,34 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)
         self.epoch = 0  # completed epochs
         self.history: list[float] = []
+
+    def _negatives_mask(self, given: Callable[[torch.Tensor], torch.Tensor] | None
+                        ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The batch's neg_mask builder, on the device: ``given``, else (negatives other than
+        ``all``) one built from the training records alone (the CLI passes one built from every
+        record of the file, see negatives.py)."""
+        config, data = self.config, self.data
+        if given is None and config.negatives != "all":
+            src = data.source
+            given = SourceNegatives.build(config.negatives, data.codes, data.lonlat, src,
+                                          data.lonlat, np.asarray(data.codes, dtype=object)[data.species], src)
+        return given.to(self.device) if isinstance(given, SourceNegatives) else given
+
+    @torch.no_grad()
+    def _pseudo_negative_pool(self, rand_env: Callable[[np.ndarray], np.ndarray] | None
+                              ) -> tuple[torch.Tensor | None, dict[str, Any]]:
+        """The encoded pool of pseudo-negative locations [n, d] on the device (None: drawn on the
+        sphere each step instead) and its provenance. Covariate models (``rand_env`` given) draw
+        only where every covariate has a value (negatives.pseudo_negative_pool); under several
+        processes every one gets the leader's pool."""
+        config = self.config
+        if not ((uses_covariates(config.encoding) or config.pseudo_negatives == "land") and self.needs_random):
+            return None, {}
+        pool = leader_made(self.dist, lambda: pseudo_negative_pool(
+            config.env_pool, np.random.default_rng(config.seed + 1), config.pseudo_negatives, rand_env))
+        pool_env = None if pool.env is None else torch.as_tensor(pool.env, dtype=torch.float32)
+        features = self.model.features(torch.as_tensor(pool.lonlat, dtype=torch.float32), pool_env).contiguous()
+        return features.to(self.device), pool.provenance()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -487,30 +422,18 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         """What a checkpoint holds. Tensors keep their device; loading maps them to the CPU, then
         to the device of the trainer that resumes (any device, any number of processes)."""
-        state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": self.epoch,
-                 "config": self.config.to_dict(), "data_fingerprint": self.data.fingerprint(),
+        state = {"epoch": self.epoch, "config": self.config.to_dict(), "data_fingerprint": self.data.fingerprint(),
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "history": list(self.history)}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
 
-    def save_checkpoint(self, path: str | Path) -> Path:
-        with atomic_path(path) as tmp:
-            torch.save(self.state(), tmp)
-        return Path(path)
-
     def load_checkpoint(self, path: str | Path) -> None:
+        """Continue from the checkpoint at ``path``. Raises ``TrainingError`` when it cannot be read
+        (``read_checkpoint``) or was made with other settings or data."""
         p = Path(path)
-        if not p.is_file():
-            raise TrainingError(f"No checkpoint to resume at {p}. Run without --resume first.")
-        try:
-            ck = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged file in any way torch can report it
-            raise TrainingError(f"Checkpoint {p.name} cannot be read ({type(exc).__name__}); "
-                                "delete it and train without --resume.") from None
-        if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-            raise TrainingError(f"{p.name} is not a training checkpoint of this trainer.")
+        ck = read_checkpoint(p)
         saved = TrainConfig(**ck["config"]).resume_key()
         now = self.config.resume_key()
         diff = sorted(k for k in now if saved.get(k) != now[k])
@@ -557,65 +480,69 @@ class Trainer:
         cfg = self.config
         spe = self.steps_per_epoch
         total = spe * cfg.epochs
-        done_steps = spe * self.epoch
         lead = self.dist.is_leader
         jsonl = jsonl if lead else None
         write_event(jsonl, {"event": "start", "n_records": self.data.n_records, "n_species": self.data.n_species,
                       "epochs": cfg.epochs, "start_epoch": self.epoch + 1, "steps_per_epoch": spe,
                       "steps_total": total, "device": self.device.type, "processes": self.dist.world_size,
                       "config": cfg.to_dict()})
-        bar = ProgressBar(total) if progress and lead else None
+        run = _FitRun(t0=time.perf_counter(), total=total, done_steps=spe * self.epoch, jsonl=jsonl,
+                      jsonl_every=jsonl_every, bar=ProgressBar(total) if progress and lead else None)
         self.model.train()
-        t0 = time.perf_counter()
-        steps = samples = 0
-        window: list[float] = []
-        last = float("nan")
-        stop = False
-        while self.epoch < cfg.epochs and not stop:
-            perm = self._begin_epoch()
-            shares = torch.zeros(spe, device=self.device)  # step losses, read every jsonl_every steps
-            read = 0
-            epoch_losses: list[float] = []
-            for s in range(spe):
-                if should_cancel is not None and should_cancel():
-                    raise CancelledError("Training cancelled; the last completed epoch is in the checkpoint.")
-                idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-                shares[s] = self.train_step(idx)
-                steps += 1
-                samples += len(idx)
-                done_steps += 1
-                stop = max_steps is not None and steps >= max_steps
-                if done_steps % jsonl_every == 0 or s + 1 == spe or stop:  # the same steps in every process
-                    values = self._read_losses(shares[read:s + 1])
-                    read = s + 1
-                    epoch_losses += values
-                    window += values if jsonl is not None else []
-                    last = values[-1]
-                elapsed = time.perf_counter() - t0
-                if jsonl is not None and (done_steps % jsonl_every == 0):
-                    write_event(jsonl, {"event": "step", "epoch": self.epoch + 1, "step": done_steps,
-                                  "steps_total": total, "loss": sum(window) / len(window),
-                                  "progress": done_steps / total,
-                                  "samples_per_s": samples / elapsed if elapsed > 0 else None,
-                                  "elapsed_s": round(elapsed, 3)})
-                    window = []
-                if bar is not None:
-                    bar.update(done_steps, f"epoch {self.epoch + 1}/{cfg.epochs} loss {last:.4f}")
-                if stop:
-                    break
-            if stop:
+        while self.epoch < cfg.epochs:
+            epoch_losses = self._run_epoch(run, should_cancel, max_steps)
+            if epoch_losses is None:
                 break
             self.epoch += 1
             self.scheduler.step()
             self.history.append(sum(epoch_losses) / len(epoch_losses))
-            ck = str(self.save_checkpoint(checkpoint)) if checkpoint is not None and lead else None
+            ck = str(write_checkpoint(self.state(), checkpoint)) if checkpoint is not None and lead else None
             write_event(jsonl, {"event": "epoch", "epoch": self.epoch, "epochs": cfg.epochs,
                           "loss": self.history[-1], "lr": self.optimizer.param_groups[0]["lr"],
-                          "progress": done_steps / total,
-                          "elapsed_s": round(time.perf_counter() - t0, 3), "checkpoint": ck})
+                          "progress": run.done_steps / total,
+                          "elapsed_s": round(time.perf_counter() - run.t0, 3), "checkpoint": ck})
         self.model.eval()
         return TrainResult(model=self.model, epoch_losses=list(self.history),
-                           seconds=time.perf_counter() - t0, steps=steps, samples=samples)
+                           seconds=time.perf_counter() - run.t0, steps=run.steps, samples=run.samples)
+
+    def _run_epoch(self, run: _FitRun, should_cancel: Callable[[], bool] | None,
+                   max_steps: int | None) -> list[float] | None:
+        """The steps of the coming epoch, reported through ``run``: their losses, or None when
+        ``max_steps`` stopped it. Raises ``CancelledError`` when ``should_cancel`` says so."""
+        cfg = self.config
+        spe = self.steps_per_epoch
+        perm = self._begin_epoch()
+        shares = torch.zeros(spe, device=self.device)  # step losses, read every jsonl_every steps
+        read = 0
+        epoch_losses: list[float] = []
+        for s in range(spe):
+            if should_cancel is not None and should_cancel():
+                raise CancelledError("Training cancelled; the last completed epoch is in the checkpoint.")
+            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            shares[s] = self.train_step(idx)
+            run.steps += 1
+            run.samples += len(idx)
+            run.done_steps += 1
+            stop = max_steps is not None and run.steps >= max_steps
+            if run.done_steps % run.jsonl_every == 0 or s + 1 == spe or stop:  # the same steps in every process
+                values = self._read_losses(shares[read:s + 1])
+                read = s + 1
+                epoch_losses += values
+                run.window += values if run.jsonl is not None else []
+                run.last = values[-1]
+            elapsed = time.perf_counter() - run.t0
+            if run.jsonl is not None and (run.done_steps % run.jsonl_every == 0):
+                write_event(run.jsonl, {"event": "step", "epoch": self.epoch + 1, "step": run.done_steps,
+                                        "steps_total": run.total, "loss": sum(run.window) / len(run.window),
+                                        "progress": run.done_steps / run.total,
+                                        "samples_per_s": run.samples / elapsed if elapsed > 0 else None,
+                                        "elapsed_s": round(elapsed, 3)})
+                run.window = []
+            if run.bar is not None:
+                run.bar.update(run.done_steps, f"epoch {self.epoch + 1}/{cfg.epochs} loss {run.last:.4f}")
+            if stop:
+                return None
+        return epoch_losses
 
     @torch.no_grad()
     def own_species_probabilities(self, batch: int = 65536) -> np.ndarray:

@@ -17,7 +17,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import official_env
+from .bundle import ModelBundle
 from .covariates import CovariateRaster, RasterBandSampler
 from .errors import CovariateError
 
@@ -172,3 +175,13 @@ def covariate_samplers(encoding: Mapping[str, Any], sources: SourceSpec) -> list
         raise CovariateError(f"The model reads its covariates with method {sampling.get('method')!r}, which this "
                              "version of the plugin does not know. Update the plugin.")
     return [official_env.OfficialBandSampler(p, b, c, sampling["grid"]) for (p, b), c in zip(ordered, covariates)]
+
+
+def covariates_at_points(covariates: SourceSpec | None, lonlat: np.ndarray, bundle: ModelBundle) -> np.ndarray | None:
+    """Covariate values [N, k] of ``bundle`` at (lon, lat) points [N, 2] (degrees), read as the bundle reads them
+    (:func:`covariate_samplers`: raw values, NaN outside a raster or on nodata; or the official SINR inputs of
+    an imported official environmental model). None when no ``covariates`` are given (a coordinate model)."""
+    if not covariates:
+        return None
+    samplers = covariate_samplers(bundle.meta["encoding"], covariates)
+    return np.stack([s.sample(lonlat) for s in samplers], axis=1)

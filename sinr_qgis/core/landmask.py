@@ -21,16 +21,15 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import GridError
+from .resources import LAND_MASK
 
-# the same file as toolbelt.paths.LAND_MASK (core does not import toolbelt)
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "resources" / "land_mask.tif"
 _lock = threading.Lock()
 
 
 class LandMask:
     """A global land/ocean raster held in memory, sampled by nearest neighbour."""
 
-    def __init__(self, path: str | Path = DEFAULT_PATH) -> None:
+    def __init__(self, path: str | Path = LAND_MASK) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise GridError(f"The land mask {self.path} is missing. Reinstall the plugin, or rebuild it "
@@ -70,7 +69,7 @@ def _load(path: str) -> LandMask:
 def load_land_mask(path: str | Path | None = None) -> LandMask:
     """The land mask at ``path`` (default: the shipped one), loaded once and shared (thread-safe)."""
     with _lock:
-        return _load(str(Path(path) if path else DEFAULT_PATH))
+        return _load(str(Path(path) if path else LAND_MASK))
 
 
 def is_land(lonlat: np.ndarray, path: str | Path | None = None) -> np.ndarray:

@@ -49,9 +49,9 @@ from .atomic import check_writable
 from .covariates import band_info, read_band
 from .errors import CancelledError, OutputError
 from .grid import Grid
+from .resources import STYLES
 
 NODATA = -9999.0
-STYLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "styles"
 STYLE_FILES = {"probability": "prediction.qml", "binary": "prediction_binary.qml"}
 TILE = 256
 # A raster of at most this many bytes of float32 (a 2048 x 2048 band) is assembled in memory and the
@@ -76,7 +76,7 @@ def style_path(kind: str = "probability") -> Path:
     """The shipped ``.qml`` template for ``kind`` ("probability" or "binary")."""
     if kind not in STYLE_FILES:
         raise ValueError(f"unknown style {kind!r}; expected one of {sorted(STYLE_FILES)}")
-    return STYLES_DIR / STYLE_FILES[kind]
+    return STYLES / STYLE_FILES[kind]
 
 
 def write_style_sidecar(raster_path: str | Path, kind: str = "probability") -> Path:

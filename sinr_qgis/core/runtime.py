@@ -32,7 +32,8 @@ covariates costs only the head product.
 
 Many species (a paper-scale model has 47,375) never make one [pixels x species] array larger
 than ``SPECIES_BLOCK_BYTES`` (64 MiB): ``top_species`` works a few rows at a time,
-``count_above`` (species richness: logits against :func:`logit_thresholds`, no sigmoid of a block)
+``count_above`` (species richness: logits against
+:func:`~sinr_qgis.core.thresholds.logit_thresholds`, no sigmoid of a block)
 in cache-sized tiles of ``COUNT_TILE_SPECIES`` x ``COUNT_TILE_ROWS`` at the machine's matrix rate,
 multi-band outputs are written in row pieces of that size, and one file per species writes at
 most ``MAX_OPEN_OUTPUTS`` files per pass over the grid.
@@ -40,10 +41,13 @@ most ``MAX_OPEN_OUTPUTS`` files per pass over the grid.
 ::
 
     probs = predict_grid(predictor, grid, species)                 # [S, H, W] float32, NaN = nodata
-    result = predict_to_geotiff(predictor, grid, species, "out.tif", threshold="lpt_r")
-    result.paths, result.warnings, result.thresholds               # iterating a result yields its paths
     map_grid(predictor, grid, fn, n_bands)                         # any fn(embedding [m, D]) -> [m, B]
     map_grid_to_geotiff(predictor, grid, "emb.tif", fn, band_names)  # the same, streamed to a GeoTIFF
+    stream_to_geotiffs(predictor, grid, [(writer, fn, n_bands), ...])  # several files, one pass each
+
+What is made of a grid or points (species maps with their bands and names, species richness,
+embeddings, rankings) is in :mod:`~sinr_qgis.core.products`; thresholds in
+:mod:`~sinr_qgis.core.thresholds`.
 
 ``covariates`` (env models only) gives the raster bands: a list of ``(path, band)`` (or just a
 path: all its bands), matched to the bundle's covariates by name
@@ -55,21 +59,13 @@ raster or in a nodata cell the pixel is nodata (never a silent zero), and a map 
 pixel at all is an error that says why, never an empty file. A categorical covariate (``classes``,
 :mod:`~sinr_qgis.core.categories`) is read at its nearest cell and one-hot encoded; a class no
 training record had encodes as no class, with a warning (``Predictor.take_class_warnings``,
-``PredictionResult.warnings``). A bundle imported from an official SINR
+``products.PredictionResult.warnings``). A bundle imported from an official SINR
 environmental checkpoint reads them as the official code did instead (``covariate_match.covariate_samplers``,
 :mod:`~sinr_qgis.core.official_env`: standardised, missing cells 0).
 
-GeoTIFF outputs (see :mod:`~sinr_qgis.core.raster_io`): Float32 COG, DEFLATE, nodata -9999, band
-description = species name, per-band metadata (SPECIES_CODE, VALUE probability|binary,
-THRESHOLD, the species' reliability: RELIABILITY, N_TRAIN, RANGES_AP, ...), dataset metadata
-(MODEL_NAME, MODEL_SHA256, SPECIES_CODE and SPECIES_NAME as
-comma-separated lists, CSV-quoted where an item holds a comma or quote, ENCODING, BACKEND,
-OCEAN_MASK), and a ``.qml`` default style beside each file. ``threshold`` adds a 0/1 band after
-each species' probability band: a number (fixed), or ``"lpt_r"`` (each species' LPT-R threshold
-from the bundle; species without one use ``fallback_threshold`` and a warning is returned and
-logged). ``one_file_per_species=True`` writes ``<stem>_<code>.tif`` per species (just ``path``
-for a single species; the code made file-name safe and distinct, see :func:`species_output_paths`)
-instead of one band (pair) per species in ``path``.
+GeoTIFF outputs (see :mod:`~sinr_qgis.core.raster_io`): Float32 COG, DEFLATE, nodata -9999, with
+the model's dataset metadata (:func:`model_metadata`) and written atomically once the whole grid
+is done.
 
 A predictor is not thread-safe: use one per thread (create it where it is used).
 """
@@ -96,17 +92,14 @@ from .errors import (
     CancelledError,
     CovariateError,
     GridError,
-    OutputError,
     SinrError,
     SpeciesNotFoundError,
 )
-from .file_names import MAX_NAME_BYTES, unique_file_stems
 from .grid import Grid
 from .landmask import load_land_mask
 from .metrics import sigmoid
-from .raster_io import BandSpec, GeoTiffWriter
-from .reliability import SpeciesReliability, species_reliability
-from .species_names import format_species_list
+from .raster_io import GeoTiffWriter
+from .thresholds import logit_thresholds
 
 LOG = logging.getLogger("sinr_qgis")
 BACKENDS = ("auto", "onnxruntime", "numpy")
@@ -124,9 +117,6 @@ SPECIES_BLOCK_BYTES = 64 << 20
 COUNT_TILE_ROWS = 2048
 COUNT_TILE_SPECIES = 1024
 MAX_OPEN_OUTPUTS = 32  # GeoTIFFs written at once: each holds a file open (macOS allows 256 per process)
-MAX_GEOTIFF_BANDS = 65535  # TIFF counts samples per pixel in 16 bits: GDAL refuses more bands
-THRESHOLD_LPT_R = "lpt_r"
-MIN_CODE_BYTES = 24  # room left for a species code in a one-file-per-species name
 
 ProgressFn = Callable[[float], None]
 CancelFn = Callable[[], bool]
@@ -199,44 +189,6 @@ class _OnnxBackend:
         if "env" in self.inputs:
             feeds["env"] = env
         return self.session.run([self.output], feeds)[0]
-
-
-def _float32_keys(x: np.ndarray) -> np.ndarray:
-    """int64 keys ordered as the float32 values ``x`` (-0 and +0 share 0; no NaN)."""
-    bits = np.asarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
-    mag = bits & 0x7FFFFFFF
-    return np.where(bits < 0, -mag, mag)
-
-
-def _from_float32_keys(keys: np.ndarray) -> np.ndarray:
-    bits = np.where(keys < 0, (-keys) | 0x80000000, keys).astype(np.uint32)
-    return bits.view(np.float32)
-
-
-def logit_thresholds(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
-    """The logit cut of each probability threshold: float32 [S] ``L`` with, for every float32
-    logit ``x``, ``x >= L[i]`` exactly when this module's float32 sigmoid of ``x`` is ``>= t[i]``.
-
-    So a count of species above their thresholds compares logits (no sigmoid of a whole block)
-    and agrees value for value with the 0/1 bands of ``predict_to_geotiff``, including ``t = 1``
-    (logits from about 17 give a float32 probability of exactly 1) and ``t = 0`` (an LPT-R
-    threshold of a species whose training records all score 0 in float32: every logit counts,
-    ``L = -inf``). ``thresholds`` [S] must be probabilities in [0, 1]; found by bisection over
-    the float32 values (32 steps)."""
-    t = np.asarray(thresholds, dtype=np.float32).ravel()
-    if t.size and not (np.all(t >= 0) and np.all(t <= 1)):
-        raise ValueError("thresholds must be probabilities in [0, 1]")
-    inf = np.float32(np.inf)
-    lo = np.full(t.shape, _float32_keys(-inf), dtype=np.int64)  # sigmoid(-inf) = 0 < t (t > 0)
-    hi = np.full(t.shape, _float32_keys(inf), dtype=np.int64)   # sigmoid(+inf) = 1 >= t
-    while np.any(hi - lo > 1):
-        mid = (lo + hi) // 2
-        above = sigmoid(_from_float32_keys(mid), np.float32) >= t
-        hi = np.where(above, mid, hi)
-        lo = np.where(above, lo, mid)
-    cut = _from_float32_keys(hi)
-    cut[t <= 0] = -inf
-    return cut
 
 
 # ---- grid blocks and cache -----------------------------------------------------------------
@@ -664,10 +616,13 @@ def predict_grid(predictor: Predictor, grid: Grid, species: SpeciesLike | Iterab
                     progress=progress, is_cancelled=is_cancelled)
 
 
-def _stream(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter, Callable, int]], *,
-            mask_ocean: bool, covariates: CovariateSpec, land_mask: str | Path | None,
-            progress: ProgressFn | None, is_cancelled: CancelFn | None) -> list[Path]:
-    """Feed every (writer, fn, n_bands) from passes over the grid; then commit all (or none).
+def stream_to_geotiffs(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter, Callable, int]], *,
+                       mask_ocean: bool, covariates: CovariateSpec, land_mask: str | Path | None,
+                       progress: ProgressFn | None, is_cancelled: CancelFn | None) -> list[Path]:
+    """Feed every (writer, fn, n_bands) from passes over the grid; then commit all (or none) and
+    return the written paths in ``outputs`` order. ``fn(embedding [m, D]) -> [m, n_bands]`` is a
+    writer's values at the valid pixels; a grid without a valid pixel raises the reason
+    (``GridCoverage.empty_reason``) and a cancel ``CancelledError``, with no file left.
 
     At most ``MAX_OPEN_OUTPUTS`` writers are open at once (one pass each group; a cached grid
     embedding makes the later passes cost only their products), and a block is handed to the
@@ -736,13 +691,15 @@ def map_grid_to_geotiff(predictor: Predictor, grid: Grid, path: str | Path,
     """Streamed: ``fn(embedding [m, D]) -> [m, len(band_names)]`` at every valid pixel, written as a
     Float32 COG at ``path`` (any grid size; e.g. embeddings, a PCA projection, species richness).
     ``metadata`` gets MODEL_NAME, MODEL_SHA256, ENCODING, BACKEND added."""
-    meta = {**_model_metadata(predictor, mask_ocean), **(metadata or {})}
+    meta = {**model_metadata(predictor, mask_ocean), **(metadata or {})}
     writer = GeoTiffWriter(path, grid, list(band_names), metadata=meta, style=style, resampling=resampling)
-    return _stream(predictor, grid, [(writer, fn, len(band_names))], mask_ocean=mask_ocean,
+    return stream_to_geotiffs(predictor, grid, [(writer, fn, len(band_names))], mask_ocean=mask_ocean,
                    covariates=covariates, land_mask=land_mask, progress=progress, is_cancelled=is_cancelled)[0]
 
 
-def _model_metadata(predictor: Predictor, mask_ocean: bool) -> dict[str, str]:
+def model_metadata(predictor: Predictor, mask_ocean: bool) -> dict[str, str]:
+    """The dataset metadata every output carries: MODEL_NAME, MODEL_SHA256, ENCODING, BACKEND,
+    OCEAN_MASK (yes | no), SOFTWARE and, for an env model, COVARIATES (comma-separated names)."""
     b = predictor.bundle
     meta = {"MODEL_NAME": b.name, "MODEL_SHA256": b.sha256, "ENCODING": b.encoding,
             "BACKEND": predictor.backend_name, "OCEAN_MASK": "yes" if mask_ocean else "no",
@@ -750,191 +707,3 @@ def _model_metadata(predictor: Predictor, mask_ocean: bool) -> dict[str, str]:
     if b.covariates:
         meta["COVARIATES"] = ",".join(b.covariate_names)
     return meta
-
-
-# ---- species outputs ------------------------------------------------------------------------------
-@dataclass
-class PredictionResult:
-    """What ``predict_to_geotiff`` wrote. Iterating it yields the written paths."""
-
-    paths: list[Path]
-    species: list[Species]
-    thresholds: dict[str, float] = field(default_factory=dict)  # species code -> threshold of its binary band
-    warnings: list[str] = field(default_factory=list)
-    backend: str = ""
-
-    def __iter__(self) -> Iterator[Path]:
-        return iter(self.paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> Path:
-        return self.paths[i]
-
-
-def resolve_thresholds(species: Sequence[Species], threshold: float | str | None,
-                       fallback_threshold: float | None = 0.5) -> tuple[dict[str, tuple[float, str]], list[str]]:
-    """Per species code: (threshold, source) with source "fixed" | "lpt_r" | "fallback"; and warnings.
-
-    ``threshold`` None -> {} (no binary band); a number in (0, 1] -> that value for all;
-    ``"lpt_r"`` -> each species' ``Species.threshold``, else ``fallback_threshold`` with a warning.
-    """
-    if threshold is None:
-        return {}, []
-    if isinstance(threshold, str) and threshold.strip().lower().replace("-", "_") in (THRESHOLD_LPT_R, "lpt"):
-        out: dict[str, tuple[float, str]] = {}
-        missing = []
-        for s in species:
-            if s.threshold is not None and np.isfinite(s.threshold):
-                out[s.code] = (float(s.threshold), THRESHOLD_LPT_R)
-            else:
-                missing.append(s)
-        warnings = []
-        if missing:
-            if fallback_threshold is None:
-                raise OutputError(f"The model has no LPT-R threshold for {', '.join(s.label for s in missing)}. "
-                                  "Give a fixed threshold instead.")
-            fb = _check_threshold(fallback_threshold)
-            for s in missing:
-                out[s.code] = (fb, "fallback")
-            warnings.append(f"No LPT-R threshold stored for {len(missing)} species "
-                            f"({', '.join(s.label for s in missing[:5])}{', ...' if len(missing) > 5 else ''}); "
-                            f"used the fixed threshold {fb:g} instead. Re-export the model with thresholds.")
-        return out, warnings
-    if isinstance(threshold, str):
-        try:
-            threshold = float(threshold)
-        except ValueError:
-            raise OutputError(f"Unknown threshold {threshold!r}: give a probability between 0 and 1 or "
-                              f"{THRESHOLD_LPT_R!r}.") from None
-    t = _check_threshold(threshold)
-    return {s.code: (t, "fixed") for s in species}, []
-
-
-def _check_threshold(t: float) -> float:
-    t = float(t)
-    if not (0.0 < t <= 1.0):
-        raise OutputError(f"The threshold must be a probability in (0, 1], got {t:g}.")
-    return t
-
-
-def species_output_paths(path: str | Path, species: Sequence[Species], one_file_per_species: bool,
-                         model_species: Sequence[Species] | None = None) -> list[Path]:
-    """Where ``predict_to_geotiff`` writes: ``[path]``, or ``<stem>_<code><suffix>`` per species.
-
-    The code part follows :mod:`~sinr_qgis.core.file_names` (readable letters of any script kept,
-    what a file system refuses replaced, Windows device names avoided, whole name within
-    ``MAX_NAME_BYTES``) and is distinct from every other species' of ``model_species`` (default:
-    ``species``) even on case-insensitive, normalisation-insensitive file systems, so a species'
-    file name does not depend on which others are written with it. Raises ``OutputError`` when
-    ``path``'s own name leaves no room for a code.
-    """
-    p = Path(path)
-    if not one_file_per_species or len(species) == 1:
-        return [p]
-    room = MAX_NAME_BYTES - len(f"{p.stem}_{p.suffix}".encode())
-    if room < MIN_CODE_BYTES:
-        raise OutputError(f"The output name {p.name!r} is too long to add species codes to it. Choose a name "
-                          f"of at most {MAX_NAME_BYTES - MIN_CODE_BYTES - 5} bytes (as many plain ASCII letters).")
-    every = list(model_species) if model_species is not None else list(species)
-    stems = dict(zip((s.index for s in every), unique_file_stems([s.code for s in every], room)))
-    return [p.with_name(f"{p.stem}_{stems[s.index]}{p.suffix}") for s in species]
-
-
-def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | Iterable[SpeciesLike],
-                       path: str | Path, *, mask_ocean: bool = True, covariates: CovariateSpec = None,
-                       threshold: float | str | None = None, fallback_threshold: float | None = 0.5,
-                       one_file_per_species: bool = False, land_mask: str | Path | None = None,
-                       progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> PredictionResult:
-    """Predict ``species`` on ``grid`` and write Float32 COG GeoTIFF(s) with a ``.qml`` style beside.
-
-    Bands per species: probability (description = species name), then, if ``threshold`` is set,
-    a 0/1 band "<name> above threshold (p >= t)". Each band's metadata carries the species'
-    reliability (:func:`reliability_metadata`). All files are written atomically after the whole
-    grid is done; a cancel or an error leaves no file. Returns the paths, the thresholds used and
-    warnings (also logged): threshold fallbacks and each species whose map is poor.
-    """
-    sp = predictor.resolve_species(species)
-    thresholds, warnings = resolve_thresholds(sp, threshold, fallback_threshold)
-    _check_band_count(len(sp), 2 if thresholds else 1, one_file_per_species)
-    reliability = {s.code: species_reliability(predictor.bundle, s) for s in sp}
-    warnings += [f"{s.label}: {reliability[s.code].warning}" for s in sp if reliability[s.code].level == "poor"]
-    for w in warnings:
-        LOG.warning(w)
-    paths = species_output_paths(path, sp, one_file_per_species, predictor.bundle.species)
-    groups = [[s] for s in sp] if len(paths) > 1 else [sp]
-    base_meta = _model_metadata(predictor, mask_ocean)
-    outputs = []
-    for out_path, group in zip(paths, groups):
-        specs: list[BandSpec] = []
-        cols: list[tuple[int, float | None]] = []  # (head index, threshold or None)
-        for s in group:
-            bm = {"SPECIES_CODE": s.code, "SPECIES_NAME": s.name, "SPECIES_INDEX": str(s.index),
-                  **reliability_metadata(reliability[s.code])}
-            specs.append(BandSpec(s.name or s.code, {**bm, "VALUE": "probability"}))
-            cols.append((s.index, None))
-            if s.code in thresholds:
-                t, src = thresholds[s.code]
-                # a relative score above a cut, not a presence: the legend and the name say so
-                specs.append(BandSpec(f"{s.name or s.code} above threshold (p >= {t:.4g})",
-                                      {**bm, "VALUE": "binary", "THRESHOLD": f"{t:.6g}", "THRESHOLD_SOURCE": src}))
-                cols.append((s.index, t))
-        # CSV-quoted: a code or name holding a comma stays one item
-        meta = {**base_meta, "SPECIES_CODE": format_species_list(s.code for s in group),
-                "SPECIES_NAME": format_species_list(s.name for s in group)}
-        writer = GeoTiffWriter(out_path, grid, specs, metadata=meta, style="probability",
-                               resampling="NEAREST" if thresholds else "AVERAGE")
-        outputs.append((writer, _species_fn(predictor, cols), len(specs)))
-    predictor.take_class_warnings()  # what earlier calls encoded is not this map's
-    written = _stream(predictor, grid, outputs, mask_ocean=mask_ocean, covariates=covariates,
-                      land_mask=land_mask, progress=progress, is_cancelled=is_cancelled)
-    for w in predictor.take_class_warnings():
-        LOG.warning(w)
-        warnings.append(w)
-    warnings += [w for w in predictor.covariate_warnings if w not in warnings]  # logged by iter_grid
-    return PredictionResult(paths=written, species=sp, thresholds={c: t for c, (t, _) in thresholds.items()},
-                            warnings=warnings, backend=predictor.backend_name)
-
-
-def _check_band_count(n_species: int, bands_per_species: int, one_file_per_species: bool) -> None:
-    """Refuse, before any work, a one-file output with more bands than a GeoTIFF holds (a paper-scale
-    model's every species with its 0/1 band is 94,750), saying how to get the maps instead."""
-    if (one_file_per_species and n_species > 1) or n_species * bands_per_species <= MAX_GEOTIFF_BANDS:
-        return
-    what = f"{n_species:,} species with their 0/1 bands" if bands_per_species > 1 else f"{n_species:,} species"
-    raise OutputError(f"{what} make {n_species * bands_per_species:,} bands, more than a GeoTIFF holds "
-                      f"({MAX_GEOTIFF_BANDS:,}); no file was written. Write one file per species, or at most "
-                      f"{MAX_GEOTIFF_BANDS // bands_per_species:,} species in one file (a species-richness map "
-                      "counts every species in one band).")
-
-
-def reliability_metadata(r: SpeciesReliability) -> dict[str, str]:
-    """Band metadata of a species' reliability: RELIABILITY (good | caution | poor | unknown),
-    RELIABILITY_SUMMARY, N_TRAIN, and where known RANGES_AP (0-1), N_CELLS, RECORD_EXTENT
-    ("lon_min,lat_min,lon_max,lat_max" degrees) and RELIABILITY_WARNING."""
-    meta = {"RELIABILITY": r.level, "RELIABILITY_SUMMARY": r.summary, "N_TRAIN": str(r.n_train)}
-    if r.ap_ranges is not None:
-        meta["RANGES_AP"] = f"{r.ap_ranges:.4f}"
-    if r.n_cells is not None:
-        meta["N_CELLS"] = str(r.n_cells)
-    if r.record_extent is not None:
-        meta["RECORD_EXTENT"] = ",".join(f"{v:.4f}" for v in r.record_extent)
-    if r.warning:
-        meta["RELIABILITY_WARNING"] = r.warning
-    return meta
-
-
-def _species_fn(predictor: Predictor, cols: list[tuple[int, float | None]]) -> Callable[[np.ndarray], np.ndarray]:
-    idx = np.array(sorted({i for i, _ in cols}), dtype=np.int64)
-    pos = {int(i): j for j, i in enumerate(idx)}
-
-    def fn(emb: np.ndarray) -> np.ndarray:
-        p = predictor.probabilities(emb, idx)
-        out = np.empty((emb.shape[0], len(cols)), dtype=np.float32)
-        for c, (i, t) in enumerate(cols):
-            col = p[:, pos[i]]
-            out[:, c] = col if t is None else (col >= t).astype(np.float32)
-        return out
-
-    return fn

@@ -14,12 +14,12 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from .resources import PLUGIN_DIR
+
 REPOSITORY = "https://github.com/sinr-qgis/sinr-qgis"
 README_INSTALL = REPOSITORY + "#install"
 PACKAGES = 'torch onnx "numpy<2"'  # for a manual install into QGIS's Python, whose GDAL needs numpy 1
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # CPU-only PyTorch wheels: a fraction of the size
-
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

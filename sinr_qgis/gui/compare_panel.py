@@ -52,9 +52,9 @@ from qgis.PyQt.QtWidgets import (
 
 from ..core.errors import CancelledError, SinrError
 from ..core.eval_report import OUTLINE_COLOUR, pr_curve_svg
+from ..core.runtime import Predictor
 from ..core.species_names import isolate_bidi
 from ..qgis_bridge import evaluation as bridge
-from ..qgis_bridge import prediction
 from ..qgis_bridge.features import write_features
 from ..qgis_bridge.grids import map_view_extent
 from ..tasks.compare_task import CompareTask
@@ -194,7 +194,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
             grid = bridge.default_grid(map_view_extent(settings), settings.destinationCrs(), context,
                                        side_cells=SIDE_CELLS)
             ranges = bridge.copy_ranges(layer, field, species)  # main thread: the task never reads the layer
-            predictor = prediction.make_predictor(self.dock.bundle)  # the task's own: predictors are not thread-safe
+            predictor = Predictor(self.dock.bundle)  # the task's own: predictors are not thread-safe
             covariates = self.dock.covariate_rows.mapping()  # an environmental model's rasters, as the dock maps
         except SinrError as exc:
             self._show_error(str(exc))

@@ -1,7 +1,7 @@
 """The SINR dock: pick a model and species, predict on the canvas extent, ask what lives here.
 
 The dock only gathers inputs and shows results. Predictions go through the same bridge
-functions as the Processing algorithms (``qgis_bridge.prediction``), in a ``PredictTask``.
+functions as the Processing algorithms (``core.products``), in a ``PredictTask``.
 """
 from __future__ import annotations
 
@@ -29,19 +29,21 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core import products
 from ..core.bundle import ModelBundle
 from ..core.errors import CancelledError, SinrError
 from ..core.grid import off_globe_note
 from ..core.landmask import load_land_mask
+from ..core.model_cache import load_model, model_path
 from ..core.point_context import MIN_SCORE, point_context, record_extents
+from ..core.resources import BUNDLED_MODEL
+from ..core.runtime import Predictor
 from ..core.species_names import format_species_list, isolate_bidi
-from ..qgis_bridge import prediction, prediction_layers
+from ..qgis_bridge import prediction_layers
 from ..qgis_bridge.grids import canvas_grid
-from ..qgis_bridge.model import load_model, model_path
 from ..qgis_bridge.points import point_to_lonlat
 from ..tasks.predict_task import PredictTask, Preview
 from ..toolbelt import model_registry, settings
-from ..toolbelt.paths import BUNDLED_MODEL
 from ..toolbelt.prediction_folder import PredictionFolder
 from .compare_panel import ComparePanel
 from .covariate_rows import CovariateRows
@@ -236,9 +238,9 @@ class SinrDock(QgsDockWidget):
             bundle = load_model(path)
             if path and model_path(path).resolve() == model_path("").resolve():
                 path = ""  # the bundled model's own file: one entry, not a copy in "My models"
-            grid_predictor = prediction.make_predictor(bundle)
-            preview_predictor = prediction.make_predictor(bundle)
-            point_predictor = prediction.make_predictor(bundle)
+            grid_predictor = Predictor(bundle)
+            preview_predictor = Predictor(bundle)
+            point_predictor = Predictor(bundle)
             if path:
                 model_registry.add_model(path, bundle)
         except SinrError as exc:
@@ -347,8 +349,8 @@ class SinrDock(QgsDockWidget):
         A view larger than the world (Zoom Full) is predicted where it is on the globe, with nodata
         around and a note; each species is written to its own file, shown as its own layer.
 
-        Progressive: on a map of ``prediction.PREVIEW_MIN_PIXELS`` or more whose embedding is not
-        cached, a coarse preview (``prediction.preview_grid``) is shown first in each species' layer
+        Progressive: on a map of ``products.PREVIEW_MIN_PIXELS`` or more whose embedding is not
+        cached, a coarse preview (``products.preview_grid``) is shown first in each species' layer
         (within about a second), then the full map replaces it in place; the full map is exactly
         the one-pass prediction, and a cancel or failure puts the layers back as they were."""
         if self.bundle is None or self.task is not None:
@@ -370,7 +372,7 @@ class SinrDock(QgsDockWidget):
         # a coarse preview first (progressive rendering), unless the full map's embedding is cached
         # (then it costs only the head product: done at once). "preview-3.tif": never a final map's name
         coarse = None if (grid.key, self.mask_check.isChecked(), _view_key(covariates)) == self._cached_view else \
-            prediction.preview_grid(grid)
+            products.preview_grid(grid)
         preview = None if coarse is None else \
             Preview(self.preview_predictor, coarse, out_dir / f"preview-{self._counter}.tif")
         task = PredictTask(self.grid_predictor, grid, species, path, mask_ocean=self.mask_check.isChecked(),
@@ -522,8 +524,8 @@ class SinrDock(QgsDockWidget):
             self.here_label.setText(f"{where}: {context.message}")
             return []
         try:
-            ranking = prediction.ranked_species(self.point_predictor, [[lon, lat]], self.top_k.value(),
-                                                covariates=self.covariate_rows.mapping())[0]
+            ranking = products.ranked_species(self.point_predictor, [[lon, lat]], self.top_k.value(),
+                                              covariates=self.covariate_rows.mapping())[0]
         except SinrError as exc:  # e.g. a covariate without a raster layer: named, nothing ranked
             self.here_label.setText(f"{where}: {exc}")
             self._report(str(exc), Qgis.MessageLevel.Warning)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
-from ..toolbelt.paths import HELP_PAGE
+from ..core.resources import HELP_PAGE
 
 
 class HelpDialog(QDialog):

@@ -16,6 +16,7 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
+from ..core import resources
 from ..core.bundle import ModelBundle
 from ..core.reliability import level_counts
 from ..tasks.import_task import ImportTask
@@ -25,7 +26,7 @@ from .import_dialog import ImportCheckpointDialog
 from .train_dialog import TrainDialog
 
 LOG = logging.getLogger("sinr_qgis")
-BUNDLED = "Bundled model (North American trees)"
+BUNDLED = f"Bundled model ({resources.BUNDLED.label})"
 OPEN_FILE = "Open model file…"
 IMPORT_CHECKPOINT = "Import SINR checkpoint…"
 # marks the action entries (their data is no path): OPEN_FILE or IMPORT_CHECKPOINT

@@ -108,6 +108,30 @@ class TrainDialog(QDialog):
 
     # ---- widgets -------------------------------------------------------------------------------
     def _build(self) -> None:
+        """The three groups of settings in a scrolled body, then the message, the set-up row and the buttons."""
+        body = QWidget(self)
+        body_layout = QVBoxLayout(body)
+        body_layout.setContentsMargins(0, 0, 0, 0)
+        for part in (self._observations_group(), self._model_group(), self._output_group()):
+            body_layout.addWidget(part)
+        self._message_widgets()
+        # The settings scroll rather than shrink: a zip install's set-up steps (~20 lines) in the
+        # message, or a short laptop screen, crushed them to unreadable slivers and clipped the loss
+        # help line. The message stays outside, so it is read at once without scrolling.
+        scroll = _ScrolledBody(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.message)
+        layout.addWidget(self.setup_row)
+        layout.addWidget(self.buttons)
+
+    def _observations_group(self) -> QGroupBox:
+        """Where the records come from: a point layer and its fields, or a file and its columns."""
         obs = QGroupBox("Observations", self)
         self.use_layer = QRadioButton("Point layer (any CRS)", obs)
         self.use_file = QRadioButton("File (CSV, GBIF, iNaturalist, Darwin Core Archive)", obs)
@@ -143,49 +167,13 @@ class TrainDialog(QDialog):
         (self.use_layer if has_points else self.use_file).setChecked(True)
         self._layer_changed(self.layer_combo.currentLayer())
         self._mode_changed()
+        return obs
 
+    def _model_group(self) -> QGroupBox:
+        """The model's inputs, its loss and the training settings (their defaults: ``DEFAULTS``)."""
         model = QGroupBox("Model", self)
-        self.covariates = QgsCheckableComboBox(model)
-        self.covariates.setDefaultText("none: coordinates only")
-        self.covariates.setToolTip("Raster layers (lon/lat, e.g. bioclim) whose bands become model inputs")
-        for layer in QgsProject.instance().mapLayers().values():
-            if isinstance(layer, QgsRasterLayer) and layer.providerType() == "gdal":
-                self.covariates.addItemWithCheckState(layer.name(), Qt.CheckState.Unchecked, layer.id())
-        self.categorical = QLineEdit(model)
-        self.categorical.setObjectName("SinrTrainCategorical")
-        self.categorical.setPlaceholderText("band names, e.g. biome, landcover")
-        self.categorical.setToolTip("Covariate bands that hold classes (land cover, biome, soil type), by band "
-                                    "name, comma-separated: read at the nearest cell and one class per input. "
-                                    "Bands with GDAL category names, an attribute table, a colour table or the "
-                                    "metadata CATEGORICAL=YES are categorical without being named here.")
-        self.encoding = QComboBox(model)
-        for label, value in ENCODING_CHOICES:
-            self.encoding.addItem(label, value)
-        self.loss = QComboBox(model)
-        self.loss.setObjectName("SinrTrainLoss")
-        for i, key in enumerate(LOSSES):
-            self.loss.addItem(LOSS_LABELS[key], key)
-            self.loss.setItemData(i, LOSS_HELP[key], Qt.ItemDataRole.ToolTipRole)
-        self.loss_help = QLabel(model)  # the chosen loss in one line, under the list
-        self.loss_help.setObjectName("SinrTrainLossHelp")
-        self.loss_help.setWordWrap(True)
-        # under the list, even when its row is taller
-        self.loss_help.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self.loss.currentIndexChanged.connect(self._loss_changed)
-        self.loss.setCurrentIndex(LOSSES.index(DEFAULTS["loss"]))
-        self._loss_changed()
-        self.pos_weight = QDoubleSpinBox(model)
-        self.pos_weight.setRange(0.0, 1e6)
-        self.pos_weight.setDecimals(1)
-        self.pos_weight.setSpecialValueText("number of species")  # shown for 0: lambda = C
-        self.pos_weight.setValue(0.0 if DEFAULTS["pos_weight"] == "species" else float(DEFAULTS["pos_weight"]))
-        self.pos_weight.setToolTip("Lambda: how much one presence weighs against the assumed absences in the "
-                                   "full losses. The number of species (the bundled model's choice) balances "
-                                   "them; the paper used 2048 for 47,000 species.")
-        self.land_absences = QCheckBox("Random absences on land only", model)
-        self.land_absences.setChecked(DEFAULTS["pseudo_negatives"] == "land")
-        self.land_absences.setToolTip("Random places taken as absences are drawn on land (the bundled model's "
-                                      "recipe); unticked: anywhere on the globe, as the paper.")
+        self._input_widgets(model)
+        self._loss_widgets(model)
         self.cap = self._spin(0, 10_000_000, DEFAULTS["cap"], "0 = all records (the bundled model used all)")
         self.epochs = self._spin(1, 100_000, DEFAULTS["epochs"])
         self.width_spin = self._spin(1, 4096, DEFAULTS["width"])
@@ -212,7 +200,57 @@ class TrainDialog(QDialog):
         m.addRow("Batch size", self.batch_size)
         m.addRow("Random seed", self.seed)
         m.addRow("CPU threads", self.threads)
+        return model
 
+    def _input_widgets(self, model: QGroupBox) -> None:
+        """The covariate rasters (the project's GDAL raster layers), their categorical bands and the encoding."""
+        self.covariates = QgsCheckableComboBox(model)
+        self.covariates.setDefaultText("none: coordinates only")
+        self.covariates.setToolTip("Raster layers (lon/lat, e.g. bioclim) whose bands become model inputs")
+        for layer in QgsProject.instance().mapLayers().values():
+            if isinstance(layer, QgsRasterLayer) and layer.providerType() == "gdal":
+                self.covariates.addItemWithCheckState(layer.name(), Qt.CheckState.Unchecked, layer.id())
+        self.categorical = QLineEdit(model)
+        self.categorical.setObjectName("SinrTrainCategorical")
+        self.categorical.setPlaceholderText("band names, e.g. biome, landcover")
+        self.categorical.setToolTip("Covariate bands that hold classes (land cover, biome, soil type), by band "
+                                    "name, comma-separated: read at the nearest cell and one class per input. "
+                                    "Bands with GDAL category names, an attribute table, a colour table or the "
+                                    "metadata CATEGORICAL=YES are categorical without being named here.")
+        self.encoding = QComboBox(model)
+        for label, value in ENCODING_CHOICES:
+            self.encoding.addItem(label, value)
+
+    def _loss_widgets(self, model: QGroupBox) -> None:
+        """The loss with its one-line help, the presence weight and where random absences are drawn."""
+        self.loss = QComboBox(model)
+        self.loss.setObjectName("SinrTrainLoss")
+        for i, key in enumerate(LOSSES):
+            self.loss.addItem(LOSS_LABELS[key], key)
+            self.loss.setItemData(i, LOSS_HELP[key], Qt.ItemDataRole.ToolTipRole)
+        self.loss_help = QLabel(model)  # the chosen loss in one line, under the list
+        self.loss_help.setObjectName("SinrTrainLossHelp")
+        self.loss_help.setWordWrap(True)
+        # under the list, even when its row is taller
+        self.loss_help.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.loss.currentIndexChanged.connect(self._loss_changed)
+        self.loss.setCurrentIndex(LOSSES.index(DEFAULTS["loss"]))
+        self._loss_changed()
+        self.pos_weight = QDoubleSpinBox(model)
+        self.pos_weight.setRange(0.0, 1e6)
+        self.pos_weight.setDecimals(1)
+        self.pos_weight.setSpecialValueText("number of species")  # shown for 0: lambda = C
+        self.pos_weight.setValue(0.0 if DEFAULTS["pos_weight"] == "species" else float(DEFAULTS["pos_weight"]))
+        self.pos_weight.setToolTip("Lambda: how much one presence weighs against the assumed absences in the "
+                                   "full losses. The number of species (the bundled model's choice) balances "
+                                   "them; the paper used 2048 for 47,000 species.")
+        self.land_absences = QCheckBox("Random absences on land only", model)
+        self.land_absences.setChecked(DEFAULTS["pseudo_negatives"] == "land")
+        self.land_absences.setToolTip("Random places taken as absences are drawn on land (the bundled model's "
+                                      "recipe); unticked: anywhere on the globe, as the paper.")
+
+    def _output_group(self) -> QGroupBox:
+        """The model file, its name, resuming, and the Python that trains."""
         out = QGroupBox("Output", self)
         self.output = QgsFileWidget(out)
         self.output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
@@ -235,7 +273,10 @@ class TrainDialog(QDialog):
         o.addRow("", self.resume)
         o.addRow("Python with PyTorch", py_row)
         self._output_changed(self.output.filePath())
+        return out
 
+    def _message_widgets(self) -> None:
+        """The message under the settings, the set-up button beside it and the dialog's buttons."""
         self.message = QLabel(self)
         self.message.setObjectName("SinrTrainMessage")
         self.message.setWordWrap(True)
@@ -256,25 +297,6 @@ class TrainDialog(QDialog):
         self.train_button.setObjectName("SinrTrainButton")
         self.buttons.accepted.connect(self.start)
         self.buttons.rejected.connect(self.reject)
-        body = QWidget(self)
-        body_layout = QVBoxLayout(body)
-        body_layout.setContentsMargins(0, 0, 0, 0)
-        for part in (obs, model, out):
-            body_layout.addWidget(part)
-        # The settings scroll rather than shrink: a zip install's set-up steps (~20 lines) in the
-        # message, or a short laptop screen, crushed them to unreadable slivers and clipped the loss
-        # help line. The message stays outside, so it is read at once without scrolling.
-        scroll = _ScrolledBody(self)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(body)
-        scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
-        layout = QVBoxLayout(self)
-        layout.addWidget(scroll, 1)
-        layout.addWidget(self.message)
-        layout.addWidget(self.setup_row)
-        layout.addWidget(self.buttons)
 
     def _spin(self, low: int, high: int, value: int, tip: str = "") -> QSpinBox:
         s = QSpinBox(self)

@@ -22,16 +22,16 @@ from qgis.PyQt.QtCore import QCoreApplication, QTimer
 
 from ..core.bundle import ModelBundle
 from ..core.errors import CancelledError, SinrError
+from ..core.model_cache import load_model
+from ..core.resources import BUNDLED, help_url
 from ..qgis_bridge import layers as bridge_layers
-from ..qgis_bridge.model import load_model
-from ..toolbelt.paths import help_url
 from .help_text import ABOUT_SINR, CREDITS, MORE_HELP, help_section
 
 CAVEATS = (
     "<p><b>Caveats.</b> Values are the model's relative probability of presence, learned from "
     "presence-only records: they rank places, they are not calibrated probabilities of occupancy. "
     "Expert range maps, used for evaluation, are generous outlines. Areas far from the training "
-    "data (other continents for a North American model) are extrapolation.</p>"
+    "data (another continent, for instance) are extrapolation.</p>"
     + ABOUT_SINR + CREDITS + MORE_HELP)
 
 
@@ -65,7 +65,7 @@ class SinrAlgorithm(QgsProcessingAlgorithm):
 
     def add_model_parameter(self) -> None:
         self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, self.tr("Model file (leave empty for the bundled trees model)"),
+            self.MODEL, self.tr("Model file (leave empty for the bundled {taxa} model)").format(taxa=BUNDLED.taxa),
             behavior=QgsProcessingParameterFile.Behavior.File, extension="sinr", optional=True))
 
     def model(self, parameters: dict, context: QgsProcessingContext,

@@ -11,8 +11,9 @@ from qgis.core import (
 )
 
 from ..core import evaluation, scoring
+from ..core.covariate_match import covariates_at_points
+from ..core.runtime import Predictor
 from ..qgis_bridge import evaluation as bridge
-from ..qgis_bridge import prediction
 from .base import SinrAlgorithm, progress_callbacks, user_errors
 from .evaluation_outputs import AP_CAVEATS, TABLE_HELP, add_output_parameters, write_outputs
 from .grid_params import add_covariates_parameter, covariates_from_parameters
@@ -117,8 +118,8 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
                 raise QgsProcessingException(self.tr("None of the species matches a species of the model."))
             used = [r[1] for r in refs.values()]
             covariates = covariates_from_parameters(self, parameters, context, bundle)
-            predictor = prediction.make_predictor(bundle)
-            env = prediction.covariates_at_points(covariates, data.lonlat, bundle)
+            predictor = Predictor(bundle)
+            env = covariates_at_points(covariates, data.lonlat, bundle)
             n = data.lonlat.shape[0]
             progress, is_cancelled = progress_callbacks(feedback)
             logits = scoring.point_logits(predictor, data.lonlat, used, env, is_cancelled=is_cancelled,

@@ -20,8 +20,8 @@ from qgis.core import (
 from ..core import eval_report, evaluation, metrics, scoring
 from ..core.bundle import Species
 from ..core.grid import Grid
+from ..core.runtime import Predictor
 from ..qgis_bridge import evaluation as bridge
-from ..qgis_bridge import prediction
 from ..qgis_bridge.covariates import raster_layer_source
 from ..qgis_bridge.grids import grid_from_extent
 from .base import SinrAlgorithm, progress_callbacks, user_errors
@@ -109,67 +109,22 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
         pred_layers = self.parameterAsLayerList(parameters, self.PREDICTION, context)
         with user_errors():
             predictions = [(raster_layer_source(lyr)[0], lyr.name()) for lyr in pred_layers]
-            if predictions:
-                bands = [(path, band, sp) for path, _ in predictions
-                         for band, sp in evaluation.prediction_bands(path)]
-                species = [Species(i, sp.code, sp.name, 0) for i, (_, _, sp) in enumerate(bands)]
-                bundle = None
-                if self.parameterAsFile(parameters, self.MODEL, context):
-                    feedback.pushWarning(self.tr("Prediction rasters given: the model is not used."))
-                feedback.pushInfo(self.tr("{} prediction band(s) in {} raster(s)").format(len(bands), len(predictions)))
-            else:
-                bundle = self.model(parameters, context, feedback)
-                species = list(bundle.species)
+            bands, bundle, species = self._scored_species(parameters, context, feedback, predictions)
             grid = self._grid(parameters, context, layer, predictions)
             feedback.pushInfo(self.tr("Evaluation grid: {} x {} cells of {:.6g} x {:.6g} in {}").format(
                 grid.width, grid.height, grid.xres, grid.yres, grid.crs_name))
-
-            # reference labels on the grid
-            is_vector = isinstance(layer, QgsVectorLayer)
-            if is_vector:
-                source = self.parameterAsSource(parameters, self.RANGES, context)
-                field = self._species_field(parameters, context, source, species, feedback)
-                match = evaluation.match_species(bridge.field_values(source, field, layer.name()), species)
-                self._log_match(match, feedback, layer.name())
-                refs, polys = bridge.range_references(source, field, match, grid, source.sourceCrs(), is_cancelled)
-                if polys.n_skipped:
-                    feedback.pushWarning(self.tr("{} range feature(s) without a usable geometry were skipped.")
-                                         .format(polys.n_skipped))
-            elif isinstance(layer, QgsRasterLayer):
-                path = raster_layer_source(layer)[0]
-                labelled = evaluation.reference_raster_labels(path, grid)
-                match = evaluation.match_species([n for n, _ in labelled], species)
-                self._log_match(match, feedback, layer.name())
-                by_name = dict(labelled)
-                refs = [(n, sp, by_name[n]) for n, sp in match.matched.items()]
-            else:
-                raise QgsProcessingException(self.tr("The expert range layer must be polygons or a raster."))
+            refs = self._references(parameters, context, feedback, layer, species, grid, is_cancelled)
             if not refs:
                 raise QgsProcessingException(self.tr(
                     "None of the range layer's species matches a species of the {}. Choose the field with "
                     "species codes or scientific names.").format("prediction rasters" if predictions else "model"))
             feedback.setProgress(10)
-
-            # scores on the grid
             used = list({sp.code: sp for _, sp, _ in refs}.values())
             if predictions:
-                where = {sp.code: (path, band) for path, band, sp in bands}
-                scores = {}
-                for k, sp in enumerate(used):
-                    if is_cancelled():
-                        break
-                    scores[sp.code] = evaluation.warp_band_to_grid(*where[sp.code], grid)
-                    progress(10 + 70 * (k + 1) / len(used))
-                logits = False
+                scores, logits = self._raster_scores(bands, used, grid, progress, is_cancelled), False
             else:
-                covariates = covariates_from_parameters(self, parameters, context, bundle)
-                predictor = prediction.make_predictor(bundle)
-                feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
-                scores = scoring.grid_logits(predictor, grid, used, covariates=covariates or None,
-                                             progress=lambda p: progress(10 + 0.7 * p), is_cancelled=is_cancelled)
-                for w in predictor.take_class_warnings():  # categorical classes no training record had
-                    feedback.pushWarning(w)
-                logits = True
+                scores, logits = self._model_scores(parameters, context, feedback, bundle, used, grid,
+                                                    progress, is_cancelled), True
             area = self.parameterAsBoolean(parameters, self.AREA_WEIGHTED, context)
             if area and not grid.is_geographic:
                 feedback.pushInfo(self.tr("Projected grid: cells are taken as equal in area (no weights)."))
@@ -189,6 +144,68 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
                             summary=summary, thumbnails=thumbnails)
         feedback.setProgress(100)
         return out
+
+    # ---- steps -------------------------------------------------------------------------------
+    def _scored_species(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
+                        predictions: list[tuple[str, str]]):
+        """What is scored: the prediction rasters' bands [(path, band, species)] (None with a model),
+        the model (None with prediction rasters) and the species either holds."""
+        if not predictions:
+            bundle = self.model(parameters, context, feedback)
+            return None, bundle, list(bundle.species)
+        bands = [(path, band, sp) for path, _ in predictions for band, sp in evaluation.prediction_bands(path)]
+        species = [Species(i, sp.code, sp.name, 0) for i, (_, _, sp) in enumerate(bands)]
+        if self.parameterAsFile(parameters, self.MODEL, context):
+            feedback.pushWarning(self.tr("Prediction rasters given: the model is not used."))
+        feedback.pushInfo(self.tr("{} prediction band(s) in {} raster(s)").format(len(bands), len(predictions)))
+        return bands, None, species
+
+    def _references(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
+                    layer, species: list[Species], grid: Grid, is_cancelled) -> list:
+        """Reference labels on ``grid``: (reference name, species, bool [H, W]) for every species of
+        the range layer (polygons or a raster of presence bands) that matches one of ``species``."""
+        if isinstance(layer, QgsVectorLayer):
+            source = self.parameterAsSource(parameters, self.RANGES, context)
+            field = self._species_field(parameters, context, source, species, feedback)
+            match = evaluation.match_species(bridge.field_values(source, field, layer.name()), species)
+            self._log_match(match, feedback, layer.name())
+            refs, polys = bridge.range_references(source, field, match, grid, source.sourceCrs(), is_cancelled)
+            if polys.n_skipped:
+                feedback.pushWarning(self.tr("{} range feature(s) without a usable geometry were skipped.")
+                                     .format(polys.n_skipped))
+            return refs
+        if not isinstance(layer, QgsRasterLayer):
+            raise QgsProcessingException(self.tr("The expert range layer must be polygons or a raster."))
+        labelled = evaluation.reference_raster_labels(raster_layer_source(layer)[0], grid)
+        match = evaluation.match_species([n for n, _ in labelled], species)
+        self._log_match(match, feedback, layer.name())
+        by_name = dict(labelled)
+        return [(n, sp, by_name[n]) for n, sp in match.matched.items()]
+
+    @staticmethod
+    def _raster_scores(bands: list, used: list[Species], grid: Grid, progress, is_cancelled) -> dict[str, np.ndarray]:
+        """The prediction bands of the species ``used`` read onto ``grid``: {code: float32 [H, W]}."""
+        where = {sp.code: (path, band) for path, band, sp in bands}
+        scores = {}
+        for k, sp in enumerate(used):
+            if is_cancelled():
+                break
+            scores[sp.code] = evaluation.warp_band_to_grid(*where[sp.code], grid)
+            progress(10 + 70 * (k + 1) / len(used))
+        return scores
+
+    def _model_scores(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
+                      bundle, used: list[Species], grid: Grid, progress, is_cancelled) -> dict[str, np.ndarray]:
+        """The model's logits of the species ``used`` on ``grid`` (``scoring.grid_logits``, as the dock's
+        comparison scores them): {code: float32 [H, W]}."""
+        covariates = covariates_from_parameters(self, parameters, context, bundle)
+        predictor = Predictor(bundle)
+        feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
+        scores = scoring.grid_logits(predictor, grid, used, covariates=covariates or None,
+                                     progress=lambda p: progress(10 + 0.7 * p), is_cancelled=is_cancelled)
+        for w in predictor.take_class_warnings():  # categorical classes no training record had
+            feedback.pushWarning(w)
+        return scores
 
     # ---- helpers -----------------------------------------------------------------------------
     def _grid(self, parameters: dict, context: QgsProcessingContext, layer,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..core.resources import BUNDLED
+
 
 def _tr(text: str) -> str:
     return QCoreApplication.translate("SinrProcessing", text)
@@ -28,10 +30,9 @@ EXPERT_RANGES = _tr(
     "against them measures agreement with an expert's outline, not with the truth.</p>")
 
 CREDITS = _tr(
-    "<p><b>Bundled model.</b> 169 North American trees, trained on open records: USDA Forest "
-    "Service FIA (public domain; via PalEON, Doser et al. 2025 and the FIESTA package), BIEN (via "
-    "the hypervolume package) and GBIF downloads (CC0/CC-BY). Cite them and Cole et al. (2023) with "
-    "maps made from it.</p>")
+    "<p><b>Bundled model.</b> {n_species} {label}, trained on open records: {sources}. Cite them and "
+    "Cole et al. (2023) with maps made from it.</p>").format(
+        n_species=BUNDLED.n_species, label=BUNDLED.label, sources=BUNDLED.sources)
 
 MORE_HELP = _tr(
     "<p>The <b>Help</b> button opens the full guide: the model, how to read its numbers, expert "

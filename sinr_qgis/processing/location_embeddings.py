@@ -8,7 +8,8 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..qgis_bridge import prediction
+from ..core.products import embedding_raster
+from ..core.runtime import Predictor
 from .base import SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
 from .grid_params import (
     COVARIATES_HELP,
@@ -68,11 +69,11 @@ class LocationEmbeddingsAlgorithm(SinrAlgorithm):
         with user_errors():
             grid = grid_from_parameters(self, parameters, context, feedback)
             covariates = covariates_from_parameters(self, parameters, context, bundle)
-            predictor = prediction.make_predictor(bundle)
+            predictor = Predictor(bundle)
             feedback.pushInfo(self.tr("{} x {} pixels, {} bands; backend: {}").format(
                 grid.width, grid.height, 3 if rgb else bundle.embedding_dim, predictor.backend_name))
             progress, is_cancelled = progress_callbacks(feedback)
-            _path, pca = prediction.embedding_raster(
+            _path, pca = embedding_raster(
                 predictor, grid, output, rgb=rgb, mask_ocean=mask_ocean(self, parameters, context),
                 covariates=covariates, progress=progress, is_cancelled=is_cancelled)
             for w in predictor.take_class_warnings():  # categorical classes no training record had

@@ -17,6 +17,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..core.resources import BUNDLED
 from ..core.species_list import COLUMNS, species_rows
 from ..qgis_bridge.features import write_features
 from .base import SinrAlgorithm, user_errors
@@ -52,11 +53,11 @@ class ModelSpeciesAlgorithm(SinrAlgorithm):
         return "models"
 
     def shortHelpString(self) -> str:
-        return self.tr(
+        text = self.tr(
             "<p>Writes a table of the species a model knows, one row per species in the model's "
             "order: what to type in the <i>Species</i> fields of the other tools, and how far each "
             "species' map can be trusted.</p>"
-            "<p><b>Input.</b> The model file; empty = the bundled North American trees model.</p>"
+            "<p><b>Input.</b> The model file; empty = the bundled {label} model.</p>"
             "<p><b>Output.</b> A table (no geometry; a CSV, a GeoPackage table or a temporary layer) "
             "with the fields <tt>index</tt> (position in the model), <tt>code</tt>, <tt>name</tt> "
             "(scientific name), <tt>common_name</tt> (empty where the model has none), "
@@ -66,7 +67,8 @@ class ModelSpeciesAlgorithm(SinrAlgorithm):
             "with expert range maps, 0-1, where the model carries it), <tt>lon_min</tt>, "
             "<tt>lat_min</tt>, <tt>lon_max</tt>, <tt>lat_max</tt> (degrees: where most of the "
             "training records are), <tt>summary</tt> and <tt>warning</tt> (plain sentences). A value "
-            "the model does not record is empty (NULL), never 0.</p>" + ABOUT_SINR + MORE_HELP)
+            "the model does not record is empty (NULL), never 0.</p>")
+        return text.format(label=BUNDLED.label) + ABOUT_SINR + MORE_HELP
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()

@@ -16,9 +16,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.products import predict_to_geotiff
 from ..core.reliability import species_reliability
+from ..core.runtime import Predictor
 from ..core.species_names import LIST_RULE
-from ..qgis_bridge import prediction
+from ..core.thresholds import THRESHOLD_FIXED, THRESHOLD_LPTR, THRESHOLD_NONE, threshold_argument
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
 from .grid_params import (
     COVARIATES_HELP,
@@ -29,6 +31,9 @@ from .grid_params import (
     grid_from_parameters,
     mask_ocean,
 )
+
+THRESHOLD_MODES = [THRESHOLD_NONE, THRESHOLD_FIXED, THRESHOLD_LPTR]
+THRESHOLD_LABELS = ["None (probabilities only)", "Fixed value", "LPT-R per species (from the model)"]
 
 
 class PredictRangeAlgorithm(SinrAlgorithm):
@@ -86,7 +91,7 @@ class PredictRangeAlgorithm(SinrAlgorithm):
         add_grid_parameters(self)
         self.addParameter(QgsProcessingParameterEnum(
             self.THRESHOLD, self.tr("Threshold"),
-            options=prediction.THRESHOLD_OPTIONS, defaultValue=prediction.THRESHOLD_NONE))
+            options=THRESHOLD_LABELS, defaultValue=THRESHOLD_MODES.index(THRESHOLD_NONE)))
         self.addParameter(QgsProcessingParameterNumber(
             self.THRESHOLD_VALUE, self.tr("Threshold value"),
             QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
@@ -109,15 +114,15 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             species = bundle.find_species_list(self.parameterAsString(parameters, self.SPECIES, context))
             grid = grid_from_parameters(self, parameters, context, feedback)
             covariates = covariates_from_parameters(self, parameters, context, bundle)
-            predictor = prediction.make_predictor(bundle)
+            predictor = Predictor(bundle)
             feedback.pushInfo(self.tr("Grid: {} x {} pixels in {}; backend: {}").format(
                 grid.width, grid.height, grid.crs_name, predictor.backend_name))
             progress, is_cancelled = progress_callbacks(feedback)
-            result = prediction.predict_range_raster(
+            value = self.parameterAsDouble(parameters, self.THRESHOLD_VALUE, context)
+            mode = THRESHOLD_MODES[self.parameterAsEnum(parameters, self.THRESHOLD, context)]
+            result = predict_to_geotiff(
                 predictor, grid, species, output, mask_ocean=mask_ocean(self, parameters, context),
-                covariates=covariates,
-                threshold_mode=self.parameterAsEnum(parameters, self.THRESHOLD, context),
-                threshold_value=self.parameterAsDouble(parameters, self.THRESHOLD_VALUE, context),
+                covariates=covariates, threshold=threshold_argument(mode, value), fallback_threshold=value,
                 one_file_per_species=one_file, progress=progress, is_cancelled=is_cancelled)
         for s in result.species:  # poor maps are also among the warnings, pushed next
             r = species_reliability(bundle, s)

@@ -7,7 +7,7 @@ import logging
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from ..toolbelt.paths import icon_path
+from ..core.resources import icon_path
 
 PROVIDER_ID = "sinr"
 LOG = logging.getLogger("sinr_qgis")

@@ -11,9 +11,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.resources import help_url
 from ..core.train_setup import CPU_INDEX
 from ..toolbelt.interpreter import INTERPRETER_FILE_FILTER, set_training_interpreter
-from ..toolbelt.paths import help_url
 from ..toolbelt.private_packages import qgis_proxy, training_python_folder
 from ..toolbelt.training_python import SIZE_MB, setup_progress, setup_training
 from .base import SinrAlgorithm, user_errors

@@ -18,7 +18,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..qgis_bridge import prediction
+from ..core.products import ranked_species
+from ..core.runtime import Predictor
 from ..qgis_bridge.features import output_fields, write_features
 from ..qgis_bridge.points import features_to_lonlat
 from .base import CAVEATS, SinrAlgorithm, user_errors
@@ -97,7 +98,7 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         with user_errors():
             covariates = covariates_from_parameters(self, parameters, context, bundle)
-            predictor = prediction.make_predictor(bundle)
+            predictor = Predictor(bundle)
         feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
         total = source.featureCount()  # -1 when the provider cannot tell: then no percentage
         done = skipped = unusable = written = 0
@@ -109,7 +110,7 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
                 break
             with user_errors():
                 kept, lonlat, n_skip = features_to_lonlat(batch, source.sourceCrs(), context.transformContext())
-                ranks = prediction.ranked_species(predictor, lonlat, k, covariates) if kept else []
+                ranks = ranked_species(predictor, lonlat, k, covariates) if kept else []
             skipped += n_skip
             rows = []
             for feat, ranking in zip(kept, ranks):

@@ -11,9 +11,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.products import species_richness_raster
 from ..core.reliability import RICHNESS_CAVEAT
+from ..core.runtime import Predictor
 from ..core.species_names import LIST_RULE
-from ..qgis_bridge import prediction
+from ..core.thresholds import THRESHOLD_FIXED, THRESHOLD_LPTR, species_thresholds
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
 from .grid_params import (
     COVARIATES_HELP,
@@ -26,7 +28,7 @@ from .grid_params import (
 )
 
 # the richness threshold choices are the predict_range ones minus "none"
-THRESHOLD_MODES = [prediction.THRESHOLD_LPTR, prediction.THRESHOLD_FIXED]
+THRESHOLD_MODES = [THRESHOLD_LPTR, THRESHOLD_FIXED]
 THRESHOLD_LABELS = ["LPT-R per species (fixed value where the model has none)", "Fixed value for all species"]
 
 
@@ -87,16 +89,16 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
             species = bundle.find_species_list(text) if text else list(bundle.species)
             grid = grid_from_parameters(self, parameters, context, feedback)
             mode = THRESHOLD_MODES[self.parameterAsEnum(parameters, self.THRESHOLD, context)]
-            thresholds, warnings = prediction.species_thresholds(
+            thresholds, warnings = species_thresholds(
                 species, mode, self.parameterAsDouble(parameters, self.THRESHOLD_VALUE, context))
             covariates = covariates_from_parameters(self, parameters, context, bundle)
             for w in warnings:
                 feedback.pushWarning(w)
-            predictor = prediction.make_predictor(bundle)
+            predictor = Predictor(bundle)
             feedback.pushInfo(self.tr("{} species on {} x {} pixels; backend: {}").format(
                 len(species), grid.width, grid.height, predictor.backend_name))
             progress, is_cancelled = progress_callbacks(feedback)
-            prediction.species_richness_raster(
+            species_richness_raster(
                 predictor, grid, species, thresholds, output, mask_ocean=mask_ocean(self, parameters, context),
                 covariates=covariates, progress=progress, is_cancelled=is_cancelled)
             for w in predictor.take_class_warnings():  # categorical classes no training record had

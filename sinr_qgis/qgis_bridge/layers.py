@@ -24,7 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from ..core.errors import OutputError
-from ..toolbelt.paths import STYLES
+from ..core.resources import STYLES
 
 PROBABILITY_RAMP = "Viridis"
 COUNT_RAMP = "YlGnBu"

@@ -9,17 +9,17 @@ from pathlib import Path
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
+from ..core import products
 from ..core.bundle import Species
 from ..core.errors import CancelledError, SinrError
 from ..core.grid import Grid
-from ..qgis_bridge import prediction
 
 LOG = logging.getLogger("sinr_qgis")
 
 
 @dataclass
 class Preview:
-    """A coarse first look at the map, predicted before it (``prediction.preview_grid``).
+    """A coarse first look at the map, predicted before it (``products.preview_grid``).
 
     It has its own predictor so that the full grid's cached embedding (a further species on the
     same view costs only its head product) is not replaced by the preview's."""
@@ -31,7 +31,7 @@ class Preview:
 
 
 class PredictTask(QgsTask):
-    """Runs ``prediction.predict_range_raster`` (the same call as ``sinr:predict_range``).
+    """Runs ``products.predict_to_geotiff`` (the same call as ``sinr:predict_range``).
 
     Inputs are plain values copied on the main thread (a core ``Grid``, ``Species`` records, a
     path). ``run()`` never raises: an error is stored in ``self.error`` and ``on_done(task, ok)``
@@ -80,7 +80,7 @@ class PredictTask(QgsTask):
         try:
             if self.preview is not None:
                 self._predict_preview(share)
-            result = prediction.predict_range_raster(
+            result = products.predict_to_geotiff(
                 self.predictor, self.grid, self.species, self.path, mask_ocean=self.mask_ocean,
                 covariates=self.covariates, one_file_per_species=self.one_file_per_species,
                 progress=lambda p: self.setProgress(min(100.0, share + p * (100.0 - share) / 100.0)),
@@ -101,7 +101,7 @@ class PredictTask(QgsTask):
         """Write the preview's files and emit ``previewReady``; a cancel propagates."""
         p = self.preview
         try:
-            result = prediction.predict_range_raster(
+            result = products.predict_to_geotiff(
                 p.predictor, p.grid, self.species, p.path, mask_ocean=self.mask_ocean, covariates=self.covariates,
                 one_file_per_species=self.one_file_per_species, progress=lambda v: self.setProgress(v * share / 100.0),
                 is_cancelled=self.isCanceled)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .paths import BUNDLED_MODEL, PLUGIN_DIR
+from ..core.resources import BUNDLED_MODEL, PLUGIN_DIR, check_bundled_model
 
 if TYPE_CHECKING:
     from ..core.runtime import Predictor
@@ -166,6 +166,7 @@ def _describe_model(path: str | Path) -> str:
     if not path.is_file():
         return f"{path} (missing)"
     bundle = ModelBundle.load(path)
+    check_bundled_model(bundle)  # a replaced or damaged bundled file is worth a line in a bug report
     return (f"{bundle.name}: {bundle.n_species} species, encoding {bundle.encoding}, "
             f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsSettings
-
 from ..core.train_setup import training_code
 from ..core.training.interpreter import check_training_available, default_python, describe_python
 from .private_packages import training_python_folder
-from .settings import PREFIX
+from .settings import get_value, set_value
 from .training_python import marked_python, venv_python
 
-KEY = PREFIX + "training/python"
 # File filter for choosing an interpreter: on Linux and macOS it has no extension (python3), on
 # Windows python.exe. "All files (*)", not QGIS's default "*.*", which needs a dot in the name.
 INTERPRETER_FILE_FILTER = "Python interpreter (python python3 python3.* python.exe python3.exe);;All files (*)"
@@ -39,13 +36,13 @@ def default_interpreter() -> str:
 
 def training_interpreter() -> str:
     """The interpreter to train with: the user's choice, else the default guess."""
-    chosen = str(QgsSettings().value(KEY, "", str) or "").strip()
+    chosen = get_value("training/python").strip()
     return chosen or default_interpreter()
 
 
 def set_training_interpreter(path: str) -> None:
     """Remember ``path`` (empty string: go back to the default guess)."""
-    QgsSettings().setValue(KEY, str(path or "").strip())
+    set_value("training/python", str(path or "").strip())
 
 
 def check_training_interpreter(path: str | None = None) -> str:

@@ -11,12 +11,9 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from qgis.core import QgsSettings
-
 from ..core.bundle import ModelBundle
-from .settings import PREFIX
+from .settings import get_value, set_value
 
-KEY = PREFIX + "models/registry"
 LOG = logging.getLogger("sinr_qgis")
 
 
@@ -35,7 +32,7 @@ class ModelEntry:
 
 
 def _read() -> list[ModelEntry]:
-    raw = QgsSettings().value(KEY, "", str) or ""
+    raw = get_value("models/registry")
     try:
         items = json.loads(raw) if raw else []
     except ValueError:
@@ -52,7 +49,7 @@ def _read() -> list[ModelEntry]:
 
 
 def _write(entries: list[ModelEntry]) -> None:
-    QgsSettings().setValue(KEY, json.dumps([asdict(e) for e in entries]))
+    set_value("models/registry", json.dumps([asdict(e) for e in entries]))
 
 
 def _key(path: str | Path) -> str:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsApplication, QgsSettings
+from qgis.core import QgsApplication
 
 from .dependencies import ONNXRUNTIME, InstallState, activate, install_folder, install_state, proxy_url
+from .settings import qgis_values
 
 PACKAGE_SETS = (ONNXRUNTIME,)
 _PROXY_KEYS = ("proxy/proxyEnabled", "proxy/proxyType", "proxy/proxyHost", "proxy/proxyPort",
@@ -48,5 +49,4 @@ def onnxruntime_install_state() -> InstallState:
 
 def qgis_proxy() -> str | None:
     """pip's proxy URL from QGIS's network settings (None: direct, or the system's proxy)."""
-    settings = QgsSettings()
-    return proxy_url({k: settings.value(k, "") for k in _PROXY_KEYS})
+    return proxy_url(qgis_values(_PROXY_KEYS))

@@ -13,7 +13,7 @@ import pytest
 
 from sinr_qgis.core.bundle import MEMBERS, SUMS_KEY, ModelBundle, Species
 from sinr_qgis.core.errors import BundleError
-from tests.factories import make_bundle
+from tests.factories import fixture_bundle
 
 
 def rewrite(src: Path, dst: Path, drop: str | None = None, replace: dict[str, bytes] | None = None,
@@ -34,8 +34,7 @@ def rewrite(src: Path, dst: Path, drop: str | None = None, replace: dict[str, by
 
 
 def test_round_trip_keeps_everything(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=4, encoding="sin_cos_env", covariate_names=("a", "b"),
-                    env_mean=[1.0, 2.0], env_std=[3.0, 4.0])
+    b = fixture_bundle(tmp_path / "m.sinr", "sin_cos_env", n_species=4, covariate_names=("a", "b"))
     b.species[2].threshold = 0.25
     b.meta["training"] = {"loss": "an_full", "epochs": 3}
     b.write(tmp_path / "copy.sinr")
@@ -53,7 +52,7 @@ def test_round_trip_keeps_everything(tmp_path):
 
 
 def test_not_a_zip_and_truncated_zip_are_refused(tmp_path):
-    make_bundle(tmp_path / "m.sinr")
+    fixture_bundle(tmp_path / "m.sinr", n_species=5)
     data = (tmp_path / "m.sinr").read_bytes()
     (tmp_path / "text.sinr").write_text("hello")
     with pytest.raises(BundleError, match="not a zip"):
@@ -72,14 +71,14 @@ def test_not_a_zip_and_truncated_zip_are_refused(tmp_path):
 
 @pytest.mark.parametrize("member", MEMBERS)
 def test_missing_member_is_named(tmp_path, member):
-    make_bundle(tmp_path / "m.sinr")
+    fixture_bundle(tmp_path / "m.sinr", n_species=5)
     rewrite(tmp_path / "m.sinr", tmp_path / "x.sinr", drop=member)
     with pytest.raises(BundleError, match=f"missing {member}"):
         ModelBundle.load(tmp_path / "x.sinr")
 
 
 def test_species_count_mismatch_is_refused(tmp_path):
-    make_bundle(tmp_path / "m.sinr", n_species=5)
+    fixture_bundle(tmp_path / "m.sinr", n_species=5)
     with zipfile.ZipFile(tmp_path / "m.sinr") as z:
         lines = z.read("species.csv").decode().splitlines()
         meta = json.loads(z.read("model.json"))
@@ -94,7 +93,7 @@ def test_species_count_mismatch_is_refused(tmp_path):
 
 
 def test_weight_shape_mismatch_and_bad_schema_are_refused(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=3)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=3)
     buf = io.BytesIO()
     w = dict(b.weights)
     w["head"] = np.zeros((3, 7), np.float32)
@@ -109,7 +108,7 @@ def test_weight_shape_mismatch_and_bad_schema_are_refused(tmp_path):
 
 
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    b = make_bundle(tmp_path / "m.sinr")
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=5)
     out = tmp_path / "out.sinr"
 
     def boom(*args, **kwargs):
@@ -130,7 +129,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_invalid_bundle_is_not_written(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=3)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=3)
     b.species.append(Species(3, "extra", "Extra", 1))
     with pytest.raises(BundleError, match="species count"):
         b.write(tmp_path / "bad.sinr")
@@ -138,7 +137,7 @@ def test_invalid_bundle_is_not_written(tmp_path):
 
 
 def test_write_records_each_members_sha256(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=3)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=3)
     with zipfile.ZipFile(tmp_path / "m.sinr") as z:
         meta = json.loads(z.read("model.json"))
         stored = {n: hashlib.sha256(z.read(n)).hexdigest() for n in ("species.csv", "encoder.onnx", "weights.npz")}
@@ -148,7 +147,7 @@ def test_write_records_each_members_sha256(tmp_path):
 
 @pytest.mark.parametrize("member", ["encoder.onnx", "weights.npz", "species.csv"])
 def test_altered_member_is_refused_by_name(tmp_path, member):
-    make_bundle(tmp_path / "m.sinr", n_species=3)
+    fixture_bundle(tmp_path / "m.sinr", n_species=3)
     with zipfile.ZipFile(tmp_path / "m.sinr") as z:
         data = bytearray(z.read(member))
     data[len(data) // 2] ^= 0x01  # one bit: still a valid zip member (new CRC), a wrong model
@@ -158,7 +157,7 @@ def test_altered_member_is_refused_by_name(tmp_path, member):
 
 
 def test_malformed_sums_are_refused(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=3)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=3)
     for sums, message in ((["x"], "must map member names"), ({"species.csv": "0" * 64}, "species.csv is damaged")):
         meta = dict(b.meta, **{SUMS_KEY: sums})
         rewrite(tmp_path / "m.sinr", tmp_path / "s.sinr", replace={"model.json": json.dumps(meta).encode()})
@@ -170,7 +169,7 @@ def test_malformed_sums_are_refused(tmp_path):
 
 
 def test_bundle_without_sums_loads_with_a_warning_and_gets_them_when_saved(tmp_path, caplog):
-    b = make_bundle(tmp_path / "m.sinr", n_species=3)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=3)
     meta = {k: v for k, v in b.meta.items() if k != SUMS_KEY}
     rewrite(tmp_path / "m.sinr", tmp_path / "old.sinr", replace={"model.json": json.dumps(meta).encode()})
     with caplog.at_level(logging.WARNING, logger="sinr_qgis"):

@@ -17,9 +17,9 @@ from sinr_qgis.core import network
 from sinr_qgis.core.bundle import HEAD_DTYPE_KEY, ModelBundle, _parse_species
 from sinr_qgis.core.errors import BundleError
 from sinr_qgis.core.reliability import CARD_POOR, every_species_reliability, level_counts, species_levels
+from sinr_qgis.core.resources import BUNDLED_MODEL
 from sinr_qgis.core.runtime import Predictor, onnxruntime_available
-from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
-from tests.factories import make_bundle
+from tests.factories import fixture_bundle, make_bundle
 from tests.tolerances import logit_atol, prob_atol
 
 from .test_bundle import rewrite
@@ -36,7 +36,7 @@ def _stored_head(path) -> np.ndarray:
 
 
 def test_weights_are_stored_uncompressed_and_deflated_bundles_still_load(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=30)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=30)
     info = _members(tmp_path / "m.sinr")
     # float weights barely deflate; inflating them was a third of a paper-scale model's load
     assert info["weights.npz"].compress_type == zipfile.ZIP_STORED
@@ -76,7 +76,7 @@ def test_a_float16_head_halves_the_head_and_is_read_as_float32_by_both_backends(
 
 
 def test_an_unknown_head_dtype_is_refused_with_what_to_do(tmp_path):
-    make_bundle(tmp_path / "m.sinr", n_species=3)
+    fixture_bundle(tmp_path / "m.sinr", n_species=3)
     with zipfile.ZipFile(tmp_path / "m.sinr") as zf:
         meta = json.loads(zf.read("model.json"))
     meta[HEAD_DTYPE_KEY] = "int8"
@@ -106,7 +106,7 @@ def test_species_csv_reads_as_csv_dictreader_reads_it(text):
 
 
 def test_the_card_names_at_most_CARD_POOR_poor_species_and_counts_the_rest(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=130)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=130)
     # a species trained on 2 records is poor: 120 of them, and 10 with 5,000 records (good)
     b.species = [dataclasses.replace(s, n_train=2 if s.index < 120 else 5000) for s in b.species]
     lines = b.card().splitlines()
@@ -120,7 +120,7 @@ def test_the_card_names_at_most_CARD_POOR_poor_species_and_counts_the_rest(tmp_p
 
 
 def test_levels_alone_equal_the_full_assessment(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=8)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=8)
     b.species = [dataclasses.replace(s, n_train=n, n_cells=c) for s, n, c in
                  zip(b.species, [0, 2, 4, 30, 106, 1500, 300, 5000], [None, 1, 9, 2, 22, 5, 90, None])]
     b.meta["evaluation"] = {"ranges_ap": {"sp004": 0.11, "sp006": 0.3, "sp001": 0.9}}

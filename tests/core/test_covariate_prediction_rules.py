@@ -11,7 +11,8 @@ from osgeo import gdal, osr
 
 from sinr_qgis.core.errors import CovariateError, GridError
 from sinr_qgis.core.grid import Grid
-from sinr_qgis.core.runtime import Predictor, map_grid_to_geotiff, predict_grid, predict_to_geotiff
+from sinr_qgis.core.products import predict_to_geotiff
+from sinr_qgis.core.runtime import Predictor, map_grid_to_geotiff, predict_grid
 from tests.core.test_covariates import write_ascii_grid
 from tests.factories import make_bundle
 

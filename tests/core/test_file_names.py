@@ -12,9 +12,10 @@ from sinr_qgis.core.bundle import Species
 from sinr_qgis.core.errors import OutputError
 from sinr_qgis.core.file_names import MAX_NAME_BYTES, file_key, safe_file_stem, unique_file_stems
 from sinr_qgis.core.grid import Grid
+from sinr_qgis.core.products import predict_to_geotiff, species_output_paths
 from sinr_qgis.core.raster_io import read_geotiff
-from sinr_qgis.core.runtime import Predictor, predict_grid, predict_to_geotiff, species_output_paths
-from tests.factories import make_bundle
+from sinr_qgis.core.runtime import Predictor, predict_grid
+from tests.factories import fixture_bundle
 
 WINDOWS_FORBIDDEN = set('<>:"/\\|?*') | {chr(c) for c in range(32)}
 
@@ -105,7 +106,7 @@ def test_long_output_names_and_species_codes_stay_within_the_limit(tmp_path):
 def test_one_file_per_species_with_colliding_and_unusual_names(tmp_path):
     """Species whose names differ only in non-ASCII characters, or in case, each get their own
     file, and every name survives as band description and metadata."""
-    b = make_bundle(tmp_path / "m.sinr", n_species=6, width=16, depth=1, seed=1)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=6, seed=1)
     names = ["Abies borisii-regis", "Abies × borisii-regis", "Ель сибирская", "ель сибирская",
              'Q. <alba> & "rubra" \'x\'', "אלון מצוי 🌳"]
     b.species = [Species(i, n, n, 1) for i, n in enumerate(names)]
@@ -129,7 +130,7 @@ def test_one_file_per_species_with_colliding_and_unusual_names(tmp_path):
 
 
 def test_multi_band_metadata_lists_codes_holding_commas_unambiguously(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=3, width=16, depth=1, seed=2)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=3, seed=2)
     b.species = [Species(0, "Quercus alba L., 1753", "Quercus alba L., 1753", 1), Species(1, "c1", "Acer", 1),
                  Species(2, "c2", "Pinus", 1)]
     g = Grid.from_pixel_size((20, 40, 22, 42), "EPSG:4326", 1.0)

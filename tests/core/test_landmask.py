@@ -7,14 +7,14 @@ from global_land_mask import globe
 from osgeo import gdal, osr
 
 from sinr_qgis.core.errors import GridError
-from sinr_qgis.core.landmask import DEFAULT_PATH, LandMask, is_land, load_land_mask
-from sinr_qgis.toolbelt.paths import LAND_MASK
+from sinr_qgis.core.landmask import LandMask, is_land, load_land_mask
+from sinr_qgis.core.resources import LAND_MASK
 
 
 def test_shipped_file_is_small_global_and_1bit():
-    assert DEFAULT_PATH.resolve() == LAND_MASK.resolve()
-    assert DEFAULT_PATH.stat().st_size < 2_000_000
-    ds = gdal.Open(str(DEFAULT_PATH))
+    assert load_land_mask().path.resolve() == LAND_MASK.resolve()  # the default is the shipped file
+    assert LAND_MASK.stat().st_size < 2_000_000
+    ds = gdal.Open(str(LAND_MASK))
     assert ds.GetGeoTransform() == (-180.0, 0.05, 0.0, 90.0, 0.0, -0.05)
     assert (ds.RasterXSize, ds.RasterYSize) == (7200, 3600)
     srs = osr.SpatialReference(wkt=ds.GetProjection())

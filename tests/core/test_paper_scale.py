@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from sinr_qgis.core import raster_io, runtime
+from sinr_qgis.core import products, raster_io, runtime
 from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.errors import CancelledError, OutputError
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.metrics import sigmoid
-from sinr_qgis.core.runtime import Predictor, logit_thresholds, predict_to_geotiff
-from sinr_qgis.qgis_bridge import prediction
+from sinr_qgis.core.products import predict_to_geotiff
+from sinr_qgis.core.runtime import Predictor
+from sinr_qgis.core.thresholds import logit_thresholds
 from tests.conftest import PAPER_SPECIES
 from tests.factories import make_bundle
 from tests.tolerances import logit_atol, prob_atol
@@ -157,8 +158,8 @@ def test_species_richness_of_a_paper_scale_model_stays_within_the_memory_budget(
     list(predictor.iter_grid(grid, mask_ocean=False))  # the embedding cached: only the product is measured
     tracemalloc.start()
     try:
-        out = prediction.species_richness_raster(predictor, grid, paper.species, thr, tmp_path / "rich.tif",
-                                                 mask_ocean=False)
+        out = products.species_richness_raster(predictor, grid, paper.species, thr, tmp_path / "rich.tif",
+                                               mask_ocean=False)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -225,10 +226,10 @@ def test_more_bands_than_a_geotiff_holds_are_refused_before_any_work_with_what_t
         assert gdal.GetDriverByName("GTiff").Create(str(tmp_path / "x.tif"), 1, 1, 65_536, gdal.GDT_Byte) is None
     finally:
         gdal.PopErrorHandler()
-    assert runtime.MAX_GEOTIFF_BANDS == 65_535 and list(tmp_path.iterdir()) == []
+    assert products.MAX_GEOTIFF_BANDS == 65_535 and list(tmp_path.iterdir()) == []
     predictor = Predictor(small, "numpy")
     grid = Grid((-100.0, 30.0, -80.0, 40.0), "EPSG:4326", 16, 8)
-    monkeypatch.setattr(runtime, "MAX_GEOTIFF_BANDS", 20)  # 12 species with 0/1 bands make 24
+    monkeypatch.setattr(products, "MAX_GEOTIFF_BANDS", 20)  # 12 species with 0/1 bands make 24
     encoded = predictor.locations_encoded
     with pytest.raises(OutputError, match=r"^12 species with their 0/1 bands make 24 bands, more than a GeoTIFF "
                                           r"holds \(20\); no file was written\. Write one file per species, or at "

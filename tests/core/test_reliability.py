@@ -21,7 +21,7 @@ from sinr_qgis.core.reliability import (
     species_reliability,
 )
 from tests.core.test_bundle import rewrite
-from tests.factories import make_bundle
+from tests.factories import fixture_bundle
 
 
 def wyoming_and_a_few_planted(rng: np.random.Generator) -> np.ndarray:
@@ -118,7 +118,7 @@ def test_format_extent_hemispheres():
 def old_bundle(tmp_path, n_species=4):
     """A bundle as an older version wrote it: species.csv index,code,name,n_train[,threshold] only,
     and no evaluation in model.json."""
-    b = make_bundle(tmp_path / "m.sinr", n_species=n_species)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=n_species)
     text = "index,code,name,n_train,threshold\n" + "".join(
         f"{s.index},{s.code},{s.name},{n},\n" for s, n in zip(b.species, [0, 3, 200, 5000]))
     return rewrite(tmp_path / "m.sinr", tmp_path / "old.sinr", replace={"species.csv": text.encode()})
@@ -136,7 +136,7 @@ def test_bundle_of_an_older_version_loads_and_gives_levels_from_counts_alone(tmp
 
 
 def test_new_columns_round_trip_and_stay_readable_by_the_old_rule(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=3)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=3)
     b.species[1] = dataclasses.replace(b.species[1], record_extent=(-111.0044, 42.3177, -105.6679, 44.9895),
                                        n_cells=22)
     b.meta["evaluation"] = {"ranges_ap": {"sp001": 0.1088}, "ranges_reference": "Little's range maps"}
@@ -157,7 +157,7 @@ def test_new_columns_round_trip_and_stay_readable_by_the_old_rule(tmp_path):
 
 
 def test_damaged_extent_column_is_a_clear_error(tmp_path):
-    make_bundle(tmp_path / "m.sinr", n_species=2)
+    fixture_bundle(tmp_path / "m.sinr", n_species=2)
     text = "index,code,name,n_train,lon_min,lat_min,lon_max,lat_max,n_cells\n0,a,A,3,x,1,2,3,4\n1,b,B,3,,,,,\n"
     rewrite(tmp_path / "m.sinr", tmp_path / "bad.sinr", replace={"species.csv": text.encode()})
     with pytest.raises(BundleError, match=r"bad\.sinr is damaged and cannot be read"):
@@ -165,7 +165,7 @@ def test_damaged_extent_column_is_a_clear_error(tmp_path):
 
 
 def test_card_counts_levels_and_lists_each_poor_species(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=4)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=4)
     b.species = [dataclasses.replace(s, n_train=n, n_cells=c) for s, n, c in
                  zip(b.species, [106, 2, 5000, 300], [22, 1, 200, 40])]
     b.meta["evaluation"] = {"protocol": "na-trees-v1", "ranges_reference": "Little's range maps",
@@ -183,7 +183,7 @@ def test_card_counts_levels_and_lists_each_poor_species(tmp_path):
 
 
 def test_card_of_a_bundle_with_an_old_free_form_evaluation(tmp_path):
-    b = make_bundle(tmp_path / "m.sinr", n_species=2)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=2)
     b.meta["evaluation"] = "ranges MAP 40"
     assert "Evaluation: ranges MAP 40" in b.card().splitlines()
     raw = json.loads(zipfile.ZipFile(io.BytesIO((tmp_path / "m.sinr").read_bytes())).read("model.json"))

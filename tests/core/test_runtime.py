@@ -18,15 +18,10 @@ from sinr_qgis.core.errors import (
     SpeciesNotFoundError,
 )
 from sinr_qgis.core.grid import Grid
+from sinr_qgis.core.products import predict_to_geotiff
 from sinr_qgis.core.raster_io import NODATA, read_geotiff
-from sinr_qgis.core.runtime import (
-    Predictor,
-    map_grid,
-    map_grid_to_geotiff,
-    predict_grid,
-    predict_to_geotiff,
-    resolve_thresholds,
-)
+from sinr_qgis.core.runtime import Predictor, map_grid, map_grid_to_geotiff, predict_grid
+from sinr_qgis.core.thresholds import resolve_thresholds
 from tests.factories import make_bundle
 from tests.tolerances import f32_atol, logit_atol, prob_atol
 

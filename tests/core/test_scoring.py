@@ -9,7 +9,7 @@ from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.errors import CancelledError, CovariateError
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.runtime import Predictor
-from tests.factories import make_bundle
+from tests.factories import fixture_bundle
 from tests.tolerances import F32_EPS, logit_atol
 
 # the float64 product stored as float32: off the exact float64 value by float32 rounding only
@@ -18,14 +18,13 @@ ONE_ROUNDING = F32_EPS
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> ModelBundle:
-    return make_bundle(tmp_path_factory.mktemp("m") / "coords.sinr", n_species=5, width=32, depth=2, seed=7)
+    return fixture_bundle(tmp_path_factory.mktemp("m") / "coords.sinr", n_species=5, seed=7)
 
 
 @pytest.fixture(scope="module")
 def env_bundle(tmp_path_factory) -> ModelBundle:
-    return make_bundle(tmp_path_factory.mktemp("m") / "env.sinr", n_species=3, encoding="sin_cos_env",
-                       covariate_names=("elev", "temp"), width=16, depth=1, seed=2,
-                       env_mean=[500.0, 10.0], env_std=[300.0, 5.0])
+    # covariates elev (mean 500, std 300) and temp (10, 5)
+    return fixture_bundle(tmp_path_factory.mktemp("m") / "env.sinr", "sin_cos_env", n_species=3, seed=2)
 
 
 def _points(n: int = 50) -> np.ndarray:

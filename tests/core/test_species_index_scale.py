@@ -7,11 +7,11 @@ import itertools
 import pytest
 
 from sinr_qgis.core import species_names
-from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.errors import SpeciesNotFoundError
 from sinr_qgis.core.evaluation import match_species
 from sinr_qgis.core.species_names import _LATIN_ENDINGS, SpeciesIndex, _without_ending, index_for, split_authorship
-from tests.factories import make_bundle
+from tests.conftest import PAPER_SPECIES
+from tests.factories import fixture_bundle
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def builds(monkeypatch):
 
 
 def test_the_bundle_and_range_matching_share_one_index(tmp_path, builds):
-    b = make_bundle(tmp_path / "m.sinr", n_species=20)
+    b = fixture_bundle(tmp_path / "m.sinr", n_species=20)
     assert b._index is None  # not built at load: an algorithm that looks nothing up never pays for it
     assert b.find_species("Species number7").index == 7
     assert len(builds) == 1
@@ -66,8 +66,8 @@ def test_authorship_splits_as_before_with_the_short_name_shortcut(text, split):
     assert split_authorship(text) == split
 
 
-def test_a_paper_scale_model_finds_and_suggests_its_species(paper_bundle_file):
-    b = ModelBundle.load(paper_bundle_file)
+def test_a_paper_scale_model_finds_and_suggests_its_species(tmp_path):
+    b = fixture_bundle(tmp_path / "paper_scale.sinr", n_species=PAPER_SPECIES)  # the paper's species count
     assert b.find_species("species NUMBER4711").index == 4711
     assert [s.index for s in b.find_species_list("sp47374, Species number0 (sp000)")] == [47374, 0]
     assert [s.code for s in b.species_index().suggestions("Species numbr4711")][:1] == ["sp4711"]

@@ -313,7 +313,7 @@ def test_a_source_column_chooses_source_aware_negatives_as_visible_options(tmp_p
 def test_defaults_are_the_bundled_models_recipe():
     """The dialog's and the algorithm's defaults train as the bundled model was trained."""
     from sinr_qgis.core.bundle import ModelBundle
-    from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
+    from sinr_qgis.core.resources import BUNDLED_MODEL
     from training import cli, losses
 
     bundle = ModelBundle.load(BUNDLED_MODEL)

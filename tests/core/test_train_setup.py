@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from sinr_qgis.core.errors import TrainingEnvironmentError
+from sinr_qgis.core.resources import PLUGIN_DIR
 from sinr_qgis.core.train_setup import (
     CPU_INDEX,
-    PLUGIN_DIR,
     README_INSTALL,
     TrainingCode,
     install_command,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from qgis.PyQt.QtGui import QColor, QImage
 
+from sinr_qgis.core.resources import BUNDLED_MODEL
 from tests.conftest import SHARED_DATA
 from tests.desktop.qgis_desktop import ROOT, desktop_available, run_desktop
 
@@ -53,7 +54,7 @@ def e2e(tmp_path_factory, little_ranges):
     # two test runs at the same time (a shared checkout) never read each other's images.
     shots = tmp / "screenshots"
     model = ""
-    if not list((ROOT / "resources" / "models").glob("*.sinr")):
+    if not BUNDLED_MODEL.is_file():
         model = str(make_stand_in_model(tmp / "stand_in.sinr"))  # until the bundled model lands
     run = run_desktop(
         tmp / "profiles", ROOT / "sinr_qgis", ROOT / "tests" / "desktop" / "e2e_script.py",

@@ -17,29 +17,12 @@ import numpy as np
 import pytest
 
 from tests.factories import make_bundle
+from tests.import_blocker import blocking_site, env_with_site
 from tests.tolerances import ap_atol, logit_atol, prob_atol
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("dependency_probe.py")
 BLOCKED = ("onnxruntime", "torch")
-
-SITECUSTOMIZE = '''
-import sys
-
-BLOCKED = {blocked!r}
-
-
-class _Blocker:
-    """Make the blocked top-level packages look not installed."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _Blocker())
-'''
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +39,8 @@ def run_probe(bundle: Path, work: Path, block: bool) -> dict:
                XDG_DATA_HOME=str(home / ".local" / "share"))
     python = str(ROOT / ".venv" / "bin" / "python")
     if block:
-        site = work / "site"
-        site.mkdir()
-        (site / "sitecustomize.py").write_text(SITECUSTOMIZE.format(blocked=BLOCKED))
-        env["PYTHONPATH"] = os.pathsep.join([str(site), *[p for p in [env.get("PYTHONPATH")] if p]])
+        site = blocking_site(work / "site", BLOCKED)
+        env = env_with_site(env, site)
         # The training child gets a clean PYTHONPATH from the plugin, so the interpreter without
         # torch is a wrapper that puts the blocker back, like a Python where torch was never installed.
         wrapper = work / "python-without-torch"

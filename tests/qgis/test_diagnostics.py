@@ -1,12 +1,15 @@
 """The Diagnostics report and the plugin action that copies and shows it."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from osgeo import gdal
 from qgis.core import Qgis
 from qgis.PyQt.QtGui import QGuiApplication
 
 import sinr_qgis
+from sinr_qgis.core import resources
 from sinr_qgis.toolbelt import diagnostics
 
 LABELS = ("SINR plugin", "QGIS", "OS", "Python", "GDAL", "numpy", "scipy", "onnxruntime", "onnxruntime install",
@@ -24,6 +27,15 @@ def test_report_names_every_version_and_the_models():
     assert entries["SINR plugin"].startswith(diagnostics.plugin_version())
     assert entries["torch (training interpreter)"] == "not checked"
     assert "na_trees" in entries["bundled model"]
+
+
+def test_report_says_when_the_bundled_file_is_not_the_catalogued_one(monkeypatch):
+    entry = resources.BUNDLED
+    monkeypatch.setattr(resources, "BUNDLED", dataclasses.replace(entry, sha256="ab" * 32))
+    assert diagnostics.model_lines()[0] == ("bundled model", (
+        f"unavailable (BundleError: The bundled model {resources.BUNDLED_MODEL} is not the file the plugin shipped "
+        f"(SHA-256 {entry.sha256[:12]}…, expected abababababab…): it was changed or damaged. Reinstall the "
+        "plugin, or choose another .sinr model file.)"))
 
 
 def test_report_text_is_aligned_plain_text():

@@ -12,12 +12,13 @@ from osgeo import gdal, osr
 from qgis.core import QgsCoordinateReferenceSystem, QgsMapSettings, QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle
 from qgis.PyQt.QtCore import QSize, Qt
 
-from sinr_qgis.core import runtime
+from sinr_qgis.core import products, runtime
 from sinr_qgis.core.bundle import ModelBundle
+from sinr_qgis.core.resources import HELP_PAGE
 from sinr_qgis.gui import covariate_rows
 from sinr_qgis.gui.dock import SinrDock
 from sinr_qgis.qgis_bridge import evaluation as bridge
-from sinr_qgis.qgis_bridge import prediction, prediction_layers
+from sinr_qgis.qgis_bridge import prediction_layers
 from sinr_qgis.toolbelt import prediction_folder
 from tests.factories import make_bundle
 
@@ -92,7 +93,7 @@ def project_layers():
 @pytest.fixture
 def make_dock(qgis_iface, qgis_canvas, restore_settings, isolated_model_list, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setattr(prediction_folder, "predictions_root", lambda: tmp_path / "managed")
-    monkeypatch.setattr(prediction, "PREVIEW_MIN_PIXELS", 1)  # a preview too: it must read the same covariates
+    monkeypatch.setattr(products, "PREVIEW_MIN_PIXELS", 1)  # a preview too: it must read the same covariates
     qgis_iface.messageBar().clear_messages()
     docks = []
 
@@ -240,8 +241,8 @@ def test_the_canvas_prediction_reads_the_mapping(make_dock, env_model, project_l
     assert made.shape == (1, 40, 40) and np.isfinite(made).all()
     # exactly the core's prediction of the same grid with the same mapping (same code path, same floats)
     bundle = ModelBundle.load(env_model)
-    ref = runtime.predict_to_geotiff(runtime.Predictor(bundle), task.grid, [bundle.species[1]], tmp_path / "ref.tif",
-                                     mask_ocean=False, covariates=mapping).paths[0]
+    ref = products.predict_to_geotiff(runtime.Predictor(bundle), task.grid, [bundle.species[1]], tmp_path / "ref.tif",
+                                      mask_ocean=False, covariates=mapping).paths[0]
     np.testing.assert_array_equal(made, read_raster(ref)[0])
     # the bands swapped give another map: the mapping, not the band order, decided
     swapped = runtime.predict_grid(runtime.Predictor(bundle), task.grid, [1], mask_ocean=False,
@@ -305,7 +306,7 @@ def test_the_range_comparison_reads_the_mapping(make_dock, env_model, project_la
 
 
 def test_the_help_says_how_the_dock_maps_covariates():
-    page = (Path(__file__).resolve().parents[2] / "resources" / "help" / "index.html").read_text(encoding="utf-8")
+    page = HELP_PAGE.read_text(encoding="utf-8")
     section = " ".join(page[page.index('id="covariates"'):page.index('id="official"')].split())
     assert "<b>In the dock.</b>" in section and "<i>Covariates</i> section with one row per covariate" in section
     assert "save a web layer (WMS, XYZ) as a GeoTIFF first" in section

@@ -108,12 +108,12 @@ def test_no_species_above_the_floor_says_so_instead_of_zeros(dock, here_model, t
 
 
 def test_species_under_the_floor_are_counted_not_listed(dock, here_model, tmp_path, monkeypatch):
-    from sinr_qgis.qgis_bridge import prediction
+    from sinr_qgis.core import products
 
     b = ModelBundle.load(here_model)
-    fake = [prediction.RankedSpecies(1, b.species[2], 0.9), prediction.RankedSpecies(2, b.species[0], 0.02),
-            prediction.RankedSpecies(3, b.species[1], 0.009), prediction.RankedSpecies(4, b.species[3], 0.0)]
-    monkeypatch.setattr(prediction, "ranked_species", lambda *_args, **_kw: [fake])
+    fake = [products.RankedSpecies(1, b.species[2], 0.9), products.RankedSpecies(2, b.species[0], 0.02),
+            products.RankedSpecies(3, b.species[1], 0.009), products.RankedSpecies(4, b.species[3], 0.0)]
+    monkeypatch.setattr(products, "ranked_species", lambda *_args, **_kw: [fake])
     dock.top_k.setValue(4)
     dock.here_button.setChecked(True)
     assert _click(dock, *PENNSYLVANIA) == ["1. Species number2 (sp002), common 2  0.900",
@@ -123,9 +123,9 @@ def test_species_under_the_floor_are_counted_not_listed(dock, here_model, tmp_pa
 
 
 def test_a_point_the_model_cannot_score_says_so(dock, monkeypatch):
-    from sinr_qgis.qgis_bridge import prediction
+    from sinr_qgis.core import products
 
-    monkeypatch.setattr(prediction, "ranked_species", lambda *_args, **_kw: [[]])  # e.g. no covariate value
+    monkeypatch.setattr(products, "ranked_species", lambda *_args, **_kw: [[]])  # e.g. no covariate value
     dock.here_button.setChecked(True)
     assert _click(dock, *PENNSYLVANIA) == []
     assert dock.here_label.text() == "At lat 40.8000, lon -77.5000: the model gives no score here."

@@ -11,11 +11,11 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QSize
 from qgis.PyQt.QtWidgets import QFileDialog, QHBoxLayout
 
+from sinr_qgis.core.resources import BUNDLED_MODEL
 from sinr_qgis.gui import dock as dock_module
 from sinr_qgis.gui.dock import DOCK_WIDTH, SinrDock
 from sinr_qgis.gui.model_list import BUNDLED, IMPORT_CHECKPOINT, OPEN_FILE
 from sinr_qgis.toolbelt import model_registry, settings
-from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
 
 from .prediction_helpers import model_file  # noqa: F401
 from .test_bundle_checksums import copy_bundle

@@ -11,10 +11,11 @@ import pytest
 from qgis.core import QgsCoordinateReferenceSystem, QgsMapSettings, QgsProject, QgsRectangle, QgsSettings
 from qgis.PyQt.QtCore import QSize
 
+from sinr_qgis.core import products
 from sinr_qgis.core.errors import GridError
-from sinr_qgis.core.grid import Grid
+from sinr_qgis.core.runtime import Predictor
 from sinr_qgis.gui.dock import SinrDock
-from sinr_qgis.qgis_bridge import prediction, prediction_layers
+from sinr_qgis.qgis_bridge import prediction_layers
 from sinr_qgis.toolbelt import prediction_folder, settings
 
 from .prediction_helpers import bundle, model_file, read_raster  # noqa: F401
@@ -53,7 +54,7 @@ def _remove_dock_predictions() -> None:
 def dock(qgis_iface, qgis_canvas, model_file, isolated_model_list, tmp_path, monkeypatch):  # noqa: F811
     """A dock on the 6-species test model whose canvas map (240 x 160) is large enough for a preview."""
     monkeypatch.setattr(prediction_folder, "predictions_root", lambda: tmp_path / "managed")
-    monkeypatch.setattr(prediction, "PREVIEW_MIN_PIXELS", 1)
+    monkeypatch.setattr(products, "PREVIEW_MIN_PIXELS", 1)
     store = QgsSettings()
     saved = {k: store.value(settings.PREFIX + k) for k in settings.DEFAULTS if store.contains(settings.PREFIX + k)}
     _remove_dock_predictions()
@@ -104,24 +105,8 @@ def _files(folder: Path) -> list[str]:
 
 def _one_pass(bundle, task, path: Path) -> list[Path]:  # noqa: F811
     """The same map predicted in one pass, without a preview, by a fresh predictor."""
-    return prediction.predict_range_raster(prediction.make_predictor(bundle), task.grid, task.species, path,
-                                           mask_ocean=task.mask_ocean, one_file_per_species=True).paths
-
-
-# ---- the coarse grid ---------------------------------------------------------------------------
-@pytest.mark.parametrize("size, expected", [((1024, 1024), (128, 128)),   # 1/8 along each side
-                                            ((2048, 1536), (148, 111)),   # at most ~128 x 128 pixels
-                                            ((255, 256), None)])         # small: done before a preview helps
-def test_the_preview_grid_is_coarse_over_the_same_extent(size, expected):
-    grid = Grid((-1.45e7, 1.6e6, -6.0e6, 1.01e7), "EPSG:3857", *size)
-    coarse = prediction.preview_grid(grid)
-    if expected is None:
-        assert coarse is None
-        return
-    assert (coarse.width, coarse.height) == expected
-    assert coarse.extent == grid.extent and coarse.crs_wkt == grid.crs_wkt
-    assert coarse.n_pixels <= 1.01 * prediction.PREVIEW_MAX_PIXELS
-    assert coarse.n_pixels <= grid.n_pixels / prediction.PREVIEW_FACTOR ** 2
+    return products.predict_to_geotiff(Predictor(bundle), task.grid, task.species, path,
+                                       mask_ocean=task.mask_ocean, one_file_per_species=True).paths
 
 
 # ---- preview, then the full map in the same layer ------------------------------------------------
@@ -189,14 +174,14 @@ def test_a_further_species_on_the_same_view_needs_no_preview(dock, qtbot, shown)
 
 
 def test_a_preview_with_nothing_to_show_is_skipped(dock, qtbot, shown, monkeypatch):
-    real = prediction.predict_range_raster
+    real = products.predict_to_geotiff
 
     def coarse_grid_all_at_sea(predictor, grid, *args, **kwargs):
         if grid.width == PREVIEW[0]:  # e.g. the coarse pixels all miss the one island of the view
             raise GridError("Every pixel of the extent is at sea.")
         return real(predictor, grid, *args, **kwargs)
 
-    monkeypatch.setattr(prediction, "predict_range_raster", coarse_grid_all_at_sea)
+    monkeypatch.setattr(products, "predict_to_geotiff", coarse_grid_all_at_sea)
     task = _predict(dock, qtbot, "sp001")
     assert task.error is None and [c["name"] for c in shown] == ["1.tif"]
     assert _files(dock.out_dir) == ["1.qml", "1.tif"]
@@ -204,14 +189,14 @@ def test_a_preview_with_nothing_to_show_is_skipped(dock, qtbot, shown, monkeypat
 
 # ---- cancel at either stage --------------------------------------------------------------------
 def test_a_cancel_while_the_preview_is_computed_changes_nothing(dock, qtbot, shown, monkeypatch):
-    real = prediction.predict_range_raster
+    real = products.predict_to_geotiff
 
     def cancel_at_the_preview(predictor, grid, *args, **kwargs):
         if grid.width == PREVIEW[0]:
             dock.task.cancel()  # the user presses Cancel as the preview starts
         return real(predictor, grid, *args, **kwargs)
 
-    monkeypatch.setattr(prediction, "predict_range_raster", cancel_at_the_preview)
+    monkeypatch.setattr(products, "predict_to_geotiff", cancel_at_the_preview)
     layers_before = set(QgsProject.instance().mapLayers())
     task = _predict(dock, qtbot, "sp001, sp002")
     assert task.preview.files == [] and task.files == []
@@ -230,7 +215,7 @@ def test_a_cancel_after_the_preview_restores_the_maps_before(dock, qtbot, shown,
     layers_before, files_before = set(QgsProject.instance().mapLayers()), _files(dock.out_dir)
     # the user pans, predicts sp001 (known) and sp002 (new), and cancels once the preview shows
     preview_shown = threading.Event()
-    real_show, real_predict = SinrDock._show_preview, prediction.predict_range_raster
+    real_show, real_predict = SinrDock._show_preview, products.predict_to_geotiff
 
     def show_then_cancel(self):
         real_show(self)
@@ -243,7 +228,7 @@ def test_a_cancel_after_the_preview_restores_the_maps_before(dock, qtbot, shown,
         return real_predict(predictor, grid, *args, **kwargs)
 
     monkeypatch.setattr(SinrDock, "_show_preview", show_then_cancel)
-    monkeypatch.setattr(prediction, "predict_range_raster", full_map_after_the_preview)
+    monkeypatch.setattr(products, "predict_to_geotiff", full_map_after_the_preview)
     _pan(dock)
     shown.clear()
     task = _predict(dock, qtbot, "sp001, sp002")
@@ -259,14 +244,14 @@ def test_a_cancel_after_the_preview_restores_the_maps_before(dock, qtbot, shown,
 
 def test_closing_the_plugin_during_the_preview_undoes_it(dock, qtbot, shown, monkeypatch, qgis_canvas):
     release = threading.Event()
-    real_predict = prediction.predict_range_raster
+    real_predict = products.predict_to_geotiff
 
     def full_map_waits(predictor, grid, *args, **kwargs):
         if grid.width == CANVAS[0]:
             release.wait(60)
         return real_predict(predictor, grid, *args, **kwargs)
 
-    monkeypatch.setattr(prediction, "predict_range_raster", full_map_waits)
+    monkeypatch.setattr(products, "predict_to_geotiff", full_map_waits)
     dock.species_edit.setText("sp001")
     task = dock.predict_canvas_extent()
     qtbot.waitUntil(lambda: len(shown) == 1, timeout=60_000)  # the preview is on the map

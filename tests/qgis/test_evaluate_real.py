@@ -17,7 +17,7 @@ from sinr_qgis.core import runtime
 from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.landmask import is_land
-from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
+from sinr_qgis.core.resources import BUNDLED_MODEL
 from tests.factories import make_bundle
 from tests.tolerances import ap_atol
 

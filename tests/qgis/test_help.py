@@ -9,9 +9,9 @@ import pytest
 from qgis.core import QgsApplication
 
 import sinr_qgis
+from sinr_qgis.core.resources import HELP_PAGE
 from sinr_qgis.processing.help_text import HELP_SECTIONS
 from sinr_qgis.processing.provider import SinrProvider
-from sinr_qgis.toolbelt.paths import HELP_PAGE
 
 PREDICTIVE = ("predict_range", "species_at_points", "species_richness")
 EVALUATION = ("evaluate_ranges", "evaluate_presence_absence")

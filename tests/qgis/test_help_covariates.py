@@ -2,17 +2,14 @@
 (issue 16), with the numbers the code applies."""
 from __future__ import annotations
 
-from pathlib import Path
-
+from sinr_qgis.core.resources import HELP_PAGE
 from sinr_qgis.core.train_checks import MIN_COVERED_FRACTION
 from sinr_qgis.core.training.lock import lock_path
 from training.negatives import MAX_DRAWS_PER_POINT
 
-PAGE = Path(__file__).resolve().parents[2] / "resources" / "help" / "index.html"
-
 
 def test_covariates_section_covers_names_nodata_categories_and_coverage():
-    page = PAGE.read_text(encoding="utf-8")
+    page = HELP_PAGE.read_text(encoding="utf-8")
     assert '<a href="#covariates">covariates</a>' in page  # in the contents
     section = " ".join(page[page.index('id="covariates"'):page.index('id="official"')].split())
     for topic in ("<b>Names.</b>", "<b>Nodata.</b>", "<b>Categories.</b>", "<b>Coverage.</b>", "<b>Memory.</b>",

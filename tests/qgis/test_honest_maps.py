@@ -10,12 +10,12 @@ from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 
 from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.reliability import RICHNESS_CAVEAT
+from sinr_qgis.core.resources import HELP_PAGE, STYLES
 from sinr_qgis.qgis_bridge import layers
 
 from .prediction_helpers import RecordingFeedback, model_file, read_raster, sinr_provider  # noqa: F401
 
 EAST_US = "-80,-70,35,45 [EPSG:4326]"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class LogFeedback(RecordingFeedback):
@@ -84,10 +84,10 @@ def test_loaded_prediction_legend_says_low_and_high_relative_score(sinr_provider
 
 def test_shipped_styles_never_label_absent_or_present():
     for name in ("prediction.qml", "prediction_binary.qml"):
-        text = (ROOT / "resources" / "styles" / name).read_text(encoding="utf-8")
+        text = (STYLES / name).read_text(encoding="utf-8")
         assert 'label="absent"' not in text and 'label="present"' not in text
         assert 'Label="absent"' not in text and 'Label="present"' not in text
-    binary = (ROOT / "resources" / "styles" / "prediction_binary.qml").read_text(encoding="utf-8")
+    binary = (STYLES / "prediction_binary.qml").read_text(encoding="utf-8")
     assert 'label="below threshold"' in binary and 'label="above threshold"' in binary
 
 
@@ -159,7 +159,7 @@ def test_richness_help_and_the_help_page_say_so_next_to_the_map_guidance(sinr_pr
     help_text = alg.shortHelpString()
     assert "reflects sampling effort as much as richness" in help_text
     assert "north-eastern US states" in help_text
-    page = (ROOT / "resources" / "help" / "index.html").read_text(encoding="utf-8")
+    page = HELP_PAGE.read_text(encoding="utf-8")
     numbers = page[page.index('id="numbers"'):page.index('id="ranges"')]
     assert "Species richness follows sampling effort" in numbers and "north-eastern US states" in numbers
     assert "<i>low</i> to <i>high relative score</i>" in numbers

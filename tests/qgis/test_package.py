@@ -96,7 +96,7 @@ def test_zip_holds_no_tests_training_data_compiled_or_binary_files(plugin_zip, n
 
 
 def test_zip_ships_the_bundled_model_card_and_land_mask(names):
-    from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
+    from sinr_qgis.core.resources import BUNDLED_MODEL
 
     models = sorted(ROOT.glob("resources/models/*.sinr"))
     assert BUNDLED_MODEL.name in [m.name for m in models]
@@ -128,9 +128,9 @@ def test_help_points_only_to_what_the_zip_carries(names, plugin_zip, qgis_app):
     """Links of the guide are its own anchors or web addresses; files named in the guide, the
     algorithms' help and the messages users see exist in the zip; the README is named with its URL."""
     from sinr_qgis.core.bundle import ModelBundle
+    from sinr_qgis.core.resources import BUNDLED_MODEL
     from sinr_qgis.core.train_setup import README_INSTALL, setup_steps
     from sinr_qgis.processing.provider import available_algorithms
-    from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
 
     with zipfile.ZipFile(plugin_zip) as zf:
         guide = zf.read(f"{PLUGIN}/resources/help/index.html").decode("utf-8")
@@ -223,7 +223,7 @@ def test_installed_zip_loads_in_a_clean_desktop_profile_without_optional_package
     assert not res["torch_loaded"]
     # The panel loads the bundled model from the zip and predicts with the numpy backend.
     from sinr_qgis.core.bundle import ModelBundle
-    from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
+    from sinr_qgis.core.resources import BUNDLED_MODEL
 
     n_species = ModelBundle.load(BUNDLED_MODEL).n_species
     assert res["dock_backend"] == "numpy" and f"{n_species} species" in res["dock_model"], res["dock_model"]

@@ -13,8 +13,8 @@ from qgis.core import (
 )
 
 from sinr_qgis.core.bundle import ModelBundle
+from sinr_qgis.core.resources import BUNDLED_MODEL
 from sinr_qgis.processing import grid_params
-from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
 
 from .prediction_helpers import model_file, read_raster, sinr_provider  # noqa: F401
 

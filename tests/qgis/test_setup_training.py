@@ -27,6 +27,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsSettings
 from sinr_qgis.core.errors import CancelledError, DependencyInstallError
 from sinr_qgis.core.train_setup import CPU_INDEX
 from sinr_qgis.toolbelt import interpreter
+from sinr_qgis.toolbelt import settings as plugin_settings
 from sinr_qgis.toolbelt import training_python as tp
 
 from .prediction_helpers import sinr_provider  # noqa: F401
@@ -35,18 +36,19 @@ from .test_install_dependencies import _Refusing
 
 # a refused connection fails after one retry, not five (with none, pip does not say why it failed)
 FAST_FAIL = {"PIP_RETRIES": "1", "PIP_TIMEOUT": "3"}
+PYTHON_KEY = plugin_settings.key("training/python")
 
 
 @pytest.fixture
 def training_setting():
     """The training interpreter setting, restored after the test."""
     settings = QgsSettings()
-    before = settings.value(interpreter.KEY, None)
+    before = settings.value(PYTHON_KEY, None)
     yield
     if before is None:
-        settings.remove(interpreter.KEY)
+        settings.remove(PYTHON_KEY)
     else:
-        settings.setValue(interpreter.KEY, before)
+        settings.setValue(PYTHON_KEY, before)
 
 
 @pytest.fixture(scope="module")
@@ -341,7 +343,7 @@ def test_the_set_up_environment_is_the_default_training_python(tmp_path, monkeyp
     tp.venv_python(folder).parent.mkdir(parents=True)
     tp.venv_python(folder).symlink_to(sys.executable)
     monkeypatch.setattr(interpreter, "training_python_folder", lambda: folder)
-    QgsSettings().remove(interpreter.KEY)
+    QgsSettings().remove(PYTHON_KEY)
     assert interpreter.training_interpreter() != str(tp.venv_python(folder))  # not ours until marked
     (folder / tp.MARKER).write_text("{}")
     assert interpreter.training_interpreter() == str(tp.venv_python(folder))
@@ -388,7 +390,7 @@ def test_setup_training_algorithm_makes_the_training_python(sinr_provider, tmp_p
 
 def test_setup_training_algorithm_refuses_a_missing_source_before_making_anything(sinr_provider, tmp_path,  # noqa: F811
                                                                                   training_setting):
-    QgsSettings().setValue(interpreter.KEY, "/opt/before/python")
+    QgsSettings().setValue(PYTHON_KEY, "/opt/before/python")
     with pytest.raises(QgsProcessingException, match=r"^The package source .*nowhere is neither a folder nor an "
                                                      r"index URL\."):
         processing.run("sinr:setup_training", {"FOLDER": str(tmp_path / "env"),
@@ -421,7 +423,7 @@ def _button(qtbot, **attrs):
 
 
 def test_the_button_sets_up_training_and_hides(qgis_app, qtbot, tmp_path, fake_source, training_setting):
-    QgsSettings().setValue(interpreter.KEY, str(_fake_python(tmp_path, "no-torch", {"python": "3.11.2"})))
+    QgsSettings().setValue(PYTHON_KEY, str(_fake_python(tmp_path, "no-torch", {"python": "3.11.2"})))
     button = _button(qtbot, folder=tmp_path / "env", source=str(fake_source))
     button.show()
     assert button.objectName() == "SinrSetupTrainingButton" and button.text() == "Set up PyTorch for me"
@@ -438,7 +440,7 @@ def test_the_button_sets_up_training_and_hides(qgis_app, qtbot, tmp_path, fake_s
 
 
 def test_the_button_reports_a_failure_and_stays(qgis_app, qtbot, tmp_path, training_setting):
-    QgsSettings().setValue(interpreter.KEY, "/opt/no/python")
+    QgsSettings().setValue(PYTHON_KEY, "/opt/no/python")
     button = _button(qtbot, folder=tmp_path / "env", source=str(tmp_path / "nowhere"))
     button.show()
     with qtbot.waitSignal(button.failed, timeout=60_000) as failed:
@@ -449,7 +451,7 @@ def test_the_button_reports_a_failure_and_stays(qgis_app, qtbot, tmp_path, train
 
 
 def test_the_button_hides_when_the_configured_python_already_trains(qgis_app, qtbot, training_setting):
-    QgsSettings().setValue(interpreter.KEY, sys.executable)  # the project's venv has torch, onnx and GDAL
+    QgsSettings().setValue(PYTHON_KEY, sys.executable)  # the project's venv has torch, onnx and GDAL
     button = _button(qtbot)
     button.show()
     qtbot.waitUntil(lambda: not button.isVisible(), timeout=60_000)

@@ -8,7 +8,7 @@ import pytest
 from qgis.core import QgsSettings
 
 from sinr_qgis.core.errors import BundleError, TrainingEnvironmentError
-from sinr_qgis.toolbelt import interpreter, model_registry
+from sinr_qgis.toolbelt import interpreter, model_registry, settings
 
 from .train_helpers import isolated_model_list  # noqa: F401
 
@@ -47,7 +47,7 @@ def test_a_broken_file_is_not_added(qgis_app, tmp_path):
 
 
 def test_unreadable_settings_value_resets_quietly(qgis_app):
-    QgsSettings().setValue(model_registry.KEY, "{not json")
+    QgsSettings().setValue(settings.key("models/registry"), "{not json")
     assert model_registry.list_models() == []
 
 

@@ -74,9 +74,9 @@ def isolated_model_list():
     """An empty model list for the test; the user's list (and interpreter choice) restored after."""
     from qgis.core import QgsSettings
 
-    from sinr_qgis.toolbelt import interpreter, model_registry
+    from sinr_qgis.toolbelt.settings import key
 
-    keys = (model_registry.KEY, interpreter.KEY)
+    keys = (key("models/registry"), key("training/python"))
     s = QgsSettings()
     saved = {k: s.value(k) for k in keys if s.contains(k)}
     for k in keys:

@@ -3,18 +3,17 @@ on both benchmark tasks, and its committed evaluation report is what the harness
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from sinr_qgis.core.bundle import ModelBundle
+from sinr_qgis.core.resources import BUNDLED
 from tests.tolerances import ap_atol
 from training.benchmarks import baselines as bl
 from training.benchmarks import na_trees as nt
 
-MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
-MODEL = MODELS / "na_trees_coords_v1.sinr"
-EVAL = MODELS / "na_trees_coords_v1.eval.json"
+MODEL = BUNDLED.path
+EVAL = BUNDLED.evaluation
 
 
 def map_atol(bundle: ModelBundle, task: nt.Task) -> float:
@@ -52,7 +51,7 @@ def test_bundled_model_carries_member_checksums_and_its_records_name_the_file():
     assert bundle.warnings == [] and sorted(bundle.meta[SUMS_KEY]) == ["encoder.onnx", "species.csv", "weights.npz"]
     sha = file_sha256(MODEL)
     assert json.loads(EVAL.read_text(encoding="utf-8"))["model"]["sha256"] == sha
-    card = (MODELS / "na_trees_coords_v1.md").read_text(encoding="utf-8")
+    card = BUNDLED.card.read_text(encoding="utf-8")
     assert f"| SHA-256 | `{sha}` |" in card and f"({MODEL.stat().st_size:,} bytes)" in card
 
 

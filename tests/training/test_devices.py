@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from training.distributed import DistEnv, DistributedError, backend_for, open_records, write_records
-from training.trainer import Trainer, TrainingError, resolve_device, resolve_precision, shard_bounds
+from training.errors import TrainingError
+from training.trainer import Trainer, resolve_device, resolve_precision, shard_bounds
 
 from .test_trainer import small_config, synthetic
 

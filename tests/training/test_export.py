@@ -9,9 +9,9 @@ import torch
 from sinr_qgis.core import network
 from sinr_qgis.core.bundle import ModelBundle, Species
 from tests.tolerances import f32_atol
+from training.dropout import use_fast_dropout
 from training.export import export_bundle
 from training.model import SinrModel
-from training.trainer import use_fast_dropout
 
 COVS = ("bio1", "bio12", "elev")
 

@@ -11,8 +11,8 @@ from sinr_qgis.core import network
 from sinr_qgis.core.bundle import ModelBundle, Species
 from sinr_qgis.core.errors import BundleError
 from sinr_qgis.core.head_precision import FLOAT16_TOLERANCE, check_float16_head, float16_head_error, sphere_points
+from sinr_qgis.core.resources import BUNDLED_MODEL
 from sinr_qgis.core.runtime import Predictor, onnxruntime_available
-from sinr_qgis.toolbelt.paths import BUNDLED_MODEL
 from tests.tolerances import logit_atol, prob_atol
 from training.cli import main
 from training.data import TrainingData

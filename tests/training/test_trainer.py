@@ -10,7 +10,9 @@ import torch
 
 from sinr_qgis.core.errors import CancelledError
 from training.data import TrainingData
-from training.trainer import BitDropout, TrainConfig, Trainer, TrainingError, set_dropout_rows
+from training.dropout import BitDropout, set_dropout_rows
+from training.errors import TrainingError
+from training.trainer import TrainConfig, Trainer
 
 torch.set_num_threads(2)
 

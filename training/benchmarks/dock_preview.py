@@ -4,7 +4,7 @@ Drives the real dock (QGIS's interpreter, offscreen, a stub ``iface``) on the bu
 1024 x 1024 EPSG:3857 map view of North America with the ocean mask on, as a user pressing
 "Predict on canvas extent" does, and times, interleaved round by round (best and median kept):
 
-- ``one pass``: the dock without a preview (``prediction.PREVIEW_MIN_PIXELS`` set out of reach);
+- ``one pass``: the dock without a preview (``products.PREVIEW_MIN_PIXELS`` set out of reach);
 - ``progressive``: the dock as shipped: a 128 x 128 preview in the species' layer, then the full map
   in its place. Timed at the preview's layer (click -> preview shown) and at the full map's. The
   preview is computed before the full map, so "preview shown" also bounds what it adds.
@@ -26,7 +26,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BUNDLED = ROOT / "resources" / "models" / "na_trees_coords_v1.sinr"
+sys.path.insert(0, str(ROOT))  # run as a script: the plugin package sits at the top level
+
+from sinr_qgis.core.resources import BUNDLED  # noqa: E402
+
 CANVAS_EXTENT = (-1.45e7, 1.6e6, -6.0e6, 1.01e7)  # North America in Web Mercator (predict_speed.py's)
 
 # Runs in QGIS's interpreter: argv = repo root, rounds, side, extent (4 numbers); prints one JSON line
@@ -40,7 +43,7 @@ from qgis.PyQt.QtWidgets import QMainWindow
 app = QgsApplication([], True)
 app.initQgis()
 from sinr_qgis.gui.dock import SinrDock
-from sinr_qgis.qgis_bridge import prediction
+from sinr_qgis.core import products
 
 rounds, side = int(sys.argv[2]), int(sys.argv[3])
 extent = QgsRectangle(*map(float, sys.argv[4:8]))
@@ -79,10 +82,10 @@ def show(self):
     real_show(self)
     shown_at.append(time.perf_counter())
 SinrDock._show_preview = show
-reach = prediction.PREVIEW_MIN_PIXELS
+reach = products.PREVIEW_MIN_PIXELS
 
 def run(progressive):
-    prediction.PREVIEW_MIN_PIXELS = reach if progressive else 1 << 62
+    products.PREVIEW_MIN_PIXELS = reach if progressive else 1 << 62
     dock._cached_view = None  # a first species on a new view: nothing cached
     dock.grid_predictor.clear_cache()
     dock.preview_predictor.clear_cache()
@@ -129,7 +132,7 @@ def main() -> None:
     t = r["times"]
     best = {k: min(v) for k, v in t.items()}
     med = {k: sorted(v)[len(v) // 2] for k, v in t.items()}
-    print(f"model {BUNDLED.name} ({r['backend']}); map view {r['grid'][0]} x {r['grid'][1]} EPSG:3857, ocean mask "
+    print(f"model {BUNDLED.file} ({r['backend']}); map view {r['grid'][0]} x {r['grid'][1]} EPSG:3857, ocean mask "
           f"on; preview {r['preview'][0]} x {r['preview'][1]}; best (median) of {args.rounds} interleaved rounds; "
           f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
     for k in ("one pass", "preview shown", "progressive"):

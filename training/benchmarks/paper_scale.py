@@ -165,7 +165,7 @@ import numpy as np
 from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.runtime import Predictor
-from sinr_qgis.qgis_bridge.prediction import species_richness_raster
+from sinr_qgis.core.products import species_richness_raster
 bundle = ModelBundle.load(sys.argv[2])
 side = int(sys.argv[3])
 predictor = Predictor(bundle)
@@ -183,7 +183,7 @@ def issue12_figures(path: Path, rounds: int, side: int, python: str) -> dict[str
     interleaved, best of ``rounds``; its peak memory in a fresh child; "what lives here" at one point."""
     from sinr_qgis.core.grid import Grid
     from sinr_qgis.core.landmask import load_land_mask
-    from sinr_qgis.qgis_bridge.prediction import species_richness_raster
+    from sinr_qgis.core.products import species_richness_raster
 
     from .predict_speed import CANVAS_EXTENT
 
@@ -242,7 +242,7 @@ app = QgsApplication([], True)
 app.initQgis()
 from sinr_qgis.core import species_names
 from sinr_qgis.gui.dock import SinrDock
-from sinr_qgis.qgis_bridge import model as model_cache
+from sinr_qgis.core import model_cache
 
 path, rounds = sys.argv[2], int(sys.argv[3])
 

@@ -21,7 +21,7 @@ encoder on its valid pixels; a further species under 2% of the first.
     .venv/bin/python training/benchmarks/predict_speed.py            # ~2-3 minutes on 2 cores
     .venv/bin/python training/benchmarks/predict_speed.py --canvas-only --canvas-rounds 3   # ~1 minute
 
-Uses ``resources/models/na_trees_coords_v1.sinr`` when it exists, else a random full-size model
+Uses the bundled model (``sinr_qgis.core.resources.BUNDLED_MODEL``) when it exists, else a random full-size model
 (width 256, depth 4, 169 species) from ``tests/factories.make_bundle``.
 """
 from __future__ import annotations
@@ -46,10 +46,11 @@ from sinr_qgis.core import network  # noqa: E402
 from sinr_qgis.core.bundle import ModelBundle  # noqa: E402
 from sinr_qgis.core.grid import Grid  # noqa: E402
 from sinr_qgis.core.landmask import load_land_mask  # noqa: E402
-from sinr_qgis.core.runtime import DEFAULT_BATCH, Predictor, default_threads, predict_to_geotiff  # noqa: E402
+from sinr_qgis.core.products import predict_to_geotiff  # noqa: E402
+from sinr_qgis.core.resources import BUNDLED_MODEL  # noqa: E402
+from sinr_qgis.core.runtime import DEFAULT_BATCH, Predictor, default_threads  # noqa: E402
 from training.model import SinrModel  # noqa: E402
 
-BUNDLED = ROOT / "resources" / "models" / "na_trees_coords_v1.sinr"
 # North America in Web Mercator (what a QGIS canvas usually is): land, sea and lakes
 CANVAS_EXTENT = (-1.45e7, 1.6e6, -6.0e6, 1.01e7)
 
@@ -113,7 +114,8 @@ def report(label: str, fns: dict[str, Callable[[], object]], args: argparse.Name
     return rate, mm_rate
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The benchmark's options (``--help``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=16384, help="locations per encoder timing")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (best is kept)")
@@ -123,13 +125,16 @@ def main() -> None:
     ap.add_argument("--canvas-only", action="store_true", help="only the canvas against the bare encoder")
     ap.add_argument("--matmul", type=int, default=2048, help="side of the square matmul")
     ap.add_argument("--no-tuning", action="store_true", help="skip the onnxruntime batch/thread table")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
     threads = default_threads()
     torch.set_num_threads(threads)
     tmp = tempfile.TemporaryDirectory(prefix="sinr_bench_")
-    if BUNDLED.is_file():
-        bundle = ModelBundle.load(BUNDLED)
+    if BUNDLED_MODEL.is_file():
+        bundle = ModelBundle.load(BUNDLED_MODEL)
     else:
         from tests.factories import make_bundle
 
@@ -150,6 +155,24 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     lonlat = np.stack([rng.uniform(-180, 180, args.points), rng.uniform(-90, 90, args.points)], 1).astype(np.float32)
+    rate, mm_rate = encoder_rates(bundle, args, lonlat, rng, threads, flops)
+    if not args.no_tuning:
+        batch_size_table(bundle, args, lonlat, threads)
+    ok_torch = rate["onnxruntime"] >= 2 * rate["pytorch"]
+    ok_mm = rate["onnxruntime"] * flops >= 0.5 * mm_rate
+    print("\ntargets (issue 3): onnxruntime >= 2x pytorch: {} ({:.2f}x); >= 50% of matmul: {} ({:.0%})".format(
+        "PASS" if ok_torch else "MISS", rate["onnxruntime"] / rate["pytorch"],
+        "PASS" if ok_mm else "MISS", rate["onnxruntime"] * flops / mm_rate))
+    canvas_vs_encoder(bundle, args, Path(tmp.name))
+    print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    tmp.cleanup()
+
+
+def encoder_rates(bundle: ModelBundle, args: argparse.Namespace, lonlat: np.ndarray, rng: np.random.Generator,
+                  threads: int, flops: float) -> tuple[dict[str, float], float]:
+    """Check that the three encoders agree on ``lonlat`` [n, 2], then time them against a float32
+    matmul on all ``threads`` and on one thread each; the all-thread rates (locations/s) and
+    matmul FLOP/s."""
     ort = Predictor(bundle, "onnxruntime")
     npy = Predictor(bundle, "numpy")
     model = torch_model(bundle)
@@ -196,24 +219,18 @@ def main() -> None:
 
         report("1 thread", {"matmul": one_blas(lambda: a @ b), "onnxruntime": lambda: ort1.embed(lonlat),
                             "numpy": one_blas(lambda: npy.embed(lonlat)), "pytorch": torch_one}, args, flops, n)
+    return rate, mm_rate
 
-    if not args.no_tuning:
-        print(f"\nonnxruntime batch size ({threads} threads; locations/s, best of rounds; default {DEFAULT_BATCH}):")
-        variants = {}
-        for bs in (1024, 2048, 4096, 8192, 16384):
-            p = Predictor(bundle, "onnxruntime", batch_size=bs)
-            variants[f"batch {bs:>5}"] = (lambda p=p: p.embed(lonlat))
-        for name, ts in best_of(variants, args.rounds).items():
-            print(f"  {name}: {args.points / min(ts):>10,.0f}")
 
-    ok_torch = rate["onnxruntime"] >= 2 * rate["pytorch"]
-    ok_mm = rate["onnxruntime"] * flops >= 0.5 * mm_rate
-    print("\ntargets (issue 3): onnxruntime >= 2x pytorch: {} ({:.2f}x); >= 50% of matmul: {} ({:.0%})".format(
-        "PASS" if ok_torch else "MISS", rate["onnxruntime"] / rate["pytorch"],
-        "PASS" if ok_mm else "MISS", rate["onnxruntime"] * flops / mm_rate))
-    canvas_vs_encoder(bundle, args, Path(tmp.name))
-    print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
-    tmp.cleanup()
+def batch_size_table(bundle: ModelBundle, args: argparse.Namespace, lonlat: np.ndarray, threads: int) -> None:
+    """Print onnxruntime's locations/s on ``lonlat`` for a range of batch sizes."""
+    print(f"\nonnxruntime batch size ({threads} threads; locations/s, best of rounds; default {DEFAULT_BATCH}):")
+    variants = {}
+    for bs in (1024, 2048, 4096, 8192, 16384):
+        p = Predictor(bundle, "onnxruntime", batch_size=bs)
+        variants[f"batch {bs:>5}"] = (lambda p=p: p.embed(lonlat))
+    for name, ts in best_of(variants, args.rounds).items():
+        print(f"  {name}: {args.points / min(ts):>10,.0f}")
 
 
 def canvas_vs_encoder(bundle: ModelBundle, args: argparse.Namespace, out: Path) -> None:

@@ -16,7 +16,7 @@ round on the same points (best round kept):
     .venv/bin/python training/benchmarks/qgis_speed.py                 # ~30 s on 2 cores
     .venv/bin/python training/benchmarks/qgis_speed.py --points 40000 --rounds 7
 
-Uses resources/models/na_trees_coords_v1.sinr (the bundled model).
+Uses the bundled model (``sinr_qgis.core.resources.BUNDLED``).
 """
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BUNDLED = ROOT / "resources" / "models" / "na_trees_coords_v1.sinr"
+sys.path.insert(0, str(ROOT))  # run as a script: the plugin package sits at the top level
+
+from sinr_qgis.core.resources import BUNDLED  # noqa: E402
+
 CONTESTANTS = ("numpy backend", "numpy matmul", "onnxruntime")
 
 # Runs in the child (QGIS's interpreter): argv = gsl|none, points, rounds, bundle, onnxruntime path
@@ -78,7 +81,7 @@ print(json.dumps({"rates": {k: points / v for k, v in best.items()}, "numpy": np
 
 def run(python: str, gsl: str, args: argparse.Namespace) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    proc = subprocess.run([python, "-I", "-c", CHILD, gsl, str(args.points), str(args.rounds), str(BUNDLED),
+    proc = subprocess.run([python, "-I", "-c", CHILD, gsl, str(args.points), str(args.rounds), str(BUNDLED.path),
                            args.onnxruntime_path, str(ROOT)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"{python} failed:\n{proc.stderr[-2000:]}")
@@ -97,7 +100,7 @@ def main() -> None:
     gsl = ctypes.util.find_library("gslcblas")
     if gsl is None:
         sys.exit("libgslcblas not found: apt-get install libgslcblas0 (it comes with QGIS on Debian/Ubuntu)")
-    print(f"model {BUNDLED.name}; {args.points:,} points, best of {args.rounds} rounds; interpreter {args.python}; "
+    print(f"model {BUNDLED.file}; {args.points:,} points, best of {args.rounds} rounds; interpreter {args.python}; "
           f"load average {os.getloadavg()[0]:.1f}")
     results = {"plain": run(args.python, "none", args), "GSL loaded (as in QGIS)": run(args.python, gsl, args)}
     first = next(iter(results.values()))

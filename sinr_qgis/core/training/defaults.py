@@ -49,7 +49,7 @@ PAPER_RECIPE: dict[str, Any] = {
     "encoding": "sin_cos", "negatives": "all", "pseudo_negatives": "sphere",
 }
 # What the dialog and the algorithm show before the user changes anything: the recipe of the
-# bundled model (resources/models/na_trees_coords_v1.md; a test checks it against the bundle's
+# bundled model (its model card, ``resources.BUNDLED.card``; a test checks it against the bundle's
 # model.json): AN-full with lambda = the number of species, no per-species cap, 20 epochs, random
 # absences on land, the paper's network. With a source column, source-aware negatives are added
 # (``TrainOptions.negatives``).

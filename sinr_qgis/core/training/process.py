@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CancelledError, TrainingEnvironmentError
-from ..train_setup import PLUGIN_DIR, README_INSTALL, TrainingCode, training_code
+from ..resources import PLUGIN_DIR
+from ..train_setup import README_INSTALL, TrainingCode, training_code
 from .events import read_event
 from .lock import LOCK_TOKENS_ENV, held_lock_tokens
 from .options import TrainOptions

@@ -4,9 +4,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ..core.bundle import ModelBundle
-from ..core.errors import BundleError
-from ..toolbelt.paths import BUNDLED_MODEL
+from .bundle import ModelBundle
+from .errors import BundleError
+from .resources import BUNDLED_MODEL, check_bundled_model
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, int, int], ModelBundle] = {}
@@ -26,7 +26,8 @@ def model_path(path: str | Path | None) -> Path:
 def load_model(path: str | Path | None = None) -> ModelBundle:
     """A validated ``ModelBundle``; the same file (same size and time stamp) is read only once.
 
-    Bundles are read-only after loading, so algorithms running in parallel may share them.
+    Bundles are read-only after loading, so algorithms running in parallel may share them. The
+    bundled model's file must be the one its catalogue entry describes (``BundleError`` if not).
     """
     p = model_path(path)
     try:
@@ -38,6 +39,7 @@ def load_model(path: str | Path | None = None) -> ModelBundle:
         bundle = _cache.get(key)
     if bundle is None:
         bundle = ModelBundle.load(p)
+        check_bundled_model(bundle)
         with _lock:
             _cache.clear()  # keep one model in memory; switching models is rare
             _cache[key] = bundle
