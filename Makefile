@@ -10,11 +10,11 @@ setup: .venv/.setup-done
 	bash scripts/setup.sh
 	touch $@
 
-test: setup
-	$(PY) -m pytest -q
+test: setup  ## everything, slow, integration and desktop tests included (the CI command)
+	$(PY) -m pytest -q -m ""
 
-test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+test-fast: setup  ## pytest.ini's default selection: no slow, integration or desktop tests
+	$(PY) -m pytest -q
 
 demo: setup  ## range map of $(SPECIES) with the bundled model via sinr:predict_range -> out/demo/
 	$(PY) scripts/demo.py --species "$(SPECIES)"

@@ -225,6 +225,7 @@ def run_import_official(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the process exit code."""
     args = build_parser().parse_args(argv)
     # under torchrun rank 0 alone reports; the others' own errors name their process
     rank = int(os.environ.get("RANK", "0")) if args.command == "train" and os.environ.get("RANK", "").isdigit() else 0

@@ -33,10 +33,12 @@ class TrainingData:
 
     @property
     def n_records(self) -> int:
+        """Number of presence records (rows of ``lonlat``)."""
         return len(self.species)
 
     @property
     def n_species(self) -> int:
+        """Number of species (columns of the model's head)."""
         return len(self.codes)
 
     def n_train(self) -> np.ndarray:

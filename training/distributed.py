@@ -64,10 +64,12 @@ class DistEnv:
 
     @property
     def is_distributed(self) -> bool:
+        """True when more than one process trains together."""
         return self.world_size > 1
 
     @property
     def is_leader(self) -> bool:
+        """True for rank 0, the process that reports and writes files."""
         return self.rank == 0
 
     @classmethod

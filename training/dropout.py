@@ -28,6 +28,7 @@ class BitDropout(nn.Module):
         self.batch_rows = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Activations [N, width] -> the same with dropped units zeroed (identity in eval mode)."""
         if not self.training or self.p <= 0.0:
             return x
         if self.p >= 1.0:

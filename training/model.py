@@ -20,6 +20,7 @@ class ResidualBlock(nn.Module):
         self.w2 = nn.Linear(width, width)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Embedding [N, width] -> the same plus the block's residual, [N, width]."""
         return h + torch.relu(self.w2(self.drop(torch.relu(self.w1(h)))))
 
 
@@ -32,6 +33,7 @@ class LocationEncoder(nn.Module):
         self.blocks = nn.ModuleList(ResidualBlock(width, dropout) for _ in range(depth))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoded features [N, d_in] -> embedding [N, width]."""
         h = torch.relu(self.input(x))
         for block in self.blocks:
             h = block(h)
@@ -82,6 +84,7 @@ class SinrModel(nn.Module):
                           frequencies=self.frequencies, classes=self.class_tensors())
 
     def embed(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
+        """Degrees [N, 2] (lon, lat) and raw covariates [N, k] or None -> embedding [N, width]."""
         return self.encoder(self.features(lonlat, env))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,4 +114,5 @@ class EncoderGraph(nn.Module):
         self.model = model
 
     def forward(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
+        """Degrees [N, 2] (lon, lat) and raw covariates [N, k] or None -> embedding [N, width]."""
         return self.model.embed(lonlat, env)

@@ -168,6 +168,7 @@ class CoveredArea:
     bounds: tuple[float, float, float, float] = GLOBE
 
     def __call__(self, lonlat: np.ndarray) -> np.ndarray:
+        """Degrees [N, 2] (lon, lat) -> raw covariate values [N, k] (NaN where missing)."""
         return self.sample(lonlat)
 
     @classmethod

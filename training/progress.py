@@ -19,6 +19,7 @@ class ProgressBar:
         self._last_decile = -1
 
     def update(self, done: int, text: str = "", force: bool = False) -> None:
+        """Show ``done`` of ``total`` units with ``text``; redraws are throttled unless ``force``."""
         frac = min(1.0, done / self.total)
         now = time.monotonic()
         if self.tty:

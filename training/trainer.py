@@ -178,6 +178,7 @@ class TrainConfig:
     pseudo_negatives: str = PAPER_RECIPE["pseudo_negatives"]
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting as a JSON-ready dict (stored in checkpoints and bundles)."""
         return asdict(self)
 
     def resume_key(self) -> dict[str, Any]:
@@ -191,6 +192,8 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """What one ``train`` call produced: the model and its loss per epoch."""
+
     model: SinrModel
     epoch_losses: list[float]
     seconds: float  # wall time of the epochs run in this call
@@ -199,10 +202,12 @@ class TrainResult:
 
     @property
     def final_loss(self) -> float:
+        """Mean loss of the last epoch (NaN when no epoch ran)."""
         return self.epoch_losses[-1] if self.epoch_losses else float("nan")
 
     @property
     def samples_per_s(self) -> float:
+        """Positive records per wall-clock second (NaN when no time elapsed)."""
         return self.samples / self.seconds if self.seconds > 0 else float("nan")
 
 
@@ -337,6 +342,7 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
+        """Optimisation steps in one pass over the records."""
         return math.ceil(self.data.n_records / self.config.batch_size)
 
     def random_features(self, n: int) -> torch.Tensor:

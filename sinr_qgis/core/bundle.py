@@ -215,6 +215,14 @@ class ModelBundle:
     def validate(self) -> None:
         """Check the schema and that all shapes agree; raise ``BundleError`` if not."""
         who = self.path.name if self.path else "model bundle"
+        # the order of the checks decides which fault a broken file reports first
+        enc = self._check_schema(who)
+        self._check_head_and_species(who)
+        self._check_encoding(who, enc)
+        self._check_layers(who, enc)
+
+    def _check_schema(self, who: str) -> str:
+        """model.json's format, version, required keys, head dtype and encoding; returns the encoding."""
         m = self.meta
         if m.get("format") != FORMAT_NAME:
             raise BundleError(f"{who}: model.json format is {m.get('format')!r}, expected {FORMAT_NAME!r}.")
@@ -230,25 +238,33 @@ class ModelBundle:
         enc = m["encoding"].get("name")
         if enc not in ENCODINGS:
             raise BundleError(f"{who}: unknown encoding {enc!r}; expected one of {ENCODINGS}.")
+        return enc
+
+    def _check_head_and_species(self, who: str) -> None:
+        """The head and input layer exist, and the species list matches the head rows in order."""
         for key in (network.HEAD, network.INPUT_W, network.INPUT_B):
             if key not in self.weights:
                 raise BundleError(f"{who}: weights.npz lacks {key!r}.")
         n = len(self.species)
-        if int(m["n_species"]) != n or self.head.shape[0] != n:
-            raise BundleError(f"{who}: species count disagrees: model.json {m['n_species']}, "
+        if int(self.meta["n_species"]) != n or self.head.shape[0] != n:
+            raise BundleError(f"{who}: species count disagrees: model.json {self.meta['n_species']}, "
                               f"species.csv {n}, head rows {self.head.shape[0]}.")
         if [s.index for s in self.species] != list(range(n)):
             raise BundleError(f"{who}: species.csv indices must be 0..{n - 1} in head order.")
+
+    def _check_encoding(self, who: str, enc: str) -> None:
+        """The encoding's settings are valid and give as many features as the input layer takes."""
+        encoding = self.meta["encoding"]
         n_cov = len(self.covariates)
         freqs = None
         if enc == "sin_cos_multi":
-            if "frequencies" not in m["encoding"]:
+            if "frequencies" not in encoding:
                 raise BundleError(f"{who}: encoding 'sin_cos_multi' needs encoding.frequencies in model.json.")
             try:
-                freqs = check_frequencies(m["encoding"]["frequencies"])
+                freqs = check_frequencies(encoding["frequencies"])
             except ValueError as exc:
                 raise BundleError(f"{who}: model.json encoding.{exc}.") from None
-        problem = classes_problem(m["encoding"])
+        problem = classes_problem(encoding)
         if problem:
             raise BundleError(f"{who}: model.json encoding: {problem}")
         d_in = input_dim(enc, covariate_features(n_cov, self.covariate_classes), freqs)
@@ -258,9 +274,13 @@ class ModelBundle:
                               f"features but encoding {enc!r} with {n_cov} covariates"
                               + (f" ({n_cat} of them categorical)" if n_cat else "")
                               + (f" and {len(freqs)} frequencies" if freqs else "") + f" gives {d_in}.")
-        problem = sampling_problem(m["encoding"])
+        problem = sampling_problem(encoding)
         if problem:
             raise BundleError(f"{who}: model.json encoding: {problem}")
+
+    def _check_layers(self, who: str, enc: str) -> None:
+        """Covariate scaling, every residual block, the head width and the ONNX encoder are present."""
+        n_cov = len(self.covariates)
         if uses_covariates(enc):
             for key in (network.ENV_MEAN, network.ENV_STD):
                 if key not in self.weights or self.weights[key].shape != (n_cov,):

@@ -415,24 +415,32 @@ def resolve_columns(header: list[str], explicit: dict[str, str | None], label: s
             roles[role] = detect(candidates)
     if roles["species"] is None:
         # No explicit species column: an id column if there is one, else the name column is the id.
-        roles["species"] = detect(ID_NAMES)
-        if roles["species"] is None:
-            roles["species"] = roles["name"]
-    missing = [role for role in ("latitude", "longitude", "species") if roles[role] is None]
-    if missing:
-        hints = {
-            "latitude": "latitude/decimalLatitude/lat",
-            "longitude": "longitude/decimalLongitude/lon/lng",
-            "species": "species/scientificName/scientific_name or code/taxon_id/taxonKey",
-        }
-        raise OccurrenceError(
-            f"{label}: cannot find the {' and '.join(missing)} column{'s' if len(missing) > 1 else ''} "
-            f"(looked for {'; '.join(hints[m] for m in missing)}); columns found: {shown}. "
-            "Rename the columns or choose them explicitly."
-        )
+        id_column = detect(ID_NAMES)
+        roles["species"] = roles["name"] if id_column is None else id_column
+    _require_located_species(roles, label, shown)
     for role, candidates in TERM_COLUMNS.items():
         roles[role] = detect(candidates)
     return roles
+
+
+# The names each required role is looked for under, as the "cannot find" message lists them
+REQUIRED_HINTS = {
+    "latitude": "latitude/decimalLatitude/lat",
+    "longitude": "longitude/decimalLongitude/lon/lng",
+    "species": "species/scientificName/scientific_name or code/taxon_id/taxonKey",
+}
+
+
+def _require_located_species(roles: dict[str, int | None], label: str, shown: str) -> None:
+    """Raise ``OccurrenceError`` naming every one of latitude, longitude and species without a
+    column in ``roles``; ``shown`` lists the file's columns for the message."""
+    missing = [role for role in REQUIRED_HINTS if roles[role] is None]
+    if missing:
+        raise OccurrenceError(
+            f"{label}: cannot find the {' and '.join(missing)} column{'s' if len(missing) > 1 else ''} "
+            f"(looked for {'; '.join(REQUIRED_HINTS[m] for m in missing)}); columns found: {shown}. "
+            "Rename the columns or choose them explicitly."
+        )
 
 
 def _extract(

@@ -216,16 +216,10 @@ def _open_global(path: str | Path, purpose: str) -> Any:
     return ds
 
 
-def read_official_env(paths: Sequence[str | Path], progress: Callable[[float], None] | None = None,
-                      is_cancelled: Callable[[], bool] | None = None) -> OfficialEnv:
-    """Statistics of the official inputs from global rasters (each band one covariate).
-
-    Covariates are put in the official order (elevation, bio1..bio19) when every band's name (its
-    description, or the file name for a single-band file) is a WorldClim variable; otherwise they
-    keep the given order and a warning says so. Reads one band at a time (a 5 arc-minute band is
-    9.3 million cells). ``progress`` gets 0..100. Raises ``CovariateError`` for a missing or
-    unreadable raster, one that is not a global lon/lat grid, grids of different sizes, a band
-    without valid cells or with one value only; ``CancelledError`` on cancel."""
+def _named_bands(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, int, str]], tuple[int, int]]:
+    """Every band of ``paths`` as (file, band number, covariate name), and the common grid
+    (rows, columns). Raises ``CovariateError`` for no paths, a raster that is not a global lon/lat
+    grid, or grids of different sizes."""
     if not paths:
         raise CovariateError(f"No covariate raster given. The model reads {WORLDCLIM_HELP}.")
     bands: list[tuple[Path, int, str]] = []
@@ -248,6 +242,20 @@ def read_official_env(paths: Sequence[str | Path], progress: Callable[[float], N
             bands.append((Path(path), b, name))
         ds = None
     assert grid is not None
+    return bands, grid
+
+
+def read_official_env(paths: Sequence[str | Path], progress: Callable[[float], None] | None = None,
+                      is_cancelled: Callable[[], bool] | None = None) -> OfficialEnv:
+    """Statistics of the official inputs from global rasters (each band one covariate).
+
+    Covariates are put in the official order (elevation, bio1..bio19) when every band's name (its
+    description, or the file name for a single-band file) is a WorldClim variable; otherwise they
+    keep the given order and a warning says so. Reads one band at a time (a 5 arc-minute band is
+    9.3 million cells). ``progress`` gets 0..100. Raises ``CovariateError`` for a missing or
+    unreadable raster, one that is not a global lon/lat grid, grids of different sizes, a band
+    without valid cells or with one value only; ``CancelledError`` on cancel."""
+    bands, grid = _named_bands(paths)
     names = [n for _p, _b, n in bands]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:

@@ -92,18 +92,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
         self.zoom_button.setObjectName("SinrCompareZoomButton")
         self.zoom_button.setToolTip("Frame the expert ranges of the species typed above")
         self.zoom_button.clicked.connect(self.zoom_to_ranges)
-        self.table = QTableWidget(0, 2, self)
-        self.table.setObjectName("SinrCompareTable")
-        self.table.setHorizontalHeaderLabels(["Species", "AP"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setMaximumHeight(150)
-        self.table.setVisible(False)
-        self.table.currentCellChanged.connect(lambda row, *_: self.show_row(row))
+        self.table = self._results_table()
         self.result_label = QLabel(self)
         self.result_label.setObjectName("SinrCompareResult")
         self.result_label.setWordWrap(True)
@@ -128,6 +117,22 @@ class ComparePanel(QgsCollapsibleGroupBox):
         self._following_project = True
         self.collapsedStateChanged.connect(lambda collapsed: collapsed or self.preselect_layer())
         self._layer_changed(self.layer_combo.currentLayer())
+
+    def _results_table(self) -> QTableWidget:
+        """The hidden, read-only species/AP table; selecting a row shows its curve and outline."""
+        table = QTableWidget(0, 2, self)
+        table.setObjectName("SinrCompareTable")
+        table.setHorizontalHeaderLabels(["Species", "AP"])
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        table.verticalHeader().setVisible(False)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setMaximumHeight(150)
+        table.setVisible(False)
+        table.currentCellChanged.connect(lambda row, *_: self.show_row(row))
+        return table
 
     # ---- the range layer -----------------------------------------------------------------------
     def model_changed(self) -> None:

@@ -94,6 +94,36 @@ class SinrDock(QgsDockWidget):
         body = QWidget(self)
         form = QFormLayout()
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow dock puts a field under its label
+        self._add_model_rows(body, form)
+        self._add_species_rows(body, form)
+        progress_row = self._prediction_controls(body)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, body)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(settings.get_value("opacity"))
+        self.opacity_slider.valueChanged.connect(self.set_opacity)
+        opacity_row = QFormLayout()
+        opacity_row.addRow("Opacity", self.opacity_slider)
+        here_row = self._here_controls(body)
+        layout = QVBoxLayout(body)
+        layout.addLayout(form)
+        layout.addWidget(self.predict_button)
+        layout.addLayout(progress_row)
+        layout.addWidget(self.status_label)
+        layout.addLayout(opacity_row)
+        layout.addLayout(here_row)
+        layout.addWidget(self.here_label)
+        layout.addWidget(self.species_list, 1)
+        self.compare_panel = ComparePanel(self, body)  # the current species vs a loaded expert range
+        layout.addWidget(self.compare_panel)
+        # The guide (gui/help_dialog.py): the model, reading the scores, expert ranges, credits.
+        self.help_button = QPushButton("Help: reading the map", body)
+        self.help_button.setObjectName("SinrDockHelpButton")
+        self.help_button.clicked.connect(self.show_help)
+        layout.addWidget(self.help_button)
+        self._show_scrollable(body)
+
+    def _add_model_rows(self, body: QWidget, form: QFormLayout) -> None:
+        """The model chooser, its plain-words summary, the backend line and the Details card."""
         # one model control: bundled model, My models, "Open model file…" (+ "Train…")
         self.model_chooser = ModelChooser(body, choose=self.choose_model, report=self._report)
         form.addRow("Model", self.model_chooser)
@@ -122,6 +152,10 @@ class SinrDock(QgsDockWidget):
         self.model_details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         QVBoxLayout(self.details_box).addWidget(self.model_details)
         form.addRow(self.details_box)
+
+    def _add_species_rows(self, body: QWidget, form: QFormLayout) -> None:
+        """The species field with its list button and live description, the ocean mask and the
+        covariate rows of an environmental model."""
         self.species_edit = QLineEdit(settings.get_value("species"), body)
         self.species_edit.setObjectName("SinrSpeciesEdit")
         self.species_edit.setPlaceholderText("Name or code, e.g. Acer rubrum")
@@ -151,6 +185,9 @@ class SinrDock(QgsDockWidget):
         self.covariate_rows = CovariateRows(body)
         form.addRow(self.covariate_rows)
 
+    def _prediction_controls(self, body: QWidget) -> QHBoxLayout:
+        """The predict and cancel buttons, the progress bar and the status line; returns the
+        progress row (bar and Cancel)."""
         self.predict_button = QPushButton("Predict on canvas extent", body)
         self.predict_button.setObjectName("SinrPredictButton")
         self.predict_button.clicked.connect(self.predict_canvas_extent)
@@ -166,14 +203,10 @@ class SinrDock(QgsDockWidget):
         self.status_label = QLabel(body)  # the last action's outcome; cleared when a new one starts
         self.status_label.setObjectName("SinrStatus")
         self.status_label.setWordWrap(True)
+        return progress_row
 
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, body)
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(settings.get_value("opacity"))
-        self.opacity_slider.valueChanged.connect(self.set_opacity)
-        opacity_row = QFormLayout()
-        opacity_row.addRow("Opacity", self.opacity_slider)
-
+    def _here_controls(self, body: QWidget) -> QHBoxLayout:
+        """"What lives here?" with its top-k box (the returned row), its label and ranking list."""
         self.here_button = QPushButton("What lives here?", body)
         self.here_button.setObjectName("SinrWhatLivesHereButton")
         self.here_button.setToolTip("Then click the map: the species most likely at that point (it is marked)")
@@ -191,25 +224,11 @@ class SinrDock(QgsDockWidget):
         self.here_label.setWordWrap(True)
         self.species_list = QListWidget(body)  # the "what lives here" ranking
         self.species_list.setObjectName("SinrHereList")
+        return here_row
 
-        layout = QVBoxLayout(body)
-        layout.addLayout(form)
-        layout.addWidget(self.predict_button)
-        layout.addLayout(progress_row)
-        layout.addWidget(self.status_label)
-        layout.addLayout(opacity_row)
-        layout.addLayout(here_row)
-        layout.addWidget(self.here_label)
-        layout.addWidget(self.species_list, 1)
-        self.compare_panel = ComparePanel(self, body)  # the current species vs a loaded expert range
-        layout.addWidget(self.compare_panel)
-        # The guide (gui/help_dialog.py): the model, reading the scores, expert ranges, credits.
-        self.help_button = QPushButton("Help: reading the map", body)
-        self.help_button.setObjectName("SinrDockHelpButton")
-        self.help_button.clicked.connect(self.show_help)
-        layout.addWidget(self.help_button)
-        # Scrollable: with the compare panel open the content is ~930 px tall, which would otherwise
-        # force the QGIS window taller than a 1080p screen.
+    def _show_scrollable(self, body: QWidget) -> None:
+        """Show ``body`` in a vertical scroll area: with the compare panel open the content is
+        ~930 px tall, which would otherwise force the QGIS window taller than a 1080p screen."""
         scroll = _DockScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)

@@ -259,32 +259,49 @@ def presence_absence_points(source, crs: QgsCoordinateReferenceSystem,
         cols = [index(n, "species") for n in species_fields]
     kept, lonlat, skipped = features_to_lonlat(
         source.getFeatures(QgsFeatureRequest().setSubsetOfAttributes(cols)), crs, transform_context, is_cancelled)
-    labels: dict[str, tuple[list[float], list[int]]] = {}
-    unreadable = 0
-    if long:
-        first: dict[str, str] = {}
-        for i, f in enumerate(kept):
-            name = attribute_text(f.attribute(cols[0]))
-            v = _presence(f.attribute(cols[1]))
-            if not name or math.isnan(v):
-                unreadable += 1
-                continue
-            name = first.setdefault(name_key(name), name)
-            ys, ix = labels.setdefault(name, ([], []))
-            ys.append(v)
-            ix.append(i)
-    else:
-        for c, name in zip(cols, species_fields):
-            ys, ix = labels.setdefault(name, ([], []))
-            for i, f in enumerate(kept):
-                v = _presence(f.attribute(c))
-                if not math.isnan(v):
-                    ys.append(v)
-                    ix.append(i)
-                elif attribute_text(f.attribute(c)).lower() not in ("", "null", "none"):  # empty: not surveyed
-                    unreadable += 1
+    labels, unreadable = _long_labels(kept, cols) if long else _wide_labels(kept, cols, species_fields)
     return PresenceAbsence(lonlat, {k: (np.array(y, dtype=np.float64), np.array(ix, dtype=np.int64))
                                     for k, (y, ix) in labels.items()}, len(kept) + skipped, skipped, unreadable)
+
+
+Labels = dict[str, tuple[list[float], list[int]]]  # species -> (0/1 values, indices of their points)
+
+
+def _long_labels(kept: Sequence[QgsFeature], cols: Sequence[int]) -> tuple[Labels, int]:
+    """Labels of rows holding (species, presence) in ``cols``, and the count of rows without a
+    species or a readable presence. Names that differ only in case or spacing are one species."""
+    labels: Labels = {}
+    unreadable = 0
+    first: dict[str, str] = {}
+    for i, f in enumerate(kept):
+        name = attribute_text(f.attribute(cols[0]))
+        v = _presence(f.attribute(cols[1]))
+        if not name or math.isnan(v):
+            unreadable += 1
+            continue
+        name = first.setdefault(name_key(name), name)
+        ys, ix = labels.setdefault(name, ([], []))
+        ys.append(v)
+        ix.append(i)
+    return labels, unreadable
+
+
+def _wide_labels(kept: Sequence[QgsFeature], cols: Sequence[int],
+                 species_fields: Sequence[str]) -> tuple[Labels, int]:
+    """Labels from one 0/1 field per species, and the count of values that are neither empty
+    (not surveyed) nor a readable presence."""
+    labels: Labels = {}
+    unreadable = 0
+    for c, name in zip(cols, species_fields):
+        ys, ix = labels.setdefault(name, ([], []))
+        for i, f in enumerate(kept):
+            v = _presence(f.attribute(c))
+            if not math.isnan(v):
+                ys.append(v)
+                ix.append(i)
+            elif attribute_text(f.attribute(c)).lower() not in ("", "null", "none"):  # empty: not surveyed
+                unreadable += 1
+    return labels, unreadable
 
 
 # ---- the species typed in the dock against a loaded range layer (the dock's "Compare") --------

@@ -27,7 +27,7 @@ from tests.desktop.test_desktop_e2e import (
     publish_artifacts,
     step,
 )
-from tests.qgis.setup_helpers import local_torch_source
+from tests.helpers.setup_helpers import local_torch_source
 
 pytestmark = [pytest.mark.desktop, pytest.mark.slow]
 

@@ -1,0 +1,1 @@
+"""Reproducible experiments: the paper's table on open data, baselines and speed (see README.md)."""

@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,10 @@ class Records:
 
 
 def read_training_records(path: str | Path = DEFAULT_OCCURRENCES) -> Records:
+    """Read an occurrence file; records grouped per species code as lon/lat degrees [n, 2].
+
+    Raises the reader's ``SinrError`` for a missing or malformed file.
+    """
     occ = read_occurrences(path)
     species = np.asarray(occ.species).astype(str)
     ll = np.column_stack([np.asarray(occ.lon, np.float64), np.asarray(occ.lat, np.float64)])
@@ -192,7 +196,8 @@ def linear_scorer(codes: list[str], weights: np.ndarray) -> nt.ScoreFn:
 def run_baselines(which: Sequence[str], occurrences: str | Path = DEFAULT_OCCURRENCES,
                   ranges: str | Path = nt.DEFAULT_RANGES, plots: str | Path = nt.DEFAULT_PLOTS,
                   cache_dir: str | Path | None = nt.DEFAULT_CACHE, lr_seeds: Sequence[int] = (0,),
-                  lr_epochs: Sequence[int] = (10,), log=print) -> list[dict[str, Any]]:
+                  lr_epochs: Sequence[int] = (10,),
+                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Evaluate the chosen baselines; one protocol report per variant, with fit/score seconds."""
     tasks = nt.load_tasks(ranges, plots, cache_dir)
     records = read_training_records(occurrences)
@@ -200,7 +205,7 @@ def run_baselines(which: Sequence[str], occurrences: str | Path = DEFAULT_OCCURR
                  "occurrences_sha256": file_sha256(occurrences)}
     out: list[dict[str, Any]] = []
 
-    def run(name: str, settings: dict[str, Any], make) -> None:
+    def run(name: str, settings: dict[str, Any], make: Callable[[], tuple[nt.ScoreFn, list[str]]]) -> None:
         # wall and CPU seconds: the CPU time is the steadier number on a shared machine
         t0, c0 = time.perf_counter(), time.process_time()
         score, codes = make()
@@ -223,7 +228,7 @@ def run_baselines(which: Sequence[str], occurrences: str | Path = DEFAULT_OCCURR
     if "lr" in which:
         for epochs in lr_epochs:
             for seed in lr_seeds:
-                def fit(e=epochs, s=seed):
+                def fit(e: int = epochs, s: int = seed) -> tuple[nt.ScoreFn, list[str]]:
                     codes, w = train_logistic_regression(records.occurrences, epochs=e, seed=s)
                     return linear_scorer(codes, w), codes
                 run("lr", {"loss": "an_full", "cap": 1000, "epochs": epochs, "seed": seed}, fit)
@@ -231,6 +236,7 @@ def run_baselines(which: Sequence[str], occurrences: str | Path = DEFAULT_OCCURR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring); returns the exit code."""
     ap = argparse.ArgumentParser(prog="python -m training.benchmarks.baselines",
                                  description="Evaluate the grid, KDE and LR baselines on NA-Trees (na-trees-v1).")
     ap.add_argument("--which", default="grid,kde,lr", help="comma-separated subset of grid,kde,lr")

@@ -117,6 +117,7 @@ print(json.dumps({"times": times, "identical": len(digests) == 1, "grid": [task.
 
 
 def main() -> None:
+    """Command-line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best and median shown)")
     ap.add_argument("--side", type=int, default=1024, help="map view side in pixels (square)")

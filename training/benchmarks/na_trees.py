@@ -74,6 +74,7 @@ class Task:
 
     @property
     def n_points(self) -> int:
+        """Number of evaluation locations (rows of ``lonlat`` and ``labels``)."""
         return int(self.lonlat.shape[0])
 
 
@@ -305,6 +306,7 @@ def report(results: dict[str, dict[str, Any]], model_file: str | Path | None = N
 
 
 def write_report(rep: dict[str, Any], path: str | Path) -> None:
+    """Write the JSON report atomically (a crash never leaves half a file under ``path``)."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(rep, indent=1, sort_keys=False) + "\n", encoding="utf-8")
 
@@ -355,12 +357,14 @@ def store_in_model(model: str | Path, rep: dict[str, Any]) -> str:
 
 
 def summary_line(label: str, rep: dict[str, Any]) -> str:
+    """One line per report: each task's MAP (percent) with its species and skipped counts."""
     parts = [f"{t} MAP {rep[t]['map']:.2f} ({rep[t]['n_species']} species, {rep[t]['n_skipped']} skipped)"
              for t in ("ranges", "plots") if t in rep]
     return f"{label}: " + "; ".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring); returns the exit code."""
     ap = argparse.ArgumentParser(prog="python -m training.benchmarks.na_trees", description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="model bundle (.sinr) to evaluate")
     ap.add_argument("--ranges", default=str(DEFAULT_RANGES), help="expert ranges GeoPackage (layer 'ranges')")

@@ -26,7 +26,7 @@ common names for a third, then measures side by side in one run:
 
 Figures are the best (and median) of ``--rounds`` rounds; record them with the machine and the
 load average in README.md. Not timed assertions: the test suite checks the behaviour and the memory
-bounds (tests/core/test_paper_scale.py, tests/qgis/test_paper_scale_dock.py).
+bounds (tests/core/test_paper_scale.py, tests/gui/test_paper_scale_dock.py).
 """
 from __future__ import annotations
 
@@ -123,6 +123,8 @@ def peak_bytes(fn: Callable[[], object]) -> tuple[float, int]:
 
 
 def core_figures(paths: dict[str, Path], rounds: int, pixels: int) -> dict[str, object]:
+    """In-process figures for the bundles in ``paths`` (keyed by precision): file MB, load, lookup
+    and prediction seconds over ``rounds`` rounds, and richness time and peak MiB on ``pixels`` cells."""
     out: dict[str, object] = {"file MB": {k: round(p.stat().st_size / 1e6, 1) for k, p in paths.items()}}
     out["load s"] = {k: timed(lambda p=p: ModelBundle.load(p), rounds) for k, p in paths.items()}
     bundle = ModelBundle.load(paths["float32"])
@@ -331,6 +333,7 @@ def dock_figures(path: Path, rounds: int, python: str, root: Path = ROOT) -> dic
 
 
 def main() -> None:
+    """Command-line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--species", type=int, default=N_SPECIES)
     ap.add_argument("--width", type=int, default=256)

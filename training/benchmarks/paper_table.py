@@ -38,7 +38,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,8 @@ def bundle_scorer(path: Path, covariates: Path | None = None) -> tuple[nt.ScoreF
 # ---- running -----------------------------------------------------------------------------------
 
 def train_and_evaluate(cfg: dict[str, Any], seed: int, data: Path, covariates: Path, tasks: list[nt.Task],
-                       run_dir: Path, threads: int, force: bool, log=print) -> dict[str, Any]:
+                       run_dir: Path, threads: int, force: bool,
+                       log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train one config with one seed (child process) and evaluate it; reuses an existing report.
 
     A config with ``same_as`` is the same training as another config (e.g. the study's lambda = C
@@ -191,7 +192,8 @@ def _bundle_member(path: Path, member: str) -> str:
 
 
 def run_baselines(out: Path, occurrences: Path, covered_csv: Path, tasks_cov: list[nt.Task],
-                  force: bool, reports_dir: Path | None = None, log=print) -> list[dict[str, Any]]:
+                  force: bool, reports_dir: Path | None = None,
+                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Grid (all sizes), KDE (0.5, 1 deg) and LR via ``baselines.py`` on the full protocol, plus
     the grid sizes and KDE trained and evaluated on the covered subset. ``reports_dir``: use the
     full-protocol reports ``baselines.py --out-dir`` wrote there instead of recomputing them."""
@@ -233,6 +235,7 @@ def _mean_sd(values: Sequence[float]) -> str:
 
 
 def summarise(cfg: dict[str, Any], reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table row for a config: its seeds' ranges and plots MAP and training seconds."""
     r = [x["ranges"]["map"] for x in reps]
     p = [x["plots"]["map"] for x in reps]
     t = [x["train_seconds"] for x in reps]
@@ -268,6 +271,7 @@ def baseline_rows(baselines: list[dict[str, Any]], subset: str) -> list[dict[str
 
 
 def markdown(rows: list[dict[str, Any]], title: str) -> str:
+    """The rows as a Markdown table (MAP as mean ± sample SD over seeds, time as mean seconds)."""
     lines = [f"#### {title}", "", "| row | seeds | ranges MAP | plots MAP | training time (s) |",
              "|---|---|---|---|---|"]
     for r in rows:
@@ -277,6 +281,7 @@ def markdown(rows: list[dict[str, Any]], title: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring); returns the exit code."""
     ap = argparse.ArgumentParser(prog="python -m training.benchmarks.paper_table", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="build/paper_table", help="folder for models, reports and tables")
     ap.add_argument("--table", default="paper", choices=("paper", "study", "all"))

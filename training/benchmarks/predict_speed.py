@@ -129,6 +129,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
+    """Command-line entry point (see the module docstring)."""
     args = parse_args()
     threads = default_threads()
     torch.set_num_threads(threads)

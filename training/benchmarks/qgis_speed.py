@@ -80,6 +80,11 @@ print(json.dumps({"rates": {k: points / v for k, v in best.items()}, "numpy": np
 
 
 def run(python: str, gsl: str, args: argparse.Namespace) -> dict:
+    """Time the bundled model in a child ``python``, preloading ``gsl`` (a libgslcblas path or
+    "none"); returns the child's JSON figures.
+
+    Exits with the child's stderr when the child fails.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     proc = subprocess.run([python, "-I", "-c", CHILD, gsl, str(args.points), str(args.rounds), str(BUNDLED.path),
                            args.onnxruntime_path, str(ROOT)], capture_output=True, text=True, env=env)
@@ -89,6 +94,7 @@ def run(python: str, gsl: str, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
+    """Command-line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--python", default=str(Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}."
                                              f"{sys.version_info[1]}"), help="QGIS's interpreter")

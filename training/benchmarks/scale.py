@@ -150,6 +150,7 @@ def _hms(seconds: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's options (hidden ones are set by the parent for its worker processes)."""
     p = argparse.ArgumentParser(prog="python -m training.benchmarks.scale", description=__doc__.split("\n\n")[0])
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "sinr-qgis" / "scale",
                    help="where the synthetic file is generated once")
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring); returns the exit code."""
     a = build_parser().parse_args(argv)
     if a.worker == "read":
         print(json.dumps(read_worker(a.path)))

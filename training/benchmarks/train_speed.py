@@ -76,7 +76,7 @@ class DataLoaderLoop:
         self.pos_weight = cfg.pos_weight
         self._it = iter(self.loader)
 
-    def _next_batch(self):
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         try:
             return next(self._it)
         except StopIteration:
@@ -84,6 +84,7 @@ class DataLoaderLoop:
             return next(self._it)
 
     def run(self, steps: int) -> tuple[int, float]:
+        """Run ``steps`` optimisation steps; returns (records processed, wall seconds)."""
         samples = 0
         t0 = time.perf_counter()
         for _ in range(steps):
@@ -100,6 +101,7 @@ class DataLoaderLoop:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring); returns the exit code."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--steps", type=int, default=20, help="steps per loop per round")

@@ -64,6 +64,16 @@ class TrainOptions:
         (:class:`TrainingInputError`; ``OutputError`` for an output that cannot be written)."""
         if self.loss not in LOSSES:
             raise TrainingInputError(f"Unknown loss {self.loss!r}. Choose one of {', '.join(LOSSES)}.")
+        self._check_numbers()
+        if self.pseudo_negatives is not None and self.pseudo_negatives not in PSEUDO_NEGATIVES:
+            raise TrainingInputError(f"Random absences are drawn on 'land' or on the whole 'sphere'; "
+                                     f"got {self.pseudo_negatives!r}.")
+        self._check_negatives()
+        self._check_encoding()
+        self._check_paths()
+
+    def _check_numbers(self) -> None:
+        """Whole-number settings at or above their minimum, and a usable positive weight."""
         for key, low in (("cap", 0), ("epochs", 1), ("batch_size", 1), ("width", 1), ("depth", 0),
                          ("seed", 0), ("min_records", 1), ("threads", 1)):
             v = getattr(self, key)
@@ -74,10 +84,9 @@ class TrainOptions:
                 isinstance(self.pos_weight, (int, float)) and self.pos_weight > 0):
             raise TrainingInputError(f"The positive weight must be a positive number or 'species'; "
                                      f"got {self.pos_weight!r}.")
-        if self.pseudo_negatives is not None and self.pseudo_negatives not in PSEUDO_NEGATIVES:
-            raise TrainingInputError(f"Random absences are drawn on 'land' or on the whole 'sphere'; "
-                                     f"got {self.pseudo_negatives!r}.")
-        self._check_negatives()
+
+    def _check_encoding(self) -> None:
+        """A known encoding, with covariate rasters wherever the encoding or categories need them."""
         if self.encoding is not None and self.encoding not in ENCODINGS:
             raise TrainingInputError(f"Unknown encoding {self.encoding!r}. Choose one of {', '.join(ENCODINGS)}.")
         if self.encoding in ("env", "sin_cos_env") and not self.covariates:
@@ -86,6 +95,9 @@ class TrainOptions:
         if self.categorical and not self.covariates:
             raise TrainingInputError(f"Categorical covariates ({', '.join(self.categorical)}) are bands of covariate "
                                      "rasters: add the rasters, or leave the categorical covariates empty.")
+
+    def _check_paths(self) -> None:
+        """The observation file and rasters exist, and the output can be written."""
         if not Path(self.data).is_file():
             raise TrainingInputError(f"Observation file {self.data} does not exist.")
         for raster in self.covariates or []:
