@@ -86,6 +86,39 @@ def _is_enum_type(obj: object) -> bool:
     return isinstance(obj, type) and (isinstance(obj, type(Qt.CursorShape)) or issubclass(obj, enum.Enum))
 
 
+def _scoped_form(cls: type, name: str, value: object) -> str | None:
+    """The scoped spelling of ``cls.<name>`` if that is an enum value, else None."""
+    kind = type(value)
+    if not _is_enum_type(kind):
+        return None
+    if isinstance(value, enum.Enum):
+        return f"{kind.__qualname__}.{value.name}"
+    scope = kind.__name__ if getattr(cls, kind.__name__, None) is kind else next(
+        (a for a in dir(cls) if getattr(cls, a, None) is kind), None)
+    if scope is None or scope == name:
+        return None
+    return f"{cls.__name__}.{scope}.{name}"
+
+
+def _visit(cls: type, seen: set[type], forms: dict[tuple[str, str], set[str]]) -> None:
+    """Add the scoped forms of the enum members ``cls`` and its nested classes reach to ``forms``."""
+    if cls in seen:
+        return
+    seen.add(cls)
+    for name in dir(cls):
+        try:
+            value = getattr(cls, name)
+        except Exception:  # some sip descriptors raise on class access: not enums
+            continue
+        if (isinstance(value, type) and not _is_enum_type(value)
+                and value.__qualname__.startswith(cls.__qualname__ + ".")):
+            _visit(value, seen, forms)  # a nested class, such as QgsColorRampShader.ColorRampItem
+            continue
+        form = _scoped_form(cls, name, value)
+        if form is not None:
+            forms.setdefault((cls.__name__, name), set()).add(form)
+
+
 @functools.lru_cache(maxsize=1)
 def scoped_forms() -> dict[tuple[str, str], frozenset[str]]:
     """(class name, member name) -> the scoped spelling(s) of ``Class.member`` that Qt 5 and Qt 6 share.
@@ -100,33 +133,6 @@ def scoped_forms() -> dict[tuple[str, str], frozenset[str]]:
     """
     forms: dict[tuple[str, str], set[str]] = {}
     seen: set[type] = set()
-
-    def visit(cls: type) -> None:
-        if cls in seen:
-            return
-        seen.add(cls)
-        for name in dir(cls):
-            try:
-                value = getattr(cls, name)
-            except Exception:  # some sip descriptors raise on class access: not enums
-                continue
-            if (isinstance(value, type) and not _is_enum_type(value)
-                    and value.__qualname__.startswith(cls.__qualname__ + ".")):
-                visit(value)  # a nested class, such as QgsColorRampShader.ColorRampItem
-                continue
-            kind = type(value)
-            if not _is_enum_type(kind):
-                continue
-            if isinstance(value, enum.Enum):
-                form = f"{kind.__qualname__}.{value.name}"
-            else:
-                scope = kind.__name__ if getattr(cls, kind.__name__, None) is kind else next(
-                    (a for a in dir(cls) if getattr(cls, a, None) is kind), None)
-                if scope is None or scope == name:
-                    continue
-                form = f"{cls.__name__}.{scope}.{name}"
-            forms.setdefault((cls.__name__, name), set()).add(form)
-
     for module_name in _INTROSPECTED:
         try:
             module = importlib.import_module(module_name)
@@ -134,7 +140,7 @@ def scoped_forms() -> dict[tuple[str, str], frozenset[str]]:
             continue  # an optional Qt module this build lacks: the plugin cannot use it either
         for obj in vars(module).values():
             if isinstance(obj, type) and not _is_enum_type(obj):
-                visit(obj)
+                _visit(obj, seen, forms)
     return {key: frozenset(value) for key, value in forms.items() if key[0] != "QVariant"}
 
 

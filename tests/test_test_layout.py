@@ -102,3 +102,35 @@ def test_the_default_run_leaves_out_slow_integration_and_desktop_and_make_test_r
     assert recipes["test"].endswith('pytest -q -m ""')  # CI (.ci/run) runs `make test`: everything
     assert recipes["test-fast"].endswith("pytest -q")  # pytest.ini's default selection
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def _test_module_imports(path: Path) -> list[str]:
+    """The test modules (``test_*``) that ``path`` imports from, absolute or relative."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            if base.split(".")[-1].startswith("test_"):
+                found.append(base)
+            found += [f"{base}.{a.name}" if node.module else base + a.name
+                      for a in node.names if a.name.startswith("test_")]
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[-1].startswith("test_")]
+    return found
+
+
+def test_shared_test_code_lives_in_helpers_not_in_test_modules():
+    """A test module importing another runs (and collects) that one's module code: shared names go to
+    tests/helpers/."""
+    importers = {p.relative_to(TESTS).as_posix(): names for p in sorted(TESTS.rglob("*.py"))
+                 if (names := _test_module_imports(p))}
+    assert importers == {}
+
+
+def test_the_import_scan_finds_absolute_and_relative_imports_of_test_modules(tmp_path):
+    module = tmp_path / "test_x.py"
+    module.write_text("from .test_cli import FAST\nfrom tests.gui.test_dock_layers import MapView\n"
+                      "import tests.core.test_bundle\nfrom . import test_trainer\n"
+                      "from tests.helpers.cli_helpers import write_csv\n", encoding="utf-8")
+    assert _test_module_imports(module) == [".test_cli", "tests.gui.test_dock_layers", "tests.core.test_bundle",
+                                            ".test_trainer"]

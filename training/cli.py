@@ -55,6 +55,13 @@ def _add_train(sub: Any) -> None:
                    help="occurrence file (CSV/CSV.gz, GBIF, iNat export, DwC-A zip; with pyarrow also Parquet, "
                         "a file or a folder of parts): read column-wise in bounded memory when pyarrow is installed")
     t.add_argument("--out", required=True, help="output model bundle (.sinr)")
+    _add_train_recipe(t, d)
+    _add_train_inputs(t, d)
+    _add_train_bundle_and_run(t)
+
+
+def _add_train_recipe(t: argparse.ArgumentParser, d: dict[str, Any]) -> None:
+    """The training recipe: loss, network size, optimiser, which records and species are kept."""
     t.add_argument("--loss", default=d["loss"], choices=sorted(LOSSES))
     t.add_argument("--cap", type=int, default=d["cap"], help="max records per species (<= 0: no cap)")
     t.add_argument("--epochs", type=int, default=d["epochs"])
@@ -70,6 +77,10 @@ def _add_train(sub: Any) -> None:
     t.add_argument("--thin-deg", type=float, default=None,
                    help="keep one record per species per grid cell of this size (degrees)")
     t.add_argument("--min-records", type=int, default=d["min_records"], help="drop species with fewer records")
+
+
+def _add_train_inputs(t: argparse.ArgumentParser, d: dict[str, Any]) -> None:
+    """What the model sees: encoding, covariates, the data file's columns, where absences come from."""
     t.add_argument("--encoding", default=d["encoding"], choices=ENCODINGS)
     t.add_argument("--covariates", nargs="+", default=[], metavar="RASTER",
                    help="lon/lat covariate raster(s) for --encoding env or sin_cos_env")
@@ -94,6 +105,10 @@ def _add_train(sub: Any) -> None:
                    "recorded at the same place), source_site (both); see training/negatives.py")
     t.add_argument("--pseudo-negatives", default=d["pseudo_negatives"], choices=PSEUDO_NEGATIVES,
                    help="where random pseudo-negatives are drawn: sphere (the paper) or land")
+
+
+def _add_train_bundle_and_run(t: argparse.ArgumentParser) -> None:
+    """What the bundle records, and how the run uses the machine and reports progress."""
     t.add_argument("--name", help="model name (default: the output file's stem)")
     t.add_argument("--licence", help="licence text stored in the bundle")
     t.add_argument("--head-float16", action="store_true",

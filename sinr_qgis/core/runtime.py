@@ -85,7 +85,7 @@ from . import network
 from .blas import matmul_t
 from .bundle import ModelBundle, Species
 from .categories import count_unseen, unseen_class_warnings
-from .covariate_match import covariate_samplers, match_covariates
+from .covariate_match import CovariateSampler, covariate_samplers, match_covariates
 from .encoding import uses_covariates
 from .errors import (
     BundleError,
@@ -96,7 +96,7 @@ from .errors import (
     SpeciesNotFoundError,
 )
 from .grid import Grid
-from .landmask import load_land_mask
+from .landmask import LandMask, load_land_mask
 from .metrics import sigmoid
 from .raster_io import GeoTiffWriter
 from .thresholds import logit_thresholds
@@ -504,12 +504,7 @@ class Predictor:
                rows, self.bundle.sha256 or id(self.bundle))
         n_blocks = -(-grid.height // rows)
         if self._cache is not None and self._cache.key == key:
-            self._unseen += self._cache.unseen  # the cached grid's cells are in those classes again
-            for i, block in enumerate(self._cache.blocks):
-                _check_cancel(is_cancelled)
-                yield block
-                if progress is not None:
-                    progress(100.0 * (i + 1) / n_blocks)
+            yield from self._replay_cache(n_blocks, progress, is_cancelled)
             return
         self._cache = None  # free the old grid's embeddings before computing new ones
         mask = load_land_mask(land_mask) if mask_ocean else None
@@ -523,23 +518,10 @@ class Predictor:
         unseen_before = Counter(self._unseen)
         for i, (r0, r1) in enumerate(grid.row_blocks(rows)):
             _check_cancel(is_cancelled)
-            lonlat, valid = grid.lonlat(r0, r1)
-            n_globe += int(valid.sum())
-            if mask is not None:
-                valid &= mask.is_land(lonlat)
-            n_land += int(valid.sum())
-            env = None
-            if samplers:
-                env = np.stack([s.sample(lonlat[valid]) for s in samplers], axis=1)
-                have = np.isfinite(env).all(axis=1)
-                valid[valid] = have
-                env = env[have]
-            n_valid += int(valid.sum())
-            emb = self._encode(lonlat[valid].astype(np.float32), env) if valid.any() else \
-                np.empty((0, self.embedding_dim), np.float32)
-            block = GridBlock(r0, r1, valid, emb)
+            block, counts = self._compute_block(grid, r0, r1, mask, samplers)
+            n_globe, n_land, n_valid = n_globe + counts[0], n_land + counts[1], n_valid + counts[2]
             if kept is not None:
-                size += emb.nbytes + valid.nbytes
+                size += block.embedding.nbytes + block.valid.nbytes
                 if size <= self.cache_max_bytes:
                     kept.append(block)
                 else:
@@ -555,6 +537,35 @@ class Predictor:
             LOG.warning(w)
         if kept is not None:
             self._cache = _GridCache(key, kept, self._unseen - unseen_before)
+
+    def _replay_cache(self, n_blocks: int, progress: ProgressFn | None,
+                      is_cancelled: CancelFn | None) -> Iterator[GridBlock]:
+        """Yield the cached grid's blocks again, with the same progress and cancel checks."""
+        self._unseen += self._cache.unseen  # the cached grid's cells are in those classes again
+        for i, block in enumerate(self._cache.blocks):
+            _check_cancel(is_cancelled)
+            yield block
+            if progress is not None:
+                progress(100.0 * (i + 1) / n_blocks)
+
+    def _compute_block(self, grid: Grid, r0: int, r1: int, mask: LandMask | None,
+                       samplers: list[CovariateSampler]) -> tuple[GridBlock, tuple[int, int, int]]:
+        """Rows ``r0:r1`` of ``grid``: the block (valid pixels' embeddings, float32 [n_valid, dim])
+        and its pixel counts (on the globe, then on land, then with every covariate)."""
+        lonlat, valid = grid.lonlat(r0, r1)
+        n_globe = int(valid.sum())
+        if mask is not None:
+            valid &= mask.is_land(lonlat)
+        n_land = int(valid.sum())
+        env = None
+        if samplers:
+            env = np.stack([s.sample(lonlat[valid]) for s in samplers], axis=1)
+            have = np.isfinite(env).all(axis=1)  # a pixel missing any covariate stays empty
+            valid[valid] = have
+            env = env[have]
+        emb = self._encode(lonlat[valid].astype(np.float32), env) if valid.any() else \
+            np.empty((0, self.embedding_dim), np.float32)
+        return GridBlock(r0, r1, valid, emb), (n_globe, n_land, int(valid.sum()))
 
     def _covariate_sources(self, covariates: CovariateSpec) -> list[tuple[str, int]]:
         """(path, band) per covariate of the bundle, in its order (matched by name); [] for a

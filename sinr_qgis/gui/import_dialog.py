@@ -27,8 +27,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..processing.import_checkpoint import CHECKPOINT_FILTER, TAXA_FILTER
-from ..processing.train_model import lasting_model_path
+from ..qgis_bridge.model_files import CHECKPOINT_FILTER, TAXA_FILTER, lasting_model_path
 from ..tasks.import_task import ImportTask
 from ..toolbelt.interpreter import training_interpreter
 from .setup_training_button import SetupTrainingButton

@@ -5,12 +5,14 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeatureSource,
     QgsProcessingFeedback,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
 )
 
 from ..core import evaluation, scoring
+from ..core.bundle import ModelBundle, Species
 from ..core.covariate_match import covariates_at_points
 from ..core.runtime import Predictor
 from ..qgis_bridge import evaluation as bridge
@@ -82,55 +84,75 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
         fields = self.parameterAsFields(parameters, self.SPECIES_FIELDS, context)
         with user_errors():
             if not species_field and not fields:
-                fields = [f.name() for f in source.fields()
-                          if f.name() in evaluation.match_species([f.name()], bundle.species).matched]
-                if not fields:
-                    raise QgsProcessingException(self.tr(
-                        "No field of the layer is named like a species of the model. Choose the species "
-                        "presence fields, or a species field and a presence field."))
-                feedback.pushInfo(self.tr("Species fields: {}").format(", ".join(fields)))
+                fields = self._detected_species_fields(source, bundle, feedback)
             data = bridge.presence_absence_points(
                 source, source.sourceCrs(), context.transformContext(), species_fields=fields,
                 species_field=species_field, presence_field=presence_field, is_cancelled=feedback.isCanceled)
-            if data.n_skipped:
-                feedback.pushWarning(self.tr("{} feature(s) without a usable point were skipped.")
-                                     .format(data.n_skipped))
-            if data.n_unreadable:
-                feedback.pushWarning(self.tr(
-                    "{} value(s) were skipped because they say neither present nor absent (use 1/0, "
-                    "true/false or yes/no{}).").format(
-                    data.n_unreadable, ", and a species on every row" if species_field else ""))
-            match = evaluation.match_species(list(data.labels), bundle.species)
-            feedback.pushInfo(self.tr("{} species match the model").format(len(match.matched)))
-            if match.unmatched:
-                feedback.pushWarning(self.tr("{} name(s) match no single species of the model and are not "
-                                             "evaluated: {}").format(len(match.unmatched), match.unmatched_text()))
-            refs = {}
-            for name, sp in match.matched.items():  # a species named twice: its first column/name wins
-                if sp.code in refs:
-                    feedback.pushWarning(self.tr("{!r} also means {} ({}), already read from {!r}: its "
-                                                 "{} value(s) are not evaluated.").format(
-                        name, sp.code, sp.name, refs[sp.code][0], len(data.labels[name][0])))
-                    continue
-                y, ix = data.labels[name]
-                refs[sp.code] = (name, sp, y, ix)
-            if not refs:
-                raise QgsProcessingException(self.tr("None of the species matches a species of the model."))
-            used = [r[1] for r in refs.values()]
-            covariates = covariates_from_parameters(self, parameters, context, bundle)
-            predictor = Predictor(bundle)
-            env = covariates_at_points(covariates, data.lonlat, bundle)
-            n = data.lonlat.shape[0]
-            progress, is_cancelled = progress_callbacks(feedback)
-            logits = scoring.point_logits(predictor, data.lonlat, used, env, is_cancelled=is_cancelled,
-                                          progress=lambda p: progress(0.8 * p))
-            for w in predictor.take_class_warnings():  # categorical classes no training record had
-                feedback.pushWarning(w)
-            scores = {sp.code: logits[:, k] for k, sp in enumerate(used)}
+            self._report_skipped(data, bool(species_field), feedback)
+            refs = self._references(data, bundle, feedback)
+            scores = self._scores(parameters, context, feedback, bundle, data, [r[1] for r in refs.values()])
             result = evaluation.evaluate_points(list(refs.values()), scores, logits=True)
+        n = data.lonlat.shape[0]
         summary = [("Model", bundle.name), ("Points", f"{n:,} ({source.sourceName()})"),
                    ("Layout", "long (species + presence fields)" if species_field else "wide (one field per species)")]
         out = write_outputs(self, parameters, context, feedback, result,
                             title="SINR: predictions at presence/absence points", summary=summary)
         feedback.setProgress(100)
         return out
+
+    def _detected_species_fields(self, source: QgsProcessingFeatureSource, bundle: ModelBundle,
+                                 feedback: QgsProcessingFeedback) -> list[str]:
+        """The layer's fields named like a species of the model (none chosen by the user)."""
+        fields = [f.name() for f in source.fields()
+                  if f.name() in evaluation.match_species([f.name()], bundle.species).matched]
+        if not fields:
+            raise QgsProcessingException(self.tr(
+                "No field of the layer is named like a species of the model. Choose the species "
+                "presence fields, or a species field and a presence field."))
+        feedback.pushInfo(self.tr("Species fields: {}").format(", ".join(fields)))
+        return fields
+
+    def _report_skipped(self, data: bridge.PresenceAbsence, long_layout: bool, feedback: QgsProcessingFeedback) -> None:
+        """Warn of the features and values read but not evaluated (counted, never silently dropped)."""
+        if data.n_skipped:
+            feedback.pushWarning(self.tr("{} feature(s) without a usable point were skipped.")
+                                 .format(data.n_skipped))
+        if data.n_unreadable:
+            feedback.pushWarning(self.tr(
+                "{} value(s) were skipped because they say neither present nor absent (use 1/0, "
+                "true/false or yes/no{}).").format(
+                data.n_unreadable, ", and a species on every row" if long_layout else ""))
+
+    def _references(self, data: bridge.PresenceAbsence, bundle: ModelBundle, feedback: QgsProcessingFeedback) -> dict:
+        """species code -> (name read, model species, labels [n], point indices [n]) for each name
+        that matches one species of the model; a species named twice keeps its first column/name."""
+        match = evaluation.match_species(list(data.labels), bundle.species)
+        feedback.pushInfo(self.tr("{} species match the model").format(len(match.matched)))
+        if match.unmatched:
+            feedback.pushWarning(self.tr("{} name(s) match no single species of the model and are not "
+                                         "evaluated: {}").format(len(match.unmatched), match.unmatched_text()))
+        refs = {}
+        for name, sp in match.matched.items():
+            if sp.code in refs:
+                feedback.pushWarning(self.tr("{!r} also means {} ({}), already read from {!r}: its "
+                                             "{} value(s) are not evaluated.").format(
+                    name, sp.code, sp.name, refs[sp.code][0], len(data.labels[name][0])))
+                continue
+            y, ix = data.labels[name]
+            refs[sp.code] = (name, sp, y, ix)
+        if not refs:
+            raise QgsProcessingException(self.tr("None of the species matches a species of the model."))
+        return refs
+
+    def _scores(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
+                bundle: ModelBundle, data: bridge.PresenceAbsence, used: list[Species]) -> dict:
+        """species code -> the model's logit at every point (float32 [n]); progress 0..80 %."""
+        covariates = covariates_from_parameters(self, parameters, context, bundle)
+        predictor = Predictor(bundle)
+        env = covariates_at_points(covariates, data.lonlat, bundle)
+        progress, is_cancelled = progress_callbacks(feedback)
+        logits = scoring.point_logits(predictor, data.lonlat, used, env, is_cancelled=is_cancelled,
+                                      progress=lambda p: progress(0.8 * p))
+        for w in predictor.take_class_warnings():  # categorical classes no training record had
+            feedback.pushWarning(w)
+        return {sp.code: logits[:, k] for k, sp in enumerate(used)}

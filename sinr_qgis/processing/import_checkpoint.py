@@ -24,14 +24,11 @@ from qgis.core import (
 from ..core.errors import SinrError
 from ..core.official_import import import_official_checkpoint
 from ..qgis_bridge.covariates import raster_layer_source
+from ..qgis_bridge.model_files import CHECKPOINT_FILTER, TAXA_FILTER, in_folder, lasting_model_path
 from ..toolbelt import model_registry
 from ..toolbelt.interpreter import INTERPRETER_FILE_FILTER, training_interpreter
 from .base import SinrAlgorithm, user_errors
 from .help_text import ABOUT_SINR, MORE_HELP
-from .train_model import _in_folder, lasting_model_path
-
-CHECKPOINT_FILTER = "PyTorch checkpoint (*.pt *.pth *.tar);;All files (*)"
-TAXA_FILTER = "Names table (*.txt *.csv *.tsv *.json *.gz *.zip);;All files (*)"
 
 
 class ImportCheckpointAlgorithm(SinrAlgorithm):
@@ -120,7 +117,7 @@ class ImportCheckpointAlgorithm(SinrAlgorithm):
         out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if not out.lower().endswith(".sinr"):
             out += ".sinr"
-        if _in_folder(out, QgsProcessingUtils.tempFolder()):
+        if in_folder(out, QgsProcessingUtils.tempFolder()):
             # QGIS deletes its temporary folder on exit, and the model list would point at nothing
             lasting = lasting_model_path(Path(checkpoint).stem or "sinr_checkpoint")
             feedback.pushWarning(self.tr("A temporary output would be deleted when QGIS closes: the model is "

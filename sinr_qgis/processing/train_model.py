@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from qgis.core import (
-    QgsApplication,
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
@@ -33,12 +32,12 @@ from qgis.core import (
 )
 
 from ..core.errors import SinrError
-from ..core.file_names import safe_file_stem
 from ..core.training.defaults import DEFAULTS, LOSS_HELP, LOSS_LABELS, LOSSES
 from ..core.training.events import describe_event
 from ..core.training.interpreter import check_training_available
 from ..core.training.options import sinr_path
 from ..core.training.run import run_training
+from ..qgis_bridge.model_files import in_folder, lasting_model_path
 from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER
 from ..qgis_bridge.training_inputs import (
     ENCODING_CHOICES,
@@ -156,6 +155,17 @@ class TrainModelAlgorithm(SinrAlgorithm):
                 "{losses}", "".join(f"<li>{html.escape(LOSS_HELP[k])}</li>" for k in LOSSES))
 
     def initAlgorithm(self, config=None) -> None:
+        self._add_observation_parameters()
+        self._add_recipe_parameters()
+        self._add_advanced_parameters()
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT, self.tr("Model bundle"), fileFilter="SINR model (*.sinr)"))
+        self.addOutput(QgsProcessingOutputNumber(self.N_SPECIES, self.tr("Species in the model")))
+        self.addOutput(QgsProcessingOutputNumber(self.N_RECORDS, self.tr("Records used")))
+        self.addOutput(QgsProcessingOutputNumber(self.FINAL_LOSS, self.tr("Final training loss")))
+
+    def _add_observation_parameters(self) -> None:
+        """What is trained on: a point layer and its fields, or an observation file."""
         # INPUT (with SPECIES_FIELD) or INPUT_FILE: Processing has no "one of two", so both are
         # optional and checkParameterValues() says which is missing before the run starts
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -171,6 +181,9 @@ class TrainModelAlgorithm(SinrAlgorithm):
             self.INPUT_FILE, self.tr("…or an observation file"),
             behavior=QgsProcessingParameterFile.Behavior.File, optional=True,
             fileFilter=OBSERVATION_FILE_FILTER))
+
+    def _add_recipe_parameters(self) -> None:
+        """The model's inputs (covariates, encoding) and the training recipe the dialog shows."""
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.COVARIATES, self.tr("Covariate rasters"), QgsProcessing.SourceType.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterString(
@@ -192,6 +205,9 @@ class TrainModelAlgorithm(SinrAlgorithm):
                 key, self.tr(label), QgsProcessingParameterNumber.Type.Integer, defaultValue=default, minValue=low))
         self.addParameter(QgsProcessingParameterBoolean(
             self.RESUME, self.tr("Resume from the last checkpoint of this output"), defaultValue=False))
+
+    def _add_advanced_parameters(self) -> None:
+        """Settings most runs leave alone (behind the dialog's "Advanced" fold)."""
         advanced = [
             QgsProcessingParameterNumber(self.POS_WEIGHT, self.tr("Presence weight (0: the number of species)"),
                                          QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0),
@@ -216,11 +232,6 @@ class TrainModelAlgorithm(SinrAlgorithm):
         for p in advanced:
             p.setFlags(p.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(p)
-        self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT, self.tr("Model bundle"), fileFilter="SINR model (*.sinr)"))
-        self.addOutput(QgsProcessingOutputNumber(self.N_SPECIES, self.tr("Species in the model")))
-        self.addOutput(QgsProcessingOutputNumber(self.N_RECORDS, self.tr("Records used")))
-        self.addOutput(QgsProcessingOutputNumber(self.FINAL_LOSS, self.tr("Final training loss")))
 
     def _observations_name(self, parameters: dict, context: QgsProcessingContext) -> str:
         data_file = self.parameterAsFile(parameters, self.INPUT_FILE, context)
@@ -255,7 +266,7 @@ class TrainModelAlgorithm(SinrAlgorithm):
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict:
         out = sinr_path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
-        if _in_folder(out, QgsProcessingUtils.tempFolder()):
+        if in_folder(out, QgsProcessingUtils.tempFolder()):
             # the dialog's default: QGIS deletes that folder on exit, and the model list would keep
             # pointing at a deleted model; a model is meant to last
             lasting = lasting_model_path(self._observations_name(parameters, context))
@@ -330,27 +341,3 @@ class TrainModelAlgorithm(SinrAlgorithm):
         if text is not None:
             feedback.pushInfo(text)
 
-
-def models_folder() -> Path:
-    """Where a model trained to a temporary output is kept: ``<QGIS profile>/sinr_qgis/models``."""
-    return Path(QgsApplication.qgisSettingsDirPath()) / "sinr_qgis" / "models"
-
-
-def lasting_model_path(name: str) -> Path:
-    """A new ``.sinr`` path named after ``name`` in :func:`models_folder` (created), never an
-    existing file's."""
-    folder = models_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = safe_file_stem(name, fallback="model")
-    path, n = folder / f"{stem}.sinr", 1
-    while path.exists():
-        n += 1
-        path = folder / f"{stem}_{n}.sinr"
-    return path
-
-
-def _in_folder(path: str, folder: str) -> bool:
-    try:
-        return bool(folder) and Path(path).resolve().is_relative_to(Path(folder).resolve())
-    except OSError:
-        return False

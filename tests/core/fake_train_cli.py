@@ -25,7 +25,8 @@ def emit(**event):
     print(json.dumps(event), flush=True)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The fake's own options and the part of ``train``'s that the supervisor passes."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", default="ok")
     ap.add_argument("--delay", type=float, default=0.0)
@@ -35,10 +36,11 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--jsonl", action="store_true")
-    args, _ = ap.parse_known_args()
-    out = Path(args.out)
-    ckpt = out.with_name(out.name + ".ckpt.pt")
+    return ap.parse_known_args()[0]
 
+
+def fail_before_training(args: argparse.Namespace) -> int | None:
+    """The exit code of the modes that end before any training step, None for the others."""
     if args.mode == "user_error":
         print("warming up", file=sys.stderr)
         print("error: too few records: 3 records, at least 20 are needed", file=sys.stderr)
@@ -59,6 +61,11 @@ def main() -> int:
         return 0
     if args.mode == "silent_ok":
         return 0
+    return None
+
+
+def misbehave(args: argparse.Namespace, out: Path) -> None:
+    """The modes that train, but leave a grandchild behind or ignore SIGTERM with a .part file."""
     if args.mode == "grandchild":
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
         Path(args.pid_file).write_text(f"{os.getpid()} {child.pid}")
@@ -68,12 +75,9 @@ def main() -> int:
         if args.pid_file:
             Path(args.pid_file).write_text(str(os.getpid()))
 
-    start_epoch = 0
-    if args.resume:
-        if not ckpt.is_file():
-            emit(event="error", message=f"No checkpoint to resume at {ckpt}. Run without --resume first.")
-            return 2
-        start_epoch = json.loads(ckpt.read_text())["epoch"]
+
+def train(args: argparse.Namespace, ckpt: Path, start_epoch: int) -> int | None:
+    """Step and epoch events (a checkpoint per epoch); the exit code of a crash, None when trained."""
     total = args.epochs * STEPS
     emit(event="start", n_records=120, n_species=4, epochs=args.epochs, steps_total=total,
          start_epoch=start_epoch + 1)
@@ -91,12 +95,37 @@ def main() -> int:
         ckpt.write_text(json.dumps({"epoch": epoch + 1}))
         emit(event="epoch", epoch=epoch + 1, epochs=args.epochs, loss=0.5, progress=(epoch + 1) / args.epochs,
              checkpoint=str(ckpt))
+    return None
+
+
+def write_bundle(out: Path) -> None:
+    """A stand-in bundle (only model.json's data counts), written to a .part file and moved in place."""
     tmp = out.with_name(f".{out.name}.xyz.part.sinr")
     with zipfile.ZipFile(tmp, "w") as zf:
         zf.writestr("model.json", json.dumps({"data": {
             "n_read": 130, "dropped": {"missing": 2, "out_of_range": 0, "null_island": 1},
             "n_removed_below_min_records": 5, "n_removed_by_cap": 0, "n_used": 120}}))
     os.replace(tmp, out)
+
+
+def main() -> int:
+    args = parse_args()
+    out = Path(args.out)
+    ckpt = out.with_name(out.name + ".ckpt.pt")
+    code = fail_before_training(args)
+    if code is not None:
+        return code
+    misbehave(args, out)
+    start_epoch = 0
+    if args.resume:
+        if not ckpt.is_file():
+            emit(event="error", message=f"No checkpoint to resume at {ckpt}. Run without --resume first.")
+            return 2
+        start_epoch = json.loads(ckpt.read_text())["epoch"]
+    code = train(args, ckpt, start_epoch)
+    if code is not None:
+        return code
+    write_bundle(out)
     ckpt.unlink()
     emit(event="done", out=str(out), n_species=4, n_records=120, final_loss=0.25, epochs=args.epochs,
          elapsed_s=1.5)

@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,23 +13,7 @@ import pytest
 from sinr_qgis.core.bundle import MEMBERS, SUMS_KEY, ModelBundle, Species
 from sinr_qgis.core.errors import BundleError
 from tests.factories import fixture_bundle
-
-
-def rewrite(src: Path, dst: Path, drop: str | None = None, replace: dict[str, bytes] | None = None,
-            resum: bool = True) -> Path:
-    """A copy of bundle ``src`` without ``drop`` and with ``replace``d members. ``resum``: record the
-    replaced members' SHA-256 in model.json, as a (faulty) exporter would, so that the checks after
-    the sums are reached; False: a member altered behind the bundle's back."""
-    with zipfile.ZipFile(src) as zin:
-        members = {name: (replace or {}).get(name, zin.read(name)) for name in zin.namelist() if name != drop}
-    if resum and "model.json" in members and not (replace and "model.json" in replace):
-        meta = json.loads(members["model.json"])
-        meta[SUMS_KEY].update({n: hashlib.sha256(members[n]).hexdigest() for n in (replace or {}) if n in members})
-        members["model.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(dst, "w") as zout:
-        for name, data in members.items():
-            zout.writestr(name, data)
-    return dst
+from tests.helpers.bundle_files import rewrite
 
 
 def test_round_trip_keeps_everything(tmp_path):

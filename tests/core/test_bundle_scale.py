@@ -20,9 +20,8 @@ from sinr_qgis.core.reliability import CARD_POOR, every_species_reliability, lev
 from sinr_qgis.core.resources import BUNDLED_MODEL
 from sinr_qgis.core.runtime import Predictor, onnxruntime_available
 from tests.factories import fixture_bundle, make_bundle
+from tests.helpers.bundle_files import rewrite
 from tests.tolerances import logit_atol, prob_atol
-
-from .test_bundle import rewrite
 
 
 def _members(path) -> dict[str, zipfile.ZipInfo]:

@@ -13,8 +13,8 @@ from sinr_qgis.core.errors import CovariateError, GridError
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.products import predict_to_geotiff
 from sinr_qgis.core.runtime import Predictor, map_grid_to_geotiff, predict_grid
-from tests.core.test_covariates import write_ascii_grid
 from tests.factories import make_bundle
+from tests.helpers.raster_files import write_ascii_grid
 
 RNG = np.random.default_rng(11)
 BIO1 = RNG.uniform(0, 30, (10, 20)).astype(np.float32)

@@ -10,6 +10,7 @@ from osgeo import gdal, osr
 
 from sinr_qgis.core.covariates import CovariateRaster, CovariateStack, RasterBandSampler, read_band
 from sinr_qgis.core.errors import CovariateError
+from tests.helpers.raster_files import write_ascii_grid
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,14 +244,6 @@ def test_float_fill_without_nodata_is_missing_with_a_warning_to_declare_it(tmp_p
         "bio1.tif (band 1, bio1_b1): 4 cells read hold -3.4e+38, a fill value, and no nodata is declared for it; "
         "they are read as missing. Declare the nodata value (e.g. gdal_edit.py -a_nodata -3.39999995e+38 bio1.tif) "
         "so every program reads the raster alike."]
-
-
-def write_ascii_grid(path: Path, arr: np.ndarray, x0: float, y0: float, cell: float) -> Path:
-    """An ESRI ASCII grid (lower-left corner x0, y0) without a .prj: no CRS, as many are shared."""
-    rows = "\n".join(" ".join(f"{v:g}" for v in row) for row in arr)
-    path.write_text(f"ncols {arr.shape[1]}\nnrows {arr.shape[0]}\nxllcorner {x0}\nyllcorner {y0}\n"
-                    f"cellsize {cell}\nNODATA_value -9999\n{rows}\n", encoding="ascii")
-    return path
 
 
 def test_a_raster_without_crs_is_lonlat_only_when_its_extent_is_in_degrees(tmp_path):

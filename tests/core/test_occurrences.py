@@ -5,38 +5,16 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sinr_qgis.core.errors import OccurrenceError
-from sinr_qgis.core.occurrences import DROP_REASONS, Occurrences, occurrences_from_arrays, read_occurrences
+from sinr_qgis.core.occurrences import Occurrences, occurrences_from_arrays, read_occurrences
+from tests.helpers.occurrence_files import nonzero, write_text, write_zip
 
 # --------------------------------------------------------------------------------------------
-# generators of small files (written into tmp_path, nothing binary is committed)
-
-
-def write_text(path: Path, text: str, *, gz: bool = False, bom: bool = False) -> Path:
-    data = (("\ufeff" if bom else "") + text).encode("utf-8")
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
-
-def write_zip(path: Path, members: dict[str, str | bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, text in members.items():
-            zf.writestr(name, text)
-    return path
-
-
-def nonzero(dropped: dict[str, int]) -> dict[str, int]:
-    """The reasons that dropped rows (``Occurrences.dropped`` lists every reason, zeros too)."""
-    assert list(dropped) == list(DROP_REASONS)
-    return {reason: n for reason, n in dropped.items() if n}
-
-
 # 10 data lines + 1 blank line: 4 kept, 3 missing, 2 out of range, 1 null island.
 GENERIC_CSV = (
     "species,code,latitude,longitude,source\n"

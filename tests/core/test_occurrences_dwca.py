@@ -11,8 +11,7 @@ import pytest
 
 from sinr_qgis.core.errors import OccurrenceError
 from sinr_qgis.core.occurrences import read_occurrences
-
-from .test_occurrences import nonzero, write_zip
+from tests.helpers.occurrence_files import nonzero, write_zip
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 TAB = 'fieldsTerminatedBy="\\t" fieldsEnclosedBy="" encoding="UTF-8"'

@@ -17,8 +17,7 @@ import pytest
 from sinr_qgis.core.delimited import lifted_field_limit
 from sinr_qgis.core.errors import OccurrenceError
 from sinr_qgis.core.occurrences import read_occurrences
-
-from .test_occurrences import write_text, write_zip
+from tests.helpers.occurrence_files import write_text, write_zip
 
 OBS = "species,latitude,longitude\nAcer rubrum,45.5,-73.5\nQuercus alba,40.0,-80.0\n"
 README = "This download was made on 2024-01-01.\nPlease cite the data as described in citation.txt.\n"

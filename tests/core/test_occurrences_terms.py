@@ -12,8 +12,7 @@ from sinr_qgis.core.errors import OccurrenceError
 from sinr_qgis.core.occurrences import read_occurrences
 from sinr_qgis.core.train_checks import check_training_input
 from sinr_qgis.core.training.summary import training_summary
-
-from .test_occurrences import nonzero, write_text
+from tests.helpers.occurrence_files import nonzero, write_text
 
 GBIF_COLUMNS = ("gbifID", "datasetKey", "species", "taxonRank", "scientificName", "occurrenceStatus",
                 "individualCount", "decimalLatitude", "decimalLongitude", "speciesKey", "basisOfRecord",

@@ -20,8 +20,8 @@ from sinr_qgis.core.reliability import (
     record_footprints,
     species_reliability,
 )
-from tests.core.test_bundle import rewrite
 from tests.factories import fixture_bundle
+from tests.helpers.bundle_files import rewrite
 
 
 def wyoming_and_a_few_planted(rng: np.random.Generator) -> np.ndarray:

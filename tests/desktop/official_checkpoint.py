@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tests.training.test_official import OfficialResidualFCNet, official_encode, official_params
+from tests.helpers.official_reference import OfficialResidualFCNet, official_encode, official_params
 
 # (taxon id, Little's scientific name, Little code): a south-eastern pine, a boreal fir, an aspen
 # of the north and the west

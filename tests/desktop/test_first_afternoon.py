@@ -20,7 +20,7 @@ from qgis.PyQt.QtGui import QImage
 
 from tests.desktop.official_checkpoint import TAXA, fit_official_checkpoint
 from tests.desktop.qgis_desktop import ROOT, build_plugin_zip, desktop_available, run_desktop, unzip_plugin
-from tests.desktop.test_desktop_e2e import (
+from tests.helpers.desktop_shots import (
     check_window_shot,
     colour_fraction,
     non_background_fraction,

@@ -14,10 +14,10 @@ from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.gui.dock import SinrDock
 from sinr_qgis.qgis_bridge import evaluation as bridge
 from sinr_qgis.tasks.compare_task import CompareTask
+from tests.helpers.evaluate_helpers import RECT_1, RECT_3, ranges_layer
 from tests.helpers.prediction_helpers import bundle, model_file, sinr_provider  # noqa: F401
 from tests.helpers.settings_helpers import restore_settings  # noqa: F401
 from tests.helpers.train_helpers import isolated_model_list  # noqa: F401
-from tests.processing.test_evaluate import RECT_1, RECT_3, ranges_layer
 
 
 @pytest.fixture
@@ -200,10 +200,10 @@ def test_compare_refuses_a_view_inside_the_range_with_the_evaluations_reason(com
 
 
 def test_compare_on_qgis_start_page_says_to_open_a_map_first(compare_dock, monkeypatch):
-    from tests.gui.test_dock_layers import _MapView
+    from tests.helpers.map_view import MapView
 
     dock, _layer = compare_dock
-    monkeypatch.setattr(dock, "canvas", _MapView("EPSG:4326", QSize(98, 28), QgsRectangle()))  # hidden, no extent
+    monkeypatch.setattr(dock, "canvas", MapView("EPSG:4326", QSize(98, 28), QgsRectangle()))  # hidden, no extent
     dock.species_edit.setText("Species number1")
     assert dock.compare_panel.compare() is None and dock.compare_panel.task is None
     assert dock.compare_panel.result_label.text().startswith("The map shows no area yet (QGIS's start page is open)")

@@ -21,10 +21,10 @@ from sinr_qgis.qgis_bridge import evaluation as bridge
 from sinr_qgis.qgis_bridge import prediction_layers
 from sinr_qgis.toolbelt import prediction_folder
 from tests.factories import make_bundle
+from tests.helpers.evaluate_helpers import ranges_layer
 from tests.helpers.prediction_helpers import model_file, read_raster  # noqa: F401
 from tests.helpers.settings_helpers import restore_settings  # noqa: F401
 from tests.helpers.train_helpers import isolated_model_list  # noqa: F401
-from tests.processing.test_evaluate import ranges_layer
 
 RNG = np.random.default_rng(16)
 BIO1 = RNG.uniform(0, 30, (10, 10)).astype(np.float32)

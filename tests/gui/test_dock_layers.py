@@ -12,7 +12,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsLayerTree,
-    QgsMapSettings,
     QgsPointXY,
     QgsProject,
     QgsRectangle,
@@ -26,6 +25,7 @@ from sinr_qgis.gui.dock import SinrDock
 from sinr_qgis.qgis_bridge import prediction_layers
 from sinr_qgis.toolbelt import prediction_folder, settings
 from tests.factories import make_bundle
+from tests.helpers.map_view import MapView
 from tests.helpers.prediction_helpers import bundle, model_file, pixel_centre, read_raster  # noqa: F401
 from tests.helpers.train_helpers import isolated_model_list  # noqa: F401
 from tests.tolerances import bundle_prob_atol
@@ -63,7 +63,7 @@ def dock(qgis_iface, qgis_canvas, model_file, isolated_model_list, managed_root)
     d.mask_check.setChecked(False)  # every pixel on the globe gets a value, so values can be checked anywhere
     yield d
     _remove_dock_predictions()
-    d.canvas = qgis_canvas  # a test may have given it a _MapView
+    d.canvas = qgis_canvas  # a test may have given it a MapView
     d.shutdown()
     d.deleteLater()
     for k in settings.DEFAULTS:
@@ -87,20 +87,6 @@ def _value_matches_runtime(path, bundle, species_index, row, col, crs_to_lonlat=
     lon, lat = (x, y) if crs_to_lonlat is None else crs_to_lonlat(x, y)
     ref = runtime.Predictor(bundle).predict_points(np.array([[lon, lat]]), [species_index])[0, 0]
     assert data[0, row, col] == pytest.approx(float(ref), abs=bundle_prob_atol(bundle, [(lon, lat)], species_index))
-
-
-class _MapView:
-    """What the dock reads of the canvas: its map settings. An offscreen canvas keeps a stale output
-    size, so the Zoom Full tests give the dock map settings of a known size."""
-
-    def __init__(self, crs: str, size: QSize, extent: QgsRectangle) -> None:
-        self.settings = QgsMapSettings()
-        self.settings.setDestinationCrs(QgsCoordinateReferenceSystem(crs))
-        self.settings.setOutputSize(size)
-        self.settings.setExtent(extent)
-
-    def mapSettings(self) -> QgsMapSettings:
-        return self.settings
 
 
 def _tree_ids(group):
@@ -201,7 +187,7 @@ def test_dock_maps_live_in_the_managed_folder_and_are_cleaned(dock, qtbot, manag
 def test_zoom_full_beyond_the_poles_is_predicted_on_the_globe_with_a_note(dock, qtbot, bundle,  # noqa: F811
                                                                           qgis_iface, monkeypatch):
     # Zoom Full on a world layer in a square canvas: the view reaches latitude 180
-    view = _MapView("EPSG:4326", QSize(200, 200), QgsRectangle(-180, -90, 180, 90))
+    view = MapView("EPSG:4326", QSize(200, 200), QgsRectangle(-180, -90, 180, 90))
     assert view.settings.visibleExtent() == QgsRectangle(-180, -180, 180, 180)
     monkeypatch.setattr(dock, "canvas", view)
     _predict(dock, qtbot, "sp002")
@@ -218,7 +204,7 @@ def test_zoom_full_beyond_the_poles_is_predicted_on_the_globe_with_a_note(dock, 
 
 def test_web_mercator_view_past_the_edge_of_the_world(dock, qtbot, bundle, monkeypatch):  # noqa: F811
     merc = QgsCoordinateReferenceSystem("EPSG:3857")
-    monkeypatch.setattr(dock, "canvas", _MapView("EPSG:3857", QSize(240, 160), QgsRectangle(-36e6, -12e6, 36e6, 36e6)))
+    monkeypatch.setattr(dock, "canvas", MapView("EPSG:3857", QSize(240, 160), QgsRectangle(-36e6, -12e6, 36e6, 36e6)))
     _predict(dock, qtbot, "sp001")
     layer = dock.prediction_layer()
     data, info = read_raster(layer.source())
@@ -246,7 +232,7 @@ def test_a_view_with_no_part_of_the_globe_starts_nothing(dock, qgis_canvas, qgis
 def test_on_qgis_start_page_the_dock_says_to_open_a_map_first(dock, monkeypatch, qgis_iface):
     """A new user presses Predict before any project: the canvas is hidden, 100 x 30 pixels, with no
     extent. One message says what to do; nothing starts (no 98 x 28 map of nowhere)."""
-    monkeypatch.setattr(dock, "canvas", _MapView("EPSG:4326", QSize(98, 28), QgsRectangle()))
+    monkeypatch.setattr(dock, "canvas", MapView("EPSG:4326", QSize(98, 28), QgsRectangle()))
     dock.species_edit.setText("sp001")
     assert dock.predict_canvas_extent() is None and dock.task is None
     assert dock.status_label.text() == (
@@ -256,7 +242,7 @@ def test_on_qgis_start_page_the_dock_says_to_open_a_map_first(dock, monkeypatch,
 
 
 def test_zoom_full_on_a_wide_canvas_maps_each_meridian_once(dock, qtbot, bundle, monkeypatch):  # noqa: F811
-    view = _MapView("EPSG:4326", QSize(250, 90), QgsRectangle(-180, -90, 180, 90))
+    view = MapView("EPSG:4326", QSize(250, 90), QgsRectangle(-180, -90, 180, 90))
     assert view.settings.visibleExtent() == QgsRectangle(-250, -90, 250, 90)
     monkeypatch.setattr(dock, "canvas", view)
     _predict(dock, qtbot, "sp003")

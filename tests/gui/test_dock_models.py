@@ -16,10 +16,10 @@ from sinr_qgis.gui import dock as dock_module
 from sinr_qgis.gui.dock import DOCK_WIDTH, SinrDock
 from sinr_qgis.gui.model_list import BUNDLED, IMPORT_CHECKPOINT, OPEN_FILE
 from sinr_qgis.toolbelt import model_registry, settings
+from tests.helpers.bundle_files import copy_bundle
 from tests.helpers.prediction_helpers import model_file  # noqa: F401
 from tests.helpers.settings_helpers import restore_settings  # noqa: F401
 from tests.helpers.train_helpers import isolated_model_list  # noqa: F401
-from tests.processing.test_bundle_checksums import copy_bundle
 
 
 @pytest.fixture

@@ -62,12 +62,17 @@ def pixel_centre(gt: tuple, row: int, col: int) -> tuple[float, float]:
 
 
 class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps the warnings an algorithm pushes."""
+    """Keeps the warnings and the information lines an algorithm pushes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.warnings: list[str] = []
+        self.infos: list[str] = []
 
     def pushWarning(self, text: str) -> None:
         self.warnings.append(text)
         super().pushWarning(text)
+
+    def pushInfo(self, text: str) -> None:
+        self.infos.append(text)
+        super().pushInfo(text)

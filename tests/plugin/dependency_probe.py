@@ -50,13 +50,10 @@ class StubInterface:
         return getattr(self._mock, name)
 
 
-def main() -> dict:
-    bundle, work = Path(sys.argv[1]), Path(sys.argv[2])
-    out: dict = {"importable": {m: importable(m) for m in ("onnxruntime", "torch")}}
-    for m in ("onnxruntime", "torch"):  # the import test above must not leave them loaded
-        sys.modules.pop(m, None)
-
-    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+def start_qgis() -> tuple:
+    """A headless QGIS with Processing (its application, to keep alive) and the plugin loaded into a
+    stub interface."""
+    from qgis.core import QgsApplication
     from qgis.gui import QgsMapCanvas
     from qgis.PyQt.QtWidgets import QMainWindow
 
@@ -66,7 +63,6 @@ def main() -> dict:
     from processing.core.Processing import Processing
 
     Processing.initialize()
-    import processing
     import qgis.utils
 
     window = QMainWindow()
@@ -77,18 +73,17 @@ def main() -> dict:
 
     plugin = sinr_qgis.classFactory(iface)
     plugin.initGui()
-    provider = QgsApplication.processingRegistry().providerById("sinr")
-    out["provider"] = provider is not None
-    out["algorithms"] = sorted(a.id() for a in provider.algorithms()) if provider else []
+    return app, plugin
 
+
+def check_training(out: dict) -> None:
+    """The diagnostics, and whether the configured training interpreter has torch (asked in a subprocess)."""
     from sinr_qgis.toolbelt.interpreter import set_training_interpreter
 
     set_training_interpreter(os.environ["SINR_PROBE_TRAINING_PYTHON"])
     from sinr_qgis.toolbelt.diagnostics import as_dict, collect_diagnostics
 
     out["diagnostics"] = as_dict(collect_diagnostics(probe_torch=True))
-
-    # Training: the configured interpreter is asked, in a subprocess, whether it has torch.
     from sinr_qgis.core.training.interpreter import check_python
     from sinr_qgis.toolbelt.diagnostics import training_interpreter
 
@@ -97,6 +92,12 @@ def main() -> dict:
         out["training"] = "available"
     except Exception as exc:
         out["training"] = f"unavailable: {exc}"
+
+
+def probe_predict(out: dict, bundle: Path, work: Path) -> None:
+    """Predict two species into a GeoTIFF and describe it (or the traceback) in ``out["predict"]``."""
+    import processing
+    from qgis.core import QgsRasterLayer
 
     if "sinr:predict_range" in out["algorithms"]:
         try:
@@ -120,6 +121,12 @@ def main() -> dict:
         except Exception:
             out["predict"] = {"error": traceback.format_exc()}
 
+
+def probe_compare(out: dict, bundle: Path, work: Path) -> None:
+    """Compare with one range polygon and keep the MAP (or the traceback) in ``out["compare"]``."""
+    import processing
+    from qgis.core import QgsProject, QgsVectorLayer
+
     if "sinr:evaluate_ranges" in out["algorithms"]:
         try:
             ranges = QgsVectorLayer("Polygon?crs=EPSG:4326&field=species:string", "ranges", "memory")
@@ -138,6 +145,21 @@ def main() -> dict:
         except Exception:
             out["compare"] = {"error": traceback.format_exc()}
 
+
+def main() -> dict:
+    bundle, work = Path(sys.argv[1]), Path(sys.argv[2])
+    out: dict = {"importable": {m: importable(m) for m in ("onnxruntime", "torch")}}
+    for m in ("onnxruntime", "torch"):  # the import test above must not leave them loaded
+        sys.modules.pop(m, None)
+    _app, plugin = start_qgis()  # held: QGIS lives as long as the Python object of its application
+    from qgis.core import QgsApplication
+
+    provider = QgsApplication.processingRegistry().providerById("sinr")
+    out["provider"] = provider is not None
+    out["algorithms"] = sorted(a.id() for a in provider.algorithms()) if provider else []
+    check_training(out)
+    probe_predict(out, bundle, work)
+    probe_compare(out, bundle, work)
     # The plugin must never pull torch into the QGIS process, whatever is installed.
     out["torch_loaded_in_qgis"] = "torch" in sys.modules
     out["onnxruntime_loaded"] = "onnxruntime" in sys.modules

@@ -2,40 +2,17 @@
 the member's name, and load an older bundle without checksums with the warning shown."""
 from __future__ import annotations
 
-import hashlib
-import json
-import zipfile
-
 import processing
 import pytest
 from qgis.core import QgsProcessingException
 
-from sinr_qgis.core.bundle import SUMS_KEY
 from sinr_qgis.gui.dock import SinrDock
+from tests.helpers.bundle_files import copy_bundle
 from tests.helpers.prediction_helpers import RecordingFeedback, model_file, sinr_provider  # noqa: F401
 from tests.helpers.settings_helpers import restore_settings  # noqa: F401  (the dock stores the chosen model)
 from tests.helpers.train_helpers import isolated_model_list  # noqa: F401  (a model opened in the dock joins My models)
 
 PARAMS = {"SPECIES": "sp000", "EXTENT": "-80,-78,35,37 [EPSG:4326]", "PIXEL_SIZE": 1.0, "MASK_OCEAN": False}
-
-
-def copy_bundle(src, dst, *, drop_sums: bool = False, flip_onnx: bool = False):
-    """A copy of ``src`` without member checksums, or with one bit of encoder.onnx flipped."""
-    with zipfile.ZipFile(src) as zin:
-        members = {n: zin.read(n) for n in zin.namelist()}
-    meta = json.loads(members["model.json"])
-    if drop_sums:
-        del meta[SUMS_KEY]
-    if flip_onnx:
-        onnx = bytearray(members["encoder.onnx"])
-        onnx[-10] ^= 0x01
-        members["encoder.onnx"] = bytes(onnx)
-        assert hashlib.sha256(members["encoder.onnx"]).hexdigest() != meta[SUMS_KEY]["encoder.onnx"]
-    members["model.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(dst, "w") as zout:
-        for name, data in members.items():
-            zout.writestr(name, data)
-    return dst
 
 
 def test_processing_refuses_an_altered_member_and_writes_nothing(sinr_provider, model_file, tmp_path):  # noqa: F811

@@ -10,82 +10,14 @@ import re
 import numpy as np
 import processing
 import pytest
-from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
-    QgsFeature,
-    QgsGeometry,
-    QgsPointXY,
-    QgsProcessingFeedback,
-    QgsProject,
-    QgsRectangle,
-    QgsVectorLayer,
-)
 from sklearn.metrics import average_precision_score
 
 from sinr_qgis.core import runtime
 from sinr_qgis.core.grid import Grid
-from sinr_qgis.core.landmask import is_land
 from sinr_qgis.core.raster_io import write_geotiff
-from tests.helpers.prediction_helpers import bundle, model_file, sinr_provider  # noqa: F401
+from tests.helpers.evaluate_helpers import EXTENT, RECT_1, RECT_3, grid_cells, inside, point_layer, ranges_layer
+from tests.helpers.prediction_helpers import RecordingFeedback, bundle, model_file, sinr_provider  # noqa: F401
 from tests.tolerances import ap_atol
-
-EXTENT = "-100,-80,30,46 [EPSG:4326]"  # 20 x 16 one-degree cells, mostly land
-RECT_1 = (-95.3, 36.2, -88.7, 41.6)  # sp001, by code
-RECT_3 = (-86.4, 31.7, -81.2, 38.3)  # species 3, by name in odd case
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.warnings: list[str] = []
-        self.infos: list[str] = []
-
-    def pushWarning(self, text: str) -> None:
-        self.warnings.append(text)
-        super().pushWarning(text)
-
-    def pushInfo(self, text: str) -> None:
-        self.infos.append(text)
-        super().pushInfo(text)
-
-
-def _rect(xmin, ymin, xmax, ymax) -> QgsGeometry:
-    return QgsGeometry.fromRect(QgsRectangle(xmin, ymin, xmax, ymax))
-
-
-def ranges_layer(crs: str = "EPSG:4326", features=None) -> QgsVectorLayer:
-    """Range polygons drawn in lon/lat, stored in ``crs`` (vertices transformed)."""
-    features = features or [("sp001", [RECT_1]), ("  SPECIES NUMBER3 ", [RECT_3]), ("Quercus nowhere", [RECT_1])]
-    layer = QgsVectorLayer(f"MultiPolygon?crs={crs}&field=taxon:string&field=note:string", "ranges", "memory")
-    xform = None
-    if crs != "EPSG:4326":
-        xform = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"),
-                                       QgsCoordinateReferenceSystem(crs), QgsProject.instance())
-    feats = []
-    for name, rects in features:
-        geom = QgsGeometry.collectGeometry([_rect(*r) for r in rects])
-        if xform is not None:
-            geom.densifyByCount(0)
-            assert geom.transform(xform) == 0
-        f = QgsFeature(layer.fields())
-        f.setAttributes([name, "x"])
-        f.setGeometry(geom)
-        feats.append(f)
-    assert layer.dataProvider().addFeatures(feats)[0]
-    return layer
-
-
-def grid_cells():
-    """Centres, land flag and cos(lat) of the 1-degree cells of EXTENT, row-major from the top."""
-    lons = -100 + 0.5 + np.arange(20)
-    lats = 46 - 0.5 - np.arange(16)
-    ll = np.array([(x, y) for y in lats for x in lons])
-    return ll, is_land(ll), np.cos(np.radians(ll[:, 1]))
-
-
-def inside(ll, rect):
-    return (ll[:, 0] > rect[0]) & (ll[:, 0] < rect[2]) & (ll[:, 1] > rect[1]) & (ll[:, 1] < rect[3])
 
 
 def expected(bundle, ll, land, rect, index, weights=None):  # noqa: F811
@@ -230,20 +162,6 @@ def _pa_labels():
     return a, b
 
 
-def _point_layer(fields: str, rows) -> QgsVectorLayer:
-    layer = QgsVectorLayer(f"Point?crs=EPSG:3857&{fields}", "plots", "memory")
-    to_merc = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"),
-                                     QgsCoordinateReferenceSystem("EPSG:3857"), QgsProject.instance())
-    feats = []
-    for (lon, lat), attrs in rows:
-        f = QgsFeature(layer.fields())
-        f.setAttributes(list(attrs))
-        f.setGeometry(QgsGeometry.fromPointXY(to_merc.transform(QgsPointXY(lon, lat))))
-        feats.append(f)
-    assert layer.dataProvider().addFeatures(feats)[0]
-    return layer
-
-
 def _pa_expected(bundle):  # noqa: F811
     """AP of species 2 and 4 at the sites, which sites know species 4, and the two AP tolerances."""
     a, b = _pa_labels()
@@ -267,7 +185,7 @@ def test_presence_absence_wide_layout(sinr_provider, model_file, bundle, tmp_pat
     ap_a, ap_b, known_b, tols = _pa_expected(bundle)
     rows = [(site, (int(a[i]), int(b[i]) if known_b[i] else None, 1))
             for i, site in enumerate(SITES)]
-    layer = _point_layer("field=SP002:integer&field=Species number4:integer&field=notaspecies:integer", rows)
+    layer = point_layer("field=SP002:integer&field=Species number4:integer&field=notaspecies:integer", rows)
     feedback = RecordingFeedback()
     report = tmp_path / "pa.html"
     result, table = _pa_run({"INPUT": layer, "MODEL": str(model_file), "SPECIES_FIELDS": [],
@@ -295,7 +213,7 @@ def test_presence_absence_long_layout_gives_the_same_numbers(sinr_provider, mode
         if known_b[i]:
             rows.append((site, ("SPECIES NUMBER4", "yes" if b[i] else "no")))
     rows.append((SITES[0], ("Acer imaginarium", 1)))
-    layer = _point_layer("field=taxon:string&field=present:string", rows)
+    layer = point_layer("field=taxon:string&field=present:string", rows)
     feedback = RecordingFeedback()
     result, table = _pa_run({"INPUT": layer, "MODEL": str(model_file), "SPECIES_FIELD": "taxon",
                              "PRESENCE_FIELD": "present"}, feedback)

@@ -15,8 +15,8 @@ from sinr_qgis.core import metrics, runtime
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.raster_io import write_geotiff
 from sinr_qgis.processing import evaluation_outputs
-from tests.helpers.prediction_helpers import bundle, model_file, sinr_provider  # noqa: F401
-from tests.processing.test_evaluate import RECT_1, RecordingFeedback, _point_layer, grid_cells, inside, ranges_layer
+from tests.helpers.evaluate_helpers import RECT_1, grid_cells, inside, point_layer, ranges_layer
+from tests.helpers.prediction_helpers import RecordingFeedback, bundle, model_file, sinr_provider  # noqa: F401
 from tests.tolerances import ap_atol
 
 SITES = [(-77.1 + 0.37 * i, 36.2 + 0.29 * (i % 11)) for i in range(30)]
@@ -30,7 +30,7 @@ def _plots() -> QgsVectorLayer:
     for i, site in enumerate(SITES):
         sp005 = "maybe" if i == 4 else str(1 - MIXED[i])
         rows.append((site, (1, MIXED[i], 0, 1 if i == 7 else None, sp005)))
-    return _point_layer("field=sp001:integer&field=sp002:integer&field=sp003:integer&field=sp004:integer"
+    return point_layer("field=sp001:integer&field=sp002:integer&field=sp003:integer&field=sp004:integer"
                         "&field=sp005:string", rows)
 
 
@@ -139,7 +139,7 @@ def test_prediction_raster_not_covering_the_extent_counts_the_unscored_cells(sin
 
 def test_every_species_skipped_is_one_clear_error_and_no_table(sinr_provider, model_file, tmp_path):  # noqa: F811
     rows = [(site, (1, 0)) for site in SITES]
-    layer = _point_layer("field=sp001:integer&field=sp003:integer", rows)
+    layer = point_layer("field=sp001:integer&field=sp003:integer", rows)
     table = tmp_path / "none.gpkg"
     with pytest.raises(QgsProcessingException) as err:
         processing.run("sinr:evaluate_presence_absence", {"INPUT": layer, "MODEL": str(model_file),
@@ -152,7 +152,7 @@ def test_every_species_skipped_is_one_clear_error_and_no_table(sinr_provider, mo
 
 def test_an_unwritable_report_is_a_clear_error(sinr_provider, model_file, tmp_path, monkeypatch):  # noqa: F811
     rows = [(site, (MIXED[i],)) for i, site in enumerate(SITES)]
-    layer = _point_layer("field=sp002:integer", rows)
+    layer = point_layer("field=sp002:integer", rows)
 
     def disk_full(path, _rows):
         raise OSError(28, "No space left on device", str(path))

@@ -17,18 +17,6 @@ from tests.helpers.prediction_helpers import RecordingFeedback, model_file, read
 EAST_US = "-80,-70,35,45 [EPSG:4326]"
 
 
-class LogFeedback(RecordingFeedback):
-    """Also keeps the information lines."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.infos: list[str] = []
-
-    def pushInfo(self, text: str) -> None:
-        self.infos.append(text)
-        super().pushInfo(text)
-
-
 def douglas_fir_like_model(model_file, folder: Path) -> Path:  # noqa: F811
     """The test model with sp001 rated like the bundled Douglas-fir: 106 Wyoming records, AP 10.9 %."""
     b = ModelBundle.load(model_file)
@@ -41,7 +29,7 @@ def douglas_fir_like_model(model_file, folder: Path) -> Path:  # noqa: F811
 def test_predict_range_logs_each_species_reliability_and_warns_for_a_poor_map(sinr_provider, model_file,  # noqa: F811
                                                                                tmp_path):
     model = douglas_fir_like_model(model_file, tmp_path)
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     processing.run("sinr:predict_range", {"MODEL": str(model), "SPECIES": "sp001, sp002", "EXTENT": EAST_US,
                                           "PIXEL_SIZE": 1.0, "OUTPUT": str(tmp_path / "r.tif")}, feedback=feedback)
     rel = [i for i in feedback.infos if i.startswith("Reliability")]
@@ -110,7 +98,7 @@ def test_code_built_fallback_ramp_has_the_same_legend_words(tmp_path):
 def test_richness_output_log_and_layer_name_say_it_follows_sampling_effort(sinr_provider, model_file,  # noqa: F811
                                                                            tmp_path, qgis_iface):
     out = tmp_path / "rich.tif"
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     before = set(QgsProject.instance().mapLayers())
     processing.runAndLoadResults("sinr:species_richness", {
         "MODEL": str(model_file), "SPECIES": "", "EXTENT": EAST_US, "PIXEL_SIZE": 1.0, "THRESHOLD": 1,
@@ -166,7 +154,7 @@ def test_richness_help_and_the_help_page_say_so_next_to_the_map_guidance(sinr_pr
 
 
 def test_bundled_douglas_fir_map_is_marked_poor_in_the_log_and_the_file(sinr_provider, tmp_path):  # noqa: F811
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     out = tmp_path / "doug.tif"
     processing.run("sinr:predict_range", {"MODEL": "", "SPECIES": "Pseudotsuga menziesii",
                                           "EXTENT": "-120,-114,36,42 [EPSG:4326]", "PIXEL_SIZE": 1.0,

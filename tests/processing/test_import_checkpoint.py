@@ -16,11 +16,11 @@ from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.gui.model_list import IMPORT_CHECKPOINT, ModelChooser, model_summary
 from sinr_qgis.toolbelt import model_registry
+from tests.helpers.official_reference import OfficialLinNet, OfficialResidualFCNet, official_params
 from tests.helpers.prediction_helpers import read_raster, sinr_provider  # noqa: F401
 from tests.helpers.qgis_process import QGIS_PROCESS, qgis_process_profile, run_qgis_process  # noqa: F401
 from tests.helpers.train_helpers import isolated_model_list  # noqa: F401
 from tests.training.official_env_data import official_input, official_stack, worldclim_like
-from tests.training.test_official import OfficialLinNet, OfficialResidualFCNet, official_params
 
 pytestmark = pytest.mark.usefixtures("isolated_model_list")
 PYTHON = sys.executable  # the venv's Python: it has torch, as "Set up PyTorch for me" makes one

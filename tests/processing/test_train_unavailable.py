@@ -83,9 +83,9 @@ def test_missing_observations_are_named_before_the_run(qgis_processing, tmp_path
 def test_a_temporary_output_is_saved_where_it_lasts(qgis_processing, tmp_path, monkeypatch):
     """The dialog's default output (a temporary file, deleted when QGIS closes) becomes a file in
     the user's models folder, with a warning; a second run never overwrites the first."""
-    from sinr_qgis.processing import train_model
+    from sinr_qgis.qgis_bridge import model_files
 
-    monkeypatch.setattr(train_model, "models_folder", lambda: tmp_path / "models")
+    monkeypatch.setattr(model_files, "models_folder", lambda: tmp_path / "models")
     feedback = QgsProcessingFeedback()
     warnings = []
     feedback.pushWarning = warnings.append
@@ -94,4 +94,4 @@ def test_a_temporary_output_is_saved_where_it_lasts(qgis_processing, tmp_path, m
     assert res["OUTPUT"] == str(tmp_path / "models" / "observations.sinr") and (tmp_path / "models").is_dir()
     assert (tmp_path / "models" / "observations.sinr").is_file()
     assert any("temporary output would be deleted when QGIS closes" in w for w in warnings), warnings
-    assert train_model.lasting_model_path("observations") == tmp_path / "models" / "observations_2.sinr"
+    assert model_files.lasting_model_path("observations") == tmp_path / "models" / "observations_2.sinr"

@@ -23,6 +23,7 @@ from qgis.core import QgsApplication, QgsSettings
 from sinr_qgis.core.errors import CancelledError, DependencyInstallError
 from sinr_qgis.toolbelt import dependencies as deps
 from sinr_qgis.toolbelt import private_packages
+from tests.helpers.refusing_proxy import RefusingProxy
 from tests.helpers.setup_helpers import wheel as _wheel
 
 PROBE = deps.PackageSet("sinr-probe-pkg", "sinr_probe_pkg", ("sinr_probe_pkg==1.0",), size_mb=1)
@@ -254,23 +255,8 @@ def test_no_network_is_said_as_such(tmp_path, qgis_python):
     assert "Settings > Options > Network" in msg
 
 
-class _Refusing(http.server.BaseHTTPRequestHandler):
-    """A proxy that asks every request for credentials it never accepts."""
-
-    def _refuse(self) -> None:
-        self.send_response(407, "Proxy Authentication Required")
-        self.send_header("Proxy-Authenticate", 'Basic realm="test"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_CONNECT = _refuse
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 def test_a_refusing_proxy_is_said_as_such(tmp_path, qgis_python):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RefusingProxy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         msg = _expect_failure("proxy", tmp_path, qgis_python, proxy=f"http://127.0.0.1:{server.server_port}",

@@ -30,8 +30,8 @@ from sinr_qgis.toolbelt import interpreter
 from sinr_qgis.toolbelt import settings as plugin_settings
 from sinr_qgis.toolbelt import training_python as tp
 from tests.helpers.prediction_helpers import sinr_provider  # noqa: F401
+from tests.helpers.refusing_proxy import RefusingProxy
 from tests.helpers.setup_helpers import FAKE_TORCH, fake_torch_source, quick_base, wheel
-from tests.toolbelt.test_install_dependencies import _Refusing
 
 # a refused connection fails after one retry, not five (with none, pip does not say why it failed)
 FAST_FAIL = {"PIP_RETRIES": "1", "PIP_TIMEOUT": "3"}
@@ -264,7 +264,7 @@ def test_an_unreachable_cpu_index_falls_back_to_pypi(previous, monkeypatch):
 
 
 def test_a_refusing_proxy_is_said_as_such(previous):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RefusingProxy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         msg = _fails(previous, "proxy", source="https://pypi.org/simple", proxy=f"http://127.0.0.1:{server.server_port}",

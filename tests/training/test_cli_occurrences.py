@@ -8,9 +8,8 @@ from pathlib import Path
 import pyarrow
 import pyarrow.parquet
 
+from tests.helpers.cli_helpers import FAST
 from training.cli import main
-
-from .test_cli import FAST
 
 
 def test_train_prints_what_was_read_and_dropped_per_reason(tmp_path: Path, capsys) -> None:

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers.trainer_helpers import small_config, synthetic
 from training.distributed import DistEnv, DistributedError, backend_for, open_records, write_records
 from training.errors import TrainingError
 from training.trainer import Trainer, resolve_device, resolve_precision, shard_bounds
-
-from .test_trainer import small_config, synthetic
 
 torch.set_num_threads(2)
 
@@ -139,9 +138,8 @@ def test_a_checkpoint_saved_on_a_gpu_resumes_on_the_cpu(tmp_path):
 
 
 def test_the_cli_refuses_a_broken_torchrun_environment_in_one_line(tmp_path, capsys, monkeypatch):
+    from tests.helpers.cli_helpers import write_csv
     from training.cli import main
-
-    from .test_cli import write_csv
 
     monkeypatch.setenv("RANK", "x")
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -15,9 +15,8 @@ import pytest
 
 from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.training.options import checkpoint_path
+from tests.helpers.cli_helpers import ROOT, write_csv
 from training.cli import main
-
-from .test_cli import ROOT, write_csv
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 # dropout 0.5 (the default): every process draws the whole batch's dropout masks and takes its

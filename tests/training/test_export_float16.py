@@ -13,13 +13,12 @@ from sinr_qgis.core.errors import BundleError
 from sinr_qgis.core.head_precision import FLOAT16_TOLERANCE, check_float16_head, float16_head_error, sphere_points
 from sinr_qgis.core.resources import BUNDLED_MODEL
 from sinr_qgis.core.runtime import Predictor, onnxruntime_available
+from tests.helpers.cli_helpers import FAST, write_csv
 from tests.tolerances import logit_atol, prob_atol
 from training.cli import main
 from training.data import TrainingData
 from training.export import export_bundle
 from training.trainer import TrainConfig, Trainer
-
-from .test_cli import FAST, write_csv
 
 torch.set_num_threads(2)
 
@@ -102,7 +101,7 @@ def test_cli_train_keeps_the_model_in_float32_when_float16_is_refused(tmp_path, 
 
 
 def test_import_official_head_float16_stores_a_float16_head_or_refuses_with_one_line(tmp_path, capsys):
-    from .test_official import official_state, write_checkpoint
+    from tests.helpers.official_reference import official_state, write_checkpoint
 
     state = official_state()
     state["class_emb.weight"] = state["class_emb.weight"] * 0.1  # logits of a few units

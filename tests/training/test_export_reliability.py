@@ -13,7 +13,7 @@ from sinr_qgis.core.bundle import SUMS_KEY, ModelBundle, Species
 from sinr_qgis.core.errors import SinrError
 from sinr_qgis.core.occurrences import read_occurrences
 from sinr_qgis.core.reliability import record_footprints, species_reliability
-from tests.training.test_cli import FAST, run_main, write_csv
+from tests.helpers.cli_helpers import FAST, run_main, write_csv
 from training.data import prepare_training_data
 from training.export import annotate_bundle, with_record_footprints
 

@@ -15,12 +15,11 @@ from sinr_qgis.core import network
 from sinr_qgis.core.bundle import ModelBundle, Species
 from sinr_qgis.core.errors import BundleError
 from sinr_qgis.core.runtime import Predictor
+from tests.helpers.cli_helpers import FAST, write_csv
 from tests.tolerances import f32_atol, logit_atol
 from training.cli import main
 from training.export import export_bundle
 from training.model import SinrModel
-
-from .test_cli import FAST, write_csv
 
 FREQS = (1, 2, 8, 64)  # not the default list
 

@@ -17,6 +17,7 @@ from sinr_qgis.core.errors import CovariateError
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.official_env import OfficialEnv, read_official_env
 from sinr_qgis.core.runtime import Predictor, predict_grid
+from tests.helpers.official_reference import OfficialLinNet, OfficialResidualFCNet, official_params
 from tests.training.official_env_data import (
     official_env,
     official_input,
@@ -25,7 +26,6 @@ from tests.training.official_env_data import (
     worldwide_points,
     write_global_raster,
 )
-from tests.training.test_official import OfficialLinNet, OfficialResidualFCNet, official_params
 from training.cli import main
 from training.official import OfficialCheckpointError, convert_official
 

@@ -6,10 +6,9 @@ import io
 import json
 
 from sinr_qgis.core.bundle import ModelBundle
+from tests.helpers.cli_helpers import write_csv
 from training.cli import build_parser
 from training.pipeline import TrainRequest, train_bundle
-
-from .test_cli import write_csv
 
 
 def _train_parser():

@@ -280,8 +280,8 @@ def markdown(rows: list[dict[str, Any]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (see the module docstring); returns the exit code."""
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m training.benchmarks.paper_table", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="build/paper_table", help="folder for models, reports and tables")
     ap.add_argument("--table", default="paper", choices=("paper", "study", "all"))
@@ -294,33 +294,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--baselines-from", help="folder of baselines.py reports to reuse (full protocol)")
     ap.add_argument("--force", action="store_true", help="retrain even where a report exists")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    out = Path(args.out)
-    run_dir = out / "runs"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    occurrences = Path(args.occurrences)
-    covariates = continuous_covariates(args.covariates, out)
-    covered_csv = covered_occurrences(occurrences, covariates, out)
-    tasks = nt.load_tasks()
-    tasks_cov = covered_tasks(tasks, covariates, covered_csv)
 
-    configs = [c for c in load_configs() if args.table in ("all", c["table"])]
-    if args.only:
-        wanted = {s.strip() for s in args.only.split(",")}
+def _selected_configs(table: str, only: str | None) -> list[dict[str, Any]]:
+    """The configs of ``table`` ("all": every table), narrowed to the comma-separated names ``only``."""
+    configs = [c for c in load_configs() if table in ("all", c["table"])]
+    if only:
+        wanted = {s.strip() for s in only.split(",")}
         configs = [c for c in configs if c["name"] in wanted]
-    t0 = time.perf_counter()
-    rows = []
-    for cfg in configs:
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else cfg["seeds"]
-        cov = cfg["subset"] == "covered"
-        reps = [train_and_evaluate(cfg, s, covered_csv if cov else occurrences, covariates,
-                                   tasks_cov if cov else tasks, run_dir, args.threads, args.force)
-                for s in seeds]
-        rows.append(summarise(cfg, reps))
-    baselines = [] if args.no_baselines else run_baselines(out, occurrences, covered_csv, tasks_cov, args.force,
-                                                         args.baselines_from)
+    return configs
 
+
+def _tables_text(rows: list[dict[str, Any]], baselines: list[dict[str, Any]],
+                 tasks_cov: list[nt.Task]) -> tuple[str, dict[str, tuple[int, int]]]:
+    """The Markdown tables (paper then study; full then covered) with the covered subset's size
+    line, and that size: task name -> (points, species)."""
     doc = []
     for table in ("paper", "study"):
         for subset, title in (("full", "full protocol"), ("covered", "covered subset (lat < 40 N)")):
@@ -333,7 +322,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc.append(f"covered subset: ranges {cov_n['ranges'][0]} points / {cov_n['ranges'][1]} species with >= "
                f"{MIN_COVERED_RECORDS} covered records; plots {cov_n['plots'][0]} plots / "
                f"{cov_n['plots'][1]} species.\n")
-    text = "\n".join(doc)
+    return "\n".join(doc), cov_n
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring); returns the exit code."""
+    args = _parse_args(argv)
+    out = Path(args.out)
+    run_dir = out / "runs"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    occurrences = Path(args.occurrences)
+    covariates = continuous_covariates(args.covariates, out)
+    covered_csv = covered_occurrences(occurrences, covariates, out)
+    tasks = nt.load_tasks()
+    tasks_cov = covered_tasks(tasks, covariates, covered_csv)
+
+    configs = _selected_configs(args.table, args.only)
+    t0 = time.perf_counter()
+    rows = []
+    for cfg in configs:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else cfg["seeds"]
+        cov = cfg["subset"] == "covered"
+        reps = [train_and_evaluate(cfg, s, covered_csv if cov else occurrences, covariates,
+                                   tasks_cov if cov else tasks, run_dir, args.threads, args.force)
+                for s in seeds]
+        rows.append(summarise(cfg, reps))
+    baselines = [] if args.no_baselines else run_baselines(out, occurrences, covered_csv, tasks_cov, args.force,
+                                                         args.baselines_from)
+    text, cov_n = _tables_text(rows, baselines, tasks_cov)
     name = "paper_table" if args.table == "paper" else f"{args.table}_table"
     (out / f"{name}.md").write_text(text, encoding="utf-8")
     nt.write_report({"rows": rows, "baselines": baseline_rows(baselines, "full"),
