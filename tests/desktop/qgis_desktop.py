@@ -17,6 +17,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 from qgis_profile import prepare_profile  # noqa: E402
@@ -24,12 +26,12 @@ from qgis_profile import prepare_profile  # noqa: E402
 SCREEN = "1600x1200x24"
 
 
-def desktop_available() -> str | None:
-    """Why the desktop cannot run here, or None when it can."""
+def require_desktop() -> None:
+    """Fail (not skip) when the desktop cannot run here: `make setup` installs QGIS, Xvfb and
+    xauth, so a missing one is a broken set-up that must show, never a silently skipped walk."""
     for exe in ("qgis", "xvfb-run", "Xvfb", "xauth"):
         if shutil.which(exe) is None:
-            return f"{exe} is not installed (make setup installs it)"
-    return None
+            pytest.fail(f"{exe} is not installed: run `make setup` (scripts/setup.sh installs it)")
 
 
 def build_plugin_zip(out_dir: Path) -> Path:

@@ -16,7 +16,7 @@ from qgis.PyQt.QtGui import QImage
 
 from sinr_qgis.core.resources import BUNDLED_MODEL
 from tests.conftest import SHARED_DATA
-from tests.desktop.qgis_desktop import ROOT, desktop_available, run_desktop
+from tests.desktop.qgis_desktop import ROOT, require_desktop, run_desktop
 from tests.helpers.desktop_shots import (
     check_window_shot,
     colour_fraction,
@@ -51,9 +51,7 @@ def make_stand_in_model(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory, little_ranges):
-    why = desktop_available()
-    if why:
-        pytest.skip(why)
+    require_desktop()
     tmp = tmp_path_factory.mktemp("desktop")
     # Screenshots are taken and checked in this run's own folder, then published as artifacts, so
     # two test runs at the same time (a shared checkout) never read each other's images.

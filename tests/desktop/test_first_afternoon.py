@@ -19,7 +19,7 @@ import pytest
 from qgis.PyQt.QtGui import QImage
 
 from tests.desktop.official_checkpoint import TAXA, fit_official_checkpoint
-from tests.desktop.qgis_desktop import ROOT, build_plugin_zip, desktop_available, run_desktop, unzip_plugin
+from tests.desktop.qgis_desktop import ROOT, build_plugin_zip, require_desktop, run_desktop, unzip_plugin
 from tests.helpers.desktop_shots import (
     check_window_shot,
     colour_fraction,
@@ -34,9 +34,7 @@ pytestmark = [pytest.mark.desktop, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def afternoon(tmp_path_factory, little_ranges, shared_data):
-    why = desktop_available()
-    if why:
-        pytest.skip(why)
+    require_desktop()
     tmp = tmp_path_factory.mktemp("afternoon")
     plugin = unzip_plugin(build_plugin_zip(tmp / "package"), tmp / "installed")
     shots, temp = tmp / "screenshots", tmp / "temp"

@@ -10,15 +10,13 @@ import subprocess
 
 import pytest
 
-from tests.desktop.qgis_desktop import ROOT, desktop_available
+from tests.desktop.qgis_desktop import ROOT, require_desktop
 
 pytestmark = pytest.mark.desktop
 
 
 def test_make_desktop_starts_qgis_with_the_plugin_in_an_isolated_profile(tmp_path):
-    why = desktop_available()
-    if why:
-        pytest.skip(why)
+    require_desktop()
     result = tmp_path / "result.json"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "PYTHONPATH")}
     env.update(SINR_PROFILES=str(tmp_path / "profiles"), SINR_PROFILE="dev", HOME=str(tmp_path),

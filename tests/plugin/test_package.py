@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.desktop.qgis_desktop import ROOT, desktop_available, run_desktop
+from tests.desktop.qgis_desktop import ROOT, require_desktop, run_desktop
 
 # Every test but the metadata check builds the zip with scripts/package.sh: marked integration.
 PLUGIN = "sinr_qgis"
@@ -210,9 +210,7 @@ def installed(plugin_zip, tmp_path_factory) -> Path:
 @pytest.mark.integration
 @pytest.mark.desktop
 def test_installed_zip_loads_in_a_clean_desktop_profile_without_optional_packages(installed, tmp_path):
-    why = desktop_available()
-    if why:
-        pytest.skip(why)
+    require_desktop()
     work = tmp_path / "work"
     work.mkdir()
     # QGIS's own Python and /usr/bin/python3 for training: a stock machine without the optional packages.
