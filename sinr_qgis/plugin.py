@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication
 
 from .core.resources import icon_path
 from .processing.provider import SinrProvider
 from .toolbelt.log import setup_logging
 
-MENU = "&SINR Species Ranges"
+MENU = QT_TRANSLATE_NOOP("SinrPlugin", "&SINR Species Ranges")  # shown as tr(MENU): one text to add and remove
 
 
 class SinrPlugin:
@@ -23,7 +24,13 @@ class SinrPlugin:
         self.dock_action = None
         self.dock = None  # created on first use: loading a model at QGIS start-up would slow it down
         self.temporary_check = None  # warns when a saved project uses the dock's temporary maps
+        self.menu = self.tr(MENU)
         setup_logging()
+
+    @staticmethod
+    def tr(text: str) -> str:
+        """``text`` in the user's language (not a QObject: a fixed translation context)."""
+        return QCoreApplication.translate("SinrPlugin", text)
 
     def initProcessing(self) -> None:
         self.provider = SinrProvider()
@@ -50,12 +57,13 @@ class SinrPlugin:
         from qgis.PyQt.QtGui import QIcon
         from qgis.PyQt.QtWidgets import QAction
 
-        self.dock_action = QAction(QIcon(icon_path("sinr.svg")), "Species ranges panel", self.iface.mainWindow())
+        self.dock_action = QAction(QIcon(icon_path("sinr.svg")), self.tr("Species ranges panel"),
+                                   self.iface.mainWindow())
         self.dock_action.setObjectName("SinrDockAction")
-        self.dock_action.setToolTip("Predict species ranges on the map and list the species at a point")
+        self.dock_action.setToolTip(self.tr("Predict species ranges on the map and list the species at a point"))
         self.dock_action.setCheckable(True)
         self.dock_action.toggled.connect(self.show_dock)
-        self.iface.addPluginToMenu(MENU, self.dock_action)
+        self.iface.addPluginToMenu(self.menu, self.dock_action)
         self.iface.addToolBarIcon(self.dock_action)
 
     def show_dock(self, visible: bool = True) -> None:
@@ -75,22 +83,22 @@ class SinrPlugin:
         from qgis.PyQt.QtGui import QIcon
         from qgis.PyQt.QtWidgets import QAction
 
-        self.diagnostics_action = QAction(QIcon(icon_path("sinr.svg")), "Diagnostics…",
+        self.diagnostics_action = QAction(QIcon(icon_path("sinr.svg")), self.tr("Diagnostics…"),
                                           self.iface.mainWindow())
         self.diagnostics_action.setObjectName("SinrDiagnosticsAction")
-        self.diagnostics_action.setToolTip("Copy a report of versions, backend and models for a bug report")
+        self.diagnostics_action.setToolTip(self.tr("Copy a report of versions, backend and models for a bug report"))
         self.diagnostics_action.triggered.connect(self.show_diagnostics)
-        self.iface.addPluginToMenu(MENU, self.diagnostics_action)
+        self.iface.addPluginToMenu(self.menu, self.diagnostics_action)
 
     def _add_help_action(self) -> None:
         from qgis.PyQt.QtGui import QIcon
         from qgis.PyQt.QtWidgets import QAction
 
-        self.help_action = QAction(QIcon(icon_path("sinr.svg")), "Help…", self.iface.mainWindow())
+        self.help_action = QAction(QIcon(icon_path("sinr.svg")), self.tr("Help…"), self.iface.mainWindow())
         self.help_action.setObjectName("SinrHelpAction")
-        self.help_action.setToolTip("What SINR is, how to read its maps and scores, and the data credits")
+        self.help_action.setToolTip(self.tr("What SINR is, how to read its maps and scores, and the data credits"))
         self.help_action.triggered.connect(lambda: self.show_help())
-        self.iface.addPluginToMenu(MENU, self.help_action)
+        self.iface.addPluginToMenu(self.menu, self.help_action)
 
     def show_help(self, section: str = "") -> None:
         from .gui.help_dialog import show_help
@@ -101,7 +109,7 @@ class SinrPlugin:
         from .gui.diagnostics_dialog import show_diagnostics
 
         self._diagnostics_dialog = show_diagnostics(self.iface.mainWindow())
-        self.iface.messageBar().pushInfo("SINR", "Diagnostics report copied to the clipboard.")
+        self.iface.messageBar().pushInfo("SINR", self.tr("Diagnostics report copied to the clipboard."))
 
     def unload(self) -> None:
         if self.dock is not None:
@@ -113,16 +121,16 @@ class SinrPlugin:
             self.temporary_check.close()
             self.temporary_check = None
         if self.dock_action is not None:
-            self.iface.removePluginMenu(MENU, self.dock_action)
+            self.iface.removePluginMenu(self.menu, self.dock_action)
             self.iface.removeToolBarIcon(self.dock_action)
             self.dock_action.deleteLater()
             self.dock_action = None
         if self.help_action is not None:
-            self.iface.removePluginMenu(MENU, self.help_action)
+            self.iface.removePluginMenu(self.menu, self.help_action)
             self.help_action.deleteLater()
             self.help_action = None
         if self.diagnostics_action is not None:
-            self.iface.removePluginMenu(MENU, self.diagnostics_action)
+            self.iface.removePluginMenu(self.menu, self.diagnostics_action)
             self.diagnostics_action.deleteLater()
             self.diagnostics_action = None
         if self.provider is not None:

@@ -1,8 +1,8 @@
 """Small model bundles for tests (random weights; no training, no shared data).
 
 :func:`fixture_bundle` copies a committed fixture (``tests/data/bundles``) without torch, for tests
-that only need "a bundle"; :func:`make_bundle` builds one of any size with torch (training tests,
-and core tests whose point is a wide network or one the fixtures do not cover).
+that need a bundle (tests/core uses only this: it runs without torch); :func:`make_bundle` builds one
+of any size with torch, for the tests of other rooms.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def fixture_bundle(path: Path, kind: str = "sin_cos", n_species: int | None = No
     """Write a copy of the committed fixture ``tests/data/bundles/<kind>.sinr`` to ``path`` (named
     after its stem, as :func:`make_bundle` names its bundles) and return it loaded back; no torch.
 
-    ``kind``: one of ``make_bundles.FIXTURES`` (sin_cos, sin_cos_env, sin_cos_multi, env_categorical).
+    ``kind``: one of ``make_bundles.FIXTURES`` (sin_cos, sin_cos_env, sin_cos_multi, env_categorical,
+    and the wider sin_cos_w32, sin_cos_w64, sin_cos_w256 and env: see there).
     ``n_species``: a new head of that many rows, drawn from ``seed`` as torch inits a linear layer
     (uniform in +-1/sqrt(width)), with species ``sp000``.. as the fixtures have; None keeps the
     fixture's head and species. ``covariate_names``: new names for the covariates (labels only: their

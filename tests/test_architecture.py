@@ -4,7 +4,8 @@
 QGIS, Qt, torch or other room of the plugin, and onnxruntime only lazily; no room of the plugin
 imports torch or ``training`` (the QGIS process must never load torch; training runs in its own
 interpreter); ``training`` imports no QGIS or Qt and of the plugin only ``core``;
-``sinr_qgis/__init__.py`` imports nothing at load (``classFactory`` does).
+``sinr_qgis/__init__.py`` imports nothing at load (``classFactory`` does). tests/core, like core, runs
+without torch: it imports neither torch nor training, nor a test helper that does.
 """
 from __future__ import annotations
 
@@ -140,3 +141,90 @@ def test_allowed_imports_are_not_reported(tmp_path, monkeypatch):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(source)
         assert wrong_arrows(path) == [], file
+
+
+# tests/core runs where torch is not installed (stock QGIS; tests/core/test_without_torch.py runs it
+# so): its modules and the conftest it runs under import neither torch nor training, directly or
+# through a module of tests/ that does (tests/training's helpers, tests.factories.make_bundle).
+TORCH_SIDE = ("torch", "training")
+
+
+def _tests_source(module: str) -> tuple[Path, str | None] | None:
+    """The file of ``tests.…`` module ``module`` and None, or the file of the module holding the
+    name ``module`` ends with (a function, class or constant imported from it) and that name."""
+    parts = module.split(".")
+    for n, name in ((len(parts), None), (len(parts) - 1, parts[-1])):
+        for path in (ROOT.joinpath(*parts[:n]).with_suffix(".py"), ROOT.joinpath(*parts[:n], "__init__.py")):
+            if path.is_file():
+                return path, name
+    return None
+
+
+def torch_route(module: str, seen: frozenset[str] = frozenset()) -> list[str]:
+    """The modules importing ``module`` goes through to torch or training (``module`` first), or []:
+    a module of tests/ counts every import it holds, a function of one its own imports and the
+    module's imports at load, any other name only the module's imports at load."""
+    if module.split(".")[0] in TORCH_SIDE:
+        return [module]
+    source = _tests_source(module) if module.split(".")[0] == "tests" and module not in seen else None
+    if source is None:
+        return []
+    path, name = source
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    spans = [(f.lineno, f.end_lineno) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == name]
+    counted = [i for i in imports_of(path) if name is None or i.at_load or any(a <= i.line <= b for a, b in spans)]
+    for imp in counted:
+        if route := torch_route(imp.module, seen | {module}):
+            return [module, *route]
+    return []
+
+
+def torch_imports_of_core_tests() -> list[str]:
+    """Every import of a tests/core module or of tests/conftest.py that loads torch or training, as
+    ``file:line: imports X (which loads Y -> torch)`` lines."""
+    wrong = []
+    for path in [ROOT / "tests" / "conftest.py", *sorted((ROOT / "tests" / "core").rglob("*.py"))]:
+        for imp in imports_of(path):
+            if route := torch_route(imp.module):
+                loads = f" (which loads {' -> '.join(route[1:])})" if len(route) > 1 else ""
+                wrong.append(f"{path.relative_to(ROOT)}:{imp.line}: imports {imp.module}{loads}")
+    return wrong
+
+
+def test_core_tests_import_neither_torch_nor_training():
+    assert len(list((ROOT / "tests" / "core").glob("test_*.py"))) > 40  # the scan sees the room
+    wrong = torch_imports_of_core_tests()
+    assert wrong == [], "tests/core must run without torch; use tests.factories.fixture_bundle:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ("import torch\n", "imports torch"),
+    ("def test_x():\n    from training.cli import main\n", "imports training.cli.main"),
+    ("from tests.factories import make_bundle\n", "imports tests.factories.make_bundle (which loads torch)"),
+    ("from tests.training.data import stack\n",
+     "imports tests.training.data.stack (which loads tests.helpers.rasters.write -> training.model.SinrModel)"),
+    ("from tests import factories\n", "imports tests.factories (which loads torch)"),
+])
+def test_a_torch_import_of_a_core_test_is_named_with_its_route(tmp_path, monkeypatch, source, reason):
+    """The checker itself can fail: torch reached directly, in a function, or through test helpers."""
+    files = {"tests/conftest.py": "import pytest\n", "tests/core/test_x.py": source,
+             "tests/factories.py": "import numpy\n\n\ndef fixture_bundle():\n    pass\n\n\n"
+                                   "def make_bundle():\n    import torch\n",
+             "tests/training/data.py": "from tests.helpers.rasters import write\n\n\ndef stack():\n    pass\n",
+             "tests/helpers/rasters.py": "from training.model import SinrModel\n\n\ndef write():\n    pass\n"}
+    for file, text in files.items():
+        (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / file).write_text(text)
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    wrong = torch_imports_of_core_tests()
+    assert wrong == [f"tests/core/test_x.py:{source.count(chr(10))}: {reason}"], wrong
+
+
+def test_a_torch_free_helper_of_a_module_that_has_a_torch_builder_is_allowed(tmp_path, monkeypatch):
+    (tmp_path / "tests" / "core").mkdir(parents=True)
+    (tmp_path / "tests" / "conftest.py").write_text("def paper():\n    from tests.factories import fixture_bundle\n")
+    (tmp_path / "tests" / "core" / "test_x.py").write_text("from tests.factories import fixture_bundle\n")
+    (tmp_path / "tests" / "factories.py").write_text("def fixture_bundle():\n    pass\n\n\n"
+                                                     "def make_bundle():\n    import torch\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert torch_imports_of_core_tests() == []

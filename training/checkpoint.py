@@ -12,7 +12,7 @@ import torch
 
 from sinr_qgis.core.atomic import atomic_path
 
-from .errors import TrainingError
+from .errors import TrainerError
 
 CHECKPOINT_FORMAT = "sinr-qgis-training-checkpoint"
 # 2: random streams seeded per epoch (no generator states: they differ between CPU and GPU)
@@ -28,16 +28,16 @@ def write_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The state saved at ``path``, its tensors on the CPU. Raises ``TrainingError`` when there is
+    """The state saved at ``path``, its tensors on the CPU. Raises ``TrainerError`` when there is
     no file, it cannot be read or it is not a checkpoint of this trainer."""
     p = Path(path)
     if not p.is_file():
-        raise TrainingError(f"No checkpoint to resume at {p}. Run without --resume first.")
+        raise TrainerError(f"No checkpoint to resume at {p}. Run without --resume first.")
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # a damaged file in any way torch can report it
-        raise TrainingError(f"Checkpoint {p.name} cannot be read ({type(exc).__name__}); "
+        raise TrainerError(f"Checkpoint {p.name} cannot be read ({type(exc).__name__}); "
                             "delete it and train without --resume.") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise TrainingError(f"{p.name} is not a training checkpoint of this trainer.")
+        raise TrainerError(f"{p.name} is not a training checkpoint of this trainer.")
     return ck

@@ -1,5 +1,6 @@
-"""Command line: ``python -m training train ...``, ``python -m training import-official ...`` and
-``python -m training annotate MODEL --data FILE`` (record extents for a bundle of an older version).
+"""Command line: ``python -m training train ...``, ``python -m training import-official ...``,
+``python -m training annotate MODEL --data FILE`` (record extents for a bundle of an older version)
+and ``python -m training footprint MODEL --data FILE`` (the data footprint, for the same).
 
 The ``train`` command is argparse in front of ``training/pipeline.train_bundle``.
 User errors (bad files, columns, options) print one line ``error: ...`` on stderr and exit with
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sinr_qgis.core.atomic import check_writable
-from sinr_qgis.core.encoding import ENCODINGS
+from sinr_qgis.core.encoding import DEFAULT_SH_DEGREE, ENCODINGS, MAX_SH_DEGREE
 from sinr_qgis.core.errors import CancelledError, SinrError
+from sinr_qgis.core.footprint import DEFAULT_K, DEFAULT_RESOLUTION
 from sinr_qgis.core.training.defaults import (
     EXIT_CANCELLED,
     EXIT_INTERRUPTED,
@@ -33,6 +35,7 @@ from sinr_qgis.core.training.defaults import (
 )
 from sinr_qgis.core.training.events import write_event
 
+from .distill import DEFAULT_DISTILL_WEIGHT
 from .distributed import LeaderFailed, RunStopped
 
 
@@ -44,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_import_official(sub)
     _add_annotate(sub)
+    _add_footprint(sub)
     return ap
 
 
@@ -73,7 +77,7 @@ def _add_train_recipe(t: argparse.ArgumentParser, d: dict[str, Any]) -> None:
     t.add_argument("--seed", type=int, default=d["seed"])
     t.add_argument("--pos-weight", type=_pos_weight, default=d["pos_weight"],
                    help="lambda of the full losses; 'species' = the number of species trained (the bundled "
-                   "model's recipe)")
+                   "model's recipe); 'row' = each record's own number of terms (its usable negatives + 1)")
     t.add_argument("--thin-deg", type=float, default=None,
                    help="keep one record per species per grid cell of this size (degrees)")
     t.add_argument("--min-records", type=int, default=d["min_records"], help="drop species with fewer records")
@@ -93,6 +97,10 @@ def _add_train_inputs(t: argparse.ArgumentParser, d: dict[str, Any]) -> None:
                    "(k: k periods around the globe; default 1,2,4,...,32)")
     t.add_argument("--n-frequencies", type=int, metavar="L",
                    help="--encoding sin_cos_multi: the frequencies 1,2,4,...,2^(L-1)")
+    t.add_argument("--sh-degree", type=int, metavar="L",
+                   help=f"--encoding spherical_harmonics: real spherical harmonics of degrees 0..L-1 (L^2 "
+                   f"features; 1 to {MAX_SH_DEGREE}, default {DEFAULT_SH_DEGREE}: the shortest wavelength is "
+                   "360/(L-1) degrees)")
     t.add_argument("--species-column")
     t.add_argument("--name-column")
     t.add_argument("--lat-column")
@@ -105,6 +113,13 @@ def _add_train_inputs(t: argparse.ArgumentParser, d: dict[str, Any]) -> None:
                    "recorded at the same place), source_site (both); see training/negatives.py")
     t.add_argument("--pseudo-negatives", default=d["pseudo_negatives"], choices=PSEUDO_NEGATIVES,
                    help="where random pseudo-negatives are drawn: sphere (the paper) or land")
+    t.add_argument("--distill-from", metavar="A.sinr,B.sinr",
+                   help="teacher models to distil into this one (knowledge distillation, training/distill.py): at "
+                   "every batch's record and pseudo-negative locations the target is sigmoid(mean of their logits); "
+                   "they must know every trained species (matched by code) and read only covariates this run reads")
+    t.add_argument("--distill-weight", type=float, metavar="BETA",
+                   help=f"with --distill-from: loss = (1 - BETA) x the SINR loss + BETA x the distillation term "
+                   f"(default {DEFAULT_DISTILL_WEIGHT}; 1: only the teachers)")
 
 
 def _add_train_bundle_and_run(t: argparse.ArgumentParser) -> None:
@@ -162,14 +177,34 @@ def _add_annotate(sub: Any) -> None:
         n.add_argument(f"--{col}-column")
 
 
+def _add_footprint(sub: Any) -> None:
+    """The ``footprint`` command's options."""
+    n = sub.add_parser("footprint", help="add the model's data footprint (where maps are not extrapolation) to a "
+                                         ".sinr bundle written by an older version; the weights are untouched")
+    n.add_argument("model", help="model bundle (.sinr)")
+    n.add_argument("--data", required=True, help="the occurrence file the model was trained on")
+    n.add_argument("--out", help="write the bundle here (default: replace MODEL)")
+    n.add_argument("--covariates", nargs="+", default=[], metavar="RASTER",
+                   help="covariate models: the rasters the model was trained with (their ranges at the records)")
+    n.add_argument("--categorical", nargs="+", default=[], metavar="NAME", help="as for train")
+    n.add_argument("--k", type=int, default=DEFAULT_K,
+                   help="distance to the k-th nearest distinct training location (default %(default)s)")
+    n.add_argument("--resolution", type=float, default=DEFAULT_RESOLUTION,
+                   help="grid node spacing in degrees; must divide 180 (default %(default)s)")
+    for col in ("species", "name", "lat", "lon"):
+        n.add_argument(f"--{col}-column")
+
+
 def _pos_weight(text: str) -> float | str:
-    """``--pos-weight``: a positive number, or ``species`` (resolved once the species are known)."""
-    if text.strip().lower() == "species":
-        return "species"
+    """``--pos-weight``: a positive number, ``species`` (resolved once the species are known) or
+    ``row`` (each row's own number of terms: ``losses.row_pos_weight``)."""
+    if text.strip().lower() in ("species", "row"):
+        return text.strip().lower()
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number or 'species', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number, 'species' or 'row', got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
@@ -205,6 +240,51 @@ def run_annotate(a: argparse.Namespace) -> dict[str, Any]:
     annotate_bundle(bundle, data.codes, data.lonlat, data.species).write(out)
     print(f"wrote {out} (record extents of {bundle.n_species} species)", file=sys.stderr)
     return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256}
+
+
+def run_footprint(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``footprint`` command: re-select the model's training records from ``--data`` as
+    ``annotate`` does (and checks that they are the model's), read the covariates there for a
+    covariate model, and store the data footprint (``training/footprint.py``); the weights are
+    untouched. An imported official model is refused: its training records are not known."""
+    from sinr_qgis.core.bundle import ModelBundle
+    from sinr_qgis.core.covariates import CovariateStack
+
+    from .columnar import read_training_occurrences
+    from .data import keep_covered, prepare_training_data
+    from .export import annotate_bundle
+    from .footprint import model_footprint
+
+    if a.k < 1 or not (a.resolution > 0 and (180.0 / a.resolution).is_integer()):
+        raise SinrError("--k must be at least 1 and --resolution a number of degrees that divides 180 (e.g. 0.25).")
+    bundle = ModelBundle.load(a.model)
+    t = bundle.meta.get("training", {})
+    if t.get("origin") == "official SINR checkpoint":
+        raise SinrError(f"{bundle.name} was imported from an official SINR checkpoint: its training records are not "
+                        "known, so no footprint can be made for it.")
+    if bundle.covariates and not a.covariates:
+        raise SinrError(f"{bundle.name} reads covariates ({', '.join(bundle.covariate_names)}): give the rasters it "
+                        "was trained with (--covariates).")
+    out = check_writable(a.out or a.model)
+    occ, _ = read_training_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
+                                       lat_column=a.lat_column, lon_column=a.lon_column)
+    env = None
+    if bundle.covariates:
+        stack = CovariateStack.open(a.covariates, categorical=a.categorical)
+        if stack.names != bundle.covariate_names:
+            raise SinrError(f"The rasters hold {', '.join(stack.names)}; {bundle.name} reads "
+                            f"{', '.join(bundle.covariate_names)}. Give its rasters in that order.")
+        covered = keep_covered(occ, stack)
+        occ, env = covered.occ, covered.env
+    data = prepare_training_data(occ, cap=int(t.get("cap", 1000)), seed=int(t.get("seed", 0)),
+                                 thin_deg=t.get("thin_deg"), min_records=int(t.get("min_records", 1)), env=env)
+    annotate_bundle(bundle, data.codes, data.lonlat, data.species)  # refuses records that are not the model's
+    bundle.footprint = model_footprint(bundle.encoding, data.lonlat, data.env, bundle.covariate_names,
+                                       bundle.covariate_classes, k=a.k, resolution=a.resolution)
+    bundle.write(out)
+    rule = bundle.footprint.rule() if bundle.footprint else "no footprint (fewer than two distinct locations)"
+    print(f"wrote {out}: {rule}", file=sys.stderr)
+    return {"out": str(out), "footprint": rule, "sha256": bundle.sha256}
 
 
 def run_import_official(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
@@ -246,7 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0")) if args.command == "train" and os.environ.get("RANK", "").isdigit() else 0
     jsonl = sys.stdout if getattr(args, "jsonl", False) and rank == 0 else None
     try:
-        run = {"train": run_train, "import-official": run_import_official, "annotate": run_annotate}[args.command]
+        run = {"train": run_train, "import-official": run_import_official, "annotate": run_annotate,
+               "footprint": run_footprint}[args.command]
         with _output_lock(args):
             summary = run(args, jsonl) if args.command in ("train", "import-official") else run(args)
     except CancelledError as exc:

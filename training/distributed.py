@@ -161,7 +161,7 @@ class TrainingSession:
     def start(cls, device: str, env: DistEnv | None = None) -> TrainingSession:
         """The session for ``--device`` ``device`` (``auto``/``cpu``/``cuda``/``mps``).
 
-        Raises ``TrainingError`` for a device that is not there, ``DistributedError`` for a bad
+        Raises ``TrainerError`` for a device that is not there, ``DistributedError`` for a bad
         torchrun environment.
         """
         from .trainer import resolve_device

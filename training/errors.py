@@ -4,5 +4,9 @@ from __future__ import annotations
 from sinr_qgis.core.errors import SinrError
 
 
-class TrainingError(SinrError):
-    """Training cannot start or resume with the given data, configuration or checkpoint."""
+class TrainerError(SinrError):
+    """The trainer cannot start or resume with the given data, configuration or checkpoint.
+
+    Not :class:`sinr_qgis.core.errors.TrainingError`, which the plugin raises when the training
+    child it supervises fails.
+    """

@@ -13,7 +13,11 @@ variant (e.g. a source-aware loss) only has to add one function to ``LOSSES``::
   used as negatives (``None`` = all). ``True`` = usable. The positive pair itself is never a
   negative. Random-location negatives are not masked (nothing was observed there).
   Masked-out terms contribute 0; normalisers stay as in the paper (plain means over B x C).
-- ``pos_weight``: lambda, the up-weighting of the positive term in the "full" losses.
+- ``pos_weight``: lambda, the up-weighting of the positive term in the "full" losses: a number, or
+  ``"row"`` (``POS_WEIGHT_ROW``): each row's lambda is the number of terms that row has, its usable
+  negatives plus the positive (C without a ``neg_mask``, so then the same as lambda = C). With
+  source-aware negatives a row of a survey that records 20 species then weighs its positive
+  against its own 19 negatives instead of against 168 it does not have.
 - ``generator``: torch RNG for the losses that sample (AN-SLDS / ME-SLDS).
 
 Notation: p = sigmoid(logit), l(p) = -log(p + eps), and the ME ("maximum entropy") variants
@@ -37,6 +41,8 @@ from sinr_qgis.core.training.defaults import PAPER_RECIPE
 
 EPS = 1e-5
 DEFAULT_POS_WEIGHT = PAPER_RECIPE["pos_weight"]
+POS_WEIGHT_ROW = "row"
+PosWeight = float | str | torch.Tensor  # a number, POS_WEIGHT_ROW, or (internally) one lambda per row [B]
 
 LossFn = Callable[..., torch.Tensor]
 
@@ -65,10 +71,11 @@ CHUNK_ELEMENTS = 1 << 22
 
 
 def _chunk_terms(x: torch.Tensor, species: torch.Tensor | None, allowed: torch.Tensor | None,
-                 pos_weight: float, maximum_entropy: bool, grad: bool) -> torch.Tensor:
+                 pos_weight: float | torch.Tensor, maximum_entropy: bool, grad: bool) -> torch.Tensor:
     """Per-element terms of rows ``x`` [R, C] (grad=False) or their derivatives by the logit (grad=True).
 
-    Negative term where ``allowed`` (all if None), lambda l(p) at each row's ``species`` column.
+    Negative term where ``allowed`` (all if None), lambda l(p) at each row's ``species`` column
+    (``pos_weight``: one lambda, or one per row [R]).
     """
     p = torch.sigmoid(x)
     q = 1 - p
@@ -86,6 +93,8 @@ def _chunk_terms(x: torch.Tensor, species: torch.Tensor | None, allowed: torch.T
     if species is not None:
         col = species.view(-1, 1)
         ps = p.gather(1, col)
+        if isinstance(pos_weight, torch.Tensor):
+            pos_weight = pos_weight.view(-1, 1).to(ps.dtype)
         # d/dx of lambda l(p) = -lambda p(1-p)/(p+eps)
         pos = -pos_weight * ps * (1 - ps) / (ps + EPS) if grad else pos_weight * neg_log(ps)
         term.scatter_(1, col, pos)  # the observed pair is the positive, never a negative
@@ -97,14 +106,15 @@ class _ClassWideSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, logits: torch.Tensor, species: torch.Tensor | None,
-                allowed: torch.Tensor | None, pos_weight: float, maximum_entropy: bool, rows: int) -> torch.Tensor:
+                allowed: torch.Tensor | None, pos_weight: float | torch.Tensor, maximum_entropy: bool,
+                rows: int) -> torch.Tensor:
         ctx.save_for_backward(logits, species, allowed)
         ctx.options = (pos_weight, maximum_entropy, rows)
         work = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
         total = torch.zeros((), dtype=work, device=logits.device)
         for a in range(0, logits.shape[0], rows):
             total += _chunk_terms(logits[a:a + rows].to(work), _rows(species, a, rows), _rows(allowed, a, rows),
-                                  pos_weight, maximum_entropy, grad=False).sum()
+                                  _rows(pos_weight, a, rows), maximum_entropy, grad=False).sum()
         return total
 
     @staticmethod
@@ -114,36 +124,50 @@ class _ClassWideSum(torch.autograd.Function):
         grad = torch.empty_like(logits)
         for a in range(0, logits.shape[0], rows):
             x = logits[a:a + rows].to(grad_out.dtype)
-            d = _chunk_terms(x, _rows(species, a, rows), _rows(allowed, a, rows), pos_weight, maximum_entropy,
-                             grad=True)
+            d = _chunk_terms(x, _rows(species, a, rows), _rows(allowed, a, rows), _rows(pos_weight, a, rows),
+                             maximum_entropy, grad=True)
             grad[a:a + rows] = d * grad_out
         return grad, None, None, None, None, None
 
 
-def _rows(t: torch.Tensor | None, a: int, n: int) -> torch.Tensor | None:
-    return None if t is None else t[a:a + n]
+def _rows(t: torch.Tensor | float | None, a: int, n: int) -> torch.Tensor | float | None:
+    return t[a:a + n] if isinstance(t, torch.Tensor) else t
 
 
 def class_wide_sum(logits: torch.Tensor, species: torch.Tensor | None = None, allowed: torch.Tensor | None = None,
-                   *, pos_weight: float = 0.0, maximum_entropy: bool = False,
+                   *, pos_weight: float | torch.Tensor = 0.0, maximum_entropy: bool = False,
                    rows_per_chunk: int | None = None) -> torch.Tensor:
     """sum_ij of the full losses' terms over ``logits`` [B, C], computed in chunks of rows.
 
     Each (i, j) adds the negative term (l(1-p), or -H(p) with ``maximum_entropy``) where
     ``allowed`` [B, C] bool is True (everywhere when None); with ``species`` [B] int64, the pair
-    (i, species[i]) adds ``pos_weight`` * l(p) instead. Returns a 0-d tensor (float32 for half
-    precision logits) with a gradient; memory beyond the logits and their gradient is one chunk of
-    ``rows_per_chunk`` rows (default: ``CHUNK_ELEMENTS`` // C) times a few temporaries.
+    (i, species[i]) adds ``pos_weight`` * l(p) instead (one lambda, or one per row: [B]). Returns a
+    0-d tensor (float32 for half precision logits) with a gradient; memory beyond the logits and
+    their gradient is one chunk of ``rows_per_chunk`` rows (default: ``CHUNK_ELEMENTS`` // C) times a few temporaries.
     """
     rows = rows_per_chunk or max(1, CHUNK_ELEMENTS // max(1, logits.shape[1]))
-    return _ClassWideSum.apply(logits, species, allowed, float(pos_weight), bool(maximum_entropy), int(rows))
+    weight = pos_weight if isinstance(pos_weight, torch.Tensor) else float(pos_weight)
+    return _ClassWideSum.apply(logits, species, allowed, weight, bool(maximum_entropy), int(rows))
+
+
+def row_pos_weight(species: torch.Tensor, n_species: int, neg_mask: torch.Tensor | None) -> torch.Tensor:
+    """lambda per row [B] float32 for ``pos_weight="row"``: the row's usable negatives (``neg_mask``
+    True, its own species excluded) plus one for its positive; C for every row without a mask."""
+    if neg_mask is None:
+        return torch.full(species.shape, float(n_species), device=species.device)
+    own = neg_mask.gather(1, species.view(-1, 1)).squeeze(1)
+    return (neg_mask.sum(1) - own.long() + 1).float()
 
 
 def _full(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
-          neg_mask: torch.Tensor | None, pos_weight: float, maximum_entropy: bool) -> torch.Tensor:
+          neg_mask: torch.Tensor | None, pos_weight: PosWeight, maximum_entropy: bool) -> torch.Tensor:
     if logits_rand is None:
         raise ValueError("this loss needs logits at random locations")
     b, c = logits_pos.shape
+    if isinstance(pos_weight, str):
+        if pos_weight != POS_WEIGHT_ROW:
+            raise ValueError(f"pos_weight must be a number or {POS_WEIGHT_ROW!r}, got {pos_weight!r}")
+        pos_weight = row_pos_weight(species, c, neg_mask)
     loss_obs = class_wide_sum(logits_pos, species, neg_mask, pos_weight=pos_weight,
                               maximum_entropy=maximum_entropy) / (b * c)
     loss_rand = class_wide_sum(logits_rand, maximum_entropy=maximum_entropy) / logits_rand.numel()
@@ -191,21 +215,21 @@ def _slds(logits_pos: torch.Tensor, species: torch.Tensor, neg_mask: torch.Tenso
 
 
 def an_full(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
-            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: PosWeight = DEFAULT_POS_WEIGHT,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """AN-full: (1/BC) sum_i [lambda l(p_zi(x_i)) + sum_{j!=zi} l(1-p_j(x_i))] + mean_ij l(1-p_j(r_i))."""
     return _full(logits_pos, logits_rand, species, neg_mask, pos_weight, maximum_entropy=False)
 
 
 def me_full(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
-            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: PosWeight = DEFAULT_POS_WEIGHT,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """ME-full: AN-full with every negative term l(1-p) replaced by -H(p) (lambda kept)."""
     return _full(logits_pos, logits_rand, species, neg_mask, pos_weight, maximum_entropy=True)
 
 
 def an_ssdl(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
-            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: PosWeight = DEFAULT_POS_WEIGHT,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """AN-SSDL (same species, different location): mean_i l(p_zi(x_i)) + mean_i l(1-p_zi(r_i)).
 
@@ -215,14 +239,14 @@ def an_ssdl(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species:
 
 
 def me_ssdl(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
-            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: PosWeight = DEFAULT_POS_WEIGHT,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """ME-SSDL: AN-SSDL with the random-location term l(1-p) replaced by -H(p)."""
     return _ssdl(logits_pos, logits_rand, species, maximum_entropy=True)
 
 
 def an_slds(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
-            neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+            neg_mask: torch.Tensor | None = None, *, pos_weight: PosWeight = DEFAULT_POS_WEIGHT,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """AN-SLDS (same location, different species): mean_i l(p_zi(x_i)) + mean_i l(1-p_si(x_i)),
     s_i uniform over the other (allowed) species. No random locations, no lambda."""
@@ -230,7 +254,7 @@ def an_slds(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species:
 
 
 def gp(logits_pos: torch.Tensor, logits_rand: torch.Tensor | None, species: torch.Tensor,
-       neg_mask: torch.Tensor | None = None, *, pos_weight: float = DEFAULT_POS_WEIGHT,
+       neg_mask: torch.Tensor | None = None, *, pos_weight: PosWeight = DEFAULT_POS_WEIGHT,
        generator: torch.Generator | None = None) -> torch.Tensor:
     """GP (Mac Aodha et al. 2019) as used in SINR's comparison: AN-full with lambda = C.
 

@@ -46,9 +46,12 @@ class SinrModel(nn.Module):
     def __init__(self, n_species: int, encoding: str = "sin_cos", n_covariates: int = 0,
                  width: int = 256, depth: int = 4, dropout: float = 0.5,
                  frequencies: Sequence[int] | None = None,
-                 classes: Sequence[Sequence[float] | None] | None = None) -> None:
+                 classes: Sequence[Sequence[float] | None] | None = None,
+                 sh_degree: int | None = None) -> None:
         """``classes``: per covariate, the class codes of a categorical one (one-hot encoded, see
-        :func:`sinr_qgis.core.encoding.encode_covariates`) or None; None: all continuous."""
+        :func:`sinr_qgis.core.encoding.encode_covariates`) or None; None: all continuous.
+        ``sh_degree``: ``spherical_harmonics`` only, L (None: ``DEFAULT_SH_DEGREE``); ValueError
+        when out of range."""
         super().__init__()
         if encoding not in enc.ENCODINGS:
             raise ValueError(f"unknown encoding {encoding!r}")
@@ -57,11 +60,14 @@ class SinrModel(nn.Module):
         # sin_cos_multi only: plain ints, traced into encoder.onnx as constants
         self.frequencies = (enc.check_frequencies(frequencies or enc.DEFAULT_FREQUENCIES)
                             if encoding == "sin_cos_multi" else None)
+        self.sh_degree = (enc.check_sh_degree(enc.DEFAULT_SH_DEGREE if sh_degree is None else sh_degree)
+                          if encoding == "spherical_harmonics" else None)
         self.classes = (None if classes is None or all(c is None for c in classes)
                         else [None if c is None else tuple(float(x) for x in c) for c in classes])
         self.config = {"width": width, "depth": depth, "dropout": dropout}
         self.encoder = LocationEncoder(
-            enc.input_dim(encoding, enc.covariate_features(n_covariates, self.classes), self.frequencies),
+            enc.input_dim(encoding, enc.covariate_features(n_covariates, self.classes), self.frequencies,
+                          self.sh_degree),
             width, depth, dropout)
         self.head = nn.Linear(width, n_species, bias=False)
         # covariate standardisation, stored with the model (identity for coords-only)
@@ -81,7 +87,7 @@ class SinrModel(nn.Module):
     def features(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
         """Encoded input features from degrees and raw covariates (the shared core formula)."""
         return enc.encode(self.encoding, lonlat, env, self.env_mean, self.env_std, xp=torch,
-                          frequencies=self.frequencies, classes=self.class_tensors())
+                          frequencies=self.frequencies, classes=self.class_tensors(), degree=self.sh_degree)
 
     def embed(self, lonlat: torch.Tensor, env: torch.Tensor | None = None) -> torch.Tensor:
         """Degrees [N, 2] (lon, lat) and raw covariates [N, k] or None -> embedding [N, width]."""

@@ -24,7 +24,9 @@ from sinr_qgis.core.categories import covariate_class_lists
 from sinr_qgis.core.covariates import CovariateStack
 from sinr_qgis.core.encoding import (
     DEFAULT_FREQUENCIES,
+    DEFAULT_SH_DEGREE,
     check_frequencies,
+    check_sh_degree,
     covariate_features,
     input_dim,
     powers_of_two,
@@ -40,11 +42,12 @@ from sinr_qgis.core.training.options import checkpoint_path
 
 from .columnar import read_training_occurrences
 from .data import CoveredRecords, TrainingData, keep_covered, prepare_training_data
+from .distill import DEFAULT_DISTILL_WEIGHT, Teachers, check_distill_weight, teacher_paths
 from .distributed import TrainingSession
 from .export import export_bundle
 from .losses import NEEDS_RANDOM
 from .negatives import CoveredArea, SourceNegatives
-from .trainer import TrainConfig, Trainer, TrainResult, resolve_precision
+from .trainer import FitResult, TrainConfig, Trainer, resolve_precision
 
 DEFAULT_LICENCE = ("This model is derived from its training data ({file}); it carries the terms of "
                    "that data's licences. Check them before redistributing the model.")
@@ -66,7 +69,7 @@ class TrainRequest:
     depth: int = PAPER_RECIPE["depth"]
     dropout: float = PAPER_RECIPE["dropout"]
     seed: int = PAPER_RECIPE["seed"]
-    pos_weight: float | str = PAPER_RECIPE["pos_weight"]  # or "species": the number of species trained
+    pos_weight: float | str = PAPER_RECIPE["pos_weight"]  # or "species" (the number of species trained) or "row"
     thin_deg: float | None = None
     min_records: int = PAPER_RECIPE["min_records"]
     encoding: str = PAPER_RECIPE["encoding"]
@@ -74,6 +77,7 @@ class TrainRequest:
     categorical: list[str] = field(default_factory=list)  # covariate band names holding classes
     frequencies: str | None = None  # sin_cos_multi: "1,2,4,8" as on the command line
     n_frequencies: int | None = None  # sin_cos_multi: 1, 2, 4, ..., 2^(L-1)
+    sh_degree: int | None = None  # spherical_harmonics: degrees 0..L-1 (None: DEFAULT_SH_DEGREE)
     species_column: str | None = None
     name_column: str | None = None
     lat_column: str | None = None
@@ -81,6 +85,8 @@ class TrainRequest:
     source_column: str | None = None
     negatives: str = PAPER_RECIPE["negatives"]
     pseudo_negatives: str = PAPER_RECIPE["pseudo_negatives"]
+    distill_from: str | None = None  # teacher bundles "A.sinr,B.sinr" (training/distill.py)
+    distill_weight: float | None = None  # beta (None: DEFAULT_DISTILL_WEIGHT with teachers)
     name: str | None = None  # the model's name (None: the output file's stem)
     licence: str | None = None  # None: DEFAULT_LICENCE
     head_float16: bool = False
@@ -111,8 +117,10 @@ def _follow(r: TrainRequest, session: TrainingSession) -> dict[str, Any]:
     if r.threads:
         torch.set_num_threads(r.threads)
     data, neg_mask, s = session.receive()
+    # the teachers are read here too: each process computes them for its own rows
+    teachers = Teachers.load(codes=data.codes, **s["teachers"]) if s["teachers"] else None
     trainer = Trainer(data, TrainConfig(**s["config"]), env_mean=s["env_mean"], env_std=s["env_std"],
-                      neg_mask=neg_mask, device=session.device, dist=session.env)
+                      neg_mask=neg_mask, device=session.device, dist=session.env, teachers=teachers)
     if s["resume"]:
         trainer.load_checkpoint(s["checkpoint"])
     trainer.fit(progress=False, jsonl_every=r.jsonl_every)
@@ -138,7 +146,10 @@ def _lead(r: TrainRequest, jsonl: IO[str] | None, session: TrainingSession) -> d
         env_mean, env_std = stack.stats()
         classes = _covariate_classes(stack, data, jsonl)
         data.provenance.update(covered.provenance())
-    cfg = _train_config(r, data.n_species, frequencies, classes, resolve_precision(r.precision, session.device))
+    teacher_spec = _teacher_spec(r, stack)
+    teachers = Teachers.load(codes=data.codes, **teacher_spec) if teacher_spec else None
+    cfg = _train_config(r, data.n_species, frequencies, classes, resolve_precision(r.precision, session.device),
+                        teachers)
     _note(jsonl, _memory_budget(data, cfg))  # refused here, before anything big is allocated
     # source/site lists from every record of the file, not only the capped ones
     neg_mask = SourceNegatives.build(r.negatives, data.codes, data.lonlat, data.source,
@@ -147,10 +158,11 @@ def _lead(r: TrainRequest, jsonl: IO[str] | None, session: TrainingSession) -> d
     # random absences are drawn inside the covariates' extent, where every covariate has a value
     # what every process trains on: under torchrun memory-mapped from one copy beside the output
     shared = session.share(data, out, neg_mask, {"config": cfg.to_dict(), "env_mean": env_mean, "env_std": env_std,
-                                                 "checkpoint": str(checkpoint_path(out)), "resume": r.resume})
+                                                 "checkpoint": str(checkpoint_path(out)), "resume": r.resume,
+                                                 "teachers": teacher_spec})
     trainer = Trainer(shared, cfg, env_mean=env_mean, env_std=env_std,
                       rand_env=None if stack is None else CoveredArea.of(stack), neg_mask=neg_mask,
-                      device=session.device, dist=session.env)
+                      device=session.device, dist=session.env, teachers=teachers)
     data.provenance.update(trainer.pool_info)
     if trainer.pool_info:
         _note(jsonl, f"random absences: {trainer.pool_info['n_random_absences']:,} drawn where every covariate has a "
@@ -191,26 +203,74 @@ def _check_request(r: TrainRequest) -> list[int] | None:
     if r.categorical and not r.covariates:
         raise SinrError("--categorical names covariate bands: give their rasters with --covariates.")
     frequencies = _frequencies(r)
+    _sh_degree(r)  # refused here, before any record is read
     if r.negatives != "all" and r.loss not in USES_NEG_MASK:
         raise SinrError(f"--negatives {r.negatives} needs a loss with negatives at observed locations "
                         f"({', '.join(n for n in LOSSES if n in USES_NEG_MASK)}).")
     if not Path(r.data).is_file():
         raise SinrError(f"data file {r.data} does not exist.")
+    _check_teachers(r)
     return frequencies
 
 
+def _check_teachers(r: TrainRequest) -> None:
+    """Refuse ``--distill-from`` / ``--distill-weight`` that cannot train (``SinrError``), before any
+    record is read; whether the teachers fit the species and covariates is checked once those are known."""
+    paths = teacher_paths(r.distill_from)
+    if not paths:
+        if r.distill_from is not None or r.distill_weight is not None:
+            raise SinrError("--distill-weight and --distill-from need teacher models: --distill-from A.sinr,B.sinr.")
+        return
+    if r.distill_weight is not None:
+        check_distill_weight(r.distill_weight)
+    for p in paths:
+        if not Path(p).is_file():
+            raise SinrError(f"--distill-from: teacher model {p} does not exist. Give .sinr bundles, separated by "
+                            "commas.")
+        if Path(p).resolve() == Path(r.out).resolve():
+            raise SinrError(f"--out {r.out} would replace the teacher model {p}: write the student to another file.")
+
+
+def _teacher_spec(r: TrainRequest, stack: CovariateStack | None) -> dict[str, Any] | None:
+    """What ``Teachers.load`` needs besides the species codes (sent to every process): the teacher
+    files (absolute) and the run's covariate names and which are categorical; None without teachers."""
+    paths = teacher_paths(r.distill_from)
+    if not paths:
+        return None
+    return {"paths": [str(Path(p).resolve()) for p in paths],
+            "covariates": [] if stack is None else list(stack.names),
+            "categorical": [] if stack is None else [c is not None for c in stack.categorical],
+            "threads": r.threads}
+
+
 def _train_config(r: TrainRequest, n_species: int, frequencies: list[int] | None, classes: list[Any] | None,
-                  precision: str) -> TrainConfig:
-    """The trainer's settings for ``r``, once the species, the frequencies, the covariates' classes
-    and the device's precision are known."""
+                  precision: str, teachers: Teachers | None = None) -> TrainConfig:
+    """The trainer's settings for ``r``, once the species, the frequencies, the covariates' classes,
+    the device's precision and the teachers are known."""
     return TrainConfig(loss=r.loss, cap=r.cap, epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
                        width=r.width, depth=r.depth, dropout=r.dropout, seed=r.seed,
                        pos_weight=float(n_species) if r.pos_weight == "species" else r.pos_weight,
                        thin_deg=r.thin_deg, min_records=r.min_records, encoding=r.encoding,
-                       frequencies=frequencies,
+                       frequencies=frequencies, sh_degree=_sh_degree(r),
                        covariates=[Path(c).name for c in r.covariates],
                        covariate_classes=None if classes is None else [c and list(c) for c in classes],
-                       negatives=r.negatives, pseudo_negatives=r.pseudo_negatives, precision=precision)
+                       negatives=r.negatives, pseudo_negatives=r.pseudo_negatives, precision=precision,
+                       distill_from=None if teachers is None else teachers.record,
+                       distill_weight=0.0 if teachers is None else DEFAULT_DISTILL_WEIGHT if r.distill_weight is None
+                       else r.distill_weight)
+
+
+def _sh_degree(r: TrainRequest) -> int | None:
+    """The ``spherical_harmonics`` degree from ``--sh-degree`` (its default when not given, so the
+    bundle's training settings record it); None for other encodings. ``SinrError`` when invalid."""
+    if r.encoding != "spherical_harmonics":
+        if r.sh_degree is not None:
+            raise SinrError("--sh-degree needs --encoding spherical_harmonics.")
+        return None
+    try:
+        return check_sh_degree(DEFAULT_SH_DEGREE if r.sh_degree is None else r.sh_degree)
+    except ValueError as exc:
+        raise SinrError(f"--sh-degree: {exc}.") from None
 
 
 def _frequencies(r: TrainRequest) -> list[int] | None:
@@ -278,14 +338,15 @@ def _memory_budget(data: TrainingData, cfg: TrainConfig) -> str:
     random = cfg.loss in NEEDS_RANDOM
     parts = training_memory(
         n_records=data.n_records, n_covariates=k, n_species=data.n_species, batch_size=cfg.batch_size,
-        n_features=input_dim(cfg.encoding, covariate_features(k, cfg.covariate_classes) if k else 0, cfg.frequencies),
+        n_features=input_dim(cfg.encoding, covariate_features(k, cfg.covariate_classes) if k else 0, cfg.frequencies,
+                             cfg.sh_degree),
         width=cfg.width, depth=cfg.depth, random_negatives=random,
         pool=cfg.env_pool if random and (k or cfg.pseudo_negatives == "land") else 0)
     return check_memory_budget(parts, advice="Lower --batch-size or --width, train fewer species (--min-records) "
                                              "or records (--cap), or train on a machine with more memory.")
 
 
-def _export(r: TrainRequest, out: Path, trainer: Trainer, data: TrainingData, result: TrainResult,
+def _export(r: TrainRequest, out: Path, trainer: Trainer, data: TrainingData, result: FitResult,
             stack: CovariateStack | None, session: TrainingSession) -> ModelBundle:
     """Write the trained model's bundle to ``out``: its species with their LPT-R thresholds, the
     training settings and the data's provenance. A float16 head that would move a probability
@@ -312,6 +373,7 @@ def _export(r: TrainRequest, out: Path, trainer: Trainer, data: TrainingData, re
                                class_names={n: d.names for n, d in zip(stack.names, stack.categorical) if d}
                                if stack is not None else None,
                                training=training, data=prov, records=(data.lonlat, data.species),
+                               record_env=data.env,
                                licence=r.licence or DEFAULT_LICENCE.format(file=Path(r.data).name))
     try:
         return export(head_dtype="float16" if r.head_float16 else "float32")

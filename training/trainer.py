@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -47,12 +48,13 @@ from sinr_qgis.core.training.events import write_event
 
 from .checkpoint import read_checkpoint, write_checkpoint
 from .data import TrainingData, sphere_lonlat
+from .distill import TeacherRecord, Teachers, batch_locations, bind_teachers, check_resumed_teachers, distilled_loss
 from .distributed import SINGLE, DistEnv, DistributedError, leader_made
 from .dropout import set_dropout_rows, use_fast_dropout
-from .errors import TrainingError
+from .errors import TrainerError
 from .losses import NEEDS_RANDOM, get_loss
 from .model import SinrModel
-from .negatives import SourceNegatives, pseudo_negative_pool
+from .negatives import PseudoNegativePool, SourceNegatives, pseudo_negative_pool
 from .progress import ProgressBar
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -77,28 +79,28 @@ def resolve_device(name: str, dist: DistEnv = SINGLE) -> torch.device:
 
     ``auto``: CUDA, then MPS (one process only: it has no process-group backend), then the CPU.
     Under torchrun each process of a machine takes the GPU of its ``LOCAL_RANK``. Raises
-    ``TrainingError`` when the device asked for is not there.
+    ``TrainerError`` when the device asked for is not there.
     """
     if name not in DEVICES:
-        raise TrainingError(f"device must be one of {', '.join(DEVICES)}, not {name!r}.")
+        raise TrainerError(f"device must be one of {', '.join(DEVICES)}, not {name!r}.")
     mps = torch.backends.mps.is_available()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if mps and not dist.is_distributed else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
             build = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
-            raise TrainingError(f"--device cuda: PyTorch sees no CUDA GPU (torch {torch.__version__}, {build}); "
+            raise TrainerError(f"--device cuda: PyTorch sees no CUDA GPU (torch {torch.__version__}, {build}); "
                                 "use --device cpu, or auto to take a GPU only where there is one.")
         n = torch.cuda.device_count()
         if dist.local_rank >= n:
-            raise TrainingError(f"--device cuda: process {dist.local_rank} of this machine has no GPU of its own "
+            raise TrainerError(f"--device cuda: process {dist.local_rank} of this machine has no GPU of its own "
                                 f"({n} visible); start at most {n} processes per machine (--nproc_per_node).")
         return torch.device("cuda", dist.local_rank)
     if name == "mps":
         if not mps:
-            raise TrainingError("--device mps: PyTorch sees no Apple GPU (MPS); use --device cpu or auto.")
+            raise TrainerError("--device mps: PyTorch sees no Apple GPU (MPS); use --device cpu or auto.")
         if dist.is_distributed:
-            raise TrainingError("--device mps trains in one process: run it without torchrun, or use --device cpu.")
+            raise TrainerError("--device mps trains in one process: run it without torchrun, or use --device cpu.")
     return torch.device(name)
 
 
@@ -111,7 +113,7 @@ def resolve_precision(name: str, device: torch.device | str = "cpu") -> str:
     - CUDA: ``bf16`` where the GPU has it (Ampere and later), else ``fp16`` (with loss scaling).
     - MPS: ``fp32`` (the precision its kernels are checked in).
 
-    Raises ``TrainingError`` for a precision the device cannot run.
+    Raises ``TrainerError`` for a precision the device cannot run.
     """
     kind = torch.device(device).type
     if name == "auto":
@@ -121,11 +123,11 @@ def resolve_precision(name: str, device: torch.device | str = "cpu") -> str:
             return "bf16"
         return "fp32"
     if name not in PRECISIONS:
-        raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, not {name!r}.")
+        raise TrainerError(f"precision must be one of {', '.join(PRECISIONS)}, not {name!r}.")
     if name == "fp16" and kind == "cpu":
-        raise TrainingError("--precision fp16 needs a GPU (--device cuda or mps); on the CPU use bf16 or fp32.")
+        raise TrainerError("--precision fp16 needs a GPU (--device cuda or mps); on the CPU use bf16 or fp32.")
     if name == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
-        raise TrainingError("this GPU has no bfloat16 arithmetic: use --precision fp16 or auto.")
+        raise TrainerError("this GPU has no bfloat16 arithmetic: use --precision fp16 or auto.")
     return name
 
 
@@ -159,11 +161,12 @@ class TrainConfig:
     depth: int = PAPER_RECIPE["depth"]
     dropout: float = PAPER_RECIPE["dropout"]
     seed: int = PAPER_RECIPE["seed"]
-    pos_weight: float = PAPER_RECIPE["pos_weight"]
+    pos_weight: float | str = PAPER_RECIPE["pos_weight"]  # or "row": losses.row_pos_weight
     thin_deg: float | None = None
     min_records: int = PAPER_RECIPE["min_records"]
     encoding: str = PAPER_RECIPE["encoding"]
     frequencies: list[int] | None = None  # sin_cos_multi only (None: its default list)
+    sh_degree: int | None = None  # spherical_harmonics only (None: its default degree)
     covariates: list[str] = field(default_factory=list)  # raster file names, env encodings only
     # per covariate: the class codes of a categorical one (one-hot inputs), None for a continuous one
     covariate_classes: list[list[float] | None] | None = None
@@ -176,6 +179,10 @@ class TrainConfig:
     # pseudo-negatives are drawn (``PSEUDO_NEGATIVES``); the paper: all, sphere
     negatives: str = PAPER_RECIPE["negatives"]
     pseudo_negatives: str = PAPER_RECIPE["pseudo_negatives"]
+    # knowledge distillation (training/distill.py): the teachers' files and SHA-256 (None: none) and
+    # beta, the distillation term's weight in the loss
+    distill_from: list[TeacherRecord] | None = None
+    distill_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as a JSON-ready dict (stored in checkpoints and bundles)."""
@@ -191,8 +198,9 @@ class TrainConfig:
 
 
 @dataclass
-class TrainResult:
-    """What one ``train`` call produced: the model and its loss per epoch."""
+class FitResult:
+    """What one :meth:`Trainer.fit` call produced: the model and its loss per epoch (the plugin's
+    :class:`sinr_qgis.core.training.summary.TrainResult` is a whole supervised run)."""
 
     model: SinrModel
     epoch_losses: list[float]
@@ -220,6 +228,7 @@ def _new_model(data: TrainingData, config: TrainConfig, env_mean: np.ndarray | N
     torch.manual_seed(config.seed)
     model = SinrModel(data.n_species, config.encoding, n_cov, width=config.width,
                       depth=config.depth, dropout=config.dropout, frequencies=config.frequencies,
+                      sh_degree=config.sh_degree,
                       classes=config.covariate_classes if uses_env else None)
     if uses_env:
         model.env_mean[:] = torch.as_tensor(np.asarray(env_mean), dtype=torch.float32)
@@ -241,6 +250,7 @@ class _FitRun:
     samples: int = 0  # positive records processed in this call
     window: list[float] = field(default_factory=list)  # step losses since the last step event
     last: float = float("nan")  # the latest step loss read
+    teachers_noted: bool = False  # the teachers' share of the step time was reported
 
 
 # ---- the trainer -------------------------------------------------------------------------------
@@ -253,36 +263,40 @@ class Trainer:
     ``negatives.CoveredArea``: drawn inside its ``bounds``).
     """
 
+    teacher_seconds: float = 0.0  # the teachers' inference in this process (their share is noted once)
+    pool_points: PseudoNegativePool | None = None  # the pool's locations and raw covariates, for the teachers
+
     def __init__(self, data: TrainingData, config: TrainConfig, *,
                  env_mean: np.ndarray | None = None, env_std: np.ndarray | None = None,
                  rand_env: Callable[[np.ndarray], np.ndarray] | None = None,
                  neg_mask: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 device: str | torch.device = "cpu", dist: DistEnv = SINGLE) -> None:
-        """``device``: where the model, the encoded records and the pseudo-negatives live.
-        ``dist``: this process's rank among several (``training.distributed``; its process group
-        must be started), each process passing the same ``data`` and ``config``."""
+                 device: str | torch.device = "cpu", dist: DistEnv = SINGLE, teachers: Teachers | None = None) -> None:
+        """``device``: where the model, the encoded records and the pseudo-negatives live. ``dist``: this
+        process's rank among several (``training.distributed``; its process group started), each passing
+        the same ``data`` and ``config``. ``teachers``: models to distil (``training.distill``)."""
         if config.batch_size < 1 or config.epochs < 1:
-            raise TrainingError("batch size and epochs must be at least 1.")
+            raise TrainerError("batch size and epochs must be at least 1.")
         if data.n_records == 0:
-            raise TrainingError("no training records.")
+            raise TrainerError("no training records.")
+        self.config = config = bind_teachers(config, teachers, data.n_species)
+        self.teachers = teachers
         self.loss_fn = get_loss(config.loss)
         self.data = data
-        self.config = config
         self.needs_random = config.loss in NEEDS_RANDOM
         self.device = torch.device(device)
         self.dist = dist
         if config.precision not in PRECISIONS:  # "auto" is resolved before, by resolve_precision
-            raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}.")
+            raise TrainerError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}.")
         resolve_precision(config.precision, self.device)  # refuses one this device cannot run
         if config.pseudo_negatives not in PSEUDO_NEGATIVES or config.negatives not in NEGATIVES:
-            raise TrainingError(f"pseudo-negatives must be one of {', '.join(PSEUDO_NEGATIVES)} and "
+            raise TrainerError(f"pseudo-negatives must be one of {', '.join(PSEUDO_NEGATIVES)} and "
                                 f"negatives one of {', '.join(NEGATIVES)}.")
         self.neg_mask = self._negatives_mask(neg_mask)
         uses_env = uses_covariates(config.encoding)
         # (the other processes of a distributed run get the leader's pool: they need no rand_env)
         if uses_env and (data.env is None or env_mean is None or env_std is None
                          or (rand_env is None and dist.is_leader)):
-            raise TrainingError(f"encoding {config.encoding!r} needs covariates (--covariates RASTER).")
+            raise TrainerError(f"encoding {config.encoding!r} needs covariates (--covariates RASTER).")
         self.model = _new_model(data, config, env_mean, env_std)
         # seeded per epoch (_begin_epoch); the pseudo-negatives are drawn on the device
         self.neg_gen = torch.Generator(device=self.device)
@@ -336,6 +350,7 @@ class Trainer:
             return None, {}
         pool = leader_made(self.dist, lambda: pseudo_negative_pool(
             config.env_pool, np.random.default_rng(config.seed + 1), config.pseudo_negatives, rand_env))
+        self.pool_points = pool if self.teachers is not None else None
         pool_env = None if pool.env is None else torch.as_tensor(pool.env, dtype=torch.float32)
         features = self.model.features(torch.as_tensor(pool.lonlat, dtype=torch.float32), pool_env).contiguous()
         return features.to(self.device), pool.provenance()
@@ -345,15 +360,18 @@ class Trainer:
         """Optimisation steps in one pass over the records."""
         return math.ceil(self.data.n_records / self.config.batch_size)
 
-    def random_features(self, n: int) -> torch.Tensor:
-        """Encoded features of ``n`` random pseudo-negative locations (area-uniform on the sphere)."""
+    def random_draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` random pseudo-negative locations: their encoded features [n, d] and where they are
+        (for the teachers): rows of the pre-sampled pool [n] int64, or (lon, lat) degrees [n, 2]
+        drawn area-uniform on the sphere."""
         if self.rand_pool is not None:
             idx = torch.randint(0, len(self.rand_pool), (n,), generator=self.neg_gen, device=self.device)
-            return self.rand_pool[idx]
+            return self.rand_pool[idx], idx
         u = torch.rand(n, generator=self.neg_gen, device=self.device)
         v = torch.rand(n, generator=self.neg_gen, device=self.device)
         with torch.no_grad():
-            return self.model.features(sphere_lonlat(u, v, torch))
+            lonlat = sphere_lonlat(u, v, torch)
+            return self.model.features(lonlat), lonlat
 
     def _inputs(self, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoded features [b, d] and species [b] of the records ``idx``, on the device."""
@@ -378,7 +396,10 @@ class Trainer:
         x_pos, y = self._inputs(shard)
         # the pseudo-negatives of the whole batch, the same in every process: row i of a shard
         # meets the random location it meets in one process
-        x = torch.cat([x_pos, self.random_features(len(idx))[lo:hi]], 0) if self.needs_random else x_pos
+        x, where = x_pos, None
+        if self.needs_random:
+            x_rand, where = self.random_draw(len(idx))
+            x, where = torch.cat([x_pos, x_rand[lo:hi]], 0), where[lo:hi]
         if world > 1:  # this shard's rows of the whole batch's [positives; pseudo-negatives]
             rows = torch.arange(lo, hi, device=self.device)
             rows = torch.cat([rows, rows + len(idx)]) if self.needs_random else rows
@@ -391,6 +412,8 @@ class Trainer:
         neg_mask = self.neg_mask(shard) if self.neg_mask is not None else None
         loss = self.loss_fn(logits_pos, logits_rand, y, neg_mask, pos_weight=self.config.pos_weight,
                             generator=self.loss_gen)
+        if self.teachers is not None:
+            loss = distilled_loss(loss, logits, self._teacher_targets(shard, where), self.config.distill_weight)
         self.optimizer.zero_grad(set_to_none=True)
         weighted = loss * weight if world > 1 else loss
         if self.scaler is None:
@@ -401,6 +424,17 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         return loss.detach() * (weight / world)
+
+    def _teacher_targets(self, shard: torch.Tensor, where: torch.Tensor | None) -> torch.Tensor:
+        """The teachers' targets [rows, C] on the device for this shard's rows: its records, then its
+        pseudo-negatives (``where``, as ``random_draw`` gives them); the time taken is counted."""
+        if self.device.type == "cuda":  # the time counted is the teachers' alone, not the queued GPU work
+            torch.cuda.synchronize(self.device)
+        t0 = time.perf_counter()
+        lonlat, env = batch_locations(self.data, shard, self.pool_points, where)
+        targets = self.teachers.targets(lonlat, env).to(self.device)
+        self.teacher_seconds += time.perf_counter() - t0
+        return targets
 
     def _begin_epoch(self) -> torch.Tensor:
         """Seed the random streams of the coming epoch; its permutation of the records, on the device."""
@@ -415,13 +449,13 @@ class Trainer:
 
     def _read_losses(self, shares: torch.Tensor) -> list[float]:
         """The step losses whose shares ``shares`` [s] (on the device) this process holds: summed
-        over the processes, on the host. Raises ``TrainingError`` for a loss that is not finite."""
+        over the processes, on the host. Raises ``TrainerError`` for a loss that is not finite."""
         if self.dist.is_distributed:
             tdist.all_reduce(shares)
         values = shares.tolist()
         bad = next((v for v in values if not math.isfinite(v)), None)
         if bad is not None:
-            raise TrainingError(f"the loss became {bad} at epoch {self.epoch + 1}; lower the learning rate (--lr).")
+            raise TrainerError(f"the loss became {bad} at epoch {self.epoch + 1}; lower the learning rate (--lr).")
         return values
 
     # ---- checkpoints ------------------------------------------------------------------------
@@ -436,19 +470,21 @@ class Trainer:
         return state
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Continue from the checkpoint at ``path``. Raises ``TrainingError`` when it cannot be read
+        """Continue from the checkpoint at ``path``. Raises ``TrainerError`` when it cannot be read
         (``read_checkpoint``) or was made with other settings or data."""
         p = Path(path)
         ck = read_checkpoint(p)
+        # the teachers are read again from their files: one that changed is named
+        check_resumed_teachers(ck["config"].get("distill_from"), self.config.distill_from, p.name)
         saved = TrainConfig(**ck["config"]).resume_key()
         now = self.config.resume_key()
         diff = sorted(k for k in now if saved.get(k) != now[k])
         if diff:
-            raise TrainingError(f"Checkpoint {p.name} was made with other settings ("
+            raise TrainerError(f"Checkpoint {p.name} was made with other settings ("
                                 + ", ".join(f"{k}: {saved.get(k)!r} vs {now[k]!r}" for k in diff)
                                 + "); use the same options or train without --resume.")
         if ck["data_fingerprint"] != self.data.fingerprint():
-            raise TrainingError(f"Checkpoint {p.name} was trained on different data; "
+            raise TrainerError(f"Checkpoint {p.name} was trained on different data; "
                                 "use the same data file and options or train without --resume.")
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
@@ -462,7 +498,7 @@ class Trainer:
     def fit(self, *, checkpoint: str | Path | None = None, progress: bool = True,
             jsonl: IO[str] | None = None, jsonl_every: int = 20,
             should_cancel: Callable[[], bool] | None = None,
-            max_steps: int | None = None) -> TrainResult:
+            max_steps: int | None = None) -> FitResult:
         """Run the remaining epochs. ``should_cancel`` is checked between steps (raises
         ``CancelledError``; the last epoch checkpoint stays). ``max_steps`` stops early (tests).
         Under several processes every one calls ``fit`` with the same ``jsonl_every`` (the step
@@ -482,7 +518,7 @@ class Trainer:
                 "checkpoint: fix the cause and rerun with --resume.") from None
 
     def _fit(self, checkpoint: str | Path | None, progress: bool, jsonl: IO[str] | None, jsonl_every: int,
-             should_cancel: Callable[[], bool] | None, max_steps: int | None) -> TrainResult:
+             should_cancel: Callable[[], bool] | None, max_steps: int | None) -> FitResult:
         cfg = self.config
         spe = self.steps_per_epoch
         total = spe * cfg.epochs
@@ -508,7 +544,7 @@ class Trainer:
                           "progress": run.done_steps / total,
                           "elapsed_s": round(time.perf_counter() - run.t0, 3), "checkpoint": ck})
         self.model.eval()
-        return TrainResult(model=self.model, epoch_losses=list(self.history),
+        return FitResult(model=self.model, epoch_losses=list(self.history),
                            seconds=time.perf_counter() - run.t0, steps=run.steps, samples=run.samples)
 
     def _run_epoch(self, run: _FitRun, should_cancel: Callable[[], bool] | None,
@@ -536,6 +572,7 @@ class Trainer:
                 epoch_losses += values
                 run.window += values if run.jsonl is not None else []
                 run.last = values[-1]
+                self._note_teacher_share(run)  # once: reading the losses waited for the device
             elapsed = time.perf_counter() - run.t0
             if run.jsonl is not None and (run.done_steps % run.jsonl_every == 0):
                 write_event(run.jsonl, {"event": "step", "epoch": self.epoch + 1, "step": run.done_steps,
@@ -549,6 +586,21 @@ class Trainer:
             if stop:
                 return None
         return epoch_losses
+
+    def _note_teacher_share(self, run: _FitRun) -> None:
+        """Once per ``fit``, on rank 0 with teachers: their inference time per step and its share of
+        the step time so far, on stderr and as a ``note`` event."""
+        if self.teachers is None or run.teachers_noted or not self.dist.is_leader or run.steps == 0:
+            return
+        run.teachers_noted = True
+        elapsed = time.perf_counter() - run.t0
+        # this process's rows of a step: its shard of the records, and as many pseudo-negatives
+        rows = -(-min(self.config.batch_size, self.data.n_records) // self.dist.world_size) * (1 + self.needs_random)
+        msg = (f"distillation: the teachers' inference takes {1000 * self.teacher_seconds / run.steps:.1f} ms per "
+               f"step of about {rows:,} locations, {self.teacher_seconds / elapsed:.0%} of the step time "
+               f"(first {run.steps} steps)")
+        print(("\n" if run.bar is not None and run.bar.tty else "") + msg, file=sys.stderr)
+        write_event(run.jsonl, {"event": "note", "message": msg})
 
     @torch.no_grad()
     def own_species_probabilities(self, batch: int = 65536) -> np.ndarray:

@@ -17,9 +17,12 @@ Members:
   0.3 s of its load). The head is float32, or float16 when ``model.json`` ``head_dtype`` says so
   (half the size; :mod:`~sinr_qgis.core.head_precision` checks that its probabilities stay within
   1e-3); it is float32 in memory either way, so every reader and backend takes it unchanged.
+- ``footprint.npz`` (optional): the distance grid of the model's data footprint, described by
+  ``model.json`` ``footprint`` (:mod:`~sinr_qgis.core.footprint`); older readers ignore both.
 A species' logit at a location is ``embedding . head[i]``; its probability is the sigmoid.
 
-``model.json`` ``member_sha256`` holds the SHA-256 (hex) of every other member, written by
+``model.json`` ``member_sha256`` holds the SHA-256 (hex) of every other member (the optional one
+when present: a sum without its member, or the member without its sum, is refused), written by
 :meth:`ModelBundle.write`; :meth:`ModelBundle.load` refuses a bundle whose member does not match
 (the zip's CRC only catches damage made after zipping, not a member altered or replaced).
 Bundles from before the sums load with a warning in ``ModelBundle.warnings``.
@@ -42,8 +45,10 @@ import numpy as np
 from . import network
 from .atomic import atomic_path
 from .categories import classes_problem, covariate_classes
-from .encoding import ENCODINGS, check_frequencies, covariate_features, input_dim, uses_covariates
+from .encoding import ENCODINGS, check_frequencies, check_sh_degree, covariate_features, input_dim, uses_covariates
 from .errors import BundleError
+from .footprint import FOOTPRINT_KEY, Footprint, footprint_status, read_footprint
+from .footprint import MEMBER as FOOTPRINT_MEMBER
 from .official_env import sampling_problem
 from .reliability import ranges_reference, reliability_lines
 from .species_list import species_list_line
@@ -59,6 +64,8 @@ SUMS_KEY = "member_sha256"  # model.json: {member: SHA-256 hex} of every member 
 HEAD_DTYPE_KEY = "head_dtype"  # model.json: how weights.npz stores the head (absent = float32)
 HEAD_DTYPES = ("float32", "float16")
 SUMMED_MEMBERS = tuple(m for m in MEMBERS if m != "model.json")
+# stored as they are in the zip: float weights barely deflate, the footprint grid is compressed already
+STORED_MEMBERS = ("weights.npz", FOOTPRINT_MEMBER)
 LOG = logging.getLogger("sinr_qgis")
 
 
@@ -94,6 +101,8 @@ class ModelBundle:
     sha256: str = ""
     # what a user should know about a bundle that loaded (e.g. no member checksums); shown where loaded
     warnings: list[str] = field(default_factory=list, compare=False)
+    # where the model has data (model.json footprint + footprint.npz); None: no footprint stored
+    footprint: Footprint | None = field(default=None, compare=False)
     _index: SpeciesIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---- identity and shape -------------------------------------------------------------
@@ -110,6 +119,22 @@ class ModelBundle:
         """The ``sin_cos_multi`` frequencies (``model.json`` ``encoding.frequencies``); else None."""
         f = self.meta["encoding"].get("frequencies")
         return None if f is None else tuple(int(k) for k in f)
+
+    @property
+    def sh_degree(self) -> int | None:
+        """The ``spherical_harmonics`` degree L (``model.json`` ``encoding.degree``: degrees
+        0..L-1, L**2 features); else None."""
+        d = self.meta["encoding"].get("degree") if self.encoding == "spherical_harmonics" else None
+        return None if d is None else int(d)
+
+    def encoding_label(self) -> str:
+        """The encoding with its settings, as the card shows it: "sin_cos_multi (frequencies 1, 2, 4)",
+        "spherical_harmonics (degree 10: 100 features)", or just the name."""
+        if self.frequencies is not None:
+            return f"{self.encoding} (frequencies {', '.join(map(str, self.frequencies))})"
+        if self.sh_degree is not None:
+            return f"{self.encoding} (degree {self.sh_degree}: {self.sh_degree ** 2} features)"
+        return self.encoding
 
     @property
     def covariates(self) -> list[dict[str, Any]]:
@@ -194,7 +219,7 @@ class ModelBundle:
                 meta = json.loads(zf.read("model.json").decode("utf-8"))
                 if not isinstance(meta, dict):
                     raise BundleError("model.json is not a JSON object. Re-export or re-download the model.")
-                members = {m: zf.read(m) for m in SUMMED_MEMBERS}
+                members = {m: zf.read(m) for m in (*SUMMED_MEMBERS, FOOTPRINT_MEMBER) if m in zf.namelist()}
                 warnings = _check_member_sums(p.name, meta, members)
                 species = _parse_species(members["species.csv"].decode("utf-8"))
                 with np.load(io.BytesIO(members["weights.npz"]), allow_pickle=False) as npz:
@@ -208,9 +233,18 @@ class ModelBundle:
         bundle = cls(meta=meta, species=species, weights=weights, onnx_bytes=onnx_bytes,
                      path=p, sha256=hashlib.sha256(data).hexdigest(), warnings=warnings)
         bundle.validate()
+        bundle.footprint = bundle._read_footprint(members.get(FOOTPRINT_MEMBER))
         for w in warnings:
             LOG.warning(w)
         return bundle
+
+    def _read_footprint(self, npz: bytes | None) -> Footprint | None:
+        """The footprint of a validated bundle's ``model.json`` and ``footprint.npz`` (None when
+        absent); ``BundleError`` naming the file when they are wrong."""
+        try:
+            return read_footprint(self.meta.get(FOOTPRINT_KEY), npz, self.covariates, self.covariate_classes)
+        except BundleError as exc:
+            raise BundleError(f"{self.path.name if self.path else 'model bundle'}: {exc}") from None
 
     def validate(self) -> None:
         """Check the schema and that all shapes agree; raise ``BundleError`` if not."""
@@ -237,7 +271,8 @@ class ModelBundle:
                               "Update the plugin, or re-export the model.")
         enc = m["encoding"].get("name")
         if enc not in ENCODINGS:
-            raise BundleError(f"{who}: unknown encoding {enc!r}; expected one of {ENCODINGS}.")
+            raise BundleError(f"{who}: unknown encoding {enc!r}; expected one of {ENCODINGS}. "
+                              "A model made by a newer version of the plugin needs that version: update the plugin.")
         return enc
 
     def _check_head_and_species(self, who: str) -> None:
@@ -257,6 +292,7 @@ class ModelBundle:
         encoding = self.meta["encoding"]
         n_cov = len(self.covariates)
         freqs = None
+        degree = self._checked_sh_degree(who, enc)
         if enc == "sin_cos_multi":
             if "frequencies" not in encoding:
                 raise BundleError(f"{who}: encoding 'sin_cos_multi' needs encoding.frequencies in model.json.")
@@ -267,16 +303,29 @@ class ModelBundle:
         problem = classes_problem(encoding)
         if problem:
             raise BundleError(f"{who}: model.json encoding: {problem}")
-        d_in = input_dim(enc, covariate_features(n_cov, self.covariate_classes), freqs)
+        d_in = input_dim(enc, covariate_features(n_cov, self.covariate_classes), freqs, degree)
         if self.weights[network.INPUT_W].shape[1] != d_in:
             n_cat = sum(c is not None for c in self.covariate_classes or [])
             raise BundleError(f"{who}: input layer takes {self.weights[network.INPUT_W].shape[1]} "
                               f"features but encoding {enc!r} with {n_cov} covariates"
                               + (f" ({n_cat} of them categorical)" if n_cat else "")
-                              + (f" and {len(freqs)} frequencies" if freqs else "") + f" gives {d_in}.")
+                              + (f" and {len(freqs)} frequencies" if freqs else "")
+                              + (f" and degree {degree}" if degree else "") + f" gives {d_in}.")
         problem = sampling_problem(encoding)
         if problem:
             raise BundleError(f"{who}: model.json encoding: {problem}")
+
+    def _checked_sh_degree(self, who: str, enc: str) -> int | None:
+        """``encoding.degree`` of a ``spherical_harmonics`` bundle, validated; None for other encodings."""
+        if enc != "spherical_harmonics":
+            return None
+        if "degree" not in self.meta["encoding"]:
+            raise BundleError(f"{who}: encoding 'spherical_harmonics' needs encoding.degree in model.json "
+                              "(the number L of degrees 0..L-1). Re-export the model.")
+        try:
+            return check_sh_degree(self.meta["encoding"]["degree"])
+        except ValueError as exc:
+            raise BundleError(f"{who}: model.json encoding.degree: {exc}. Re-export the model.") from None
 
     def _check_layers(self, who: str, enc: str) -> None:
         """Covariate scaling, every residual block, the head width and the ONNX encoder are present."""
@@ -307,14 +356,20 @@ class ModelBundle:
         np.savez(buf, **{**self.weights, network.HEAD: stored})
         members = {"species.csv": species_csv(self.species).encode("utf-8"), "encoder.onnx": self.onnx_bytes,
                    "weights.npz": buf.getvalue()}
-        meta = {**self.meta, "format_version": format_version_needed(self.meta),
-                SUMS_KEY: {m: hashlib.sha256(members[m]).hexdigest() for m in SUMMED_MEMBERS}}
+        fp = self.footprint
+        if fp is not None and fp.distance is not None:
+            members[FOOTPRINT_MEMBER] = fp.distance.to_npz()
+        meta = {k: v for k, v in self.meta.items() if k != FOOTPRINT_KEY}  # the footprint's own entry below
+        meta.update({"format_version": format_version_needed(self.meta),
+                     SUMS_KEY: {m: hashlib.sha256(b).hexdigest() for m, b in members.items()}})
+        if fp is not None:
+            meta[FOOTPRINT_KEY] = fp.meta()
         with atomic_path(final) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr("model.json", json.dumps(meta, indent=2, sort_keys=False))
-                for name in SUMMED_MEMBERS:
+                for name in members:
                     zf.writestr(name, members[name],
-                                compress_type=zipfile.ZIP_STORED if name == "weights.npz" else None)
+                                compress_type=zipfile.ZIP_STORED if name in STORED_MEMBERS else None)
         self.meta = meta
         self.path = final
         self.weights[network.HEAD] = stored.astype(np.float32, copy=False)
@@ -335,10 +390,11 @@ class ModelBundle:
         data = m.get("data", {})
         train = m.get("training", {})
         lines = [f"Model: {self.name}", f"Species: {self.n_species}",
-                 f"Encoding: {self.encoding}"
+                 f"Encoding: {self.encoding_label()}"
                  + (f" ({', '.join(self._covariate_labels())})" if self.covariates else ""),
                  f"Loss: {train.get('loss', '?')}, epochs {train.get('epochs', '?')}, "
                  f"cap {train.get('cap', '?')}",
+                 *_distillation_lines(train),
                  f"Trained on: {data.get('file', '?')} ({data.get('n_records_used', '?')} records)",
                  f"Created: {m.get('created', '?')}"]
         if data.get("n_removed_no_covariates"):  # a covariate model learns only where its covariates exist
@@ -348,11 +404,22 @@ class ModelBundle:
             lines.append(f"Species head stored as {self.head_dtype} (smaller file; probabilities within 0.001)")
         if m.get("evaluation"):
             lines.append(f"Evaluation: {_evaluation_text(m['evaluation'])}")
+        lines.append(f"Footprint: {footprint_status(self.footprint, m)}")
         if m.get("licence"):
             lines.append(f"Licence: {m['licence']}")
         if m.get("citation"):
             lines.append(f"Cite: {m['citation']}")
         return "\n".join([*lines, species_list_line(self), *reliability_lines(self)])
+
+
+def _distillation_lines(training: dict[str, Any]) -> list[str]:
+    """The card's line about the teacher models a model was distilled from (``training.distill_from``:
+    file names and SHA-256, ``distill_weight``); none for a model trained without teachers."""
+    teachers = training.get("distill_from") or []
+    if not teachers:
+        return []
+    files = ", ".join(f"{t.get('file', '?')} (SHA-256 {str(t.get('sha256', '?'))[:12]})" for t in teachers)
+    return [f"Distilled from: {files}, weight {training.get('distill_weight', '?')}"]
 
 
 def format_version_needed(meta: dict[str, Any]) -> int:
@@ -393,7 +460,10 @@ def _check_member_sums(who: str, meta: dict[str, Any], members: dict[str, bytes]
     if not isinstance(sums, dict):
         raise BundleError(f"model.json {SUMS_KEY} must map member names to SHA-256 sums. "
                           "Re-export or re-download the model.")
-    for name in SUMMED_MEMBERS:
+    if FOOTPRINT_MEMBER in sums and FOOTPRINT_MEMBER not in members:
+        raise BundleError(f"{FOOTPRINT_MEMBER} is missing although model.json records its SHA-256. "
+                          "Re-export or re-download the model.")
+    for name in members:
         got = hashlib.sha256(members[name]).hexdigest()
         if sums.get(name) != got:
             raise BundleError(f"{name} is damaged or was altered: its SHA-256 {got[:12]}… does not "

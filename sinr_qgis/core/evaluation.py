@@ -27,7 +27,7 @@ species in percent with 2 decimals, the benchmark harness's scale.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +36,11 @@ from osgeo import gdal, osr
 
 from . import metrics
 from .bundle import Species
-from .errors import GridError
+from .errors import CancelledError, GridError
 from .grid import Grid
 from .species_names import ONE_EDIT_SCORE, index_for, name_key
+
+EVALUATION_CANCELLED = "Evaluation cancelled."  # what every step of an evaluation says on a cancel
 
 
 # ---- species matching --------------------------------------------------------------------------
@@ -308,7 +310,8 @@ def prediction_bands(path: str, skip_binary: bool = True) -> list[tuple[int, Spe
 
     Species come from the band metadata the plugin writes (SPECIES_CODE, SPECIES_NAME), else from
     the band description (e.g. another tool's "Acer rubrum"), else, for a one-band raster, from the
-    file name. With ``skip_binary`` the plugin's 0/1 presence bands (VALUE=binary) are left out.
+    file name. With ``skip_binary`` the plugin's 0/1 presence bands (VALUE=binary) are left out;
+    the footprint bands a map may end with (VALUE=footprint: distance, novelty) always are.
     """
     ds = gdal.Open(str(path))
     if ds is None:
@@ -318,7 +321,8 @@ def prediction_bands(path: str, skip_binary: bool = True) -> list[tuple[int, Spe
     for i in range(1, ds.RasterCount + 1):
         b = ds.GetRasterBand(i)
         meta = b.GetMetadata() or {}
-        if skip_binary and meta.get("VALUE", "").lower() == "binary":
+        value = meta.get("VALUE", "").lower()
+        if (skip_binary and value == "binary") or value == "footprint":
             continue
         code = meta.get("SPECIES_CODE", "").strip()
         name = meta.get("SPECIES_NAME", "").strip()
@@ -340,8 +344,8 @@ def reference_raster_labels(path: str, grid: Grid) -> list[tuple[str, np.ndarray
 
 
 @dataclass
-class GridEvaluation:
-    """Per-species results on one grid, the species skipped and why, and what was used."""
+class EvaluationResult:
+    """Per-species results on one grid or set of points, the species skipped and why, and what was used."""
 
     results: list[SpeciesEvaluation]
     skipped: list[SkippedSpecies]
@@ -381,7 +385,7 @@ def _unscored_note(species: Species, n_unscored: int, n_total: int, unit: str) -
 
 def evaluate_grid(grid: Grid, references: Sequence[tuple[str, Species, np.ndarray]],
                   scores: dict[str, np.ndarray], *, logits: bool = False, mask_ocean: bool = True,
-                  area_weighted: bool = False, is_cancelled=None) -> GridEvaluation:
+                  area_weighted: bool = False, is_cancelled: Callable[[], bool] | None = None) -> EvaluationResult:
     """AP and thresholds of each species on the valid cells of ``grid``.
 
     ``references``: (reference name, species, bool labels [H, W]); ``scores``: species code ->
@@ -389,17 +393,17 @@ def evaluate_grid(grid: Grid, references: Sequence[tuple[str, Species, np.ndarra
     lon/lat, is on land (``mask_ocean``) and has a score. ``area_weighted`` weights cells by
     cos(latitude) on a lon/lat grid (ignored on a projected grid). A species whose evaluated cells
     make AP meaningless (``metrics.ap_undefined_reason``: no cell, no presence, no absence) is
-    skipped with that reason; valid cells without a score are counted in ``unscored``.
+    skipped with that reason; valid cells without a score are counted in ``unscored``. Raises
+    ``CancelledError`` when ``is_cancelled`` says so.
     """
     base = valid_cells(grid, mask_ocean)
     weights = area_weights(grid) if area_weighted else None
     if weights is not None:
         base = base & (weights > 0)
-    out = GridEvaluation([], [], int(base.sum()), weights is not None)
+    out = EvaluationResult([], [], int(base.sum()), weights is not None)
     for ref_name, sp, labels in references:
         if is_cancelled is not None and is_cancelled():
-            from .errors import CancelledError
-            raise CancelledError("Evaluation cancelled.")
+            raise CancelledError(EVALUATION_CANCELLED)
         s = np.asarray(scores[sp.code], dtype=np.float64).ravel()
         keep = base & np.isfinite(s)
         y = np.asarray(labels, dtype=bool).ravel()[keep]
@@ -412,14 +416,14 @@ def evaluate_grid(grid: Grid, references: Sequence[tuple[str, Species, np.ndarra
 
 
 def evaluate_points(references: Sequence[tuple[str, Species, np.ndarray, np.ndarray]],
-                    scores: dict[str, np.ndarray], *, logits: bool = False) -> GridEvaluation:
+                    scores: dict[str, np.ndarray], *, logits: bool = False) -> EvaluationResult:
     """Presence/absence points: ``references`` (reference name, species, labels [n], point index
     [n] into the scored points); ``scores`` code -> float [N] (NaN = not scorable).
 
     Skips and unscored points are reported as in :func:`evaluate_grid` (the same rule and text).
     """
     n = max((len(r[3]) for r in references), default=0)
-    out = GridEvaluation([], [], n, False)
+    out = EvaluationResult([], [], n, False)
     for ref_name, sp, labels, index in references:
         s = np.asarray(scores[sp.code], dtype=np.float64)[np.asarray(index, dtype=np.int64)]
         keep = np.isfinite(s)

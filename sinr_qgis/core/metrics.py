@@ -166,34 +166,6 @@ def _from_counts(threshold: float, tp: float, fp: float, fn: float, tn: float) -
         iou=_ratio(tp, tp + fp + fn), tp=float(tp), fp=float(fp), fn=float(fn), tn=float(tn))
 
 
-def confusion_at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float,
-                           weights: np.ndarray | None = None) -> tuple[float, float, float, float]:
-    """(Weighted) ``(tp, fp, fn, tn)`` when locations with ``score >= threshold`` are called present."""
-    y, s, w = _prepare(labels, scores, weights)
-    if w is None:
-        w = np.ones(s.size)
-    pred = s >= threshold
-    tp = float(w[pred & y].sum())
-    fp = float(w[pred & ~y].sum())
-    fn = float(w[~pred & y].sum())
-    tn = float(w[~pred & ~y].sum())
-    return tp, fp, fn, tn
-
-
-def metrics_at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float,
-                         weights: np.ndarray | None = None) -> ThresholdMetrics:
-    """Precision, recall, F1, TSS and IoU of the map ``score >= threshold`` against ``labels``."""
-    return _from_counts(threshold, *confusion_at_threshold(labels, scores, threshold, weights))
-
-
-def fixed_threshold(value: float) -> float:
-    """The 'fixed' strategy: one threshold for every species (e.g. probability 0.5)."""
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError("a fixed threshold must be a finite number")
-    return value
-
-
 def f1_optimal_threshold(labels: np.ndarray, scores: np.ndarray,
                          weights: np.ndarray | None = None) -> ThresholdMetrics:
     """The threshold (one of the scores) that maximises F1 against ``labels``, with its metrics.

@@ -1,13 +1,14 @@
 """The SINR location encoder in plain numpy (the fallback when onnxruntime is missing).
 
 Weights come from a bundle's ``weights.npz`` (names below). The forward pass mirrors the torch
-``ResidualFCNet`` in ``training/model.py``: Linear+ReLU, then ``depth`` residual blocks
-h <- h + ReLU(W2 ReLU(W1 h + b1) + b2) (dropout is off at inference). The products go through
-:func:`~sinr_qgis.core.blas.matmul_t` (scipy's BLAS): numpy's own product can be bound to a slow
-reference BLAS inside QGIS.
+``LocationEncoder`` in ``training/model.py`` (the paper code's ``ResidualFCNet``): Linear+ReLU,
+then ``depth`` residual blocks h <- h + ReLU(W2 ReLU(W1 h + b1) + b2) (dropout is off at inference).
+The products go through :func:`~sinr_qgis.core.blas.matmul_t` (scipy's BLAS): numpy's own product
+can be bound to a slow reference BLAS inside QGIS.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -63,20 +64,24 @@ def _buffer(buf: np.ndarray | None, n: int, m: int) -> np.ndarray:
 
 def embed(weights: Mapping[str, np.ndarray], encoding: str, lonlat: np.ndarray,
           env: np.ndarray | None = None, frequencies: Sequence[int] | None = None,
-          classes: Sequence[Sequence[float] | None] | None = None) -> np.ndarray:
+          classes: Sequence[Sequence[float] | None] | None = None, degree: int | None = None) -> np.ndarray:
     """(lon, lat) degrees [N, 2] (+ raw covariates [N, k]) -> embedding [N, D].
 
     ``frequencies``: the bundle's ``encoding.frequencies`` (``sin_cos_multi`` only, required:
-    a default list of the same length would silently give wrong embeddings). ``classes``: the
-    bundle's ``covariate_classes`` (required when a covariate is categorical; without them the
-    features do not fit the input layer: ValueError)."""
+    a default list of the same length would silently give wrong embeddings); ``degree``: the
+    bundle's ``sh_degree`` (``spherical_harmonics`` only; None: the one the input layer's width
+    L**2 gives, which ``ModelBundle`` checks against ``model.json``). ``classes``: the bundle's
+    ``covariate_classes`` (required when a covariate is categorical; without them the features do
+    not fit the input layer: ValueError)."""
     if encoding == "sin_cos_multi" and frequencies is None:
         raise ValueError("encoding 'sin_cos_multi' needs the bundle's frequencies (bundle.frequencies)")
+    if encoding == "spherical_harmonics" and degree is None:
+        degree = max(1, math.isqrt(weights[INPUT_W].shape[1]))  # a width that is no square fails below
     lonlat = np.asarray(lonlat, dtype=np.float32)
     mean = weights.get(ENV_MEAN)
     std = weights.get(ENV_STD)
     feats = encode(encoding, lonlat, None if env is None else np.asarray(env, np.float32),
-                   mean, std, np, frequencies=frequencies, classes=classes)
+                   mean, std, np, frequencies=frequencies, classes=classes, degree=degree)
     if feats.shape[1] != weights[INPUT_W].shape[1]:
         raise ValueError(f"the encoding gives {feats.shape[1]} features, the input layer takes "
                          f"{weights[INPUT_W].shape[1]}: pass the bundle's covariate_classes")

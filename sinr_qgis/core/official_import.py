@@ -30,6 +30,7 @@ from .errors import (
 from .official_env import read_official_env
 from .training.events import event_progress
 from .training.lock import output_lock
+from .training.options import sinr_path
 from .training.process import TrainingProcess, missing_module, training_cli
 
 STATS_SHARE = 40.0  # percent of the progress bar for reading the covariate rasters
@@ -105,7 +106,7 @@ def import_official_checkpoint(checkpoint: str | Path, out: str | Path, python: 
     out = Path(str(out).strip())
     if not str(out).strip() or out.name == "":
         raise OutputError("No output file given. Choose where to save the model (.sinr).")
-    out = check_writable(out if out.suffix.lower() == ".sinr" else out.with_name(out.name + ".sinr"))
+    out = check_writable(Path(sinr_path(out)))
     if not (shutil.which(python) or Path(python).is_file()):
         raise TrainingEnvironmentError(f"The Python interpreter {python!r} was not found. {SETUP_HINT}")
     logs: list[str] = []

@@ -5,7 +5,9 @@ Species maps (:func:`predict_to_geotiff`): Float32 COG GeoTIFF(s), DEFLATE, noda
 (SPECIES_CODE, VALUE probability|binary, THRESHOLD, the species' reliability: RELIABILITY,
 N_TRAIN, RANGES_AP, ...), dataset metadata (MODEL_NAME, MODEL_SHA256, SPECIES_CODE and
 SPECIES_NAME as comma-separated lists, CSV-quoted where an item holds a comma or quote, ENCODING,
-BACKEND, OCEAN_MASK), and a ``.qml`` default style beside each file. ``threshold`` adds a 0/1 band
+BACKEND, OCEAN_MASK, FOOTPRINT), and a ``.qml`` default style beside each file. Pixels outside the
+model's data footprint are nodata unless ``mask_footprint=False``; ``footprint_band=True`` ends each
+file with the footprint's values (:mod:`~sinr_qgis.core.footprint`). ``threshold`` adds a 0/1 band
 after each species' probability band (:func:`~sinr_qgis.core.thresholds.resolve_thresholds`: a
 number, or ``"lpt_r"``, each species' LPT-R threshold from the bundle; species without one use
 ``fallback_threshold`` and a warning is returned and logged). ``one_file_per_species=True`` writes
@@ -20,6 +22,7 @@ safe and distinct, see :func:`species_output_paths`) instead of one band (pair) 
     species_richness_raster(predictor, grid, species, thresholds, "richness.tif")
     embedding_raster(predictor, grid, "emb.tif", rgb=True)   # -> (path, Pca)
     ranked_species(predictor, lonlat, k=10)             # "what lives here", best first
+    footprint_notes(predictor, lonlat)                  # "" or why a point is outside the data footprint
     preview_grid(grid)                                  # the dock's coarse first look, or None
 
 Every grid product streams the grid through :mod:`~sinr_qgis.core.runtime` (bounded memory, progress,
@@ -40,6 +43,7 @@ from .bundle import Species
 from .covariate_match import covariates_at_points
 from .errors import OutputError, SinrError
 from .file_names import MAX_NAME_BYTES, unique_file_stems
+from .footprint import DISTANCE_BAND, NOVELTY_BAND, footprint_status, footprint_summary
 from .grid import Grid
 from .raster_io import BandSpec, GeoTiffWriter
 from .reliability import RICHNESS_CAVEAT, SpeciesReliability, species_reliability
@@ -49,8 +53,9 @@ from .runtime import (
     Predictor,
     ProgressFn,
     SpeciesLike,
-    map_grid,
-    map_grid_to_geotiff,
+    WithFootprint,
+    apply_on_grid,
+    apply_on_grid_to_geotiff,
     model_metadata,
     stream_to_geotiffs,
 )
@@ -72,6 +77,7 @@ class PredictionResult:
     thresholds: dict[str, float] = field(default_factory=dict)  # species code -> threshold of its binary band
     warnings: list[str] = field(default_factory=list)
     backend: str = ""
+    footprint: str = ""  # what the map did with the model's data footprint (core.footprint.footprint_summary)
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self.paths)
@@ -87,14 +93,18 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
                        path: str | Path, *, mask_ocean: bool = True, covariates: CovariateSpec = None,
                        threshold: float | str | None = None, fallback_threshold: float | None = 0.5,
                        one_file_per_species: bool = False, land_mask: str | Path | None = None,
-                       progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> PredictionResult:
+                       progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None,
+                       mask_footprint: bool = True, footprint_band: bool = False) -> PredictionResult:
     """Predict ``species`` on ``grid`` and write Float32 COG GeoTIFF(s) with a ``.qml`` style beside.
 
     Bands per species: probability (description = species name), then, if ``threshold`` is set,
     a 0/1 band "<name> above threshold (p >= t)". Each band's metadata carries the species'
-    reliability (:func:`reliability_metadata`). All files are written atomically after the whole
-    grid is done; a cancel or an error leaves no file. Returns the paths, the thresholds used and
-    warnings (also logged): threshold fallbacks and each species whose map is poor.
+    reliability (:func:`reliability_metadata`). ``mask_footprint``: pixels outside the model's data
+    footprint are nodata (:mod:`~sinr_qgis.core.footprint`); ``footprint_band``: each file ends with
+    the footprint's band(s) (:func:`footprint_band_specs`; a warning when the model stores none).
+    All files are written atomically after the whole grid is done; a cancel or an error leaves no
+    file. Returns the paths, the thresholds used, warnings (also logged): threshold fallbacks and
+    each species whose map is poor, and what the map did with the footprint.
     """
     sp = predictor.resolve_species(species)
     thresholds, warnings = resolve_thresholds(sp, threshold, fallback_threshold)
@@ -105,7 +115,8 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
         LOG.warning(w)
     paths = species_output_paths(path, sp, one_file_per_species, predictor.bundle.species)
     groups = [[s] for s in sp] if len(paths) > 1 else [sp]
-    base_meta = model_metadata(predictor, mask_ocean)
+    base_meta = model_metadata(predictor, mask_ocean, mask_footprint)
+    extra = footprint_band_specs(predictor, warnings) if footprint_band else []
     outputs = []
     for out_path, group in zip(paths, groups):
         specs: list[BandSpec] = []
@@ -124,18 +135,47 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
         # CSV-quoted: a code or name holding a comma stays one item
         meta = {**base_meta, "SPECIES_CODE": format_species_list(s.code for s in group),
                 "SPECIES_NAME": format_species_list(s.name for s in group)}
-        writer = GeoTiffWriter(out_path, grid, specs, metadata=meta, style="probability",
+        writer = GeoTiffWriter(out_path, grid, specs + extra, metadata=meta, style="probability",
                                resampling="NEAREST" if thresholds else "AVERAGE")
-        outputs.append((writer, _species_fn(predictor, cols), len(specs)))
+        fn = _species_fn(predictor, cols)
+        outputs.append((writer, WithFootprint(fn, len(specs)) if extra else fn, len(specs) + len(extra)))
     predictor.take_class_warnings()  # what earlier calls encoded is not this map's
     written = stream_to_geotiffs(predictor, grid, outputs, mask_ocean=mask_ocean, covariates=covariates,
-                                 land_mask=land_mask, progress=progress, is_cancelled=is_cancelled)
+                                 land_mask=land_mask, progress=progress, is_cancelled=is_cancelled,
+                                 mask_footprint=mask_footprint)
     for w in predictor.take_class_warnings():
         LOG.warning(w)
         warnings.append(w)
     warnings += [w for w in predictor.covariate_warnings if w not in warnings]  # logged by iter_grid
     return PredictionResult(paths=written, species=sp, thresholds={c: t for c, (t, _) in thresholds.items()},
-                            warnings=warnings, backend=predictor.backend_name)
+                            warnings=warnings, backend=predictor.backend_name,
+                            footprint=map_footprint_summary(predictor, mask_footprint))
+
+
+def footprint_band_specs(predictor: Predictor, warnings: list[str]) -> list[BandSpec]:
+    """The bands a map adds for its model's data footprint: "distance to training data (km)" and/or
+    "covariate novelty (0 inside the training ranges)" (:class:`~sinr_qgis.core.footprint.Footprint`),
+    metadata VALUE=footprint (evaluation skips them), FOOTPRINT_RULE and UNITS. None, with a
+    sentence added to ``warnings`` (and logged), when the model stores no footprint."""
+    b = predictor.bundle
+    if b.footprint is None:
+        w = f"Model {b.name!r}: {footprint_status(None, b.meta)}, so the map has no footprint band."
+        LOG.warning(w)
+        warnings.append(w)
+        return []
+    units = {DISTANCE_BAND: "km", NOVELTY_BAND: "ranges outside the training range"}
+    return [BandSpec(name, {"VALUE": "footprint", "UNITS": units[name], "FOOTPRINT_RULE": b.footprint.rule()})
+            for name in b.footprint.band_names]
+
+
+def map_footprint_summary(predictor: Predictor, mask_footprint: bool) -> str:
+    """What the last map computed with ``predictor`` did with the model's data footprint, one
+    sentence (:func:`~sinr_qgis.core.footprint.footprint_summary`)."""
+    c = predictor.grid_coverage
+    n_outside = c.outside_footprint if c is not None else 0
+    n_pixels = (c.valid + n_outside) if c is not None else 0
+    return footprint_summary(predictor.bundle.footprint, predictor.bundle.meta, n_outside, n_pixels,
+                             shown=not mask_footprint)
 
 
 def _check_band_count(n_species: int, bands_per_species: int, one_file_per_species: bool) -> None:
@@ -247,13 +287,30 @@ def ranked_species(predictor: Predictor, lonlat: np.ndarray, k: int,
             for row_i, row_p in zip(idx, prob)]
 
 
+def footprint_notes(predictor: Predictor, lonlat: np.ndarray, covariates: CovariateSpec = None) -> list[str]:
+    """Per (lon, lat) [N, 2] degrees: "" inside the model's data footprint (or when it stores none,
+    or a covariate is missing there), else a sentence saying why the point is outside: a "what
+    lives here" list still ranks its species, and says that their scores there are extrapolation."""
+    lonlat = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
+    fp = predictor.bundle.footprint
+    if fp is None:
+        return [""] * lonlat.shape[0]
+    env = covariates_at_points(covariates, lonlat, predictor.bundle) if fp.ranges is not None else None
+    outside, values = fp.measure(lonlat, env)
+    return [f"Outside the model's data footprint: {fp.describe(v)}, so these scores are extrapolation." if o else ""
+            for o, v in zip(outside, values)]
+
+
 # ---- whole-grid products ---------------------------------------------------------------------------
 def species_richness_raster(predictor: Predictor, grid: Grid, species: Sequence[Species],
                             thresholds: np.ndarray, path: str | Path, *, mask_ocean: bool = True,
                             covariates: CovariateSpec = None, progress: ProgressFn | None = None,
-                            is_cancelled: CancelFn | None = None) -> Path:
+                            is_cancelled: CancelFn | None = None, mask_footprint: bool = True,
+                            footprint_band: bool = False) -> Path:
     """Per pixel, how many ``species`` reach their threshold (p >= t): a one-band GeoTIFF whose band
-    name and CAVEAT metadata say that it follows sampling effort too (``RICHNESS_CAVEAT``).
+    name and CAVEAT metadata say that it follows sampling effort too (``RICHNESS_CAVEAT``); nodata
+    outside the model's data footprint with ``mask_footprint``, and the footprint's band(s) after
+    the count with ``footprint_band`` (as :func:`predict_to_geotiff`).
 
     Memory stays within ``runtime.SPECIES_BLOCK_BYTES`` of logits whatever the number of species
     (``Predictor.count_above``); a pixel counts exactly where the species' 0/1 band would be 1."""
@@ -269,11 +326,12 @@ def species_richness_raster(predictor: Predictor, grid: Grid, species: Sequence[
     meta = {"PRODUCT": "species richness", "N_SPECIES": str(idx.size),
             "SPECIES_CODE": format_species_list((s.code for s in species), max_chars=30000),
             "THRESHOLDS": ",".join(f"{t:.6g}" for t in thr.ravel())[:30000], "CAVEAT": RICHNESS_CAVEAT}
-    return map_grid_to_geotiff(
-        predictor, grid, path, count, [f"species richness ({idx.size} species; follows sampling effort too)"],
-        metadata=meta,
+    extra = footprint_band_specs(predictor, []) if footprint_band else []
+    return apply_on_grid_to_geotiff(
+        predictor, grid, path, WithFootprint(count, 1) if extra else count,
+        [f"species richness ({idx.size} species; follows sampling effort too)", *extra], metadata=meta,
         resampling="AVERAGE", mask_ocean=mask_ocean, covariates=covariates or None,
-        progress=progress, is_cancelled=is_cancelled)
+        progress=progress, is_cancelled=is_cancelled, mask_footprint=mask_footprint)
 
 
 @dataclass
@@ -318,14 +376,16 @@ def embedding_raster(predictor: Predictor, grid: Grid, path: str | Path, *, rgb:
                      mask_ocean: bool = True, covariates: CovariateSpec = None, progress: ProgressFn | None = None,
                      is_cancelled: CancelFn | None = None) -> tuple[Path, Pca | None]:
     """The location embedding per pixel: all D dimensions, or (``rgb``) its first 3 principal components
-    fitted on a coarse sample of the same extent (numpy SVD) and applied block by block."""
+    fitted on a coarse sample of the same extent (numpy SVD) and applied block by block. Written
+    inside and outside the model's data footprint alike: an embedding is a feature for further
+    analysis, not a claim that a species lives there (metadata FOOTPRINT says so)."""
     cov = covariates or None
     pca = None
     if rgb:
         scale = min(1.0, PCA_SAMPLE_SIDE / max(grid.width, grid.height))
         coarse = Grid(grid.extent, grid.crs, max(1, round(grid.width * scale)), max(1, round(grid.height * scale)))
-        sample = map_grid(predictor, coarse, lambda e: e, predictor.embedding_dim,
-                          mask_ocean=mask_ocean, covariates=cov, is_cancelled=is_cancelled)
+        sample = apply_on_grid(predictor, coarse, lambda e: e, predictor.embedding_dim, mask_ocean=mask_ocean,
+                               covariates=cov, is_cancelled=is_cancelled, mask_footprint=False)
         pca = fit_pca(sample.reshape(predictor.embedding_dim, -1).T)
         predictor.take_class_warnings()  # the sample's pixels are counted again by the map itself
         names = ["PC1", "PC2", "PC3"]
@@ -336,6 +396,7 @@ def embedding_raster(predictor: Predictor, grid: Grid, path: str | Path, *, rgb:
         names = [f"embedding {i}" for i in range(predictor.embedding_dim)]
         fn = lambda e: e  # noqa: E731
         meta = {"PRODUCT": "embedding"}
-    out = map_grid_to_geotiff(predictor, grid, path, fn, names, metadata=meta, mask_ocean=mask_ocean,
-                              covariates=cov, progress=progress, is_cancelled=is_cancelled)
+    out = apply_on_grid_to_geotiff(predictor, grid, path, fn, names, metadata=meta, mask_ocean=mask_ocean,
+                                   covariates=cov, progress=progress, is_cancelled=is_cancelled,
+                                   mask_footprint=False)
     return out, pca

@@ -1,7 +1,8 @@
 """GeoTIFF output for prediction grids: streamed, compressed, Cloud Optimized, written atomically.
 
-Files are Float32, DEFLATE-compressed, tiled 256 x 256 Cloud Optimized GeoTIFFs with overviews
-(GDAL's COG driver; a tiled GTiff with overviews where that driver is missing). Nodata is
+Files are Float32, DEFLATE-compressed, tiled 256 x 256 Cloud Optimized GeoTIFFs (GDAL's COG driver;
+a tiled GTiff where that driver is missing), with overviews when a side exceeds
+``OVERVIEW_MIN_SIDE`` pixels. Nodata is
 ``NODATA`` = -9999 in every band; in-memory arrays use NaN for nodata and are converted on write.
 Each band has a description (e.g. the species name) and may carry its own metadata; the dataset
 carries metadata tags (model name, sha256, species codes, encoding, backend, ...).
@@ -46,7 +47,6 @@ import numpy as np
 from osgeo import gdal
 
 from .atomic import check_writable
-from .covariates import band_info, read_band
 from .errors import CancelledError, OutputError
 from .grid import Grid
 from .resources import STYLES
@@ -58,6 +58,13 @@ TILE = 256
 # COG built from it directly: deflating, writing and re-reading temporary strips took 40 % of a
 # further species' time on a cached 1024 x 1024 canvas. Larger ones stream to strips on disk.
 IN_MEMORY_BYTES = 16 << 20
+# Overviews only when a side is longer than this. A canvas-sized raster (up to a 2048-pixel side) is
+# read whole at every zoom in a few milliseconds, so a pyramid gives nothing there, while building
+# GDAL's AVERAGE pyramid was 60-75 % of writing a 1024 x 1024 band (issue 12: a further species).
+OVERVIEW_MIN_SIDE = 2048
+# DEFLATE level 1 (with the floating-point predictor): half the time of the default level 6 for files
+# about 6 % larger, measured on a 1024 x 1024 probability map (13 vs 26 ms, 1.72 vs 1.62 MB).
+DEFLATE_LEVEL = 1
 _FILE_MODE = 0o644  # mkstemp makes private 0600 files; outputs are ordinary readable files (as atomic.py)
 
 ProgressFn = Callable[[float], None]
@@ -236,13 +243,15 @@ class GeoTiffWriter:
                 progress(100.0 * done)
             return 0 if (is_cancelled is not None and is_cancelled()) else 1
 
+        overviews = "AUTO" if self._wants_overviews() else "NONE"
         if self.cog:
             opts = gdal.TranslateOptions(format="COG", callback=callback, creationOptions=[
-                "COMPRESS=DEFLATE", "PREDICTOR=YES", f"BLOCKSIZE={TILE}", "OVERVIEWS=AUTO",
+                "COMPRESS=DEFLATE", f"LEVEL={DEFLATE_LEVEL}", "PREDICTOR=YES", f"BLOCKSIZE={TILE}",
+                f"OVERVIEWS={overviews}",
                 f"RESAMPLING={self.resampling}", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS"])
         else:
             opts = gdal.TranslateOptions(format="GTiff", callback=callback, creationOptions=[
-                "COMPRESS=DEFLATE", "PREDICTOR=3", "TILED=YES", f"BLOCKXSIZE={TILE}",
+                "COMPRESS=DEFLATE", f"ZLEVEL={DEFLATE_LEVEL}", "PREDICTOR=3", "TILED=YES", f"BLOCKXSIZE={TILE}",
                 f"BLOCKYSIZE={TILE}", "BIGTIFF=IF_SAFER"])
         try:
             self._translate(opts)
@@ -252,6 +261,10 @@ class GeoTiffWriter:
             raise
         _remove(self._strips)
         self._strips = self._ds = None
+
+    def _wants_overviews(self) -> bool:
+        """True when a side of the grid exceeds ``OVERVIEW_MIN_SIDE`` (see there)."""
+        return max(self.grid.width, self.grid.height) > OVERVIEW_MIN_SIDE
 
     def _translate(self, opts: gdal.GDALTranslateOptions) -> None:
         """Strips (or the in-memory raster) -> the final temporary file; every file is closed before
@@ -263,7 +276,7 @@ class GeoTiffWriter:
                 out = gdal.Translate(str(self._final_tmp), src, options=opts) if src is not None else None
                 if out is None:
                     raise RuntimeError(gdal.GetLastErrorMsg() or "GDAL could not convert the file")
-                if not self.cog:
+                if not self.cog and self._wants_overviews():
                     out.BuildOverviews(self.resampling, [2, 4, 8, 16, 32])
                 out.FlushCache()
                 out = None  # closing writes the last blocks and the directory
@@ -332,24 +345,3 @@ def write_geotiff(path: str | Path, grid: Grid, array: np.ndarray, *,
             w.write_rows(r0, arr[:, r0:r1])
         w.finish()
         return w.commit()
-
-
-def read_geotiff(path: str | Path) -> tuple[np.ndarray, dict]:
-    """Read a GeoTIFF back: float32 [bands, H, W] with NaN for nodata, and a dict of its
-    geotransform, projection WKT, band descriptions, dataset metadata and band metadata."""
-    ds = gdal.Open(str(path))
-    if ds is None:
-        raise OutputError(f"Cannot read {path}.")
-    bands, desc, bmeta = [], [], []
-    for i in range(1, ds.RasterCount + 1):
-        b = ds.GetRasterBand(i)
-        bands.append(read_band(b, band_info(b, i, Path(path).stem)))  # the covariates' reader: one set of rules
-        desc.append(b.GetDescription())
-        bmeta.append(b.GetMetadata())
-    info = {"geotransform": ds.GetGeoTransform(), "wkt": ds.GetProjection(), "descriptions": desc,
-            "metadata": ds.GetMetadata(), "band_metadata": bmeta,
-            "nodata": ds.GetRasterBand(1).GetNoDataValue(), "size": (ds.RasterXSize, ds.RasterYSize),
-            "layout": ds.GetMetadata("IMAGE_STRUCTURE").get("LAYOUT", ""),
-            "compression": ds.GetMetadata("IMAGE_STRUCTURE").get("COMPRESSION", "")}
-    ds = None
-    return np.stack(bands), info

@@ -67,7 +67,7 @@ class CatalogueEntry:
 
 BUNDLED = CatalogueEntry(
     file="na_trees_coords_v1.sinr",
-    sha256="615704b6b46875b05c8995b4b66b57efb4a70598e25c4919fae01b8e77376452",
+    sha256="213b92294f14b56510b0687d3f751b80c3cbe6f5a62a62f60d2f6d8592c1a2e9",
     label="North American trees",
     taxa="trees",
     encoding="sin_cos",  # lonlat float32 [N, 2] only, WGS84 degrees

@@ -25,8 +25,10 @@ pixels, so memory is bounded by one block whatever the grid size; ``progress(per
 called after each block and ``is_cancelled()`` is checked between blocks (then
 :class:`~sinr_qgis.core.errors.CancelledError` is raised and no file is left behind). A pixel is
 valid when its centre transforms to lon/lat, lies on land (``mask_ocean=True``, the shipped
-global mask) and has every covariate (env models); other pixels are nodata. Only valid pixels
-are encoded. The embeddings of the last grid are cached in the predictor when they fit in
+global mask), has every covariate (env models) and lies inside the model's data footprint
+(``mask_footprint=True``, the default, for a bundle that stores one: :mod:`~sinr_qgis.core.footprint`;
+``WithFootprint`` adds its values as bands); other pixels are nodata. Only valid pixels are
+encoded. The embeddings of the last grid are cached in the predictor when they fit in
 ``cache_max_bytes`` (default 1 GiB of float32), so a further species on the same grid, mask and
 covariates costs only the head product.
 
@@ -40,10 +42,10 @@ most ``MAX_OPEN_OUTPUTS`` files per pass over the grid.
 
 ::
 
-    probs = predict_grid(predictor, grid, species)                 # [S, H, W] float32, NaN = nodata
-    map_grid(predictor, grid, fn, n_bands)                         # any fn(embedding [m, D]) -> [m, B]
-    map_grid_to_geotiff(predictor, grid, "emb.tif", fn, band_names)  # the same, streamed to a GeoTIFF
-    stream_to_geotiffs(predictor, grid, [(writer, fn, n_bands), ...])  # several files, one pass each
+    probs = predict_grid(predictor, grid, species)                        # [S, H, W] float32, NaN = nodata
+    apply_on_grid(predictor, grid, fn, n_bands)                           # any fn(embedding [m, D]) -> [m, B]
+    apply_on_grid_to_geotiff(predictor, grid, "emb.tif", fn, band_names)  # the same, streamed to a GeoTIFF
+    stream_to_geotiffs(predictor, grid, [(writer, fn, n_bands), ...])     # several files, one pass each
 
 What is made of a grid or points (species maps with their bands and names, species richness,
 embeddings, rankings) is in :mod:`~sinr_qgis.core.products`; thresholds in
@@ -95,6 +97,7 @@ from .errors import (
     SinrError,
     SpeciesNotFoundError,
 )
+from .footprint import footprint_status
 from .grid import Grid
 from .landmask import LandMask, load_land_mask
 from .metrics import sigmoid
@@ -200,6 +203,9 @@ class GridBlock:
     row1: int
     valid: np.ndarray  # bool [(row1 - row0) * width], row-major
     embedding: np.ndarray  # float32 [valid.sum(), D]
+    # the model's footprint values at the valid pixels (core.footprint: distance km, novelty):
+    # float32 [valid.sum(), n rules]; None when the model stores no footprint
+    footprint: np.ndarray | None = None
 
 
 @dataclass
@@ -212,13 +218,16 @@ class _GridCache:
 @dataclass
 class GridCoverage:
     """How many pixels of the last grid computed were on the globe, then on land (when the ocean is
-    left empty), then had every covariate; and the covariate rasters' extents, for messages."""
+    left empty), then had every covariate and lay inside the model's data footprint (when what lies
+    outside is left empty); the covariate rasters' extents, and the pixels left empty as outside
+    the footprint, for messages."""
 
     on_globe: int
     on_land: int
     valid: int
     mask_ocean: bool
     raster_extents: list[str] = field(default_factory=list)
+    outside_footprint: int = 0
 
     def empty_reason(self) -> SinrError:
         """The error for a map without a valid pixel: what emptied it and what to change."""
@@ -226,6 +235,11 @@ class GridCoverage:
             return GridError("Every pixel of the extent is at sea and the ocean is left empty, so there is nothing "
                              "to predict; no file was written. Choose an extent over land, or untick 'Leave the "
                              "ocean empty'.")
+        if self.outside_footprint:
+            return GridError("Every pixel of the extent lies outside the model's data footprint (far from its "
+                             "training records, or outside the covariate values it was trained on), so there is "
+                             "nothing to show; no file was written. Show extrapolation (Processing: "
+                             "OUTSIDE_FOOTPRINT) to see the model's guesses there, or choose an extent near its data.")
         if self.on_land and self.raster_extents:
             where = " on land" if self.mask_ocean else ""
             return CovariateError(f"The covariate rasters have no value at any pixel of the extent{where} (they cover "
@@ -492,16 +506,18 @@ class Predictor:
 
     def iter_grid(self, grid: Grid, *, mask_ocean: bool = True, covariates: CovariateSpec = None,
                   land_mask: str | Path | None = None, progress: ProgressFn | None = None,
-                  is_cancelled: CancelFn | None = None) -> Iterator[GridBlock]:
+                  is_cancelled: CancelFn | None = None, mask_footprint: bool = True) -> Iterator[GridBlock]:
         """Yield the grid's row blocks top to bottom with their valid pixels' embeddings.
 
-        Uses (and refreshes) the embedding cache. ``progress`` gets 0..100 after each block;
+        ``mask_footprint``: pixels outside the model's data footprint (:mod:`~sinr_qgis.core.footprint`)
+        are not valid (nor encoded); a model without a footprint has every pixel inside. Uses (and
+        refreshes) the embedding cache. ``progress`` gets 0..100 after each block;
         ``is_cancelled`` is checked before each block (then ``CancelledError``).
         """
         sources = self._covariate_sources(covariates)
         rows = max(1, TILE_PIXELS // grid.width)
         key = (grid.key, bool(mask_ocean), str(land_mask or ""), tuple(_file_key(p, b) for p, b in sources),
-               rows, self.bundle.sha256 or id(self.bundle))
+               rows, self.bundle.sha256 or id(self.bundle), bool(mask_footprint))
         n_blocks = -(-grid.height // rows)
         if self._cache is not None and self._cache.key == key:
             yield from self._replay_cache(n_blocks, progress, is_cancelled)
@@ -510,7 +526,7 @@ class Predictor:
         mask = load_land_mask(land_mask) if mask_ocean else None
         # already matched by name: the explicit mapping keeps that order
         samplers = covariate_samplers(self.bundle.meta["encoding"], dict(zip(self.bundle.covariate_names, sources)))
-        n_globe = n_land = n_valid = 0
+        totals = (0, 0, 0, 0)  # pixels on the globe, on land, valid; left empty outside the footprint
         # Cache only grids that can fit; a huge grid (20000 x 20000) then never holds more than a block.
         kept: list[GridBlock] | None = \
             [] if grid.n_pixels * (4 * self.embedding_dim + 1) <= 4 * self.cache_max_bytes else None
@@ -518,8 +534,8 @@ class Predictor:
         unseen_before = Counter(self._unseen)
         for i, (r0, r1) in enumerate(grid.row_blocks(rows)):
             _check_cancel(is_cancelled)
-            block, counts = self._compute_block(grid, r0, r1, mask, samplers)
-            n_globe, n_land, n_valid = n_globe + counts[0], n_land + counts[1], n_valid + counts[2]
+            block, counts = self._compute_block(grid, r0, r1, mask, samplers, mask_footprint)
+            totals = tuple(a + b for a, b in zip(totals, counts))
             if kept is not None:
                 size += block.embedding.nbytes + block.valid.nbytes
                 if size <= self.cache_max_bytes:
@@ -530,8 +546,8 @@ class Predictor:
             if progress is not None:
                 progress(100.0 * (i + 1) / n_blocks)
         # what the grid held, for the reason of an empty map (a cached grid is the last one computed)
-        self.grid_coverage = GridCoverage(n_globe, n_land, n_valid, bool(mask_ocean), [
-            s.extent_text() for s in samplers if hasattr(s, "extent_text")])
+        self.grid_coverage = GridCoverage(*totals[:3], bool(mask_ocean), [
+            s.extent_text() for s in samplers if hasattr(s, "extent_text")], outside_footprint=totals[3])
         self.covariate_warnings = list(dict.fromkeys(w for s in samplers for w in getattr(s, "warnings", [])))
         for w in self.covariate_warnings:
             LOG.warning(w)
@@ -548,10 +564,11 @@ class Predictor:
             if progress is not None:
                 progress(100.0 * (i + 1) / n_blocks)
 
-    def _compute_block(self, grid: Grid, r0: int, r1: int, mask: LandMask | None,
-                       samplers: list[CovariateSampler]) -> tuple[GridBlock, tuple[int, int, int]]:
-        """Rows ``r0:r1`` of ``grid``: the block (valid pixels' embeddings, float32 [n_valid, dim])
-        and its pixel counts (on the globe, then on land, then with every covariate)."""
+    def _compute_block(self, grid: Grid, r0: int, r1: int, mask: LandMask | None, samplers: list[CovariateSampler],
+                       mask_footprint: bool = True) -> tuple[GridBlock, tuple[int, int, int, int]]:
+        """Rows ``r0:r1`` of ``grid``: the block (valid pixels' embeddings, float32 [n_valid, dim],
+        and footprint values) and its pixel counts (on the globe, then on land, then valid, and
+        those left empty outside the footprint)."""
         lonlat, valid = grid.lonlat(r0, r1)
         n_globe = int(valid.sum())
         if mask is not None:
@@ -563,9 +580,26 @@ class Predictor:
             have = np.isfinite(env).all(axis=1)  # a pixel missing any covariate stays empty
             valid[valid] = have
             env = env[have]
+        values, env, n_outside = self._footprint_values(lonlat, valid, env, mask_footprint)
         emb = self._encode(lonlat[valid].astype(np.float32), env) if valid.any() else \
             np.empty((0, self.embedding_dim), np.float32)
-        return GridBlock(r0, r1, valid, emb), (n_globe, n_land, int(valid.sum()))
+        return GridBlock(r0, r1, valid, emb, values), (n_globe, n_land, int(valid.sum()), n_outside)
+
+    def _footprint_values(self, lonlat: np.ndarray, valid: np.ndarray, env: np.ndarray | None,
+                          mask_footprint: bool) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+        """The footprint's values at the ``valid`` pixels (float32 [n, n rules]; None without a
+        footprint), the covariate rows ``env`` of the pixels kept, and how many pixels were left
+        empty: with ``mask_footprint`` the pixels outside become invalid (``valid`` is changed in place).
+        Sampled at the lon/lat the block already has (vectorised, a few ms per block)."""
+        fp = self.bundle.footprint
+        if fp is None or not valid.any():
+            return (None if fp is None else np.empty((0, len(fp.band_names)), np.float32)), env, 0
+        outside, values = fp.measure(lonlat[valid], env)
+        if not mask_footprint or not outside.any():
+            return values, env, 0
+        inside = ~outside
+        valid[valid] = inside
+        return values[inside], None if env is None else env[inside], int(outside.sum())
 
     def _covariate_sources(self, covariates: CovariateSpec) -> list[tuple[str, int]]:
         """(path, band) per covariate of the bundle, in its order (matched by name); [] for a
@@ -594,45 +628,67 @@ def _file_key(path: str, band: int) -> tuple:
 
 
 # ---- grid functions ------------------------------------------------------------------------------
-def map_grid(predictor: Predictor, grid: Grid, fn: Callable[[np.ndarray], np.ndarray], n_bands: int, *,
-             mask_ocean: bool = True, covariates: CovariateSpec = None, land_mask: str | Path | None = None,
-             progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> np.ndarray:
+def apply_on_grid(predictor: Predictor, grid: Grid, fn: Callable[[np.ndarray], np.ndarray], n_bands: int, *,
+                  mask_ocean: bool = True, covariates: CovariateSpec = None, land_mask: str | Path | None = None,
+                  progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None,
+                  mask_footprint: bool = True) -> np.ndarray:
     """In memory: ``fn(embedding [m, D]) -> [m, n_bands]`` at every valid pixel -> float32
-    [n_bands, H, W], NaN = nodata. For small grids (the whole result is held in memory)."""
+    [n_bands, H, W], NaN = nodata (``mask_footprint``: also outside the model's data footprint).
+    For small grids (the whole result is held in memory)."""
     h, w = grid.shape
     out = np.full((n_bands, h, w), np.nan, dtype=np.float32)
     piece = max(1, SPECIES_BLOCK_BYTES // (4 * w * max(1, n_bands)))  # fn's values beside the result: bounded
     for blk in predictor.iter_grid(grid, mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
-                                   progress=progress, is_cancelled=is_cancelled):
+                                   progress=progress, is_cancelled=is_cancelled, mask_footprint=mask_footprint):
         for part in _row_pieces(blk, w, piece):
             out[:, part.row0:part.row1] = _block_values(part, fn, n_bands, w)
     return out
 
 
-def _block_values(blk: GridBlock, fn: Callable[[np.ndarray], np.ndarray], n_bands: int, width: int) -> np.ndarray:
+@dataclass(frozen=True)
+class WithFootprint:
+    """A band function ``fn(embedding [m, D]) -> [m, n_bands]`` followed by the model's footprint
+    values at the same pixels (``Footprint.band_names``: distance km, novelty): the optional extra
+    band(s) of a map. Only for a model that stores a footprint."""
+
+    fn: Callable[[np.ndarray], np.ndarray]
+    n_bands: int  # fn's own bands
+
+    def of(self, blk: GridBlock) -> np.ndarray:
+        """float32 [valid pixels of ``blk``, n_bands + footprint bands]."""
+        own = np.asarray(self.fn(blk.embedding), dtype=np.float32).reshape(blk.embedding.shape[0], self.n_bands)
+        return np.concatenate([own, blk.footprint], axis=1)
+
+
+def _block_values(blk: GridBlock, fn: Callable[[np.ndarray], np.ndarray] | WithFootprint, n_bands: int,
+                  width: int) -> np.ndarray:
     tile = np.full((n_bands, blk.valid.size), np.nan, dtype=np.float32)
     if blk.embedding.shape[0]:
-        vals = np.asarray(fn(blk.embedding), dtype=np.float32).reshape(blk.embedding.shape[0], n_bands)
+        vals = fn.of(blk) if isinstance(fn, WithFootprint) else fn(blk.embedding)
+        vals = np.asarray(vals, dtype=np.float32).reshape(blk.embedding.shape[0], n_bands)
         tile[:, blk.valid] = vals.T
     return tile.reshape(n_bands, blk.row1 - blk.row0, width)
 
 
 def predict_grid(predictor: Predictor, grid: Grid, species: SpeciesLike | Iterable[SpeciesLike] | None, *,
                  mask_ocean: bool = True, covariates: CovariateSpec = None, land_mask: str | Path | None = None,
-                 progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> np.ndarray:
+                 progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None,
+                 mask_footprint: bool = True) -> np.ndarray:
     """Probabilities [S, H, W] float32 (NaN = nodata) of ``species`` on ``grid``, in memory."""
     idx = predictor._indices(species)
-    return map_grid(predictor, grid, lambda e: predictor.probabilities(e, idx), len(idx),
-                    mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
-                    progress=progress, is_cancelled=is_cancelled)
+    return apply_on_grid(predictor, grid, lambda e: predictor.probabilities(e, idx), len(idx),
+                         mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
+                         progress=progress, is_cancelled=is_cancelled, mask_footprint=mask_footprint)
 
 
 def stream_to_geotiffs(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter, Callable, int]], *,
                        mask_ocean: bool, covariates: CovariateSpec, land_mask: str | Path | None,
-                       progress: ProgressFn | None, is_cancelled: CancelFn | None) -> list[Path]:
+                       progress: ProgressFn | None, is_cancelled: CancelFn | None,
+                       mask_footprint: bool = True) -> list[Path]:
     """Feed every (writer, fn, n_bands) from passes over the grid; then commit all (or none) and
-    return the written paths in ``outputs`` order. ``fn(embedding [m, D]) -> [m, n_bands]`` is a
-    writer's values at the valid pixels; a grid without a valid pixel raises the reason
+    return the written paths in ``outputs`` order. ``fn(embedding [m, D]) -> [m, n_bands]`` (or a
+    :class:`WithFootprint`) is a writer's values at the valid pixels (``mask_footprint``: inside the
+    model's data footprint); a grid without a valid pixel raises the reason
     (``GridCoverage.empty_reason``) and a cancel ``CancelledError``, with no file left.
 
     At most ``MAX_OPEN_OUTPUTS`` writers are open at once (one pass each group; a cached grid
@@ -644,7 +700,7 @@ def stream_to_geotiffs(predictor: Predictor, grid: Grid, outputs: list[tuple[Geo
             _stream_group(predictor, grid, group, mask_ocean=mask_ocean, covariates=covariates,
                           land_mask=land_mask, progress=_scaled(progress, 100 * g / len(groups),
                                                                 100 * (g + 1) / len(groups)),
-                          is_cancelled=is_cancelled)
+                          is_cancelled=is_cancelled, mask_footprint=mask_footprint)
         _check_cancel(is_cancelled)
         paths = [w.commit() for w, _, _ in outputs]
     finally:
@@ -657,7 +713,7 @@ def stream_to_geotiffs(predictor: Predictor, grid: Grid, outputs: list[tuple[Geo
 
 def _stream_group(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffWriter, Callable, int]], *,
                   mask_ocean: bool, covariates: CovariateSpec, land_mask: str | Path | None,
-                  progress: ProgressFn | None, is_cancelled: CancelFn | None) -> None:
+                  progress: ProgressFn | None, is_cancelled: CancelFn | None, mask_footprint: bool) -> None:
     """One pass over the grid writing ``outputs`` (progress 0-90), then each one finished (90-100).
     A grid without any valid pixel raises the reason (``GridCoverage.empty_reason``): an empty map
     is never a success."""
@@ -667,7 +723,8 @@ def _stream_group(predictor: Predictor, grid: Grid, outputs: list[tuple[GeoTiffW
         w.open(min(rows, piece, grid.height))
     n_valid = 0
     for blk in predictor.iter_grid(grid, mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
-                                   progress=_scaled(progress, 0, 90), is_cancelled=is_cancelled):
+                                   progress=_scaled(progress, 0, 90), is_cancelled=is_cancelled,
+                                   mask_footprint=mask_footprint):
         n_valid += int(np.count_nonzero(blk.valid))
         for part in _row_pieces(blk, grid.width, piece):
             for w, fn, nb in outputs:
@@ -690,30 +747,35 @@ def _row_pieces(blk: GridBlock, width: int, max_rows: int) -> Iterator[GridBlock
     for r0 in range(blk.row0, blk.row1, max_rows):
         r1 = min(blk.row1, r0 + max_rows)
         a, b = r0 - blk.row0, r1 - blk.row0
-        yield GridBlock(r0, r1, blk.valid[a * width:b * width], blk.embedding[ends[a]:ends[b]])
+        yield GridBlock(r0, r1, blk.valid[a * width:b * width], blk.embedding[ends[a]:ends[b]],
+                        None if blk.footprint is None else blk.footprint[ends[a]:ends[b]])
 
 
-def map_grid_to_geotiff(predictor: Predictor, grid: Grid, path: str | Path,
-                        fn: Callable[[np.ndarray], np.ndarray], band_names: Sequence[str], *,
-                        metadata: Mapping[str, object] | None = None, style: str | None = None,
-                        resampling: str = "AVERAGE", mask_ocean: bool = True, covariates: CovariateSpec = None,
-                        land_mask: str | Path | None = None, progress: ProgressFn | None = None,
-                        is_cancelled: CancelFn | None = None) -> Path:
+def apply_on_grid_to_geotiff(predictor: Predictor, grid: Grid, path: str | Path,
+                             fn: Callable[[np.ndarray], np.ndarray], band_names: Sequence[str], *,
+                             metadata: Mapping[str, object] | None = None, style: str | None = None,
+                             resampling: str = "AVERAGE", mask_ocean: bool = True, covariates: CovariateSpec = None,
+                             land_mask: str | Path | None = None, progress: ProgressFn | None = None,
+                             is_cancelled: CancelFn | None = None, mask_footprint: bool = True) -> Path:
     """Streamed: ``fn(embedding [m, D]) -> [m, len(band_names)]`` at every valid pixel, written as a
     Float32 COG at ``path`` (any grid size; e.g. embeddings, a PCA projection, species richness).
-    ``metadata`` gets MODEL_NAME, MODEL_SHA256, ENCODING, BACKEND added."""
-    meta = {**model_metadata(predictor, mask_ocean), **(metadata or {})}
+    ``metadata`` gets MODEL_NAME, MODEL_SHA256, ENCODING, BACKEND, FOOTPRINT added."""
+    meta = {**model_metadata(predictor, mask_ocean, mask_footprint), **(metadata or {})}
     writer = GeoTiffWriter(path, grid, list(band_names), metadata=meta, style=style, resampling=resampling)
     return stream_to_geotiffs(predictor, grid, [(writer, fn, len(band_names))], mask_ocean=mask_ocean,
-                   covariates=covariates, land_mask=land_mask, progress=progress, is_cancelled=is_cancelled)[0]
+                   covariates=covariates, land_mask=land_mask, progress=progress, is_cancelled=is_cancelled,
+                   mask_footprint=mask_footprint)[0]
 
 
-def model_metadata(predictor: Predictor, mask_ocean: bool) -> dict[str, str]:
+def model_metadata(predictor: Predictor, mask_ocean: bool, mask_footprint: bool = True) -> dict[str, str]:
     """The dataset metadata every output carries: MODEL_NAME, MODEL_SHA256, ENCODING, BACKEND,
-    OCEAN_MASK (yes | no), SOFTWARE and, for an env model, COVARIATES (comma-separated names)."""
+    OCEAN_MASK (yes | no), FOOTPRINT (the data footprint's rule and whether the pixels outside it
+    are empty or shown, or "no footprint stored"), SOFTWARE and, for an env model, COVARIATES
+    (comma-separated names)."""
     b = predictor.bundle
     meta = {"MODEL_NAME": b.name, "MODEL_SHA256": b.sha256, "ENCODING": b.encoding,
             "BACKEND": predictor.backend_name, "OCEAN_MASK": "yes" if mask_ocean else "no",
+            "FOOTPRINT": footprint_status(b.footprint, b.meta, shown=not mask_footprint),
             "SOFTWARE": "SINR for QGIS"}
     if b.covariates:
         meta["COVARIATES"] = ",".join(b.covariate_names)

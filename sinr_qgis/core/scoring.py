@@ -12,6 +12,8 @@ benchmark harness all score through here, on :class:`~sinr_qgis.core.runtime.Pre
 - :func:`grid_logits`: the valid cells of a grid -> {species code: float32 [H, W]}.
 
 NaN marks a location that cannot be scored (off land on a grid, a coordinate or covariate missing).
+The model's data footprint (:mod:`~sinr_qgis.core.footprint`) is not applied: evaluation scores
+the model's own values, which maps leave empty outside the footprint by default.
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ import numpy as np
 from .blas import matmul_t
 from .bundle import Species
 from .errors import CancelledError
+from .evaluation import EVALUATION_CANCELLED
 from .grid import Grid
-from .runtime import CovariateSpec, Predictor, map_grid
+from .runtime import CovariateSpec, Predictor, apply_on_grid
 
 # points embedded per encoder call in point_logits: its [batch, D] float64 copy stays near
 # 128 MB at D = 256, and a cancel is checked between batches
@@ -52,7 +55,7 @@ def point_logits(predictor: Predictor, lonlat: np.ndarray, species: Sequence[Spe
     out = np.empty((n, len(species)), dtype=np.float32)
     for start in range(0, n, batch):
         if is_cancelled is not None and is_cancelled():
-            raise CancelledError("Evaluation cancelled.")
+            raise CancelledError(EVALUATION_CANCELLED)
         stop = min(n, start + batch)
         emb = predictor.embed(lonlat[start:stop], None if env is None else env[start:stop])
         # matmul_t, not numpy's @: numpy's product can be bound to a reference BLAS inside QGIS (core.blas)
@@ -67,9 +70,12 @@ def grid_logits(predictor: Predictor, grid: Grid, species: Sequence[Species], *,
                 is_cancelled: Callable[[], bool] | None = None) -> dict[str, np.ndarray]:
     """Logits of ``species`` on ``grid``: species code -> float32 [H, W], NaN off land
     (``mask_ocean``) and where a covariate is missing. ``covariates``, ``progress`` and
-    ``is_cancelled`` as :func:`~sinr_qgis.core.runtime.map_grid` takes them (``CancelledError``,
+    ``is_cancelled`` as :func:`~sinr_qgis.core.runtime.apply_on_grid` takes them (``CancelledError``,
     ``CovariateError``, ``GridError`` from there)."""
     head = _head64(predictor, species)
-    arr = map_grid(predictor, grid, lambda e: matmul_t(np.asarray(e, dtype=np.float64), head), len(species),
-                   mask_ocean=mask_ocean, covariates=covariates, progress=progress, is_cancelled=is_cancelled)
+    # the model's own values everywhere, its data footprint ignored: AP ranks locations, and a score
+    # with pixels left out would no longer compare with other models' or the published ones
+    arr = apply_on_grid(predictor, grid, lambda e: matmul_t(np.asarray(e, dtype=np.float64), head), len(species),
+                        mask_ocean=mask_ocean, covariates=covariates, progress=progress, is_cancelled=is_cancelled,
+                        mask_footprint=False)
     return {s.code: arr[k] for k, s in enumerate(species)}

@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from qgis.core import (
     QgsApplication,
     QgsCoordinateTransform,
     QgsCsException,
-    QgsFeature,
-    QgsFillSymbol,
-    QgsGeometry,
     QgsMapLayerProxyModel,
     QgsMapSettings,
     QgsProject,
     QgsRectangle,
-    QgsSingleSymbolRenderer,
     QgsVectorLayer,
     QgsWkbTypes,
 )
-from qgis.gui import QgsCollapsibleGroupBox, QgsFieldComboBox, QgsMapLayerComboBox
+from qgis.gui import QgsCollapsibleGroupBox, QgsFieldComboBox, QgsMapCanvas, QgsMapLayerComboBox
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QByteArray, Qt
 
@@ -50,28 +48,43 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.bundle import ModelBundle
 from ..core.errors import CancelledError, SinrError
 from ..core.eval_report import OUTLINE_COLOUR, pr_curve_svg
 from ..core.runtime import Predictor
 from ..core.species_names import isolate_bidi
 from ..qgis_bridge import evaluation as bridge
-from ..qgis_bridge.features import write_features
-from ..qgis_bridge.grids import map_view_extent
+from ..qgis_bridge.grids import default_grid, map_view_extent
+from ..qgis_bridge.layers import expert_outline_layer
 from ..tasks.compare_task import CompareTask
 
 LOG = logging.getLogger("sinr_qgis")
 SIDE_CELLS = 300  # cells along the longer side of the visible map
 
 
+@dataclass(frozen=True)
+class CompareSource:
+    """What the panel takes from its host (the dock), asked at each use since the host's model and
+    species change: the model in use, the species text typed, an environmental model's covariate
+    rasters ({covariate: (path, band)}), the map canvas, and a way to clear the host's status line."""
+
+    bundle: Callable[[], ModelBundle | None]
+    species_text: Callable[[], str]
+    covariates: Callable[[], dict[str, tuple[str, int]] | None]
+    canvas: Callable[[], QgsMapCanvas]
+    clear_status: Callable[[], None]
+
+
 class ComparePanel(QgsCollapsibleGroupBox):
-    """Expert range layer + species field -> a table of APs of the dock's species, the selected
+    """Expert range layer + species field -> a table of APs of the host's species, the selected
     one's PR curve and outline."""
 
-    def __init__(self, dock, parent: QWidget | None = None) -> None:
-        super().__init__("Compare with range maps", parent)
+    def __init__(self, source: CompareSource, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTitle(self.tr("Compare with range maps"))
         self.setObjectName("SinrComparePanel")
         self.setCollapsed(True)  # keeps the dock compact until asked for
-        self.dock = dock
+        self.source = source
         self.outline_layer_id: str | None = None
         self.task: CompareTask | None = None
         self.comparisons: list[bridge.SpeciesComparison] = []  # the last run, one per species typed
@@ -84,13 +97,14 @@ class ComparePanel(QgsCollapsibleGroupBox):
         self.field_combo = QgsFieldComboBox(self)
         self.field_combo.setObjectName("SinrCompareField")
         self.layer_combo.layerChanged.connect(self._layer_changed)
-        self.compare_button = QPushButton("Compare", self)
+        self.compare_button = QPushButton(self.tr("Compare"), self)
         self.compare_button.setObjectName("SinrCompareButton")
-        self.compare_button.setToolTip("AP of each species typed above against its expert range, on the visible map")
+        self.compare_button.setToolTip(self.tr("AP of each species typed above against its expert range, "
+                                               "on the visible map"))
         self.compare_button.clicked.connect(self.compare)
-        self.zoom_button = QPushButton("Zoom to ranges", self)
+        self.zoom_button = QPushButton(self.tr("Zoom to ranges"), self)
         self.zoom_button.setObjectName("SinrCompareZoomButton")
-        self.zoom_button.setToolTip("Frame the expert ranges of the species typed above")
+        self.zoom_button.setToolTip(self.tr("Frame the expert ranges of the species typed above"))
         self.zoom_button.clicked.connect(self.zoom_to_ranges)
         self.table = self._results_table()
         self.result_label = QLabel(self)
@@ -102,8 +116,8 @@ class ComparePanel(QgsCollapsibleGroupBox):
         self.curve.setVisible(False)
         form = QFormLayout()
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        form.addRow("Ranges", self.layer_combo)
-        form.addRow("Species field", self.field_combo)
+        form.addRow(self.tr("Ranges"), self.layer_combo)
+        form.addRow(self.tr("Species field"), self.field_combo)
         buttons = QHBoxLayout()
         buttons.addWidget(self.compare_button, 1)
         buttons.addWidget(self.zoom_button)
@@ -122,7 +136,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
         """The hidden, read-only species/AP table; selecting a row shows its curve and outline."""
         table = QTableWidget(0, 2, self)
         table.setObjectName("SinrCompareTable")
-        table.setHorizontalHeaderLabels(["Species", "AP"])
+        table.setHorizontalHeaderLabels([self.tr("Species"), self.tr("AP")])
         table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         table.verticalHeader().setVisible(False)
@@ -147,7 +161,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
     def preselect_layer(self) -> QgsVectorLayer | None:
         """Unless the chosen layer names some of the model's species, choose the polygon layer of the
         project that names the most (by its best text field); returns the layer chosen."""
-        bundle = self.dock.bundle
+        bundle = self.source.bundle()
         current = self.layer_combo.currentLayer()
         if bundle is None or (isinstance(current, QgsVectorLayer) and _matches(current, bundle.species)):
             return current
@@ -169,8 +183,9 @@ class ComparePanel(QgsCollapsibleGroupBox):
     def _layer_changed(self, layer) -> None:
         """Bind the field list to the layer and preselect the field that matches the most species."""
         self.field_combo.setLayer(layer)
-        if isinstance(layer, QgsVectorLayer) and self.dock.bundle is not None:
-            best, _n = bridge.best_species_field(layer, self.dock.bundle.species)
+        bundle = self.source.bundle()
+        if isinstance(layer, QgsVectorLayer) and bundle is not None:
+            best, _n = bridge.best_species_field(layer, bundle.species)
             if best:
                 self.field_combo.setField(best)
         self.compare_button.setEnabled(layer is not None and self.task is None)
@@ -180,27 +195,27 @@ class ComparePanel(QgsCollapsibleGroupBox):
         """(layer, field, species) for a comparison; raises ``SinrError`` saying what is missing."""
         layer = self.layer_combo.currentLayer()
         field = self.field_combo.currentField()
-        if self.dock.bundle is None or layer is None or not field:
-            raise SinrError("Choose a model, a range layer (expert range polygons with a species field, e.g. "
-                            "Little's ranges) and its species field first.")
-        return layer, field, self.dock.bundle.find_species_list(self.dock.species_edit.text())
+        bundle = self.source.bundle()
+        if bundle is None or layer is None or not field:
+            raise SinrError(self.tr("Choose a model, a range layer (expert range polygons with a species field, "
+                                    "e.g. Little's ranges) and its species field first."))
+        return layer, field, bundle.find_species_list(self.source.species_text())
 
     # ---- comparing -----------------------------------------------------------------------------
     def compare(self) -> CompareTask | None:
         """Start comparing every species typed in the dock on the visible map; returns the task."""
         if self.task is not None:
             return None
-        self.dock.clear_status()
+        self.source.clear_status()
         self._clear_results()
-        settings = QgsMapSettings(self.dock.canvas.mapSettings())
+        settings = QgsMapSettings(self.source.canvas().mapSettings())
         context = QgsProject.instance().transformContext()
         try:
             layer, field, species = self._inputs()
-            grid = bridge.default_grid(map_view_extent(settings), settings.destinationCrs(), context,
-                                       side_cells=SIDE_CELLS)
+            grid = default_grid(map_view_extent(settings), settings.destinationCrs(), context, side_cells=SIDE_CELLS)
             ranges = bridge.copy_ranges(layer, field, species)  # main thread: the task never reads the layer
-            predictor = Predictor(self.dock.bundle)  # the task's own: predictors are not thread-safe
-            covariates = self.dock.covariate_rows.mapping()  # an environmental model's rasters, as the dock maps
+            predictor = Predictor(self.source.bundle())  # the task's own: predictors are not thread-safe
+            covariates = self.source.covariates()  # an environmental model's rasters, as the dock maps
         except SinrError as exc:
             self._show_error(str(exc))
             return None
@@ -209,8 +224,8 @@ class ComparePanel(QgsCollapsibleGroupBox):
         task = CompareTask(predictor, ranges, grid, view=view, covariates=covariates, on_done=self._done)
         self.task = task
         self.compare_button.setEnabled(False)
-        n = len(species)
-        self.result_label.setText(f"Comparing {n} species with their expert ranges on the visible map…")
+        self.result_label.setText(self.tr("Comparing {} species with their expert ranges on the visible map…")
+                                  .format(len(species)))
         QgsApplication.taskManager().addTask(task)
         return task
 
@@ -222,7 +237,8 @@ class ComparePanel(QgsCollapsibleGroupBox):
         self.compare_button.setEnabled(self.layer_combo.currentLayer() is not None)
         if not ok:
             cancelled = task.error is None or isinstance(task.error, CancelledError)
-            self._show_error("Comparison cancelled." if cancelled else f"Comparison failed: {task.error}")
+            self._show_error(self.tr("Comparison cancelled.") if cancelled
+                             else self.tr("Comparison failed: {}").format(task.error))
             return
         self.comparisons = task.results
         self.table.setRowCount(len(task.results))
@@ -255,15 +271,18 @@ class ComparePanel(QgsCollapsibleGroupBox):
             self.result_label.setText(f"{c.label} {c.problem}")
             return None
         self.comparison = c
-        text = (f"<b>{c.label}</b>: AP <b>{r.ap_percent:.2f} %</b> on {r.n_cells:,} land cells in view "
-                f"(prevalence {r.prevalence:.1%}, what a random map scores). Best F1 {r.f1:.2f} at "
-                f"p ≥ {r.threshold:.3g}, IoU {r.iou:.2f}. <span style='color:{OUTLINE_COLOUR}'>Outline</span>: "
-                "expert range.")
+        text = self.tr(
+            "<b>{label}</b>: AP <b>{ap:.2f} %</b> on {n:,} land cells in view (prevalence {prevalence:.1%}, what a "
+            "random map scores). Best F1 {f1:.2f} at p ≥ {threshold:.3g}, IoU {iou:.2f}. <span style='color:{colour}'>"
+            "Outline</span>: expert range.").format(
+            label=c.label, ap=r.ap_percent, n=r.n_cells, prevalence=r.prevalence, f1=r.f1, threshold=r.threshold,
+            iou=r.iou, colour=OUTLINE_COLOUR)
         if c.share_in_view is not None and c.share_in_view < bridge.PARTLY_IN_VIEW:
-            text += (f"<br><b>⚠ Only {math.floor(100 * c.share_in_view)} % of its expert range is in view</b>: "
-                     "the AP covers that part. Press “Zoom to ranges” to compare the whole range.")
+            text += self.tr("<br><b>⚠ Only {} % of its expert range is in view</b>: the AP covers that part. Press "
+                            "“Zoom to ranges” to compare the whole range.").format(math.floor(100 * c.share_in_view))
         self.result_label.setText(text)
-        self.curve.load(QByteArray(pr_curve_svg(r.curve_precision, r.curve_recall, title=f"AP {r.ap_percent:.2f} %",
+        title = self.tr("AP {:.2f} %").format(r.ap_percent)
+        self.curve.load(QByteArray(pr_curve_svg(r.curve_precision, r.curve_recall, title=title,
                                                 prevalence=r.prevalence).encode("utf-8")))
         self.curve.setVisible(True)
         self._show_outline(c)
@@ -271,7 +290,7 @@ class ComparePanel(QgsCollapsibleGroupBox):
 
     def zoom_to_ranges(self) -> QgsRectangle | None:
         """Frame the expert ranges of the species typed in the dock (map CRS); returns the new extent."""
-        self.dock.clear_status()
+        self.source.clear_status()
         try:
             layer, field, species = self._inputs()
             ranges = bridge.copy_ranges(layer, field, species)
@@ -283,14 +302,14 @@ class ComparePanel(QgsCollapsibleGroupBox):
             for f in feats:
                 box.combineExtentWith(f.geometry().boundingBox())
         if box.isEmpty():
-            self._show_error(f"None of the species typed has a range in layer {layer.name()!r}.")
+            self._show_error(self.tr("None of the species typed has a range in layer {!r}.").format(layer.name()))
             return None
-        canvas = self.dock.canvas
+        canvas = self.source.canvas()
         try:
             box = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(),
                                          QgsProject.instance()).transformBoundingBox(box)
         except QgsCsException as exc:
-            self._show_error(f"The ranges cannot be shown in the map's CRS ({exc}).")
+            self._show_error(self.tr("The ranges cannot be shown in the map's CRS ({}).").format(exc))
             return None
         box.scale(1.1)  # a margin, so the view also holds land outside the ranges
         canvas.setExtent(box)
@@ -316,25 +335,11 @@ class ComparePanel(QgsCollapsibleGroupBox):
     def _show_outline(self, comparison: bridge.SpeciesComparison) -> None:
         """Replace the outline layer: the species' range features, no fill, on top of the map."""
         self.remove_outline()
-        label = comparison.label
-        out = QgsVectorLayer("MultiPolygon?field=species:string", f"Expert range: {label}", "memory")
-        out.setCrs(self._ranges_crs)
-        feats = []
-        for f in comparison.features:
-            geom = QgsGeometry(f.geometry())
-            geom.convertToMultiType()
-            feat = QgsFeature(out.fields())
-            feat.setGeometry(geom)
-            feat.setAttributes([label])
-            feats.append(feat)
-        try:
-            write_features(out.dataProvider(), feats, f"The outline layer of {label}")
-        except SinrError as exc:  # the numbers stand; only the drawing would be incomplete: say so
-            LOG.warning(str(exc))
-            self.result_label.setText(self.result_label.text() + f"<br><i>{exc}</i>")
-        symbol = QgsFillSymbol.createSimple({"style": "no", "outline_color": OUTLINE_COLOUR,
-                                             "outline_width": "0.6", "outline_width_unit": "MM"})
-        out.setRenderer(QgsSingleSymbolRenderer(symbol))
+        out, problem = expert_outline_layer(comparison.label, self._ranges_crs,
+                                            (f.geometry() for f in comparison.features))
+        if problem:  # the numbers stand; only the drawing is incomplete: say so
+            LOG.warning(problem)
+            self.result_label.setText(self.result_label.text() + f"<br><i>{problem}</i>")
         QgsProject.instance().addMapLayer(out)
         self.outline_layer_id = out.id()
 

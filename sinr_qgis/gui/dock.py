@@ -45,7 +45,7 @@ from ..qgis_bridge.points import point_to_lonlat
 from ..tasks.predict_task import PredictTask, Preview
 from ..toolbelt import model_registry, settings
 from ..toolbelt.prediction_folder import PredictionFolder
-from .compare_panel import ComparePanel
+from .compare_panel import ComparePanel, CompareSource
 from .covariate_rows import CovariateRows
 from .install_button import OnnxruntimeInstallButton
 from .map_tool import SpeciesAtPointTool
@@ -64,7 +64,8 @@ class SinrDock(QgsDockWidget):
     and "Compare with range maps"."""
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
-        super().__init__("SINR species ranges", parent)
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("SINR species ranges"))
         self.setObjectName("SinrDock")
         self.iface = iface
         self.canvas = iface.mapCanvas()
@@ -77,7 +78,8 @@ class SinrDock(QgsDockWidget):
         self.layer_ids: list[str] = []    # every layer of the last prediction, in species order
         self._preview_shown: list[tuple[str, str]] = []  # (layer id, file before) of the running task's preview
         self._checked_before: set[str] = set()  # prediction layers ticked before that preview
-        self._cached_view: tuple | None = None  # (grid key, ocean mask, covariates) grid_predictor has cached
+        # (grid key, ocean mask, covariates, extrapolation shown) grid_predictor has cached
+        self._cached_view: tuple | None = None
         self.predictions = PredictionFolder()  # this session's managed folder (out_dir), made on first use
         self._counter = 0
         self.model_path = ""  # the loaded model's file ("" = the bundled model)
@@ -102,7 +104,7 @@ class SinrDock(QgsDockWidget):
         self.opacity_slider.setValue(settings.get_value("opacity"))
         self.opacity_slider.valueChanged.connect(self.set_opacity)
         opacity_row = QFormLayout()
-        opacity_row.addRow("Opacity", self.opacity_slider)
+        opacity_row.addRow(self.tr("Opacity"), self.opacity_slider)
         here_row = self._here_controls(body)
         layout = QVBoxLayout(body)
         layout.addLayout(form)
@@ -113,10 +115,15 @@ class SinrDock(QgsDockWidget):
         layout.addLayout(here_row)
         layout.addWidget(self.here_label)
         layout.addWidget(self.species_list, 1)
-        self.compare_panel = ComparePanel(self, body)  # the current species vs a loaded expert range
+        # the current species vs a loaded expert range; the panel asks for what it needs, when it needs it
+        self.compare_panel = ComparePanel(CompareSource(
+            bundle=lambda: self.bundle, species_text=lambda: self.species_edit.text(),
+            covariates=lambda: self.covariate_rows.mapping(), canvas=lambda: self.canvas,
+            clear_status=self.clear_status),
+            body)
         layout.addWidget(self.compare_panel)
         # The guide (gui/help_dialog.py): the model, reading the scores, expert ranges, credits.
-        self.help_button = QPushButton("Help: reading the map", body)
+        self.help_button = QPushButton(self.tr("Help: reading the map"), body)
         self.help_button.setObjectName("SinrDockHelpButton")
         self.help_button.clicked.connect(self.show_help)
         layout.addWidget(self.help_button)
@@ -126,7 +133,7 @@ class SinrDock(QgsDockWidget):
         """The model chooser, its plain-words summary, the backend line and the Details card."""
         # one model control: bundled model, My models, "Open model file…" (+ "Train…")
         self.model_chooser = ModelChooser(body, choose=self.choose_model, report=self._report)
-        form.addRow("Model", self.model_chooser)
+        form.addRow(self.tr("Model"), self.model_chooser)
         self.model_label = QLabel(body)  # the model in plain words; the technical card is under Details
         self.model_label.setObjectName("SinrModelSummary")
         self.model_label.setWordWrap(True)
@@ -144,7 +151,7 @@ class SinrDock(QgsDockWidget):
         backend_layout.addWidget(self.backend_label, 1)
         backend_layout.addWidget(self.install_button)
         form.addRow(backend_row)
-        self.details_box = QgsCollapsibleGroupBox("Details", body)
+        self.details_box = QgsCollapsibleGroupBox(self.tr("Details"), body)
         self.details_box.setObjectName("SinrModelDetails")
         self.details_box.setCollapsed(True)
         self.model_details = QLabel(self.details_box)
@@ -158,18 +165,19 @@ class SinrDock(QgsDockWidget):
         covariate rows of an environmental model."""
         self.species_edit = QLineEdit(settings.get_value("species"), body)
         self.species_edit.setObjectName("SinrSpeciesEdit")
-        self.species_edit.setPlaceholderText("Name or code, e.g. Acer rubrum")
-        self.species_edit.setToolTip("One or more species (comma-separated): scientific or common name, or code")
+        self.species_edit.setPlaceholderText(self.tr("Name or code, e.g. Acer rubrum"))
+        self.species_edit.setToolTip(self.tr(
+            "One or more species (comma-separated): scientific or common name, or code"))
         self.species_completer = SpeciesCompleter(self.species_edit)
         self.species_edit.setCompleter(self.species_completer)
-        self.species_list_button = QPushButton("List…", body)
+        self.species_list_button = QPushButton(self.tr("List…"), body)
         self.species_list_button.setObjectName("SinrSpeciesListButton")
-        self.species_list_button.setToolTip("All species of the model, with their records and reliability")
+        self.species_list_button.setToolTip(self.tr("All species of the model, with their records and reliability"))
         self.species_list_button.clicked.connect(self.show_species_list)
         species_row = QHBoxLayout()
         species_row.addWidget(self.species_edit, 1)
         species_row.addWidget(self.species_list_button)
-        form.addRow("Species", species_row)
+        form.addRow(self.tr("Species"), species_row)
         self.species_info = SpeciesInfo(body)  # what the text finds, its reliability, near misses
         self.species_info.textCorrected.connect(self._correct_species)
         form.addRow(self.species_info)
@@ -178,9 +186,16 @@ class SinrDock(QgsDockWidget):
         self._species_timer.setInterval(300)
         self._species_timer.timeout.connect(self.update_species_info)
         self.species_edit.textChanged.connect(lambda _text: self._species_timer.start())
-        self.mask_check = QCheckBox("Mask ocean", body)
+        self.mask_check = QCheckBox(self.tr("Mask ocean"), body)
         self.mask_check.setChecked(settings.get_value("mask_ocean"))
         form.addRow("", self.mask_check)
+        # off at every start (not a setting): a map shows only where the model has data unless asked
+        self.extrapolation_check = QCheckBox(self.tr("Show extrapolation"), body)
+        self.extrapolation_check.setObjectName("SinrShowExtrapolation")
+        self.extrapolation_check.setToolTip(self.tr(
+            "Also colour the pixels outside the model's data footprint (far from its training records): "
+            "guesses, left empty by default"))
+        form.addRow("", self.extrapolation_check)
         # an environmental model's covariates: which raster layer and band feeds each (hidden otherwise)
         self.covariate_rows = CovariateRows(body)
         form.addRow(self.covariate_rows)
@@ -188,10 +203,10 @@ class SinrDock(QgsDockWidget):
     def _prediction_controls(self, body: QWidget) -> QHBoxLayout:
         """The predict and cancel buttons, the progress bar and the status line; returns the
         progress row (bar and Cancel)."""
-        self.predict_button = QPushButton("Predict on canvas extent", body)
+        self.predict_button = QPushButton(self.tr("Predict on canvas extent"), body)
         self.predict_button.setObjectName("SinrPredictButton")
         self.predict_button.clicked.connect(self.predict_canvas_extent)
-        self.cancel_button = QPushButton("Cancel", body)
+        self.cancel_button = QPushButton(self.tr("Cancel"), body)
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar(body)
@@ -207,9 +222,9 @@ class SinrDock(QgsDockWidget):
 
     def _here_controls(self, body: QWidget) -> QHBoxLayout:
         """"What lives here?" with its top-k box (the returned row), its label and ranking list."""
-        self.here_button = QPushButton("What lives here?", body)
+        self.here_button = QPushButton(self.tr("What lives here?"), body)
         self.here_button.setObjectName("SinrWhatLivesHereButton")
-        self.here_button.setToolTip("Then click the map: the species most likely at that point (it is marked)")
+        self.here_button.setToolTip(self.tr("Then click the map: the species most likely at that point (it is marked)"))
         self.here_button.setCheckable(True)
         self.here_button.toggled.connect(self._toggle_map_tool)
         self.top_k = QSpinBox(body)
@@ -217,7 +232,7 @@ class SinrDock(QgsDockWidget):
         self.top_k.setValue(settings.get_value("top_k"))
         here_row = QHBoxLayout()
         here_row.addWidget(self.here_button, 1)
-        here_row.addWidget(QLabel("Top", body))
+        here_row.addWidget(QLabel(self.tr("Top"), body))
         here_row.addWidget(self.top_k)
         self.here_label = QLabel(body)
         self.here_label.setObjectName("SinrHereLabel")
@@ -244,7 +259,7 @@ class SinrDock(QgsDockWidget):
         if not self.choose_model(saved) and saved:
             why = self.status_label.text()
             if self.choose_model(""):
-                self._report(f"{why} The bundled model is used instead.", Qgis.MessageLevel.Warning)
+                self._report(self.tr("{} The bundled model is used instead.").format(why), Qgis.MessageLevel.Warning)
 
     def choose_model(self, path: str) -> bool:
         """Load the model at ``path`` ("" = bundled), e.g. one just trained or opened; True when it loaded.
@@ -263,9 +278,9 @@ class SinrDock(QgsDockWidget):
             if path:
                 model_registry.add_model(path, bundle)
         except SinrError as exc:
-            self._report(f"Model not loaded: {exc}", Qgis.MessageLevel.Warning)
+            self._report(self.tr("Model not loaded: {}").format(exc), Qgis.MessageLevel.Warning)
             if self.bundle is None:
-                self.model_label.setText(f"<b>No model:</b> {html.escape(str(exc))}")
+                self.model_label.setText(self.tr("<b>No model:</b> {}").format(html.escape(str(exc))))
             self.model_chooser.refresh(select=self.model_path)
             return False
         self.bundle, self.grid_predictor, self.point_predictor = bundle, grid_predictor, point_predictor
@@ -302,18 +317,19 @@ class SinrDock(QgsDockWidget):
 
     def _show_model(self, bundle: ModelBundle) -> None:
         """The model in plain words, the engine it runs on, and the technical card under Details."""
+        warning = self.tr("<br><b>Warning:</b> {}")
         self.model_label.setText(f"{html.escape(bundle.name)}: {html.escape(model_summary(bundle))}"
-                                 + "".join(f"<br><b>Warning:</b> {html.escape(w)}" for w in bundle.warnings))
+                                 + "".join(warning.format(html.escape(w)) for w in bundle.warnings))
         fast = self.backend_name == "onnxruntime"
-        self.backend_label.setText(f"Runs with <b>{self.backend_name}</b>"
-                                   + ("." if fast else " (slower than onnxruntime)."))
+        runs = self.tr("Runs with <b>{}</b>.") if fast else self.tr("Runs with <b>{}</b> (slower than onnxruntime).")
+        self.backend_label.setText(runs.format(self.backend_name))
         self.install_button.refresh()
         self.model_details.setText(html.escape(bundle.card()).replace("\n", "<br>"))
 
     def _onnxruntime_installed(self) -> None:
         """onnxruntime just became importable: reload the model so it runs on the fast engine."""
         if self.choose_model(self.model_path):
-            self._report(f"onnxruntime installed: predictions now run with {self.backend_name}.",
+            self._report(self.tr("onnxruntime installed: predictions now run with {}.").format(self.backend_name),
                          Qgis.MessageLevel.Info)
 
     @property
@@ -390,13 +406,15 @@ class SinrDock(QgsDockWidget):
         path = out_dir / f"{self._counter}.tif"  # one species: 3.tif; several: 3_<code>.tif each
         # a coarse preview first (progressive rendering), unless the full map's embedding is cached
         # (then it costs only the head product: done at once). "preview-3.tif": never a final map's name
-        coarse = None if (grid.key, self.mask_check.isChecked(), _view_key(covariates)) == self._cached_view else \
+        view = (grid.key, self.mask_check.isChecked(), _view_key(covariates), self.extrapolation_check.isChecked())
+        coarse = None if view == self._cached_view else \
             products.preview_grid(grid)
         preview = None if coarse is None else \
             Preview(self.preview_predictor, coarse, out_dir / f"preview-{self._counter}.tif")
         task = PredictTask(self.grid_predictor, grid, species, path, mask_ocean=self.mask_check.isChecked(),
                            one_file_per_species=True, notes=[note] if note else [], on_done=self._task_done,
-                           preview=preview, covariates=covariates)
+                           preview=preview, covariates=covariates,
+                           mask_footprint=not self.extrapolation_check.isChecked())
         # bound methods of this (main-thread) widget: Qt queues the worker thread's signals to us
         task.progressChanged.connect(self._task_progress)
         task.previewReady.connect(self._show_preview)
@@ -404,7 +422,8 @@ class SinrDock(QgsDockWidget):
         self.predict_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
-        self.status_label.setText(f"Predicting {grid.width} x {grid.height} pixels with {self.backend_name}...")
+        self.status_label.setText(self.tr("Predicting {} x {} pixels with {}...").format(
+            grid.width, grid.height, self.backend_name))
         QgsApplication.taskManager().addTask(task)
         return task
 
@@ -441,8 +460,8 @@ class SinrDock(QgsDockWidget):
         except SinrError as exc:  # the full map will be shown (or its failure reported)
             LOG.info("Preview not shown: %s", exc)
             return
-        self.status_label.setText(f"Preview shown; predicting {task.grid.width} x {task.grid.height} pixels "
-                                  f"with {self.backend_name}...")
+        self.status_label.setText(self.tr("Preview shown; predicting {} x {} pixels with {}...").format(
+            task.grid.width, task.grid.height, self.backend_name))
 
     def _withdraw_preview(self) -> None:
         """The full maps did not come: the preview's layers read their previous maps again (new
@@ -463,14 +482,15 @@ class SinrDock(QgsDockWidget):
         self.cancel_button.setEnabled(False)
         # (a model chosen meanwhile has a new grid predictor, with nothing cached)
         cached = ok and task.final_cached and task.predictor is self.grid_predictor
-        self._cached_view = (task.grid.key, task.mask_ocean, _view_key(task.covariates)) if cached else None
+        self._cached_view = (task.grid.key, task.mask_ocean, _view_key(task.covariates),
+                             not task.mask_footprint) if cached else None
         if not ok:
             self._withdraw_preview()
             self.progress.setValue(0)
             if isinstance(task.error, CancelledError) or task.error is None:
-                self._report("Prediction cancelled.", Qgis.MessageLevel.Info)
+                self._report(self.tr("Prediction cancelled."), Qgis.MessageLevel.Info)
             else:
-                self._report(f"Prediction failed: {task.error}", Qgis.MessageLevel.Critical)
+                self._report(self.tr("Prediction failed: {}").format(task.error), Qgis.MessageLevel.Critical)
             return
         self.progress.setValue(100)
         before = dict(self._preview_shown)  # a layer that showed the preview: its file before that
@@ -481,7 +501,7 @@ class SinrDock(QgsDockWidget):
                 replaced += bool(before.get(layer.id(), old))
         except SinrError as exc:
             self._withdraw_preview()
-            self._report(f"Prediction failed: {exc}", Qgis.MessageLevel.Critical)
+            self._report(self.tr("Prediction failed: {}").format(exc), Qgis.MessageLevel.Critical)
             return
         finally:  # the replaced maps' and the preview's files (and any a removed layer left) are no longer read
             self._preview_shown = []
@@ -489,10 +509,14 @@ class SinrDock(QgsDockWidget):
         self.layer_ids = [layer.id() for layer in shown]
         self.layer_id = self.layer_ids[0]
         names = ", ".join(layer.name() for layer in shown)
-        text = (f"{'Updated' if replaced == len(shown) else 'Added'} {names} "
-                f"({task.grid.width} x {task.grid.height} pixels).")
+        done = self.tr("Updated {} ({} x {} pixels).") if replaced == len(shown) else \
+            self.tr("Added {} ({} x {} pixels).")
+        text = done.format(names, task.grid.width, task.grid.height)
         if len(shown) > 1:
-            text += f" One layer per species in “{prediction_layers.GROUP_NAME}”; tick one to show it."
+            text += self.tr(" One layer per species in “{}”; tick one to show it.").format(prediction_layers.GROUP_NAME)
+        coverage = task.predictor.grid_coverage
+        if coverage is not None and coverage.outside_footprint:  # why part of the land is empty
+            text += f" {task.footprint_note}"
         if task.warnings:
             self._report(" ".join([text, *task.warnings]), Qgis.MessageLevel.Info)
         else:
@@ -525,7 +549,8 @@ class SinrDock(QgsDockWidget):
 
         Nothing is ranked on water or far outside the model's data (the label says which, see
         ``core.point_context``); species scoring under ``MIN_SCORE`` are left out and counted; a
-        species listed far from its own training records is marked so."""
+        species listed far from its own training records is marked so; a point outside the model's
+        data footprint still gets its list, with a note saying why its scores are extrapolation."""
         self.species_list.clear()
         self.clear_status()
         if self.point_predictor is None:
@@ -537,7 +562,7 @@ class SinrDock(QgsDockWidget):
         except SinrError as exc:
             self._report(str(exc), Qgis.MessageLevel.Warning)
             return []
-        where = f"At lat {lat:.4f}, lon {lon:.4f}"
+        where = self.tr("At lat {lat:.4f}, lon {lon:.4f}").format(lat=lat, lon=lon)
         context = point_context(lon, lat, self._extents())
         if context.message:
             self.here_label.setText(f"{where}: {context.message}")
@@ -545,33 +570,36 @@ class SinrDock(QgsDockWidget):
         try:
             ranking = products.ranked_species(self.point_predictor, [[lon, lat]], self.top_k.value(),
                                               covariates=self.covariate_rows.mapping())[0]
+            outside = products.footprint_notes(self.point_predictor, [[lon, lat]], self.covariate_rows.mapping())[0]
         except SinrError as exc:  # e.g. a covariate without a raster layer: named, nothing ranked
             self.here_label.setText(f"{where}: {exc}")
             self._report(str(exc), Qgis.MessageLevel.Warning)
             return []
         shown = [r for r in ranking if r.probability >= MIN_SCORE]
         if not ranking:  # the runtime could not score the point at all (e.g. a covariate has no value here)
-            why = " (a covariate raster has no value at this point)" if self.covariate_rows.rows else ""
-            self.here_label.setText(f"{where}: the model gives no score here{why}.")
+            none = self.tr("{}: the model gives no score here (a covariate raster has no value at this point).") \
+                if self.covariate_rows.rows else self.tr("{}: the model gives no score here.")
+            self.here_label.setText(none.format(where))
             return []
         if not shown:
-            self.here_label.setText(f"{where}: no species scores above {MIN_SCORE} here.")
+            self.here_label.setText(self.tr("{}: no species scores above {} here.").format(where, MIN_SCORE))
             return []
         below = len(ranking) - len(shown)
-        note = f" {below} more of the top {len(ranking)} score below {MIN_SCORE}." if below else ""
-        self.here_label.setText(f"{where} (relative score, 0-1):{note}")
+        note = self.tr(" {} more of the top {} score below {}.").format(below, len(ranking), MIN_SCORE) if below else ""
+        self.here_label.setText(self.tr("{} (relative score, 0-1):{}").format(where, note) + f" {outside}".rstrip())
         far = 0
         for r in shown:
             text = f"{r.rank}. {isolate_bidi(r.species.label)}"
             if r.species.common_name:
                 text += f", {isolate_bidi(r.species.common_name)}"
             if context.far_from_records(r.species.index):
-                text += " (far from most of its records)"
+                text += self.tr(" (far from most of its records)")
                 far += 1
             self.species_list.addItem(f"{text}  {r.probability:.3f}")  # the score last: a column to read down
         if far:
-            self.here_label.setText(self.here_label.text() + f" {far} species marked “far from most of its "
-                                    "records” were rarely or never recorded near here: their scores are guesses.")
+            self.here_label.setText(self.here_label.text() + self.tr(
+                " {} species marked “far from most of its records” were rarely or never recorded near here: "
+                "their scores are guesses.").format(far))
         return shown
 
     def _extents(self):

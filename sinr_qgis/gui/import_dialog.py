@@ -27,7 +27,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..qgis_bridge.model_files import CHECKPOINT_FILTER, TAXA_FILTER, lasting_model_path
+from ..qgis_bridge.model_files import CHECKPOINT_FILTER, MODEL_FILTER, TAXA_FILTER, lasting_model_path
 from ..tasks.import_task import ImportTask
 from ..toolbelt.interpreter import training_interpreter
 from .setup_training_button import SetupTrainingButton
@@ -88,7 +88,7 @@ class ImportCheckpointDialog(QDialog):
                                             "Environmental checkpoints only: the 20 global WorldClim 2.1 rasters at 5 "
                                             "arc-minutes (elevation, bio1 ... bio19)")
         self.covariates.setStorageMode(QgsFileWidget.StorageMode.GetMultipleFiles)
-        self.output = self._file_widget("SinrImportOutput", "SINR model (*.sinr)",
+        self.output = self._file_widget("SinrImportOutput", MODEL_FILTER,
                                         "Where to save the model; empty: the plugin's models folder in your profile")
         self.output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.python_label = QLabel(self)

@@ -48,9 +48,9 @@ class OnnxruntimeInstallButton(QPushButton):
         else:
             self.setText(self.tr("Install onnxruntime"))
         self.setToolTip(self.tr(
-            f"Downloads onnxruntime {ONNXRUNTIME.version} (about 20 MB) into a private folder of your QGIS "
+            "Downloads onnxruntime {} (about 20 MB) into a private folder of your QGIS "
             "profile; QGIS's own numpy and GDAL are left untouched. Predictions then run faster, with the "
-            "same results. Progress and Cancel are in QGIS's task manager."))
+            "same results. Progress and Cancel are in QGIS's task manager.").format(ONNXRUNTIME.version))
         self.setEnabled(True)
         self.setVisible(state != InstallState.CURRENT)
 

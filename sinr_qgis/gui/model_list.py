@@ -13,12 +13,13 @@ from pathlib import Path
 
 from qgis.core import Qgis
 from qgis.PyQt import sip
-from qgis.PyQt.QtCore import Qt, QTimer
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, Qt, QTimer
 from qgis.PyQt.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from ..core import resources
 from ..core.bundle import ModelBundle
 from ..core.reliability import level_counts
+from ..qgis_bridge.model_files import MODEL_FILTER
 from ..tasks.import_task import ImportTask
 from ..tasks.train_task import TrainTask
 from ..toolbelt import model_registry
@@ -26,9 +27,12 @@ from .import_dialog import ImportCheckpointDialog
 from .train_dialog import TrainDialog
 
 LOG = logging.getLogger("sinr_qgis")
-BUNDLED = f"Bundled model ({resources.BUNDLED.label})"
-OPEN_FILE = "Open model file…"
-IMPORT_CHECKPOINT = "Import SINR checkpoint…"
+# The entries' English texts; shown through tr(). OPEN_FILE and IMPORT_CHECKPOINT also mark the
+# action entries (ACTION_ROLE), whatever the language shown.
+BUNDLED_ENTRY = QT_TRANSLATE_NOOP("ModelChooser", "Bundled model ({})")  # .format(the catalogue's label)
+BUNDLED = BUNDLED_ENTRY.format(resources.BUNDLED.label)
+OPEN_FILE = QT_TRANSLATE_NOOP("ModelChooser", "Open model file…")
+IMPORT_CHECKPOINT = QT_TRANSLATE_NOOP("ModelChooser", "Import SINR checkpoint…")
 # marks the action entries (their data is no path): OPEN_FILE or IMPORT_CHECKPOINT
 ACTION_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -50,12 +54,12 @@ class ModelChooser(QWidget):
         self.combo.setObjectName("SinrModelCombo")
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(8)  # long model names are elided, not widening the dock
-        self.combo.setToolTip("The bundled model, the models you trained or opened (last used first), or open a "
-                              ".sinr file; files that have gone are dropped from the list")
+        self.combo.setToolTip(self.tr("The bundled model, the models you trained or opened (last used first), or "
+                                      "open a .sinr file; files that have gone are dropped from the list"))
         self.combo.activated.connect(self._activated)
-        self.train_button = QPushButton("Train…", self)
+        self.train_button = QPushButton(self.tr("Train…"), self)
         self.train_button.setObjectName("SinrTrainButton")
-        self.train_button.setToolTip("Train a SINR model on your observations (runs in the background)")
+        self.train_button.setToolTip(self.tr("Train a SINR model on your observations (runs in the background)"))
         self.train_button.clicked.connect(self.open_train_dialog)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -77,19 +81,20 @@ class ModelChooser(QWidget):
                 self._report(msg, Qgis.MessageLevel.Info)
         self.combo.blockSignals(True)
         self.combo.clear()
-        self.combo.addItem(BUNDLED, "")
+        self.combo.addItem(self.tr(BUNDLED_ENTRY).format(resources.BUNDLED.label), "")
         for e in model_registry.list_models(prune=False):
             self.combo.addItem(e.label, e.path)
             self.combo.setItemData(self.combo.count() - 1, e.path, Qt.ItemDataRole.ToolTipRole)
         self.combo.insertSeparator(self.combo.count())
-        self.combo.addItem(OPEN_FILE, None)
+        self.combo.addItem(self.tr(OPEN_FILE), None)
         self.combo.setItemData(self.combo.count() - 1, OPEN_FILE, ACTION_ROLE)
-        self.combo.setItemData(self.combo.count() - 1, "Choose a .sinr model bundle on disk; it joins this list",
-                               Qt.ItemDataRole.ToolTipRole)
-        self.combo.addItem(IMPORT_CHECKPOINT, None)
+        self.combo.setItemData(self.combo.count() - 1, self.tr("Choose a .sinr model bundle on disk; it joins this "
+                                                               "list"), Qt.ItemDataRole.ToolTipRole)
+        self.combo.addItem(self.tr(IMPORT_CHECKPOINT), None)
         self.combo.setItemData(self.combo.count() - 1, IMPORT_CHECKPOINT, ACTION_ROLE)
-        self.combo.setItemData(self.combo.count() - 1, "Convert a model of the official SINR code (.pt, e.g. the "
-                               "paper's 47,375 species); it joins this list", Qt.ItemDataRole.ToolTipRole)
+        self.combo.setItemData(self.combo.count() - 1, self.tr("Convert a model of the official SINR code (.pt, e.g. "
+                                                               "the paper's 47,375 species); it joins this list"),
+                               Qt.ItemDataRole.ToolTipRole)
         self.combo.blockSignals(False)
         self.show_model(self.current_path if select is None else select)
 
@@ -127,7 +132,7 @@ class ModelChooser(QWidget):
         Cancelling the file dialog, or a file that does not load, keeps the model in use."""
         if path is None:
             start = str(Path(self.current_path).parent) if self.current_path else ""
-            path, _filter = QFileDialog.getOpenFileName(self, "Open a SINR model", start, "SINR model (*.sinr)")
+            path, _filter = QFileDialog.getOpenFileName(self, self.tr("Open a SINR model"), start, MODEL_FILTER)
         if not path or not self.choose(path):
             self.show_model(self.current_path)
             return False
@@ -166,10 +171,11 @@ class ModelChooser(QWidget):
             self._report(" ".join([task.result.summary(), *task.warnings]),
                          Qgis.MessageLevel.Warning if task.warnings else Qgis.MessageLevel.Info)
         elif task.cancelled:
-            self._report(f"Training of {Path(task.opts.out).name} cancelled; no model was written.",
+            self._report(self.tr("Training of {} cancelled; no model was written.").format(Path(task.opts.out).name),
                          Qgis.MessageLevel.Info)
         else:
-            self._report(f"Training of {Path(task.opts.out).name} failed: {task.error}", Qgis.MessageLevel.Warning)
+            self._report(self.tr("Training of {} failed: {}").format(Path(task.opts.out).name, task.error),
+                         Qgis.MessageLevel.Warning)
 
     def _report(self, text: str, level) -> None:
         if self.report is not None:
@@ -183,21 +189,29 @@ def model_summary(bundle: ModelBundle) -> str:
     inputs (the technical card, ``ModelBundle.card``, goes under "Details")."""
     data = bundle.meta.get("data") if isinstance(bundle.meta.get("data"), dict) else {}
     records = data.get("n_records_used")
-    text = f"{bundle.n_species:,} species"
+    text = _tr("{:,} species").format(bundle.n_species)
     if isinstance(records, int) and records > 0:
-        text += f", learned from {records:,} records" + (f" ({data['file']})" if data.get("file") else "")
+        text += _tr(", learned from {:,} records").format(records) + (f" ({data['file']})" if data.get("file") else "")
     names = bundle.covariate_names
     if names:
         shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
-        where = "the location and " if bundle.encoding != "env" else ""  # 'env' reads the layers alone
-        text += f". It maps them from {where}{len(names)} environmental layers ({shown})."
+        maps = _tr(". It maps them from {} environmental layers ({}).") if bundle.encoding == "env" else \
+            _tr(". It maps them from the location and {} environmental layers ({}).")  # 'env' reads the layers alone
+        text += maps.format(len(names), shown)
     else:
-        text += ". It maps them from the location alone (no climate or land-cover layers)."
+        text += _tr(". It maps them from the location alone (no climate or land-cover layers).")
     levels = level_counts(bundle)
     if levels["poor"] or levels["caution"]:
-        text += (f" Maps: {levels['good']} good, {levels['caution']} to use with caution, {levels['poor']} poor"
-                 + (f", {levels['unknown']} unknown" if levels["unknown"] else "") + " (see the species list).")
+        text += (_tr(" Maps: {} good, {} to use with caution, {} poor").format(
+                     levels["good"], levels["caution"], levels["poor"])
+                 + (_tr(", {} unknown").format(levels["unknown"]) if levels["unknown"] else "")
+                 + _tr(" (see the species list)."))
     return text
+
+
+def _tr(text: str) -> str:
+    """``text`` in the user's language (the chooser's translation context)."""
+    return QCoreApplication.translate("ModelChooser", text)
 
 
 def _key(path: str) -> str:

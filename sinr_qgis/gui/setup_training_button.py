@@ -49,10 +49,10 @@ class SetupTrainingButton(QPushButton):
         self.base_python: str | None = None
         self.setText(self.tr("Set up PyTorch for me"))
         self.setToolTip(self.tr(
-            f"Makes a private Python with CPU PyTorch for training in your QGIS profile (about "
-            f"{SIZE_MB / 1000:.1f} GB; the download is about 200 MB) from QGIS's own Python, so it keeps "
+            "Makes a private Python with CPU PyTorch for training in your QGIS profile (about "
+            "{:.1f} GB; the download is about 200 MB) from QGIS's own Python, so it keeps "
             "QGIS's GDAL. Nothing in QGIS itself changes; PyTorch only runs in the training process. "
-            "Progress and Cancel are in QGIS's task manager."))
+            "Progress and Cancel are in QGIS's task manager.").format(SIZE_MB / 1000))
         self._probed.connect(self._show_for)
         self.clicked.connect(self._clicked)
         self.refresh()
@@ -94,9 +94,9 @@ class SetupTrainingButton(QPushButton):
         folder = self.folder or training_python_folder()
         answer = QMessageBox.question(
             self.window(), self.tr("Set up PyTorch for training"),
-            self.tr(f"Download CPU PyTorch (about 200 MB) and install it with onnx into a private Python "
-                    f"environment in\n{folder}\n(about {SIZE_MB / 1000:.1f} GB on disk)? QGIS itself is not "
-                    "changed. You can keep working meanwhile."),
+            self.tr("Download CPU PyTorch (about 200 MB) and install it with onnx into a private Python "
+                    "environment in\n{}\n(about {:.1f} GB on disk)? QGIS itself is not "
+                    "changed. You can keep working meanwhile.").format(folder, SIZE_MB / 1000),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 

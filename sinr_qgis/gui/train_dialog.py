@@ -53,6 +53,7 @@ from ..core.training.defaults import DEFAULTS, LOSS_HELP, LOSS_LABELS, LOSSES
 from ..core.training.interpreter import check_training_available, describe_python
 from ..core.training.options import checkpoint_path, sinr_path
 from ..core.training.process import training_root
+from ..qgis_bridge.model_files import MODEL_FILTER
 from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER
 from ..qgis_bridge.training_inputs import (
     ENCODING_CHOICES,
@@ -92,7 +93,7 @@ class TrainDialog(QDialog):
                  on_done: Callable[[TrainTask, bool], None] | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("SinrTrainDialog")
-        self.setWindowTitle("Train a SINR model")
+        self.setWindowTitle(self.tr("Train a SINR model"))
         self.on_done = on_done
         self.task: TrainTask | None = None
         self.availability: bool | None = None
@@ -132,9 +133,9 @@ class TrainDialog(QDialog):
 
     def _observations_group(self) -> QGroupBox:
         """Where the records come from: a point layer and its fields, or a file and its columns."""
-        obs = QGroupBox("Observations", self)
-        self.use_layer = QRadioButton("Point layer (any CRS)", obs)
-        self.use_file = QRadioButton("File (CSV, GBIF, iNaturalist, Darwin Core Archive)", obs)
+        obs = QGroupBox(self.tr("Observations"), self)
+        self.use_layer = QRadioButton(self.tr("Point layer (any CRS)"), obs)
+        self.use_file = QRadioButton(self.tr("File (CSV, GBIF, iNaturalist, Darwin Core Archive)"), obs)
         group = QButtonGroup(self)
         group.addButton(self.use_layer)
         group.addButton(self.use_file)
@@ -148,20 +149,20 @@ class TrainDialog(QDialog):
         self.file_widget = QgsFileWidget(obs)
         self.file_widget.setFilter(OBSERVATION_FILE_FILTER)
         self.species_column = self._column_edit(obs, "species")
-        self.source_column = self._column_edit(obs, "source", "; optional")
+        self.source_column = self._column_edit(obs, "source", self.tr("; optional"))
         self.lat_column = self._column_edit(obs, "latitude")
         self.lon_column = self._column_edit(obs, "longitude")
         f = QFormLayout(obs)
         f.addRow(self.use_layer)
-        f.addRow("Layer", self.layer_combo)
-        f.addRow("Species field", self.species_field)
-        f.addRow("Source field", self.source_field)
+        f.addRow(self.tr("Layer"), self.layer_combo)
+        f.addRow(self.tr("Species field"), self.species_field)
+        f.addRow(self.tr("Source field"), self.source_field)
         f.addRow(self.use_file)
-        f.addRow("File", self.file_widget)
-        f.addRow("Species column", self.species_column)
-        f.addRow("Source column", self.source_column)
-        f.addRow("Latitude column", self.lat_column)
-        f.addRow("Longitude column", self.lon_column)
+        f.addRow(self.tr("File"), self.file_widget)
+        f.addRow(self.tr("Species column"), self.species_column)
+        f.addRow(self.tr("Source column"), self.source_column)
+        f.addRow(self.tr("Latitude column"), self.lat_column)
+        f.addRow(self.tr("Longitude column"), self.lon_column)
         self.use_layer.toggled.connect(self._mode_changed)
         has_points = self.layer_combo.count() > 0
         (self.use_layer if has_points else self.use_file).setChecked(True)
@@ -171,52 +172,52 @@ class TrainDialog(QDialog):
 
     def _model_group(self) -> QGroupBox:
         """The model's inputs, its loss and the training settings (their defaults: ``DEFAULTS``)."""
-        model = QGroupBox("Model", self)
+        model = QGroupBox(self.tr("Model"), self)
         self._input_widgets(model)
         self._loss_widgets(model)
-        self.cap = self._spin(0, 10_000_000, DEFAULTS["cap"], "0 = all records (the bundled model used all)")
+        self.cap = self._spin(0, 10_000_000, DEFAULTS["cap"], self.tr("0 = all records (the bundled model used all)"))
         self.epochs = self._spin(1, 100_000, DEFAULTS["epochs"])
         self.width_spin = self._spin(1, 4096, DEFAULTS["width"])
         self.depth = self._spin(0, 64, DEFAULTS["depth"])
         self.seed = self._spin(0, 2**31 - 1, DEFAULTS["seed"])
         self.min_records = self._spin(1, 1_000_000, DEFAULTS["min_records"])
         self.batch_size = self._spin(1, 1_000_000, DEFAULTS["batch_size"])
-        self.threads = self._spin(0, 1024, 0, "CPU threads of the training process; 0 = PyTorch's choice")
+        self.threads = self._spin(0, 1024, 0, self.tr("CPU threads of the training process; 0 = PyTorch's choice"))
         self.threads.setObjectName("SinrTrainThreads")
-        self.threads.setSpecialValueText("automatic")
+        self.threads.setSpecialValueText(self.tr("automatic"))
         m = QFormLayout(model)
-        m.addRow("Covariate rasters", self.covariates)
-        m.addRow("Categorical covariates", self.categorical)
-        m.addRow("Model inputs", self.encoding)
-        m.addRow("Loss", self.loss)
+        m.addRow(self.tr("Covariate rasters"), self.covariates)
+        m.addRow(self.tr("Categorical covariates"), self.categorical)
+        m.addRow(self.tr("Model inputs"), self.encoding)
+        m.addRow(self.tr("Loss"), self.loss)
         m.addRow("", self.loss_help)
-        m.addRow("Presence weight", self.pos_weight)
+        m.addRow(self.tr("Presence weight"), self.pos_weight)
         m.addRow("", self.land_absences)
-        m.addRow("Max records per species", self.cap)
-        m.addRow("Min records per species", self.min_records)
-        m.addRow("Epochs", self.epochs)
-        m.addRow("Network width", self.width_spin)
-        m.addRow("Network depth", self.depth)
-        m.addRow("Batch size", self.batch_size)
-        m.addRow("Random seed", self.seed)
-        m.addRow("CPU threads", self.threads)
+        m.addRow(self.tr("Max records per species"), self.cap)
+        m.addRow(self.tr("Min records per species"), self.min_records)
+        m.addRow(self.tr("Epochs"), self.epochs)
+        m.addRow(self.tr("Network width"), self.width_spin)
+        m.addRow(self.tr("Network depth"), self.depth)
+        m.addRow(self.tr("Batch size"), self.batch_size)
+        m.addRow(self.tr("Random seed"), self.seed)
+        m.addRow(self.tr("CPU threads"), self.threads)
         return model
 
     def _input_widgets(self, model: QGroupBox) -> None:
         """The covariate rasters (the project's GDAL raster layers), their categorical bands and the encoding."""
         self.covariates = QgsCheckableComboBox(model)
-        self.covariates.setDefaultText("none: coordinates only")
-        self.covariates.setToolTip("Raster layers (lon/lat, e.g. bioclim) whose bands become model inputs")
+        self.covariates.setDefaultText(self.tr("none: coordinates only"))
+        self.covariates.setToolTip(self.tr("Raster layers (lon/lat, e.g. bioclim) whose bands become model inputs"))
         for layer in QgsProject.instance().mapLayers().values():
             if isinstance(layer, QgsRasterLayer) and layer.providerType() == "gdal":
                 self.covariates.addItemWithCheckState(layer.name(), Qt.CheckState.Unchecked, layer.id())
         self.categorical = QLineEdit(model)
         self.categorical.setObjectName("SinrTrainCategorical")
-        self.categorical.setPlaceholderText("band names, e.g. biome, landcover")
-        self.categorical.setToolTip("Covariate bands that hold classes (land cover, biome, soil type), by band "
-                                    "name, comma-separated: read at the nearest cell and one class per input. "
-                                    "Bands with GDAL category names, an attribute table, a colour table or the "
-                                    "metadata CATEGORICAL=YES are categorical without being named here.")
+        self.categorical.setPlaceholderText(self.tr("band names, e.g. biome, landcover"))
+        self.categorical.setToolTip(self.tr(
+            "Covariate bands that hold classes (land cover, biome, soil type), by band name, comma-separated: "
+            "read at the nearest cell and one class per input. Bands with GDAL category names, an attribute "
+            "table, a colour table or the metadata CATEGORICAL=YES are categorical without being named here."))
         self.encoding = QComboBox(model)
         for label, value in ENCODING_CHOICES:
             self.encoding.addItem(label, value)
@@ -239,39 +240,39 @@ class TrainDialog(QDialog):
         self.pos_weight = QDoubleSpinBox(model)
         self.pos_weight.setRange(0.0, 1e6)
         self.pos_weight.setDecimals(1)
-        self.pos_weight.setSpecialValueText("number of species")  # shown for 0: lambda = C
+        self.pos_weight.setSpecialValueText(self.tr("number of species"))  # shown for 0: lambda = C
         self.pos_weight.setValue(0.0 if DEFAULTS["pos_weight"] == "species" else float(DEFAULTS["pos_weight"]))
-        self.pos_weight.setToolTip("Lambda: how much one presence weighs against the assumed absences in the "
-                                   "full losses. The number of species (the bundled model's choice) balances "
-                                   "them; the paper used 2048 for 47,000 species.")
-        self.land_absences = QCheckBox("Random absences on land only", model)
+        self.pos_weight.setToolTip(self.tr(
+            "Lambda: how much one presence weighs against the assumed absences in the full losses. The number "
+            "of species (the bundled model's choice) balances them; the paper used 2048 for 47,000 species."))
+        self.land_absences = QCheckBox(self.tr("Random absences on land only"), model)
         self.land_absences.setChecked(DEFAULTS["pseudo_negatives"] == "land")
-        self.land_absences.setToolTip("Random places taken as absences are drawn on land (the bundled model's "
-                                      "recipe); unticked: anywhere on the globe, as the paper.")
+        self.land_absences.setToolTip(self.tr("Random places taken as absences are drawn on land (the bundled "
+                                              "model's recipe); unticked: anywhere on the globe, as the paper."))
 
     def _output_group(self) -> QGroupBox:
         """The model file, its name, resuming, and the Python that trains."""
-        out = QGroupBox("Output", self)
+        out = QGroupBox(self.tr("Output"), self)
         self.output = QgsFileWidget(out)
         self.output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.output.setFilter("SINR model (*.sinr)")
+        self.output.setFilter(MODEL_FILTER)
         self.output.fileChanged.connect(self._output_changed)
         self.model_name = QLineEdit(out)
-        self.model_name.setPlaceholderText("default: the file name")
-        self.resume = QCheckBox("Resume from the last checkpoint of this output", out)
+        self.model_name.setPlaceholderText(self.tr("default: the file name"))
+        self.resume = QCheckBox(self.tr("Resume from the last checkpoint of this output"), out)
         self.python = QgsFileWidget(out)
         self.python.setFilter(INTERPRETER_FILE_FILTER)
         self.python.setFilePath(training_interpreter())
-        self.check_button = QPushButton("Check", out)
+        self.check_button = QPushButton(self.tr("Check"), out)
         self.check_button.clicked.connect(self.check_python)
         py_row = QHBoxLayout()
         py_row.addWidget(self.python, 1)
         py_row.addWidget(self.check_button)
         o = QFormLayout(out)
-        o.addRow("Model file", self.output)
-        o.addRow("Model name", self.model_name)
+        o.addRow(self.tr("Model file"), self.output)
+        o.addRow(self.tr("Model name"), self.model_name)
         o.addRow("", self.resume)
-        o.addRow("Python with PyTorch", py_row)
+        o.addRow(self.tr("Python with PyTorch"), py_row)
         self._output_changed(self.output.filePath())
         return out
 
@@ -293,7 +294,7 @@ class TrainDialog(QDialog):
         setup_layout.addStretch(1)
         self.setup_row.setVisible(False)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
-        self.train_button = self.buttons.addButton("Train", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.train_button = self.buttons.addButton(self.tr("Train"), QDialogButtonBox.ButtonRole.AcceptRole)
         self.train_button.setObjectName("SinrTrainButton")
         self.buttons.accepted.connect(self.start)
         self.buttons.rejected.connect(self.reject)
@@ -308,7 +309,7 @@ class TrainDialog(QDialog):
 
     def _column_edit(self, parent: QWidget, role: str, note: str = "") -> QLineEdit:
         edit = QLineEdit(parent)
-        edit.setPlaceholderText(f"detected (e.g. {FILE_COLUMN_HINTS[role]}){note}")
+        edit.setPlaceholderText(self.tr("detected (e.g. {}){}").format(FILE_COLUMN_HINTS[role], note))
         return edit
 
     def _layer_changed(self, layer) -> None:
@@ -331,7 +332,7 @@ class TrainDialog(QDialog):
         self.resume.setEnabled(has_ckpt)
         if not has_ckpt:
             self.resume.setChecked(False)
-        self.resume.setToolTip("" if has_ckpt else "No interrupted training to resume for this output.")
+        self.resume.setToolTip("" if has_ckpt else self.tr("No interrupted training to resume for this output."))
 
     def _loss_changed(self) -> None:
         self.loss_help.setText(LOSS_HELP.get(self.loss.currentData(), ""))
@@ -350,16 +351,17 @@ class TrainDialog(QDialog):
         try:
             training_root()
             self.code_missing = False
-            self.show_message(f"Checking {python} for PyTorch…", error=False)
+            self.show_message(self.tr("Checking {} for PyTorch…").format(python), error=False)
             self._checking_text = self.message.text()
         except TrainingEnvironmentError as exc:  # known at once; the probe adds the interpreter's state
             self.code_missing = True
             self.show_message(str(exc))
         probe = self._probe
+        ready = self.tr("Ready to train: {}")  # now: the dialog may be closed before the thread answers
 
         def run() -> None:
             try:
-                answer = (f"Ready to train: {describe_python(python, check_training_available(python))}", True)
+                answer = (ready.format(describe_python(python, check_training_available(python))), True)
             except SinrError as exc:
                 answer = (str(exc), False)
             with contextlib.suppress(RuntimeError):  # the dialog was closed meanwhile
@@ -410,7 +412,7 @@ class TrainDialog(QDialog):
         finally:
             QApplication.restoreOverrideCursor()
         self._checking_text = self.message.text()  # an explicit check always shows its answer
-        self._availability_known(f"Ready to train: {text}", True)
+        self._availability_known(self.tr("Ready to train: {}").format(text), True)
         return True
 
     def gather_request(self) -> TrainingRequest:

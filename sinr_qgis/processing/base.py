@@ -27,12 +27,11 @@ from ..core.resources import BUNDLED, help_url
 from ..qgis_bridge import layers as bridge_layers
 from .help_text import ABOUT_SINR, CREDITS, MORE_HELP, help_section
 
-CAVEATS = (
+CAVEATS = QCoreApplication.translate("SinrProcessing", (
     "<p><b>Caveats.</b> Values are the model's relative probability of presence, learned from "
     "presence-only records: they rank places, they are not calibrated probabilities of occupancy. "
     "Expert range maps, used for evaluation, are generous outlines. Areas far from the training "
-    "data (another continent, for instance) are extrapolation.</p>"
-    + ABOUT_SINR + CREDITS + MORE_HELP)
+    "data (another continent, for instance) are extrapolation.</p>")) + ABOUT_SINR + CREDITS + MORE_HELP
 
 
 class SinrAlgorithm(QgsProcessingAlgorithm):
@@ -74,7 +73,7 @@ class SinrAlgorithm(QgsProcessingAlgorithm):
         with user_errors():
             bundle = load_model(path)
         feedback.pushInfo(self.tr("Model: {} ({} species, {})").format(
-            bundle.name, bundle.n_species, bundle.encoding))
+            bundle.name, bundle.n_species, bundle.encoding_label()))
         for warning in bundle.warnings:  # e.g. an older bundle without member checksums
             feedback.pushWarning(warning)
         return bundle

@@ -48,11 +48,11 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
             "is not empty. <b>Long</b>: a <i>Species field</i> (code or name) and a <i>Presence "
             "field</i> (1/0, true/false, yes/no) with one row per surveyed species and place. Names "
             "that match no model species are listed in the log. <i>Covariates</i>: for models with "
-            "environmental inputs.</p>"
-            + TABLE_HELP.format(maps="") + "<p>Here <tt>n_cells</tt> counts the surveyed points of the "
+            "environmental inputs.</p>") + TABLE_HELP.format(maps="") + self.tr(
+            "<p>Here <tt>n_cells</tt> counts the surveyed points of the "
             "species. A survey absence is a real absence at the plot's scale, but a plot is small: a "
             "species can be absent from a plot well inside its range, so APs are lower than against "
-            "range maps.</p>" + AP_CAVEATS)
+            "range maps.</p>") + AP_CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(

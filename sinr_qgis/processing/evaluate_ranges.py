@@ -19,11 +19,12 @@ from qgis.core import (
 
 from ..core import eval_report, evaluation, metrics, scoring
 from ..core.bundle import Species
+from ..core.errors import CancelledError
 from ..core.grid import Grid
 from ..core.runtime import Predictor
 from ..qgis_bridge import evaluation as bridge
 from ..qgis_bridge.covariates import raster_layer_source
-from ..qgis_bridge.grids import grid_from_extent
+from ..qgis_bridge.grids import default_grid, grid_from_extent
 from .base import SinrAlgorithm, progress_callbacks, user_errors
 from .evaluation_outputs import AP_CAVEATS, OUTPUT_REPORT, TABLE_HELP, add_output_parameters, write_outputs
 from .grid_params import add_covariates_parameter, covariates_from_parameters, extent_parameter
@@ -71,12 +72,13 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
             "<i>Area weighted</i>: on a lon/lat grid, weight each cell by cos(latitude), its true "
             "area, so northern cells do not count more than their share (this approximates the "
             "equal-area H3 points of the paper and of the NA-Trees benchmark); projected grids are "
-            "taken as equal-area cells (use an equal-area CRS such as EPSG:5070).</p>"
-            + TABLE_HELP.format(maps=", and a map thumbnail with the prediction under the expert outline")
-            + "<p>Expert ranges are generous outlines drawn by hand with little internal detail: "
+            "taken as equal-area cells (use an equal-area CRS such as EPSG:5070).</p>") \
+            + TABLE_HELP.format(maps=self.tr(", and a map thumbnail with the prediction under the expert outline")) \
+            + self.tr(
+            "<p>Expert ranges are generous outlines drawn by hand with little internal detail: "
             "absences inside them and presences outside are common, so even a perfect model does not "
             "reach 100 %. With a model, scores are logits (the same ranking as probabilities, "
-            "without float ties); thresholds are reported as probabilities.</p>" + AP_CAVEATS)
+            "without float ties); thresholds are reported as probabilities.</p>") + AP_CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
@@ -189,7 +191,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
         scores = {}
         for k, sp in enumerate(used):
             if is_cancelled():
-                break
+                raise CancelledError(evaluation.EVALUATION_CANCELLED)
             scores[sp.code] = evaluation.warp_band_to_grid(*where[sp.code], grid)
             progress(10 + 70 * (k + 1) / len(used))
         return scores
@@ -218,7 +220,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
             return grid_from_extent(extent, crs, pixel)
         if predictions and not pixel:
             return evaluation.raster_grid(predictions[0][0])
-        return bridge.default_grid(layer.extent(), layer.crs(), context.transformContext(), pixel)
+        return default_grid(layer.extent(), layer.crs(), context.transformContext(), pixel)
 
     def _species_field(self, parameters: dict, context: QgsProcessingContext, source,
                        species: list[Species], feedback: QgsProcessingFeedback) -> str:
@@ -239,7 +241,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
                 len(match.unmatched), origin, match.unmatched_text()))
 
     @staticmethod
-    def _thumbnails(result: evaluation.GridEvaluation, grid: Grid, scores: dict[str, np.ndarray],
+    def _thumbnails(result: evaluation.EvaluationResult, grid: Grid, scores: dict[str, np.ndarray],
                     refs, logits: bool) -> dict[str, str]:
         masks = {sp.code: lab for _, sp, lab in refs}
         valid = evaluation.valid_cells(grid).reshape(grid.shape)

@@ -24,7 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
 from ..core import eval_report
-from ..core.evaluation import TABLE_COLUMNS, GridEvaluation
+from ..core.evaluation import TABLE_COLUMNS, EvaluationResult
 from ..qgis_bridge.features import write_features
 from .base import user_errors
 from .help_text import ABOUT_SINR, CREDITS, EXPERT_RANGES, MORE_HELP
@@ -34,7 +34,9 @@ N_SKIPPED = "N_SKIPPED"
 _TYPES = {"code": QVariant.String, "name": QVariant.String, "reference": QVariant.String,
           "n_cells": QVariant.Int, "n_presence": QVariant.Int, "skipped": QVariant.String}
 
-TABLE_HELP = (
+# help paragraphs, translated here as every shared paragraph is (help_text.py); TABLE_HELP is a
+# template: ``maps`` is the algorithm's own (translated) addition to the report's contents
+TABLE_HELP = QCoreApplication.translate("SinrProcessing", (
     "<p><b>Outputs.</b> <i>Table</i>: one row per matched species with <tt>code</tt>, <tt>name</tt>, "
     "<tt>reference</tt> (the name as written in the reference data), <tt>ap</tt> (average precision, "
     "<b>in percent</b>), <tt>prevalence</tt> (share of presences among the evaluated cells or points, "
@@ -47,9 +49,9 @@ TABLE_HELP = (
     "evaluated species <b>in percent, 2 decimals</b> (the scale of the paper and of the NA-Trees "
     "benchmark). <i>Number of species skipped</i> (output number). <i>Report</i> (optional HTML): the "
     "table, the skipped species with their reason and, per species, its precision-recall "
-    "curve (inline SVG){maps}.</p>")
+    "curve (inline SVG){maps}.</p>"))
 
-AP_CAVEATS = (
+AP_CAVEATS = QCoreApplication.translate("SinrProcessing", (
     "<p><b>Caveats.</b> AP depends only on how the scores <i>rank</i> the places, not on their "
     "values or on any threshold; a random map scores about the prevalence, so compare species or "
     "models on the same cells. Prevalence matters: a species present in most of the extent gets a "
@@ -61,7 +63,7 @@ AP_CAVEATS = (
     "Cells or points without a score (no prediction or covariate value) are left out of a species' "
     "AP and counted in the log. Thresholded "
     "scores (F1, IoU) use the best threshold for each species, so they are optimistic.</p>"
-    + EXPERT_RANGES + ABOUT_SINR + CREDITS + MORE_HELP)
+)) + EXPERT_RANGES + ABOUT_SINR + CREDITS + MORE_HELP
 
 
 def _tr(text: str) -> str:
@@ -88,7 +90,7 @@ def table_fields() -> QgsFields:
 
 
 def write_outputs(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext,
-                  feedback: QgsProcessingFeedback, result: GridEvaluation, *, title: str,
+                  feedback: QgsProcessingFeedback, result: EvaluationResult, *, title: str,
                   summary: list[tuple[str, str]], thumbnails: dict[str, str] | None = None,
                   notes: list[str] | None = None) -> dict:
     """Fill the table sink, write the CSV and the report, log MAP; returns the outputs dict.

@@ -159,3 +159,37 @@ GRID_HELP = (
     "pixels along the longer side. <i>Leave the ocean empty</i>: sea pixels become nodata. "
     "An extent reaching off the globe (past the poles, or wider than 360 degrees) is predicted where "
     "it is on the globe; the rest is nodata and the log says how much.")
+
+
+OUTSIDE_FOOTPRINT, FOOTPRINT_BAND = "OUTSIDE_FOOTPRINT", "FOOTPRINT_BAND"
+
+
+def add_footprint_parameters(alg: QgsProcessingAlgorithm) -> None:
+    """OUTSIDE_FOOTPRINT (default off: pixels outside the model's data footprint are nodata) and
+    FOOTPRINT_BAND (advanced, default off: one more band with the footprint's values); see
+    :data:`FOOTPRINT_HELP`."""
+    alg.addParameter(QgsProcessingParameterBoolean(
+        OUTSIDE_FOOTPRINT, _tr("Show extrapolation (outside the data footprint)"), defaultValue=False))
+    band = QgsProcessingParameterBoolean(FOOTPRINT_BAND, _tr("Add a footprint band (distance or novelty)"),
+                                         defaultValue=False)
+    band.setFlags(band.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+    alg.addParameter(band)
+
+
+def footprint_options(alg: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext
+                      ) -> tuple[bool, bool]:
+    """(mask_footprint, footprint_band) from OUTSIDE_FOOTPRINT and FOOTPRINT_BAND."""
+    return (not alg.parameterAsBoolean(parameters, OUTSIDE_FOOTPRINT, context),
+            alg.parameterAsBoolean(parameters, FOOTPRINT_BAND, context))
+
+
+FOOTPRINT_HELP = (
+    "<i>Show extrapolation</i>: by default pixels outside the model's data footprint are nodata: farther "
+    "than the model's distance from its training records (models that read coordinates: the distance to "
+    "the 10th nearest training location of any species), or with a covariate outside the values seen in "
+    "training (models that read covariates). Tick it to see the model's values there too: they are "
+    "extrapolation, guesses far from anything the model learned from. <i>Add a footprint band</i> "
+    "(advanced) adds, after the other bands, the distance to the training data in km and/or the covariate "
+    "novelty (0 inside the training ranges, else how far outside in units of the range); band metadata "
+    "VALUE=footprint. A model without a stored footprint (older bundles, imported official models) "
+    "is mapped everywhere and the log says \"no footprint stored\".")

@@ -23,8 +23,9 @@ from qgis.core import (
 
 from ..core.errors import SinrError
 from ..core.official_import import import_official_checkpoint
+from ..core.training.options import sinr_path
 from ..qgis_bridge.covariates import raster_layer_source
-from ..qgis_bridge.model_files import CHECKPOINT_FILTER, TAXA_FILTER, in_folder, lasting_model_path
+from ..qgis_bridge.model_files import CHECKPOINT_FILTER, MODEL_FILTER, TAXA_FILTER, in_folder, lasting_model_path
 from ..toolbelt import model_registry
 from ..toolbelt.interpreter import INTERPRETER_FILE_FILTER, training_interpreter
 from .base import SinrAlgorithm, user_errors
@@ -84,8 +85,7 @@ class ImportCheckpointAlgorithm(SinrAlgorithm):
             "checkpoint is opened there with <tt>torch.load(weights_only=True)</tt>: no code stored in it can "
             "run.</p>"
             "<p><b>Output.</b> The model bundle, added to the dock's model list (a temporary output is saved to "
-            "the plugin's models folder instead, so that it lasts).</p>"
-            + ABOUT_SINR + MORE_HELP)
+            "the plugin's models folder instead, so that it lasts).</p>") + ABOUT_SINR + MORE_HELP
 
     def initAlgorithm(self, config=None) -> None:
         file = QgsProcessingParameterFile.Behavior.File
@@ -108,15 +108,14 @@ class ImportCheckpointAlgorithm(SinrAlgorithm):
             p.setFlags(p.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT, self.tr("Model bundle"), fileFilter="SINR model (*.sinr)"))
+            self.OUTPUT, self.tr("Model bundle"), fileFilter=MODEL_FILTER))
         self.addOutput(QgsProcessingOutputNumber(self.N_SPECIES, self.tr("Species in the model")))
 
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict:
         checkpoint = self.parameterAsFile(parameters, self.INPUT, context)
         out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        if not out.lower().endswith(".sinr"):
-            out += ".sinr"
+        out = sinr_path(out)
         if in_folder(out, QgsProcessingUtils.tempFolder()):
             # QGIS deletes its temporary folder on exit, and the model list would point at nothing
             lasting = lasting_model_path(Path(checkpoint).stem or "sinr_checkpoint")

@@ -42,17 +42,18 @@ class LocationEmbeddingsAlgorithm(SinrAlgorithm):
             "<p>Writes the location embedding the model computes for every pixel: the learned "
             "description of a place from which every species' probability is one linear read-out. "
             "Places with similar colours (or values) are places the model treats alike.</p>"
-            "<p><b>Inputs.</b> The model (empty = bundled); " + GRID_HELP + " <i>Output</i>: "
+            "<p><b>Inputs.</b> The model (empty = bundled); {grid_help} <i>Output</i>: "
             "<b>RGB summary</b> (default) projects the embedding on its first three principal "
             "components, fitted (numpy SVD) on a coarse sample of the same extent, and writes them as "
             "3 bands shown as red, green and blue; <b>Full embedding</b> writes one band per dimension "
-            "(for example 256 bands; large files). " + COVARIATES_HELP + "</p>"
+            "(for example 256 bands; large files). {covariates_help}</p>"
             "<p><b>Output.</b> A Float32 GeoTIFF in the extent's CRS, nodata over masked ocean; the "
             "PCA's shares of explained variance are in the file's metadata (EXPLAINED_VARIANCE).</p>"
             "<p><b>Caveats.</b> Embedding dimensions have no fixed meaning and differ between "
             "models; PCA colours depend on the extent they were fitted on, so compare colours only "
-            "within one output. Far from the training data the embedding is extrapolation.</p>"
-            + ABOUT_SINR + CREDITS + MORE_HELP)
+            "within one output. Far from the training data the embedding is extrapolation.</p>").format(
+                grid_help=self.tr(GRID_HELP), covariates_help=self.tr(COVARIATES_HELP)) \
+            + ABOUT_SINR + CREDITS + MORE_HELP
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()

@@ -24,10 +24,13 @@ from ..core.thresholds import THRESHOLD_FIXED, THRESHOLD_LPTR, THRESHOLD_NONE, t
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
 from .grid_params import (
     COVARIATES_HELP,
+    FOOTPRINT_HELP,
     GRID_HELP,
     add_covariates_parameter,
+    add_footprint_parameters,
     add_grid_parameters,
     covariates_from_parameters,
+    footprint_options,
     grid_from_parameters,
     mask_ocean,
 )
@@ -74,14 +77,15 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             "<tt>&lt;output&gt;_&lt;code&gt;.tif</tt> files instead of one band per species: letters of "
             "every script and the hybrid sign are kept, other characters (spaces, commas, characters "
             "Windows refuses) become <tt>_</tt>, and codes that would give the same file on Windows "
-            "or macOS get a short tag, so each species has its own file. {covariates_help}</p>"
+            "or macOS get a short tag, so each species has its own file. {footprint_help} {covariates_help}</p>"
             "<p><b>Output.</b> One band per species with the model's relative score (0-1), styled with "
             "a colour ramp from low to high relative score when loaded. Each band's metadata carry the "
             "species' reliability (RELIABILITY good, caution, poor or unknown; N_TRAIN records; "
             "RANGES_AP, the agreement with expert ranges where the model has it; RELIABILITY_WARNING); "
-            "the log lists it and warns for poor maps.</p>").format(
+            "the log lists it and warns for poor maps. The log also says how many pixels were left empty "
+            "outside the model's data footprint.</p>").format(
                 species_rule=self.tr(LIST_RULE), grid_help=self.tr(GRID_HELP),
-                covariates_help=self.tr(COVARIATES_HELP)) + CAVEATS
+                footprint_help=self.tr(FOOTPRINT_HELP), covariates_help=self.tr(COVARIATES_HELP)) + CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
@@ -89,6 +93,7 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             self.SPECIES, self.tr("Species"),
             multiLine=True))
         add_grid_parameters(self)
+        add_footprint_parameters(self)
         self.addParameter(QgsProcessingParameterEnum(
             self.THRESHOLD, self.tr("Threshold"),
             options=THRESHOLD_LABELS, defaultValue=THRESHOLD_MODES.index(THRESHOLD_NONE)))
@@ -120,10 +125,13 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             progress, is_cancelled = progress_callbacks(feedback)
             value = self.parameterAsDouble(parameters, self.THRESHOLD_VALUE, context)
             mode = THRESHOLD_MODES[self.parameterAsEnum(parameters, self.THRESHOLD, context)]
+            mask_footprint, footprint_band = footprint_options(self, parameters, context)
             result = predict_to_geotiff(
                 predictor, grid, species, output, mask_ocean=mask_ocean(self, parameters, context),
                 covariates=covariates, threshold=threshold_argument(mode, value), fallback_threshold=value,
-                one_file_per_species=one_file, progress=progress, is_cancelled=is_cancelled)
+                one_file_per_species=one_file, progress=progress, is_cancelled=is_cancelled,
+                mask_footprint=mask_footprint, footprint_band=footprint_band)
+        feedback.pushInfo(result.footprint)
         for s in result.species:  # poor maps are also among the warnings, pushed next
             r = species_reliability(bundle, s)
             feedback.pushInfo(self.tr("Reliability {}: {}").format(r.level, r.summary))

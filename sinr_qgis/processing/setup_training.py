@@ -57,9 +57,9 @@ class SetupTrainingAlgorithm(SinrAlgorithm):
             "inside QGIS.</p>"
             "<p><b>How.</b> The environment is built on QGIS's own Python (else on a Python 3.9+ with "
             "GDAL found on this computer; the log says which), sees QGIS's GDAL and numpy, and keeps "
-            "that numpy. PyTorch comes from PyTorch's CPU index (" + CPU_INDEX + "; PyPI on macOS), the "
+            "that numpy. PyTorch comes from PyTorch's CPU index ({cpu_index}; PyPI on macOS), the "
             "rest from PyPI, through QGIS's proxy settings. It takes a few minutes: a download of about "
-            f"200 MB and {SIZE_MB / 1000:.1f} GB on disk.</p>"
+            "200 MB and {size_gb:.1f} GB on disk.</p>"
             "<p><b>Folder</b> (optional): where the environment goes; empty = the plugin's folder in your "
             "QGIS profile. It must be new, empty or an earlier environment of this tool, which is "
             "replaced only once the new one works. Advanced: <b>package source</b>, a folder of wheel "
@@ -68,7 +68,7 @@ class SetupTrainingAlgorithm(SinrAlgorithm):
             "<p><b>Output.</b> The path of the new Python (also stored as the training Python), PyTorch's "
             "version, and in the log whether CUDA or Apple's MPS is available. A failure (no network, "
             "a proxy refusal, no usable Python, too little disk) says what to do and leaves the previous "
-            "set-up as it was.</p>" + ABOUT_SINR + MORE_HELP)
+            "set-up as it was.</p>").format(cpu_index=CPU_INDEX, size_gb=SIZE_MB / 1000) + ABOUT_SINR + MORE_HELP
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFile(

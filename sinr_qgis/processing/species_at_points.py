@@ -18,7 +18,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.products import ranked_species
+from ..core.errors import CancelledError
+from ..core.products import footprint_notes, ranked_species
 from ..core.runtime import Predictor
 from ..qgis_bridge.features import output_fields, write_features
 from ..qgis_bridge.points import features_to_lonlat
@@ -58,7 +59,7 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             "<p><b>Inputs.</b> A point layer in any CRS (each part of a multipoint is a point of its "
             "own and gets its own rows; features without geometry are skipped), the model (empty = "
             "bundled) and "
-            "<i>k</i>, how many species to list per point. " + COVARIATES_HELP + "</p>"
+            "<i>k</i>, how many species to list per point. {covariates_help}</p>"
             "<p><b>Output.</b> A point layer with <i>k</i> features per input point (a copy of the "
             "point and its attributes) and the fields <tt>rank</tt> (1 = most probable), "
             "<tt>species_code</tt>, <tt>species_name</tt> and <tt>probability</tt>. Filter "
@@ -67,7 +68,9 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             "point has <i>k</i> rows), and input fields named like the four above get an "
             "<tt>input_</tt> prefix; in a Shapefile, names are cut to 10 characters "
             "(<tt>species_co</tt>, <tt>species_na</tt>, <tt>probabilit</tt>). Renamed fields are "
-            "listed in the log. A row the output refuses stops the algorithm with an error.</p>" + CAVEATS)
+            "listed in the log. A row the output refuses stops the algorithm with an error. The log counts the "
+            "points outside the model's data footprint, where the lists are extrapolation.</p>").format(
+                covariates_help=self.tr(COVARIATES_HELP)) + CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -101,16 +104,19 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             predictor = Predictor(bundle)
         feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
         total = source.featureCount()  # -1 when the provider cannot tell: then no percentage
-        done = skipped = unusable = written = 0
+        done = skipped = unusable = written = outside = 0
         features = source.getFeatures()
         n_in = len(source.fields())
-        while not feedback.isCanceled():
-            batch = list(islice(features, BATCH))
-            if not batch:
-                break
-            with user_errors():
+        while True:
+            with user_errors():  # a cancel, too, ends as every user error does
+                if feedback.isCanceled():
+                    raise CancelledError(self.tr("Cancelled: the output holds only the points done so far."))
+                batch = list(islice(features, BATCH))
+                if not batch:
+                    break
                 kept, lonlat, n_skip = features_to_lonlat(batch, source.sourceCrs(), context.transformContext())
                 ranks = ranked_species(predictor, lonlat, k, covariates) if kept else []
+                outside += sum(bool(n) for n in footprint_notes(predictor, lonlat, covariates)) if kept else 0
             skipped += n_skip
             rows = []
             for feat, ranking in zip(kept, ranks):
@@ -126,12 +132,19 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             done += len(batch)
             if total > 0:
                 feedback.setProgress(min(100.0, 100.0 * done / total))
-        if feedback.isCanceled():
-            raise QgsProcessingException(self.tr("Cancelled: the output holds only the points done so far."))
+        self._report(feedback, written, unusable, skipped, outside, bundle)
+        return {self.OUTPUT: dest_id}
+
+    def _report(self, feedback: QgsProcessingFeedback, written: int, unusable: int, skipped: int, outside: int,
+                bundle) -> None:
+        """The log's counts: rows written, points without covariates or a usable point, and points
+        outside the model's data footprint."""
         feedback.pushInfo(self.tr("{} row(s) written").format(written))
         if unusable:
             feedback.pushWarning(self.tr("{} point(s) have no covariate values and got no species.").format(
                 unusable))
         if skipped:
             feedback.pushWarning(self.tr("{} feature(s) without a usable point were skipped.").format(skipped))
-        return {self.OUTPUT: dest_id}
+        if outside:
+            feedback.pushWarning(self.tr("{} point(s) lie outside the model's data footprint: their species lists "
+                                         "are extrapolation. {}").format(outside, bundle.footprint.rule()))

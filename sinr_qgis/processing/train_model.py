@@ -37,7 +37,7 @@ from ..core.training.events import describe_event
 from ..core.training.interpreter import check_training_available
 from ..core.training.options import sinr_path
 from ..core.training.run import run_training
-from ..qgis_bridge.model_files import in_folder, lasting_model_path
+from ..qgis_bridge.model_files import MODEL_FILTER, in_folder, lasting_model_path
 from ..qgis_bridge.observations import OBSERVATION_FILE_FILTER
 from ..qgis_bridge.training_inputs import (
     ENCODING_CHOICES,
@@ -150,16 +150,15 @@ class TrainModelAlgorithm(SinrAlgorithm):
             "<p><b>Output.</b> The model bundle; a summary (records used and dropped, species, final loss, "
             "time) is written to the log, and the model is added to the dock's model list.</p>"
             "<p><b>Caveats.</b> Presence-only models rank places by relative likelihood of presence. "
-            "Few records, or records from one region, give a model that knows little elsewhere.</p>"
-            + ABOUT_SINR + MORE_HELP).replace(
-                "{losses}", "".join(f"<li>{html.escape(LOSS_HELP[k])}</li>" for k in LOSSES))
+            "Few records, or records from one region, give a model that knows little elsewhere.</p>").replace(
+                "{losses}", "".join(f"<li>{html.escape(LOSS_HELP[k])}</li>" for k in LOSSES)) + ABOUT_SINR + MORE_HELP
 
     def initAlgorithm(self, config=None) -> None:
         self._add_observation_parameters()
         self._add_recipe_parameters()
         self._add_advanced_parameters()
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT, self.tr("Model bundle"), fileFilter="SINR model (*.sinr)"))
+            self.OUTPUT, self.tr("Model bundle"), fileFilter=MODEL_FILTER))
         self.addOutput(QgsProcessingOutputNumber(self.N_SPECIES, self.tr("Species in the model")))
         self.addOutput(QgsProcessingOutputNumber(self.N_RECORDS, self.tr("Records used")))
         self.addOutput(QgsProcessingOutputNumber(self.FINAL_LOSS, self.tr("Final training loss")))

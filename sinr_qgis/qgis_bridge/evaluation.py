@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from qgis.core import (
-    Qgis,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCoordinateTransformContext,
@@ -22,7 +21,6 @@ from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
     QgsGeometry,
-    QgsPointXY,
     QgsRectangle,
     QgsWkbTypes,
 )
@@ -30,72 +28,15 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core import evaluation, scoring
 from ..core.bundle import Species
-from ..core.errors import GridError, OccurrenceError
-from ..core.grid import Grid, extent_across_antimeridian, longitude_window
+from ..core.errors import CancelledError, OccurrenceError
+from ..core.grid import Grid
 from ..core.polygons import grid_cells_in_polygons
 from ..core.species_names import name_key
 from .crs import crs_to_core
 from .observations import attribute_text
-from .points import WGS84, features_to_lonlat
+from .points import features_to_lonlat
 
 IsCancelled = Callable[[], bool] | None
-
-
-def default_grid(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
-                 transform_context: QgsCoordinateTransformContext, pixel_size: float = 0.0,
-                 side_cells: int = 0) -> Grid:
-    """The default evaluation grid for a layer (or the map): its extent as WGS 84 lon/lat (whatever
-    the layer's CRS, so the same ranges in another CRS give the same cells), ``pixel_size`` degrees;
-    0 = 0.25 degree, or, with ``side_cells``, that many cells along the longer side.
-
-    An extent across the antimeridian (a Pacific-centred CRS) gives a window from its west edge
-    eastwards past 180 degrees, not the rest of the globe; an extent holding a pole (a polar CRS)
-    reaches that pole at every longitude."""
-    if extent is None or extent.isNull() or extent.isEmpty():
-        raise GridError("The reference layer has an empty extent. Give an evaluation extent.")
-    west, south, east, north = extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()
-    if crs.isValid() and crs != WGS84:
-        xform = QgsCoordinateTransform(crs, WGS84, transform_context)
-        try:
-            box = xform.transformBoundingBox(extent)
-        except QgsCsException as exc:
-            raise GridError(f"The reference layer's extent cannot be transformed to lon/lat ({exc}). "
-                            "Give an evaluation extent.") from None
-        south, north = box.yMinimum(), box.yMaximum()
-        west, east = longitude_window(_sample_longitudes(extent, xform))
-        for pole in (90.0, -90.0):  # the extent's edges never reach a pole that lies inside it
-            try:
-                at = xform.transform(QgsPointXY(0.0, pole), Qgis.TransformDirection.Reverse)
-            except QgsCsException:
-                continue
-            if extent.contains(at):
-                west, east = -180.0, 180.0
-                south, north = (south, 90.0) if pole > 0 else (-90.0, north)
-    west, south, east, north = extent_across_antimeridian(west, south, east, north, "EPSG:4326")
-    if east - west >= 300.0:  # (nearly) round the globe: the lattice's gaps are no seam
-        west, east = -180.0, 180.0
-    ext = (west, max(-90.0, south), east, min(90.0, north))
-    if ext[2] <= ext[0] or ext[3] <= ext[1]:
-        raise GridError("The extent does not overlap the globe's lon/lat range. Give an evaluation extent.")
-    if pixel_size and pixel_size > 0:
-        size = pixel_size
-    elif side_cells:
-        size = max(ext[2] - ext[0], ext[3] - ext[1]) / side_cells
-    else:
-        size = evaluation.auto_pixel_size(ext, True)
-    return Grid.from_pixel_size(ext, "EPSG:4326", size)
-
-
-def _sample_longitudes(extent: QgsRectangle, xform: QgsCoordinateTransform, n: int = 33) -> np.ndarray:
-    """Longitudes of an ``n`` x ``n`` lattice over ``extent`` (points that do not transform are left out)."""
-    out = []
-    for x in np.linspace(extent.xMinimum(), extent.xMaximum(), n):
-        for y in np.linspace(extent.yMinimum(), extent.yMaximum(), n):
-            try:
-                out.append(xform.transform(QgsPointXY(float(x), float(y))).x())
-            except QgsCsException:
-                continue
-    return np.asarray(out, dtype=np.float64)
 
 
 def field_values(source, field_name: str, origin: str = "") -> list[str]:
@@ -144,7 +85,8 @@ def range_polygons(source, species_field: str, names: Sequence[str], crs: QgsCoo
 
     They are not reprojected: a polygon around a pole or across the antimeridian has no faithful
     outline in lon/lat, so cells are tested against it in its own CRS
-    (:func:`~sinr_qgis.core.polygons.grid_cells_in_polygons`)."""
+    (:func:`~sinr_qgis.core.polygons.grid_cells_in_polygons`). Raises ``CancelledError`` when
+    ``is_cancelled`` says so."""
     if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.PolygonGeometry:
         raise OccurrenceError("The range layer is not a polygon layer. Choose expert range polygons "
                               "(or a raster whose cells > 0 are presence).")
@@ -154,7 +96,7 @@ def range_polygons(source, species_field: str, names: Sequence[str], crs: QgsCoo
     request = QgsFeatureRequest().setSubsetOfAttributes([idx])
     for feat in source.getFeatures(request):
         if is_cancelled is not None and is_cancelled():
-            break
+            raise CancelledError(evaluation.EVALUATION_CANCELLED)
         key = wanted.get(name_key(attribute_text(feat.attribute(idx))))
         if key is None:
             continue
@@ -180,7 +122,8 @@ def range_references(source, species_field: str, match: evaluation.SpeciesMatch,
 def reference_labels(polys: RangePolygons, match: evaluation.SpeciesMatch, grid: Grid,
                      is_cancelled: IsCancelled = None) -> list[tuple[str, Species, np.ndarray]]:
     """(reference name, species, bool labels [H, W]) for every species of ``match`` from polygons
-    already read (any thread); ``polys.polygons`` also gets each species' polygons under its code."""
+    already read (any thread); ``polys.polygons`` also gets each species' polygons under its code.
+    Raises ``CancelledError`` when ``is_cancelled`` says so (some species' labels are no result)."""
     # names meaning the same species (its code in one feature, its name in another) are merged
     by_code: dict[str, tuple[str, Species, list[bytes]]] = {}
     for name, sp in match.matched.items():
@@ -189,7 +132,7 @@ def reference_labels(polys: RangePolygons, match: evaluation.SpeciesMatch, grid:
     refs = []
     for name, sp, wkbs in by_code.values():
         if is_cancelled is not None and is_cancelled():
-            break
+            raise CancelledError(evaluation.EVALUATION_CANCELLED)
         refs.append((name, sp, grid_cells_in_polygons(grid, wkbs, polys.crs)))
         polys.polygons[sp.code] = wkbs
     return refs

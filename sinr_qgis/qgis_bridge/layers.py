@@ -1,16 +1,21 @@
-"""Core results (GeoTIFF paths) -> styled QGIS raster layers.
+"""Core results (GeoTIFF paths) -> styled QGIS raster layers, and the expert-range outline layer.
 
 One styling function per kind of output; Processing post-processors, the dock and the demo all
 call these, so a prediction looks the same wherever it was made.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from qgis.core import (
     QgsColorRampLegendNodeSettings,
     QgsColorRampShader,
     QgsContrastEnhancement,
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFillSymbol,
+    QgsGeometry,
     QgsGradientColorRamp,
     QgsMultiBandColorRenderer,
     QgsProject,
@@ -19,12 +24,16 @@ from qgis.core import (
     QgsRasterMinMaxOrigin,
     QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
+    QgsSingleSymbolRenderer,
     QgsStyle,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..core.errors import OutputError
+from ..core.errors import OutputError, SinrError
+from ..core.eval_report import OUTLINE_COLOUR
 from ..core.resources import STYLES
+from .features import write_features
 
 PROBABILITY_RAMP = "Viridis"
 COUNT_RAMP = "YlGnBu"
@@ -129,3 +138,31 @@ def add_styled_raster(path: str | Path, name: str, kind: str = "probability",
     layer.renderer().setOpacity(max(0.0, min(1.0, opacity)))
     (project or QgsProject.instance()).addMapLayer(layer, add_to_legend)
     return layer
+
+
+def expert_outline_layer(label: str, crs: QgsCoordinateReferenceSystem,
+                         geometries: Iterable[QgsGeometry]) -> tuple[QgsVectorLayer, str | None]:
+    """A memory layer "Expert range: ``label``" of ``geometries`` (polygons in ``crs``), drawn as an
+    outline without fill in the reports' outline colour; not added to the project (main thread).
+
+    Returns the layer and, when the provider refused some features, what went wrong (the layer then
+    holds the others: the outline is a drawing aid, the numbers do not depend on it)."""
+    out = QgsVectorLayer("MultiPolygon?field=species:string", f"Expert range: {label}", "memory")
+    out.setCrs(crs)
+    feats = []
+    for g in geometries:
+        geom = QgsGeometry(g)
+        geom.convertToMultiType()
+        feat = QgsFeature(out.fields())
+        feat.setGeometry(geom)
+        feat.setAttributes([label])
+        feats.append(feat)
+    problem = None
+    try:
+        write_features(out.dataProvider(), feats, f"The outline layer of {label}")
+    except SinrError as exc:
+        problem = str(exc)
+    symbol = QgsFillSymbol.createSimple({"style": "no", "outline_color": OUTLINE_COLOUR,
+                                         "outline_width": "0.6", "outline_width_unit": "MM"})
+    out.setRenderer(QgsSingleSymbolRenderer(symbol))
+    return out, problem

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from qgis.core import QgsApplication
 
+from ..core.bundle import EXTENSION
 from ..core.file_names import safe_file_stem
 
+MODEL_FILTER = f"SINR model (*{EXTENSION})"
 CHECKPOINT_FILTER = "PyTorch checkpoint (*.pt *.pth *.tar);;All files (*)"
 TAXA_FILTER = "Names table (*.txt *.csv *.tsv *.json *.gz *.zip);;All files (*)"
 
@@ -26,10 +28,10 @@ def lasting_model_path(name: str) -> Path:
     folder = models_folder()
     folder.mkdir(parents=True, exist_ok=True)
     stem = safe_file_stem(name, fallback="model")
-    path, n = folder / f"{stem}.sinr", 1
+    path, n = folder / f"{stem}{EXTENSION}", 1
     while path.exists():
         n += 1
-        path = folder / f"{stem}_{n}.sinr"
+        path = folder / f"{stem}_{n}{EXTENSION}"
     return path
 
 

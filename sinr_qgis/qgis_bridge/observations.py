@@ -106,8 +106,8 @@ def export_observations(source: Any, species_field: str, path: str | Path, *,
             crs, transform_context, is_cancelled)
     except GridError as exc:
         raise GridError(f"Layer {origin!r}: {exc}") from None
-    if is_cancelled is not None and is_cancelled():
-        raise CancelledError("Export of the observations was cancelled.")
+    except CancelledError:
+        raise CancelledError("Export of the observations was cancelled.") from None
     n_features = len(kept) + skipped
     if n_features == 0:
         raise OccurrenceError(f"Layer {origin!r} has no features. Choose a layer with observation points.")

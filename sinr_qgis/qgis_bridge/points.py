@@ -15,7 +15,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..core.errors import GridError
+from ..core.errors import CancelledError, GridError
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
@@ -51,6 +51,7 @@ def features_to_lonlat(features: Iterable[QgsFeature], crs: QgsCoordinateReferen
     part, each copy's geometry being that part, so the i-th feature goes with ``lonlat[i]``.
     Longitudes are wrapped to [-180, 180). A feature without a geometry, a geometry that is not a
     point, or a point that cannot be transformed (outside the CRS's area) is skipped and counted.
+    Raises ``CancelledError`` when ``is_cancelled`` says so (a part of the points is no result).
     """
     xform = to_wgs84(crs, transform_context)
     kept: list[QgsFeature] = []
@@ -58,7 +59,7 @@ def features_to_lonlat(features: Iterable[QgsFeature], crs: QgsCoordinateReferen
     skipped = 0
     for f in features:
         if is_cancelled is not None and is_cancelled():
-            break
+            raise CancelledError("Cancelled while reading the points.")
         geom = f.geometry()
         if geom is None or geom.isNull() or geom.isEmpty() or geom.type() != QgsWkbTypes.GeometryType.PointGeometry:
             skipped += 1

@@ -11,48 +11,36 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from qgis.core import QgsTask
-
-from ..core.errors import CancelledError, SinrError
+from ..core.errors import SinrError
 from ..core.official_import import ImportResult, import_official_checkpoint
 from ..toolbelt import model_registry
+from .base import SinrTask
 
 LOG = logging.getLogger("sinr_qgis")
 
 
-class ImportTask(QgsTask):
+class ImportTask(SinrTask):
     """One import. ``result`` (an ``ImportResult``) or ``error`` is set when it ends; ``messages``
     holds what the user should know (the rasters' warnings, the names' summary)."""
+
+    kind = "Import"
 
     def __init__(self, checkpoint: str, out: str, python: str, *, taxa: str | None = None,
                  covariates: Sequence[str] = (), name: str | None = None,
                  on_done: Callable[[ImportTask, bool], None] | None = None) -> None:
-        super().__init__(f"SINR: importing {Path(checkpoint).name}", QgsTask.Flag.CanCancel)
+        super().__init__(f"SINR: importing {Path(checkpoint).name}", on_done)
         self.checkpoint, self.out, self.python = checkpoint, out, python
         self.taxa, self.covariates, self.name = taxa, list(covariates), name
-        self.on_done = on_done
         self.result: ImportResult | None = None
-        self.error: Exception | None = None
         self.messages: list[str] = []
         self.ended = self.ok = False  # plain state that outlives the C++ task
 
-    def run(self) -> bool:
-        try:
-            self.result = import_official_checkpoint(
-                self.checkpoint, self.out, self.python, taxa=self.taxa, covariates=self.covariates, name=self.name,
-                on_progress=self.setProgress, on_log=self.messages.append, is_cancelled=self.isCanceled)
-        except SinrError as exc:  # user errors, a failed child and cancellation: reported in finished()
-            self.error = exc
-            return False
-        except Exception as exc:  # a bug must not crash QGIS from a worker thread; report it instead
-            LOG.exception("Import task failed")
-            self.error = exc
-            return False
+    def work(self) -> bool:
+        """Worker thread: convert in the training Python (a failed child raises ``SinrError``)."""
+        self.result = import_official_checkpoint(
+            self.checkpoint, self.out, self.python, taxa=self.taxa, covariates=self.covariates, name=self.name,
+            on_progress=self.setProgress, on_log=self.messages.append, is_cancelled=self.isCanceled)
         return True
-
-    @property
-    def cancelled(self) -> bool:
-        return isinstance(self.error, CancelledError)
 
     def finished(self, result: bool) -> None:
         """Main thread: list the new model, log the outcome, tell ``on_done``."""
@@ -66,5 +54,4 @@ class ImportTask(QgsTask):
             LOG.info(" ".join([self.result.summary(), *self.messages]))
         elif not self.cancelled:
             LOG.warning("Import of %s failed: %s", Path(self.checkpoint).name, self.error)
-        if self.on_done is not None:
-            self.on_done(self, self.ok)
+        super().finished(self.ok)

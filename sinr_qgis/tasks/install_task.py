@@ -11,17 +11,16 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from qgis.core import QgsTask
-
-from ..core.errors import CancelledError, DependencyInstallError, SinrError
+from ..core.errors import CancelledError, SinrError
 from ..toolbelt.dependencies import InstallResult, PackageSet, activate, find_interpreter, install
 from ..toolbelt.diagnostics import plugin_version
 from ..toolbelt.private_packages import private_packages_root, qgis_proxy
+from .base import SinrTask
 
 LOG = logging.getLogger("sinr_qgis")
 
 
-class InstallTask(QgsTask):
+class InstallTask(SinrTask):
     """Installs one package set; ``on_done(task, ok)`` is called on the main thread.
 
     ``run()`` never raises: the error is kept in ``self.error`` (a ``DependencyInstallError``
@@ -31,19 +30,19 @@ class InstallTask(QgsTask):
     ``index_args`` and ``root`` exist for tests (a local wheel folder, a temporary root).
     """
 
+    kind = "Install"
+
     def __init__(self, package_set: PackageSet, *, on_done: Callable[[InstallTask, bool], None] | None = None,
                  root: str | Path | None = None, index_args: tuple[str, ...] = (),
                  interpreter: str | Path | None = None) -> None:
-        super().__init__(f"SINR: installing {package_set.name} {package_set.version}", QgsTask.Flag.CanCancel)
+        super().__init__(f"SINR: installing {package_set.name} {package_set.version}", on_done)
         self.package_set = package_set
-        self.on_done = on_done
         self.root = Path(root) if root is not None else private_packages_root()
         self.index_args = tuple(index_args)
         self.interpreter = interpreter
         self.proxy = qgis_proxy()  # read here: QgsSettings belongs to the main thread
         self.log: list[str] = []
         self.result: InstallResult | None = None
-        self.error: Exception | None = None
         self.needs_restart = False
         self.summary = ""
 
@@ -53,23 +52,20 @@ class InstallTask(QgsTask):
         # pip prints a few lines per package; move the bar along them up to the verification
         self.setProgress(min(85.0, 5.0 + 4.0 * len(self.log)))
 
-    def run(self) -> bool:
-        try:
-            self.setProgress(1)
-            python = self.interpreter or find_interpreter().path
-            self.result = install(self.package_set, self.root, python, proxy=self.proxy,
-                                  index_args=self.index_args, on_line=self._line, is_cancelled=self.isCanceled,
-                                  extra_marker={"plugin_version": _plugin_version()})
-        except (DependencyInstallError, CancelledError) as exc:
-            self.error = exc
-            return False
-        except Exception as exc:  # a bug must not crash QGIS from a worker thread; report it instead
-            LOG.exception("Install task failed")
-            self.error = SinrError(f"The install failed unexpectedly ({type(exc).__name__}: {exc}). "
-                                   "Please report it with the Diagnostics report.")
-            return False
+    def work(self) -> bool:
+        """Worker thread: install (``DependencyInstallError`` says why it failed)."""
+        self.setProgress(1)
+        python = self.interpreter or find_interpreter().path
+        self.result = install(self.package_set, self.root, python, proxy=self.proxy,
+                              index_args=self.index_args, on_line=self._line, is_cancelled=self.isCanceled,
+                              extra_marker={"plugin_version": _plugin_version()})
         self.setProgress(100)
         return True
+
+    def unexpected(self, exc: Exception) -> Exception:
+        """A bug, in words the install dialog shows."""
+        return SinrError(f"The install failed unexpectedly ({type(exc).__name__}: {exc}). "
+                         "Please report it with the Diagnostics report.")
 
     def finished(self, result: bool) -> None:
         if result and self.result is not None:
@@ -80,8 +76,7 @@ class InstallTask(QgsTask):
                             + ("Restart QGIS to use it." if self.needs_restart else "It is used from now on."))
         elif self.error is None:
             self.error = CancelledError("Install cancelled; nothing was installed.")
-        if self.on_done is not None:
-            self.on_done(self, bool(result))
+        super().finished(result)
 
 
 def _imports_from(name: str, folder: Path) -> bool:

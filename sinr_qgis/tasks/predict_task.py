@@ -6,13 +6,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from ..core import products
 from ..core.bundle import Species
 from ..core.errors import CancelledError, SinrError
 from ..core.grid import Grid
+from .base import SinrTask
 
 LOG = logging.getLogger("sinr_qgis")
 
@@ -30,11 +30,11 @@ class Preview:
     files: list[Path] = field(default_factory=list)
 
 
-class PredictTask(QgsTask):
+class PredictTask(SinrTask):
     """Runs ``products.predict_to_geotiff`` (the same call as ``sinr:predict_range``).
 
     Inputs are plain values copied on the main thread (a core ``Grid``, ``Species`` records, a
-    path). ``run()`` never raises: an error is stored in ``self.error`` and ``on_done(task, ok)``
+    path). Errors are stored in ``self.error`` (:class:`~.base.SinrTask`) and ``on_done(task, ok)``
     is called from ``finished()`` on the main thread, where layers may be added.
 
     With ``one_file_per_species`` each species gets its own file (``self.files`` in the order of
@@ -49,52 +49,50 @@ class PredictTask(QgsTask):
 
     ``covariates`` (environmental models): {covariate name: (raster path, band)}, the explicit
     mapping (``core.covariate_match``), read by the preview and the full map alike.
+    ``mask_footprint`` (default): the preview and the map leave the pixels outside the model's data
+    footprint empty; ``footprint_note`` then says how many.
     """
 
     previewReady = pyqtSignal()  # self.preview.files are written
+    kind = "Prediction"
 
     def __init__(self, predictor, grid: Grid, species: Sequence[Species], path: str | Path, *,
                  mask_ocean: bool = True, one_file_per_species: bool = False, notes: Sequence[str] = (),
                  on_done: Callable[[PredictTask, bool], None] | None = None, description: str = "",
-                 preview: Preview | None = None, covariates: Mapping[str, tuple[str, int]] | None = None) -> None:
+                 preview: Preview | None = None, covariates: Mapping[str, tuple[str, int]] | None = None,
+                 mask_footprint: bool = True) -> None:
         names = ", ".join(s.name or s.code for s in species)
-        super().__init__(description or f"SINR: predicting {names}", QgsTask.Flag.CanCancel)
+        super().__init__(description or f"SINR: predicting {names}", on_done)
         self.predictor = predictor
         self.grid = grid
         self.species = list(species)
         self.path = Path(path)
         self.mask_ocean = bool(mask_ocean)
         self.one_file_per_species = bool(one_file_per_species)
-        self.on_done = on_done
         self.files: list[Path] = []
         self.warnings: list[str] = list(notes)
-        self.error: Exception | None = None
         self.preview = preview
         self.final_cached = False
         self.covariates = dict(covariates) if covariates else None
+        self.mask_footprint = bool(mask_footprint)  # False: show the pixels outside the model's data footprint
+        self.footprint_note = ""  # what the map did with the footprint (PredictionResult.footprint)
 
-    def run(self) -> bool:
+    def work(self) -> bool:
+        """Worker thread: the preview (if any), then the full map."""
         # progress shared by pixel count: the preview's part is about 1/64
         share = 0.0 if self.preview is None else \
             100.0 * self.preview.grid.n_pixels / (self.preview.grid.n_pixels + self.grid.n_pixels)
-        try:
-            if self.preview is not None:
-                self._predict_preview(share)
-            result = products.predict_to_geotiff(
-                self.predictor, self.grid, self.species, self.path, mask_ocean=self.mask_ocean,
-                covariates=self.covariates, one_file_per_species=self.one_file_per_species,
-                progress=lambda p: self.setProgress(min(100.0, share + p * (100.0 - share) / 100.0)),
-                is_cancelled=self.isCanceled)
-            self.final_cached = self.predictor.cached_bytes > 0
-            self.files = list(result.paths)
-            self.warnings += result.warnings
-        except SinrError as exc:  # user errors and cancellation: reported in finished()
-            self.error = exc
-            return False
-        except Exception as exc:  # a bug must not crash QGIS from a worker thread; report it instead
-            LOG.exception("Prediction task failed")
-            self.error = exc
-            return False
+        if self.preview is not None:
+            self._predict_preview(share)
+        result = products.predict_to_geotiff(
+            self.predictor, self.grid, self.species, self.path, mask_ocean=self.mask_ocean,
+            covariates=self.covariates, one_file_per_species=self.one_file_per_species,
+            progress=lambda p: self.setProgress(min(100.0, share + p * (100.0 - share) / 100.0)),
+            is_cancelled=self.isCanceled, mask_footprint=self.mask_footprint)
+        self.final_cached = self.predictor.cached_bytes > 0
+        self.footprint_note = result.footprint
+        self.files = list(result.paths)
+        self.warnings += result.warnings
         return True  # finished: even a late cancel keeps the complete result
 
     def _predict_preview(self, share: float) -> None:
@@ -104,7 +102,7 @@ class PredictTask(QgsTask):
             result = products.predict_to_geotiff(
                 p.predictor, p.grid, self.species, p.path, mask_ocean=self.mask_ocean, covariates=self.covariates,
                 one_file_per_species=self.one_file_per_species, progress=lambda v: self.setProgress(v * share / 100.0),
-                is_cancelled=self.isCanceled)
+                is_cancelled=self.isCanceled, mask_footprint=self.mask_footprint)
         except CancelledError:
             raise
         except SinrError as exc:  # e.g. its pixels all miss a small island: the full map says what is wrong
@@ -112,7 +110,3 @@ class PredictTask(QgsTask):
             return
         p.files = list(result.paths)
         self.previewReady.emit()
-
-    def finished(self, result: bool) -> None:
-        if self.on_done is not None:
-            self.on_done(self, bool(result))

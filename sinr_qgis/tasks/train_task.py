@@ -15,15 +15,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qgis.core import QgsApplication, QgsTask
+from qgis.core import QgsApplication
 
 from ..core.errors import CancelledError, OutputBusyError, SinrError
 from ..core.training.events import describe_event
-from ..core.training.lock import output_busy_message
+from ..core.training.lock import busy_message, output_busy_message
 from ..core.training.options import TrainOptions
+from ..core.training.process import PLUGIN_CLI, TrainingCli
 from ..core.training.run import run_training
 from ..core.training.summary import TrainResult
 from ..toolbelt import model_registry
+from .base import SinrTask
 
 LOG = logging.getLogger("sinr_qgis")
 
@@ -36,31 +38,29 @@ def _key(out: str | Path) -> str:
     return str(Path(out).expanduser().resolve())
 
 
-class TrainTask(QgsTask):
+class TrainTask(SinrTask):
     """One training run. Inputs are plain values (options, an interpreter path); no layers.
 
     ``warnings``: what the inputs could not take as asked (``qgis_bridge.training_inputs``), kept
     with the task's messages so its report can repeat them.
     """
 
+    kind = "Training"
+
     def __init__(self, opts: TrainOptions, python: str, *, input_label: str | None = None,
                  species_label: str = "species", temp_paths: Sequence[str | Path] = (),
                  on_done: Callable[[TrainTask, bool], None] | None = None, register: bool = True,
-                 description: str = "", entry: list[str] | None = None, cwd: str | Path | None = None,
-                 warnings: Sequence[str] = ()) -> None:
+                 description: str = "", cli: TrainingCli = PLUGIN_CLI, warnings: Sequence[str] = ()) -> None:
         verb = "resuming" if opts.resume else "training"
-        super().__init__(description or f"SINR: {verb} {Path(opts.out).name}", QgsTask.Flag.CanCancel)
+        super().__init__(description or f"SINR: {verb} {Path(opts.out).name}", on_done)
         self.opts = opts
         self.python = python
         self.input_label = input_label
         self.species_label = species_label
         self.temp_paths = [Path(p) for p in temp_paths]  # removed when the task ends (exported layer CSVs)
-        self.on_done = on_done
         self.register = register
-        self.entry = entry
-        self.cwd = cwd
+        self.cli = cli  # what the child runs: the plugin's training code (tests: a fake CLI)
         self.result: TrainResult | None = None
-        self.error: Exception | None = None
         self.child_pid: int | None = None
         self.last_event: dict[str, Any] = {}
         self.start_event: dict[str, Any] = {}  # the CLI's "start" (n_records, start_epoch, ...)
@@ -72,19 +72,12 @@ class TrainTask(QgsTask):
         self.messages: list[str] = list(self.warnings)
 
     # ---- worker thread ------------------------------------------------------------------------
-    def run(self) -> bool:
-        try:
-            self.result = run_training(
-                self.opts, self.python, on_progress=self._progress, is_cancelled=self.isCanceled,
-                on_start=self._on_start, on_event=self._on_event, on_log=self._log, check_input=True,
-                input_label=self.input_label, species_label=self.species_label, entry=self.entry, cwd=self.cwd)
-        except SinrError as exc:  # user errors, crashes of the child and cancellation: reported in finished()
-            self.error = exc
-            return False
-        except Exception as exc:  # a bug must not crash QGIS from a worker thread; report it instead
-            LOG.exception("Training task failed")
-            self.error = exc
-            return False
+    def work(self) -> bool:
+        """Worker thread: supervise the child (its crashes and refusals raise ``SinrError``)."""
+        self.result = run_training(
+            self.opts, self.python, on_progress=self._progress, is_cancelled=self.isCanceled,
+            on_start=self._on_start, on_event=self._on_event, on_log=self._log, check_input=True,
+            input_label=self.input_label, species_label=self.species_label, cli=self.cli)
         return True
 
     def _progress(self, percent: float) -> None:
@@ -108,10 +101,6 @@ class TrainTask(QgsTask):
         LOG.info(text)
 
     # ---- main thread --------------------------------------------------------------------------
-    @property
-    def cancelled(self) -> bool:
-        return isinstance(self.error, CancelledError)
-
     def finished(self, result: bool) -> None:
         """Main thread: clean up, list the new model, report; ``self.ok`` and ``self.ended`` are set."""
         _release(self)
@@ -140,8 +129,7 @@ class TrainTask(QgsTask):
                 LOG.warning("Training of %s failed: %s", Path(self.opts.out).name, self.error)
         self.ok = ok
         self.ended = True
-        if self.on_done is not None:
-            self.on_done(self, ok)
+        super().finished(ok)
 
 
 def _release(task: TrainTask) -> None:
@@ -154,8 +142,7 @@ def training_busy_message(out: str | Path) -> str | None:
     """Why a training to ``out`` cannot start now (one is queued or running), or ``None``."""
     task = _ACTIVE.get(_key(out))
     if task is not None:
-        return (f"A training to {Path(out).name} is already running ({task.description()}). Wait for it to "
-                "finish or cancel it in the task manager, or choose another output file.")
+        return busy_message(out, f"{task.description()}, in QGIS's task manager")
     return output_busy_message(out)
 
 

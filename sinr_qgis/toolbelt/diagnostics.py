@@ -167,7 +167,7 @@ def _describe_model(path: str | Path) -> str:
         return f"{path} (missing)"
     bundle = ModelBundle.load(path)
     check_bundled_model(bundle)  # a replaced or damaged bundled file is worth a line in a bug report
-    return (f"{bundle.name}: {bundle.n_species} species, encoding {bundle.encoding}, "
+    return (f"{bundle.name}: {bundle.n_species} species, encoding {bundle.encoding_label()}, "
             f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

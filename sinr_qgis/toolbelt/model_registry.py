@@ -95,13 +95,3 @@ def add_model(path: str | Path, bundle: ModelBundle | None = None) -> ModelEntry
     entries = [e for e in _read() if _key(e.path) != entry.path]
     _write([entry, *entries])
     return entry
-
-
-def remove_model(path: str | Path) -> None:
-    """Forget the model at ``path`` (its file is left alone)."""
-    _write([e for e in _read() if _key(e.path) != _key(path)])
-
-
-def find_model(path: str | Path) -> ModelEntry | None:
-    key = _key(path)
-    return next((e for e in _read() if _key(e.path) == key), None)

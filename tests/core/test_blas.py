@@ -22,7 +22,7 @@ import pytest
 
 from sinr_qgis.core import blas, network
 from sinr_qgis.core.runtime import Predictor
-from tests.factories import make_bundle
+from tests.factories import fixture_bundle
 from tests.tolerances import f32_atol, logit_atol
 
 PROBE = Path(__file__).with_name("gsl_capture_probe.py")
@@ -126,7 +126,7 @@ def test_embed_features_allocates_only_its_activations():
 
 def test_numpy_backend_equals_onnxruntime(tmp_path):
     """The scipy-BLAS products give the onnxruntime backend's numbers to float32 tolerance."""
-    bundle = make_bundle(tmp_path / "m.sinr", n_species=7, width=64, depth=2, seed=4)
+    bundle = fixture_bundle(tmp_path / "m.sinr", "sin_cos_w64", n_species=7, seed=4)
     lonlat = np.column_stack([np.linspace(-170, 170, 999), np.linspace(-60, 70, 999)]).astype(np.float32)
     fast, ref = Predictor(bundle, "numpy"), Predictor(bundle, "onnxruntime")
     e_np, e_ort = fast.embed(lonlat), ref.embed(lonlat)
@@ -174,7 +174,7 @@ def test_gsl_captures_numpy_but_not_the_numpy_backend(tmp_path):
     sum in another order than OpenBLAS, so a product that goes through GSL changes in its last
     bits when GSL is loaded; one that does not is bit-for-bit the same with and without GSL."""
     gsl = _gsl()
-    bundle = make_bundle(tmp_path / "m.sinr", n_species=9, width=128, depth=2, seed=6)
+    bundle = fixture_bundle(tmp_path / "m.sinr", "sin_cos_w64", n_species=9, seed=6)
     path = tmp_path / "m.sinr"
 
     # 1. Debian's numpy in QGIS's interpreter: its float32 product is bound to GSL's reference CBLAS
@@ -202,7 +202,7 @@ def test_gsl_captures_numpy_but_not_the_numpy_backend(tmp_path):
     np.testing.assert_allclose(with_gsl["emb"], want, rtol=0, atol=f32_atol(want))
     np.testing.assert_allclose(with_gsl["logits"], ref.logits(want), rtol=0, atol=logit_atol(want, bundle.head))
     print(f"numpy backend: {5000 / info['seconds']:,.0f} locations/s under GSL, "
-          f"{5000 / plain_info['seconds']:,.0f} without (width 128, depth 2)")
+          f"{5000 / plain_info['seconds']:,.0f} without (width {bundle.embedding_dim}, depth 2)")
 
 
 def test_no_global_cblas_in_a_plain_python():

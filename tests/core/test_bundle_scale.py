@@ -17,9 +17,8 @@ from sinr_qgis.core import network
 from sinr_qgis.core.bundle import HEAD_DTYPE_KEY, ModelBundle, _parse_species
 from sinr_qgis.core.errors import BundleError
 from sinr_qgis.core.reliability import CARD_POOR, every_species_reliability, level_counts, species_levels
-from sinr_qgis.core.resources import BUNDLED_MODEL
 from sinr_qgis.core.runtime import Predictor, onnxruntime_available
-from tests.factories import fixture_bundle, make_bundle
+from tests.factories import fixture_bundle
 from tests.helpers.bundle_files import rewrite
 from tests.tolerances import logit_atol, prob_atol
 
@@ -40,13 +39,19 @@ def test_weights_are_stored_uncompressed_and_deflated_bundles_still_load(tmp_pat
     # float weights barely deflate; inflating them was a third of a paper-scale model's load
     assert info["weights.npz"].compress_type == zipfile.ZIP_STORED
     assert {info[m].compress_type for m in ("model.json", "species.csv", "encoder.onnx")} == {zipfile.ZIP_DEFLATED}
-    assert _members(BUNDLED_MODEL)["weights.npz"].compress_type == zipfile.ZIP_DEFLATED  # written before
-    assert ModelBundle.load(BUNDLED_MODEL).n_species == 169
     assert ModelBundle.load(tmp_path / "m.sinr").head.tobytes() == b.head.tobytes()
+    # as bundles written before stored it: every member deflated (the bundled model's file was so until it got
+    # its data footprint)
+    deflated = tmp_path / "deflated.sinr"
+    with zipfile.ZipFile(tmp_path / "m.sinr") as zin, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            zout.writestr(name, zin.read(name))
+    assert _members(deflated)["weights.npz"].compress_type == zipfile.ZIP_DEFLATED
+    assert ModelBundle.load(deflated).head.tobytes() == b.head.tobytes()
 
 
 def test_a_float16_head_halves_the_head_and_is_read_as_float32_by_both_backends(tmp_path):
-    b = make_bundle(tmp_path / "f32.sinr", n_species=2000, width=64, seed=2)
+    b = fixture_bundle(tmp_path / "f32.sinr", "sin_cos_w64", n_species=2000, seed=2)
     assert b.head_dtype == "float32" and HEAD_DTYPE_KEY not in b.meta  # older readers see nothing new
     b.meta[HEAD_DTYPE_KEY] = "float16"
     b.write(tmp_path / "f16.sinr")

@@ -12,8 +12,8 @@ from osgeo import gdal, osr
 from sinr_qgis.core.errors import CovariateError, GridError
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.products import predict_to_geotiff
-from sinr_qgis.core.runtime import Predictor, map_grid_to_geotiff, predict_grid
-from tests.factories import make_bundle
+from sinr_qgis.core.runtime import Predictor, apply_on_grid_to_geotiff, predict_grid
+from tests.factories import fixture_bundle
 from tests.helpers.raster_files import write_ascii_grid
 
 RNG = np.random.default_rng(11)
@@ -41,8 +41,7 @@ def tif(path: Path, bands: list[np.ndarray], names: list[str] | None, x0: float 
 @pytest.fixture(scope="module")
 def env2(tmp_path_factory):
     path = tmp_path_factory.mktemp("env2") / "env2.sinr"
-    return make_bundle(path, n_species=2, encoding="env", covariate_names=("bio1", "bio12"),
-                       env_mean=[15.0, 1500.0], env_std=[8.0, 800.0], seed=2)
+    return fixture_bundle(path, "env")  # 2 species; bio1 (mean 15, std 8) and bio12 (1500, 800)
 
 
 def test_bands_in_another_order_predict_the_same_and_unnamed_bands_are_refused(env2, tmp_path):
@@ -99,8 +98,8 @@ def test_a_map_without_any_valid_pixel_is_an_error_and_leaves_no_file(env2, tmp_
     with pytest.raises(CovariateError, match=message):
         predict_to_geotiff(p, GRID, [0, 1], out / "map.tif", mask_ocean=False, covariates=far)
     with pytest.raises(CovariateError, match=message):
-        map_grid_to_geotiff(p, GRID, out / "emb.tif", lambda e: e[:, :1], ["e0"], mask_ocean=False, covariates=far)
-    coords = Predictor(make_bundle(tmp_path / "coords.sinr", n_species=2))
+        apply_on_grid_to_geotiff(p, GRID, out / "emb.tif", lambda e: e[:, :1], ["e0"], mask_ocean=False, covariates=far)
+    coords = Predictor(fixture_bundle(tmp_path / "coords.sinr", n_species=2))
     pacific = Grid.from_pixel_size((-150, -10, -145, -5), "EPSG:4326", 1.0)
     with pytest.raises(GridError, match="Every pixel of the extent is at sea and the ocean is left empty"):
         predict_to_geotiff(coords, pacific, 0, out / "sea.tif", mask_ocean=True)

@@ -13,9 +13,9 @@ from sinr_qgis.core.errors import OutputError
 from sinr_qgis.core.file_names import MAX_NAME_BYTES, file_key, safe_file_stem, unique_file_stems
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.products import predict_to_geotiff, species_output_paths
-from sinr_qgis.core.raster_io import read_geotiff
 from sinr_qgis.core.runtime import Predictor, predict_grid
 from tests.factories import fixture_bundle
+from tests.helpers.raster_files import read_geotiff
 
 WINDOWS_FORBIDDEN = set('<>:"/\\|?*') | {chr(c) for c in range(32)}
 

@@ -27,4 +27,7 @@ def test_every_fixture_loads_as_its_spec_describes_it():
 
 def test_fixtures_are_a_few_kilobytes():
     sizes = {spec.name: (HERE / f"{spec.name}.sinr").stat().st_size for spec in FIXTURES}
-    assert max(sizes.values()) < 16_384, sizes
+    # the first four (width 16 or less) are a few KB; the wider ones stay small enough to commit
+    # (a width-64 network with two blocks is the largest, ~136 KB: its weights are in the bundle twice)
+    assert max(sizes[spec.name] for spec in FIXTURES[:4]) < 16_384, sizes
+    assert max(sizes.values()) < 140_000 and sum(sizes.values()) < 300_000, sizes

@@ -73,33 +73,20 @@ def test_mean_average_precision_skips_nan():
     assert math.isnan(metrics.mean_average_precision({}))
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-def test_metrics_at_threshold_match_sklearn(weighted):
-    y, s, w = _random_case(3, 400, 1, weighted)
-    for t in (-0.5, 0.0, 0.7):
-        m = metrics.metrics_at_threshold(y, s, t, w)
-        pred = (s >= t).astype(int)
-        assert m.precision == pytest.approx(skm.precision_score(y, pred, sample_weight=w, zero_division=0))
-        assert m.recall == pytest.approx(skm.recall_score(y, pred, sample_weight=w))
-        assert m.f1 == pytest.approx(skm.f1_score(y, pred, sample_weight=w))
-        assert m.iou == pytest.approx(skm.jaccard_score(y, pred, sample_weight=w))
-        spec = skm.recall_score(1 - y, 1 - pred, sample_weight=w)
-        assert m.tss == pytest.approx(m.recall + spec - 1)
-
-
 def test_threshold_metrics_known_case():
     y = np.array([1, 1, 0, 0, 1, 0, 0, 0])
     s = np.array([0.9, 0.6, 0.6, 0.2, 0.1, 0.05, 0.0, 0.0])
-    m = metrics.metrics_at_threshold(y, s, 0.5)
-    # tp 2, fp 1, fn 1, tn 4
-    assert (m.tp, m.fp, m.fn, m.tn) == (2, 1, 1, 4)
-    assert m.precision == pytest.approx(2 / 3)
-    assert m.recall == pytest.approx(2 / 3)
-    assert m.f1 == pytest.approx(2 / 3)
-    assert m.tss == pytest.approx(2 / 3 + 4 / 5 - 1)
-    assert m.iou == pytest.approx(2 / 4)
-    # nothing predicted present: ratios are 0, not errors
-    none = metrics.metrics_at_threshold(y, s, 2.0)
+    m = metrics.f1_optimal_threshold(y, s)
+    # F1 per candidate: 0.9 -> 2/4, 0.6 -> 4/6, 0.2 -> 4/7, 0.1 -> 6/8 (best), 0.05 -> 6/9, 0 -> 6/11
+    assert m.threshold == 0.1 and (m.tp, m.fp, m.fn, m.tn) == (3, 2, 0, 3)
+    assert m.precision == pytest.approx(3 / 5)
+    assert m.recall == pytest.approx(1.0)
+    assert m.f1 == pytest.approx(3 / 4)
+    assert m.tss == pytest.approx(1.0 + 3 / 5 - 1)
+    assert m.iou == pytest.approx(3 / 5)
+    # no presence: no threshold, and ratios are 0, not errors
+    none = metrics.f1_optimal_threshold(np.zeros(8, dtype=int), s)
+    assert math.isnan(none.threshold) and none.tn == 8
     assert (none.precision, none.recall, none.f1, none.iou, none.tss) == (0, 0, 0, 0, 0)
 
 
@@ -113,15 +100,13 @@ def test_f1_optimal_threshold_is_the_best_score(seed, weighted):
     top = max(f1s.values())
     assert best.f1 == pytest.approx(top)
     assert best.threshold == max(t for t, v in f1s.items() if np.isclose(v, top))
-    again = metrics.metrics_at_threshold(y, s, best.threshold, w)
-    assert again.f1 == pytest.approx(best.f1)
-    assert (again.tp, again.fp) == pytest.approx((best.tp, best.fp))
-
-
-def test_fixed_thresholds():  # LPT-R: tests/core/test_thresholds.py
-    assert metrics.fixed_threshold(0.5) == 0.5
-    with pytest.raises(ValueError):
-        metrics.fixed_threshold(float("nan"))
+    # its other scores at that threshold, from sklearn
+    pred = (s >= best.threshold).astype(int)
+    assert best.precision == pytest.approx(skm.precision_score(y, pred, sample_weight=w, zero_division=0))
+    assert best.recall == pytest.approx(skm.recall_score(y, pred, sample_weight=w))
+    assert best.iou == pytest.approx(skm.jaccard_score(y, pred, sample_weight=w))
+    spec = skm.recall_score(1 - y, 1 - pred, sample_weight=w)
+    assert best.tss == pytest.approx(best.recall + spec - 1)
 
 
 def test_input_validation():

@@ -14,9 +14,8 @@ from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.covariate_match import covariate_samplers, match_covariates
 from sinr_qgis.core.errors import BundleError, CovariateError
 from sinr_qgis.core.official_env import OfficialBandSampler, official_order, sampling_problem, worldclim_variable
-from tests import factories
-from tests.training.official_env_data import official_env as official_values
-from tests.training.official_env_data import official_stack, worldwide_points, write_global_raster
+from tests.factories import fixture_bundle
+from tests.helpers.global_rasters import worldwide_points, write_global_raster
 
 
 @pytest.mark.parametrize("name, key", [
@@ -54,7 +53,7 @@ def test_the_bundles_sampling_record_is_checked(encoding, problem):
 
 
 def test_a_bundle_with_an_unknown_sampling_is_refused_not_read_raw(tmp_path):
-    b = factories.make_bundle(tmp_path / "env.sinr", 3, "env", ("a", "b"), width=8, depth=0)
+    b = fixture_bundle(tmp_path / "env.sinr", "env", n_species=3, covariate_names=("a", "b"))
     assert json.loads(zipfile.ZipFile(b.path).read("model.json"))["format_version"] == 1
     b.meta["encoding"]["covariate_sampling"] = {"method": "kriging"}
     with pytest.raises(BundleError, match=r"env.sinr: model.json encoding: covariate sampling 'kriging' is unknown "
@@ -74,13 +73,17 @@ def _raster(path, seed=0, shape=(30, 60), fill=True):
     return write_global_raster(path, v, float(np.float32(-3.4e38)))
 
 
-def test_sampler_reads_windows_and_equals_the_official_values(tmp_path, monkeypatch):
+def test_sampler_reads_in_windows_what_it_reads_whole(tmp_path, monkeypatch):
+    """Strips of rows read what one window reads; points off the grid are NaN. (That these are the
+    official values is checked against torch in tests/training/test_official_env.py.)"""
     p = _raster(tmp_path / "bio_1.tif")
     env = official_env.read_official_env([p])
     cov = {"name": env.names[0], "mean": env.means[0], "std": env.stds[0]}
     pts = worldwide_points(2000)
     whole = OfficialBandSampler(p, 1, cov, env.grid).sample(pts)
-    np.testing.assert_array_equal(whole.astype(np.float32), official_values(pts, official_stack([p])).numpy()[:, 0])
+    # every point has a value (filled cells read as 0, the mean, as in the official code): the
+    # comparisons below are not of NaN with NaN
+    assert whole.shape == (2007,) and np.isfinite(whole).all()
     monkeypatch.setattr(official_env, "_WINDOW_PIXELS", 150)  # strips of two rows
     np.testing.assert_array_equal(OfficialBandSampler(p, 1, cov, env.grid).sample(pts), whole)
     off = OfficialBandSampler(p, 1, cov, env.grid).sample(np.array([[np.nan, 0], [181, 0], [0, -90.5], [180, 90]]))

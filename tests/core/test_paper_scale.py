@@ -18,7 +18,7 @@ from sinr_qgis.core.products import predict_to_geotiff
 from sinr_qgis.core.runtime import Predictor
 from sinr_qgis.core.thresholds import logit_thresholds
 from tests.conftest import PAPER_SPECIES
-from tests.factories import make_bundle
+from tests.factories import fixture_bundle
 from tests.tolerances import logit_atol, prob_atol
 
 # The budget is about memory, not the numbers: a block shape above it is the fault these tests catch.
@@ -32,7 +32,7 @@ def paper(paper_bundle_file) -> ModelBundle:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> ModelBundle:
-    return make_bundle(tmp_path_factory.mktemp("s") / "small.sinr", n_species=40, width=32, depth=2, seed=4)
+    return fixture_bundle(tmp_path_factory.mktemp("s") / "small.sinr", "sin_cos_w32")  # 40 species, width 32
 
 
 @pytest.fixture

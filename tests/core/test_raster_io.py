@@ -13,13 +13,14 @@ from sinr_qgis.core.errors import CancelledError, CovariateError, OutputError
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.raster_io import (
     NODATA,
+    OVERVIEW_MIN_SIDE,
     BandSpec,
     GeoTiffWriter,
-    read_geotiff,
     style_path,
     write_geotiff,
     write_style_sidecar,
 )
+from tests.helpers.raster_files import read_geotiff
 
 
 def _grid() -> Grid:
@@ -54,11 +55,24 @@ def test_write_geotiff_round_trip(tmp_path):
 
 
 def test_large_file_gets_overviews(tmp_path):
-    g = Grid((0, 0, 1, 1), "EPSG:4326", 1200, 700)
-    out = write_geotiff(tmp_path / "big.tif", g, np.ones((700, 1200), np.float32))
+    g = Grid((0, 0, 1, 1), "EPSG:4326", OVERVIEW_MIN_SIDE + 100, 700)
+    out = write_geotiff(tmp_path / "big.tif", g, np.ones((700, OVERVIEW_MIN_SIDE + 100), np.float32))
     ds = gdal.Open(str(out))
     assert ds.GetRasterBand(1).GetOverviewCount() >= 2
     assert not (tmp_path / "big.qml").exists()  # style=None: no sidecar
+
+
+@pytest.mark.parametrize("cog", [True, False])
+def test_canvas_sized_file_has_no_overviews(tmp_path, cog):
+    g = Grid((0, 0, 1, 1), "EPSG:4326", OVERVIEW_MIN_SIDE, 700)
+    arr = np.linspace(0, 1, 700 * OVERVIEW_MIN_SIDE, dtype=np.float32).reshape(700, -1)
+    with GeoTiffWriter(tmp_path / "c.tif", g, ["p"], cog=cog) as w:
+        w.write_rows(0, arr[None])
+        w.finish()
+        out = w.commit()
+    ds = gdal.Open(str(out))
+    assert ds.GetRasterBand(1).GetOverviewCount() == 0
+    np.testing.assert_array_equal(ds.GetRasterBand(1).ReadAsArray(), arr)
 
 
 def test_style_templates_are_valid_qml(tmp_path):

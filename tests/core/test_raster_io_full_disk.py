@@ -25,6 +25,7 @@ from sinr_qgis.core.raster_io import write_geotiff
 limit, out, exceptions = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "on"
 if sys.argv[4] == "strips":  # as a raster larger than IN_MEMORY_BYTES: rows go to temporary strips
     raster_io.IN_MEMORY_BYTES = 0
+raster_io.OVERVIEW_MIN_SIDE = 0  # a pyramid, as on a raster larger than a canvas: the COG outgrows the strips
 if exceptions:  # QGIS or another plugin may have turned GDAL exceptions on
     gdal.UseExceptions()
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing us

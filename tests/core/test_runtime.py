@@ -19,10 +19,11 @@ from sinr_qgis.core.errors import (
 )
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.products import predict_to_geotiff
-from sinr_qgis.core.raster_io import NODATA, read_geotiff
-from sinr_qgis.core.runtime import Predictor, map_grid, map_grid_to_geotiff, predict_grid
+from sinr_qgis.core.raster_io import NODATA
+from sinr_qgis.core.runtime import Predictor, apply_on_grid, apply_on_grid_to_geotiff, predict_grid
 from sinr_qgis.core.thresholds import resolve_thresholds
-from tests.factories import make_bundle
+from tests.factories import fixture_bundle
+from tests.helpers.raster_files import read_geotiff
 from tests.tolerances import f32_atol, logit_atol, prob_atol
 
 KANSAS = (-98.0, 38.5)
@@ -31,14 +32,13 @@ ATLANTIC = (-40.0, 30.0)
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> ModelBundle:
-    return make_bundle(tmp_path_factory.mktemp("m") / "coords.sinr", n_species=6, width=64, depth=2, seed=3)
+    return fixture_bundle(tmp_path_factory.mktemp("m") / "coords.sinr", "sin_cos_w64")  # 6 species, width 64
 
 
 @pytest.fixture(scope="module")
 def env_bundle(tmp_path_factory) -> ModelBundle:
-    return make_bundle(tmp_path_factory.mktemp("m") / "env.sinr", n_species=4, encoding="sin_cos_env",
-                       covariate_names=("elev", "temp"), width=32, depth=1, seed=5,
-                       env_mean=[500.0, 10.0], env_std=[300.0, 5.0])
+    # 4 species; covariates elev (mean 500, std 300) and temp (10, 5)
+    return fixture_bundle(tmp_path_factory.mktemp("m") / "env.sinr", "sin_cos_env")
 
 
 def _sigmoid(x):
@@ -445,12 +445,12 @@ def test_env_model_on_a_grid(env_bundle, tmp_path):
         predict_grid(p, g, 0)
 
 
-def test_map_grid_writes_embeddings(bundle, tmp_path):
+def test_apply_on_grid_writes_embeddings(bundle, tmp_path):
     g = Grid.from_pixel_size((-100, 35, -98, 37), "EPSG:4326", 0.5)
     p = Predictor(bundle)
-    emb = map_grid(p, g, lambda e: e, p.embedding_dim)
+    emb = apply_on_grid(p, g, lambda e: e, p.embedding_dim)
     assert emb.shape == (64, 4, 4)
-    out = map_grid_to_geotiff(p, g, tmp_path / "emb.tif", lambda e: e[:, :3],
+    out = apply_on_grid_to_geotiff(p, g, tmp_path / "emb.tif", lambda e: e[:, :3],
                               ["e0", "e1", "e2"], metadata={"KIND": "embedding"})
     arr, info = read_geotiff(out)
     np.testing.assert_array_equal(arr, emb[:3])

@@ -7,14 +7,14 @@ import pytest
 
 from sinr_qgis.core import blas, speed
 from sinr_qgis.core.runtime import Predictor
-from tests.factories import make_bundle
+from tests.factories import fixture_bundle
 
 GSL = "/lib/x86_64-linux-gnu/libgslcblas.so.0"
 
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory) -> Predictor:
-    return Predictor(make_bundle(tmp_path_factory.mktemp("m") / "m.sinr", n_species=4, width=32, depth=2),
+    return Predictor(fixture_bundle(tmp_path_factory.mktemp("m") / "m.sinr", "sin_cos_w32", n_species=4),
                      backend="numpy")
 
 

@@ -34,7 +34,7 @@ from sinr_qgis.core.training.interpreter import (
 )
 from sinr_qgis.core.training.lock import LOCK_TOKENS_ENV, lock_path, output_busy_message, output_lock
 from sinr_qgis.core.training.options import TrainOptions, checkpoint_path
-from sinr_qgis.core.training.process import build_command, child_environment, cli_arguments, training_root
+from sinr_qgis.core.training.process import TrainingCli, child_environment, cli_arguments, training_root
 from sinr_qgis.core.training.run import run_training
 from sinr_qgis.core.training.summary import training_summary
 
@@ -64,8 +64,8 @@ def opts(tmp_path: Path) -> TrainOptions:
 
 
 def _run(opts, mode="ok", delay=0.0, extra=(), **kw):
-    entry = [FAKE, "--mode", mode, "--delay", str(delay), *extra]
-    return run_training(opts, sys.executable, entry=entry, cwd=Path(FAKE).parent, **kw)
+    fake = TrainingCli(script=(FAKE, "--mode", mode, "--delay", str(delay), *extra), folder=Path(FAKE).parent)
+    return run_training(opts, sys.executable, cli=fake, **kw)
 
 
 def test_command_carries_every_option(tmp_path):
@@ -74,7 +74,7 @@ def test_command_carries_every_option(tmp_path):
                         categorical=["biome", "soil"], species_column="sp", lat_column="y", lon_column="x",
                         source_column="src",
                         name="My model", resume=True, threads=1, pos_weight="species", pseudo_negatives="sphere")
-    cmd = build_command("/usr/bin/python3", o)
+    cmd = TrainingCli().command("/usr/bin/python3", o)
     assert cmd[:5] == ["/usr/bin/python3", "-u", "-m", "training", "train"]
     i = cmd.index("--covariates")
     assert cmd[i:i + 3] == ["--covariates", "c.tif", "d.tif"]
@@ -91,11 +91,11 @@ def test_command_carries_every_option(tmp_path):
                      "--threads": "1", "--pos-weight": "species", "--pseudo-negatives": "sphere"}
     # ME-SSDL has no negatives at observed places: no source-aware negatives, which the CLI would refuse
     assert "--negatives" not in cmd
-    plain = build_command("py", TrainOptions(data="d", out="o"))
+    plain = TrainingCli().command("py", TrainOptions(data="d", out="o"))
     assert plain[-1] == "--no-progress" and "--cap" not in plain and "--resume" not in plain
     # without a source column the paper's negatives stay (every other species, sphere randoms)
     assert "--negatives" not in plain and "--pseudo-negatives" not in plain and "--pos-weight" not in plain
-    sourced = build_command("py", TrainOptions(data="d", out="o", source_column="src"))
+    sourced = TrainingCli().command("py", TrainOptions(data="d", out="o", source_column="src"))
     pairs = dict(zip(sourced[5::2], sourced[6::2]))
     assert pairs["--negatives"] == "source_site" and pairs["--pseudo-negatives"] == "land"
 
@@ -311,10 +311,10 @@ def test_a_source_column_chooses_source_aware_negatives_as_visible_options(tmp_p
 
 
 def test_defaults_are_the_bundled_models_recipe():
-    """The dialog's and the algorithm's defaults train as the bundled model was trained."""
+    """The dialog's and the algorithm's defaults train as the bundled model was trained. (That the
+    training CLI understands each of them: tests/training/test_train_runner.py.)"""
     from sinr_qgis.core.bundle import ModelBundle
     from sinr_qgis.core.resources import BUNDLED_MODEL
-    from training import cli, losses
 
     bundle = ModelBundle.load(BUNDLED_MODEL)
     recipe = bundle.meta["training"]
@@ -325,15 +325,7 @@ def test_defaults_are_the_bundled_models_recipe():
                                        "seed": 0, "min_records": 1, "batch_size": 2048, "pos_weight": "species",
                                        "pseudo_negatives": "land"}
     assert recipe["negatives"] == "source_site"  # what TrainOptions chooses when a source column is given
-    assert sorted(LOSSES) == sorted(losses.LOSSES) == sorted(LOSS_HELP)
-    # every default is an option the CLI understands
-    args = cli.build_parser().parse_args(cli_arguments(TrainOptions(
-        data="d", out="o", **{k: v for k, v in DEFAULTS.items()}, source_column="source")))
-    assert (args.pos_weight, args.cap, args.pseudo_negatives, args.negatives) == ("species", 0, "land", "source_site")
-    # categorical band names after the rasters: each list to its own option
-    args = cli.build_parser().parse_args(cli_arguments(TrainOptions(
-        data="d", out="o", covariates=["a.tif", "b.tif"], categorical=["biome"])))
-    assert (args.covariates, args.categorical) == (["a.tif", "b.tif"], ["biome"])
+    assert sorted(LOSSES) == sorted(LOSS_HELP)
 
 
 def test_check_python_reports_missing_torch_with_install_help(tmp_path):
@@ -433,13 +425,8 @@ def test_a_numpy_that_breaks_gdal_is_named_with_the_fix(tmp_path):
     assert "gdal_array" not in str(err.value)
 
 
-def test_the_probe_reports_versions_and_gpus_of_a_real_python():
-    import torch
-
-    info = check_python(sys.executable)
-    assert info["torch"] == torch.__version__ and info["missing"] == []
-    assert info["cuda"] == (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
-    assert info["mps"] is False  # not a Mac
+def test_a_python_is_described_by_its_versions_and_devices():
+    """(The probe of a real Python with torch: tests/training/test_train_runner.py.)"""
     assert describe_python("py", {"python": "3.12.1", "torch": "2.5.0", "cuda": "NVIDIA H200", "mps": False}) == (
         "py: Python 3.12.1, torch 2.5.0, CUDA: NVIDIA H200, Apple MPS: no")
 
@@ -494,3 +481,17 @@ def test_summary_counts_what_covariates_left_out_and_where_absences_were_drawn()
     # a coordinates model's bundle has none of these counts: its summary is unchanged
     assert training_summary({"n_species": 5}, "m.sinr", 4, {"n_used": 10, "n_read": 10}) == (
         "Trained m.sinr: 5 species, 10 records used of 10 read, time 4s; no records dropped.")
+
+
+def test_every_busy_output_guard_speaks_through_one_message(tmp_path):
+    """The task registry, this process's set and the lock file refuse a second training to an output
+    in one wording (``lock.busy_message``), with who holds it when known."""
+    out = tmp_path / "m.sinr"
+    plain = "A training is already writing m.sinr. Wait for it to finish or cancel it, or choose another output file."
+    assert lock.busy_message(out) == plain
+    assert lock.busy_message(out, "SINR: training m.sinr, in QGIS's task manager") == plain.replace(
+        "m.sinr.", "m.sinr (SINR: training m.sinr, in QGIS's task manager).")
+    lock_path(out).write_text(json.dumps({"pid": os.getpid(), "host": "another-machine", "started": "noon"}))
+    held = f"m.sinr (process {os.getpid()} on another-machine, started noon)."
+    assert output_busy_message(out) == plain.replace("m.sinr.", held) + (
+        f" If no training is running, delete {lock_path(out)}.")

@@ -134,7 +134,18 @@ def render_layer_alone(layer: QgsMapLayer, extent: QgsRectangle, size: int = 400
                 painted += 1
                 colours.add(c.rgb())
     total = ((image.height() + step - 1) // step) * ((image.width() + step - 1) // step)
-    return {"painted_fraction": painted / total, "distinct_colours": len(colours)}
+    return {"painted_fraction": painted / total, "distinct_colours": len(colours),
+            "data_fraction": data_fraction(layer)}
+
+
+def data_fraction(layer: QgsMapLayer) -> float:
+    """The fraction of the layer's raster cells (band 1) that hold a value: outside land and the
+    model's data footprint a prediction is nodata, so this is what a render of the whole raster paints."""
+    from osgeo import gdal
+
+    ds = gdal.Open(layer.source())
+    mask = ds.GetRasterBand(1).GetMaskBand().ReadAsArray()
+    return float((mask > 0).mean())
 
 
 def find_dock() -> QDockWidget | None:

@@ -11,6 +11,7 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QSize
 
 from sinr_qgis.core.bundle import ModelBundle
+from sinr_qgis.gui.compare_panel import ComparePanel, CompareSource
 from sinr_qgis.gui.dock import SinrDock
 from sinr_qgis.qgis_bridge import evaluation as bridge
 from sinr_qgis.tasks.compare_task import CompareTask
@@ -250,3 +251,29 @@ def test_another_model_drops_the_last_comparison_and_a_running_one(compare_dock,
     assert panel.task is None and task.on_done is None and panel.compare_button.isEnabled()
     qtbot.waitUntil(lambda: sip.isdeleted(task), timeout=120_000)  # the task manager deletes an ended task
     assert panel.comparisons == [] and panel.result_label.text() == ""
+
+
+def test_the_panel_needs_only_its_source_not_a_dock(qgis_canvas, bundle, qtbot):  # noqa: F811
+    """The panel reads the host through ``CompareSource`` alone: here no dock exists. "Zoom to
+    ranges" frames species 1's range (lon/lat layer, lon/lat map) with a 10 % margin."""
+    qgis_canvas.resize(QSize(300, 200))
+    qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+    layer = ranges_layer()
+    QgsProject.instance().addMapLayer(layer)
+    cleared = []
+    source = CompareSource(bundle=lambda: bundle, species_text=lambda: "sp001", covariates=lambda: None,
+                           canvas=lambda: qgis_canvas, clear_status=lambda: cleared.append(1))
+    panel = ComparePanel(source)
+    qtbot.addWidget(panel)
+    try:
+        assert panel.layer_combo.currentLayer() is layer and panel.field_combo.currentField() == "taxon"
+        extent = panel.zoom_to_ranges()
+        assert cleared == [1]
+        w, h = RECT_1[2] - RECT_1[0], RECT_1[3] - RECT_1[1]
+        # QgsRectangle.scale(1.1) about the centre; the canvas then widens one side to its aspect ratio
+        assert extent.width() >= 1.1 * w - 1e-9 and extent.height() >= 1.1 * h - 1e-9
+        assert extent.contains(QgsRectangle(*RECT_1))
+        assert min(extent.width() - 1.1 * w, extent.height() - 1.1 * h) < 1e-6
+    finally:
+        panel.shutdown()
+        QgsProject.instance().removeAllMapLayers()

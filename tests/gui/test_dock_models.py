@@ -19,7 +19,7 @@ from sinr_qgis.toolbelt import model_registry, settings
 from tests.helpers.bundle_files import copy_bundle
 from tests.helpers.prediction_helpers import model_file  # noqa: F401
 from tests.helpers.settings_helpers import restore_settings  # noqa: F401
-from tests.helpers.train_helpers import isolated_model_list  # noqa: F401
+from tests.helpers.train_helpers import isolated_model_list, listed_model  # noqa: F401
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_one_model_control_opens_files_into_my_models(make_dock, model_file, mon
     combo.setCurrentIndex(combo.findText(OPEN_FILE))
     combo.activated.emit(combo.findText(OPEN_FILE))
     assert d.bundle.name == "test_model" and d.model_path == str(model_file)
-    entry = model_registry.find_model(model_file)
+    entry = listed_model(model_file)
     assert entry is not None and entry.n_species == 6
     assert _entries(d)[1] == entry.label and combo.currentData() == str(Path(model_file).resolve())
     assert settings.get_value("model_path") == str(model_file)
@@ -79,7 +79,7 @@ def test_a_file_that_does_not_load_keeps_the_model_in_use(make_dock, model_file,
     assert not d.model_chooser.open_model_file(str(bad))
     assert d.bundle.name == "test_model" and d.model_path == str(model_file)
     assert d.status_label.text().startswith("Model not loaded: bad.sinr: encoder.onnx is damaged or was altered")
-    assert model_registry.find_model(bad) is None
+    assert listed_model(bad) is None
     assert d.model_chooser.combo.currentData() == str(Path(model_file).resolve())
     # the file dialog cancelled: nothing changes
     assert not d.model_chooser.open_model_file("")

@@ -58,7 +58,7 @@ def test_dialog_trains_the_layer_in_the_background(qgis_app, qtbot, layer, tmp_p
     again = TrainDialog()
     qtbot.addWidget(again)
     _tiny(again, tmp_path / "from_dialog.sinr")
-    assert again.start() is None and "already running" in again.message.text()
+    assert again.start() is None and "already writing from_dialog.sinr (SINR: training" in again.message.text()
     qtbot.waitUntil(lambda: bool(done) and task not in active_tasks(), timeout=120_000)
     assert done[0][1] is True, task.error
     assert model_registry.list_models()[0].path == str((tmp_path / "from_dialog.sinr").resolve())

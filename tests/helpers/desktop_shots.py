@@ -68,3 +68,13 @@ def check_window_shot(e2e, name: str) -> dict:
     assert not image.isNull(), info["path"]
     assert image.width() >= 1000 and image.height() >= 700, (image.width(), image.height())
     return info
+
+
+def assert_paints_its_data(rendered: dict, colours: int = 10) -> None:
+    """A prediction layer rendered alone over its own extent paints the cells that hold a value
+    (land inside the model's data footprint; the rest is nodata and stays transparent) and no
+    others, within 0.05 (the render samples every 4th screen pixel of a resampled raster), with
+    more than ``colours`` distinct colours of its ramp."""
+    assert rendered["data_fraction"] > 0.1, rendered  # the map is not empty
+    assert abs(rendered["painted_fraction"] - rendered["data_fraction"]) < 0.05, rendered
+    assert rendered["distinct_colours"] > colours, rendered

@@ -69,6 +69,16 @@ def probabilities(bundle: ModelBundle, lonlat: np.ndarray, species_index: int) -
     return 1.0 / (1.0 + np.exp(-(emb @ bundle.head[species_index])))
 
 
+def listed_model(path):
+    """The model list's entry for the file at ``path``, or None (entries keep resolved paths)."""
+    from pathlib import Path
+
+    from sinr_qgis.toolbelt import model_registry
+
+    key = str(Path(path).expanduser().resolve())
+    return next((e for e in model_registry.list_models(prune=False) if e.path == key), None)
+
+
 @pytest.fixture
 def isolated_model_list():
     """An empty model list for the test; the user's list (and interpreter choice) restored after."""

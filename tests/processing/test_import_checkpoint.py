@@ -19,7 +19,7 @@ from sinr_qgis.toolbelt import model_registry
 from tests.helpers.official_reference import OfficialLinNet, OfficialResidualFCNet, official_params
 from tests.helpers.prediction_helpers import read_raster, sinr_provider  # noqa: F401
 from tests.helpers.qgis_process import QGIS_PROCESS, qgis_process_profile, run_qgis_process  # noqa: F401
-from tests.helpers.train_helpers import isolated_model_list  # noqa: F401
+from tests.helpers.train_helpers import isolated_model_list, listed_model  # noqa: F401
 from tests.training.official_env_data import official_input, official_stack, worldclim_like
 
 pytestmark = pytest.mark.usefixtures("isolated_model_list")
@@ -143,7 +143,7 @@ def test_dock_imports_a_checkpoint_and_chooses_it(qgis_iface, qtbot, tmp_path):
     assert chosen == [str(tmp_path / "from_dock.sinr")]
     assert dialog.status.text().startswith("Imported from_dock.sinr: 5 species, LinNet reading the location.")
     assert dialog.progress.value() == 100
-    assert model_registry.find_model(tmp_path / "from_dock.sinr") is not None
+    assert listed_model(tmp_path / "from_dock.sinr") is not None
     assert chooser.combo.currentData() == str((tmp_path / "from_dock.sinr").resolve())
 
 

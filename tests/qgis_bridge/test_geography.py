@@ -20,6 +20,7 @@ from sinr_qgis.core import evaluation, runtime
 from sinr_qgis.core.bundle import Species
 from sinr_qgis.core.grid import Grid, transform_points
 from sinr_qgis.qgis_bridge import evaluation as bridge
+from sinr_qgis.qgis_bridge.grids import default_grid
 from sinr_qgis.qgis_bridge.observations import export_observations
 from tests.helpers.prediction_helpers import bundle, model_file, pixel_centre, read_raster, sinr_provider  # noqa: F401
 
@@ -72,7 +73,7 @@ def test_a_pacific_layer_extent_gives_the_window_across_the_antimeridian():
     lat = np.array([50.0, 50.0, 60.0, 60.0, 50.0])
     x, y, _ = transform_points(lon, lat, "EPSG:4326", "EPSG:3832")
     layer = _layer("Polygon", "EPSG:3832", "&field=species:string", [(["Acer x"], _polygon(x, y))])
-    grid = bridge.default_grid(layer.extent(), layer.crs(), QgsProject.instance().transformContext(), 1.0)
+    grid = default_grid(layer.extent(), layer.crs(), QgsProject.instance().transformContext(), 1.0)
     xmin, ymin, xmax, ymax = grid.extent
     assert (xmin, xmax) == pytest.approx((170.0, 190.0), abs=1e-6)
     assert ymin == pytest.approx(50.0, abs=0.5) and ymax == pytest.approx(60.0, abs=0.5)
@@ -83,7 +84,7 @@ def test_a_polar_range_is_labelled_by_cell_centres_in_its_own_crs():
     a = np.linspace(0, 2 * np.pi, 129)
     cap = _polygon(2.0e6 * np.cos(a), 2.0e6 * np.sin(a))  # 2000 km around the North Pole, EPSG:3995
     layer = _layer("Polygon", "EPSG:3995", "&field=species:string", [(["Picea glauca"], cap)])
-    grid = bridge.default_grid(layer.extent(), layer.crs(), QgsProject.instance().transformContext(), 2.0)
+    grid = default_grid(layer.extent(), layer.crs(), QgsProject.instance().transformContext(), 2.0)
     assert grid.extent[0] == -180 and grid.extent[2] == pytest.approx(180)
     assert grid.extent[3] == 90  # the pole inside the extent is reached
     sp = Species(0, "picegla", "Picea glauca", 0)

@@ -12,6 +12,7 @@ from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.errors import OutputBusyError
 from sinr_qgis.core.training.lock import lock_path
 from sinr_qgis.core.training.options import TrainOptions, checkpoint_path
+from sinr_qgis.core.training.process import TrainingCli
 from sinr_qgis.qgis_bridge.observations import export_observations
 from sinr_qgis.tasks.train_task import TrainTask, active_tasks, start_training, training_busy_message
 from sinr_qgis.toolbelt import model_registry
@@ -59,7 +60,9 @@ def test_task_trains_to_completion_and_the_model_is_listed(qgis_app, qtbot, tmp_
     task = start_training(TrainTask(opts, training_interpreter(), input_label="observations",
                                     on_done=lambda t, ok: done.append(ok)))
     # a second training to the same output while the first is queued or running is refused
-    with pytest.raises(OutputBusyError, match=r"already running .*choose another output file"):
+    with pytest.raises(OutputBusyError, match=r"^A training is already writing mine\.sinr \(SINR: training mine\.sinr, "
+                                              r"in QGIS's task manager\)\. Wait for it to finish or cancel it, "
+                                              r"or choose another output file\.$"):
         start_training(TrainTask(opts, training_interpreter()))
     _wait(qtbot, task)
     assert done == [True], task.error
@@ -133,8 +136,8 @@ def test_a_failing_child_is_reported_with_its_reason(qgis_app, qtbot, tmp_path, 
 
     done: list[bool] = []
     opts = _opts(tmp_path)
-    task = start_training(TrainTask(opts, sys.executable, entry=[str(FAKE_CLI), "--mode", mode],
-                                    cwd=FAKE_CLI.parent, on_done=lambda t, ok: done.append(ok)))
+    fake = TrainingCli(script=(str(FAKE_CLI), "--mode", mode), folder=FAKE_CLI.parent)
+    task = start_training(TrainTask(opts, sys.executable, cli=fake, on_done=lambda t, ok: done.append(ok)))
     _wait(qtbot, task)
     assert done == [False] and not task.cancelled
     assert re.search(expected, str(task.error), re.S), str(task.error)

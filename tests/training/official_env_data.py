@@ -17,26 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from osgeo import gdal, osr
+from osgeo import gdal
+
+from tests.helpers.global_rasters import write_global_raster
 
 WORLDCLIM_FILL = float(np.float32(-3.4e38))  # WorldClim 2.1's float nodata value
 ELEV_FILL = -32768  # an Int16 elevation's nodata: above -1e6, so the official script keeps it as a value
-
-
-def write_global_raster(path: Path, values: np.ndarray, nodata: float | None, dtype: int = gdal.GDT_Float32) -> Path:
-    """A north-up global lon/lat GeoTIFF (-180..180, -90..90) of ``values`` [H, W]."""
-    h, w = values.shape
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, 1, dtype)
-    ds.SetGeoTransform((-180.0, 360.0 / w, 0.0, 90.0, 0.0, -180.0 / h))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(4326)
-    ds.SetProjection(srs.ExportToWkt())
-    band = ds.GetRasterBand(1)
-    if nodata is not None:
-        band.SetNoDataValue(nodata)
-    band.WriteArray(values)
-    ds = None
-    return path
 
 
 def worldclim_like(folder: Path, shape: tuple[int, int] = (90, 180), seed: int = 0,
@@ -108,10 +94,3 @@ def official_input(encoding: str, lonlat: np.ndarray, stack: torch.Tensor | None
         return official_sin_cos(lonlat)
     env = official_env(lonlat, stack)
     return env if encoding == "env" else torch.cat([official_sin_cos(lonlat), env], 1)
-
-
-def worldwide_points(n: int = 600, seed: int = 7) -> np.ndarray:
-    """Random (lon, lat) over the whole globe, plus the corners and edges of the grid, float32 [N, 2]."""
-    rng = np.random.default_rng(seed)
-    edges = [[-180, 90], [180, -90], [180, 0], [-180, -90], [0, 90], [0, -90], [179.99, 89.99]]
-    return np.r_[np.c_[rng.uniform(-180, 180, n), rng.uniform(-90, 90, n)], edges].astype(np.float32)

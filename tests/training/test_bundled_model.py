@@ -48,7 +48,8 @@ def test_bundled_model_carries_member_checksums_and_its_records_name_the_file():
     from sinr_qgis.core.bundle import SUMS_KEY, file_sha256
 
     bundle = ModelBundle.load(MODEL)
-    assert bundle.warnings == [] and sorted(bundle.meta[SUMS_KEY]) == ["encoder.onnx", "species.csv", "weights.npz"]
+    assert bundle.warnings == [] and sorted(bundle.meta[SUMS_KEY]) == ["encoder.onnx", "footprint.npz", "species.csv",
+                                                                       "weights.npz"]
     sha = file_sha256(MODEL)
     assert json.loads(EVAL.read_text(encoding="utf-8"))["model"]["sha256"] == sha
     card = BUNDLED.card.read_text(encoding="utf-8")

@@ -19,8 +19,8 @@ from sinr_qgis.core.covariate_match import covariate_samplers
 from sinr_qgis.core.covariates import CovariateStack
 from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.products import predict_to_geotiff
-from sinr_qgis.core.raster_io import read_geotiff
 from sinr_qgis.core.runtime import Predictor
+from tests.helpers.raster_files import read_geotiff
 from tests.tolerances import f32_atol, logit_atol, prob_atol
 from training.cli import main
 from training.data import TrainingData

@@ -142,7 +142,17 @@ def test_pos_weight_species_is_the_number_of_species_trained(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:  # argparse: a usage error, exit status 2
         main(["train", "--data", str(data), "--out", str(out), "--pos-weight", "many"])
     assert exit_info.value.code == 2
-    assert "expected a positive number or 'species', got 'many'" in capsys.readouterr().err
+    assert "expected a positive number, 'species' or 'row', got 'many'" in capsys.readouterr().err
+
+
+def test_pos_weight_row_trains_and_is_recorded(tmp_path, capsys):
+    """``--pos-weight row``: each record's own lambda (losses.row_pos_weight), stored as "row"."""
+    data = write_csv(tmp_path / "obs.csv")
+    out = tmp_path / "m.sinr"
+    code, _, err = run_main(capsys, "train", "--data", data, "--out", out, "--pos-weight", "row",
+                            "--min-records", "1", *FAST)
+    assert code == 0, err
+    assert ModelBundle.load(out).meta["training"]["pos_weight"] == "row"
 
 
 def test_the_cli_and_the_trainer_default_to_the_papers_recipe_in_core(tmp_path):

@@ -14,7 +14,7 @@ import torch
 
 from tests.helpers.trainer_helpers import small_config, synthetic
 from training.distributed import DistEnv, DistributedError, backend_for, open_records, write_records
-from training.errors import TrainingError
+from training.errors import TrainerError
 from training.trainer import Trainer, resolve_device, resolve_precision, shard_bounds
 
 torch.set_num_threads(2)
@@ -46,31 +46,31 @@ def test_device_choice(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(TrainingError, match=r"--device cuda: PyTorch sees no CUDA GPU .*use --device cpu"):
+    with pytest.raises(TrainerError, match=r"--device cuda: PyTorch sees no CUDA GPU .*use --device cpu"):
         resolve_device("cuda")
-    with pytest.raises(TrainingError, match="--device mps: PyTorch sees no Apple GPU"):
+    with pytest.raises(TrainerError, match="--device mps: PyTorch sees no Apple GPU"):
         resolve_device("mps")
-    with pytest.raises(TrainingError, match="device must be one of auto, cpu, cuda, mps"):
+    with pytest.raises(TrainerError, match="device must be one of auto, cpu, cuda, mps"):
         resolve_device("tpu")
     # MPS next when there is no CUDA, in one process only (it has no process-group backend)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("mps")
     two = DistEnv(1, 1, 2)
     assert resolve_device("auto", two) == torch.device("cpu")
-    with pytest.raises(TrainingError, match="--device mps trains in one process"):
+    with pytest.raises(TrainerError, match="--device mps trains in one process"):
         resolve_device("mps", two)
     # CUDA first; under torchrun each process of a machine takes the GPU of its LOCAL_RANK
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("auto") == torch.device("cuda", 0)
     assert resolve_device("auto", two) == torch.device("cuda", 1)
-    with pytest.raises(TrainingError, match=r"process 2 of this machine has no GPU of its own \(2 visible\)"):
+    with pytest.raises(TrainerError, match=r"process 2 of this machine has no GPU of its own \(2 visible\)"):
         resolve_device("cuda", DistEnv(2, 2, 3))
     assert backend_for(torch.device("cuda", 1)) == "nccl" and backend_for(torch.device("cpu")) == "gloo"
 
 
 def test_precision_follows_the_device(monkeypatch):
-    with pytest.raises(TrainingError, match="--precision fp16 needs a GPU"):
+    with pytest.raises(TrainerError, match="--precision fp16 needs a GPU"):
         resolve_precision("fp16", "cpu")
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
     assert resolve_precision("auto", "mps") == "fp32"
@@ -78,7 +78,7 @@ def test_precision_follows_the_device(monkeypatch):
     assert resolve_precision("auto", "cuda") == "bf16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert resolve_precision("auto", "cuda") == "fp16"  # older GPUs: float16 with loss scaling
-    with pytest.raises(TrainingError, match="no bfloat16 arithmetic"):
+    with pytest.raises(TrainerError, match="no bfloat16 arithmetic"):
         resolve_precision("bf16", "cuda")
 
 

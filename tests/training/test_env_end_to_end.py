@@ -110,7 +110,8 @@ def test_env_model_trains_and_predicts_the_rasters_values(shared_data, tmp_path,
     # the model's probabilities of GDAL's values elsewhere
     grid = Grid.from_pixel_size(EXTENT, "EPSG:4326", 0.5)
     assert grid.shape == (192, 186)
-    maps = predict_grid(predictor, grid, [0, 1, 2], mask_ocean=False, covariates=[str(raster)])
+    # (the data footprint shown: this is about reading the covariates; it is checked after)
+    maps = predict_grid(predictor, grid, [0, 1, 2], mask_ocean=False, covariates=[str(raster)], mask_footprint=False)
     centres, _ = grid.lonlat()
     env = _gdal_values(raster, centres)
     valid = np.isfinite(env).all(axis=1)
@@ -121,3 +122,11 @@ def test_env_model_trains_and_predicts_the_rasters_values(shared_data, tmp_path,
     expected = predictor.predict_points(centres[valid], [0, 1, 2], env=env[valid])
     np.testing.assert_allclose(flat[valid], expected, rtol=0,
                                atol=bundle_prob_atol(b, centres[valid], [0, 1, 2], env[valid]))
+    # by default the cells outside the model's data footprint are left empty too: its stored rule
+    # applied to GDAL's values at the cell centres
+    outside, _ = b.footprint.measure(centres[valid], env[valid])
+    assert 0 < outside.sum() < valid.sum()
+    inside = valid.copy()
+    inside[valid] = ~outside
+    masked = predict_grid(predictor, grid, [0], mask_ocean=False, covariates=[str(raster)])[0].ravel()
+    np.testing.assert_array_equal(np.isfinite(masked), inside)

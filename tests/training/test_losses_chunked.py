@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EPS = losses.EPS
 
 
-def reference_full(lp: torch.Tensor, lr: torch.Tensor, z: torch.Tensor, mask: torch.Tensor | None, lam: float,
-                   me: bool) -> torch.Tensor:
+def reference_full(lp: torch.Tensor, lr: torch.Tensor, z: torch.Tensor, mask: torch.Tensor | None,
+                   lam: float | torch.Tensor, me: bool) -> torch.Tensor:
     """The unchunked full loss as written before chunking: every term a [B, C] autograd tensor."""
     def negative(p: torch.Tensor) -> torch.Tensor:
         return losses.neg_entropy(p) if me else losses.neg_log(1 - p)
@@ -135,3 +135,36 @@ def test_an_full_at_the_papers_scale_adds_less_than_its_gradients(tmp_path):
     # 3,072 MiB, so a bound of the gradients plus 512 MiB still tells the two apart by far
     assert got["added_mib"] < grads_mib + 512, got
     assert 0 < got["loss"] < 100
+
+
+def test_row_pos_weight_is_each_rows_usable_negatives_plus_its_positive():
+    z = torch.tensor([0, 2, 1])
+    mask = torch.tensor([[True, True, False, False],    # own species usable, one other: 1 + 1
+                         [False, False, False, False],  # a survey of nothing else: the positive alone
+                         [True, False, True, True]])    # own species masked, three others: 3 + 1
+    assert losses.row_pos_weight(z, 4, mask).tolist() == [2.0, 1.0, 4.0]
+    assert losses.row_pos_weight(z, 4, None).tolist() == [4.0, 4.0, 4.0]  # no mask: lambda = C
+
+
+@pytest.mark.parametrize("name,me", [("an_full", False), ("me_full", True)])
+def test_per_row_lambda_equals_the_unchunked_formula(monkeypatch, name, me):
+    monkeypatch.setattr(losses, "CHUNK_ELEMENTS", 50)  # rows split across chunks, as above
+    lp, lr, z, mask = case(torch.float64)
+    got = losses.LOSSES[name](lp, lr, z, mask, pos_weight=losses.POS_WEIGHT_ROW)
+    got.backward()
+    g_pos = lp.grad.clone()
+    lp.grad = lr.grad = None
+    own = mask.gather(1, z.view(-1, 1))
+    lam = (mask.sum(1, keepdim=True) - own.long() + 1).double()  # [B, 1]: written out, not the helper
+    want = reference_full(lp, lr, z, mask, lam, me)
+    want.backward()
+    assert got.item() == pytest.approx(want.item(), rel=1e-12)  # float64: summation order only
+    torch.testing.assert_close(g_pos, lp.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_per_row_lambda_without_a_mask_is_lambda_equal_to_the_species_count():
+    lp, lr, z, _ = case(torch.float64)
+    row = losses.an_full(lp, lr, z, None, pos_weight=losses.POS_WEIGHT_ROW)
+    assert row.item() == pytest.approx(losses.an_full(lp, lr, z, None, pos_weight=23.0).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="pos_weight must be a number or 'row'"):
+        losses.an_full(lp, lr, z, None, pos_weight="rows")

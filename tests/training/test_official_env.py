@@ -15,16 +15,16 @@ from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.covariate_match import covariate_samplers
 from sinr_qgis.core.errors import CovariateError
 from sinr_qgis.core.grid import Grid
-from sinr_qgis.core.official_env import OfficialEnv, read_official_env
+from sinr_qgis.core.official_env import OfficialBandSampler, OfficialEnv, read_official_env
 from sinr_qgis.core.runtime import Predictor, predict_grid
+from tests.helpers.global_rasters import worldwide_points, write_global_raster
 from tests.helpers.official_reference import OfficialLinNet, OfficialResidualFCNet, official_params
 from tests.training.official_env_data import (
+    WORLDCLIM_FILL,
     official_env,
     official_input,
     official_stack,
     worldclim_like,
-    worldwide_points,
-    write_global_raster,
 )
 from training.cli import main
 from training.official import OfficialCheckpointError, convert_official
@@ -212,3 +212,16 @@ def test_rasters_that_are_not_the_official_global_grid_are_refused(tmp_path, ras
                            ([], r"No covariate raster given")):
         with pytest.raises(CovariateError, match=message):
             read_official_env(paths)
+
+
+def test_the_band_sampler_reads_the_official_values(tmp_path):
+    """core.official_env's sampler equals the official bilinear sampling of the prepared stack, bit for
+    bit (tests/core/test_official_env.py checks its windows and edges without torch)."""
+    values = np.random.default_rng(0).normal(20, 5, (30, 60)).astype(np.float32)
+    values[:6, :10] = WORLDCLIM_FILL
+    p = write_global_raster(tmp_path / "bio_1.tif", values, WORLDCLIM_FILL)
+    env = read_official_env([p])
+    cov = {"name": env.names[0], "mean": env.means[0], "std": env.stds[0]}
+    pts = worldwide_points(2000)
+    whole = OfficialBandSampler(p, 1, cov, env.grid).sample(pts)
+    np.testing.assert_array_equal(whole.astype(np.float32), official_env(pts, official_stack([p])).numpy()[:, 0])

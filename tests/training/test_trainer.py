@@ -11,7 +11,7 @@ import torch
 from sinr_qgis.core.errors import CancelledError
 from tests.helpers.trainer_helpers import small_config, synthetic
 from training.dropout import BitDropout, set_dropout_rows
-from training.errors import TrainingError
+from training.errors import TrainerError
 from training.trainer import Trainer
 
 torch.set_num_threads(2)
@@ -124,14 +124,14 @@ def test_resume_refuses_other_settings_or_data(tmp_path):
     data = synthetic()
     ck = tmp_path / "ck.pt"
     Trainer(data, small_config(epochs=1)).fit(checkpoint=ck, progress=False)
-    with pytest.raises(TrainingError, match="lr"):
+    with pytest.raises(TrainerError, match="lr"):
         Trainer(data, small_config(lr=1e-3)).load_checkpoint(ck)
-    with pytest.raises(TrainingError, match="different data"):
+    with pytest.raises(TrainerError, match="different data"):
         Trainer(synthetic(seed=9), small_config()).load_checkpoint(ck)
-    with pytest.raises(TrainingError, match="No checkpoint"):
+    with pytest.raises(TrainerError, match="No checkpoint"):
         Trainer(data, small_config()).load_checkpoint(tmp_path / "none.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(TrainingError, match="cannot be read"):
+    with pytest.raises(TrainerError, match="cannot be read"):
         Trainer(data, small_config()).load_checkpoint(tmp_path / "junk.pt")
 
 
@@ -151,7 +151,7 @@ def test_env_training_uses_covariates_and_a_random_pool(shared_data):
     assert np.allclose(tr.model.env_mean.numpy(), mean)
     res = tr.fit(progress=False)
     assert np.isfinite(res.final_loss)
-    with pytest.raises(TrainingError, match="covariates"):
+    with pytest.raises(TrainerError, match="covariates"):
         Trainer(data, small_config(encoding="env"))
 
 
@@ -159,7 +159,7 @@ def test_bf16_precision_trains_and_unknown_precision_is_refused():
     res = Trainer(synthetic(100), small_config(precision="bf16", epochs=2, lr=1e-2)).fit(progress=False)
     assert np.isfinite(res.final_loss) and res.epoch_losses[-1] < res.epoch_losses[0]
     assert next(res.model.parameters()).dtype == torch.float32  # master weights stay fp32
-    with pytest.raises(TrainingError, match="precision"):
+    with pytest.raises(TrainerError, match="precision"):
         Trainer(synthetic(10), small_config(precision="fp8"))
 
 

@@ -8,8 +8,8 @@ Prints, from one run on the same weights and the same points:
 - the same on one thread each (per-core efficiency); onnxruntime locations/second per batch size;
 - end to end: seconds for a 1024 x 1024 EPSG:3857 canvas over North America (ocean mask on,
   GeoTIFF written), for the first species and for each further species with the cached embedding,
-  side by side with the bare encoder on the canvas's valid (land) pixels, and where the rest goes
-  (pixel centres to lon/lat, land mask).
+  side by side with the bare encoder on the canvas's valid pixels (on land, inside the model's data
+  footprint), and where the rest goes (pixel centres to lon/lat, land mask, data footprint).
 
 Timings interleave the contestants round by round and keep each one's best round, so load
 from other processes on a shared machine hurts them alike; the canvas rounds print wall seconds
@@ -70,7 +70,8 @@ def torch_model(bundle: ModelBundle) -> SinrModel:
     arch = bundle.meta["architecture"]
     n_blocks = network.count_blocks(bundle.weights)
     model = SinrModel(bundle.n_species, bundle.encoding, len(bundle.covariates),
-                      width=bundle.embedding_dim, depth=n_blocks, frequencies=bundle.frequencies)
+                      width=bundle.embedding_dim, depth=n_blocks, frequencies=bundle.frequencies,
+                      sh_degree=bundle.sh_degree)
     state = model.state_dict()
     for name in state:
         if name == "head.weight":
@@ -123,6 +124,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--further", type=int, default=3, help="further species timed on the cached canvas")
     ap.add_argument("--canvas-rounds", type=int, default=3, help="interleaved canvas/encoder rounds (best is kept)")
     ap.add_argument("--canvas-only", action="store_true", help="only the canvas against the bare encoder")
+    ap.add_argument("--show-extrapolation", action="store_true",
+                    help="predict every land pixel, also outside the model's data footprint (the dock's "
+                         "'Show extrapolation'; issue 12's workload, set before the footprint existed)")
     ap.add_argument("--matmul", type=int, default=2048, help="side of the square matmul")
     ap.add_argument("--no-tuning", action="store_true", help="skip the onnxruntime batch/thread table")
     return ap.parse_args()
@@ -246,14 +250,20 @@ def canvas_vs_encoder(bundle: ModelBundle, args: argparse.Namespace, out: Path) 
     t = time.perf_counter()
     ok &= mask.is_land(lonlat)
     t_land = time.perf_counter() - t
+    t = time.perf_counter()
+    masked = bundle.footprint is not None and not args.show_extrapolation
+    if masked:  # the canvas leaves the pixels outside the data footprint empty (not encoded)
+        outside, _ = bundle.footprint.measure(lonlat[ok])
+        ok[ok] = ~outside
+    t_footprint = time.perf_counter() - t
     points = lonlat[ok].astype(np.float32)
 
     def canvas() -> None:
         pred.clear_cache()
-        predict_to_geotiff(pred, grid, 0, out / "first.tif")
+        predict_to_geotiff(pred, grid, 0, out / "first.tif", mask_footprint=masked)
 
     further: dict[str, Callable[[], object]] = {
-        f"further {i}": (lambda i=i: predict_to_geotiff(pred, grid, i, out / f"sp{i}.tif"))
+        f"further {i}": (lambda i=i: predict_to_geotiff(pred, grid, i, out / f"sp{i}.tif", mask_footprint=masked))
         for i in range(1, args.further + 1)}
     fns = {"canvas": canvas, **further, "encoder": lambda: pred.embed(points)}
     wall: dict[str, list[float]] = {k: [] for k in fns}
@@ -269,9 +279,11 @@ def canvas_vs_encoder(bundle: ModelBundle, args: argparse.Namespace, out: Path) 
             if name.startswith("further"):
                 assert pred.locations_encoded == before, "the cache was not used"
     print(f"\n{args.canvas}x{args.canvas} EPSG:3857 canvas, ocean mask, GeoTIFF ({pred.backend_name}, "
-          f"separable grid: {grid.separable}): {points.shape[0]:,} land pixels; best of {args.canvas_rounds} "
-          "interleaved rounds")
-    print(f"  pixel centres -> lon/lat (a fresh grid): {t_lonlat:.3f} s; land mask: {t_land:.3f} s")
+          f"separable grid: {grid.separable}): {points.shape[0]:,} land pixels"
+          f"{' inside the model data footprint' if masked else ' (extrapolation shown)'}; "
+          f"best of {args.canvas_rounds} interleaved rounds")
+    print(f"  pixel centres -> lon/lat (a fresh grid): {t_lonlat:.3f} s; land mask: {t_land:.3f} s; "
+          f"data footprint: {t_footprint:.3f} s")
     for label, times in (("wall", wall), ("CPU", cpu)):
         best = {k: min(v) for k, v in times.items()}
         first, enc = best["canvas"], best["encoder"]

@@ -71,13 +71,23 @@ def _lock_owner(lp: Path) -> dict[str, Any] | None:
     return info if _pid_alive(pid) else None
 
 
+def busy_message(out: str | Path, holder: str = "", stale_lock: Path | None = None) -> str:
+    """The one wording of "a training is writing ``out``", for each layer that refuses a second one
+    (the task manager's queue, this process, the lock file of any process).
+
+    ``holder`` says who, when known (a task's description, a process id); ``stale_lock`` is the lock
+    file to delete should no training be running after all."""
+    text = (f"A training is already writing {Path(out).name}{f' ({holder})' if holder else ''}. Wait for it "
+            "to finish or cancel it, or choose another output file.")
+    return text + (f" If no training is running, delete {stale_lock}." if stale_lock is not None else "")
+
+
 def _busy_text(out: str | Path, info: dict[str, Any] | None = None) -> str:
-    who = (f" (process {info.get('pid')}" + (f" on {info['host']}" if info.get("host") not in
-                                             (None, socket.gethostname()) else "")
-           + f", started {info.get('started', '?')})") if info else ""
-    text = (f"A training is already writing {Path(out).name}{who}. Wait for it to finish or cancel it, "
-            "or choose another output file.")
-    return text + (f" If no training is running, delete {lock_path(out)}." if info else "")
+    """:func:`busy_message` for the owner ``info`` recorded in the lock file (None: this process)."""
+    if not info:
+        return busy_message(out)
+    host = f" on {info['host']}" if info.get("host") not in (None, socket.gethostname()) else ""
+    return busy_message(out, f"process {info.get('pid')}{host}, started {info.get('started', '?')}", lock_path(out))
 
 
 def held_lock_tokens() -> list[str]:

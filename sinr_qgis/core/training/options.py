@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import check_writable
+from ..bundle import EXTENSION
 from ..encoding import ENCODINGS
 from ..errors import OutputError, TrainingInputError
 from .defaults import DEFAULTS, LOSSES, NEGATIVES, PSEUDO_NEGATIVES, USES_NEG_MASK
-
-BUNDLE_SUFFIX = ".sinr"
 
 
 @dataclass
@@ -80,9 +79,9 @@ class TrainOptions:
             if v is not None and (int(v) != v or v < low):
                 raise TrainingInputError(f"{key.replace('_', ' ').capitalize()} must be a whole number "
                                          f">= {low}; got {v}.")
-        if self.pos_weight is not None and self.pos_weight != "species" and not (
+        if self.pos_weight is not None and self.pos_weight not in ("species", "row") and not (
                 isinstance(self.pos_weight, (int, float)) and self.pos_weight > 0):
-            raise TrainingInputError(f"The positive weight must be a positive number or 'species'; "
+            raise TrainingInputError(f"The positive weight must be a positive number, 'species' or 'row'; "
                                      f"got {self.pos_weight!r}.")
 
     def _check_encoding(self) -> None:
@@ -128,4 +127,4 @@ def checkpoint_path(out: str | Path) -> Path:
 def sinr_path(path: str | Path) -> str:
     """``path`` with the model bundle's ``.sinr`` suffix added when it has none; ``""`` stays ``""``."""
     text = str(path or "").strip()
-    return text if not text or text.lower().endswith(BUNDLE_SUFFIX) else text + BUNDLE_SUFFIX
+    return text if not text or text.lower().endswith(EXTENSION) else text + EXTENSION

@@ -15,6 +15,7 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,30 @@ def _training_code() -> TrainingCode:
     return code
 
 
-def build_command(python: str, opts: TrainOptions, entry: list[str] | None = None) -> list[str]:
-    """The child's argv: ``python -m training train ...`` (``entry`` replaces ``-m training``)."""
-    return [str(python), "-u", *(entry if entry is not None else ["-m", _training_code().module]),
-            *cli_arguments(opts)]
+@dataclass(frozen=True)
+class TrainingCli:
+    """What the training child runs: the plugin's training code (the default), or a stand-in.
+
+    ``script``: the arguments that replace ``-m training`` (a test's fake CLI and its flags);
+    ``folder``: where the child runs and what its ``PYTHONPATH`` starts with (default: the
+    training code's folder, :func:`training_root`).
+    """
+
+    script: tuple[str, ...] = ()
+    folder: Path | None = None
+
+    def command(self, python: str, opts: TrainOptions) -> list[str]:
+        """The child's argv: ``python -u -m training train ...`` (or ``python -u SCRIPT... train ...``);
+        raises :class:`TrainingEnvironmentError` when the plugin has no training code."""
+        head = list(self.script) if self.script else ["-m", _training_code().module]
+        return [str(python), "-u", *head, *cli_arguments(opts)]
+
+    def working_folder(self) -> Path:
+        """The folder the child runs in (see ``folder``)."""
+        return Path(self.folder) if self.folder is not None else training_root()
+
+
+PLUGIN_CLI = TrainingCli()  # ``python -m training`` from the plugin's own training code
 
 
 def training_cli(python: str, args: list[str]) -> tuple[list[str], Path, dict[str, str]]:

@@ -34,7 +34,7 @@ from .defaults import EXIT_OK, EXIT_USER_ERROR
 from .events import event_progress
 from .lock import output_busy_message, output_lock
 from .options import TrainOptions
-from .process import CANCELLED, TrainingProcess, build_command, child_environment, missing_module, training_root
+from .process import CANCELLED, PLUGIN_CLI, TrainingCli, TrainingProcess, child_environment, missing_module
 from .summary import TrainResult, bundle_provenance
 
 
@@ -45,23 +45,23 @@ def run_training(opts: TrainOptions, python: str, *,
                  on_start: Callable[[TrainingProcess], None] | None = None,
                  on_log: Callable[[str], None] | None = None,
                  check_input: bool = False, input_label: str | None = None, species_label: str = "species",
-                 entry: list[str] | None = None, cwd: str | Path | None = None) -> TrainResult:
+                 cli: TrainingCli = PLUGIN_CLI) -> TrainResult:
     """Train ``opts`` in a child process and return the written bundle's path and summary.
 
     With ``check_input`` the observation file (and covariates) are checked first, so bad data
     fails in seconds (``input_label`` and ``species_label`` name them in messages, the summary
     goes to ``on_log``). ``on_event`` gets every event, ``on_progress`` the percent done (0-100).
-    ``entry`` and ``cwd`` replace ``-m training`` and the repository root (tests use a fake CLI).
+    ``cli`` is what runs (the plugin's training code; tests hand a fake CLI).
     Raises :class:`CancelledError`, :class:`TrainingInputError`, :class:`TrainingCrashError`,
     :class:`OutputBusyError`, :class:`TrainingEnvironmentError`, or the checks' ``OccurrenceError``
     and ``CovariateError``; never leaves a partial bundle under the final name.
     """
-    root = _check_before_start(opts, cwd, check_input, input_label, species_label, on_log)
+    root = _check_before_start(opts, cli, check_input, input_label, species_label, on_log)
     if is_cancelled is not None and is_cancelled():
         raise CancelledError(CANCELLED)
     started = time.monotonic()
     with output_lock(opts.out):
-        proc = TrainingProcess(build_command(python, opts, entry), cwd=root, env=child_environment(root))
+        proc = TrainingProcess(cli.command(python, opts), cwd=root, env=child_environment(root))
         proc.start()
         if on_start is not None:
             on_start(proc)
@@ -83,7 +83,7 @@ def run_training(opts: TrainOptions, python: str, *,
                            start=last.get("start", {}), provenance=bundle_provenance(path))
 
 
-def _check_before_start(opts: TrainOptions, cwd: str | Path | None, check_input: bool, input_label: str | None,
+def _check_before_start(opts: TrainOptions, cli: TrainingCli, check_input: bool, input_label: str | None,
                         species_label: str, on_log: Callable[[str], None] | None) -> Path:
     """Refuse bad options, a busy output, a missing training code and (``check_input``) bad
     observations before a process starts; returns the folder the child runs in."""
@@ -91,7 +91,7 @@ def _check_before_start(opts: TrainOptions, cwd: str | Path | None, check_input:
     busy = output_busy_message(opts.out)
     if busy:
         raise OutputBusyError(busy)
-    root = Path(cwd) if cwd is not None else training_root()
+    root = cli.working_folder()
     if check_input:
         from ..train_checks import check_training_input
 

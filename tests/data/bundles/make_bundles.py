@@ -48,6 +48,16 @@ FIXTURES = (
     # the "env" encoding with a categorical covariate (land cover codes 1, 2, 5: one-hot inputs)
     FixtureSpec("env_categorical", "env", n_species=3, width=8, seed=11,
                 covariates=(("temp", 10.0, 5.0, None), ("landcover", 0.0, 1.0, (1.0, 2.0, 5.0)))),
+    # Wider networks, each the model a core test built with torch before (same seed and shape, so
+    # the same weights): the runtime's (width 64, two blocks; ~136 KB, the largest), the chunking
+    # tests' (40 species, width 32, two blocks), the covariate rules' "env" model
+    FixtureSpec("sin_cos_w64", "sin_cos", n_species=6, width=64, depth=2, seed=3),
+    FixtureSpec("sin_cos_w32", "sin_cos", n_species=40, width=32, depth=2, seed=4),
+    FixtureSpec("env", "env", n_species=2, width=32, depth=2, seed=2,
+                covariates=(("bio1", 15.0, 8.0, None), ("bio12", 1500.0, 800.0, None))),
+    # the paper's width without residual blocks (their 2 MB would not be tiny): the paper-scale
+    # tests give it a 47,375-species head (tests.factories.fixture_bundle)
+    FixtureSpec("sin_cos_w256", "sin_cos", n_species=2, width=256, depth=0, seed=0),
 )
 
 
