@@ -29,5 +29,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi
+# The CPU torch wheel and its companions, kept for the tests that set up a training Python from
+# local files (tests/helpers/setup_helpers.local_torch_source), so no test downloads them
+if [ ! -f build/torch-wheels/.done ]; then
+  mkdir -p build/torch-wheels
+  # exactly the venv's torch (the CPU build requirements.txt installed), not the newest CUDA one
+  specs=$(.venv/bin/python -c "import torch; from sinr_qgis.toolbelt.training_python import COMPANIONS; print(' '.join(['torch==' + torch.__version__, *COMPANIONS]))")
+  echo 'numpy<2' > build/torch-wheels.constraints
+  # shellcheck disable=SC2086  # the specifiers are words
+  .venv/bin/python -m pip download -q --only-binary=:all: --dest build/torch-wheels \
+    --constraint build/torch-wheels.constraints $specs
+  touch build/torch-wheels/.done
+fi
 bash scripts/package.sh --venv-only  # pb_tool's own small venv (make package), so no test downloads it
 .venv/bin/python -c "import qgis.core, osgeo.gdal_array, numpy, torch, onnxruntime; print('setup ok: numpy', numpy.__version__, 'torch', torch.__version__)"

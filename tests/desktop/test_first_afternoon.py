@@ -258,11 +258,6 @@ def torch_wheel_version(wheels: Path) -> str:
     return wheel.name.split("-")[1]
 
 
-def needs_wheels(afternoon) -> None:
-    if afternoon["wheels"] is None:
-        pytest.skip("no local PyTorch wheel in pip's configuration (find-links) on this machine")
-
-
 def check_pixels(pixels: dict, expected) -> None:
     """The sampled pixels are lon/lat cell centres over the predicted view and equal ``expected``."""
     assert pixels["crs"] == "EPSG:4326" and len(pixels["values"]) == 40 and pixels["n_valid"] > 1000, pixels
@@ -278,7 +273,6 @@ def check_pixels(pixels: dict, expected) -> None:
 
 
 def test_set_up_pytorch_for_me_builds_the_training_python_in_the_profile(afternoon):
-    needs_wheels(afternoon)
     setup = step(afternoon, "setup_training")
     offered = setup["offered"]
     assert offered["availability"] is False and not offered["train_enabled"]
@@ -317,7 +311,6 @@ def test_training_after_the_set_up_uses_the_new_python_and_maps_a_species(aftern
     from sinr_qgis.core.bundle import ModelBundle
     from sinr_qgis.core.runtime import Predictor
 
-    needs_wheels(afternoon)
     train = step(afternoon, "train_after_setup")
     assert train["python"] == str(training_python(afternoon) / "bin" / "python")
     assert train["description"] == "SINR: training my_trees.sinr" and train["records"] == 1000
@@ -342,7 +335,6 @@ def test_training_after_the_set_up_uses_the_new_python_and_maps_a_species(aftern
 def test_an_official_checkpoint_imports_with_its_names_and_maps_as_the_official_model(afternoon):
     from sinr_qgis.core.bundle import ModelBundle
 
-    needs_wheels(afternoon)
     imp = step(afternoon, "import_checkpoint")
     assert imp["ok"], imp["import_error"]
     # "Save as" left empty: the plugin's models folder in the profile, named after the checkpoint

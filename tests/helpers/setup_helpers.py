@@ -4,7 +4,8 @@
   hundred bytes), so the whole set-up (venv, pip, import check, marker, replacing) runs in seconds.
 - :func:`local_torch_source`: the real CPU PyTorch wheel and its companions, gathered by
   ``pip download`` from the package files already on this machine's disk (the find-links folders
-  and ``file://`` indexes of pip's configuration), never from the network.
+  and ``file://`` indexes of pip's configuration, else the wheels ``make setup`` keeps in
+  ``build/torch-wheels``), never from the network.
 """
 from __future__ import annotations
 
@@ -75,19 +76,27 @@ def _pip_config() -> dict[str, str]:
     return out
 
 
-def local_torch_source(folder: Path) -> Path | None:
+# make setup keeps the wheels here (scripts/setup.sh), from whatever registry pip uses
+SETUP_WHEELS = Path(__file__).resolve().parents[2] / "build" / "torch-wheels"
+
+
+def local_torch_source(folder: Path) -> Path:
     """``folder`` filled with the CPU torch wheel and the companions' wheels from files on this
-    machine's disk (``None`` when pip's configuration names no local source holding torch)."""
+    machine's disk: pip's configured local sources when they hold torch, else the wheels
+    ``make setup`` keeps in ``build/torch-wheels``. Fails (never skips) when neither has them."""
     config = _pip_config()
     links = [p for p in (config.get("find-links", "") + " " + os.environ.get("PIP_FIND_LINKS", "")).split()
              if Path(p).is_dir()]
     indexes = [u for u in (config.get("extra-index-url", "") + " " + config.get("index-url", "")).split()
                if u.startswith("file://")]
-    if not indexes or not any(Path(p).glob("torch-*.whl") for p in links):
-        return None
-    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--dest", str(folder),
-           "--index-url", indexes[0], *[a for u in indexes[1:] for a in ("--extra-index-url", u)],
-           *[a for p in links for a in ("--find-links", p)], "--constraint", "/dev/stdin", TORCH, *COMPANIONS]
+    if indexes and any(Path(p).glob("torch-*.whl") for p in links):
+        source = ["--index-url", indexes[0], *[a for u in indexes[1:] for a in ("--extra-index-url", u)],
+                  *[a for p in links for a in ("--find-links", p)]]
+    else:
+        assert any(SETUP_WHEELS.glob("torch-*.whl")), f"no torch wheel in {SETUP_WHEELS}: run make setup"
+        source = ["--no-index", "--find-links", str(SETUP_WHEELS)]
+    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--dest", str(folder), *source,
+           "--constraint", "/dev/stdin", TORCH, *COMPANIONS]
     # the companions as numpy 1 allows (the venv keeps the base's numpy 1.x, for its GDAL)
     proc = subprocess.run(cmd, input="numpy<2\n", capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, PIP_CONFIG_FILE=os.devnull))
