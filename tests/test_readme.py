@@ -15,7 +15,7 @@ SOURCE = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "sinr_q
 LABELS = ("Set up PyTorch for me", "Set up PyTorch for training", "Import SINR checkpoint…", "Train…",
           "Train a SINR model", "Open model file…", "Check", "Python with PyTorch", "Install onnxruntime",
           "Predict on canvas extent", "What lives here?", "Species ranges panel", "Diagnostics…", "Checkpoint",
-          "Species names", "Covariate rasters", "Save as", "Import", "Package source")
+          "Species names", "Covariate rasters", "Save as", "Import", "Package source", "Add local evidence")
 
 
 @pytest.fixture(scope="module")

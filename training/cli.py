@@ -1,6 +1,8 @@
 """Command line: ``python -m training train ...``, ``python -m training import-official ...``,
 ``python -m training annotate MODEL --data FILE`` (record extents for a bundle of an older version)
-and ``python -m training footprint MODEL --data FILE`` (the data footprint, for the same).
+``python -m training footprint MODEL --data FILE`` (the data footprint, for the same) and
+``python -m training local-evidence MODEL --data FILE`` (the local-evidence component, for a model
+trained without ``train --local-evidence``).
 
 The ``train`` command is argparse in front of ``training/pipeline.train_bundle``.
 User errors (bad files, columns, options) print one line ``error: ...`` on stderr and exit with
@@ -40,7 +42,8 @@ from .distributed import LeaderFailed, RunStopped
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's parser: ``train``, ``import-official`` and ``annotate``; the training defaults are
+    """The CLI's parser: ``train``, ``import-official``, ``annotate``, ``footprint`` and
+    ``local-evidence``; the training defaults are
     the paper's recipe (``PAPER_RECIPE``)."""
     ap = argparse.ArgumentParser(prog="python -m training", description="Train SINR species range models.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -48,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import_official(sub)
     _add_annotate(sub)
     _add_footprint(sub)
+    _add_local_evidence(sub)
     return ap
 
 
@@ -129,6 +133,10 @@ def _add_train_bundle_and_run(t: argparse.ArgumentParser) -> None:
     t.add_argument("--head-float16", action="store_true",
                    help="store the species head in float16: about half the file for thousands of species; "
                         "refused when a probability would move by more than 0.001")
+    t.add_argument("--local-evidence", action="store_true",
+                   help="add the local-evidence component to the bundle (each species' record density and local "
+                        "detection rate near its training records, added to the logit: "
+                        "sinr_qgis/core/local_evidence.py), as the bundled model has; coordinates models only")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="where to train: auto (default) takes a CUDA GPU, else an Apple GPU (MPS), else the "
@@ -191,6 +199,28 @@ def _add_footprint(sub: Any) -> None:
                    help="distance to the k-th nearest distinct training location (default %(default)s)")
     n.add_argument("--resolution", type=float, default=DEFAULT_RESOLUTION,
                    help="grid node spacing in degrees; must divide 180 (default %(default)s)")
+    for col in ("species", "name", "lat", "lon"):
+        n.add_argument(f"--{col}-column")
+
+
+def _add_local_evidence(sub: Any) -> None:
+    """The ``local-evidence`` command's options."""
+    from .local_evidence import DEFAULT_BANDWIDTH, DEFAULT_RECORD_WEIGHT, DEFAULT_SURVEY_WEIGHT
+
+    n = sub.add_parser("local-evidence", help="add the local-evidence component (record density and local detection "
+                                              "rate added to the logit: sinr_qgis/core/local_evidence.py) to a "
+                                              "coordinates model; the weights are untouched")
+    n.add_argument("model", help="model bundle (.sinr)")
+    n.add_argument("--data", required=True, help="the occurrence file the model was trained on")
+    n.add_argument("--out", help="write the bundle here (default: replace MODEL)")
+    n.add_argument("--bandwidth", type=float, default=DEFAULT_BANDWIDTH,
+                   help="Gaussian kernel, degrees (default %(default)s)")
+    n.add_argument("--record-weight", type=float, default=DEFAULT_RECORD_WEIGHT,
+                   help="weight a of the log record density (default %(default)s)")
+    n.add_argument("--survey-weight", type=float, default=DEFAULT_SURVEY_WEIGHT,
+                   help="weight b of the log local detection rate (default %(default)s)")
+    n.add_argument("--source-column", help="the records' source (survey, atlas, dataset): detection rates are per "
+                                           "source; without it all records are one source")
     for col in ("species", "name", "lat", "lon"):
         n.add_argument(f"--{col}-column")
 
@@ -287,6 +317,38 @@ def run_footprint(a: argparse.Namespace) -> dict[str, Any]:
     return {"out": str(out), "footprint": rule, "sha256": bundle.sha256}
 
 
+def run_local_evidence(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``local-evidence`` command: re-select the model's training records from ``--data`` as
+    ``annotate`` does (and checks that they are the model's), build the component from them
+    (``training/local_evidence.py``) with the LPT-R of the combined score, and store it."""
+    from sinr_qgis.core.bundle import ModelBundle
+
+    from .columnar import read_training_occurrences
+    from .data import prepare_training_data
+    from .export import annotate_bundle
+    from .local_evidence import attach, build_local_evidence
+
+    bundle = ModelBundle.load(a.model)
+    t = bundle.meta.get("training", {})
+    if t.get("origin") == "official SINR checkpoint":
+        raise SinrError(f"{bundle.name} was imported from an official SINR checkpoint: its training records are not "
+                        "known, so it can have no local evidence.")
+    if bundle.covariates:
+        raise SinrError(f"{bundle.name} reads covariates: local evidence is for models that read coordinates only.")
+    out = check_writable(a.out or a.model)
+    occ, _ = read_training_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
+                                       lat_column=a.lat_column, lon_column=a.lon_column, source_column=a.source_column)
+    data = prepare_training_data(occ, cap=int(t.get("cap", 1000)), seed=int(t.get("seed", 0)),
+                                 thin_deg=t.get("thin_deg"), min_records=int(t.get("min_records", 1)))
+    annotate_bundle(bundle, data.codes, data.lonlat, data.species)  # refuses records that are not the model's
+    component = build_local_evidence(data.lonlat, data.species, bundle.n_species, data.source,
+                                     bandwidth_deg=a.bandwidth, record_weight=a.record_weight,
+                                     survey_weight=a.survey_weight)
+    attach(bundle, component, data.lonlat, data.species).write(out)
+    print(f"wrote {out}: {component.describe()}", file=sys.stderr)
+    return {"out": str(out), "local_evidence": component.describe(), "sha256": bundle.sha256}
+
+
 def run_import_official(a: argparse.Namespace, jsonl: Any) -> dict[str, Any]:
     """The ``import-official`` command; returns the summary that goes into the ``done`` event."""
     from sinr_qgis.core.official_env import OfficialEnv, read_official_env
@@ -327,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     jsonl = sys.stdout if getattr(args, "jsonl", False) and rank == 0 else None
     try:
         run = {"train": run_train, "import-official": run_import_official, "annotate": run_annotate,
-               "footprint": run_footprint}[args.command]
+               "footprint": run_footprint, "local-evidence": run_local_evidence}[args.command]
         with _output_lock(args):
             summary = run(args, jsonl) if args.command in ("train", "import-official") else run(args)
     except CancelledError as exc:

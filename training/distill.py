@@ -80,7 +80,8 @@ class Teachers:
                 raise TrainerError(f"--distill-from: {exc}") from None
             heads.append(_species_columns(bundle, codes))
             env_columns.append(_covariate_columns(bundle, list(covariates), flags))
-            predictors.append(Predictor(bundle, backend, threads=threads))
+            # the teachers' networks: a student network learns from networks, not from record offsets
+            predictors.append(Predictor(bundle, backend, threads=threads, local_evidence=False))
         return cls(predictors, heads, env_columns)
 
     @property

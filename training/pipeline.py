@@ -3,7 +3,8 @@
 The ``train`` command of ``training/cli.py`` is argparse in front of it; benchmarks and tests can
 call it without a subprocess. Its steps: check the request, read the records (and the covariates
 at them), choose the records, train (one process, or several under torchrun:
-``training/distributed.py``), compute the LPT-R thresholds and export the bundle.
+``training/distributed.py``), compute the LPT-R thresholds and export the bundle (with
+``--local-evidence``, its local-evidence component: ``training/local_evidence.py``).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from .columnar import read_training_occurrences
 from .data import CoveredRecords, TrainingData, keep_covered, prepare_training_data
 from .distill import DEFAULT_DISTILL_WEIGHT, Teachers, check_distill_weight, teacher_paths
 from .distributed import TrainingSession
-from .export import export_bundle
+from .export import build_bundle
 from .losses import NEEDS_RANDOM
 from .negatives import CoveredArea, SourceNegatives
 from .trainer import FitResult, TrainConfig, Trainer, resolve_precision
@@ -90,6 +91,7 @@ class TrainRequest:
     name: str | None = None  # the model's name (None: the output file's stem)
     licence: str | None = None  # None: DEFAULT_LICENCE
     head_float16: bool = False
+    local_evidence: bool = False  # add the local-evidence component at export (coordinates models only)
     threads: int | None = None  # torch CPU threads (None: torch's choice)
     device: str = "auto"
     precision: str = "auto"
@@ -150,7 +152,7 @@ def _lead(r: TrainRequest, jsonl: IO[str] | None, session: TrainingSession) -> d
     teachers = Teachers.load(codes=data.codes, **teacher_spec) if teacher_spec else None
     cfg = _train_config(r, data.n_species, frequencies, classes, resolve_precision(r.precision, session.device),
                         teachers)
-    _note(jsonl, _memory_budget(data, cfg))  # refused here, before anything big is allocated
+    _note(jsonl, _memory_budget(data, cfg, r.local_evidence))  # refused here, before anything big is allocated
     # source/site lists from every record of the file, not only the capped ones
     neg_mask = SourceNegatives.build(r.negatives, data.codes, data.lonlat, data.source,
                                      np.stack([occ_all.lon, occ_all.lat], 1),
@@ -175,7 +177,7 @@ def _lead(r: TrainRequest, jsonl: IO[str] | None, session: TrainingSession) -> d
     print(f"training on {data.n_records} records of {data.n_species} species "
           f"({cfg.loss}, {cfg.encoding}, {cfg.epochs} epochs)", file=sys.stderr)
     result = trainer.fit(checkpoint=ckpt, progress=not r.no_progress, jsonl=jsonl, jsonl_every=r.jsonl_every)
-    bundle = _export(r, out, trainer, data, result, stack, session)
+    bundle = _export(r, out, trainer, data, result, stack, session, jsonl)
     if not r.keep_checkpoint:
         with contextlib.suppress(FileNotFoundError):
             ckpt.unlink()
@@ -202,6 +204,9 @@ def _check_request(r: TrainRequest) -> list[int] | None:
         raise SinrError(f"--encoding {r.encoding} needs --covariates RASTER.")
     if r.categorical and not r.covariates:
         raise SinrError("--categorical names covariate bands: give their rasters with --covariates.")
+    if r.local_evidence and uses_covariates(r.encoding):  # refused now, not after the training
+        raise SinrError(f"--local-evidence is for models that read coordinates only; --encoding {r.encoding} reads "
+                        "covariates. Leave out --local-evidence, or train on coordinates (no --covariates).")
     frequencies = _frequencies(r)
     _sh_degree(r)  # refused here, before any record is read
     if r.negatives != "all" and r.loss not in USES_NEG_MASK:
@@ -331,9 +336,10 @@ def _own_cells(stack: CovariateStack, lonlat: np.ndarray) -> np.ndarray:
     return np.concatenate([r.sample(lonlat, nearest=[True] * r.n_bands) for r in stack.rasters], axis=1)
 
 
-def _memory_budget(data: TrainingData, cfg: TrainConfig) -> str:
-    """The one ``memory:`` line of a training of ``data`` with ``cfg``; raises
-    ``MemoryBudgetError`` when the estimate exceeds the memory available."""
+def _memory_budget(data: TrainingData, cfg: TrainConfig, local_evidence: bool = False) -> str:
+    """The one ``memory:`` line of a training of ``data`` with ``cfg`` (and the local evidence built
+    at its export, still beside the trainer); raises ``MemoryBudgetError`` when the estimate exceeds
+    the memory available."""
     k = 0 if data.env is None else int(data.env.shape[1])
     random = cfg.loss in NEEDS_RANDOM
     parts = training_memory(
@@ -342,15 +348,22 @@ def _memory_budget(data: TrainingData, cfg: TrainConfig) -> str:
                              cfg.sh_degree),
         width=cfg.width, depth=cfg.depth, random_negatives=random,
         pool=cfg.env_pool if random and (k or cfg.pseudo_negatives == "land") else 0)
+    if local_evidence:
+        from .local_evidence import peak_bytes
+
+        parts["local evidence"] = peak_bytes(data.lonlat, data.species, data.n_species)
     return check_memory_budget(parts, advice="Lower --batch-size or --width, train fewer species (--min-records) "
-                                             "or records (--cap), or train on a machine with more memory.")
+                                             "or records (--cap)" + (", leave out --local-evidence" if local_evidence
+                                                                     else "")
+                                             + ", or train on a machine with more memory.")
 
 
 def _export(r: TrainRequest, out: Path, trainer: Trainer, data: TrainingData, result: FitResult,
-            stack: CovariateStack | None, session: TrainingSession) -> ModelBundle:
-    """Write the trained model's bundle to ``out``: its species with their LPT-R thresholds, the
-    training settings and the data's provenance. A float16 head that would move a probability
-    too far falls back to float32 (the user is told)."""
+            stack: CovariateStack | None, session: TrainingSession, jsonl: IO[str] | None) -> ModelBundle:
+    """Write the trained model's bundle to ``out`` (rank 0 alone, as every export): its species with
+    their LPT-R thresholds, the training settings, the data's provenance and, with
+    ``--local-evidence``, the local-evidence component. A float16 head that would move a
+    probability too far falls back to float32 (the user is told)."""
     cfg = trainer.config
     probs = trainer.own_species_probabilities()
     thresholds = lpt_r_per_species(probs, data.species, data.n_species)
@@ -368,21 +381,39 @@ def _export(r: TrainRequest, out: Path, trainer: Trainer, data: TrainingData, re
                                              "species' training records", "torch": torch.__version__,
                                 "device": session.device.type, "processes": session.env.world_size}
     # exported from the CPU: the same bundle whatever the training device
-    export = functools.partial(export_bundle, trainer.model.cpu(), species, out, name=r.name or out.stem,
-                               covariate_names=stack.names if stack is not None else (),
-                               class_names={n: d.names for n, d in zip(stack.names, stack.categorical) if d}
-                               if stack is not None else None,
-                               training=training, data=prov, records=(data.lonlat, data.species),
-                               record_env=data.env,
-                               licence=r.licence or DEFAULT_LICENCE.format(file=Path(r.data).name))
+    build = functools.partial(build_bundle, trainer.model.cpu(), species, name=r.name or out.stem,
+                              covariate_names=stack.names if stack is not None else (),
+                              class_names={n: d.names for n, d in zip(stack.names, stack.categorical) if d}
+                              if stack is not None else None,
+                              training=training, data=prov, records=(data.lonlat, data.species),
+                              record_env=data.env,
+                              licence=r.licence or DEFAULT_LICENCE.format(file=Path(r.data).name))
     try:
-        return export(head_dtype="float16" if r.head_float16 else "float32")
+        bundle = build(head_dtype="float16" if r.head_float16 else "float32")
     except BundleError as exc:
         if not r.head_float16:
             raise
         # the trained model is kept: only its head's storage falls back, and the user is told
         print(f"{exc} It was stored with a float32 head instead.", file=sys.stderr)
-        return export()
+        bundle = build()
+    if r.local_evidence:
+        _add_local_evidence(bundle, data, jsonl)
+    # written once, complete: no bundle without its local evidence under the final name
+    bundle.write(out)
+    return bundle
+
+
+def _add_local_evidence(bundle: ModelBundle, data: TrainingData, jsonl: IO[str] | None) -> None:
+    """Store in ``bundle`` the local-evidence component of its training records ``data`` (the
+    defaults of ``training/local_evidence.py``, the records' sources when the file names them), with
+    the LPT-R of the combined score; what it adds goes to both logs."""
+    from .local_evidence import attach, build_local_evidence
+
+    # after the last epoch, so the user knows what the run is still doing (minutes for many wide-ranging species)
+    _note(jsonl, f"adding local evidence from {data.n_records:,} records of {data.n_species:,} species")
+    component = build_local_evidence(data.lonlat, data.species, data.n_species, data.source)
+    attach(bundle, component, data.lonlat, data.species)
+    _note(jsonl, component.describe())
 
 
 def _note(jsonl: IO[str] | None, line: str) -> None:

@@ -19,6 +19,9 @@ Members:
   1e-3); it is float32 in memory either way, so every reader and backend takes it unchanged.
 - ``footprint.npz`` (optional): the distance grid of the model's data footprint, described by
   ``model.json`` ``footprint`` (:mod:`~sinr_qgis.core.footprint`); older readers ignore both.
+- ``local_evidence.npz`` (optional): the per-species offsets of the local-evidence component,
+  described by ``model.json`` ``local_evidence`` (:mod:`~sinr_qgis.core.local_evidence`); older
+  readers ignore both and give pure SINR.
 A species' logit at a location is ``embedding . head[i]``; its probability is the sigmoid.
 
 ``model.json`` ``member_sha256`` holds the SHA-256 (hex) of every other member (the optional one
@@ -49,6 +52,8 @@ from .encoding import ENCODINGS, check_frequencies, check_sh_degree, covariate_f
 from .errors import BundleError
 from .footprint import FOOTPRINT_KEY, Footprint, footprint_status, read_footprint
 from .footprint import MEMBER as FOOTPRINT_MEMBER
+from .local_evidence import LOCAL_EVIDENCE_KEY, LocalEvidence, read_local_evidence
+from .local_evidence import MEMBER as LOCAL_EVIDENCE_MEMBER
 from .official_env import sampling_problem
 from .reliability import ranges_reference, reliability_lines
 from .species_list import species_list_line
@@ -64,6 +69,7 @@ SUMS_KEY = "member_sha256"  # model.json: {member: SHA-256 hex} of every member 
 HEAD_DTYPE_KEY = "head_dtype"  # model.json: how weights.npz stores the head (absent = float32)
 HEAD_DTYPES = ("float32", "float16")
 SUMMED_MEMBERS = tuple(m for m in MEMBERS if m != "model.json")
+OPTIONAL_MEMBERS = (FOOTPRINT_MEMBER, LOCAL_EVIDENCE_MEMBER)
 # stored as they are in the zip: float weights barely deflate, the footprint grid is compressed already
 STORED_MEMBERS = ("weights.npz", FOOTPRINT_MEMBER)
 LOG = logging.getLogger("sinr_qgis")
@@ -103,6 +109,9 @@ class ModelBundle:
     warnings: list[str] = field(default_factory=list, compare=False)
     # where the model has data (model.json footprint + footprint.npz); None: no footprint stored
     footprint: Footprint | None = field(default=None, compare=False)
+    # offsets added to the logits from the training records (model.json local_evidence +
+    # local_evidence.npz); None: pure SINR only
+    local_evidence: LocalEvidence | None = field(default=None, compare=False)
     _index: SpeciesIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---- identity and shape -------------------------------------------------------------
@@ -219,7 +228,7 @@ class ModelBundle:
                 meta = json.loads(zf.read("model.json").decode("utf-8"))
                 if not isinstance(meta, dict):
                     raise BundleError("model.json is not a JSON object. Re-export or re-download the model.")
-                members = {m: zf.read(m) for m in (*SUMMED_MEMBERS, FOOTPRINT_MEMBER) if m in zf.namelist()}
+                members = {m: zf.read(m) for m in (*SUMMED_MEMBERS, *OPTIONAL_MEMBERS) if m in zf.namelist()}
                 warnings = _check_member_sums(p.name, meta, members)
                 species = _parse_species(members["species.csv"].decode("utf-8"))
                 with np.load(io.BytesIO(members["weights.npz"]), allow_pickle=False) as npz:
@@ -234,6 +243,11 @@ class ModelBundle:
                      path=p, sha256=hashlib.sha256(data).hexdigest(), warnings=warnings)
         bundle.validate()
         bundle.footprint = bundle._read_footprint(members.get(FOOTPRINT_MEMBER))
+        try:
+            bundle.local_evidence = read_local_evidence(meta.get(LOCAL_EVIDENCE_KEY),
+                                                        members.get(LOCAL_EVIDENCE_MEMBER), bundle.n_species)
+        except BundleError as exc:
+            raise BundleError(f"{p.name}: {exc}") from None
         for w in warnings:
             LOG.warning(w)
         return bundle
@@ -359,11 +373,17 @@ class ModelBundle:
         fp = self.footprint
         if fp is not None and fp.distance is not None:
             members[FOOTPRINT_MEMBER] = fp.distance.to_npz()
-        meta = {k: v for k, v in self.meta.items() if k != FOOTPRINT_KEY}  # the footprint's own entry below
+        le = self.local_evidence
+        if le is not None:
+            members[LOCAL_EVIDENCE_MEMBER] = le.to_npz()
+        # the optional components' own entries below
+        meta = {k: v for k, v in self.meta.items() if k not in (FOOTPRINT_KEY, LOCAL_EVIDENCE_KEY)}
         meta.update({"format_version": format_version_needed(self.meta),
                      SUMS_KEY: {m: hashlib.sha256(b).hexdigest() for m, b in members.items()}})
         if fp is not None:
             meta[FOOTPRINT_KEY] = fp.meta()
+        if le is not None:
+            meta[LOCAL_EVIDENCE_KEY] = le.meta()
         with atomic_path(final) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr("model.json", json.dumps(meta, indent=2, sort_keys=False))
@@ -405,6 +425,9 @@ class ModelBundle:
         if m.get("evaluation"):
             lines.append(f"Evaluation: {_evaluation_text(m['evaluation'])}")
         lines.append(f"Footprint: {footprint_status(self.footprint, m)}")
+        if self.local_evidence is not None:
+            lines.append("Local evidence (on unless switched off; pure SINR without it): "
+                         f"{self.local_evidence.describe()}")
         if m.get("licence"):
             lines.append(f"Licence: {m['licence']}")
         if m.get("citation"):
@@ -460,9 +483,10 @@ def _check_member_sums(who: str, meta: dict[str, Any], members: dict[str, bytes]
     if not isinstance(sums, dict):
         raise BundleError(f"model.json {SUMS_KEY} must map member names to SHA-256 sums. "
                           "Re-export or re-download the model.")
-    if FOOTPRINT_MEMBER in sums and FOOTPRINT_MEMBER not in members:
-        raise BundleError(f"{FOOTPRINT_MEMBER} is missing although model.json records its SHA-256. "
-                          "Re-export or re-download the model.")
+    for optional in OPTIONAL_MEMBERS:
+        if optional in sums and optional not in members:
+            raise BundleError(f"{optional} is missing although model.json records its SHA-256. "
+                              "Re-export or re-download the model.")
     for name in members:
         got = hashlib.sha256(members[name]).hexdigest()
         if sums.get(name) != got:

@@ -4,7 +4,7 @@
 float16 keeps 11 significant bits, so each head weight moves by at most 2^-11 of itself and a
 logit ``embedding . head[i]`` by at most 2^-11 of ``sum |embedding_j head_ij|``; a probability moves
 by at most a quarter of its logit's change. Trained SINR heads stay far inside the bound (the
-bundled model: see ``tests/core/test_head_precision.py``), but a head with very large weights or
+bundled model: see ``tests/training/test_export_float16.py``), but a head with very large weights or
 embeddings need not, so the writer measures it instead of assuming it: on ``N_POINTS`` locations
 spread evenly over the globe (plus typical covariate values for environmental models), every
 species, with the numpy encoder of :mod:`~sinr_qgis.core.network`.

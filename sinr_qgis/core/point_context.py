@@ -2,7 +2,7 @@
 
 A presence-only model scores every location, including the open ocean and continents it never
 saw; there its numbers are extrapolations that read as confident answers (a North American model
-gives red maple 0.987 in the mid-Atlantic). :func:`point_context` tells such a point apart:
+gave red maple 0.987 in the mid-Atlantic). :func:`point_context` tells such a point apart:
 
 - **water**: the point is off land according to the plugin's land mask (:mod:`.landmask`); the
   model learned from records on land, so a score there means nothing;

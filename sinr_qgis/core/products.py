@@ -107,7 +107,7 @@ def predict_to_geotiff(predictor: Predictor, grid: Grid, species: SpeciesLike | 
     each species whose map is poor, and what the map did with the footprint.
     """
     sp = predictor.resolve_species(species)
-    thresholds, warnings = resolve_thresholds(sp, threshold, fallback_threshold)
+    thresholds, warnings = resolve_thresholds(predictor.scoring_species(sp), threshold, fallback_threshold)
     _check_band_count(len(sp), 2 if thresholds else 1, one_file_per_species)
     reliability = {s.code: species_reliability(predictor.bundle, s) for s in sp}
     warnings += [f"{s.label}: {reliability[s.code].warning}" for s in sp if reliability[s.code].level == "poor"]
@@ -229,12 +229,13 @@ def reliability_metadata(r: SpeciesReliability) -> dict[str, str]:
     return meta
 
 
-def _species_fn(predictor: Predictor, cols: list[tuple[int, float | None]]) -> Callable[[np.ndarray], np.ndarray]:
+def _species_fn(predictor: Predictor,
+                cols: list[tuple[int, float | None]]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     idx = np.array(sorted({i for i, _ in cols}), dtype=np.int64)
     pos = {int(i): j for j, i in enumerate(idx)}
 
-    def fn(emb: np.ndarray) -> np.ndarray:
-        p = predictor.probabilities(emb, idx)
+    def fn(emb: np.ndarray, lonlat: np.ndarray) -> np.ndarray:
+        p = predictor.probabilities(emb, idx, lonlat)
         out = np.empty((emb.shape[0], len(cols)), dtype=np.float32)
         for c, (i, t) in enumerate(cols):
             col = p[:, pos[i]]
@@ -319,9 +320,9 @@ def species_richness_raster(predictor: Predictor, grid: Grid, species: Sequence[
     if thr.shape[1] != idx.size:
         raise ValueError(f"{thr.shape[1]} thresholds for {idx.size} species")
 
-    def count(embedding: np.ndarray) -> np.ndarray:
+    def count(embedding: np.ndarray, lonlat: np.ndarray) -> np.ndarray:
         # logits against logit cuts, a few rows at a time: bounded memory for any number of species
-        return predictor.count_above(embedding, idx, thr.ravel()).astype(np.float32)[:, None]
+        return predictor.count_above(embedding, idx, thr.ravel(), lonlat).astype(np.float32)[:, None]
 
     meta = {"PRODUCT": "species richness", "N_SPECIES": str(idx.size),
             "SPECIES_CODE": format_species_list((s.code for s in species), max_chars=30000),
@@ -384,17 +385,17 @@ def embedding_raster(predictor: Predictor, grid: Grid, path: str | Path, *, rgb:
     if rgb:
         scale = min(1.0, PCA_SAMPLE_SIDE / max(grid.width, grid.height))
         coarse = Grid(grid.extent, grid.crs, max(1, round(grid.width * scale)), max(1, round(grid.height * scale)))
-        sample = apply_on_grid(predictor, coarse, lambda e: e, predictor.embedding_dim, mask_ocean=mask_ocean,
+        sample = apply_on_grid(predictor, coarse, lambda e, _ll: e, predictor.embedding_dim, mask_ocean=mask_ocean,
                                covariates=cov, is_cancelled=is_cancelled, mask_footprint=False)
         pca = fit_pca(sample.reshape(predictor.embedding_dim, -1).T)
         predictor.take_class_warnings()  # the sample's pixels are counted again by the map itself
         names = ["PC1", "PC2", "PC3"]
-        fn = pca.transform
+        fn = lambda e, _ll: pca.transform(e)  # noqa: E731
         meta = {"PRODUCT": "embedding PCA (RGB)",
                 "EXPLAINED_VARIANCE": ",".join(f"{v:.4f}" for v in pca.explained)}
     else:
         names = [f"embedding {i}" for i in range(predictor.embedding_dim)]
-        fn = lambda e: e  # noqa: E731
+        fn = lambda e, _ll: e  # noqa: E731
         meta = {"PRODUCT": "embedding"}
     out = apply_on_grid_to_geotiff(predictor, grid, path, fn, names, metadata=meta, mask_ocean=mask_ocean,
                                    covariates=cov, progress=progress, is_cancelled=is_cancelled,

@@ -10,8 +10,8 @@ Stored in the bundle (all optional: bundles of older versions load, and what the
   species' scores against its expert range (for the bundled model: Little's ranges, protocol
   na-trees-v1); ``evaluation.ranges_reference`` names those ranges.
 
-Levels (:func:`species_reliability`), set from the bundled NA-Trees model (169 species, 130 with an
-AP against Little's ranges; its median AP is 0.60, its mean 0.54, the best baseline's mean 0.53):
+Levels (:func:`species_reliability`), set from the first bundled NA-Trees model (v1, pure SINR; 169
+species, 130 with an AP against Little's ranges; its median AP is 0.60, its mean 0.54, the best baseline's mean 0.53):
 
 - AP below ``AP_POOR`` (0.25) is "poor": the worst quarter of the species (32 of 130). Their
   records cover a corner of the range (Douglas-fir, ponderosa pine, subalpine fir: only Wyoming

@@ -66,11 +66,11 @@ class CatalogueEntry:
 
 
 BUNDLED = CatalogueEntry(
-    file="na_trees_coords_v1.sinr",
-    sha256="213b92294f14b56510b0687d3f751b80c3cbe6f5a62a62f60d2f6d8592c1a2e9",
+    file="na_trees_coords_v2.sinr",
+    sha256="91c5a15755aa56f6d7bc49b6fa66a4d9856a1bbd0ce151c0fcc052bc3264d8b9",
     label="North American trees",
     taxa="trees",
-    encoding="sin_cos",  # lonlat float32 [N, 2] only, WGS84 degrees
+    encoding="spherical_harmonics",  # lonlat float32 [N, 2] only, WGS84 degrees
     covariates=(),
     n_species=169,
     licence="GPL-3.0-or-later",

@@ -43,7 +43,7 @@ most ``MAX_OPEN_OUTPUTS`` files per pass over the grid.
 ::
 
     probs = predict_grid(predictor, grid, species)                        # [S, H, W] float32, NaN = nodata
-    apply_on_grid(predictor, grid, fn, n_bands)                           # any fn(embedding [m, D]) -> [m, B]
+    apply_on_grid(predictor, grid, fn, n_bands)                           # any fn(emb [m, D], lonlat [m, 2]) -> [m, B]
     apply_on_grid_to_geotiff(predictor, grid, "emb.tif", fn, band_names)  # the same, streamed to a GeoTIFF
     stream_to_geotiffs(predictor, grid, [(writer, fn, n_bands), ...])     # several files, one pass each
 
@@ -73,6 +73,7 @@ A predictor is not thread-safe: use one per thread (create it where it is used).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import Counter
@@ -100,6 +101,7 @@ from .errors import (
 from .footprint import footprint_status
 from .grid import Grid
 from .landmask import LandMask, load_land_mask
+from .local_evidence import LocalEvidence
 from .metrics import sigmoid
 from .raster_io import GeoTiffWriter
 from .thresholds import logit_thresholds
@@ -206,6 +208,7 @@ class GridBlock:
     # the model's footprint values at the valid pixels (core.footprint: distance km, novelty):
     # float32 [valid.sum(), n rules]; None when the model stores no footprint
     footprint: np.ndarray | None = None
+    lonlat: np.ndarray | None = None  # float64 [valid.sum(), 2]: the valid pixels' centres (degrees)
 
 
 @dataclass
@@ -263,7 +266,8 @@ class Predictor:
     """A bundle ready for inference on one backend (see the module docstring)."""
 
     def __init__(self, bundle: ModelBundle, backend: str = "auto", *, threads: int | None = None,
-                 batch_size: int = DEFAULT_BATCH, cache_max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+                 batch_size: int = DEFAULT_BATCH, cache_max_bytes: int = DEFAULT_CACHE_BYTES,
+                 local_evidence: bool = True) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.bundle = bundle
@@ -280,6 +284,8 @@ class Predictor:
         self.covariate_warnings: list[str] = []  # what the covariate rasters' reading called for, last grid
         self._head = np.ascontiguousarray(bundle.head, dtype=np.float32)
         self._head_memo: tuple[np.ndarray, np.ndarray] | None = None
+        # the bundle's local-evidence offsets (core.local_evidence), unless switched off: pure SINR
+        self.local_evidence: LocalEvidence | None = bundle.local_evidence if local_evidence else None
         self._backend: _NumpyBackend | _OnnxBackend
         if backend == "numpy":
             self._backend = _NumpyBackend(bundle)
@@ -418,19 +424,52 @@ class Predictor:
         counts, self._unseen = self._unseen, Counter()
         return unseen_class_warnings(counts, classes, self.bundle.covariate_names) if classes else []
 
-    def logits(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
-        """Logits [N, S] = embedding . head[species]."""
-        head = self._head_rows(self._indices(species))
-        return matmul_t(np.ascontiguousarray(embedding, dtype=np.float32), head)
+    def use_local_evidence(self, on: bool) -> None:
+        """Add the bundle's local evidence from now on (``on``; a bundle without one: pure SINR either
+        way) or not. Only what is added to the logits changes: the cached grid embedding stays valid."""
+        self.local_evidence = self.bundle.local_evidence if on else None
 
-    def probabilities(self, embedding: np.ndarray,
-                      species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
-        """Presence probabilities [N, S] = sigmoid(logits), computed in the logits' own array (no
-        second array of the result's size)."""
-        return sigmoid(self.logits(embedding, species), np.float32, in_place=True)
+    def _needs_lonlat(self, lonlat: np.ndarray | None) -> None:
+        if self.local_evidence is not None and lonlat is None:
+            raise ValueError(f"model {self.bundle.name!r} adds local evidence: give the locations (lonlat), or "
+                             "make the Predictor with local_evidence=False")
+
+    def offsets(self, lonlat: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None) -> np.ndarray:
+        """float32 [N, S]: what local evidence adds to the logits of ``species`` at (lon, lat)
+        degrees [N, 2]; zeros when the predictor uses none (:mod:`~sinr_qgis.core.local_evidence`)."""
+        idx = self._indices(species)
+        if self.local_evidence is None:
+            return np.zeros((np.asarray(lonlat).reshape(-1, 2).shape[0], idx.size), dtype=np.float32)
+        return self.local_evidence.offsets(lonlat, idx)
+
+    def scoring_species(self, species: Sequence[Species]) -> list[Species]:
+        """``species`` with the LPT-R threshold of the score this predictor gives: the local-evidence
+        one where it is used (NaN stored: none), else the network's own."""
+        le = self.local_evidence
+        if le is None:
+            return list(species)
+        return [dataclasses.replace(s, threshold=float(le.lpt_r[s.index]) if np.isfinite(le.lpt_r[s.index]) else None)
+                for s in species]
+
+    def logits(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None,
+               lonlat: np.ndarray | None = None) -> np.ndarray:
+        """Logits [N, S] = embedding . head[species], plus the local-evidence offsets at ``lonlat``
+        [N, 2] when the predictor uses them (then ``lonlat`` is required: ``ValueError``)."""
+        self._needs_lonlat(lonlat)
+        idx = self._indices(species)
+        out = matmul_t(np.ascontiguousarray(embedding, dtype=np.float32), self._head_rows(idx))
+        if self.local_evidence is not None:
+            out += self.local_evidence.offsets(lonlat, idx)
+        return out
+
+    def probabilities(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None,
+                      lonlat: np.ndarray | None = None) -> np.ndarray:
+        """Presence probabilities [N, S] = sigmoid(logits) (``lonlat`` as :meth:`logits`), computed in
+        the logits' own array (no second array of the result's size)."""
+        return sigmoid(self.logits(embedding, species, lonlat), np.float32, in_place=True)
 
     def count_above(self, embedding: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None,
-                    thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
+                    thresholds: Sequence[float] | np.ndarray, lonlat: np.ndarray | None = None) -> np.ndarray:
         """How many of ``species`` reach their probability threshold (p >= t) at each row of
         ``embedding`` [N, D]: int32 [N] (0 for a row with NaN). ``thresholds`` [S] in [0, 1], one per
         species in the order given.
@@ -439,6 +478,7 @@ class Predictor:
         tiles of at most ``COUNT_TILE_SPECIES`` species x ``COUNT_TILE_ROWS`` rows (fewer rows where
         ``SPECIES_BLOCK_BYTES`` is smaller), so memory is bounded whatever N and S (e.g. 47,375 species
         on a 131,072-pixel block) and the product runs near the machine's matrix rate."""
+        self._needs_lonlat(lonlat)
         idx = self._indices(species)
         cut = logit_thresholds(thresholds)
         if cut.size != idx.size:
@@ -459,6 +499,8 @@ class Predictor:
                 h = head[j:j + cols]
                 shape = (h.shape[0], e.shape[0])  # species x locations: the count sums whole rows of it
                 lg = matmul_t(h, e, out=logits[:shape[0] * shape[1]].reshape(shape))
+                if self.local_evidence is not None:
+                    lg += self.local_evidence.offsets(lonlat[i:i + rows], idx[j:j + cols]).T
                 ab = np.greater_equal(lg, cut_col[j:j + cols], out=above[:lg.size].reshape(shape))
                 counts[i:i + shape[1]] += ab.sum(axis=0, dtype=np.int32)
         return counts
@@ -466,7 +508,7 @@ class Predictor:
     def predict_points(self, lonlat: np.ndarray, species: SpeciesLike | Iterable[SpeciesLike] | None = None,
                        env: np.ndarray | None = None) -> np.ndarray:
         """Probabilities [N, S] float32 of ``species`` (None = all) at (lon, lat) degrees [N, 2]."""
-        return self.probabilities(self.embed(lonlat, env), species)
+        return self.probabilities(self.embed(lonlat, env), species, lonlat)
 
     def top_species(self, lonlat: np.ndarray, k: int = 10,
                     env: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -484,6 +526,8 @@ class Predictor:
         for i in range(0, valid.size, chunk):
             rows = valid[i:i + chunk]
             lg = matmul_t(emb[rows], self._head, out=logits[:rows.size])
+            if self.local_evidence is not None:
+                lg += self.local_evidence.offsets(np.asarray(lonlat)[rows], np.arange(s))
             # the k kept copied out, so the full [rows, S] positions are freed at once
             part = np.argpartition(lg, s - k, axis=1)[:, s - k:].copy() if k < s else \
                 np.broadcast_to(np.arange(s), lg.shape)
@@ -583,7 +627,7 @@ class Predictor:
         values, env, n_outside = self._footprint_values(lonlat, valid, env, mask_footprint)
         emb = self._encode(lonlat[valid].astype(np.float32), env) if valid.any() else \
             np.empty((0, self.embedding_dim), np.float32)
-        return GridBlock(r0, r1, valid, emb, values), (n_globe, n_land, int(valid.sum()), n_outside)
+        return GridBlock(r0, r1, valid, emb, values, lonlat[valid]), (n_globe, n_land, int(valid.sum()), n_outside)
 
     def _footprint_values(self, lonlat: np.ndarray, valid: np.ndarray, env: np.ndarray | None,
                           mask_footprint: bool) -> tuple[np.ndarray | None, np.ndarray | None, int]:
@@ -628,11 +672,11 @@ def _file_key(path: str, band: int) -> tuple:
 
 
 # ---- grid functions ------------------------------------------------------------------------------
-def apply_on_grid(predictor: Predictor, grid: Grid, fn: Callable[[np.ndarray], np.ndarray], n_bands: int, *,
+def apply_on_grid(predictor: Predictor, grid: Grid, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], n_bands: int, *,
                   mask_ocean: bool = True, covariates: CovariateSpec = None, land_mask: str | Path | None = None,
                   progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None,
                   mask_footprint: bool = True) -> np.ndarray:
-    """In memory: ``fn(embedding [m, D]) -> [m, n_bands]`` at every valid pixel -> float32
+    """In memory: ``fn(embedding [m, D], lonlat [m, 2]) -> [m, n_bands]`` at every valid pixel -> float32
     [n_bands, H, W], NaN = nodata (``mask_footprint``: also outside the model's data footprint).
     For small grids (the whole result is held in memory)."""
     h, w = grid.shape
@@ -647,24 +691,25 @@ def apply_on_grid(predictor: Predictor, grid: Grid, fn: Callable[[np.ndarray], n
 
 @dataclass(frozen=True)
 class WithFootprint:
-    """A band function ``fn(embedding [m, D]) -> [m, n_bands]`` followed by the model's footprint
+    """A band function ``fn(embedding [m, D], lonlat [m, 2]) -> [m, n_bands]`` followed by the model's footprint
     values at the same pixels (``Footprint.band_names``: distance km, novelty): the optional extra
     band(s) of a map. Only for a model that stores a footprint."""
 
-    fn: Callable[[np.ndarray], np.ndarray]
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
     n_bands: int  # fn's own bands
 
     def of(self, blk: GridBlock) -> np.ndarray:
         """float32 [valid pixels of ``blk``, n_bands + footprint bands]."""
-        own = np.asarray(self.fn(blk.embedding), dtype=np.float32).reshape(blk.embedding.shape[0], self.n_bands)
+        own = np.asarray(self.fn(blk.embedding, blk.lonlat), dtype=np.float32)
+        own = own.reshape(blk.embedding.shape[0], self.n_bands)
         return np.concatenate([own, blk.footprint], axis=1)
 
 
-def _block_values(blk: GridBlock, fn: Callable[[np.ndarray], np.ndarray] | WithFootprint, n_bands: int,
+def _block_values(blk: GridBlock, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | WithFootprint, n_bands: int,
                   width: int) -> np.ndarray:
     tile = np.full((n_bands, blk.valid.size), np.nan, dtype=np.float32)
     if blk.embedding.shape[0]:
-        vals = fn.of(blk) if isinstance(fn, WithFootprint) else fn(blk.embedding)
+        vals = fn.of(blk) if isinstance(fn, WithFootprint) else fn(blk.embedding, blk.lonlat)
         vals = np.asarray(vals, dtype=np.float32).reshape(blk.embedding.shape[0], n_bands)
         tile[:, blk.valid] = vals.T
     return tile.reshape(n_bands, blk.row1 - blk.row0, width)
@@ -676,7 +721,7 @@ def predict_grid(predictor: Predictor, grid: Grid, species: SpeciesLike | Iterab
                  mask_footprint: bool = True) -> np.ndarray:
     """Probabilities [S, H, W] float32 (NaN = nodata) of ``species`` on ``grid``, in memory."""
     idx = predictor._indices(species)
-    return apply_on_grid(predictor, grid, lambda e: predictor.probabilities(e, idx), len(idx),
+    return apply_on_grid(predictor, grid, lambda e, ll: predictor.probabilities(e, idx, ll), len(idx),
                          mask_ocean=mask_ocean, covariates=covariates, land_mask=land_mask,
                          progress=progress, is_cancelled=is_cancelled, mask_footprint=mask_footprint)
 
@@ -686,7 +731,7 @@ def stream_to_geotiffs(predictor: Predictor, grid: Grid, outputs: list[tuple[Geo
                        progress: ProgressFn | None, is_cancelled: CancelFn | None,
                        mask_footprint: bool = True) -> list[Path]:
     """Feed every (writer, fn, n_bands) from passes over the grid; then commit all (or none) and
-    return the written paths in ``outputs`` order. ``fn(embedding [m, D]) -> [m, n_bands]`` (or a
+    return the written paths in ``outputs`` order. ``fn(embedding [m, D], lonlat [m, 2]) -> [m, n_bands]`` (or a
     :class:`WithFootprint`) is a writer's values at the valid pixels (``mask_footprint``: inside the
     model's data footprint); a grid without a valid pixel raises the reason
     (``GridCoverage.empty_reason``) and a cancel ``CancelledError``, with no file left.
@@ -748,16 +793,16 @@ def _row_pieces(blk: GridBlock, width: int, max_rows: int) -> Iterator[GridBlock
         r1 = min(blk.row1, r0 + max_rows)
         a, b = r0 - blk.row0, r1 - blk.row0
         yield GridBlock(r0, r1, blk.valid[a * width:b * width], blk.embedding[ends[a]:ends[b]],
-                        None if blk.footprint is None else blk.footprint[ends[a]:ends[b]])
+                        None if blk.footprint is None else blk.footprint[ends[a]:ends[b]], blk.lonlat[ends[a]:ends[b]])
 
 
 def apply_on_grid_to_geotiff(predictor: Predictor, grid: Grid, path: str | Path,
-                             fn: Callable[[np.ndarray], np.ndarray], band_names: Sequence[str], *,
+                             fn: Callable[[np.ndarray, np.ndarray], np.ndarray], band_names: Sequence[str], *,
                              metadata: Mapping[str, object] | None = None, style: str | None = None,
                              resampling: str = "AVERAGE", mask_ocean: bool = True, covariates: CovariateSpec = None,
                              land_mask: str | Path | None = None, progress: ProgressFn | None = None,
                              is_cancelled: CancelFn | None = None, mask_footprint: bool = True) -> Path:
-    """Streamed: ``fn(embedding [m, D]) -> [m, len(band_names)]`` at every valid pixel, written as a
+    """Streamed: ``fn(embedding [m, D], lonlat [m, 2]) -> [m, len(band_names)]`` at every valid pixel, written as a
     Float32 COG at ``path`` (any grid size; e.g. embeddings, a PCA projection, species richness).
     ``metadata`` gets MODEL_NAME, MODEL_SHA256, ENCODING, BACKEND, FOOTPRINT added."""
     meta = {**model_metadata(predictor, mask_ocean, mask_footprint), **(metadata or {})}
@@ -770,13 +815,22 @@ def apply_on_grid_to_geotiff(predictor: Predictor, grid: Grid, path: str | Path,
 def model_metadata(predictor: Predictor, mask_ocean: bool, mask_footprint: bool = True) -> dict[str, str]:
     """The dataset metadata every output carries: MODEL_NAME, MODEL_SHA256, ENCODING, BACKEND,
     OCEAN_MASK (yes | no), FOOTPRINT (the data footprint's rule and whether the pixels outside it
-    are empty or shown, or "no footprint stored"), SOFTWARE and, for an env model, COVARIATES
+    are empty or shown, or "no footprint stored"), LOCAL_EVIDENCE (:func:`local_evidence_status`), SOFTWARE
+    and, for an env model, COVARIATES
     (comma-separated names)."""
     b = predictor.bundle
     meta = {"MODEL_NAME": b.name, "MODEL_SHA256": b.sha256, "ENCODING": b.encoding,
             "BACKEND": predictor.backend_name, "OCEAN_MASK": "yes" if mask_ocean else "no",
             "FOOTPRINT": footprint_status(b.footprint, b.meta, shown=not mask_footprint),
-            "SOFTWARE": "SINR for QGIS"}
+            "SOFTWARE": "SINR for QGIS", "LOCAL_EVIDENCE": local_evidence_status(predictor)}
     if b.covariates:
         meta["COVARIATES"] = ",".join(b.covariate_names)
     return meta
+
+
+def local_evidence_status(predictor: Predictor) -> str:
+    """Whether ``predictor``'s values include the bundle's local evidence: its description, "off (pure
+    SINR)" when switched off, or "none stored (pure SINR)"."""
+    if predictor.local_evidence is not None:
+        return predictor.local_evidence.describe()
+    return "off (pure SINR)" if predictor.bundle.local_evidence is not None else "none stored (pure SINR)"

@@ -60,6 +60,8 @@ def point_logits(predictor: Predictor, lonlat: np.ndarray, species: Sequence[Spe
         emb = predictor.embed(lonlat[start:stop], None if env is None else env[start:stop])
         # matmul_t, not numpy's @: numpy's product can be bound to a reference BLAS inside QGIS (core.blas)
         out[start:stop] = matmul_t(emb.astype(np.float64), head)
+        if predictor.local_evidence is not None:  # the score the predictor gives (core.local_evidence)
+            out[start:stop] += predictor.offsets(lonlat[start:stop], np.array([s.index for s in species]))
         if progress is not None:
             progress(100.0 * stop / n)
     return out
@@ -75,7 +77,12 @@ def grid_logits(predictor: Predictor, grid: Grid, species: Sequence[Species], *,
     head = _head64(predictor, species)
     # the model's own values everywhere, its data footprint ignored: AP ranks locations, and a score
     # with pixels left out would no longer compare with other models' or the published ones
-    arr = apply_on_grid(predictor, grid, lambda e: matmul_t(np.asarray(e, dtype=np.float64), head), len(species),
+    idx = np.array([s.index for s in species], dtype=np.int64)
+
+    def score(e: np.ndarray, ll: np.ndarray) -> np.ndarray:
+        return matmul_t(np.asarray(e, dtype=np.float64), head) + predictor.offsets(ll, idx)
+
+    arr = apply_on_grid(predictor, grid, score, len(species),
                         mask_ocean=mask_ocean, covariates=covariates, progress=progress, is_cancelled=is_cancelled,
                         mask_footprint=False)
     return {s.code: arr[k] for k, s in enumerate(species)}

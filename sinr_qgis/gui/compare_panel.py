@@ -66,13 +66,15 @@ SIDE_CELLS = 300  # cells along the longer side of the visible map
 class CompareSource:
     """What the panel takes from its host (the dock), asked at each use since the host's model and
     species change: the model in use, the species text typed, an environmental model's covariate
-    rasters ({covariate: (path, band)}), the map canvas, and a way to clear the host's status line."""
+    rasters ({covariate: (path, band)}), the map canvas, a way to clear the host's status line, and
+    whether to add the model's local evidence (the host's "Use local evidence"; default on)."""
 
     bundle: Callable[[], ModelBundle | None]
     species_text: Callable[[], str]
     covariates: Callable[[], dict[str, tuple[str, int]] | None]
     canvas: Callable[[], QgsMapCanvas]
     clear_status: Callable[[], None]
+    local_evidence: Callable[[], bool] = lambda: True
 
 
 class ComparePanel(QgsCollapsibleGroupBox):
@@ -214,7 +216,8 @@ class ComparePanel(QgsCollapsibleGroupBox):
             layer, field, species = self._inputs()
             grid = default_grid(map_view_extent(settings), settings.destinationCrs(), context, side_cells=SIDE_CELLS)
             ranges = bridge.copy_ranges(layer, field, species)  # main thread: the task never reads the layer
-            predictor = Predictor(self.source.bundle())  # the task's own: predictors are not thread-safe
+            # the task's own (predictors are not thread-safe), scoring as the host's maps do
+            predictor = Predictor(self.source.bundle(), local_evidence=self.source.local_evidence())
             covariates = self.source.covariates()  # an environmental model's rasters, as the dock maps
         except SinrError as exc:
             self._show_error(str(exc))

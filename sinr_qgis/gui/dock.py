@@ -119,7 +119,7 @@ class SinrDock(QgsDockWidget):
         self.compare_panel = ComparePanel(CompareSource(
             bundle=lambda: self.bundle, species_text=lambda: self.species_edit.text(),
             covariates=lambda: self.covariate_rows.mapping(), canvas=lambda: self.canvas,
-            clear_status=self.clear_status),
+            clear_status=self.clear_status, local_evidence=lambda: self.local_evidence_check.isChecked()),
             body)
         layout.addWidget(self.compare_panel)
         # The guide (gui/help_dialog.py): the model, reading the scores, expert ranges, credits.
@@ -195,10 +195,28 @@ class SinrDock(QgsDockWidget):
         self.extrapolation_check.setToolTip(self.tr(
             "Also colour the pixels outside the model's data footprint (far from its training records): "
             "guesses, left empty by default"))
-        form.addRow("", self.extrapolation_check)
+        form.addRow("", self._score_switches(body))
         # an environmental model's covariates: which raster layer and band feeds each (hidden otherwise)
         self.covariate_rows = CovariateRows(body)
         form.addRow(self.covariate_rows)
+
+    def _score_switches(self, body: QWidget) -> QWidget:
+        """"Show extrapolation" and, under it, "Use local evidence": on at every start (not a
+        setting), shown only for a model that stores local evidence (``_show_model``)."""
+        self.local_evidence_check = QCheckBox(self.tr("Use local evidence"), body)
+        self.local_evidence_check.setObjectName("SinrUseLocalEvidence")
+        self.local_evidence_check.setToolTip(self.tr(
+            "Add to the scores what the model stores of each species' training records near the place "
+            "(local evidence); untick for pure SINR, the network alone"))
+        self.local_evidence_check.setChecked(True)
+        self.local_evidence_check.setVisible(False)
+        self.local_evidence_check.toggled.connect(self._local_evidence_toggled)
+        switches = QWidget(body)  # a widget of its own: the hidden box then takes no room in the form
+        layout = QVBoxLayout(switches)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.extrapolation_check)
+        layout.addWidget(self.local_evidence_check)
+        return switches
 
     def _prediction_controls(self, body: QWidget) -> QHBoxLayout:
         """The predict and cancel buttons, the progress bar and the status line; returns the
@@ -272,9 +290,10 @@ class SinrDock(QgsDockWidget):
             bundle = load_model(path)
             if path and model_path(path).resolve() == model_path("").resolve():
                 path = ""  # the bundled model's own file: one entry, not a copy in "My models"
-            grid_predictor = Predictor(bundle)
-            preview_predictor = Predictor(bundle)
-            point_predictor = Predictor(bundle)
+            use = self.local_evidence_check.isChecked()  # a model without local evidence: pure SINR either way
+            grid_predictor = Predictor(bundle, local_evidence=use)
+            preview_predictor = Predictor(bundle, local_evidence=use)
+            point_predictor = Predictor(bundle, local_evidence=use)
             if path:
                 model_registry.add_model(path, bundle)
         except SinrError as exc:
@@ -315,8 +334,30 @@ class SinrDock(QgsDockWidget):
             self.species_list.clear()
             self.here_label.clear()
 
+    def _local_evidence_toggled(self, _on: bool) -> None:
+        """"Use local evidence" changed: the marked point's list is ranked again with the score now
+        in use; the next map (Predict) uses it too (``_follow_switch``)."""
+        if self.point_predictor is None:
+            return
+        self._follow_switch(self.point_predictor)
+        marker = self.map_tool.marker
+        if marker is not None:
+            self.show_species_at(marker.center())
+
+    def _follow_switch(self, *predictors: Predictor) -> None:
+        """Make ``predictors`` (of the loaded model; none in use by a task) add its local evidence or
+        not, as "Use local evidence" says. Switched in place, not made anew: local evidence changes
+        only what is added to the logits, so a grid predictor keeps its cached embedding and the same
+        view is mapped again at once."""
+        for predictor in predictors:
+            predictor.use_local_evidence(self.local_evidence_check.isChecked())
+
     def _show_model(self, bundle: ModelBundle) -> None:
-        """The model in plain words, the engine it runs on, and the technical card under Details."""
+        """The model in plain words, the engine it runs on, the technical card under Details, and
+        "Use local evidence" for a model that stores it."""
+        stores = bundle.local_evidence is not None
+        self.local_evidence_check.setVisible(stores)
+        self.local_evidence_check.setEnabled(stores)
         warning = self.tr("<br><b>Warning:</b> {}")
         self.model_label.setText(f"{html.escape(bundle.name)}: {html.escape(model_summary(bundle))}"
                                  + "".join(warning.format(html.escape(w)) for w in bundle.warnings))
@@ -411,6 +452,7 @@ class SinrDock(QgsDockWidget):
             products.preview_grid(grid)
         preview = None if coarse is None else \
             Preview(self.preview_predictor, coarse, out_dir / f"preview-{self._counter}.tif")
+        self._follow_switch(self.grid_predictor, self.preview_predictor)  # no task uses them now
         task = PredictTask(self.grid_predictor, grid, species, path, mask_ocean=self.mask_check.isChecked(),
                            one_file_per_species=True, notes=[note] if note else [], on_done=self._task_done,
                            preview=preview, covariates=covariates,
@@ -581,8 +623,9 @@ class SinrDock(QgsDockWidget):
                 if self.covariate_rows.rows else self.tr("{}: the model gives no score here.")
             self.here_label.setText(none.format(where))
             return []
-        if not shown:
-            self.here_label.setText(self.tr("{}: no species scores above {} here.").format(where, MIN_SCORE))
+        if not shown:  # outside the footprint, say so even then: the low scores are extrapolation too
+            self.here_label.setText(self.tr("{}: no species scores above {} here.").format(where, MIN_SCORE)
+                                    + f" {outside}".rstrip())
             return []
         below = len(ranking) - len(shown)
         note = self.tr(" {} more of the top {} score below {}.").format(below, len(ranking), MIN_SCORE) if below else ""

@@ -11,7 +11,9 @@ once, the interpreter (torch, onnx, GDAL) in a background thread (importing torc
 a failure shows the set-up steps for the user's system and, when the interpreter is what is
 missing, "Set up PyTorch for me" (``SetupTrainingButton``): once it has made a Python with
 PyTorch, the dialog checks that one and enables Train. Its defaults are the bundled model's
-recipe (``core.training.defaults.DEFAULTS``), and each loss is explained in one line.
+recipe (``core.training.defaults.DEFAULTS``: spherical harmonics and local evidence among them),
+and each loss is explained in one line. Local evidence is for coordinates models: its box is
+unticked and disabled while the model inputs read covariates.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ from ..qgis_bridge.training_inputs import (
     TrainingInputs,
     TrainingRequest,
     guess_species_field,
+    reads_covariates,
     training_inputs,
 )
 from ..tasks.train_task import TrainTask, start_training, training_busy_message
@@ -174,6 +177,7 @@ class TrainDialog(QDialog):
         """The model's inputs, its loss and the training settings (their defaults: ``DEFAULTS``)."""
         model = QGroupBox(self.tr("Model"), self)
         self._input_widgets(model)
+        self._local_evidence_widgets(model)
         self._loss_widgets(model)
         self.cap = self._spin(0, 10_000_000, DEFAULTS["cap"], self.tr("0 = all records (the bundled model used all)"))
         self.epochs = self._spin(1, 100_000, DEFAULTS["epochs"])
@@ -189,6 +193,8 @@ class TrainDialog(QDialog):
         m.addRow(self.tr("Covariate rasters"), self.covariates)
         m.addRow(self.tr("Categorical covariates"), self.categorical)
         m.addRow(self.tr("Model inputs"), self.encoding)
+        m.addRow("", self.local_evidence)
+        m.addRow("", self.local_evidence_help)
         m.addRow(self.tr("Loss"), self.loss)
         m.addRow("", self.loss_help)
         m.addRow(self.tr("Presence weight"), self.pos_weight)
@@ -221,6 +227,37 @@ class TrainDialog(QDialog):
         self.encoding = QComboBox(model)
         for label, value in ENCODING_CHOICES:
             self.encoding.addItem(label, value)
+
+    def _local_evidence_widgets(self, model: QGroupBox) -> None:
+        """"Add local evidence" with its one-line explanation, kept off while the inputs read covariates."""
+        self.local_evidence = QCheckBox(self.tr("Add local evidence (records near each location)"), model)
+        self.local_evidence.setObjectName("SinrTrainLocalEvidence")
+        self.local_evidence.setChecked(DEFAULTS["local_evidence"])
+        self._local_evidence_wanted = DEFAULTS["local_evidence"]  # the user's choice, back when allowed again
+        self.local_evidence_help = QLabel(self.tr(
+            "Sharpens each species' map near its training records (their density, and how often the surveys "
+            "there found it) and lowers it away from them, as in the bundled model; coordinates models only."), model)
+        self.local_evidence_help.setObjectName("SinrTrainLocalEvidenceHelp")
+        self.local_evidence_help.setWordWrap(True)
+        # the model's signal: checkedItemsChanged misses check states set from code (QGIS 3.22)
+        self.covariates.model().dataChanged.connect(self._inputs_changed)
+        self.encoding.currentIndexChanged.connect(self._inputs_changed)
+
+    def _inputs_changed(self) -> None:
+        """Local evidence needs a coordinates model: unticked and disabled while the chosen inputs read
+        covariates; the user's own choice comes back when they no longer do."""
+        allowed = not reads_covariates(self.encoding.currentData(), bool(self.covariates.checkedItemsData()))
+        if allowed == self.local_evidence.isEnabled():
+            return
+        if allowed:
+            self.local_evidence.setChecked(self._local_evidence_wanted)
+        else:
+            self._local_evidence_wanted = self.local_evidence.isChecked()
+            self.local_evidence.setChecked(False)
+        self.local_evidence.setEnabled(allowed)
+        self.local_evidence.setToolTip("" if allowed else self.tr(
+            "Local evidence is for models that read coordinates only: choose no covariate rasters, or "
+            "coordinates-only model inputs."))
 
     def _loss_widgets(self, model: QGroupBox) -> None:
         """The loss with its one-line help, the presence weight and where random absences are drawn."""
@@ -436,7 +473,8 @@ class TrainDialog(QDialog):
             epochs=self.epochs.value(), batch_size=self.batch_size.value(), width=self.width_spin.value(),
             depth=self.depth.value(), seed=self.seed.value(), min_records=self.min_records.value(),
             pos_weight=self.pos_weight.value(), land_absences=self.land_absences.isChecked(),
-            name=self.model_name.text(), resume=self.resume.isChecked(), threads=self.threads.value())
+            local_evidence=self.local_evidence.isChecked(), name=self.model_name.text(),
+            resume=self.resume.isChecked(), threads=self.threads.value())
 
     def build_options(self, workdir: Path) -> TrainingInputs:
         """The training options for the widgets (``qgis_bridge.training_inputs``); a point layer is

@@ -19,6 +19,7 @@ from ..qgis_bridge import evaluation as bridge
 from .base import SinrAlgorithm, progress_callbacks, user_errors
 from .evaluation_outputs import AP_CAVEATS, TABLE_HELP, add_output_parameters, write_outputs
 from .grid_params import add_covariates_parameter, covariates_from_parameters
+from .scoring_params import LOCAL_EVIDENCE_HELP, add_local_evidence_parameter, score_summary, scoring_predictor
 
 
 class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
@@ -52,7 +53,7 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
             "<p>Here <tt>n_cells</tt> counts the surveyed points of the "
             "species. A survey absence is a real absence at the plot's scale, but a plot is small: a "
             "species can be absent from a plot well inside its range, so APs are lower than against "
-            "range maps.</p>") + AP_CAVEATS
+            "range maps.</p>") + LOCAL_EVIDENCE_HELP + AP_CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -70,6 +71,7 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
             self.PRESENCE_FIELD, self.tr("…and its presence field (1 present, 0 absent)"),
             parentLayerParameterName=self.INPUT,
             type=QgsProcessingParameterField.DataType.Any, optional=True))
+        add_local_evidence_parameter(self)
         add_covariates_parameter(self)
         add_output_parameters(self)
 
@@ -90,10 +92,11 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
                 species_field=species_field, presence_field=presence_field, is_cancelled=feedback.isCanceled)
             self._report_skipped(data, bool(species_field), feedback)
             refs = self._references(data, bundle, feedback)
-            scores = self._scores(parameters, context, feedback, bundle, data, [r[1] for r in refs.values()])
+            predictor = scoring_predictor(self, parameters, context, feedback, bundle)
+            scores = self._scores(parameters, context, feedback, predictor, data, [r[1] for r in refs.values()])
             result = evaluation.evaluate_points(list(refs.values()), scores, logits=True)
         n = data.lonlat.shape[0]
-        summary = [("Model", bundle.name), ("Points", f"{n:,} ({source.sourceName()})"),
+        summary = [("Model", bundle.name), score_summary(predictor), ("Points", f"{n:,} ({source.sourceName()})"),
                    ("Layout", "long (species + presence fields)" if species_field else "wide (one field per species)")]
         out = write_outputs(self, parameters, context, feedback, result,
                             title="SINR: predictions at presence/absence points", summary=summary)
@@ -145,10 +148,10 @@ class EvaluatePresenceAbsenceAlgorithm(SinrAlgorithm):
         return refs
 
     def _scores(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
-                bundle: ModelBundle, data: bridge.PresenceAbsence, used: list[Species]) -> dict:
-        """species code -> the model's logit at every point (float32 [n]); progress 0..80 %."""
+                predictor: Predictor, data: bridge.PresenceAbsence, used: list[Species]) -> dict:
+        """species code -> the score of ``predictor`` (a logit) at every point (float32 [n]); progress 0..80 %."""
+        bundle = predictor.bundle
         covariates = covariates_from_parameters(self, parameters, context, bundle)
-        predictor = Predictor(bundle)
         env = covariates_at_points(covariates, data.lonlat, bundle)
         progress, is_cancelled = progress_callbacks(feedback)
         logits = scoring.point_logits(predictor, data.lonlat, used, env, is_cancelled=is_cancelled,

@@ -28,6 +28,7 @@ from ..qgis_bridge.grids import default_grid, grid_from_extent
 from .base import SinrAlgorithm, progress_callbacks, user_errors
 from .evaluation_outputs import AP_CAVEATS, OUTPUT_REPORT, TABLE_HELP, add_output_parameters, write_outputs
 from .grid_params import add_covariates_parameter, covariates_from_parameters, extent_parameter
+from .scoring_params import LOCAL_EVIDENCE_HELP, add_local_evidence_parameter, score_summary, scoring_predictor
 
 THUMBNAIL_SIDE = 260
 
@@ -78,7 +79,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
             "<p>Expert ranges are generous outlines drawn by hand with little internal detail: "
             "absences inside them and presences outside are common, so even a perfect model does not "
             "reach 100 %. With a model, scores are logits (the same ranking as probabilities, "
-            "without float ties); thresholds are reported as probabilities.</p>") + AP_CAVEATS
+            "without float ties); thresholds are reported as probabilities.</p>") + LOCAL_EVIDENCE_HELP + AP_CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
@@ -98,6 +99,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
             QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.AREA_WEIGHTED, self.tr("Weight cells by their area"), defaultValue=True))
+        add_local_evidence_parameter(self)
         add_covariates_parameter(self)
         add_output_parameters(self)
 
@@ -122,10 +124,13 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
                     "species codes or scientific names.").format("prediction rasters" if predictions else "model"))
             feedback.setProgress(10)
             used = list({sp.code: sp for _, sp, _ in refs}.values())
+            scored = None  # which score of the model was evaluated (none with prediction rasters)
             if predictions:
                 scores, logits = self._raster_scores(bands, used, grid, progress, is_cancelled), False
             else:
-                scores, logits = self._model_scores(parameters, context, feedback, bundle, used, grid,
+                predictor = scoring_predictor(self, parameters, context, feedback, bundle)
+                scored = score_summary(predictor)
+                scores, logits = self._model_scores(parameters, context, feedback, predictor, used, grid,
                                                     progress, is_cancelled), True
             area = self.parameterAsBoolean(parameters, self.AREA_WEIGHTED, context)
             if area and not grid.is_geographic:
@@ -138,7 +143,7 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
             thumbnails = self._thumbnails(result, grid, scores, refs, logits)
         what = "prediction rasters " + ", ".join(n for _, n in predictions) if predictions else \
             f"model {bundle.name}"
-        summary = [("Predictions", what), ("Expert ranges", layer.name()),
+        summary = [("Predictions", what), *([scored] if scored else []), ("Expert ranges", layer.name()),
                    ("Grid", f"{grid.width} x {grid.height} cells, {grid.xres:.6g} x {grid.yres:.6g} {grid.crs_name}"),
                    ("Land cells", f"{result.n_valid_cells:,}"),
                    ("Area weighted", "yes (cos latitude)" if result.area_weighted else "no")]
@@ -197,11 +202,11 @@ class EvaluateRangesAlgorithm(SinrAlgorithm):
         return scores
 
     def _model_scores(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
-                      bundle, used: list[Species], grid: Grid, progress, is_cancelled) -> dict[str, np.ndarray]:
-        """The model's logits of the species ``used`` on ``grid`` (``scoring.grid_logits``, as the dock's
-        comparison scores them): {code: float32 [H, W]}."""
-        covariates = covariates_from_parameters(self, parameters, context, bundle)
-        predictor = Predictor(bundle)
+                      predictor: Predictor, used: list[Species], grid: Grid, progress,
+                      is_cancelled) -> dict[str, np.ndarray]:
+        """The logits of ``predictor`` (with or without local evidence) of the species ``used`` on ``grid``
+        (``scoring.grid_logits``, as the dock's comparison scores them): {code: float32 [H, W]}."""
+        covariates = covariates_from_parameters(self, parameters, context, predictor.bundle)
         feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
         scores = scoring.grid_logits(predictor, grid, used, covariates=covariates or None,
                                      progress=lambda p: progress(10 + 0.7 * p), is_cancelled=is_cancelled)

@@ -18,7 +18,6 @@ from qgis.core import (
 
 from ..core.products import predict_to_geotiff
 from ..core.reliability import species_reliability
-from ..core.runtime import Predictor
 from ..core.species_names import LIST_RULE
 from ..core.thresholds import THRESHOLD_FIXED, THRESHOLD_LPTR, THRESHOLD_NONE, threshold_argument
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
@@ -34,6 +33,7 @@ from .grid_params import (
     grid_from_parameters,
     mask_ocean,
 )
+from .scoring_params import LOCAL_EVIDENCE_HELP, add_local_evidence_parameter, scoring_predictor
 
 THRESHOLD_MODES = [THRESHOLD_NONE, THRESHOLD_FIXED, THRESHOLD_LPTR]
 THRESHOLD_LABELS = ["None (probabilities only)", "Fixed value", "LPT-R per species (from the model)"]
@@ -85,7 +85,8 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             "the log lists it and warns for poor maps. The log also says how many pixels were left empty "
             "outside the model's data footprint.</p>").format(
                 species_rule=self.tr(LIST_RULE), grid_help=self.tr(GRID_HELP),
-                footprint_help=self.tr(FOOTPRINT_HELP), covariates_help=self.tr(COVARIATES_HELP)) + CAVEATS
+                footprint_help=self.tr(FOOTPRINT_HELP), covariates_help=self.tr(COVARIATES_HELP)) \
+            + LOCAL_EVIDENCE_HELP + CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.add_model_parameter()
@@ -94,6 +95,7 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             multiLine=True))
         add_grid_parameters(self)
         add_footprint_parameters(self)
+        add_local_evidence_parameter(self)
         self.addParameter(QgsProcessingParameterEnum(
             self.THRESHOLD, self.tr("Threshold"),
             options=THRESHOLD_LABELS, defaultValue=THRESHOLD_MODES.index(THRESHOLD_NONE)))
@@ -119,7 +121,7 @@ class PredictRangeAlgorithm(SinrAlgorithm):
             species = bundle.find_species_list(self.parameterAsString(parameters, self.SPECIES, context))
             grid = grid_from_parameters(self, parameters, context, feedback)
             covariates = covariates_from_parameters(self, parameters, context, bundle)
-            predictor = Predictor(bundle)
+            predictor = scoring_predictor(self, parameters, context, feedback, bundle)
             feedback.pushInfo(self.tr("Grid: {} x {} pixels in {}; backend: {}").format(
                 grid.width, grid.height, grid.crs_name, predictor.backend_name))
             progress, is_cancelled = progress_callbacks(feedback)

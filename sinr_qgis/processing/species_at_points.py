@@ -20,11 +20,11 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.errors import CancelledError
 from ..core.products import footprint_notes, ranked_species
-from ..core.runtime import Predictor
 from ..qgis_bridge.features import output_fields, write_features
 from ..qgis_bridge.points import features_to_lonlat
 from .base import CAVEATS, SinrAlgorithm, user_errors
 from .grid_params import COVARIATES_HELP, add_covariates_parameter, covariates_from_parameters
+from .scoring_params import LOCAL_EVIDENCE_HELP, add_local_evidence_parameter, scoring_predictor
 
 BATCH = 4096  # features per model call: bounded memory, and a cancel check per batch
 
@@ -70,7 +70,7 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             "(<tt>species_co</tt>, <tt>species_na</tt>, <tt>probabilit</tt>). Renamed fields are "
             "listed in the log. A row the output refuses stops the algorithm with an error. The log counts the "
             "points outside the model's data footprint, where the lists are extrapolation.</p>").format(
-                covariates_help=self.tr(COVARIATES_HELP)) + CAVEATS
+                covariates_help=self.tr(COVARIATES_HELP)) + LOCAL_EVIDENCE_HELP + CAVEATS
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -79,6 +79,7 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.TOP_K, self.tr("Species per point (k)"), QgsProcessingParameterNumber.Type.Integer,
             defaultValue=10, minValue=1))
+        add_local_evidence_parameter(self)
         add_covariates_parameter(self)
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT, self.tr("Species at points"), QgsProcessing.SourceType.TypeVectorPoint))
@@ -101,7 +102,7 @@ class SpeciesAtPointsAlgorithm(SinrAlgorithm):
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         with user_errors():
             covariates = covariates_from_parameters(self, parameters, context, bundle)
-            predictor = Predictor(bundle)
+            predictor = scoring_predictor(self, parameters, context, feedback, bundle)
         feedback.pushInfo(self.tr("Backend: {}").format(predictor.backend_name))
         total = source.featureCount()  # -1 when the provider cannot tell: then no percentage
         done = skipped = unusable = written = outside = 0

@@ -13,7 +13,6 @@ from qgis.core import (
 
 from ..core.products import map_footprint_summary, species_richness_raster
 from ..core.reliability import RICHNESS_CAVEAT
-from ..core.runtime import Predictor
 from ..core.species_names import LIST_RULE
 from ..core.thresholds import THRESHOLD_FIXED, THRESHOLD_LPTR, species_thresholds
 from .base import CAVEATS, SinrAlgorithm, progress_callbacks, style_output_on_load, user_errors
@@ -29,6 +28,7 @@ from .grid_params import (
     grid_from_parameters,
     mask_ocean,
 )
+from .scoring_params import LOCAL_EVIDENCE_HELP, add_local_evidence_parameter, scoring_predictor
 
 # the richness threshold choices are the predict_range ones minus "none"
 THRESHOLD_MODES = [THRESHOLD_LPTR, THRESHOLD_FIXED]
@@ -68,7 +68,8 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
             "not a known richness gradient. Compare with where the training records are before reading "
             "a hotspot.</p>").format(species_rule=self.tr(LIST_RULE), grid_help=self.tr(GRID_HELP),
                                      footprint_help=self.tr(FOOTPRINT_HELP),
-                                     covariates_help=self.tr(COVARIATES_HELP)) + CAVEATS + self.tr(
+                                     covariates_help=self.tr(COVARIATES_HELP)) \
+            + LOCAL_EVIDENCE_HELP + CAVEATS + self.tr(
             "<p>Richness adds up thresholded relative probabilities: it follows the threshold "
             "choice closely and is a map of predicted ranges overlapping, not a survey count.</p>")
 
@@ -79,6 +80,7 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
             multiLine=True, optional=True))
         add_grid_parameters(self)
         add_footprint_parameters(self)
+        add_local_evidence_parameter(self)
         add_covariates_parameter(self)
         self.addParameter(QgsProcessingParameterEnum(
             self.THRESHOLD, self.tr("Threshold"), options=THRESHOLD_LABELS, defaultValue=0))
@@ -95,13 +97,15 @@ class SpeciesRichnessAlgorithm(SinrAlgorithm):
         with user_errors():
             species = bundle.find_species_list(text) if text else list(bundle.species)
             grid = grid_from_parameters(self, parameters, context, feedback)
+            predictor = scoring_predictor(self, parameters, context, feedback, bundle)
             mode = THRESHOLD_MODES[self.parameterAsEnum(parameters, self.THRESHOLD, context)]
+            # the LPT-R thresholds of the score the predictor gives (with local evidence or pure SINR)
             thresholds, warnings = species_thresholds(
-                species, mode, self.parameterAsDouble(parameters, self.THRESHOLD_VALUE, context))
+                predictor.scoring_species(species), mode,
+                self.parameterAsDouble(parameters, self.THRESHOLD_VALUE, context))
             covariates = covariates_from_parameters(self, parameters, context, bundle)
             for w in warnings:
                 feedback.pushWarning(w)
-            predictor = Predictor(bundle)
             feedback.pushInfo(self.tr("{} species on {} x {} pixels; backend: {}").format(
                 len(species), grid.width, grid.height, predictor.backend_name))
             progress, is_cancelled = progress_callbacks(feedback)

@@ -44,6 +44,7 @@ from ..qgis_bridge.training_inputs import (
     TrainingRequest,
     guess_species_field,
     no_species_field_message,
+    reads_covariates,
     training_inputs,
 )
 from ..toolbelt import model_registry
@@ -68,6 +69,7 @@ class TrainModelAlgorithm(SinrAlgorithm):
     COVARIATES = "COVARIATES"
     CATEGORICAL = "CATEGORICAL"
     ENCODING = "ENCODING"
+    ADD_LOCAL_EVIDENCE = "ADD_LOCAL_EVIDENCE"
     LOSS = "LOSS"
     CAP = "CAP"
     EPOCHS = "EPOCHS"
@@ -129,9 +131,15 @@ class TrainModelAlgorithm(SinrAlgorithm):
             "a band of few whole "
             "numbers that is neither gets a warning.</p>"
             "<p><b>Training.</b> The defaults are the bundled model's recipe: AN-full, every record "
-            "(no cap), 20 epochs, a network of width 256 and depth 4, the presence weighted by the "
-            "number of species, random absences on land, and, with a source field, absences only for "
-            "the species a record's own source records. <i>Loss</i>, one of SINR's six presence-only "
+            "(no cap), 20 epochs, a network of width 256 and depth 4 on spherical harmonics of the "
+            "location (<i>Model inputs</i> automatic, without rasters), the presence weighted by the "
+            "number of species, random absences on land, with a source field absences only for the "
+            "species a record's own source records, and local evidence. <i>Add local evidence</i> "
+            "(<tt>ADD_LOCAL_EVIDENCE</tt>) stores with the model each species' record density and local "
+            "detection rate near its training records, added to the network's score where the model is "
+            "used (switchable there); it is for models that read coordinates only: left out, it is added "
+            "to those and not to covariate models, and asked for with covariates it is refused. "
+            "<i>Loss</i>, one of SINR's six presence-only "
             "losses, each taking absences differently:</p><ul>{losses}</ul><p><i>Maximum records per "
             "species</i>: 0 keeps all. <i>Epochs</i>, <i>width</i> and <i>depth</i> of the network, "
             "<i>seed</i> for a reproducible run. Advanced: <i>presence weight</i> (lambda of the full "
@@ -190,6 +198,9 @@ class TrainModelAlgorithm(SinrAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.ENCODING, self.tr("Model inputs"), options=[self.tr(label) for label, _value in ENCODING_CHOICES],
             defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.ADD_LOCAL_EVIDENCE, self.tr("Add local evidence (records near each location)"),
+            defaultValue=DEFAULTS["local_evidence"]))
         self.addParameter(QgsProcessingParameterEnum(
             self.LOSS, self.tr("Loss"), options=[LOSS_LABELS[k] for k in LOSSES],
             defaultValue=LOSSES.index(DEFAULTS["loss"])))
@@ -308,6 +319,13 @@ class TrainModelAlgorithm(SinrAlgorithm):
 
     def training_request(self, parameters: dict, context: QgsProcessingContext, out: str) -> TrainingRequest:
         """The parameters as the plain request the Train dialog also makes (one path to the options)."""
+        rasters = self.parameterAsLayerList(parameters, self.COVARIATES, context)
+        encoding = ENCODING_CHOICES[self.parameterAsEnum(parameters, self.ENCODING, context)][1]
+        if parameters.get(self.ADD_LOCAL_EVIDENCE) is None:
+            # left out: the bundled recipe where it applies (a covariate model cannot have it)
+            local_evidence = DEFAULTS["local_evidence"] and not reads_covariates(encoding, bool(rasters))
+        else:  # asked for with covariates: refused by training_inputs
+            local_evidence = self.parameterAsBoolean(parameters, self.ADD_LOCAL_EVIDENCE, context)
         return TrainingRequest(
             output=out, layer=self.parameterAsSource(parameters, self.INPUT, context),
             species_field=self.parameterAsString(parameters, self.SPECIES_FIELD, context),
@@ -317,9 +335,8 @@ class TrainModelAlgorithm(SinrAlgorithm):
             source_column=self.parameterAsString(parameters, self.FILE_SOURCE_COLUMN, context),
             lat_column=self.parameterAsString(parameters, self.FILE_LAT_COLUMN, context),
             lon_column=self.parameterAsString(parameters, self.FILE_LON_COLUMN, context),
-            rasters=self.parameterAsLayerList(parameters, self.COVARIATES, context),
-            categorical=self.parameterAsString(parameters, self.CATEGORICAL, context).split(","),
-            encoding=ENCODING_CHOICES[self.parameterAsEnum(parameters, self.ENCODING, context)][1],
+            rasters=rasters, categorical=self.parameterAsString(parameters, self.CATEGORICAL, context).split(","),
+            encoding=encoding, local_evidence=local_evidence,
             loss=LOSSES[self.parameterAsEnum(parameters, self.LOSS, context)],
             cap=self.parameterAsInt(parameters, self.CAP, context),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),

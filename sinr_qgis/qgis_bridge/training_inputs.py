@@ -22,17 +22,20 @@ from ..core.encoding import COVARIATE_ENCODINGS
 from ..core.errors import SinrError, TrainingInputError
 from ..core.occurrences import ID_NAMES, LAT_NAMES, LON_NAMES, NAME_NAMES, SOURCE_NAMES
 from ..core.training.defaults import DEFAULTS
-from ..core.training.options import TrainOptions, checkpoint_path, sinr_path
+from ..core.training.options import LOCAL_EVIDENCE_COVARIATES, TrainOptions, checkpoint_path, sinr_path
 from .covariates import raster_layer_source
 from .observations import SOURCE, SPECIES, export_file_name, export_observations
 
 # (label, encoding) of the "Model inputs" choice, in the order of the dialog's list and of the
-# algorithm's ENCODING values (0 = automatic: coordinates, plus covariates when rasters are given)
+# algorithm's ENCODING values (0 = automatic: the bundled model's spherical harmonics, coordinates +
+# covariates when rasters are given); new choices go last, so scripts' ENCODING numbers keep their meaning
 ENCODING_CHOICES: tuple[tuple[str, str | None], ...] = (
-    ("Automatic: coordinates, plus covariates when rasters are given", None),
+    ("Automatic: spherical harmonics (the bundled model's), coordinates + covariates (sin_cos_env) when "
+     "rasters are given", None),
     ("Coordinates only (sin_cos)", "sin_cos"),
     ("Covariates only (env)", "env"),
     ("Coordinates + covariates (sin_cos_env)", "sin_cos_env"),
+    ("Coordinates only, spherical harmonics (spherical_harmonics)", "spherical_harmonics"),
 )
 # A point layer's export carries one species column, which becomes both the species' code and its
 # name in the model: a name column (what the dock shows) is preferred over an id column, each in
@@ -70,7 +73,8 @@ class TrainingRequest:
     ``layer`` is a ``QgsVectorLayer`` (the dialog, main thread) or a Processing feature source
     (the algorithm's thread); ``species_field`` empty: guessed by :func:`guess_species_field`.
     File columns left empty are detected by the reader. ``encoding`` ``None``: automatic.
-    ``pos_weight`` 0: the number of species; ``threads`` 0: torch's choice.
+    ``pos_weight`` 0: the number of species; ``threads`` 0: torch's choice. ``local_evidence``
+    with a covariate model is refused (:func:`reads_covariates`).
     """
 
     output: str
@@ -95,6 +99,7 @@ class TrainingRequest:
     min_records: int = DEFAULTS["min_records"]
     pos_weight: float = 0.0
     land_absences: bool = DEFAULTS["pseudo_negatives"] == "land"
+    local_evidence: bool = DEFAULTS["local_evidence"]
     name: str = ""
     resume: bool = False
     threads: int = 0
@@ -110,15 +115,26 @@ class TrainingInputs(NamedTuple):
 
 def resolve_encoding(choice: str | None, rasters: list[str],
                      on_warning: Callable[[str], None] | None = None) -> tuple[str, list[str]]:
-    """The encoding for ``choice`` (``None``: coordinates plus covariates when there are rasters) and
-    the rasters it uses: a coordinates-only choice drops them, with :data:`RASTERS_IGNORED` to
-    ``on_warning``. A covariate encoding without rasters is refused by ``TrainOptions.check``."""
-    encoding = choice or ("sin_cos_env" if rasters else "sin_cos")
+    """The encoding for ``choice`` (``None``: the bundled model's, ``DEFAULTS["encoding"]``, or
+    coordinates plus covariates when there are rasters) and the rasters it uses: a coordinates-only
+    choice drops them, with :data:`RASTERS_IGNORED` to ``on_warning``. A covariate encoding without
+    rasters is refused by ``TrainOptions.check``."""
+    encoding = _encoding(choice, bool(rasters))
     if rasters and encoding not in COVARIATE_ENCODINGS:
         if on_warning is not None:
             on_warning(RASTERS_IGNORED)
         return encoding, []
     return encoding, rasters
+
+
+def reads_covariates(choice: str | None, has_rasters: bool) -> bool:
+    """Whether the model of the "Model inputs" ``choice`` (``None``: automatic) reads covariates
+    when ``has_rasters`` (as :func:`resolve_encoding` resolves it): then it can have no local evidence."""
+    return _encoding(choice, has_rasters) in COVARIATE_ENCODINGS
+
+
+def _encoding(choice: str | None, has_rasters: bool) -> str:
+    return choice or ("sin_cos_env" if has_rasters else DEFAULTS["encoding"])
 
 
 def categorical_names(names: Sequence[str] | str, rasters: Sequence[str]) -> list[str]:
@@ -156,6 +172,8 @@ def training_inputs(request: TrainingRequest, workdir: str | Path, *,
         raise SinrError("Give the observations either as a point layer or as a file, not both.")
     if request.layer is None and not data_file:
         raise SinrError("No observations: choose a point layer (and its species field) or an observation file.")
+    if request.local_evidence and reads_covariates(request.encoding, bool(request.rasters)):
+        raise TrainingInputError(LOCAL_EVIDENCE_COVARIATES)  # before a layer is exported
     if request.layer is not None:
         data_file, label, species_label, columns = _export_layer(
             request, Path(workdir), transform_context, on_info, is_cancelled)
@@ -176,7 +194,8 @@ def training_inputs(request: TrainingRequest, workdir: str | Path, *,
         categorical=categorical or None,
         name=request.name.strip() or None, resume=request.resume, threads=request.threads or None,
         pos_weight=request.pos_weight or "species",
-        pseudo_negatives="land" if request.land_absences else "sphere", **columns)
+        pseudo_negatives="land" if request.land_absences else "sphere", local_evidence=request.local_evidence,
+        **columns)
     opts.check()
     return TrainingInputs(opts, label, species_label)
 

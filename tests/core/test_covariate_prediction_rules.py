@@ -98,7 +98,8 @@ def test_a_map_without_any_valid_pixel_is_an_error_and_leaves_no_file(env2, tmp_
     with pytest.raises(CovariateError, match=message):
         predict_to_geotiff(p, GRID, [0, 1], out / "map.tif", mask_ocean=False, covariates=far)
     with pytest.raises(CovariateError, match=message):
-        apply_on_grid_to_geotiff(p, GRID, out / "emb.tif", lambda e: e[:, :1], ["e0"], mask_ocean=False, covariates=far)
+        apply_on_grid_to_geotiff(p, GRID, out / "emb.tif", lambda e, _ll: e[:, :1], ["e0"], mask_ocean=False,
+                                 covariates=far)
     coords = Predictor(fixture_bundle(tmp_path / "coords.sinr", n_species=2))
     pacific = Grid.from_pixel_size((-150, -10, -145, -5), "EPSG:4326", 1.0)
     with pytest.raises(GridError, match="Every pixel of the extent is at sea and the ocean is left empty"):

@@ -33,8 +33,10 @@ def test_the_resources_are_where_the_paths_say():
 def test_the_catalogue_entry_describes_the_shipped_file():
     assert file_sha256(BUNDLED_MODEL) == BUNDLED.sha256
     bundle = ModelBundle.load(BUNDLED_MODEL)
-    assert (bundle.encoding, tuple(bundle.covariate_names), bundle.n_species) == ("sin_cos", (), 169)
-    assert (BUNDLED.encoding, BUNDLED.covariates, BUNDLED.n_species) == ("sin_cos", (), 169)
+    # v2: spherical harmonics of degree 10 (100 input features), the network alone taking coordinates
+    assert (bundle.encoding, bundle.sh_degree, tuple(bundle.covariate_names), bundle.n_species) == \
+        ("spherical_harmonics", 10, (), 169)
+    assert (BUNDLED.encoding, BUNDLED.covariates, BUNDLED.n_species) == ("spherical_harmonics", (), 169)
     assert bundle.meta["licence"].startswith(BUNDLED.licence + " for the model weights")
     card = BUNDLED.card.read_text(encoding="utf-8")
     assert f"| SHA-256 | `{BUNDLED.sha256}` |" in card and f"**{BUNDLED.licence}**" in card

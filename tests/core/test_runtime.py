@@ -448,9 +448,9 @@ def test_env_model_on_a_grid(env_bundle, tmp_path):
 def test_apply_on_grid_writes_embeddings(bundle, tmp_path):
     g = Grid.from_pixel_size((-100, 35, -98, 37), "EPSG:4326", 0.5)
     p = Predictor(bundle)
-    emb = apply_on_grid(p, g, lambda e: e, p.embedding_dim)
+    emb = apply_on_grid(p, g, lambda e, _ll: e, p.embedding_dim)
     assert emb.shape == (64, 4, 4)
-    out = apply_on_grid_to_geotiff(p, g, tmp_path / "emb.tif", lambda e: e[:, :3],
+    out = apply_on_grid_to_geotiff(p, g, tmp_path / "emb.tif", lambda e, _ll: e[:, :3],
                               ["e0", "e1", "e2"], metadata={"KIND": "embedding"})
     arr, info = read_geotiff(out)
     np.testing.assert_array_equal(arr, emb[:3])

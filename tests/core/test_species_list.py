@@ -37,3 +37,16 @@ def test_card_names_the_first_species_and_says_where_to_see_all():
     assert line.startswith("Species list: Genus species0 (c0); ") and "Genus species11 (c11) and 3 more." in line
     assert "sinr:model_species" in line and "Genus species12" not in line
     assert line in _bundle(15).card().splitlines()
+
+
+def test_a_model_with_local_evidence_lists_both_thresholds(tmp_path):
+    import math
+
+    from tests.helpers.local_evidence_bundles import le_bundle
+
+    b = le_bundle(tmp_path / "le.sinr", {0: (-10.0, 40.0, 5.0, 52.0)}, lpt_r=[0.2, math.nan, 0, 0, 0, 0])
+    rows = species_rows(b)
+    assert rows[0]["threshold_local_evidence"] == 0.20000000298023224  # float32 as stored
+    assert rows[1]["threshold_local_evidence"] is None  # NaN stored: not known, not 0
+    assert [r["threshold"] for r in rows] == [s.threshold for s in b.species]
+    assert all(r["threshold_local_evidence"] is None for r in species_rows(_bundle(2)))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sinr_qgis.core.encoding import DEFAULT_SH_DEGREE
 from sinr_qgis.core.errors import (
     CancelledError,
     OccurrenceError,
@@ -33,7 +34,7 @@ from sinr_qgis.core.training.interpreter import (
     describe_python,
 )
 from sinr_qgis.core.training.lock import LOCK_TOKENS_ENV, lock_path, output_busy_message, output_lock
-from sinr_qgis.core.training.options import TrainOptions, checkpoint_path
+from sinr_qgis.core.training.options import LOCAL_EVIDENCE_COVARIATES, TrainOptions, checkpoint_path
 from sinr_qgis.core.training.process import TrainingCli, child_environment, cli_arguments, training_root
 from sinr_qgis.core.training.run import run_training
 from sinr_qgis.core.training.summary import training_summary
@@ -98,6 +99,29 @@ def test_command_carries_every_option(tmp_path):
     sourced = TrainingCli().command("py", TrainOptions(data="d", out="o", source_column="src"))
     pairs = dict(zip(sourced[5::2], sourced[6::2]))
     assert pairs["--negatives"] == "source_site" and pairs["--pseudo-negatives"] == "land"
+    assert "--local-evidence" not in plain  # off unless asked for, as in the CLI
+    assert TrainingCli().command("py", TrainOptions(data="d", out="o", local_evidence=True))[-1] == "--local-evidence"
+
+
+@pytest.mark.parametrize("encoding, covariates", [("sin_cos_env", ["bio.tif"]), ("env", ["bio.tif"]),
+                                                  (None, ["bio.tif"]), ("env", None)])
+def test_local_evidence_for_a_covariate_model_is_refused_before_a_process_starts(tmp_path, encoding, covariates):
+    data = tmp_path / "obs.csv"
+    data.write_text("species,latitude,longitude\na,1,2\n")
+    (tmp_path / "bio.tif").write_bytes(b"")
+    opts = TrainOptions(data=str(data), out=str(tmp_path / "m.sinr"), encoding=encoding, local_evidence=True,
+                        covariates=[str(tmp_path / c) for c in covariates] if covariates else None)
+    with pytest.raises(TrainingInputError) as err:
+        opts.check()
+    # "env" without rasters is refused first for the missing rasters
+    assert str(err.value) == (LOCAL_EVIDENCE_COVARIATES if covariates else
+                              "Encoding 'env' needs covariate rasters. Add them or choose the coordinates-only "
+                              "encoding 'sin_cos'.")
+    assert LOCAL_EVIDENCE_COVARIATES == (
+        "Local evidence is for models that read coordinates only, and this one reads covariate rasters. Untick "
+        "'Add local evidence' (ADD_LOCAL_EVIDENCE false), or train on coordinates only.")
+    opts.covariates, opts.encoding = None, "spherical_harmonics"
+    opts.check()  # a coordinates model may have it
 
 
 def test_all_six_losses_accepted_and_bad_options_refused(opts):
@@ -320,10 +344,14 @@ def test_defaults_are_the_bundled_models_recipe():
     recipe = bundle.meta["training"]
     assert recipe["pos_weight"] == bundle.n_species == 169  # lambda = the number of species
     expected = {k: recipe[k] for k in ("loss", "cap", "epochs", "width", "depth", "seed", "min_records",
-                                       "batch_size", "pseudo_negatives")} | {"pos_weight": "species"}
+                                       "batch_size", "pseudo_negatives", "encoding")} | {
+        "pos_weight": "species", "local_evidence": bundle.local_evidence is not None}
     assert DEFAULTS == expected == {"loss": "an_full", "cap": 0, "epochs": 20, "width": 256, "depth": 4,
                                        "seed": 0, "min_records": 1, "batch_size": 2048, "pos_weight": "species",
-                                       "pseudo_negatives": "land"}
+                                       "pseudo_negatives": "land", "encoding": "spherical_harmonics",
+                                       "local_evidence": True}
+    # the degree the CLI takes when none is given (its local evidence's weights: tests/training)
+    assert recipe["sh_degree"] == bundle.sh_degree == DEFAULT_SH_DEGREE == 10
     assert recipe["negatives"] == "source_site"  # what TrainOptions chooses when a source column is given
     assert sorted(LOSSES) == sorted(LOSS_HELP)
 

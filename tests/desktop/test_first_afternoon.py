@@ -114,9 +114,9 @@ def test_species_field_suggests_near_misses_warns_of_poor_maps_and_lists_species
     assert "<a href='s0'>Acer rubrum (acerrubr)</a>" in sp["typo_text"], sp["typo_text"]
     assert sp["corrected"] == "Acer rubrum"  # the link corrects the field
     assert "color:#b00020" in sp["poor_text"] and "⚠ Poor map" in sp["poor_text"]
-    assert "(AP 10.9%)" in sp["poor_text"], sp["poor_text"]
+    assert "(AP 12.5%)" in sp["poor_text"], sp["poor_text"]
     assert sp["list_rows"] == 169 and sp["list_filtered"] == ["pseumenz"]
-    assert sp["list_title"] == "Species of na_trees_coords_v1"
+    assert sp["list_title"] == "Species of na_trees_coords_v2"
     assert QImage(afternoon["screenshots"]["a02_species_list"]["path"]).height() > 300
     check_window_shot(afternoon, "a02_poor_warning")
 
@@ -136,7 +136,7 @@ def test_each_species_gets_its_layer_and_predicting_again_replaces_it(afternoon)
     assert not any("absent" in i or "present" in i for i in lay["legend"]["items"])
     meta = lay["douglas"]["metadata"]
     assert lay["douglas"]["name"] == "Pseudotsuga menziesii"
-    assert (meta["RELIABILITY"], meta["N_TRAIN"], meta["RANGES_AP"]) == ("poor", "106", "0.1088")
+    assert (meta["RELIABILITY"], meta["N_TRAIN"], meta["RANGES_AP"]) == ("poor", "106", "0.1254")
     info = check_window_shot(afternoon, "a03_two_species")
     assert non_background_fraction(info["path"], info["canvas_rect"], info["canvas_background"]) > 0.15
 

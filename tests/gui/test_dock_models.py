@@ -47,7 +47,7 @@ def _entries(d: SinrDock) -> list[str]:
 def test_one_model_control_opens_files_into_my_models(make_dock, model_file, monkeypatch):  # noqa: F811
     d = make_dock()
     assert d.findChildren(QgsFileWidget) == []  # no second model control
-    assert d.bundle is not None and d.bundle.name == "na_trees_coords_v1" and d.model_path == ""
+    assert d.bundle is not None and d.bundle.name == "na_trees_coords_v2" and d.model_path == ""
     # the bundled model, a separator, "Open model file…", "Import SINR checkpoint…"
     assert _entries(d) == [BUNDLED, "", OPEN_FILE, IMPORT_CHECKPOINT]
     assert d.model_chooser.combo.currentIndex() == 0
@@ -64,7 +64,7 @@ def test_one_model_control_opens_files_into_my_models(make_dock, model_file, mon
     # back to the bundled model from the same control
     combo.setCurrentIndex(0)
     combo.activated.emit(0)
-    assert d.bundle.name == "na_trees_coords_v1" and settings.get_value("model_path") == ""
+    assert d.bundle.name == "na_trees_coords_v2" and settings.get_value("model_path") == ""
     # the next session starts with the list and the last model
     d.choose_model(str(model_file))
     d2 = make_dock()
@@ -95,7 +95,7 @@ def test_the_bundled_file_is_not_listed_twice_and_a_gone_model_falls_back(make_d
     assert d.choose_model(str(gone))
     gone.unlink()
     d2 = make_dock()  # next session: the saved model has gone
-    assert d2.bundle is not None and d2.model_path == "" and d2.bundle.name == "na_trees_coords_v1"
+    assert d2.bundle is not None and d2.model_path == "" and d2.bundle.name == "na_trees_coords_v2"
     status = d2.status_label.text()
     assert status.startswith("Model not loaded: Model file ") and "gone.sinr does not exist." in status
     assert status.endswith("The bundled model is used instead.")
@@ -104,12 +104,13 @@ def test_the_bundled_file_is_not_listed_twice_and_a_gone_model_falls_back(make_d
 def test_the_card_is_plain_with_technical_fields_under_details(make_dock):
     d = make_dock()
     assert d.model_label.text() == (
-        "na_trees_coords_v1: 169 species, learned from 168,651 records (na_trees.csv.gz). It maps them from "
-        "the location alone (no climate or land-cover layers). Maps: 91 good, 45 to use with caution, 33 poor "
+        "na_trees_coords_v2: 169 species, learned from 168,651 records (na_trees.csv.gz). It maps them from "
+        "the location alone (no climate or land-cover layers). Maps: 89 good, 53 to use with caution, 27 poor "
         "(see the species list).")
     assert d.details_box.objectName() == "SinrModelDetails" and d.details_box.isCollapsed()
     details = d.model_details.text()
-    for line in ("Encoding: sin_cos", "Loss: an_full, epochs 20, cap 0", "Cite: Cole, E.", "Poor maps (33;"):
+    for line in ("Encoding: spherical_harmonics (degree 10: 100 features)", "Loss: an_full, epochs 20, cap 0",
+                 "Cite: Cole, E.", "Poor maps (27;", "Local evidence (on unless switched off; pure SINR without it): "):
         assert line in details
     assert "Encoding" not in d.model_label.text()
 

@@ -22,11 +22,11 @@ TREES = [("acerrubr", "Acer rubrum", "red maple", 5000), ("acersacr", "Acer sacc
 @pytest.fixture
 def trees_model(model_file, tmp_path):  # noqa: F811
     """Six tree species with common names (one without), records boxes and, for Douglas-fir, the
-    bundled model's AP against Little's range (10.9 %): a poor map."""
+    bundled model's AP against Little's range (12.5 %): a poor map."""
     b = ModelBundle.load(model_file)
     b.species = [Species(i, code, name, n, common_name=common, record_extent=(-90.0, 30.0, -70.0, 45.0), n_cells=50)
                  for i, (code, name, common, n) in enumerate(TREES)]
-    b.meta["evaluation"] = {"ranges_ap": {"pseumenz": 0.109, "quealba": 0.92}, "ranges_reference": "Little's ranges"}
+    b.meta["evaluation"] = {"ranges_ap": {"pseumenz": 0.1254, "quealba": 0.92}, "ranges_reference": "Little's ranges"}
     return b.write(tmp_path / "trees.sinr")
 
 
@@ -49,10 +49,10 @@ def _type(dock, text: str) -> str:
 
 def test_a_poor_species_shows_its_reliability_warning_prominently(dock):
     r = species_reliability(dock.bundle, "pseumenz")
-    assert r.level == "poor" and r.warning.startswith("Poor map:") and "AP 10.9%" in r.warning
+    assert r.level == "poor" and r.warning.startswith("Poor map:") and "AP 12.5%" in r.warning
     text = _type(dock, "Pseudotsuga menziesii")
     assert text.startswith("<b>Pseudotsuga menziesii (Douglas-fir)</b>: 106 training records")
-    assert f"<span style='{POOR_STYLE}'>⚠ Poor map:" in text and "AP 10.9%" in text
+    assert f"<span style='{POOR_STYLE}'>⚠ Poor map:" in text and "AP 12.5%" in text
     # a good species: its summary (records, AP), no warning
     text = _type(dock, "Quercus alba")
     assert text.startswith("<b>Quercus alba (white oak)</b>: 3,000 training records") and "AP 92.0%" in text

@@ -4,9 +4,13 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import numpy as np
 import pytest
-from qgis.core import QgsProject
+from osgeo import gdal, osr
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import Qt
 
+from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.errors import TrainingEnvironmentError
 from sinr_qgis.core.training.defaults import LOSS_HELP, LOSSES
 from sinr_qgis.core.training.options import checkpoint_path
@@ -49,8 +53,8 @@ def test_dialog_trains_the_layer_in_the_background(qgis_app, qtbot, layer, tmp_p
     dlg.species_field.setField("taxon")
     dlg.source_field.setField("dataset")
     opts, label, species_label = dlg.build_options(tmp_path)
-    assert (opts.out, opts.epochs, opts.width, opts.encoding, opts.source_column) == (
-        str(tmp_path / "from_dialog.sinr"), 3, 32, "sin_cos", "source")
+    assert (opts.out, opts.epochs, opts.width, opts.encoding, opts.source_column, opts.local_evidence) == (
+        str(tmp_path / "from_dialog.sinr"), 3, 32, "spherical_harmonics", "source", True)
     assert (label, species_label) == ("observations", "'taxon'")
     task = dlg.start()
     assert task is not None and dlg.result() == dlg.Accepted
@@ -62,6 +66,8 @@ def test_dialog_trains_the_layer_in_the_background(qgis_app, qtbot, layer, tmp_p
     qtbot.waitUntil(lambda: bool(done) and task not in active_tasks(), timeout=120_000)
     assert done[0][1] is True, task.error
     assert model_registry.list_models()[0].path == str((tmp_path / "from_dialog.sinr").resolve())
+    trained = ModelBundle.load(tmp_path / "from_dialog.sinr")  # the bundled model's inputs and component
+    assert trained.sh_degree == 10 and trained.local_evidence is not None
     assert not task.temp_paths[0].exists()  # the exported CSV is removed
 
 
@@ -201,16 +207,62 @@ def test_dialog_defaults_are_the_bundled_models_recipe(qgis_app, qtbot, layer, t
     args = cli_arguments(opts)
     pairs = dict(zip(args[1::2], args[2::2]))
     assert (pairs["--cap"], pairs["--epochs"], pairs["--pos-weight"], pairs["--pseudo-negatives"],
-            pairs["--negatives"]) == ("0", "20", "species", "land", "source_site")
+            pairs["--negatives"], pairs["--encoding"]) == ("0", "20", "species", "land", "source_site",
+                                                           "spherical_harmonics")
+    assert "--sh-degree" not in args and args[-1] == "--local-evidence"  # the CLI's default degree: 10
     dlg.pos_weight.setValue(2048)
     dlg.land_absences.setChecked(False)
     opts, _label, _species = dlg.build_options(tmp_path)
     assert (opts.pos_weight, opts.pseudo_negatives) == (2048.0, "sphere")
 
 
-def test_each_loss_is_explained_in_one_line(qgis_app, qtbot, layer):
-    from qgis.PyQt.QtCore import Qt
+def _raster_layer(path: Path) -> QgsRasterLayer:
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 36, 18, 1, gdal.GDT_Float32)
+    ds.SetGeoTransform((-180.0, 10.0, 0, 90.0, 0, -10.0))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    ds.SetProjection(srs.ExportToWkt())
+    ds.GetRasterBand(1).WriteArray(np.arange(18 * 36, dtype=np.float32).reshape(18, 36))
+    ds = None
+    raster = QgsRasterLayer(str(path), "bio")
+    assert raster.isValid()
+    return raster
 
+
+def test_local_evidence_is_offered_for_coordinates_models_only(qgis_app, qtbot, layer, tmp_path):
+    raster = _raster_layer(tmp_path / "bio.tif")
+    QgsProject.instance().addMapLayer(raster)
+    dlg = TrainDialog()
+    qtbot.addWidget(dlg)
+    box = dlg.local_evidence
+    assert box.text() == "Add local evidence (records near each location)" and box.isChecked() and box.isEnabled()
+    assert dlg.local_evidence_help.text().startswith("Sharpens each species' map near its training records")
+    dlg.output.setFilePath(str(tmp_path / "m.sinr"))
+    dlg.species_field.setField("taxon")
+    row = dlg.covariates.findData(raster.id())
+
+    def state() -> tuple[bool, bool, bool]:
+        """(ticked, enabled, --local-evidence in the command the dialog builds)"""
+        return box.isChecked(), box.isEnabled(), "--local-evidence" in cli_arguments(dlg.build_options(tmp_path)[0])
+
+    box.setChecked(False)  # the user's choice
+    assert state() == (False, True, False)
+    box.setChecked(True)
+    dlg.covariates.setItemCheckState(row, Qt.CheckState.Checked)  # automatic inputs: coordinates + covariates
+    assert state() == (False, False, False) and "coordinates only" in box.toolTip()
+    dlg.encoding.setCurrentIndex(dlg.encoding.findData("sin_cos"))  # the rasters are ignored: allowed again
+    assert state() == (True, True, True) and box.toolTip() == ""
+    dlg.encoding.setCurrentIndex(dlg.encoding.findData("env"))
+    assert state() == (False, False, False)
+    box.setChecked(False)  # unticked while off: stays off
+    dlg.covariates.setItemCheckState(row, Qt.CheckState.Unchecked)
+    dlg.encoding.setCurrentIndex(0)
+    opts = dlg.build_options(tmp_path)[0]
+    assert (box.isChecked(), box.isEnabled(), opts.local_evidence, opts.encoding) == (
+        True, True, True, "spherical_harmonics")  # the user's choice before it was disabled comes back
+
+
+def test_each_loss_is_explained_in_one_line(qgis_app, qtbot, layer):
     dlg = TrainDialog()
     qtbot.addWidget(dlg)
     for i, key in enumerate(LOSSES):

@@ -88,3 +88,4 @@ def test_qgis_process_names_the_extent_it_needs(model_file, qgis_process_profile
     helped = run_qgis_process(env, "help", "sinr:predict_range")
     assert "xmin,xmax,ymin,ymax [EPSG:4326]" in helped.stdout
     assert "PIXEL_SIZE: Pixel size (0: automatic)" in helped.stdout
+    assert "LOCAL_EVIDENCE: Use local evidence (nearby records) if the model stores it" in helped.stdout

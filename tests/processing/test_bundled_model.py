@@ -24,10 +24,14 @@ def test_red_maple_with_the_bundled_model_and_its_lpt_r_threshold(sinr_provider,
         "MASK_OCEAN": True, "THRESHOLD": 2, "OUTPUT": str(out)}, feedback=feedback)
     data, info = read_raster(out)
     assert info["size"] == (32, 10)
-    assert info["metadata"]["MODEL_NAME"] == "na_trees_coords_v1"
-    acru = ModelBundle.load(BUNDLED_MODEL).find_species("acer rubrum")
-    assert acru.threshold is not None
-    assert float(info["band_metadata"][1]["THRESHOLD"]) == pytest.approx(acru.threshold, rel=1e-5)
+    assert info["metadata"]["MODEL_NAME"] == "na_trees_coords_v2"
+    bundle = ModelBundle.load(BUNDLED_MODEL)
+    acru = bundle.find_species("acer rubrum")
+    # the map is the default score (local evidence on), so its LPT-R is the one stored for that score,
+    # not the network's own
+    lpt_r = float(bundle.local_evidence.lpt_r[acru.index])
+    assert (acru.threshold, lpt_r) == pytest.approx((0.9287, 0.5699), abs=1e-4)
+    assert float(info["band_metadata"][1]["THRESHOLD"]) == pytest.approx(lpt_r, rel=1e-5)
     assert feedback.warnings == []  # the bundle stores LPT-R: no fallback
     # central Pennsylvania (row 1, col 29: -77.5, 40.5) is red maple country; southern New Mexico is not
     assert pixel_centre(info["gt"], 1, 29) == pytest.approx((-77.5, 40.5))

@@ -45,18 +45,23 @@ def shapely_labels(shared_data, codes, centres) -> dict[str, np.ndarray]:
     return out
 
 
-def expected_aps(bundle, shared_data, codes, weighted):
+def expected_aps(bundle, shared_data, codes, weighted, local_evidence=True):
     grid = Grid.from_pixel_size(US_4267, "EPSG:4267", 1.0)
     x, y = grid.pixel_centres()
     lonlat, ok = grid.lonlat()
     land = ok & is_land(lonlat)
     labels = shapely_labels(shared_data, codes, np.column_stack([x, y]))
-    emb = runtime.Predictor(bundle).embed(lonlat[land])
+    predictor = runtime.Predictor(bundle, local_evidence=local_evidence)
+    emb = predictor.embed(lonlat[land])
     w = np.cos(np.radians(y[land])) if weighted else None
     out, tols = {}, {}
     for code in codes:
-        head = bundle.head[bundle.find_species(code).index].astype(np.float64)
-        logits = (emb.astype(np.float64) @ head).astype(np.float32)  # as the algorithm stores them
+        index = bundle.find_species(code).index
+        head = bundle.head[index].astype(np.float64)
+        # the score: the network's logit plus the model's local evidence where it stores it and it is
+        # used (zeros otherwise), as the algorithm stores them
+        offsets = predictor.offsets(lonlat[land], [index])[:, 0].astype(np.float64)
+        logits = (emb.astype(np.float64) @ head + offsets).astype(np.float32)
         out[code] = average_precision_score(labels[code][land], logits, sample_weight=w)
         # the algorithm's own batches and float32 product: AP moves only where near-tied scores swap;
         # the table rounds AP (percent) to 4 decimals
@@ -64,11 +69,11 @@ def expected_aps(bundle, shared_data, codes, weighted):
     return out, int(land.sum()), tols
 
 
-def run(layer, model, field="code"):
+def run(layer, model, field="code", **extra):
     result = processing.run("sinr:evaluate_ranges", {
         "MODEL": str(model), "RANGES": layer, "SPECIES_FIELD": field,
         "EXTENT": f"{US_4267[0]},{US_4267[2]},{US_4267[1]},{US_4267[3]} [EPSG:4267]",
-        "PIXEL_SIZE": 1.0, "AREA_WEIGHTED": True, "OUTPUT_TABLE": "memory:"})
+        "PIXEL_SIZE": 1.0, "AREA_WEIGHTED": True, "OUTPUT_TABLE": "memory:", **extra})
     rows = {f["code"]: {k: f[k] for k in f.fields().names()} for f in result["OUTPUT_TABLE"].getFeatures()}
     return result, rows
 
@@ -99,13 +104,14 @@ def test_little_ranges_match_shapely_labels(sinr_provider, shared_data, little_r
 def test_bundled_model_on_little_ranges(sinr_provider, shared_data, little_ranges):  # noqa: F811
     codes = ["acerrubr", "pinuechi"]
     bundle = ModelBundle.load(BUNDLED_MODEL)
-    result, rows = run(little_layer(little_ranges, codes), BUNDLED_MODEL)
-    exp, _, tols = expected_aps(bundle, shared_data, codes, weighted=True)
-    for code in codes:
-        assert rows[code]["ap"] == pytest.approx(100 * exp[code], abs=tols[code])
-        # a trained model ranks its range far above the prevalence a random map would get
-        assert rows[code]["ap"] > 100 * rows[code]["prevalence"] + 20
-    assert result["MAP"] > 50
+    for local_evidence in (True, False):  # the default score, and pure SINR
+        result, rows = run(little_layer(little_ranges, codes), BUNDLED_MODEL, LOCAL_EVIDENCE=local_evidence)
+        exp, _, tols = expected_aps(bundle, shared_data, codes, weighted=True, local_evidence=local_evidence)
+        for code in codes:
+            assert rows[code]["ap"] == pytest.approx(100 * exp[code], abs=tols[code]), (local_evidence, code)
+            # a trained model ranks its range far above the prevalence a random map would get
+            assert rows[code]["ap"] > 100 * rows[code]["prevalence"] + 20
+        assert result["MAP"] > 50
 
 
 def test_fia_plots_give_the_benchmark_harness_numbers(sinr_provider, shared_data, tmp_path):  # noqa: F811

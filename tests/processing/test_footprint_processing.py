@@ -1,20 +1,23 @@
 """The algorithms leave the pixels outside the model's data footprint empty by default
-(OUTSIDE_FOOTPRINT shows them, FOOTPRINT_BAND adds the distance): the bundled model over the
-Greater Antilles and Florida, and a fixture bundle without a footprint as before."""
+(OUTSIDE_FOOTPRINT shows them, FOOTPRINT_BAND adds the distance), whichever score they map (local
+evidence, the default, or pure SINR): the bundled model over the Greater Antilles and Florida, and
+a fixture bundle without a footprint as before."""
 from __future__ import annotations
 
 import numpy as np
 import processing
 import pytest
 
+from sinr_qgis.core import network
 from sinr_qgis.core.bundle import ModelBundle
 from sinr_qgis.core.footprint import DISTANCE_BAND
 from sinr_qgis.core.landmask import is_land
+from sinr_qgis.core.metrics import sigmoid
 from sinr_qgis.core.resources import BUNDLED_MODEL
 from tests.factories import fixture_bundle
 from tests.helpers.footprints import corner_km, kth_nearest_km
 from tests.helpers.prediction_helpers import RecordingFeedback, read_raster, sinr_provider  # noqa: F401
-from tests.tolerances import bundle_prob_atol
+from tests.tolerances import bundle_prob_atol, f32_atol, logit_atol, prob_atol
 
 # 0.05-degree pixels from 86 W, 28 N: the centre of pixel (row, col) is (-86 + 0.05 col + 0.025, 28 - ...)
 EXTENT, PIXEL = "-86,-68,17,28 [EPSG:4326]", 0.05
@@ -41,6 +44,21 @@ def _centre(places) -> np.ndarray:
                      for lon, lat in places])
 
 
+def _logits(bundle, lonlat: np.ndarray, local_evidence: bool = True) -> np.ndarray:
+    """float64 [N, S]: every species' score (a logit) at ``lonlat`` [N, 2] from core.network, plus
+    core.local_evidence's offsets by default: the truth the maps are compared with."""
+    emb = network.embed(bundle.weights, bundle.encoding, lonlat.astype(np.float32), frequencies=bundle.frequencies)
+    logits = emb.astype(np.float64) @ bundle.head.T.astype(np.float64)
+    if local_evidence:
+        logits += bundle.local_evidence.offsets(lonlat, np.arange(bundle.n_species)).astype(np.float64)
+    return logits
+
+
+def _tol(bundle, lonlat: np.ndarray, species: list[int], logits: np.ndarray) -> float:
+    """Probabilities along two float32 paths: the network's rounding plus that of logit + offset."""
+    return bundle_prob_atol(bundle, lonlat, species) + prob_atol(f32_atol(logits))
+
+
 @pytest.fixture(scope="module")
 def bundled():
     return ModelBundle.load(BUNDLED_MODEL)
@@ -50,12 +68,22 @@ def test_cuba_and_hispaniola_are_empty_and_florida_keeps_its_values(sinr_provide
     feedback = RecordingFeedback()
     masked, info = _run(tmp_path, "default", feedback)
     shown, _ = _run(tmp_path, "shown", OUTSIDE_FOOTPRINT=True)
+    pure, pure_info = _run(tmp_path, "pure", OUTSIDE_FOOTPRINT=True, LOCAL_EVIDENCE=False)
     assert np.isnan(_at(masked, CUBA + HISPANIOLA)).all()
-    assert np.isfinite(_at(shown, CUBA + HISPANIOLA)).all() and (_at(shown, CUBA) > 0.5).all()  # warm colours
-    # Florida: the same values (two float32 runs over other pixel sets: path tolerance)
+    # shown: the model's own values there, the default score's and pure SINR's (the network's
+    # extrapolation, which local evidence lowers by orders of magnitude far from red maple's records)
     acru = bundled.find_species("acerrubr").index
+    outside = _centre(CUBA + HISPANIOLA)
+    for got, le in ((shown, True), (pure, False)):
+        logits = _logits(bundled, outside, le)[:, [acru]]
+        np.testing.assert_allclose(_at(got, CUBA + HISPANIOLA), sigmoid(logits).T, rtol=0,
+                                   atol=_tol(bundled, outside, [acru], logits))
+    assert _at(pure, CUBA[:1]) > 0.3 and (_at(shown, CUBA + HISPANIOLA) < 1e-5).all()
+    assert pure_info["metadata"]["LOCAL_EVIDENCE"] == "off (pure SINR)"
+    # Florida: the same values (two float32 runs over other pixel sets: path tolerance)
+    logits = _logits(bundled, _centre(FLORIDA))[:, [acru]]
     np.testing.assert_allclose(_at(masked, FLORIDA), _at(shown, FLORIDA), rtol=0,
-                               atol=bundle_prob_atol(bundled, _centre(FLORIDA), [acru]))
+                               atol=_tol(bundled, _centre(FLORIDA), [acru], logits))
     assert np.isfinite(_at(masked, FLORIDA)).all()
     # shown: every land pixel has a value; by default every land pixel of Cuba's box is empty
     lonlat = np.stack(np.meshgrid(-86 + PIXEL * (np.arange(360) + 0.5), 28 - PIXEL * (np.arange(220) + 0.5)), -1)
@@ -86,7 +114,7 @@ def test_the_footprint_band_holds_the_distance_in_km(sinr_provider, bundled, sha
     assert (km[:7] > threshold).all() and (km[7:] < threshold).all()
 
 
-def test_richness_follows_the_same_rule(sinr_provider, tmp_path):  # noqa: F811
+def test_richness_follows_the_same_rule(sinr_provider, bundled, tmp_path):  # noqa: F811
     out, shown = tmp_path / "r.tif", tmp_path / "rs.tif"
     base = {"MODEL": "", "EXTENT": EXTENT, "PIXEL_SIZE": PIXEL, "THRESHOLD": 1, "THRESHOLD_VALUE": 0.5}
     processing.run("sinr:species_richness", {**base, "OUTPUT": str(out)})
@@ -95,7 +123,15 @@ def test_richness_follows_the_same_rule(sinr_provider, tmp_path):  # noqa: F811
     masked, _ = read_raster(out)
     full, info = read_raster(shown)
     assert info["descriptions"][1] == DISTANCE_BAND
-    assert np.isnan(_at(masked[0], CUBA + HISPANIOLA)).all() and (_at(full[0], CUBA) > 0).all()
+    assert np.isnan(_at(masked[0], CUBA + HISPANIOLA)).all()
+    # shown: the count of species at p >= 0.5 of the default score (none reaches it on the islands:
+    # no record of any of them nearby), none of them within float32 path rounding of the threshold
+    outside = _centre(CUBA + HISPANIOLA)
+    logits = _logits(bundled, outside)
+    emb = network.embed(bundled.weights, bundled.encoding, outside.astype(np.float32), frequencies=bundled.frequencies)
+    assert np.abs(logits).min() > logit_atol(emb, bundled.head) + f32_atol(logits)
+    np.testing.assert_array_equal(_at(full[0], CUBA + HISPANIOLA), (logits >= 0).sum(axis=1))
+    assert (_at(full[0], CUBA + HISPANIOLA) == 0).all()
     np.testing.assert_array_equal(_at(masked[0], FLORIDA), _at(full[0], FLORIDA))  # counts: whole numbers
 
 

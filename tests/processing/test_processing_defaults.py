@@ -88,16 +88,22 @@ def test_model_species_lists_every_species_with_its_reliability(sinr_provider, t
     assert res["N_SPECIES"] == bundle.n_species == 169
     layer = QgsVectorLayer(str(out), "species", "ogr")
     assert layer.featureCount() == 169
-    assert [f.name() for f in layer.fields()][:9] == ["index", "code", "name", "common_name", "n_train", "n_cells",
-                                                      "threshold", "reliability", "ranges_ap"]
+    assert [f.name() for f in layer.fields()][:10] == ["index", "code", "name", "common_name", "n_train", "n_cells",
+                                                       "threshold", "threshold_local_evidence", "reliability",
+                                                       "ranges_ap"]
     rows = {f["code"]: f for f in layer.getFeatures()}
     douglas = rows["pseumenz"]
     assert douglas["name"] == "Pseudotsuga menziesii" and int(douglas["n_train"]) == 106
-    assert douglas["reliability"] == "poor" and float(douglas["ranges_ap"]) == pytest.approx(0.109, abs=5e-4)
+    assert douglas["reliability"] == "poor" and float(douglas["ranges_ap"]) == pytest.approx(0.1254, abs=5e-5)
     assert float(douglas["lat_min"]) > 40 and "Poor map" in douglas["warning"]
     assert rows["acerrubr"]["reliability"] == "good" and int(rows["acerrubr"]["n_train"]) == 14812
+    # both thresholds, as the bundle stores them: the network's and the score's with local evidence
+    acer = bundle.species[int(rows["acerrubr"]["index"])]
+    assert float(rows["acerrubr"]["threshold"]) == pytest.approx(acer.threshold, rel=1e-6)
+    assert float(rows["acerrubr"]["threshold_local_evidence"]) == pytest.approx(
+        float(bundle.local_evidence.lpt_r[acer.index]), rel=1e-6)
     levels = [f["reliability"] for f in layer.getFeatures()]
-    assert {lv: levels.count(lv) for lv in set(levels)} == {"good": 91, "caution": 45, "poor": 33}
+    assert {lv: levels.count(lv) for lv in set(levels)} == {"good": 89, "caution": 53, "poor": 27}
 
 
 def test_model_species_leaves_unknown_values_empty(sinr_provider, model_file):  # noqa: F811

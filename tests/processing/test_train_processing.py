@@ -59,6 +59,10 @@ def test_trains_from_a_projected_layer_and_ranks_training_places_high(qgis_proce
     assert sorted(s.name for s in bundle.species) == ["Acer fakum", "Fagus exempli", "Quercus testii"]
     assert "Trained on: observations.csv (300 records)" in bundle.card()  # named after the layer
     assert bundle.meta["training"]["epochs"] == TINY["EPOCHS"] and bundle.meta["training"]["width"] == 32
+    # the defaults' inputs and component (the bundled model's), said in the log
+    assert (bundle.encoding, bundle.sh_degree, bundle.local_evidence is not None) == ("spherical_harmonics", 10, True)
+    assert ("local evidence: SINR logit + 1 x log record density + 2 x log local detection rate, Gaussian kernel "
+            "0.25 deg") in feedback.lines
     # the model sees lon/lat: the points were reprojected from EPSG:3857
     ll, sp, _ = lonlat_points()
     rng = np.random.default_rng(7)
@@ -103,8 +107,10 @@ def test_the_provider_offers_train_model(qgis_app):
     assert alg.groupId() == "models" and "PyTorch" in alg.shortHelpString()
     assert {p.name() for p in alg.parameterDefinitions()} >= {
         "INPUT", "SPECIES_FIELD", "SOURCE_FIELD", "INPUT_FILE", "COVARIATES", "LOSS", "CAP", "EPOCHS", "WIDTH",
-        "DEPTH", "SEED", "MIN_RECORDS", "RESUME", "PYTHON", "OUTPUT"}
+        "DEPTH", "SEED", "MIN_RECORDS", "RESUME", "PYTHON", "OUTPUT", "ADD_LOCAL_EVIDENCE"}
     assert len(alg.parameterDefinition("LOSS").options()) == 6
+    assert alg.parameterDefinition("ADD_LOCAL_EVIDENCE").defaultValue() is True
+    assert "asked for with covariates it is refused" in alg.shortHelpString()
 
 
 def test_trains_from_a_file(qgis_processing, tmp_path):
@@ -150,5 +156,6 @@ def test_trains_with_covariate_rasters(qgis_processing, tmp_path):
     assert res["N_SPECIES"] == 3
     bundle = ModelBundle.load(out)
     assert bundle.encoding == "sin_cos_env" and bundle.covariate_names == ["temp", "wet"]
+    assert bundle.local_evidence is None  # ADD_LOCAL_EVIDENCE left out: not added to a covariate model
     mean = [c["mean"] for c in bundle.covariates]
     assert mean[0] == pytest.approx(float((30 - np.abs(lat) / 2).mean()), rel=1e-3)

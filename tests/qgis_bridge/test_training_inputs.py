@@ -3,6 +3,7 @@ same runner options, labels and warnings (qgis_bridge.training_inputs), and log 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from qgis.PyQt.QtCore import Qt
 
 from sinr_qgis.core.errors import CovariateError, SinrError, TrainingInputError
 from sinr_qgis.core.occurrences import ID_NAMES, NAME_NAMES
-from sinr_qgis.core.training.options import TrainOptions, checkpoint_path, sinr_path
+from sinr_qgis.core.training.options import LOCAL_EVIDENCE_COVARIATES, TrainOptions, checkpoint_path, sinr_path
 from sinr_qgis.gui.train_dialog import TrainDialog
 from sinr_qgis.processing import train_model
 from sinr_qgis.processing.train_model import TrainModelAlgorithm
@@ -118,7 +119,8 @@ def _check_rasters(dlg: TrainDialog, *layers: QgsRasterLayer) -> None:
 
 
 @pytest.mark.parametrize("choice, encoding, with_rasters", [
-    (0, "sin_cos_env", True), (1, "sin_cos", False), (2, "env", True), (3, "sin_cos_env", True)])
+    (0, "sin_cos_env", True), (1, "sin_cos", False), (2, "env", True), (3, "sin_cos_env", True),
+    (4, "spherical_harmonics", False)])
 def test_a_layer_with_covariates_gives_the_same_options_both_ways(qgis_processing, qtbot, project, tmp_path,
                                                                   monkeypatch, choice, encoding, with_rasters):
     layer, raster = project
@@ -153,7 +155,8 @@ def test_a_layer_with_covariates_gives_the_same_options_both_ways(qgis_processin
         "species_column": "species", "lat_column": None, "lon_column": None, "source_column": "source",
         "name": "Same model", "resume": False, "threads": 2, "pos_weight": 2048.0, "pseudo_negatives": "sphere",
         "negatives": "source_site",  # chosen by the options for a layer with a source field
-        "labels": ("observations", "'taxon'")}
+        # the dialog's box and the algorithm's parameter left out: on for a coordinates model only
+        "local_evidence": not with_rasters, "labels": ("observations", "'taxon'")}
     # a coordinates-only choice with rasters: the same warning from both, never a silent drop
     assert dialog_warnings == algorithm_warnings == ([] if with_rasters else [RASTERS_IGNORED])
     assert "observations: 30 of 30 points exported." in infos
@@ -181,17 +184,42 @@ def test_a_file_with_named_columns_gives_the_same_options_both_ways(qgis_process
         "FILE_LAT_COLUMN": "y", "FILE_LON_COLUMN": "x", **RECIPE, "THREADS": 3, "OUTPUT": str(tmp_path / "file.sinr")})
     assert from_dialog == from_algorithm and dialog_warnings == algorithm_warnings == []
     assert {k: from_dialog[k] for k in ("data", "species_column", "source_column", "lat_column", "lon_column",
-                                        "threads", "pos_weight", "pseudo_negatives", "encoding", "labels")} == {
+                                        "threads", "pos_weight", "pseudo_negatives", "encoding", "local_evidence",
+                                        "labels")} == {
         "data": str(data), "species_column": "taxon", "source_column": "survey", "lat_column": "y",
-        "lon_column": "x", "threads": 3, "pos_weight": "species", "pseudo_negatives": "land", "encoding": "sin_cos",
-        "labels": ("obs.csv", "species")}
+        "lon_column": "x", "threads": 3, "pos_weight": "species", "pseudo_negatives": "land",
+        "encoding": "spherical_harmonics", "local_evidence": True, "labels": ("obs.csv", "species")}
 
 
 def test_the_dialogs_choices_are_the_algorithms():
     alg = TrainModelAlgorithm()
     alg.initAlgorithm()
     assert alg.parameterDefinition("ENCODING").options() == [label for label, _value in ENCODING_CHOICES]
-    assert [value for _label, value in ENCODING_CHOICES] == [None, "sin_cos", "env", "sin_cos_env"]
+    # new choices last: a script's ENCODING=1..3 keeps its meaning; automatic (0) is the default
+    assert [value for _label, value in ENCODING_CHOICES] == [None, "sin_cos", "env", "sin_cos_env",
+                                                             "spherical_harmonics"]
+    assert alg.parameterDefinition("ENCODING").defaultValue() == 0
+    assert alg.parameterDefinition("ADD_LOCAL_EVIDENCE").defaultValue() is True
+
+
+def test_local_evidence_asked_for_with_covariates_is_refused_both_ways(qgis_processing, qtbot, project, tmp_path,
+                                                                      monkeypatch):
+    layer, raster = project
+    params = {"INPUT": layer, "SPECIES_FIELD": "taxon", "COVARIATES": [raster.id()], "OUTPUT": str(tmp_path / "m")}
+    seen: dict = {}
+    with pytest.raises(QgsProcessingException) as err:
+        _run_algorithm(monkeypatch, params | {"ADD_LOCAL_EVIDENCE": True}, _Feedback(), seen)
+    assert str(err.value) == LOCAL_EVIDENCE_COVARIATES and seen == {}  # before the runner
+    assert [p.name for p in tmp_path.iterdir()] == ["bio.tif"]  # nothing exported or written
+    # asked for, with rasters a coordinates-only choice drops: allowed; asked not to: off
+    for extra, wanted in (({"ADD_LOCAL_EVIDENCE": True, "ENCODING": 1}, True),
+                          ({"ADD_LOCAL_EVIDENCE": False, "COVARIATES": []}, False)):
+        assert _algorithm_inputs(monkeypatch, params | extra)[0]["local_evidence"] is wanted, extra
+    # the dialog never asks for it with covariates (the box is off); a request that does is refused alike
+    with pytest.raises(TrainingInputError, match=f"^{re.escape(LOCAL_EVIDENCE_COVARIATES)}$"):
+        training_inputs(TrainingRequest(output=str(tmp_path / "m"), layer=layer, species_field="taxon",
+                                        rasters=[raster], local_evidence=True), tmp_path,
+                        transform_context=QgsProject.instance().transformContext())
 
 
 def test_categorical_bands_are_named_the_same_both_ways(qgis_processing, qtbot, project, tmp_path, monkeypatch):

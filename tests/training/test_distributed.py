@@ -61,20 +61,23 @@ def assert_same_training(a: ModelBundle, b: ModelBundle) -> None:
 def test_two_processes_write_one_bundle_like_one_process(one_process, tmp_path):
     data, reference = one_process
     out = tmp_path / "m.sinr"
-    run = torchrun("--data", str(data), "--out", str(out), "--epochs", "3", *OPTS)
+    run = torchrun("--data", str(data), "--out", str(out), "--epochs", "3", "--local-evidence", *OPTS)
     assert run.returncode == 0, run.stderr
     ev = events(run.stdout)
-    # rank 0 alone reports: one start, 3 epochs, one done
+    # rank 0 alone reports: one start, 3 epochs, one done; it alone exports (local evidence included)
     starts = [e for e in ev if e["event"] == "start"]
     assert len(starts) == 1 and ev[-1]["event"] == "done"
     assert starts[0]["processes"] == 2 and starts[0]["device"] == "cpu" and starts[0]["steps_per_epoch"] == 5
     assert [e["epoch"] for e in ev if e["event"] == "epoch"] == [1, 2, 3]
     assert run.stderr.count("training on 900 records") == 1
+    assert run.stderr.count("local evidence: SINR logit") == 1
+    assert [e["message"] for e in ev if e["event"] == "note"][-1].startswith("local evidence: SINR logit")
     # one bundle; the shared records and the checkpoint are gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.sinr"]
     bundle = ModelBundle.load(out)
     assert bundle.meta["training"]["processes"] == 2 and bundle.meta["training"]["device"] == "cpu"
     assert [s.n_train for s in bundle.species] == [s.n_train for s in reference.species] == [300, 300, 300]
+    assert bundle.local_evidence is not None and reference.local_evidence is None
     assert_same_training(reference, bundle)
 
 

@@ -1,6 +1,7 @@
 """The float16 head option of the bundle writer: allowed only when probabilities stay within 0.001
 (measured at export), half the head's bytes, read by both backends; refused, with what to do, for a
-head that would move them more (the bundled model, trained 20 epochs, is one: 0.0012)."""
+head that would move them more. The bundled model's head (trained 20 epochs) moves them by 0.00057:
+allowed by the measurement, where the worst-case bound alone (0.0036) would refuse it."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,13 @@ import torch
 from sinr_qgis.core import network
 from sinr_qgis.core.bundle import ModelBundle, Species
 from sinr_qgis.core.errors import BundleError
-from sinr_qgis.core.head_precision import FLOAT16_TOLERANCE, check_float16_head, float16_head_error, sphere_points
+from sinr_qgis.core.head_precision import (
+    FLOAT16_TOLERANCE,
+    N_POINTS,
+    check_float16_head,
+    float16_head_error,
+    sphere_points,
+)
 from sinr_qgis.core.resources import BUNDLED_MODEL
 from sinr_qgis.core.runtime import Predictor, onnxruntime_available
 from tests.helpers.cli_helpers import FAST, write_csv
@@ -67,15 +74,18 @@ def test_a_head_that_float16_would_move_too_much_is_refused_and_nothing_written(
         export_bundle(model, species, tmp_path / "x.sinr", name="m", head_dtype="int8")
 
 
-def test_the_bundled_model_is_a_trained_head_that_float16_would_move_by_00012():
-    """Its embeddings are large (L1 norm about 10,000), so 2^-11 of the head moves logits by up
-    to 0.06 and a probability by 0.0012: the check refuses it rather than assume the bound."""
+def test_the_bundled_model_is_a_trained_head_that_float16_would_move_by_000057():
+    """Its embeddings are large (L1 norm up to about 5,300), so 2^-11 of the head moves logits by up
+    to 0.014, whose bound on a probability (a quarter: 0.0036) is over the tolerance; measured, a
+    probability moves by 0.00057 at most: the check passes it rather than refuse it on the bound."""
     bundled = ModelBundle.load(BUNDLED_MODEL)
+    emb = network.embed(bundled.weights, bundled.encoding, sphere_points(N_POINTS))
+    head = bundled.head.astype(np.float64)
+    moved = np.abs(emb.astype(np.float64) @ (head.astype(np.float16).astype(np.float64) - head).T).max()
+    assert 0.25 * moved > FLOAT16_TOLERANCE  # the bound alone would refuse the head
     err = float16_head_error(bundled)
-    assert 0.0011 < err < 0.0014
-    with pytest.raises(BundleError, match=r"'na_trees_coords_v1': storing its species head in float16 would "
-                                          r"change its probabilities by up to 0\.0012"):
-        check_float16_head(bundled)
+    assert 0.00052 < err < 0.00062
+    check_float16_head(bundled)  # no error: the measured change is inside the tolerance
 
 
 def test_cli_train_head_float16_writes_a_float16_head(tmp_path, capsys):

@@ -21,6 +21,7 @@ def test_the_cli_understands_every_default_and_loss():
     args = cli.build_parser().parse_args(cli_arguments(TrainOptions(
         data="d", out="o", **{k: v for k, v in DEFAULTS.items()}, source_column="source")))
     assert (args.pos_weight, args.cap, args.pseudo_negatives, args.negatives) == ("species", 0, "land", "source_site")
+    assert (args.encoding, args.sh_degree, args.local_evidence) == ("spherical_harmonics", None, True)
     # categorical band names after the rasters: each list to its own option
     args = cli.build_parser().parse_args(cli_arguments(TrainOptions(
         data="d", out="o", covariates=["a.tif", "b.tif"], categorical=["biome"])))

@@ -267,13 +267,15 @@ def load_tasks(ranges: str | Path = DEFAULT_RANGES, plots: str | Path = DEFAULT_
     return [ranges_task(ranges, cache_dir), plots_task(plots)]
 
 
-def bundle_scorer(bundle: Any, covariates: SourceSpec | None = None) -> ScoreFn:
+def bundle_scorer(bundle: Any, covariates: SourceSpec | None = None, *, local_evidence: bool = True) -> ScoreFn:
     """A scorer for a ``ModelBundle``, as the plugin scores it: logits float32 [N, S] of the float64
     product embedding . head[species] (``core.scoring.point_logits`` on ``core.runtime.Predictor``).
 
     An environmental model reads ``covariates`` (its rasters: paths or (path, band), matched to its
     covariates by name) with the plugin's samplers (``core.covariate_match.covariate_samplers``):
-    a point without a value scores NaN. Raises ``ValueError`` when such a model gets none, and
+    a point without a value scores NaN. ``local_evidence``: add the bundle's local-evidence offsets
+    where it stores them (:mod:`sinr_qgis.core.local_evidence`; False: pure SINR). Raises
+    ``ValueError`` when such a model gets none, and
     ``CovariateError`` when the bands do not fit its covariates."""
     from sinr_qgis.core.runtime import Predictor
 
@@ -283,7 +285,7 @@ def bundle_scorer(bundle: Any, covariates: SourceSpec | None = None) -> ScoreFn:
             raise ValueError(f"model {bundle.name!r} needs covariates ({', '.join(bundle.covariate_names)}); "
                              "give the rasters it was trained with.")
         samplers = covariate_samplers(bundle.meta["encoding"], covariates)
-    predictor = Predictor(bundle)
+    predictor = Predictor(bundle, local_evidence=local_evidence)
     by_code = {s.code: s for s in bundle.species}
 
     def score(lonlat: np.ndarray, codes: list[str]) -> np.ndarray:
@@ -313,14 +315,20 @@ def write_report(rep: dict[str, Any], path: str | Path) -> None:
 
 def evaluate_model(model: str | Path, ranges: str | Path = DEFAULT_RANGES, plots: str | Path = DEFAULT_PLOTS,
                    cache_dir: str | Path | None = DEFAULT_CACHE) -> dict[str, Any]:
-    """Load a ``.sinr`` bundle, run both tasks and return the protocol report."""
+    """Load a ``.sinr`` bundle, run both tasks and return the protocol report. A bundle with local
+    evidence is scored as the plugin scores it (with it), and as pure SINR beside: ``pure_sinr``
+    {task: MAP} and ``local_evidence`` (its description)."""
     from sinr_qgis.core.bundle import ModelBundle
 
     bundle = ModelBundle.load(model)
     tasks = load_tasks(ranges, plots, cache_dir)
-    results = evaluate(bundle_scorer(bundle), [s.code for s in bundle.species], tasks)
-    return report(results, model, bundle.sha256 or None,
-                  {"data": data_identity(ranges, plots)})
+    codes = [s.code for s in bundle.species]
+    extra: dict[str, Any] = {"data": data_identity(ranges, plots)}
+    if bundle.local_evidence is not None:
+        pure = evaluate(bundle_scorer(bundle, local_evidence=False), codes, tasks)
+        extra["local_evidence"] = bundle.local_evidence.describe()
+        extra["pure_sinr"] = {t: r["map"] for t, r in pure.items()}
+    return report(evaluate(bundle_scorer(bundle), codes, tasks), model, bundle.sha256 or None, extra)
 
 
 def data_identity(ranges: str | Path, plots: str | Path) -> dict[str, str]:
@@ -337,9 +345,12 @@ def data_identity(ranges: str | Path, plots: str | Path) -> dict[str, str]:
 def model_evaluation(rep: dict[str, Any]) -> dict[str, Any]:
     """``model.json`` ``evaluation`` from a protocol report: the protocol, both MAPs (percent) and
     ``ranges_ap`` {code: AP 0-1, rounded to 4 decimals} of every species the ranges task scored."""
-    return {"protocol": rep["protocol"], "ranges_reference": RANGES_REFERENCE,
-            "ranges_map": rep["ranges"]["map"], "plots_map": rep["plots"]["map"],
-            "ranges_ap": {c: round(float(ap), 4) for c, ap in rep["ranges"]["per_species"].items()}}
+    out = {"protocol": rep["protocol"], "ranges_reference": RANGES_REFERENCE,
+           "ranges_map": rep["ranges"]["map"], "plots_map": rep["plots"]["map"]}
+    if "pure_sinr" in rep:  # a model with local evidence: the network alone beside it
+        out.update({f"pure_sinr_{t}_map": m for t, m in rep["pure_sinr"].items()})
+    out["ranges_ap"] = {c: round(float(ap), 4) for c, ap in rep["ranges"]["per_species"].items()}
+    return out
 
 
 def store_in_model(model: str | Path, rep: dict[str, Any]) -> str:
@@ -360,7 +371,8 @@ def summary_line(label: str, rep: dict[str, Any]) -> str:
     """One line per report: each task's MAP (percent) with its species and skipped counts."""
     parts = [f"{t} MAP {rep[t]['map']:.2f} ({rep[t]['n_species']} species, {rep[t]['n_skipped']} skipped)"
              for t in ("ranges", "plots") if t in rep]
-    return f"{label}: " + "; ".join(parts)
+    pure = "".join(f"; pure SINR {t} MAP {m:.2f}" for t, m in rep.get("pure_sinr", {}).items())
+    return f"{label}: " + "; ".join(parts) + pure
 
 
 def main(argv: Sequence[str] | None = None) -> int:

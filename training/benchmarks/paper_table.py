@@ -13,6 +13,14 @@ One config per row in ``training/benchmarks/configs/*.json``::
      "args": ["--loss", "an_full", "--cap", "1000"],   # ``python -m training train`` options
      "same_as": "NAME"}                    # optional: the same training as config NAME
 
+or a local-evidence row: the networks of config NAME (trained first when missing) with the
+component added by ``python -m training local-evidence`` (``training/local_evidence.py``)::
+
+    {"row": "...", "table": "study", "seeds": [0, 1], "local_evidence_on": "NAME",
+     "local_evidence": ["--bandwidth", "0.25", "--record-weight", "0.5", "--survey-weight", "1"]}
+
+Its report has the pure SINR MAPs beside (``pure_sinr``).
+
 Each (config, seed) is trained with ``python -m training train`` in a child process (wall and
 CPU seconds measured), evaluated with ``na_trees.evaluate`` and its report kept as
 ``OUT/runs/NAME_sSEED.json``; an existing report is reused unless ``--force`` (so an interrupted
@@ -152,6 +160,8 @@ def train_and_evaluate(cfg: dict[str, Any], seed: int, data: Path, covariates: P
     is the paper table's GP row): that config's run is used."""
     if cfg.get("same_as"):
         cfg = dict(cfg, name=cfg["same_as"])
+    if cfg.get("local_evidence_on"):
+        return _with_local_evidence(cfg, seed, data, covariates, tasks, run_dir, threads, force, log)
     rep_path = run_dir / f"{cfg['name']}_s{seed}.json"
     if rep_path.is_file() and not force:
         return json.loads(rep_path.read_text(encoding="utf-8"))
@@ -181,6 +191,42 @@ def train_and_evaluate(cfg: dict[str, Any], seed: int, data: Path, covariates: P
         "n_records_used": meta["data"].get("n_records_used")})
     nt.write_report(rep, rep_path)
     log(nt.summary_line(f"  {cfg['name']} s{seed}", rep) + f" [train {rep['train_seconds']} s]")
+    return rep
+
+
+def _with_local_evidence(cfg: dict[str, Any], seed: int, data: Path, covariates: Path, tasks: list[nt.Task],
+                         run_dir: Path, threads: int, force: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """A local-evidence row: a copy of config ``local_evidence_on``'s bundle with the component
+    added by the training CLI, evaluated with it and as pure SINR (``pure_sinr``)."""
+    import shutil
+
+    rep_path = run_dir / f"{cfg['name']}_s{seed}.json"
+    if rep_path.is_file() and not force:
+        return json.loads(rep_path.read_text(encoding="utf-8"))
+    base = next(c for c in load_configs() if c["name"] == cfg["local_evidence_on"])
+    base_rep = train_and_evaluate(base, seed, data, covariates, tasks, run_dir, threads, force, log)
+    model = run_dir / f"{cfg['name']}_s{seed}.sinr"
+    tmp = model.with_suffix(".tmp.sinr")
+    shutil.copyfile(run_dir / f"{base['name']}_s{seed}.sinr", tmp)
+    cmd = [sys.executable, "-m", "training", "local-evidence", str(tmp), "--data", str(data),
+           "--source-column", "source", *cfg["local_evidence"]]
+    log(f"[{time.strftime('%H:%M:%S')}] {cfg['name']} seed {seed}: {' '.join(cmd[2:])}")
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True, cwd=nt.REPO_ROOT)
+    os.replace(tmp, model)
+    from sinr_qgis.core.bundle import ModelBundle
+
+    bundle = ModelBundle.load(model)
+    codes = [s.code for s in bundle.species]
+    results = nt.evaluate(nt.bundle_scorer(bundle), codes, tasks)
+    pure = nt.evaluate(nt.bundle_scorer(bundle, local_evidence=False), codes, tasks)
+    rep = nt.report(results, model, extra={
+        "config": cfg["name"], "row": cfg["row"], "seed": seed, "subset": cfg["subset"],
+        "command": base_rep["command"] + ["&&", *cmd[1:]], "train_seconds": base_rep["train_seconds"],
+        "process_wall_seconds": base_rep.get("process_wall_seconds"),
+        "process_cpu_seconds": base_rep.get("process_cpu_seconds"), "n_records_used": base_rep.get("n_records_used"),
+        "local_evidence": bundle.local_evidence.describe(), "pure_sinr": {t: r["map"] for t, r in pure.items()}})
+    nt.write_report(rep, rep_path)
+    log(nt.summary_line(f"  {cfg['name']} s{seed}", rep))
     return rep
 
 
@@ -243,7 +289,9 @@ def summarise(cfg: dict[str, Any], reps: list[dict[str, Any]]) -> dict[str, Any]
             "seeds": [x["seed"] for x in reps], "ranges": r, "plots": p, "train_seconds": t,
             "ranges_mean": float(np.mean(r)), "plots_mean": float(np.mean(p)),
             "n_species": {k: reps[0][k]["n_species"] for k in ("ranges", "plots")},
-            "args": cfg["args"]}
+            "args": cfg.get("args") or [f"{cfg['local_evidence_on']} + local-evidence", *cfg["local_evidence"]],
+            **({"pure_sinr": {t: [x["pure_sinr"][t] for x in reps] for t in ("ranges", "plots")}}
+               if all("pure_sinr" in x for x in reps) else {})}
 
 
 def baseline_rows(baselines: list[dict[str, Any]], subset: str) -> list[dict[str, Any]]:

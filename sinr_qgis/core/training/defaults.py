@@ -51,11 +51,13 @@ PAPER_RECIPE: dict[str, Any] = {
 # What the dialog and the algorithm show before the user changes anything: the recipe of the
 # bundled model (its model card, ``resources.BUNDLED.card``; a test checks it against the bundle's
 # model.json): AN-full with lambda = the number of species, no per-species cap, 20 epochs, random
-# absences on land, the paper's network. With a source column, source-aware negatives are added
-# (``TrainOptions.negatives``).
+# absences on land, the paper's network on spherical harmonics (the CLI's default degree, 10),
+# and local evidence (coordinates models only). With a source column, source-aware negatives are
+# added (``TrainOptions.negatives``).
 DEFAULTS: dict[str, Any] = {key: PAPER_RECIPE[key] for key in (
     "loss", "cap", "epochs", "width", "depth", "seed", "min_records", "batch_size", "pos_weight",
-    "pseudo_negatives")} | {"cap": 0, "epochs": 20, "pos_weight": "species", "pseudo_negatives": "land"}
+    "pseudo_negatives")} | {"cap": 0, "epochs": 20, "pos_weight": "species", "pseudo_negatives": "land",
+                            "encoding": "spherical_harmonics", "local_evidence": True}
 
 # the training CLI's exit statuses, as its supervisor reads them
 EXIT_OK = 0

@@ -11,9 +11,14 @@ from pathlib import Path
 
 from ..atomic import check_writable
 from ..bundle import EXTENSION
-from ..encoding import ENCODINGS
+from ..encoding import COVARIATE_ENCODINGS, ENCODINGS
 from ..errors import OutputError, TrainingInputError
 from .defaults import DEFAULTS, LOSSES, NEGATIVES, PSEUDO_NEGATIVES, USES_NEG_MASK
+
+# the CLI refuses --local-evidence for a covariate model too, but only once its process has started
+LOCAL_EVIDENCE_COVARIATES = ("Local evidence is for models that read coordinates only, and this one reads covariate "
+                             "rasters. Untick 'Add local evidence' (ADD_LOCAL_EVIDENCE false), or train on "
+                             "coordinates only.")
 
 
 @dataclass
@@ -48,6 +53,7 @@ class TrainOptions:
     pos_weight: float | str | None = None  # lambda of the full losses; "species" = the number of species
     pseudo_negatives: str | None = None  # where random absences are drawn: "land" or "sphere" (the paper)
     negatives: str | None = None  # which species a record speaks against at its place (defaults.NEGATIVES)
+    local_evidence: bool = False  # add the local-evidence component at export (coordinates models only)
 
     def __post_init__(self) -> None:
         if self.source_column:
@@ -85,7 +91,8 @@ class TrainOptions:
                                      f"got {self.pos_weight!r}.")
 
     def _check_encoding(self) -> None:
-        """A known encoding, with covariate rasters wherever the encoding or categories need them."""
+        """A known encoding, with covariate rasters wherever the encoding or categories need them, and
+        local evidence only without them."""
         if self.encoding is not None and self.encoding not in ENCODINGS:
             raise TrainingInputError(f"Unknown encoding {self.encoding!r}. Choose one of {', '.join(ENCODINGS)}.")
         if self.encoding in ("env", "sin_cos_env") and not self.covariates:
@@ -94,6 +101,8 @@ class TrainOptions:
         if self.categorical and not self.covariates:
             raise TrainingInputError(f"Categorical covariates ({', '.join(self.categorical)}) are bands of covariate "
                                      "rasters: add the rasters, or leave the categorical covariates empty.")
+        if self.local_evidence and (self.covariates or self.encoding in COVARIATE_ENCODINGS):
+            raise TrainingInputError(LOCAL_EVIDENCE_COVARIATES)
 
     def _check_paths(self) -> None:
         """The observation file and rasters exist, and the output can be written."""

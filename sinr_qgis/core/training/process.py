@@ -54,6 +54,8 @@ def cli_arguments(opts: TrainOptions) -> list[str]:
     args += ["--jsonl", "--jsonl-every", "1", "--no-progress"]
     if opts.resume:
         args.append("--resume")
+    if opts.local_evidence:
+        args.append("--local-evidence")
     return args
 
 
