@@ -181,6 +181,11 @@ def _add_annotate(sub: Any) -> None:
     n.add_argument("model", help="model bundle (.sinr) to annotate")
     n.add_argument("--data", required=True, help="the occurrence file the model was trained on")
     n.add_argument("--out", help="write the annotated bundle here (default: replace MODEL)")
+    _add_column_options(n)
+
+
+def _add_column_options(n: Any) -> None:
+    """The column options of the commands that re-read a model's training file."""
     for col in ("species", "name", "lat", "lon"):
         n.add_argument(f"--{col}-column")
 
@@ -199,8 +204,7 @@ def _add_footprint(sub: Any) -> None:
                    help="distance to the k-th nearest distinct training location (default %(default)s)")
     n.add_argument("--resolution", type=float, default=DEFAULT_RESOLUTION,
                    help="grid node spacing in degrees; must divide 180 (default %(default)s)")
-    for col in ("species", "name", "lat", "lon"):
-        n.add_argument(f"--{col}-column")
+    _add_column_options(n)
 
 
 def _add_local_evidence(sub: Any) -> None:
@@ -221,8 +225,7 @@ def _add_local_evidence(sub: Any) -> None:
                    help="weight b of the log local detection rate (default %(default)s)")
     n.add_argument("--source-column", help="the records' source (survey, atlas, dataset): detection rates are per "
                                            "source; without it all records are one source")
-    for col in ("species", "name", "lat", "lon"):
-        n.add_argument(f"--{col}-column")
+    _add_column_options(n)
 
 
 def _pos_weight(text: str) -> float | str:
@@ -256,20 +259,43 @@ def run_annotate(a: argparse.Namespace) -> dict[str, Any]:
     species' record extent and cell count; the weights are untouched."""
     from sinr_qgis.core.bundle import ModelBundle
 
+    bundle = ModelBundle.load(a.model)
+    out = check_writable(a.out or a.model)
+    _model_records(bundle, _read_data(a))  # stores the record extents
+    bundle.write(out)
+    print(f"wrote {out} (record extents of {bundle.n_species} species)", file=sys.stderr)
+    return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256}
+
+
+def _read_data(a: argparse.Namespace, **columns: Any) -> Any:
+    """The records of ``--data`` with the command's column options (and ``columns``)."""
     from .columnar import read_training_occurrences
+
+    occ, _ = read_training_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
+                                       lat_column=a.lat_column, lon_column=a.lon_column, **columns)
+    return occ
+
+
+def _model_records(bundle: Any, occ: Any, env: Any = None) -> Any:
+    """``occ``'s records selected as ``bundle`` recorded its training (cap, seed, thinning, minimum
+    records: ``prepare_training_data``), with ``env`` [N, k] for a covariate model. Raises
+    ``SinrError`` when they are not the model's records (``annotate_bundle``: it also stores
+    each species' record extent in ``bundle``)."""
     from .data import prepare_training_data
     from .export import annotate_bundle
 
-    bundle = ModelBundle.load(a.model)
-    out = check_writable(a.out or a.model)
     t = bundle.meta.get("training", {})
-    occ, _ = read_training_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
-                                       lat_column=a.lat_column, lon_column=a.lon_column)
     data = prepare_training_data(occ, cap=int(t.get("cap", 1000)), seed=int(t.get("seed", 0)),
-                                 thin_deg=t.get("thin_deg"), min_records=int(t.get("min_records", 1)))
-    annotate_bundle(bundle, data.codes, data.lonlat, data.species).write(out)
-    print(f"wrote {out} (record extents of {bundle.n_species} species)", file=sys.stderr)
-    return {"out": str(out), "n_species": bundle.n_species, "sha256": bundle.sha256}
+                                 thin_deg=t.get("thin_deg"), min_records=int(t.get("min_records", 1)), env=env)
+    annotate_bundle(bundle, data.codes, data.lonlat, data.species)
+    return data
+
+
+def _refuse_official(bundle: Any, what: str) -> None:
+    """``SinrError`` for a model imported from an official checkpoint: its records are not known."""
+    if bundle.meta.get("training", {}).get("origin") == "official SINR checkpoint":
+        raise SinrError(f"{bundle.name} was imported from an official SINR checkpoint: its training records are not "
+                        f"known, so {what}.")
 
 
 def run_footprint(a: argparse.Namespace) -> dict[str, Any]:
@@ -280,24 +306,18 @@ def run_footprint(a: argparse.Namespace) -> dict[str, Any]:
     from sinr_qgis.core.bundle import ModelBundle
     from sinr_qgis.core.covariates import CovariateStack
 
-    from .columnar import read_training_occurrences
-    from .data import keep_covered, prepare_training_data
-    from .export import annotate_bundle
+    from .data import keep_covered
     from .footprint import model_footprint
 
     if a.k < 1 or not (a.resolution > 0 and (180.0 / a.resolution).is_integer()):
         raise SinrError("--k must be at least 1 and --resolution a number of degrees that divides 180 (e.g. 0.25).")
     bundle = ModelBundle.load(a.model)
-    t = bundle.meta.get("training", {})
-    if t.get("origin") == "official SINR checkpoint":
-        raise SinrError(f"{bundle.name} was imported from an official SINR checkpoint: its training records are not "
-                        "known, so no footprint can be made for it.")
+    _refuse_official(bundle, "no footprint can be made for it")
     if bundle.covariates and not a.covariates:
         raise SinrError(f"{bundle.name} reads covariates ({', '.join(bundle.covariate_names)}): give the rasters it "
                         "was trained with (--covariates).")
     out = check_writable(a.out or a.model)
-    occ, _ = read_training_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
-                                       lat_column=a.lat_column, lon_column=a.lon_column)
+    occ = _read_data(a)
     env = None
     if bundle.covariates:
         stack = CovariateStack.open(a.covariates, categorical=a.categorical)
@@ -306,9 +326,7 @@ def run_footprint(a: argparse.Namespace) -> dict[str, Any]:
                             f"{', '.join(bundle.covariate_names)}. Give its rasters in that order.")
         covered = keep_covered(occ, stack)
         occ, env = covered.occ, covered.env
-    data = prepare_training_data(occ, cap=int(t.get("cap", 1000)), seed=int(t.get("seed", 0)),
-                                 thin_deg=t.get("thin_deg"), min_records=int(t.get("min_records", 1)), env=env)
-    annotate_bundle(bundle, data.codes, data.lonlat, data.species)  # refuses records that are not the model's
+    data = _model_records(bundle, occ, env)
     bundle.footprint = model_footprint(bundle.encoding, data.lonlat, data.env, bundle.covariate_names,
                                        bundle.covariate_classes, k=a.k, resolution=a.resolution)
     bundle.write(out)
@@ -323,24 +341,14 @@ def run_local_evidence(a: argparse.Namespace) -> dict[str, Any]:
     (``training/local_evidence.py``) with the LPT-R of the combined score, and store it."""
     from sinr_qgis.core.bundle import ModelBundle
 
-    from .columnar import read_training_occurrences
-    from .data import prepare_training_data
-    from .export import annotate_bundle
     from .local_evidence import attach, build_local_evidence
 
     bundle = ModelBundle.load(a.model)
-    t = bundle.meta.get("training", {})
-    if t.get("origin") == "official SINR checkpoint":
-        raise SinrError(f"{bundle.name} was imported from an official SINR checkpoint: its training records are not "
-                        "known, so it can have no local evidence.")
+    _refuse_official(bundle, "it can have no local evidence")
     if bundle.covariates:
         raise SinrError(f"{bundle.name} reads covariates: local evidence is for models that read coordinates only.")
     out = check_writable(a.out or a.model)
-    occ, _ = read_training_occurrences(a.data, species_column=a.species_column, name_column=a.name_column,
-                                       lat_column=a.lat_column, lon_column=a.lon_column, source_column=a.source_column)
-    data = prepare_training_data(occ, cap=int(t.get("cap", 1000)), seed=int(t.get("seed", 0)),
-                                 thin_deg=t.get("thin_deg"), min_records=int(t.get("min_records", 1)))
-    annotate_bundle(bundle, data.codes, data.lonlat, data.species)  # refuses records that are not the model's
+    data = _model_records(bundle, _read_data(a, source_column=a.source_column))
     component = build_local_evidence(data.lonlat, data.species, bundle.n_species, data.source,
                                      bandwidth_deg=a.bandwidth, record_weight=a.record_weight,
                                      survey_weight=a.survey_weight)

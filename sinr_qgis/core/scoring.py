@@ -80,7 +80,10 @@ def grid_logits(predictor: Predictor, grid: Grid, species: Sequence[Species], *,
     idx = np.array([s.index for s in species], dtype=np.int64)
 
     def score(e: np.ndarray, ll: np.ndarray) -> np.ndarray:
-        return matmul_t(np.asarray(e, dtype=np.float64), head) + predictor.offsets(ll, idx)
+        out = matmul_t(np.asarray(e, dtype=np.float64), head)
+        if predictor.local_evidence is not None:  # the score the predictor gives, as point_logits
+            out += predictor.offsets(ll, idx)
+        return out
 
     arr = apply_on_grid(predictor, grid, score, len(species),
                         mask_ocean=mask_ocean, covariates=covariates, progress=progress, is_cancelled=is_cancelled,

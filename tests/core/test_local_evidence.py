@@ -16,6 +16,7 @@ from sinr_qgis.core.grid import Grid
 from sinr_qgis.core.metrics import sigmoid
 from sinr_qgis.core.runtime import Predictor, local_evidence_status, predict_grid
 from sinr_qgis.core.scoring import point_logits
+from tests.helpers.bundle_files import rewrite
 from tests.helpers.local_evidence_bundles import FLOOR, RESOLUTION, le_bundle
 
 BOXES = {0: (-10.0, 40.0, 5.0, 52.0), 2: (0.0, 45.0, 3.0, 47.0)}
@@ -73,43 +74,30 @@ def test_round_trip_keeps_every_array(le_model, tmp_path):
     assert "Local evidence" in ModelBundle.load(tmp_path / "again.sinr").card()
 
 
-def _rewrite(src, dst, drop=(), meta_edit=None, replace=None):
+def _edited_meta(src, edit):
     with zipfile.ZipFile(src) as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(members["model.json"])
-    if meta_edit:
-        meta_edit(meta)
-    for name, data in (replace or {}).items():
-        members[name] = data
-    members["model.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(dst, "w") as z:
-        for n, b in members.items():
-            if n not in drop:
-                z.writestr(n, b)
+        meta = json.loads(z.read("model.json"))
+    edit(meta)
+    return {"model.json": json.dumps(meta).encode()}
 
 
 def test_broken_components_are_refused_with_what_to_do(le_model, tmp_path):
     src = le_model.path
-    _rewrite(src, tmp_path / "no_member.sinr", drop=(local_evidence.MEMBER,),
-             meta_edit=lambda m: m["member_sha256"].pop(local_evidence.MEMBER))
+    rewrite(src, tmp_path / "no_member.sinr", drop=local_evidence.MEMBER,
+            replace=_edited_meta(src, lambda m: m["member_sha256"].pop(local_evidence.MEMBER)))
     with pytest.raises(BundleError, match=r"local_evidence\.npz is missing.*Re-export"):
         ModelBundle.load(tmp_path / "no_member.sinr")
-    _rewrite(src, tmp_path / "no_entry.sinr", meta_edit=lambda m: m.pop(local_evidence.LOCAL_EVIDENCE_KEY))
+    no_entry = _edited_meta(src, lambda m: m.pop(local_evidence.LOCAL_EVIDENCE_KEY))
+    rewrite(src, tmp_path / "no_entry.sinr", replace=no_entry)
     with pytest.raises(BundleError, match="no 'local_evidence'"):
         ModelBundle.load(tmp_path / "no_entry.sinr")
     le = le_model.local_evidence
     short = local_evidence.LocalEvidence(le.bandwidth_deg, le.record_weight, le.survey_weight, le.resolution_deg,
                                          le.window[:2], le.start[:3], le.values[:int(le.start[2])], le.scale[:2],
                                          le.shift[:2], le.lpt_r[:2])
-    npz = short.to_npz()
-    import hashlib
-
-    def fix(m):
-        m["member_sha256"][local_evidence.MEMBER] = hashlib.sha256(npz).hexdigest()
-    _rewrite(src, tmp_path / "short.sinr", meta_edit=fix, replace={local_evidence.MEMBER: npz})
+    rewrite(src, tmp_path / "short.sinr", replace={local_evidence.MEMBER: short.to_npz()})  # its sum recorded
     with pytest.raises(BundleError, match="does not fit the model's 6 species"):
         ModelBundle.load(tmp_path / "short.sinr")
-
 
 def test_every_scoring_path_adds_exactly_the_offsets(le_model):
     rng = np.random.default_rng(1)
